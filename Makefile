@@ -1,0 +1,30 @@
+# make demo: set up (if needed) and train the NTM copy spec on the CPU for a few minutes.
+# make test: set up (if needed) and run the test suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint setup clean
+
+setup: $(STAMP)
+
+# The venv sees system packages, so a torch that is already installed is kept; only when
+# none can be imported is the CPU build of torch 2.13.0 installed.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv --system-site-packages $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check cogdsl kernels tests examples
+
+clean:
+	rm -rf $(VENV) runs/demo

@@ -1,0 +1,160 @@
+"""Addressing stages: the words of an addressing expression and the interface fields each needs.
+
+An NTM head's weighting is built by a pipe of stages (Graves et al. 2014, section 3.3)::
+
+    content(cosine) | gate | shift(1) | sharpen
+
+    content  w^c = softmax_i(beta * K(k, M_i))       needs key k (W, identity), strength beta (1, softplus)
+    gate     w^g = g w^c + (1 - g) w_{t-1}            needs gate g (1, sigmoid)
+    shift    w~_i = sum_j w^g_{i-j} s_j               needs shift weights s (2s+1, softmax over offsets -s..s)
+    sharpen  w_i = w~_i^gamma / sum_j w~_j^gamma      needs gamma (1, 1 + softplus, so gamma >= 1)
+
+Activations, and why: strengths only need to be positive, softplus keeps the gradient
+alive for negative pre-activations (the NTM paper asks for beta > 0); gate and erase are
+in [0, 1], so sigmoid; shift weights are a distribution, so softmax; sharpening must not
+blur, so gamma = 1 + softplus >= 1 (the "oneplus" of the DNC paper).
+
+A stage is added here, in :data:`STAGES`, with its arguments and fields; the validator,
+the interface layout and the docs follow from the declaration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cogdsl.blocks.base import Param
+from cogdsl.errors import DiagnosticSink, hint_for
+from cogdsl.spec import Address, Stage
+
+
+@dataclass(frozen=True)
+class Field:
+    """One named slice of a controller's interface vector, per head."""
+
+    name: str
+    size: int
+    activation: str  # identity | softplus | oneplus | sigmoid | softmax
+
+
+@dataclass(frozen=True)
+class StageKind:
+    name: str
+    doc: str
+    args: tuple[Param, ...]
+    fields: Callable[[dict[str, Any], int], tuple[Field, ...]]
+    memories: frozenset[str]  # memory kinds this stage works on
+
+
+@dataclass(frozen=True)
+class ResolvedStage:
+    """A stage with its arguments checked and defaulted."""
+
+    name: str
+    args: tuple[tuple[str, Any], ...]
+
+    def arg(self, name: str) -> Any:
+        return dict(self.args)[name]
+
+
+STAGES: dict[str, StageKind] = {}
+
+
+def _stage(kind: StageKind) -> None:
+    STAGES[kind.name] = kind
+
+
+_NTM = frozenset({"memory"})
+
+_stage(StageKind(
+    "content", "content addressing: softmax over slots of strength x similarity(key, slot)",
+    (Param("similarity", str, "cosine", choices=("cosine", "dot")),),
+    lambda args, width: (Field("key", width, "identity"), Field("strength", 1, "softplus")),
+    _NTM,
+))
+_stage(StageKind(
+    "gate", "interpolation with the head's previous weighting",
+    (), lambda args, width: (Field("gate", 1, "sigmoid"),), _NTM,
+))
+_stage(StageKind(
+    "shift", "circular convolution with a distribution over offsets -s..s",
+    (Param("s", int, 1, minimum=1, maximum=64),),
+    lambda args, width: (Field("shift", 2 * args["s"] + 1, "softmax"),), _NTM,
+))
+_stage(StageKind(
+    "sharpen", "w^gamma renormalised, gamma >= 1",
+    (), lambda args, width: (Field("gamma", 1, "oneplus"),), _NTM,
+))
+
+# The order NTM stages must come in (Graves et al. 2014, figure 2).
+NTM_ORDER = ("content", "gate", "shift", "sharpen")
+
+
+def resolve_stage(stage: Stage, owner: str, sink: DiagnosticSink) -> ResolvedStage | None:
+    kind = STAGES.get(stage.name)
+    if kind is None:
+        sink.error("E401", f"{owner}: unknown addressing stage '{stage.name}'", stage.span,
+                   hint_for(stage.name, STAGES, "the stages"))
+        return None
+    if len(stage.args) > len(kind.args):
+        sink.error("E403", f"{owner}: stage '{stage.name}' takes {len(kind.args)} argument(s), "
+                   f"found {len(stage.args)}", stage.span,
+                   f"write {stage.name}({', '.join(p.name for p in kind.args)})" if kind.args
+                   else f"write {stage.name} without parentheses")
+        return None
+    args = {}
+    for i, param in enumerate(kind.args):
+        if i < len(stage.args):
+            value = param.check(stage.args[i], stage.args[i].span, f"{owner}: stage '{stage.name}'", sink)
+            if value is None:
+                return None
+            args[param.name] = value
+        else:
+            args[param.name] = param.default
+    return ResolvedStage(stage.name, tuple(args.items()))
+
+
+def resolve_ntm_address(address: Address, owner: str, sink: DiagnosticSink) -> tuple[ResolvedStage, ...] | None:
+    """Check an address for an NTM ``memory``: one pipe, stages in NTM order, a gate only after content."""
+    if len(address.terms) > 1:
+        sink.error("E402", f"{owner}: a mixture ('+') of weightings needs a memory that provides several "
+                   "weightings (dnc_memory); an NTM memory takes one pipe", address.terms[1].span,
+                   "use one pipe such as 'content(cosine) | gate | shift(1) | sharpen'")
+        return None
+    stages = address.terms[0].stages
+    resolved = [resolve_stage(s, owner, sink) for s in stages]
+    if any(r is None for r in resolved):
+        return None
+    position = -1
+    seen: set[str] = set()
+    for stage, res in zip(stages, resolved, strict=True):
+        assert res is not None
+        if res.name not in NTM_ORDER:
+            sink.error("E402", f"{owner}: stage '{res.name}' does not work on an NTM memory", stage.span,
+                       f"NTM stages are {', '.join(NTM_ORDER)}")
+            return None
+        index = NTM_ORDER.index(res.name)
+        if res.name in seen:
+            sink.error("E402", f"{owner}: stage '{res.name}' appears twice", stage.span, "use each stage once")
+            return None
+        if index < position:
+            sink.error("E402", f"{owner}: stage '{res.name}' must come before '{NTM_ORDER[position]}'", stage.span,
+                       "NTM stages run in the order " + " | ".join(NTM_ORDER))
+            return None
+        seen.add(res.name)
+        position = index
+    if "gate" in seen and "content" not in seen:
+        gate_span = next(s.span for s in stages if s.name == "gate")
+        sink.error("E402", f"{owner}: 'gate' interpolates a content weighting with the previous one, "
+                   "but there is no 'content' stage before it", gate_span, "start with content(cosine)")
+        return None
+    return tuple(r for r in resolved if r is not None)
+
+
+def address_fields(stages: tuple[ResolvedStage, ...], width: int) -> tuple[Field, ...]:
+    """The interface fields one head needs for its addressing, in stage order."""
+    fields: list[Field] = []
+    for stage in stages:
+        fields.extend(STAGES[stage.name].fields(dict(stage.args), width))
+    return tuple(fields)

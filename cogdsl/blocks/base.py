@@ -1,0 +1,112 @@
+"""What every block kind declares: its parameters (as data), the fields it accepts, its family.
+
+A kind is one class in one file of ``cogdsl/blocks/``, registered with :func:`register`.
+The validator, ``cogdsl compile --explain``, the docs table and the contract tests read
+these declarations; nothing else needs to know about a new kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from cogdsl.errors import DiagnosticSink, Span, hint_for, one_of
+from cogdsl.spec import Value
+
+REQUIRED: Any = object()
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a name", bool: "true or false"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter: type, default (or REQUIRED), allowed range or choices, doc."""
+
+    name: str
+    type: type
+    default: Any = REQUIRED
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[Any, ...] | None = None
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def allowed(self) -> str:
+        """The allowed values in words, for error hints and docs."""
+        if self.choices is not None:
+            return one_of(str(c) for c in self.choices)
+        low = "" if self.minimum is None else f"{self.minimum} <= "
+        high = "" if self.maximum is None else f" <= {self.maximum}"
+        return f"{_TYPE_NAMES[self.type]}" + (f" with {low}{self.name}{high}" if low or high else "")
+
+    def check(self, value: Value, span: Span, owner: str, sink: DiagnosticSink) -> Any:
+        """The value converted to the declared type, or None after reporting why it is not allowed."""
+        data = value.data
+        if self.type is float and isinstance(data, int) and not isinstance(data, bool):
+            data = float(data)
+        if not isinstance(data, self.type) or (self.type is int and isinstance(data, bool)):
+            sink.error("E204", f"{owner}: parameter '{self.name}' must be {_TYPE_NAMES[self.type]}, "
+                       f"found {data!r}", value.span, f"allowed: {self.allowed()}")
+            return None
+        if self.choices is not None and data not in self.choices:
+            sink.error("E205", f"{owner}: '{data}' is not an allowed value of '{self.name}'", value.span,
+                       hint_for(str(data), [str(c) for c in self.choices], "allowed values"))
+            return None
+        if (self.minimum is not None and data < self.minimum) or (self.maximum is not None and data > self.maximum):
+            sink.error("E205", f"{owner}: parameter '{self.name}' is {data}, out of range", value.span,
+                       f"allowed: {self.allowed()}")
+            return None
+        return data
+
+
+def check_params(declared: tuple[Param, ...], given: dict[str, Value], spans: Callable[[str], Span],
+                 owner: str, owner_span: Span, sink: DiagnosticSink) -> dict[str, Any]:
+    """Check given parameters against declarations; return every declared parameter resolved.
+
+    Unknown, missing, mistyped and out-of-range parameters are each reported.
+    """
+    by_name = {p.name: p for p in declared}
+    resolved: dict[str, Any] = {}
+    for name, value in given.items():
+        if name not in by_name:
+            sink.error("E202", f"{owner}: unknown parameter '{name}'", spans(name),
+                       hint_for(name, by_name, "its parameters") if by_name else f"{owner} takes no parameters")
+    for param in declared:
+        if param.name in given:
+            resolved[param.name] = param.check(given[param.name], spans(param.name), owner, sink)
+        elif param.required:
+            sink.error("E203", f"{owner}: missing parameter '{param.name}'", owner_span,
+                       f"add '{param.name}' ({param.allowed()}){': ' + param.doc if param.doc else ''}")
+            resolved[param.name] = None
+        else:
+            resolved[param.name] = param.default
+    return resolved
+
+
+class BlockKind:
+    """Base of all block kinds. Subclasses set the class attributes and the lowering hooks."""
+
+    kind: ClassVar[str]
+    family: ClassVar[str]  # "controller", "memory" or "head"
+    doc: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    # Which of the wiring fields a kind accepts: "from", "memory", "by", "address".
+    accepts: ClassVar[frozenset[str]] = frozenset()
+    # The accepted fields that must be given.
+    requires: ClassVar[frozenset[str]] = frozenset()
+    # Whether other blocks may take this block's value as a source (controllers, read heads).
+    has_output: ClassVar[bool] = False
+
+
+REGISTRY: dict[str, type[BlockKind]] = {}
+
+
+def register(cls: type[BlockKind]) -> type[BlockKind]:
+    """Class decorator: add a kind to the registry."""
+    assert cls.kind not in REGISTRY, f"block kind {cls.kind} registered twice"
+    REGISTRY[cls.kind] = cls
+    return cls

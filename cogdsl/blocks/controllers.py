@@ -1,0 +1,137 @@
+"""Controllers: the networks that read inputs and drive heads (mlp, rnn, lstm, gru).
+
+Each controller kind lowers to a module with one method per time step,
+``forward(x_t, state) -> (h_t, state)``, where ``x_t`` (B, input size) is the
+concatenation of the controller's sources and ``h_t`` (B, hidden) is its output.
+The interface layer that turns ``h_t`` into head parameters belongs to the compiled
+model (:mod:`cogdsl.lower`), because its layout comes from the heads, not from here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from cogdsl.blocks.base import BlockKind, Param, register
+
+State = tuple[torch.Tensor, ...]
+
+_CLIP = Param("clip", float, 20.0, minimum=0.0,
+              doc="interface values are clamped to [-clip, clip] before their activations; 0 turns clipping off")
+_HIDDEN = Param("hidden", int, minimum=1, maximum=65536, doc="units per layer")
+_LAYERS = Param("layers", int, 1, minimum=1, maximum=16, doc="stacked layers")
+
+
+class ControllerKind(BlockKind):
+    family = "controller"
+    accepts = frozenset({"from"})
+    requires = frozenset({"from"})
+    has_output = True
+
+    @classmethod
+    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+        raise NotImplementedError
+
+
+class Controller(nn.Module):
+    """A controller's step. Subclasses define ``cells`` and how a layer steps."""
+
+    output_size: int
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> State:
+        return ()
+
+
+class MLPController(Controller):
+    """h = act(W_L ... act(W_1 x)); no recurrent state."""
+
+    def __init__(self, input_size: int, hidden: int, layers: int, activation: str):
+        super().__init__()
+        act = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}[activation]
+        modules: list[nn.Module] = []
+        size = input_size
+        for _ in range(layers):
+            modules += [nn.Linear(size, hidden), act()]
+            size = hidden
+        self.net = nn.Sequential(*modules)
+        self.output_size = hidden
+
+    def forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        return self.net(x), state
+
+
+class RecurrentController(Controller):
+    """A stack of cells of one type; the top layer's hidden state is the output."""
+
+    def __init__(self, cell: type[nn.Module], input_size: int, hidden: int, layers: int, **cell_args: Any):
+        super().__init__()
+        sizes = [input_size] + [hidden] * (layers - 1)
+        self.cells = nn.ModuleList(cell(size, hidden, **cell_args) for size in sizes)
+        self.hidden = hidden
+        self.is_lstm = cell is nn.LSTMCell
+        self.output_size = hidden
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> State:
+        per_layer = 2 if self.is_lstm else 1
+        zeros = like.new_zeros(batch, self.hidden)
+        return tuple(zeros for _ in range(per_layer * len(self.cells)))
+
+    def forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        new_state: list[torch.Tensor] = []
+        if self.is_lstm:
+            for layer, cell in enumerate(self.cells):
+                h, c = cell(x, (state[2 * layer], state[2 * layer + 1]))
+                new_state += [h, c]
+                x = h
+        else:
+            for layer, cell in enumerate(self.cells):
+                x = cell(x, state[layer])
+                new_state.append(x)
+        return x, tuple(new_state)
+
+
+@register
+class MLPKind(ControllerKind):
+    kind = "mlp"
+    doc = "Feed-forward controller: `layers` dense layers of `hidden` units (no recurrent state)."
+    params = (_HIDDEN, _LAYERS, Param("activation", str, "relu", choices=("relu", "tanh", "sigmoid")), _CLIP)
+
+    @classmethod
+    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+        return MLPController(input_size, params["hidden"], params["layers"], params["activation"])
+
+
+@register
+class RNNKind(ControllerKind):
+    kind = "rnn"
+    doc = "Elman RNN controller: h_t = act(W x_t + U h_{t-1} + b)."
+    params = (_HIDDEN, _LAYERS, Param("nonlinearity", str, "tanh", choices=("tanh", "relu")), _CLIP)
+
+    @classmethod
+    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+        return RecurrentController(nn.RNNCell, input_size, params["hidden"], params["layers"],
+                                   nonlinearity=params["nonlinearity"])
+
+
+@register
+class LSTMKind(ControllerKind):
+    kind = "lstm"
+    doc = "LSTM controller (Hochreiter & Schmidhuber 1997), as in the NTM and DNC papers."
+    params = (_HIDDEN, _LAYERS, _CLIP)
+
+    @classmethod
+    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+        return RecurrentController(nn.LSTMCell, input_size, params["hidden"], params["layers"])
+
+
+@register
+class GRUKind(ControllerKind):
+    kind = "gru"
+    doc = "GRU controller (Cho et al. 2014)."
+    params: ClassVar = (_HIDDEN, _LAYERS, _CLIP)
+
+    @classmethod
+    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+        return RecurrentController(nn.GRUCell, input_size, params["hidden"], params["layers"])

@@ -1,0 +1,188 @@
+"""Read and write heads on an NTM memory, and the group that runs them together.
+
+Heads that share a memory, a controller and an addressing pipe form a *head group*: one
+call of each op addresses all of them at once (H = every head of every read and write
+block in the group), one call reads, and the group hands its write weights, erase and add
+vectors to the memory, which applies every write of the step in one call.
+
+Interface fields and their activations, per head (the controller's interface vector
+is clamped to [-clip, clip] first, as Collier & Beel 2018 and the DNC clip controller
+outputs):
+
+    key       W      identity
+    strength  1      softplus        (beta > 0)
+    gate      1      sigmoid         (in [0, 1])
+    shift     2s+1   softmax         (a distribution over offsets -s..s)
+    gamma     1      1 + softplus    (gamma >= 1)
+    erase     W      sigmoid         (write heads; in [0, 1])
+    add       W      identity        (write heads)
+
+The layout groups a field across heads (all keys, then all strengths, ...), so each field
+is one view of the interface vector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cogdsl import ops
+from cogdsl.blocks.addressing import Field, ResolvedStage, address_fields
+from cogdsl.blocks.base import BlockKind, Param, register
+
+_HEADS = Param("heads", int, 1, minimum=1, maximum=64, doc="number of heads this block has")
+
+
+class HeadKind(BlockKind):
+    family = "head"
+    params = (_HEADS,)
+    accepts = frozenset({"memory", "by", "address"})
+    requires = frozenset({"memory", "by"})
+    writes = False
+    extra_fields: tuple[tuple[str, str], ...] = ()  # (field, activation), each of size W
+
+
+@register
+class ReadKind(HeadKind):
+    kind = "read"
+    doc = "Read heads: r = sum_i w_i M_i for each head; the block's value is the heads' reads, (B, heads * W)."
+    has_output = True
+
+
+@register
+class WriteKind(HeadKind):
+    kind = "write"
+    doc = "Write heads: erase then add, M <- M o (1 - w e^T) + w a^T for each head."
+    writes = True
+    extra_fields = (("erase", "sigmoid"), ("add", "identity"))
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """Which head blocks form a group: reads first, then writes, each with its head count."""
+
+    memory: str
+    controller: str
+    stages: tuple[ResolvedStage, ...]
+    reads: tuple[tuple[str, int], ...]
+    writes: tuple[tuple[str, int], ...]
+
+    @property
+    def read_heads(self) -> int:
+        return sum(n for _, n in self.reads)
+
+    @property
+    def write_heads(self) -> int:
+        return sum(n for _, n in self.writes)
+
+    @property
+    def heads(self) -> int:
+        return self.read_heads + self.write_heads
+
+
+@dataclass(frozen=True)
+class FieldSlice:
+    """Where one field of a group lies in the controller's interface vector."""
+
+    name: str
+    offset: int
+    heads: int
+    size: int
+    activation: str
+    first_head: int  # index, within the group, of the first head that has this field
+
+    @property
+    def stop(self) -> int:
+        return self.offset + self.heads * self.size
+
+
+def group_layout(plan: GroupPlan, width: int, offset: int = 0) -> list[FieldSlice]:
+    """Lay the group's fields out from ``offset``: each addressing field for all heads, then erase, add."""
+    slices = []
+    for field in address_fields(plan.stages, width):
+        slices.append(FieldSlice(field.name, offset, plan.heads, field.size, field.activation, 0))
+        offset = slices[-1].stop
+    if plan.writes:
+        for name, activation in WriteKind.extra_fields:
+            field = Field(name, width, activation)
+            slices.append(FieldSlice(field.name, offset, plan.write_heads, field.size, activation, plan.read_heads))
+            offset = slices[-1].stop
+    return slices
+
+
+_ACTIVATIONS = {
+    "identity": lambda x: x,
+    "softplus": F.softplus,
+    "oneplus": lambda x: 1 + F.softplus(x),
+    "sigmoid": torch.sigmoid,
+    "softmax": lambda x: torch.softmax(x, dim=-1),
+}
+
+
+class HeadGroup(nn.Module):
+    """Runs one group's addressing, reads and write preparation for one step."""
+
+    def __init__(self, plan: GroupPlan, width: int, offset: int):
+        super().__init__()
+        self.plan = plan
+        self.width = width
+        self.layout = group_layout(plan, width, offset)
+        self.stage_names = tuple(s.name for s in plan.stages)
+        self.similarity = next((s.arg("similarity") for s in plan.stages if s.name == "content"), "cosine")
+        # r@prev at t = 0: a learned vector per read block, as Collier & Beel 2018 recommend.
+        self.read_init = nn.ParameterDict({
+            name: nn.Parameter(torch.randn(heads * width) * 0.01) for name, heads in plan.reads
+        })
+
+    def fields(self, interface: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Slice and activate each field: (B, heads, size), or (B, heads) for size-1 fields."""
+        batch = interface.shape[0]
+        out = {}
+        for f in self.layout:
+            raw = interface[:, f.offset:f.stop]
+            raw = raw.view(batch, f.heads) if f.size == 1 else raw.view(batch, f.heads, f.size)
+            out[f.name] = _ACTIVATIONS[f.activation](raw)
+        return out
+
+    def forward(
+        self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
+        """One step for every head of the group.
+
+        Args:
+            interface: (B, I) the controller's clamped interface vector.
+            memory: (B, N, W) the memory before this step's writes.
+            previous: (B, H, N) the group's weightings at the previous step.
+
+        Returns:
+            weights (B, H, N); reads (B, H_read, W) or None; and for write heads
+            (weights (B, H_write, N), erase (B, H_write, W), add (B, H_write, W)) or None.
+        """
+        f = self.fields(interface)
+        names = self.stage_names
+        if names == ("content", "gate", "shift", "sharpen"):
+            weights = ops.ntm_address(memory, previous, f["key"], f["strength"], f["gate"], f["shift"], f["gamma"],
+                                      similarity=self.similarity)
+        else:
+            weights = previous
+            if "content" in names:
+                weights = ops.content_weights(memory, f["key"], f["strength"], self.similarity)
+            if "gate" in names:
+                weights = ops.interpolate(weights, previous, f["gate"])
+            if "shift" in names:
+                weights = ops.shift(weights, f["shift"])
+            if "sharpen" in names:
+                weights = ops.sharpen(weights, f["gamma"])
+        plan = self.plan
+        reads = ops.read(memory, weights[:, :plan.read_heads]) if plan.reads else None
+        writes = (weights[:, plan.read_heads:], f["erase"], f["add"]) if plan.writes else None
+        return weights, reads, writes
+
+    def initial_weights(self, batch: int, slots: int, like: torch.Tensor) -> torch.Tensor:
+        """Every head starts focused on slot 0, (B, H, N), so location addressing has a place to move from."""
+        weights = like.new_zeros(batch, self.plan.heads, slots)
+        weights[:, :, 0] = 1.0
+        return weights

@@ -1,0 +1,57 @@
+"""The NTM memory matrix (Graves et al. 2014): N slots of width W, one per sequence in the batch.
+
+Step order: every head addresses, and every read head reads, the memory as it was at the
+end of the previous step; then all of the memory's write heads write at once,
+M_t = M_{t-1} o prod_h (1 - w_h e_h^T) + sum_h w_h a_h^T (see :func:`cogdsl.ops.write`).
+So reads never see this step's writes, as in the NTM paper.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from cogdsl.blocks.base import BlockKind, Param, register
+
+
+@register
+class MemoryKind(BlockKind):
+    kind = "memory"
+    family = "memory"
+    doc = "NTM memory matrix of `slots` x `width`, read and written by `read`/`write` heads."
+    params = (
+        Param("slots", int, minimum=1, maximum=1 << 20, doc="number of memory slots N"),
+        Param("width", int, minimum=1, maximum=65536, doc="width W of each slot"),
+        Param("init", str, "constant", choices=("constant", "learned", "random"),
+              doc="initial contents: a small constant (Collier & Beel 2018 found it trains best), "
+                  "a learned matrix, or fresh Gaussian noise per sequence"),
+        Param("init_value", float, 1e-6, doc="the constant for init=constant"),
+        Param("init_std", float, 0.1, minimum=0.0, doc="standard deviation for init=learned or random"),
+    )
+    # The address a head gets when it writes none.
+    default_address = "content(cosine) | gate | shift(1) | sharpen"
+
+    @classmethod
+    def build(cls, params: dict[str, Any]) -> NTMMemory:
+        return NTMMemory(params["slots"], params["width"], params["init"], params["init_value"], params["init_std"])
+
+
+class NTMMemory(nn.Module):
+    """Holds how a memory starts; the memory itself lives in the model's state."""
+
+    def __init__(self, slots: int, width: int, init: str, init_value: float, init_std: float):
+        super().__init__()
+        self.slots, self.width, self.init, self.init_value, self.init_std = slots, width, init, init_value, init_std
+        if init == "learned":
+            self.initial = nn.Parameter(torch.randn(slots, width) * init_std)
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
+        """The memory at t = 0, (B, N, W)."""
+        shape = (batch, self.slots, self.width)
+        if self.init == "learned":
+            return self.initial.to(like.dtype).expand(shape)
+        if self.init == "random":
+            return torch.randn(shape, dtype=like.dtype, device=like.device) * self.init_std
+        return like.new_full(shape, self.init_value)

@@ -1,0 +1,155 @@
+"""Pass 4: the size of every value, each controller's interface layout, and the order of one step.
+
+Sizes are derived, never written by hand:
+
+    input            its declared size
+    controller       hidden;        its input is the concatenation of its sources
+    read block       heads x W of its memory
+    output           its declared size; its input is the concatenation of its sources
+
+A controller's interface vector is laid out from the heads it drives: for each head group
+(heads sharing memory, controller and addressing) each field for all heads in turn, see
+:mod:`cogdsl.blocks.heads`. The step order is a topological order of the delay-0 wires;
+each memory's writes come last, so every read sees the memory of the previous step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from cogdsl.blocks import REGISTRY
+from cogdsl.blocks.addressing import ResolvedStage, resolve_ntm_address
+from cogdsl.blocks.base import check_params
+from cogdsl.blocks.heads import FieldSlice, GroupPlan, group_layout
+from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError
+from cogdsl.graph import immediate_graph
+from cogdsl.parse_cog import parse_address
+from cogdsl.spec import Block, Spec
+from cogdsl.tasks import make_task
+from cogdsl.train_config import TrainConfig, resolve_train
+
+Unit = tuple[str, str]  # ("controller", name) | ("group", index) | ("output", name) | ("write", memory)
+
+
+@dataclass(frozen=True)
+class Shapes:
+    params: dict[str, dict[str, Any]]
+    sizes: dict[str, int]
+    input_sizes: dict[str, int]
+    groups: tuple[GroupPlan, ...]
+    interfaces: dict[str, tuple[tuple[int, FieldSlice], ...]]  # controller -> (group index, field slice)
+    interface_sizes: dict[str, int]
+    order: tuple[Unit, ...]
+    delayed: frozenset[str]
+    train: TrainConfig | None
+
+
+def resolved_params(block: Block) -> dict[str, Any]:
+    """A valid block's parameters with defaults filled in."""
+    kind = REGISTRY[block.kind]
+    return check_params(kind.params, block.params, block.param_span, block.name, block.span, DiagnosticSink())
+
+
+def head_stages(block: Block) -> tuple[ResolvedStage, ...]:
+    kind = REGISTRY[block.kind]
+    memory_kind = REGISTRY["memory"]
+    address = block.address or parse_address(memory_kind.default_address, block.span)
+    stages = resolve_ntm_address(address, block.name, DiagnosticSink())
+    assert stages is not None and kind.family == "head"
+    return stages
+
+
+def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
+    """Shapes of a validated spec; raises ShapeError where sizes do not fit (e.g. the task's)."""
+    params = {b.name: resolved_params(b) for b in spec.blocks}
+    kinds = {b.name: REGISTRY[b.kind] for b in spec.blocks}
+    sizes: dict[str, int] = {i.name: i.size.data for i in spec.inputs}
+    for block in spec.blocks:
+        kind = kinds[block.name]
+        if kind.family == "controller":
+            sizes[block.name] = params[block.name]["hidden"]
+        elif kind.family == "head" and kind.has_output:
+            assert block.memory is not None
+            sizes[block.name] = params[block.name]["heads"] * params[block.memory.name]["width"]
+    input_sizes = {b.name: sum(sizes[r.name] for r in b.sources) for b in spec.blocks if b.sources}
+    input_sizes.update({o.name: sum(sizes[r.name] for r in o.sources) for o in spec.outputs})
+    sizes.update({o.name: o.size.data for o in spec.outputs})
+
+    groups: dict[tuple[str, str, tuple[ResolvedStage, ...]], tuple[list, list]] = {}
+    for block in spec.blocks:
+        kind = kinds[block.name]
+        if kind.family != "head":
+            continue
+        assert block.memory is not None and block.by is not None
+        key = (block.memory.name, block.by.name, head_stages(block))
+        reads, writes = groups.setdefault(key, ([], []))
+        (writes if kind.writes else reads).append((block.name, params[block.name]["heads"]))
+    plans = tuple(GroupPlan(m, c, s, tuple(r), tuple(w)) for (m, c, s), (r, w) in groups.items())
+
+    interfaces: dict[str, tuple[tuple[int, FieldSlice], ...]] = {}
+    interface_sizes: dict[str, int] = {}
+    for index, plan in enumerate(plans):
+        offset = interface_sizes.get(plan.controller, 0)
+        layout = group_layout(plan, params[plan.memory]["width"], offset)
+        interfaces[plan.controller] = interfaces.get(plan.controller, ()) + tuple((index, f) for f in layout)
+        interface_sizes[plan.controller] = layout[-1].stop if layout else offset
+
+    train = resolve_train(spec.train, DiagnosticSink())
+    _check_task_shapes(spec, train)
+    return Shapes(
+        params=params,
+        sizes=sizes,
+        input_sizes=input_sizes,
+        groups=plans,
+        interfaces=interfaces,
+        interface_sizes=interface_sizes,
+        order=_step_order(spec, graph, plans),
+        delayed=frozenset(u for u, _, d in graph.edges(data=True) if d["delay"] == 1 and d["role"] == "source"),
+        train=train,
+    )
+
+
+def _step_order(spec: Spec, graph: nx.MultiDiGraph, plans: tuple[GroupPlan, ...]) -> tuple[Unit, ...]:
+    position = {name: i for i, name in enumerate([i.name for i in spec.inputs] + [b.name for b in spec.blocks]
+                                                 + [o.name for o in spec.outputs])}
+    group_of = {name: index for index, plan in enumerate(plans) for name, _ in plan.reads + plan.writes}
+    order: list[Unit] = []
+    emitted: set[int] = set()
+    for node in nx.lexicographical_topological_sort(immediate_graph(graph), key=lambda n: f"{position[n]:06d}"):
+        family = graph.nodes[node]["family"]
+        if family == "controller":
+            order.append(("controller", node))
+        elif family == "head" and group_of[node] not in emitted:
+            emitted.add(group_of[node])
+            order.append(("group", str(group_of[node])))
+        elif family == "output":
+            order.append(("output", node))
+    written = dict.fromkeys(plan.memory for plan in plans if plan.writes)
+    order += [("write", memory) for memory in written]
+    return tuple(order)
+
+
+def _check_task_shapes(spec: Spec, train: TrainConfig | None) -> None:
+    if train is None:
+        return
+    task = make_task(train.task, **train.task_params)
+    problems = []
+    what = f"task {train.task}({', '.join(f'{k}={v}' for k, v in train.task_params.items())})"
+    if len(spec.inputs) != 1 or len(spec.outputs) != 1:
+        problems.append(Diagnostic("E501", f"{what} needs a model with one input and one output; this one has "
+                                   f"{len(spec.inputs)} and {len(spec.outputs)}", spec.model.span))
+    else:
+        (source,), (target,) = spec.inputs, spec.outputs
+        if source.size.data != task.input_size:
+            problems.append(Diagnostic("E501", f"size mismatch: {what} feeds {task.input_size} channels but input "
+                                       f"'{source.name}' has size {source.size.data}", source.size.span,
+                                       f"set the size of '{source.name}' to {task.input_size}"))
+        if target.size.data != task.output_size:
+            problems.append(Diagnostic("E501", f"size mismatch: {what} expects {task.output_size} outputs but output "
+                                       f"'{target.name}' has size {target.size.data}", target.size.span,
+                                       f"set the size of '{target.name}' to {task.output_size}"))
+    if problems:
+        raise ShapeError(problems, {spec.file: spec.source or ""})

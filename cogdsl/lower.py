@@ -1,0 +1,243 @@
+"""Pass 5: a validated, shape-inferred spec becomes a :class:`CompiledModel` (a ``torch.nn.Module``).
+
+One step runs the units of ``shapes.order``:
+
+1. each controller reads the concatenation of its sources (``x@prev`` values come from
+   the state) and emits its output h and its interface vector ``clamp(W h + b, ±clip)``;
+2. each head group addresses the memory *as it was after the previous step*, and its
+   read heads read it;
+3. outputs: ``activation(W [sources] + b)``;
+4. each memory applies all of this step's writes at once.
+
+The state is a dict: controller states, each memory, each head group's previous
+weightings, and the values read with ``@prev``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from cogdsl import ops
+from cogdsl.blocks import REGISTRY
+from cogdsl.blocks.heads import HeadGroup
+from cogdsl.infer import Shapes
+from cogdsl.spec import Spec
+
+State = dict[str, Any]
+
+_OUTPUT_ACTIVATIONS = {
+    None: None, "none": None,
+    "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
+    "softmax": lambda x: torch.softmax(x, dim=-1),
+}
+
+
+class CompiledModel(nn.Module):
+    """The model a spec describes.
+
+    ``forward(x)`` runs a batch-first sequence, x (B, T, input size) → y (B, T, output
+    size); with several inputs or outputs, dicts by name. ``initial_state(batch)`` and
+    ``step(x_t, state)`` run one step at a time.
+    """
+
+    def __init__(self, spec: Spec, shapes: Shapes):
+        super().__init__()
+        self.spec = spec
+        self.shapes = shapes
+        self.input_names = tuple(i.name for i in spec.inputs)
+        self.output_names = tuple(o.name for o in spec.outputs)
+        blocks = {b.name: b for b in spec.blocks}
+        self.sources = {b.name: tuple((r.name, r.delay) for r in b.sources) for b in spec.blocks}
+        self.sources.update({o.name: tuple((r.name, r.delay) for r in o.sources) for o in spec.outputs})
+
+        self.controllers = nn.ModuleDict()
+        self.interfaces = nn.ModuleDict()
+        self.clips: dict[str, float] = {}
+        self.memories = nn.ModuleDict()
+        for name, block in blocks.items():
+            kind = REGISTRY[block.kind]
+            params = shapes.params[name]
+            if kind.family == "controller":
+                self.controllers[name] = kind.build(params, shapes.input_sizes[name])
+                if shapes.interface_sizes.get(name):
+                    self.interfaces[name] = nn.Linear(params["hidden"], shapes.interface_sizes[name])
+                self.clips[name] = params["clip"]
+            elif kind.family == "memory":
+                self.memories[name] = kind.build(params)
+        self.groups = nn.ModuleList(
+            HeadGroup(plan, shapes.params[plan.memory]["width"], _group_offset(shapes, i))
+            for i, plan in enumerate(shapes.groups)
+        )
+        self.outputs = nn.ModuleDict({
+            o.name: nn.Linear(shapes.input_sizes[o.name], o.size.data) for o in spec.outputs
+        })
+        self.activations = {o.name: _OUTPUT_ACTIVATIONS[o.activation.data if o.activation else None]
+                            for o in spec.outputs}
+        self.order = shapes.order
+        self.delayed = tuple(sorted(shapes.delayed))
+
+    # -- state -------------------------------------------------------------------
+    def initial_state(self, batch: int, like: torch.Tensor | None = None) -> State:
+        """The state before the first step. ``like`` gives dtype and device (default: the parameters')."""
+        if like is None:
+            like = next(self.parameters())
+        state: State = {}
+        for name, controller in self.controllers.items():
+            state[name] = controller.initial_state(batch, like)
+        for name, memory in self.memories.items():
+            state[name] = memory.initial_state(batch, like)
+        for index, group in enumerate(self.groups):
+            slots = self.memories[group.plan.memory].slots
+            state[f"weights:{index}"] = group.initial_weights(batch, slots, like)
+        read_init = {name: p for group in self.groups for name, p in group.read_init.items()}
+        for name in self.delayed:
+            if name in read_init:
+                state[f"prev:{name}"] = read_init[name].to(like.dtype).expand(batch, -1)
+            else:
+                state[f"prev:{name}"] = like.new_zeros(batch, self.shapes.sizes[name])
+        return state
+
+    # -- one step ------------------------------------------------------------------
+    def step(self, x_t: torch.Tensor | dict[str, torch.Tensor], state: State, *, raw: bool = False,
+             trace: dict[str, list[torch.Tensor]] | None = None) -> tuple[Any, State]:
+        """One time step: x_t (B, input size) or a dict by input name → (y_t, new state).
+
+        ``raw=True`` returns outputs before their activation (logits, for the loss);
+        ``trace``, if given, collects each head block's weightings (B, heads, N) by name.
+        """
+        values: dict[str, torch.Tensor] = self._inputs(x_t)
+        new_state: State = {}
+        interfaces: dict[str, torch.Tensor] = {}
+        pending_writes: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+        for unit, name in self.order:
+            if unit == "controller":
+                controller_input = self._gather(name, values, state)
+                h, new_state[name] = self.controllers[name](controller_input, state[name])
+                values[name] = h
+                if name in self.interfaces:
+                    interface = self.interfaces[name](h)
+                    clip = self.clips[name]
+                    interfaces[name] = interface.clamp(-clip, clip) if clip > 0 else interface
+            elif unit == "group":
+                index = int(name)
+                group = self.groups[index]
+                plan = group.plan
+                weights, reads, writes = group(interfaces[plan.controller], state[plan.memory],
+                                               state[f"weights:{index}"])
+                new_state[f"weights:{index}"] = weights
+                if reads is not None:
+                    start = 0
+                    for block, heads in plan.reads:
+                        values[block] = reads[:, start:start + heads].reshape(reads.shape[0], -1)
+                        start += heads
+                if writes is not None:
+                    pending_writes.setdefault(plan.memory, []).append(writes)
+                if trace is not None:
+                    start = 0
+                    for block, heads in plan.reads + plan.writes:
+                        trace.setdefault(block, []).append(weights[:, start:start + heads])
+                        start += heads
+            elif unit == "output":
+                y = self.outputs[name](self._gather(name, values, state))
+                activation = self.activations[name]
+                values[name] = y if raw or activation is None else activation(y)
+            else:  # "write": every write head of this memory, at once
+                writes = pending_writes[name]
+                if len(writes) == 1:
+                    weights, erase, add = writes[0]
+                else:
+                    weights, erase, add = (torch.cat(parts, dim=1) for parts in zip(*writes, strict=True))
+                new_state[name] = ops.write(state[name], weights, erase, add)
+        for name, memory_state in state.items():
+            if name not in new_state and not name.startswith("prev:"):
+                new_state[name] = memory_state  # memories nobody wrote this step
+        for name in self.delayed:
+            new_state[f"prev:{name}"] = values[name]
+        if len(self.output_names) == 1:
+            return values[self.output_names[0]], new_state
+        return {name: values[name] for name in self.output_names}, new_state
+
+    def _inputs(self, x_t: torch.Tensor | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if isinstance(x_t, dict):
+            missing = set(self.input_names) - set(x_t)
+            if missing:
+                raise ValueError(f"missing inputs {sorted(missing)}; the model takes {list(self.input_names)}")
+            return dict(x_t)
+        if len(self.input_names) != 1:
+            raise ValueError(f"this model has inputs {list(self.input_names)}: pass a dict by name")
+        return {self.input_names[0]: x_t}
+
+    def _gather(self, name: str, values: dict[str, torch.Tensor], state: State) -> torch.Tensor:
+        parts = [state[f"prev:{src}"] if delay else values[src] for src, delay in self.sources[name]]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+
+    # -- a whole sequence -------------------------------------------------------------
+    def forward(self, x: torch.Tensor | dict[str, torch.Tensor], state: State | None = None, *,
+                raw: bool = False, return_weights: bool = False) -> Any:
+        """Run a batch-first sequence, x (B, T, I) → y (B, T, O) (dicts by name for several).
+
+        ``raw=True``: outputs before their activation. ``return_weights=True``: also return
+        each head block's weightings, (B, T, heads, N), as a dict by block name.
+        """
+        first = next(iter(x.values())) if isinstance(x, dict) else x
+        if first.dim() != 3:
+            raise ValueError(f"expected a batch-first sequence (B, T, size), got shape {tuple(first.shape)}")
+        batch, steps = first.shape[0], first.shape[1]
+        self._check_sizes(x)
+        if state is None:
+            state = self.initial_state(batch, first)
+        trace: dict[str, list[torch.Tensor]] | None = {} if return_weights else None
+        ys: list[Any] = []
+        for t in range(steps):
+            x_t = {k: v[:, t] for k, v in x.items()} if isinstance(x, dict) else x[:, t]
+            y_t, state = self.step(x_t, state, raw=raw, trace=trace)
+            ys.append(y_t)
+        if isinstance(ys[0], dict):
+            y: Any = {name: torch.stack([y_t[name] for y_t in ys], dim=1) for name in self.output_names}
+        else:
+            y = torch.stack(ys, dim=1)
+        if return_weights:
+            assert trace is not None
+            return y, {name: torch.stack(steps_, dim=1) for name, steps_ in trace.items()}
+        return y
+
+    def _check_sizes(self, x: torch.Tensor | dict[str, torch.Tensor]) -> None:
+        given = x if isinstance(x, dict) else {self.input_names[0]: x} if len(self.input_names) == 1 else None
+        if given is None:
+            raise ValueError(f"this model has inputs {list(self.input_names)}: pass a dict by name")
+        for name, tensor in given.items():
+            expected = self.shapes.sizes.get(name)
+            if name not in self.input_names:
+                raise ValueError(f"unknown input '{name}'; the model takes {list(self.input_names)}")
+            if tensor.shape[-1] != expected:
+                raise ValueError(f"input '{name}' has size {tensor.shape[-1]}, the spec says {expected}")
+
+    # -- introspection ------------------------------------------------------------------
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters per spec block (controllers include their interface layer)."""
+        counts: dict[str, int] = {}
+        for name, controller in self.controllers.items():
+            counts[name] = sum(p.numel() for p in controller.parameters())
+            if name in self.interfaces:
+                counts[name] += sum(p.numel() for p in self.interfaces[name].parameters())
+        for name, memory in self.memories.items():
+            counts[name] = sum(p.numel() for p in memory.parameters())
+        for group in self.groups:
+            for block, _ in group.plan.reads + group.plan.writes:
+                counts[block] = group.read_init[block].numel() if block in group.read_init else 0
+        for name, layer in self.outputs.items():
+            counts[name] = sum(p.numel() for p in layer.parameters())
+        return counts
+
+
+def _group_offset(shapes: Shapes, index: int) -> int:
+    plan = shapes.groups[index]
+    return min(f.offset for i, f in shapes.interfaces[plan.controller] if i == index)
+
+
+def lower(spec: Spec, shapes: Shapes) -> CompiledModel:
+    """Build the module for a validated spec with inferred shapes."""
+    return CompiledModel(spec, shapes)

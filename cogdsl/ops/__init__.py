@@ -1,0 +1,348 @@
+"""The functional ops: memory addressing and read/write as pure, differentiable equations.
+
+Every op takes and returns torch tensors, batch first, float32 or float64, and is
+differentiable in every input. Training tricks (stop-gradients and the like) belong to the
+block that calls an op, never inside it.
+
+Each public function here checks its arguments' shapes (Python only, no device sync; a
+combination of shapes that passed once is remembered, so a training loop pays for a set
+lookup, not the check), then calls the implementation chosen by :mod:`cogdsl.ops.backend`: the PyTorch reference in
+:mod:`cogdsl.ops.ntm`, or a Triton kernel on CUDA when one is registered. Force one with
+``with cogdsl.ops.use_backend("torch"):`` or ``COGDSL_BACKEND=torch``.
+
+Shape letters: B batch, H heads, N memory slots, W slot width, K = 2s+1 shift offsets
+(−s..s).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from cogdsl.ops import ntm as _ntm  # registers the "torch" backend
+from cogdsl.ops.backend import (
+    BACKENDS,
+    BackendUnavailableError,
+    current_backend,
+    register,
+    use_backend,
+)
+from cogdsl.ops.backend import resolve as _resolve
+
+__all__ = [
+    "BACKENDS",
+    "SIMILARITIES",
+    "BackendUnavailableError",
+    "content_weights",
+    "current_backend",
+    "interpolate",
+    "ntm_address",
+    "read",
+    "register",
+    "sharpen",
+    "shift",
+    "use_backend",
+    "write",
+]
+
+SIMILARITIES = _ntm.SIMILARITIES
+
+_DIM_NAMES = {
+    "B": "batch size",
+    "H": "head count",
+    "N": "slot count",
+    "W": "width",
+    "K": "shift offset count",
+}
+
+# (op, argument shapes..., options...) keys that passed their checks; see _remember.
+_VALID: set[tuple[object, ...]] = set()
+
+
+def _remember(key: tuple[object, ...]) -> None:
+    if len(_VALID) >= 4096:  # shapes that change every call: keep the set bounded
+        _VALID.clear()
+    _VALID.add(key)
+
+
+def _check_shapes(op: str, *args: tuple[str, object, str]) -> None:
+    """Check (name, tensor, dims) triples: rank, then every shared letter of ``dims`` agrees.
+
+    A letter is bound by the first argument that has it; a later disagreement names both.
+    Only ``.shape`` is read, so this never synchronises with the device.
+    """
+    bound: dict[str, tuple[int, str]] = {}
+    for name, t, dims in args:
+        if not isinstance(t, Tensor):
+            raise TypeError(
+                f"{op}: {name} must be a torch.Tensor of shape ({', '.join(dims)}), got {type(t).__name__}"
+            )
+        shape = tuple(t.shape)
+        if len(shape) != len(dims):
+            raise ValueError(
+                f"{op}: {name} must have {len(dims)} dimensions ({', '.join(dims)}) but has shape {shape}"
+            )
+        for letter, size in zip(dims, shape):
+            seen = bound.get(letter)
+            if seen is None:
+                bound[letter] = (size, name)
+            elif seen[0] != size:
+                expected = tuple(
+                    bound[d][0] if d in bound else s for d, s in zip(dims, shape)
+                )
+                raise ValueError(
+                    f"{op}: {name} has shape {shape} but {seen[1]} {_DIM_NAMES[letter]} is {seen[0]} "
+                    f"(expected {expected})"
+                )
+
+
+def _check_similarity(op: str, similarity: str) -> None:
+    if similarity not in SIMILARITIES:
+        allowed = ", ".join(repr(s) for s in SIMILARITIES)
+        raise ValueError(
+            f"{op}: unknown similarity {similarity!r}; expected one of {allowed}"
+        )
+
+
+def _check_shift_count(op: str, shift_weights: Tensor) -> None:
+    k = shift_weights.shape[-1]
+    if k % 2 == 0:
+        raise ValueError(
+            f"{op}: shift_weights has shape {tuple(shift_weights.shape)} but its last dimension must be "
+            "odd (2s+1, for offsets −s..s)"
+        )
+
+
+def content_weights(
+    memory: Tensor, keys: Tensor, strengths: Tensor, similarity: str = "cosine"
+) -> Tensor:
+    """Content-based addressing: a softmax over slots of each key's similarity to every slot.
+
+        w_c[b, h, i] = exp(β[b,h] K(k[b,h], M[b,i])) / Σ_j exp(β[b,h] K(k[b,h], M[b,j]))
+
+    with K the cosine similarity k·M_i / (|k| |M_i| + ε), ε = 1e-8 (norms computed as
+    sqrt(Σ x² + ε²), so an all-zero memory gives finite weights and gradients), or the plain
+    dot product k·M_i.
+
+    Args:
+      memory: (B, N, W) memory, one slot per row.
+      keys: (B, H, W) one lookup key per head.
+      strengths: (B, H) key strengths β (positive in the NTM; any sign is accepted).
+      similarity: ``"cosine"`` or ``"dot"``.
+
+    Returns:
+      (B, H, N) weights; each (b, h) row is a distribution over the N slots.
+    """
+    try:
+        key = ("content_weights", memory.shape, keys.shape, strengths.shape, similarity)
+    except AttributeError:
+        key = None
+    if key not in _VALID:
+        _check_shapes(
+            "content_weights",
+            ("memory", memory, "BNW"),
+            ("keys", keys, "BHW"),
+            ("strengths", strengths, "BH"),
+        )
+        _check_similarity("content_weights", similarity)
+        _remember(key)
+    return _resolve("content_weights", memory.is_cuda)(
+        memory, keys, strengths, similarity
+    )
+
+
+def interpolate(content: Tensor, previous: Tensor, gate: Tensor) -> Tensor:
+    """Interpolation between the content weights and the previous step's weights.
+
+        w_g = g · w_c + (1 − g) · w_prev
+
+    Args:
+      content: (B, H, N) content weights w_c.
+      previous: (B, H, N) weights w_prev from the previous time step.
+      gate: (B, H) interpolation gate g, in [0, 1].
+
+    Returns:
+      (B, H, N) gated weights (a distribution when both inputs are and g ∈ [0, 1]).
+    """
+    try:
+        key = ("interpolate", content.shape, previous.shape, gate.shape)
+    except AttributeError:
+        key = None
+    if key not in _VALID:
+        _check_shapes(
+            "interpolate",
+            ("content", content, "BHN"),
+            ("previous", previous, "BHN"),
+            ("gate", gate, "BH"),
+        )
+        _remember(key)
+    return _resolve("interpolate", content.is_cuda)(content, previous, gate)
+
+
+def shift(weights: Tensor, shift_weights: Tensor) -> Tensor:
+    """Location-based shift: circular convolution of the weights with a shift distribution.
+
+        w̃[b, h, i] = Σ_{k=0}^{2s} w[b, h, (i − o_k) mod N] · s[b, h, k],   o_k = k − s
+
+    so offset +1 moves focus to the next slot (a one-hot at slot i becomes one at i+1 mod N).
+    2s+1 may exceed N: the offsets then wrap around the memory more than once.
+
+    Args:
+      weights: (B, H, N) weights w to shift.
+      shift_weights: (B, H, 2s+1) distribution over the offsets −s..s.
+
+    Returns:
+      (B, H, N) shifted weights.
+    """
+    try:
+        key = ("shift", weights.shape, shift_weights.shape)
+    except AttributeError:
+        key = None
+    if key not in _VALID:
+        _check_shapes(
+            "shift",
+            ("weights", weights, "BHN"),
+            ("shift_weights", shift_weights, "BHK"),
+        )
+        _check_shift_count("shift", shift_weights)
+        _remember(key)
+    return _resolve("shift", weights.is_cuda)(weights, shift_weights)
+
+
+def sharpen(weights: Tensor, gamma: Tensor) -> Tensor:
+    """Sharpening, to undo the blur a fractional shift causes.
+
+        w[b, h, i] = w̃[b,h,i]^γ[b,h] / Σ_j w̃[b,h,j]^γ[b,h]
+
+    A weight is offset by ε = 1e-16 before the power (so a weight of exactly 0 has a finite
+    gradient with respect to γ), and the powers are taken of w/max(w), so the denominator
+    cannot underflow for large γ.
+
+    Args:
+      weights: (B, H, N) non-negative weights w̃.
+      gamma: (B, H) sharpening exponent γ (≥ 1 in the NTM).
+
+    Returns:
+      (B, H, N) sharpened weights; each (b, h) row is a distribution over the N slots.
+    """
+    try:
+        key = ("sharpen", weights.shape, gamma.shape)
+    except AttributeError:
+        key = None
+    if key not in _VALID:
+        _check_shapes("sharpen", ("weights", weights, "BHN"), ("gamma", gamma, "BH"))
+        _remember(key)
+    return _resolve("sharpen", weights.is_cuda)(weights, gamma)
+
+
+def ntm_address(
+    memory: Tensor,
+    previous: Tensor,
+    keys: Tensor,
+    strengths: Tensor,
+    gate: Tensor,
+    shift_weights: Tensor,
+    gamma: Tensor,
+    similarity: str = "cosine",
+) -> Tensor:
+    """The full NTM addressing pipeline (Graves et al. 2014, fig. 2), one call for all heads.
+
+        w = sharpen(shift(interpolate(content_weights(M, k, β), w_prev, g), s), γ)
+
+    Args:
+      memory: (B, N, W) memory.
+      previous: (B, H, N) each head's weights from the previous time step.
+      keys: (B, H, W) lookup keys k.
+      strengths: (B, H) key strengths β.
+      gate: (B, H) interpolation gates g, in [0, 1].
+      shift_weights: (B, H, 2s+1) distributions over the shift offsets −s..s.
+      gamma: (B, H) sharpening exponents γ ≥ 1.
+      similarity: ``"cosine"`` or ``"dot"``.
+
+    Returns:
+      (B, H, N) new weights; each (b, h) row is a distribution over the N slots.
+    """
+    try:
+        key = (
+            "ntm_address",
+            memory.shape,
+            previous.shape,
+            keys.shape,
+            strengths.shape,
+            gate.shape,
+            shift_weights.shape,
+            gamma.shape,
+            similarity,
+        )
+    except AttributeError:
+        key = None
+    if key not in _VALID:
+        _check_shapes(
+            "ntm_address",
+            ("memory", memory, "BNW"),
+            ("previous", previous, "BHN"),
+            ("keys", keys, "BHW"),
+            ("strengths", strengths, "BH"),
+            ("gate", gate, "BH"),
+            ("shift_weights", shift_weights, "BHK"),
+            ("gamma", gamma, "BH"),
+        )
+        _check_similarity("ntm_address", similarity)
+        _check_shift_count("ntm_address", shift_weights)
+        _remember(key)
+    return _resolve("ntm_address", memory.is_cuda)(
+        memory, previous, keys, strengths, gate, shift_weights, gamma, similarity
+    )
+
+
+def read(memory: Tensor, weights: Tensor) -> Tensor:
+    """Read: each head's weighted sum of the memory slots.
+
+        r[b, h] = Σ_i w[b, h, i] · M[b, i]
+
+    Args:
+      memory: (B, N, W) memory.
+      weights: (B, H, N) read weights.
+
+    Returns:
+      (B, H, W) one read vector per head.
+    """
+    try:
+        key = ("read", memory.shape, weights.shape)
+    except AttributeError:
+        key = None
+    if key not in _VALID:
+        _check_shapes("read", ("memory", memory, "BNW"), ("weights", weights, "BHN"))
+        _remember(key)
+    return _resolve("read", memory.is_cuda)(memory, weights)
+
+
+def write(memory: Tensor, weights: Tensor, erase: Tensor, add: Tensor) -> Tensor:
+    """Write: every head erases, then every head adds (Graves et al. 2014, eq. 3-4).
+
+        M' = M ∘ Π_h (1 − w_h e_hᵀ) + Σ_h w_h a_hᵀ
+
+    The erase is a product over heads, so the heads' order does not matter.
+
+    Args:
+      memory: (B, N, W) memory M.
+      weights: (B, H, N) write weights w_h.
+      erase: (B, H, W) erase vectors e_h, in [0, 1].
+      add: (B, H, W) add vectors a_h.
+
+    Returns:
+      (B, N, W) the new memory M'.
+    """
+    try:
+        key = ("write", memory.shape, weights.shape, erase.shape, add.shape)
+    except AttributeError:
+        key = None
+    if key not in _VALID:
+        _check_shapes(
+            "write",
+            ("memory", memory, "BNW"),
+            ("weights", weights, "BHN"),
+            ("erase", erase, "BHW"),
+            ("add", add, "BHW"),
+        )
+        _remember(key)
+    return _resolve("write", memory.is_cuda)(memory, weights, erase, add)

@@ -1,0 +1,140 @@
+"""Backend selection for the functional ops.
+
+Every op in :mod:`cogdsl.ops` is registered under one or more backends:
+
+* ``"torch"``  -- the PyTorch reference (:mod:`cogdsl.ops.ntm`), every op, any device;
+* ``"triton"`` -- fused kernels from ``cogdsl.kernels``, CUDA tensors only (or the CPU under
+  ``TRITON_INTERPRET=1``), for the ops that have one.
+
+Which one runs is decided per call, in this order:
+
+1. the innermost ``with use_backend(name):`` block, if any;
+2. the environment variable ``COGDSL_BACKEND`` (read at call time, so a test can monkeypatch it);
+3. ``"auto"``: the Triton implementation for CUDA tensors when one is registered for that op,
+   otherwise the PyTorch reference.
+
+A forced backend is never silently replaced: forcing ``"triton"`` for an op that has no Triton
+implementation raises :class:`BackendUnavailableError`.
+
+The ops are called tens of times per time step, so :func:`resolve` is kept to a context-variable
+read, an environment read and a dict lookup.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+__all__ = [
+    "BACKENDS",
+    "ENV_VAR",
+    "BackendUnavailableError",
+    "current_backend",
+    "implementations",
+    "register",
+    "resolve",
+    "use_backend",
+]
+
+#: The names :func:`use_backend` and ``COGDSL_BACKEND`` accept.
+BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+#: The backends an op can be registered under.
+_IMPL_BACKENDS: tuple[str, ...] = ("torch", "triton")
+#: The environment variable that sets the default backend.
+ENV_VAR = "COGDSL_BACKEND"
+
+# op name -> backend name -> implementation
+_REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {}
+
+# None: nothing forced by use_backend, consult the environment.
+_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "cogdsl_backend", default=None
+)
+
+
+class BackendUnavailableError(NotImplementedError):
+    """A backend was forced for an op that has no implementation under it."""
+
+
+def _check_name(name: object, allowed: tuple[str, ...], what: str) -> str:
+    if not isinstance(name, str) or name not in allowed:
+        names = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"unknown {what} {name!r}; expected one of {names}")
+    return name
+
+
+def register(op_name: str, backend: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Register ``fn`` as the ``backend`` implementation of ``op_name``; returns ``fn``.
+
+    Registering again for the same (op, backend) replaces the earlier implementation.
+    """
+    _check_name(backend, _IMPL_BACKENDS, "backend")
+    if not callable(fn):
+        raise TypeError(
+            f"register: implementation of {op_name!r} for {backend!r} is not callable"
+        )
+    _REGISTRY.setdefault(op_name, {})[backend] = fn
+    return fn
+
+
+def implementations(op_name: str) -> tuple[str, ...]:
+    """The backends ``op_name`` is registered under (empty if the op is unknown)."""
+    return tuple(_REGISTRY.get(op_name, {}))
+
+
+def current_backend() -> str:
+    """The backend in force: the innermost :func:`use_backend`, else ``COGDSL_BACKEND``, else ``"auto"``."""
+    name = _forced.get()
+    if name is None:
+        name = os.environ.get(ENV_VAR) or "auto"
+    return name
+
+
+@contextmanager
+def _using(name: str) -> Iterator[str]:
+    token = _forced.set(name)
+    try:
+        yield name
+    finally:
+        _forced.reset(token)
+
+
+def use_backend(name: str) -> AbstractContextManager[str]:
+    """Force a backend inside a ``with`` block: ``"torch"``, ``"triton"`` or ``"auto"``.
+
+    ``with use_backend("torch"):`` runs every op inside on the PyTorch reference; blocks nest,
+    the innermost wins, and it takes precedence over ``COGDSL_BACKEND``. The name is checked
+    at once: an unknown one raises ``ValueError`` listing the allowed names. The ``with``
+    target is the backend name.
+    """
+    return _using(_check_name(name, BACKENDS, "backend"))
+
+
+def resolve(op_name: str, is_cuda: bool) -> Callable[..., Any]:
+    """The implementation of ``op_name`` to call for tensors on CUDA (``is_cuda``) or not."""
+    name = _forced.get()
+    if name is None:
+        name = os.environ.get(ENV_VAR) or "auto"
+    impls = _REGISTRY[op_name]
+    if name == "auto":
+        if is_cuda:
+            fn = impls.get("triton")
+            if fn is not None:
+                return fn
+        return impls["torch"]
+    fn = impls.get(name)
+    if fn is None:
+        # Slow path: only reached on an error.
+        _check_name(
+            name,
+            BACKENDS,
+            f"backend (from {ENV_VAR})" if _forced.get() is None else "backend",
+        )
+        raise BackendUnavailableError(
+            f"cogdsl.ops.{op_name}: no {name!r} implementation is available in this version; "
+            "use the 'torch' backend"
+        )
+    return fn

@@ -1,0 +1,290 @@
+"""Parse the .cog text form (and the expression fields of YAML specs) with the Lark grammar.
+
+``parse_cog(text, file) -> Spec`` reads a whole file; ``parse_address`` and
+``parse_source`` read the expression strings that YAML specs hold in ``address:`` and
+``from:``, so both spellings go through one grammar. Syntax errors become
+:class:`~cogdsl.errors.SpecSyntaxError` with what the parser expected.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import lark
+
+from cogdsl.errors import Diagnostic, Span, SpecError, SpecSyntaxError
+from cogdsl.spec import Address, Block, Input, Output, Pipe, Ref, Spec, Stage, Value
+
+# How the parser's terminal names read in "expected ..." messages.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "SIGNED_NUMBER": "a number",
+    "STRING": 'a "string"',
+    "_NL": "a new line",
+    "$END": "the end of the input",
+}
+
+
+@cache
+def _parser() -> lark.Lark:
+    grammar = resources.files("cogdsl").joinpath("grammar.lark").read_text()
+    return lark.Lark(
+        grammar,
+        parser="lalr",
+        start=["spec", "address", "source"],
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def _expected_words(expected: set[str]) -> list[str]:
+    parser = _parser()
+    terminals = {t.name: t for t in parser.terminals}
+    words = set()
+    for name in expected:
+        if name in _TERMINAL_WORDS:
+            words.add(_TERMINAL_WORDS[name])
+        elif name in terminals and terminals[name].pattern.type == "str":
+            words.add(f"'{terminals[name].pattern.value}'")
+        else:
+            words.add(name.lower())
+    return sorted(words)
+
+
+def _syntax_error(err: lark.exceptions.LarkError, file: str, line_offset: int, col_offset: int, what: str) -> Diagnostic:
+    line = getattr(err, "line", 1) or 1
+    col = getattr(err, "column", 1) or 1
+    if line == 1:
+        col += col_offset
+    span = Span(file, line + line_offset, col)
+    if isinstance(err, lark.exceptions.UnexpectedToken):
+        token = err.token
+        found = "the end of the input" if token.type == "$END" else (
+            "a new line" if token.type == "_NL" else f"'{token}'")
+        if token.type == "$END" and getattr(token, "line", None) is None:
+            span = Span(file, line_offset + 1, col_offset + 1)
+        expected = _expected_words(err.expected)
+        return Diagnostic("E001", f"{what}: unexpected {found}", span, _expect_hint(expected))
+    if isinstance(err, lark.exceptions.UnexpectedCharacters):
+        char = err.char if err.char not in ("\n", "\r") else "new line"
+        expected = _expected_words(set(err.allowed or ()))
+        return Diagnostic("E001", f"{what}: unexpected character '{char}'", span, _expect_hint(expected))
+    if isinstance(err, lark.exceptions.UnexpectedEOF):
+        expected = _expected_words(set(err.expected))
+        return Diagnostic("E001", f"{what}: unexpected end of input", span, _expect_hint(expected))
+    return Diagnostic("E001", f"{what}: {err}", span)
+
+
+def _expect_hint(expected: list[str]) -> str | None:
+    if not expected:
+        return None
+    if len(expected) == 1:
+        return f"expected {expected[0]}"
+    return "expected one of " + ", ".join(expected)
+
+
+def _parse(text: str, start: str, file: str, line_offset: int = 0, col_offset: int = 0, what: str = "syntax error") -> lark.Tree:
+    try:
+        return _parser().parse(text, start=start)
+    except lark.exceptions.UnexpectedInput as err:
+        raise SpecSyntaxError([_syntax_error(err, file, line_offset, col_offset, what)]) from None
+
+
+class _Builder:
+    """Turns the Lark tree of one file into IR nodes, giving each its span."""
+
+    def __init__(self, file: str, line_offset: int = 0, col_offset: int = 0):
+        self.file = file
+        self.line_offset = line_offset
+        self.col_offset = col_offset
+
+    def span(self, item: lark.Tree | lark.Token) -> Span:
+        if isinstance(item, lark.Token):
+            line, col = item.line or 1, item.column or 1
+        else:
+            line, col = item.meta.line, item.meta.column
+        if line == 1:
+            col += self.col_offset
+        return Span(self.file, line + self.line_offset, col)
+
+    # -- values -------------------------------------------------------
+    def value(self, tree: lark.Tree) -> Value:
+        kind = tree.data
+        span = self.span(tree)
+        if kind == "number":
+            text = str(tree.children[0])
+            number: Any = float(text) if any(c in text for c in ".eE") else int(text)
+            return Value(number, span)
+        if kind == "string":
+            return Value(_unquote(str(tree.children[0])), span)
+        if kind == "true":
+            return Value(True, span)
+        if kind == "false":
+            return Value(False, span)
+        if kind == "none":
+            return Value(None, span)
+        if kind == "word":
+            return Value(str(tree.children[0]), span)
+        if kind == "list":
+            return Value([self.value(child) for child in tree.children], span)
+        raise AssertionError(f"unexpected value node {kind}")
+
+    def params(self, trees: list[lark.Tree], spans: dict[str, Span] | None = None) -> dict[str, Value]:
+        params: dict[str, Value] = {}
+        for param in trees:
+            name_token, value_tree = param.children
+            name = str(name_token)
+            if name in params:
+                raise SpecError([Diagnostic("E003", f"parameter '{name}' is given twice", self.span(name_token),
+                                            "remove one of them")])
+            params[name] = self.value(value_tree)
+            if spans is not None:
+                spans[name] = self.span(name_token)
+        return params
+
+    # -- references and addressing ---------------------------------------
+    def source(self, tree: lark.Tree) -> Ref:
+        name = tree.children[0]
+        delay = 0
+        if len(tree.children) > 1:
+            marker = tree.children[1]
+            if str(marker) != "prev":
+                raise SpecError([Diagnostic("E307", f"unknown delay '@{marker}' on '{name}'", self.span(marker),
+                                            "the only delay is '@prev' (the value at the previous step)")])
+            delay = 1
+        return Ref(str(name), delay, self.span(name))
+
+    def sources(self, tree: lark.Tree) -> tuple[Ref, ...]:
+        return tuple(self.source(child) for child in tree.children)
+
+    def address(self, tree: lark.Tree) -> Address:
+        pipes = []
+        for pipe in tree.children:
+            stages = []
+            for stage in pipe.children:
+                name, *args = stage.children
+                stages.append(Stage(str(name), tuple(self.value(a) for a in args), self.span(name)))
+            pipes.append(Pipe(tuple(stages), self.span(pipe)))
+        return Address(tuple(pipes), self.span(tree))
+
+    # -- train tables -------------------------------------------------------
+    def table(self, tree: lark.Tree) -> Value:
+        entries: dict[str, Value] = {}
+        for entry in tree.children:
+            key = entry.children[0]
+            if str(key) in entries:
+                raise SpecError([Diagnostic("E003", f"'{key}' is given twice in this table", self.span(key),
+                                            "remove one of them")])
+            if entry.data == "call_entry":
+                call_name = entry.children[1]
+                fields = {"name": Value(str(call_name), self.span(call_name))}
+                fields.update(self.params(entry.children[2:]))
+                entries[str(key)] = Value(fields, self.span(call_name))
+            elif entry.data == "value_entry":
+                entries[str(key)] = self.value(entry.children[1])
+            else:
+                entries[str(key)] = self.table(entry.children[1])
+        return Value(entries, self.span(tree))
+
+    # -- statements -------------------------------------------------------------
+    def spec(self, tree: lark.Tree, source: str) -> Spec:
+        fields: dict[str, Any] = {}
+        inputs: list[Input] = []
+        outputs: list[Output] = []
+        blocks: list[Block] = []
+        for stmt in tree.children:
+            kind = stmt.data
+            if kind in ("version_stmt", "model_stmt", "doc_stmt", "train_stmt"):
+                key = kind.removesuffix("_stmt")
+                if key in fields:
+                    raise SpecError([Diagnostic("E003", f"'{key}' is given twice", self.span(stmt),
+                                                "keep one statement")])
+                token = stmt.children[0]
+                if key == "version":
+                    fields[key] = Value(int(token), self.span(token))
+                elif key == "model":
+                    fields[key] = Value(str(token), self.span(token))
+                elif key == "doc":
+                    fields[key] = Value(_unquote(str(token)), self.span(token))
+                else:
+                    fields[key] = self.table(token)
+            elif kind == "input_stmt":
+                name, size = stmt.children
+                inputs.append(Input(str(name), Value(int(size), self.span(size)), self.span(name)))
+            elif kind == "output_stmt":
+                name, size, body = stmt.children
+                activation = None
+                if body.data == "activated":
+                    act_token, body = body.children
+                    activation = Value(str(act_token), self.span(act_token))
+                outputs.append(Output(str(name), Value(int(size), self.span(size)), self.sources(body),
+                                      activation, self.span(name)))
+            elif kind == "block_stmt":
+                blocks.append(self.block(stmt))
+            else:
+                raise AssertionError(f"unexpected statement {kind}")
+        if "model" not in fields:
+            span = Span(self.file, 1, 1)
+            raise SpecError([Diagnostic("E007", "the spec has no 'model' statement", span,
+                                        "start the file with 'model NAME'")])
+        return Spec(
+            model=fields["model"],
+            version=fields.get("version", Value(1)),
+            doc=fields.get("doc"),
+            inputs=tuple(inputs),
+            outputs=tuple(outputs),
+            blocks=tuple(blocks),
+            train=fields.get("train"),
+            file=self.file,
+            source=source,
+        )
+
+    def block(self, stmt: lark.Tree) -> Block:
+        kind_token, name_token, *clauses = stmt.children
+        params: dict[str, Value] = {}
+        param_spans: dict[str, Span] = {}
+        memory = by = None
+        sources: tuple[Ref, ...] = ()
+        address = None
+        for clause in clauses:
+            if clause.data == "params":
+                params = self.params(clause.children, param_spans)
+            elif clause.data == "on_clause":
+                memory = self.source(clause.children[0])
+            elif clause.data == "by_clause":
+                by = self.source(clause.children[0])
+            elif clause.data == "from_clause":
+                sources = self.sources(clause.children[0])
+            elif clause.data == "address":
+                address = self.address(clause)
+        return Block(str(name_token), str(kind_token), params, sources, memory, by, address,
+                     self.span(name_token), self.span(kind_token), param_spans)
+
+
+def _unquote(text: str) -> str:
+    body = text[1:-1]
+    return body.replace('\\"', '"').replace("\\\\", "\\")
+
+
+def parse_cog(text: str, file: str = "<string>") -> Spec:
+    """Parse a whole .cog file into a :class:`Spec`; raises SpecSyntaxError or SpecError."""
+    tree = _parse(text, "spec", file)
+    try:
+        return _Builder(file).spec(tree, text)
+    except SpecError as err:
+        raise type(err)(err.diagnostics, {file: text}) from None
+
+
+def parse_address(text: str, span: Span) -> Address:
+    """Parse an addressing expression that starts at ``span`` (e.g. inside a YAML string)."""
+    tree = _parse(text, "address", span.file, span.line - 1, span.col - 1, "invalid addressing expression")
+    return _Builder(span.file, span.line - 1, span.col - 1).address(tree)
+
+
+def parse_source(text: str, span: Span) -> Ref:
+    """Parse one wire source, ``name`` or ``name@prev``, that starts at ``span``."""
+    tree = _parse(text.strip(), "source", span.file, span.line - 1, span.col - 1, "invalid source")
+    return _Builder(span.file, span.line - 1, span.col - 1).source(tree)

@@ -1,0 +1,294 @@
+"""Read the YAML form of a spec into the IR, keeping the line and column of every key and value.
+
+The text is *composed* (not constructed) with a subclass of PyYAML's SafeLoader, so no
+tag can build a Python object: a tag outside YAML's standard scalar and collection tags
+(``!!python/object``, ``!custom``) is reported as an error at its position. Duplicate
+keys, which ``yaml.safe_load`` silently drops, are errors. The ``address:`` and ``from:``
+strings are parsed by the .cog grammar (:mod:`cogdsl.parse_cog`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+
+from cogdsl.errors import DiagnosticSink, Span, SpecError, SpecSyntaxError
+from cogdsl.parse_cog import parse_address, parse_source
+from cogdsl.spec import Address, Block, Input, Output, Ref, Spec, Value
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:" + name
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")
+}
+
+TOP_LEVEL = ("cogdsl", "model", "doc", "inputs", "outputs", "blocks", "train")
+BLOCK_FIELDS = ("kind", "from", "memory", "by", "address")
+OUTPUT_FIELDS = ("size", "from", "activation")
+
+
+class PositionLoader(yaml.SafeLoader):
+    """SafeLoader that also reads YAML 1.2 floats such as ``1e-4`` (YAML 1.1 wants ``1.0e-4``)."""
+
+
+PositionLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+class _Reader:
+    def __init__(self, file: str, sink: DiagnosticSink):
+        self.file = file
+        self.sink = sink
+        self.loader = PositionLoader("")
+
+    def span(self, node: yaml.Node) -> Span:
+        return Span(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def text_span(self, node: yaml.ScalarNode) -> Span:
+        """Where the characters of a scalar start (after an opening quote)."""
+        span = self.span(node)
+        return Span(span.file, span.line, span.col + (1 if node.style in ("'", '"') else 0))
+
+    def value(self, node: yaml.Node) -> Value:
+        """A node as a located Value; tags that would construct objects are reported."""
+        span = self.span(node)
+        if node.tag not in _STANDARD_TAGS:
+            self.sink.error("E002", f"YAML tag '{node.tag}' is not allowed", span,
+                            "specs hold plain data: strings, numbers, lists and mappings")
+            return Value(None, span)
+        if isinstance(node, yaml.MappingNode):
+            return Value(self.mapping(node), span)
+        if isinstance(node, yaml.SequenceNode):
+            return Value([self.value(item) for item in node.value], span)
+        data = self.loader.construct_object(node, deep=True)
+        if node.tag.endswith(":timestamp"):
+            data = node.value
+        return Value(data, span)
+
+    def mapping(self, node: yaml.MappingNode) -> dict[str, Value]:
+        result: dict[str, Value] = {}
+        for key_node, value_node in node.value:
+            key = self.value(key_node)
+            if not isinstance(key.data, str):
+                self.sink.error("E005", f"keys must be names, found {key.data!r}", key.span)
+                continue
+            if key.data in result:
+                first = result[key.data].span
+                self.sink.error("E003", f"duplicate key '{key.data}'", key.span,
+                                f"it is first given at line {first.line}; remove one of them")
+                continue
+            value = self.value(value_node)
+            result[key.data] = _Keyed(value.data, value.span, key.span, value_node)
+        return result
+
+
+class _Keyed(Value):
+    """A mapping entry's value that also remembers where its key is and its YAML node."""
+
+    def __init__(self, data: Any, span: Span, key_span: Span, node: yaml.Node):
+        super().__init__(data, span)
+        object.__setattr__(self, "key_span", key_span)
+        object.__setattr__(self, "node", node)
+
+
+def _strip(value: Value) -> Value:
+    """Plain Values (no YAML bookkeeping), so the IR compares equal whichever form it came from."""
+    if isinstance(value.data, dict):
+        return Value({k: _strip(v) for k, v in value.data.items()}, value.span)
+    if isinstance(value.data, list):
+        return Value([_strip(v) for v in value.data], value.span)
+    return Value(value.data, value.span)
+
+
+def _type_name(data: Any) -> str:
+    if isinstance(data, dict):
+        return "a mapping"
+    if isinstance(data, list):
+        return "a list"
+    if data is None:
+        return "nothing"
+    return f"{type(data).__name__} {data!r}"
+
+
+def parse_yaml(text: str, file: str = "<string>") -> Spec:
+    """Parse a YAML spec into a :class:`Spec`; raises SpecSyntaxError or SpecError with every problem found."""
+    sink = DiagnosticSink()
+    try:
+        root = yaml.compose(text, Loader=PositionLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        span = Span(file, mark.line + 1, mark.column + 1) if mark else Span(file, 1, 1)
+        message = err.problem or "invalid YAML"
+        raise SpecSyntaxError([_diag("E001", f"YAML syntax error: {message}", span,
+                                     err.context if err.context else None)], {file: text}) from None
+    if root is None:
+        raise SpecError([_diag("E007", "the spec is empty", Span(file, 1, 1),
+                               "a spec needs at least 'cogdsl: 1' and 'model: NAME'")], {file: text})
+    reader = _Reader(file, sink)
+    top = reader.value(root)
+    spec = None
+    if not isinstance(top.data, dict):
+        sink.error("E005", f"a spec is a mapping of sections, found {_type_name(top.data)}", top.span)
+    else:
+        spec = _build(top.data, reader, sink, text)
+    if sink or spec is None:
+        raise SpecError(sink.items, {file: text})
+    return spec
+
+
+def _diag(code: str, message: str, span: Span, hint: str | None = None):
+    from cogdsl.errors import Diagnostic
+
+    return Diagnostic(code, message, span, hint)
+
+
+def _build(top: dict[str, Value], reader: _Reader, sink: DiagnosticSink, text: str) -> Spec | None:
+    file = reader.file
+    for key, value in top.items():
+        if key not in TOP_LEVEL:
+            from cogdsl.errors import hint_for
+
+            sink.error("E006", f"unknown section '{key}'", value.key_span, hint_for(key, TOP_LEVEL, "sections"))
+    version = top.get("cogdsl")
+    if version is None:
+        sink.error("E007", "missing 'cogdsl:' format version", Span(file, 1, 1), "add 'cogdsl: 1' as the first line")
+        version = Value(1)
+    model = top.get("model")
+    if model is None:
+        sink.error("E007", "missing 'model:' name", Span(file, 1, 1), "add 'model: NAME'")
+        return None
+    if not isinstance(model.data, str) or not model.data.isidentifier():
+        sink.error("E005", f"'model' must be a name, found {_type_name(model.data)}", model.span)
+    doc = top.get("doc")
+    if doc is not None and not isinstance(doc.data, str):
+        sink.error("E005", f"'doc' must be a string, found {_type_name(doc.data)}", doc.span)
+
+    inputs = [
+        Input(name, _strip(size), getattr(size, "key_span", size.span))
+        for name, size in _section(top, "inputs", reader, sink).items()
+    ]
+    outputs = [
+        _output(name, value, reader, sink) for name, value in _section(top, "outputs", reader, sink).items()
+    ]
+    blocks = [_block(name, value, reader, sink) for name, value in _section(top, "blocks", reader, sink).items()]
+    train = top.get("train")
+    if train is not None and not isinstance(train.data, dict):
+        sink.error("E005", f"'train' must be a mapping, found {_type_name(train.data)}", train.span)
+        train = None
+    return Spec(
+        model=Value(model.data, model.span),
+        version=Value(version.data, version.span),
+        doc=_strip(doc) if doc is not None else None,
+        inputs=tuple(inputs),
+        outputs=tuple(o for o in outputs if o is not None),
+        blocks=tuple(b for b in blocks if b is not None),
+        train=_strip(train) if train is not None else None,
+        file=file,
+        source=text,
+    )
+
+
+def _section(top: dict[str, Value], name: str, reader: _Reader, sink: DiagnosticSink) -> dict[str, Value]:
+    value = top.get(name)
+    if value is None or value.data is None:
+        return {}
+    if not isinstance(value.data, dict):
+        sink.error("E005", f"'{name}' must be a mapping of names, found {_type_name(value.data)}", value.span)
+        return {}
+    return value.data
+
+
+def _refs(value: Value, reader: _Reader, sink: DiagnosticSink) -> tuple[Ref, ...]:
+    items = value.data if isinstance(value.data, list) else [value]
+    refs = []
+    for item in items:
+        if not isinstance(item.data, str):
+            sink.error("E005", f"a source must be a name such as 'x' or 'r@prev', found {_type_name(item.data)}",
+                       item.span)
+            continue
+        ref = _expression(parse_source, item, reader, sink)
+        if ref is not None:
+            refs.append(ref)
+    return tuple(refs)
+
+
+def _expression(parse, value: Value, reader: _Reader, sink: DiagnosticSink):
+    node = getattr(value, "node", None)
+    span = reader.text_span(node) if isinstance(node, yaml.ScalarNode) else value.span
+    try:
+        return parse(value.data, span)
+    except SpecError as err:
+        sink.items.extend(err.diagnostics)
+        return None
+
+
+def _ref(value: Value | None, reader: _Reader, sink: DiagnosticSink) -> Ref | None:
+    if value is None:
+        return None
+    if not isinstance(value.data, str):
+        sink.error("E005", f"expected a block name, found {_type_name(value.data)}", value.span)
+        return None
+    return _expression(parse_source, value, reader, sink)
+
+
+def _output(name: str, value: Value, reader: _Reader, sink: DiagnosticSink) -> Output | None:
+    key_span = getattr(value, "key_span", value.span)
+    if not isinstance(value.data, dict):
+        sink.error("E005", f"output '{name}' must be a mapping such as {{size: 8, from: [ctrl]}}, "
+                   f"found {_type_name(value.data)}", value.span)
+        return None
+    fields = value.data
+    for key, item in fields.items():
+        if key not in OUTPUT_FIELDS:
+            from cogdsl.errors import hint_for
+
+            sink.error("E006", f"unknown field '{key}' in output '{name}'", item.key_span,
+                       hint_for(key, OUTPUT_FIELDS, "output fields"))
+    size = fields.get("size")
+    if size is None:
+        sink.error("E007", f"output '{name}' has no 'size'", key_span, "add 'size: N'")
+        size = Value(None, key_span)
+    sources = _refs(fields["from"], reader, sink) if "from" in fields else ()
+    activation = fields.get("activation")
+    return Output(name, _strip(size), sources, _strip(activation) if activation is not None else None, key_span)
+
+
+def _block(name: str, value: Value, reader: _Reader, sink: DiagnosticSink) -> Block | None:
+    key_span = getattr(value, "key_span", value.span)
+    if not isinstance(value.data, dict):
+        sink.error("E005", f"block '{name}' must be a mapping such as {{kind: lstm, hidden: 100}}, "
+                   f"found {_type_name(value.data)}", value.span)
+        return None
+    fields = value.data
+    kind = fields.get("kind")
+    if kind is None:
+        sink.error("E007", f"block '{name}' has no 'kind'", key_span, "add 'kind: KIND', e.g. 'kind: lstm'")
+        return None
+    if not isinstance(kind.data, str):
+        sink.error("E005", f"'kind' must be a name, found {_type_name(kind.data)}", kind.span)
+        return None
+    address: Address | None = None
+    if "address" in fields:
+        item = fields["address"]
+        if isinstance(item.data, str):
+            address = _expression(parse_address, item, reader, sink)
+        else:
+            sink.error("E005", f"'address' must be a string such as \"content(cosine) | sharpen\", "
+                       f"found {_type_name(item.data)}", item.span)
+    params = {key: _strip(v) for key, v in fields.items() if key not in BLOCK_FIELDS}
+    return Block(
+        name=name,
+        kind=kind.data,
+        params=params,
+        sources=_refs(fields["from"], reader, sink) if "from" in fields else (),
+        memory=_ref(fields.get("memory"), reader, sink),
+        by=_ref(fields.get("by"), reader, sink),
+        address=address,
+        span=key_span,
+        kind_span=kind.span,
+        param_spans={key: v.key_span for key, v in fields.items() if key not in BLOCK_FIELDS},
+    )

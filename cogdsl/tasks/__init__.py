@@ -1,0 +1,103 @@
+"""The algorithmic tasks of Graves et al. 2014, "Neural Turing Machines", section 4.
+
+A spec's ``train:`` section names a task and its parameters, e.g.
+``task: {name: copy, bits: 8, min_len: 1, max_len: 20}``; :func:`make_task` builds it::
+
+    task = make_task("copy", bits=8, max_len=20)
+    batch = task.sample(16, torch.Generator().manual_seed(0))   # Batch(inputs, targets, mask)
+    loss = sequence_loss(model(batch.inputs), batch)
+
+Registered tasks (:data:`TASKS`), each in its own module with its encoding drawn out:
+
+- ``copy`` -- :class:`CopyTask`, paper section 4.1
+- ``repeat_copy`` -- :class:`RepeatCopyTask`, section 4.2
+- ``associative_recall`` -- :class:`AssociativeRecallTask`, section 4.3
+- ``priority_sort`` -- :class:`PrioritySortTask`, section 4.5
+
+Every task's targets are bits and its ``loss`` is ``"bce"``: the model's raw outputs are
+logits for :func:`sequence_loss` (BCE-with-logits) and :func:`bit_errors`.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from cogdsl.tasks.associative_recall import AssociativeRecallTask
+from cogdsl.tasks.base import (
+    Batch,
+    Task,
+    TaskParam,
+    TaskParamError,
+    bit_errors,
+    sequence_accuracy,
+    sequence_loss,
+)
+from cogdsl.tasks.copy import CopyTask
+from cogdsl.tasks.priority_sort import PrioritySortTask
+from cogdsl.tasks.repeat_copy import RepeatCopyTask
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Add ``cls`` to :data:`TASKS` under ``cls.name`` (usable as a class decorator).
+
+    Raises:
+        ValueError: another class is already registered under that name.
+    """
+    existing = TASKS.get(cls.name)
+    if existing is not None and existing is not cls:
+        raise ValueError(
+            f"task name '{cls.name}' is already taken by {existing.__module__}."
+            f"{existing.__qualname__}"
+        )
+    TASKS[cls.name] = cls
+    return cls
+
+
+for _cls in (CopyTask, RepeatCopyTask, AssociativeRecallTask, PrioritySortTask):
+    register_task(_cls)
+
+
+def get_task(name: str) -> type[Task]:
+    """The task class registered under ``name``.
+
+    Raises:
+        ValueError: no such task; the message suggests the closest registered name
+            (``unknown task 'cpy'; did you mean 'copy'?``) and lists them all.
+    """
+    try:
+        return TASKS[name]
+    except (KeyError, TypeError):
+        pass
+    close = difflib.get_close_matches(str(name), list(TASKS), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    raise ValueError(f"unknown task {name!r}{hint} (known tasks: {', '.join(sorted(TASKS))})")
+
+
+def make_task(name: str, **params: object) -> Task:
+    """Build the task ``name`` with ``params`` (checked against its declarations).
+
+    Raises:
+        ValueError: unknown task name, or a :class:`TaskParamError` for a bad parameter.
+    """
+    return get_task(name)(**params)
+
+
+__all__ = [
+    "TASKS",
+    "AssociativeRecallTask",
+    "Batch",
+    "CopyTask",
+    "PrioritySortTask",
+    "RepeatCopyTask",
+    "Task",
+    "TaskParam",
+    "TaskParamError",
+    "bit_errors",
+    "get_task",
+    "make_task",
+    "register_task",
+    "sequence_accuracy",
+    "sequence_loss",
+]

@@ -1,0 +1,404 @@
+"""Task declarations, the ``Batch`` container, the ``Task`` base class and metrics.
+
+A task is an algorithmic problem from Graves et al. 2014, "Neural Turing Machines",
+section 4 (copy, repeat copy, associative recall, priority sort). Each task declares its
+parameters as data -- a tuple of :class:`TaskParam` plus ``constraints`` pairs -- so that
+the spec validator, the JSON Schema and the docs can be generated from the declarations,
+and so that :meth:`Task.validate_params` can check a spec's ``train: task:`` section
+without building anything.
+
+Every task samples whole batches with tensor operations, draws all of its randomness from
+the ``torch.Generator`` it is given (same seed -> identical batches), and puts its tensors
+on that generator's device.
+
+Shapes used below: ``B`` batch, ``T`` time steps, ``I`` input size, ``O`` output size.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+ParamValue = int | float | bool | str
+
+_TYPE_NAMES: dict[type, str] = {int: "int", float: "float", bool: "bool", str: "str"}
+
+
+class TaskParamError(ValueError):
+    """A task parameter is unknown, of the wrong type, or out of range.
+
+    Attributes:
+        task: the task's registered name (``"copy"``).
+        param: the offending parameter's name, or ``None`` if the error is not about one.
+    """
+
+    def __init__(self, message: str, task: str, param: str | None) -> None:
+        super().__init__(message)
+        self.task = task
+        self.param = param
+
+
+@dataclass(frozen=True)
+class TaskParam:
+    """The declaration of one task parameter.
+
+    Attributes:
+        name: the key used in a spec (``bits``).
+        type: one of ``int``, ``float``, ``bool``, ``str``.
+        default: the value used when the spec leaves the parameter out.
+        minimum: the smallest allowed value (inclusive); ``None`` = unbounded.
+        maximum: the largest allowed value (inclusive); ``None`` = unbounded.
+        choices: the allowed values, or ``None`` for any value of ``type`` within range.
+        doc: one line for the docs table and error hints.
+    """
+
+    name: str
+    type: type
+    default: ParamValue
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[ParamValue, ...] | None = None
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        assert self.type in _TYPE_NAMES, f"TaskParam {self.name}: unsupported type {self.type}"
+        assert self._type_ok(self.default), f"TaskParam {self.name}: default has wrong type"
+        assert self._range_ok(self.default), f"TaskParam {self.name}: default out of range"
+
+    @property
+    def type_name(self) -> str:
+        """The type as a word: ``"int"``, ``"float"``, ``"bool"`` or ``"str"``."""
+        return _TYPE_NAMES[self.type]
+
+    def describe_allowed(self) -> str:
+        """The allowed values in words, e.g. ``"an int >= 1"`` or ``"one of 'a', 'b'"``."""
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        article = "an" if self.type_name == "int" else "a"
+        text = f"{article} {self.type_name}"
+        if self.minimum is not None and self.maximum is not None:
+            text += f" in [{_fmt(self.minimum)}, {_fmt(self.maximum)}]"
+        elif self.minimum is not None:
+            text += f" >= {_fmt(self.minimum)}"
+        elif self.maximum is not None:
+            text += f" <= {_fmt(self.maximum)}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly description (type as a word), for schemas and docs tables."""
+        return {
+            "name": self.name,
+            "type": self.type_name,
+            "default": self.default,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "choices": list(self.choices) if self.choices is not None else None,
+            "doc": self.doc,
+        }
+
+    def check(self, value: object, task: str) -> ParamValue:
+        """Return ``value`` (an int is widened to float for a float param) or raise.
+
+        Raises:
+            TaskParamError: wrong type (``bits="8"``; ``True`` is not an int) or out of
+                range / not among the choices; the message names the task, the parameter,
+                what was allowed and what was found.
+        """
+        if not self._type_ok(value):
+            raise TaskParamError(
+                f"task '{task}': parameter '{self.name}' must be {self.describe_allowed()}, "
+                f"got {value!r} ({type(value).__name__})",
+                task,
+                self.name,
+            )
+        if self.type is float:
+            value = float(value)  # type: ignore[arg-type]
+        if not self._range_ok(value):
+            raise TaskParamError(
+                f"task '{task}': parameter '{self.name}' must be {self.describe_allowed()}, "
+                f"got {value!r}",
+                task,
+                self.name,
+            )
+        return value  # type: ignore[return-value]
+
+    def _type_ok(self, value: object) -> bool:
+        # bool is a subclass of int in Python; a spec saying `bits: true` is a mistake.
+        if isinstance(value, bool):
+            return self.type is bool
+        if self.type is float:
+            return isinstance(value, (int, float))
+        return isinstance(value, self.type)
+
+    def _range_ok(self, value: object) -> bool:
+        if self.choices is not None and value not in self.choices:
+            return False
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and math.isnan(value):
+                return False
+            if self.minimum is not None and value < self.minimum:
+                return False
+            if self.maximum is not None and value > self.maximum:
+                return False
+        return True
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+@dataclass
+class Batch:
+    """One batch of sequences of a task.
+
+    Attributes:
+        inputs: ``(B, T, I)`` float32, what the model reads at each step.
+        targets: ``(B, T, O)`` float32 bits (0 or 1), what the model should write.
+        mask: ``(B, T)`` float32, 1 where the output is scored and 0 elsewhere (e.g. while
+            the input is still being presented).
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    mask: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.inputs.dim() != 3 or self.targets.dim() != 3 or self.mask.dim() != 2:
+            raise ValueError(
+                "Batch expects inputs (B, T, I), targets (B, T, O), mask (B, T); got "
+                f"{tuple(self.inputs.shape)}, {tuple(self.targets.shape)}, "
+                f"{tuple(self.mask.shape)}"
+            )
+        bt = tuple(self.inputs.shape[:2])
+        if tuple(self.targets.shape[:2]) != bt or tuple(self.mask.shape) != bt:
+            raise ValueError(
+                f"Batch: inputs, targets and mask must agree on (B, T) = {bt}; got targets "
+                f"{tuple(self.targets.shape)}, mask {tuple(self.mask.shape)}"
+            )
+
+    @property
+    def batch_size(self) -> int:
+        """``B``."""
+        return int(self.inputs.shape[0])
+
+    @property
+    def steps(self) -> int:
+        """``T``, the number of time steps."""
+        return int(self.inputs.shape[1])
+
+    def to(self, device: torch.device | str) -> Batch:
+        """The same batch with all three tensors on ``device``."""
+        return Batch(self.inputs.to(device), self.targets.to(device), self.mask.to(device))
+
+
+class Task:
+    """Base class of the algorithmic tasks.
+
+    A subclass sets ``name``, ``params`` (its declarations), optionally ``constraints``
+    (pairs ``(a, b)`` meaning ``a <= b``) and ``length_params`` (the pair of parameters
+    that bound the length drawn by :meth:`sample`), and implements ``input_size``,
+    ``output_size`` and ``_sample``.
+
+    After ``__init__`` each parameter's validated value is an attribute (``task.bits``)
+    and all of them are in ``task.config``.
+    """
+
+    name: ClassVar[str]
+    params: ClassVar[tuple[TaskParam, ...]]
+    constraints: ClassVar[tuple[tuple[str, str], ...]] = ()
+    length_params: ClassVar[tuple[str, str] | None] = None
+    min_length: ClassVar[int] = 1
+    loss: ClassVar[str] = "bce"
+
+    def __init__(self, **params: object) -> None:
+        self.config: dict[str, ParamValue] = self.validate_params(params)
+        for key, value in self.config.items():
+            setattr(self, key, value)
+
+    # -- declarations -------------------------------------------------------------------
+
+    @classmethod
+    def param(cls, name: str) -> TaskParam:
+        """The declaration named ``name``; ``KeyError`` if there is none."""
+        for p in cls.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @classmethod
+    def defaults(cls) -> dict[str, ParamValue]:
+        """Every parameter's default value."""
+        return {p.name: p.default for p in cls.params}
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """A JSON-friendly description of the task: name, loss, params, constraints."""
+        return {
+            "name": cls.name,
+            "loss": cls.loss,
+            "doc": (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else "",
+            "params": [p.to_dict() for p in cls.params],
+            "constraints": [list(c) for c in cls.constraints],
+        }
+
+    @classmethod
+    def validate_params(cls, params: Mapping[str, object]) -> dict[str, ParamValue]:
+        """Check ``params`` against the declarations and fill in defaults.
+
+        Returns:
+            Every declared parameter's value, in declaration order.
+
+        Raises:
+            TaskParamError: an unknown name (with a did-you-mean), a wrong type, a value
+                out of range, or a violated ``constraints`` pair; the message names the
+                parameter(s) and what is allowed.
+        """
+        known = [p.name for p in cls.params]
+        for key in params:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise TaskParamError(
+                    f"task '{cls.name}': unknown parameter '{key}'{hint} "
+                    f"(known parameters: {', '.join(known)})",
+                    cls.name,
+                    str(key),
+                )
+        values = {p.name: p.check(params.get(p.name, p.default), cls.name) for p in cls.params}
+        for lo, hi in cls.constraints:
+            if values[lo] > values[hi]:  # type: ignore[operator]
+                raise TaskParamError(
+                    f"task '{cls.name}': parameter '{lo}' ({values[lo]!r}) must be <= "
+                    f"'{hi}' ({values[hi]!r})",
+                    cls.name,
+                    lo if lo in params else hi,
+                )
+        return values
+
+    # -- sizes and sampling -------------------------------------------------------------
+
+    @property
+    def input_size(self) -> int:
+        """``I``, the width of ``Batch.inputs``."""
+        raise NotImplementedError
+
+    @property
+    def output_size(self) -> int:
+        """``O``, the width of ``Batch.targets`` (and of the model's logits)."""
+        raise NotImplementedError
+
+    def length_range(self) -> tuple[int, int]:
+        """The inclusive range ``sample`` draws its length from when none is given."""
+        assert self.length_params is not None, f"{type(self).__name__} must override"
+        lo, hi = self.length_params
+        return int(self.config[lo]), int(self.config[hi])
+
+    def sample(
+        self, batch: int, generator: torch.Generator, length: int | None = None
+    ) -> Batch:
+        """Draw a batch of ``batch`` sequences, all of the same length.
+
+        Args:
+            batch: ``B``, the number of sequences (>= 1).
+            generator: the only source of randomness; tensors go on its device.
+            length: the task's length (see the task's docstring for what it counts). If
+                ``None`` one length is drawn uniformly from :meth:`length_range` for the
+                whole batch; if given it is used as is and may exceed the training range
+                (generalisation tests).
+
+        Returns:
+            A :class:`Batch` with inputs ``(B, T, input_size)``, targets
+            ``(B, T, output_size)`` and mask ``(B, T)``.
+        """
+        batch = self._check_batch(batch)
+        return self._sample(batch, self._resolve_length(length, generator), generator)
+
+    def _check_batch(self, batch: object) -> int:
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"task '{self.name}': batch must be an int >= 1, got {batch!r}")
+        return batch
+
+    def _resolve_length(self, length: object, generator: torch.Generator) -> int:
+        """``length`` checked, or one drawn uniformly from :meth:`length_range`."""
+        if length is None:
+            lo, hi = self.length_range()
+            if lo == hi:
+                return lo
+            drawn = torch.randint(lo, hi + 1, (1,), generator=generator, device=generator.device)
+            return int(drawn)
+        if isinstance(length, bool) or not isinstance(length, int) or length < self.min_length:
+            raise ValueError(
+                f"task '{self.name}': length must be an int >= {self.min_length}, "
+                f"got {length!r}"
+            )
+        return length
+
+    def _sample(self, batch: int, length: int, generator: torch.Generator) -> Batch:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}({args})"
+
+
+# -- metrics ------------------------------------------------------------------------------
+
+
+def _check_logits(logits: torch.Tensor, batch: Batch) -> None:
+    if tuple(logits.shape) != tuple(batch.targets.shape):
+        raise ValueError(
+            f"logits have shape {tuple(logits.shape)} but the batch's targets have shape "
+            f"{tuple(batch.targets.shape)} (B, T, O)"
+        )
+
+
+def bit_errors(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Wrong output bits per sequence, counted at scored steps only.
+
+    ``errors[b] = sum_{t, o} mask[b, t] * [(logits[b, t, o] > 0) != (targets[b, t, o] > 0.5)]``
+
+    A logit of exactly 0 (probability 0.5) reads as bit 0.
+
+    Args:
+        logits: ``(B, T, O)`` raw (pre-sigmoid) model outputs.
+        batch: the batch they answer.
+
+    Returns:
+        ``(B,)`` float32 counts.
+    """
+    _check_logits(logits, batch)
+    wrong = (logits > 0) != (batch.targets > 0.5)  # (B, T, O)
+    return (wrong.float() * batch.mask.unsqueeze(-1)).sum(dim=(1, 2))
+
+
+def sequence_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Binary cross-entropy in "bits of cost per sequence", as the NTM paper plots it.
+
+    ``loss = (1/B) sum_b sum_t mask[b, t] sum_o BCEWithLogits(logits[b, t, o],
+    targets[b, t, o])``
+
+    i.e. the BCE (natural log) summed over every output bit of every scored step, averaged
+    over the batch. It is not divided by the sequence length or the number of bits, so it
+    grows with both; divide by ``ln 2`` to get bits in the information-theoretic sense.
+
+    Args:
+        logits: ``(B, T, O)`` raw (pre-sigmoid) model outputs.
+        batch: the batch they answer.
+
+    Returns:
+        A scalar tensor, differentiable with respect to ``logits``.
+    """
+    _check_logits(logits, batch)
+    per_bit = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="none")
+    return (per_bit * batch.mask.unsqueeze(-1)).sum() / batch.batch_size
+
+
+def sequence_accuracy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """The fraction of sequences with no bit errors, as a scalar float tensor."""
+    return (bit_errors(logits, batch) == 0).float().mean()

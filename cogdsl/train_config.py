@@ -1,0 +1,125 @@
+"""The ``train:`` section: its settings declared as data, checked, and resolved to a dataclass.
+
+    train:
+      task: {name: copy, bits: 8, min_len: 1, max_len: 20}
+      optimizer: {name: rmsprop, lr: 1.0e-4, momentum: 0.9}
+      batch: 16
+      steps: 50000
+      clip: 10          # gradient components clipped to [-clip, clip] (Graves et al. 2014); 0: off
+      seed: 0
+
+Gradient clipping is by value, as in the NTM paper; ``clip_norm`` adds a norm clip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cogdsl.blocks.base import Param, check_params
+from cogdsl.errors import NO_SPAN, DiagnosticSink, Span, hint_for
+from cogdsl.spec import Value
+from cogdsl.tasks import TASKS, TaskParamError, make_task
+
+SETTINGS: tuple[Param, ...] = (
+    Param("batch", int, 16, minimum=1, maximum=65536, doc="sequences per training step"),
+    Param("steps", int, 10000, minimum=1, doc="training steps"),
+    Param("clip", float, 10.0, minimum=0.0, doc="clip every gradient component to [-clip, clip]; 0 turns it off"),
+    Param("clip_norm", float, 0.0, minimum=0.0, doc="also clip the gradient's total norm; 0 turns it off"),
+    Param("seed", int, 0, minimum=0, doc="seed for parameters and data"),
+    Param("eval_every", int, 500, minimum=1, doc="steps between evaluations"),
+    Param("eval_size", int, 256, minimum=1, doc="fresh sequences per evaluation"),
+    Param("checkpoint_every", int, 1000, minimum=1, doc="steps between checkpoints"),
+    Param("log_every", int, 50, minimum=1, doc="steps between lines of the CSV log"),
+    Param("threads", int, 0, minimum=0, maximum=1024, doc="CPU threads for torch; 0 leaves torch's default"),
+)
+
+OPTIMIZERS: dict[str, tuple[Param, ...]] = {
+    # Graves et al. 2014 train with RMSProp, momentum 0.9, lr 1e-4.
+    "rmsprop": (Param("lr", float, 1e-4, minimum=0.0), Param("momentum", float, 0.9, minimum=0.0, maximum=1.0),
+                Param("alpha", float, 0.95, minimum=0.0, maximum=1.0), Param("eps", float, 1e-10, minimum=0.0)),
+    "adam": (Param("lr", float, 1e-3, minimum=0.0), Param("beta1", float, 0.9, minimum=0.0, maximum=1.0),
+             Param("beta2", float, 0.999, minimum=0.0, maximum=1.0), Param("eps", float, 1e-8, minimum=0.0)),
+    "sgd": (Param("lr", float, 1e-2, minimum=0.0), Param("momentum", float, 0.0, minimum=0.0, maximum=1.0)),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str
+    task_params: dict[str, Any]
+    optimizer: str
+    optimizer_params: dict[str, Any]
+    batch: int = 16
+    steps: int = 10000
+    clip: float = 10.0
+    clip_norm: float = 0.0
+    seed: int = 0
+    eval_every: int = 500
+    eval_size: int = 256
+    checkpoint_every: int = 1000
+    log_every: int = 50
+    threads: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_overrides(self, **overrides: Any) -> TrainConfig:
+        """A copy with command-line overrides (``lr`` goes to the optimizer) applied; None means keep."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        optimizer_params = dict(self.optimizer_params)
+        if "lr" in values:
+            optimizer_params["lr"] = values.pop("lr")
+        current = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        current.update(values, optimizer_params=optimizer_params)
+        return TrainConfig(**current)
+
+
+def _named_table(value: Value, what: str, sink: DiagnosticSink) -> tuple[str | None, dict[str, Value]]:
+    if isinstance(value.data, str):
+        return value.data, {}
+    if not isinstance(value.data, dict) or "name" not in value.data:
+        sink.error("E603", f"'{what}' must name one, e.g. {{name: ...}}", value.span)
+        return None, {}
+    name = value.data["name"]
+    if not isinstance(name.data, str):
+        sink.error("E603", f"'{what}' name must be a name, found {name.data!r}", name.span)
+        return None, {}
+    return name.data, {k: v for k, v in value.data.items() if k != "name"}
+
+
+def resolve_train(train: Value | None, sink: DiagnosticSink, spec_span: Span = NO_SPAN) -> TrainConfig | None:
+    """Check the ``train:`` section, reporting into ``sink``; the resolved config, or None if absent or bad."""
+    if train is None:
+        return None
+    entries: dict[str, Value] = train.data
+    before = len(sink.items)
+    task_value = entries.get("task")
+    task_name, task_params = None, {}
+    if task_value is None:
+        sink.error("E603", "the train section names no task", train.span,
+                   f"add e.g. 'task: {{name: copy}}'; tasks are {', '.join(sorted(TASKS))}")
+    else:
+        task_name, given = _named_table(task_value, "task", sink)
+        if task_name is not None and task_name not in TASKS:
+            sink.error("E601", f"unknown task '{task_name}'", task_value.span, hint_for(task_name, TASKS, "the tasks"))
+            task_name = None
+        if task_name is not None:
+            task_params = {k: v.data for k, v in given.items()}
+            try:
+                make_task(task_name, **task_params)
+            except TaskParamError as err:
+                span = given[err.param].span if err.param in given else task_value.span
+                sink.error("E602", f"task {task_name}: {err}", span)
+    opt_value = entries.get("optimizer", Value({"name": Value("rmsprop")}))
+    opt_name, opt_given = _named_table(opt_value, "optimizer", sink)
+    opt_params: dict[str, Any] = {}
+    if opt_name is not None and opt_name not in OPTIMIZERS:
+        sink.error("E603", f"unknown optimizer '{opt_name}'", opt_value.span, hint_for(opt_name, OPTIMIZERS, "optimizers"))
+    elif opt_name is not None:
+        opt_params = check_params(OPTIMIZERS[opt_name], opt_given, lambda k: opt_given[k].span,
+                                  f"optimizer {opt_name}", opt_value.span, sink)
+    settings = {k: v for k, v in entries.items() if k not in ("task", "optimizer")}
+    resolved = check_params(SETTINGS, settings, lambda k: settings[k].span, "train", train.span, sink)
+    if len(sink.items) > before or task_name is None or opt_name is None:
+        return None
+    return TrainConfig(task=task_name, task_params=task_params, optimizer=opt_name, optimizer_params=opt_params,
+                       **resolved)

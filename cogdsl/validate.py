@@ -1,0 +1,190 @@
+"""Pass 3: every check a spec must pass before shapes are inferred. Reports all problems, never raises.
+
+``validate(spec, graph) -> list[Diagnostic]`` checks, in order: the format version;
+duplicate names; each input, block and output against the kind registry (kind, fields,
+parameters, references, addressing); cycles without a delay; memories no head touches;
+heads without a memory or controller; and the ``train:`` section.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from cogdsl.blocks import REGISTRY
+from cogdsl.blocks.addressing import resolve_ntm_address
+from cogdsl.blocks.base import check_params
+from cogdsl.errors import Diagnostic, DiagnosticSink, Span, hint_for
+from cogdsl.graph import immediate_graph
+from cogdsl.spec import SUPPORTED_VERSIONS, Block, Output, Ref, Spec
+from cogdsl.train_config import resolve_train
+
+ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "softmax")
+FIELD_SPELLING = {
+    "from": "its sources (YAML 'from: [...]', .cog '<- ...')",
+    "memory": "a memory (YAML 'memory: NAME', .cog 'on NAME')",
+    "by": "a controller (YAML 'by: NAME', .cog 'by NAME')",
+    "address": "an addressing expression (YAML 'address: \"...\"', .cog ': ...')",
+}
+
+
+def validate(spec: Spec, graph: nx.MultiDiGraph) -> list[Diagnostic]:
+    """All problems in ``spec``, in source order within each check."""
+    sink = DiagnosticSink()
+    _check_version(spec, sink)
+    roles = _check_names(spec, sink)
+    for item in spec.inputs:
+        size = item.size.data
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            sink.error("E204", f"input '{item.name}': size must be a positive integer, found {size!r}",
+                       item.size.span, "e.g. 'x: 9'")
+    kinds = {b.name: b.kind for b in reversed(spec.blocks)}
+    for block in spec.blocks:
+        _check_block(block, roles, kinds, sink)
+    for output in spec.outputs:
+        _check_output(output, roles, kinds, sink)
+    if not spec.outputs:
+        sink.error("E007", "the spec has no outputs", spec.model.span, "add an output, e.g. 'y: {size: 8, from: [ctrl]}'")
+    _check_cycles(graph, sink)
+    _check_memories(spec, graph, sink)
+    resolve_train(spec.train, sink)
+    return sink.items
+
+
+def _check_version(spec: Spec, sink: DiagnosticSink) -> None:
+    if spec.version.data not in SUPPORTED_VERSIONS:
+        sink.error("E004", f"unsupported cogdsl format version {spec.version.data!r}", spec.version.span,
+                   f"this cogdsl reads version {', '.join(map(str, SUPPORTED_VERSIONS))}")
+
+
+def _check_names(spec: Spec, sink: DiagnosticSink) -> dict[str, str]:
+    """Name → family ('input', 'output', or a block family), reporting duplicates."""
+    roles: dict[str, str] = {}
+    first: dict[str, Span] = {}
+    items = [(i.name, "input", i.span) for i in spec.inputs]
+    items += [(b.name, REGISTRY[b.kind].family if b.kind in REGISTRY else "unknown", b.span) for b in spec.blocks]
+    items += [(o.name, "output", o.span) for o in spec.outputs]
+    for name, role, span in sorted(items, key=lambda item: (item[2].line, item[2].col)):
+        if name in roles:
+            sink.error("E302", f"the name '{name}' is defined twice", span,
+                       f"it is first defined at line {first[name].line}; names of inputs, outputs and blocks "
+                       "must be unique")
+            continue
+        roles[name] = role
+        first[name] = span
+    return roles
+
+
+def _check_ref(ref: Ref, roles: dict[str, str], owner: str, wanted: tuple[str, ...], what: str,
+               sink: DiagnosticSink, delay_ok: bool) -> bool:
+    if ref.name not in roles:
+        sink.error("E301", f"{owner}: '{ref.name}' is not defined", ref.span,
+                   hint_for(ref.name, roles, "the defined names"))
+        return False
+    role = roles[ref.name]
+    if role == "unknown":
+        return False  # its kind is unknown; that is reported where the block is defined
+    if role not in wanted:
+        sink.error("E303", f"{owner}: '{ref.name}' is a {role}, not {what}", ref.span,
+                   f"refer to {what} here")
+        return False
+    if ref.delay and not delay_ok:
+        sink.error("E307", f"{owner}: '@prev' is not allowed on '{ref.name}' here", ref.span,
+                   "a head addresses its memory and is driven by its controller at the same step")
+        return False
+    return True
+
+
+def _value_sources(roles: dict[str, str], ref: Ref, owner: str, sink: DiagnosticSink) -> None:
+    """A wire must come from something that carries a value: an input, a controller or a read head."""
+    if ref.name in roles and roles[ref.name] == "head":
+        return  # read vs write is checked where the kind is known
+    _check_ref(ref, roles, owner, ("input", "controller", "head"), "an input, a controller or a read head", sink,
+               delay_ok=True)
+
+
+def _check_block(block: Block, roles: dict[str, str], kinds: dict[str, str], sink: DiagnosticSink) -> None:
+    owner = f"block '{block.name}'"
+    kind = REGISTRY.get(block.kind)
+    if kind is None:
+        sink.error("E201", f"{owner}: unknown block kind '{block.kind}'", block.kind_span,
+                   hint_for(block.kind, REGISTRY, "the kinds"))
+        return
+    owner = f"{block.kind} '{block.name}'"
+    check_params(kind.params, block.params, block.param_span, owner, block.span, sink)
+    given = {"from": bool(block.sources), "memory": block.memory is not None, "by": block.by is not None,
+             "address": block.address is not None}
+    for field, present in given.items():
+        if present and field not in kind.accepts:
+            span = {"from": block.sources[0].span if block.sources else block.span,
+                    "memory": block.memory.span if block.memory else block.span,
+                    "by": block.by.span if block.by else block.span,
+                    "address": block.address.span if block.address else block.span}[field]
+            sink.error("E206", f"{owner}: a {block.kind} does not take {FIELD_SPELLING[field]}", span,
+                       f"remove it; {block.kind} accepts "
+                       + (", ".join(sorted(kind.accepts)) if kind.accepts else "no wiring"))
+    for field in sorted(kind.requires):
+        if not given[field]:
+            code = "E305" if kind.family == "head" else ("E308" if field == "from" else "E007")
+            sink.error(code, f"{owner} has no {field if field != 'from' else 'sources'}", block.span,
+                       f"give it {FIELD_SPELLING[field]}")
+    for ref in block.sources if "from" in kind.accepts else ():
+        _value_sources(roles, ref, owner, sink)
+        _check_read_source(ref, roles, kinds, owner, sink)
+    if block.memory is not None and "memory" in kind.accepts:
+        ok = _check_ref(block.memory, roles, owner, ("memory",), "a memory", sink, delay_ok=False)
+        if ok and block.address is not None and "address" in kind.accepts:
+            resolve_ntm_address(block.address, owner, sink)
+    if block.by is not None and "by" in kind.accepts:
+        _check_ref(block.by, roles, owner, ("controller",), "a controller", sink, delay_ok=False)
+
+
+def _check_read_source(ref: Ref, roles: dict[str, str], kinds: dict[str, str], owner: str,
+                       sink: DiagnosticSink) -> None:
+    kind = kinds.get(ref.name)
+    if roles.get(ref.name) == "head" and kind is not None and not REGISTRY[kind].has_output:
+        sink.error("E303", f"{owner}: '{ref.name}' is a {kind} head, which has no value to wire", ref.span,
+                   "wire a read head, a controller or an input")
+
+
+def _check_output(output: Output, roles: dict[str, str], kinds: dict[str, str], sink: DiagnosticSink) -> None:
+    owner = f"output '{output.name}'"
+    size = output.size.data
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        sink.error("E204", f"{owner}: size must be a positive integer, found {size!r}", output.size.span)
+    if output.activation is not None and output.activation.data not in ACTIVATIONS:
+        sink.error("E205", f"{owner}: unknown activation '{output.activation.data}'", output.activation.span,
+                   hint_for(str(output.activation.data), ACTIVATIONS, "activations"))
+    if not output.sources:
+        sink.error("E308", f"{owner} has no sources", output.span, "give it sources, e.g. 'from: [ctrl]'")
+    for ref in output.sources:
+        _value_sources(roles, ref, owner, sink)
+        _check_read_source(ref, roles, kinds, owner, sink)
+
+
+def _check_cycles(graph: nx.MultiDiGraph, sink: DiagnosticSink) -> None:
+    now = immediate_graph(graph)
+    for component in nx.strongly_connected_components(now):
+        if len(component) == 1:
+            (node,) = component
+            if not now.has_edge(node, node):
+                continue
+        cycle = nx.find_cycle(now.subgraph(component))
+        path = [u for u, _ in cycle] + [cycle[0][0]]
+        # Point at a wire that could carry the delay: a 'from' source edge in the cycle.
+        sources = [(u, v) for u, v in cycle if now.edges[u, v]["role"] == "source"]
+        u, v = sources[0] if sources else cycle[0]
+        span = now.edges[u, v]["span"]
+        hint = (f"delay one wire of the cycle, e.g. '{u}@prev' in the sources of '{v}'" if sources
+                else "a cycle must pass through a wire from a source that can take '@prev'")
+        sink.error("E304", f"cycle with no delay: {' -> '.join(path)}", span, hint)
+
+
+def _check_memories(spec: Spec, graph: nx.MultiDiGraph, sink: DiagnosticSink) -> None:
+    for block in spec.blocks:
+        kind = REGISTRY.get(block.kind)
+        if kind is None or kind.family != "memory" or block.name not in graph:
+            continue
+        heads = [v for _, v, d in graph.out_edges(block.name, data=True) if d["role"] == "memory"]
+        if not heads:
+            sink.error("E306", f"memory '{block.name}' is not read or written by any head", block.span,
+                       f"add a read or write head on '{block.name}', or remove it")

@@ -1,0 +1,147 @@
+"""Backend selection: use_backend, COGDSL_BACKEND, auto dispatch, and the forced-triton error."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from cogdsl import ops
+from cogdsl.ops import backend
+
+OPS = [
+    "content_weights",
+    "interpolate",
+    "shift",
+    "sharpen",
+    "ntm_address",
+    "read",
+    "write",
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_env_backend(monkeypatch):
+    monkeypatch.delenv("COGDSL_BACKEND", raising=False)
+
+
+def _content_args():
+    torch.manual_seed(0)
+    return torch.randn(2, 7, 5), torch.randn(2, 3, 5), torch.rand(2, 3) + 0.5
+
+
+def test_every_op_has_a_torch_implementation():
+    for name in OPS:
+        assert "torch" in backend.implementations(name), name
+        assert callable(getattr(ops, name))
+
+
+def test_default_is_auto():
+    assert ops.current_backend() == "auto"
+
+
+def test_use_backend_torch_runs_the_reference_and_restores():
+    args = _content_args()
+    expected = ops.content_weights(*args)
+    with ops.use_backend("torch") as name:
+        assert name == "torch"
+        assert ops.current_backend() == "torch"
+        got = ops.content_weights(*args)
+    torch.testing.assert_close(got, expected)
+    assert ops.current_backend() == "auto"
+
+
+def test_use_backend_nests_and_restores_after_an_exception():
+    with ops.use_backend("torch"):
+        with pytest.raises(RuntimeError), ops.use_backend("triton"):
+            assert ops.current_backend() == "triton"
+            raise RuntimeError("boom")
+        assert ops.current_backend() == "torch"
+    assert ops.current_backend() == "auto"
+
+
+def test_unknown_backend_raises_value_error_listing_allowed():
+    with pytest.raises(ValueError, match="'bogus'") as info:
+        ops.use_backend("bogus")  # checked at the call, before any `with`
+    for allowed in ("'auto'", "'torch'", "'triton'"):
+        assert allowed in str(info.value)
+
+
+def test_forced_triton_without_a_kernel_raises_clear_error():
+    args = _content_args()
+    expected = (
+        "cogdsl.ops.content_weights: no 'triton' implementation is available in this version; "
+        "use the 'torch' backend"
+    )
+    error = pytest.raises(ops.BackendUnavailableError, match=re.escape(expected))
+    with ops.use_backend("triton"), error as info:
+        ops.content_weights(*args)
+    assert isinstance(info.value, NotImplementedError)
+
+
+def test_env_var_is_honoured_at_call_time(monkeypatch):
+    args = _content_args()
+    monkeypatch.setenv("COGDSL_BACKEND", "torch")
+    assert ops.current_backend() == "torch"
+    assert torch.isfinite(ops.content_weights(*args)).all()
+    monkeypatch.setenv("COGDSL_BACKEND", "triton")
+    assert ops.current_backend() == "triton"
+    with pytest.raises(
+        NotImplementedError, match="cogdsl.ops.write: no 'triton' implementation"
+    ):
+        ops.write(
+            torch.randn(2, 7, 5),
+            torch.rand(2, 3, 7),
+            torch.rand(2, 3, 5),
+            torch.rand(2, 3, 5),
+        )
+
+
+def test_use_backend_overrides_env_var(monkeypatch):
+    monkeypatch.setenv("COGDSL_BACKEND", "triton")
+    with ops.use_backend("torch"):
+        assert torch.isfinite(ops.content_weights(*_content_args())).all()
+
+
+def test_bad_env_var_raises_value_error(monkeypatch):
+    monkeypatch.setenv("COGDSL_BACKEND", "cuda")
+    with pytest.raises(ValueError, match="COGDSL_BACKEND.*'cuda'.*'torch'"):
+        ops.read(torch.randn(2, 7, 5), torch.rand(2, 3, 7))
+
+
+def test_auto_picks_triton_only_for_cuda_tensors(monkeypatch):
+    calls = []
+
+    def fake_triton(memory, keys, strengths, similarity):
+        calls.append(similarity)
+        return torch.zeros(memory.shape[0], keys.shape[1], memory.shape[1])
+
+    impls = {
+        "torch": backend._REGISTRY["content_weights"]["torch"],
+        "triton": fake_triton,
+    }
+    monkeypatch.setitem(backend._REGISTRY, "content_weights", impls)
+
+    assert backend.resolve("content_weights", is_cuda=True) is fake_triton
+    assert backend.resolve("content_weights", is_cuda=False) is impls["torch"]
+    args = _content_args()
+    out = ops.content_weights(*args)  # CPU tensors under auto: the reference
+    assert calls == []
+    torch.testing.assert_close(out.sum(-1), torch.ones(2, 3))
+    with ops.use_backend("triton"):  # forced: the kernel, whatever the device
+        ops.content_weights(*args, similarity="dot")
+    assert calls == ["dot"]
+    with ops.use_backend("torch"):
+        assert backend.resolve("content_weights", is_cuda=True) is impls["torch"]
+
+
+def test_register_rejects_unknown_backend_and_non_callables():
+    with pytest.raises(ValueError, match="'cuda'"):
+        backend.register("read", "cuda", lambda *a: None)
+    with pytest.raises(ValueError, match="'auto'"):
+        backend.register("read", "auto", lambda *a: None)
+    with pytest.raises(TypeError, match="not callable"):
+        backend.register("read", "triton", "not a function")
+    assert "cuda" not in backend.implementations("read")
+    assert backend.implementations("read")[0] == "torch"
