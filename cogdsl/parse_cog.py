@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -119,7 +120,7 @@ class _Builder:
             number: Any = float(text) if any(c in text for c in ".eE") else int(text)
             return Value(number, span)
         if kind == "string":
-            return Value(_unquote(str(tree.children[0])), span)
+            return Value(unquote(str(tree.children[0])), span)
         if kind == "true":
             return Value(True, span)
         if kind == "false":
@@ -208,7 +209,7 @@ class _Builder:
                 elif key == "model":
                     fields[key] = Value(str(token), self.span(token))
                 elif key == "doc":
-                    fields[key] = Value(_unquote(str(token)), self.span(token))
+                    fields[key] = Value(unquote(str(token)), self.span(token))
                 else:
                     fields[key] = self.table(token)
             elif kind == "input_stmt":
@@ -264,9 +265,10 @@ class _Builder:
                      self.span(name_token), self.span(kind_token), param_spans)
 
 
-def _unquote(text: str) -> str:
-    body = text[1:-1]
-    return body.replace('\\"', '"').replace("\\\\", "\\")
+def unquote(text: str) -> str:
+    """The text of a .cog string literal: ``\\"``, ``\\\\`` and ``\\n`` are escapes."""
+    escapes = {'"': '"', "\\": "\\", "n": "\n"}
+    return re.sub(r'\\(.)', lambda m: escapes.get(m.group(1), m.group(0)), text[1:-1])
 
 
 def parse_cog(text: str, file: str = "<string>") -> Spec:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from cogdsl.ops import ntm as _ntm  # registers the "torch" backend
+from cogdsl.ops import ntm as _ntm
+from cogdsl.ops import ntm_grad as _ntm_grad  # noqa: F401  (registers the "torch" backend)
 from cogdsl.ops.backend import (
     BACKENDS,
     BackendUnavailableError,
@@ -73,22 +74,16 @@ def _check_shapes(op: str, *args: tuple[str, object, str]) -> None:
     bound: dict[str, tuple[int, str]] = {}
     for name, t, dims in args:
         if not isinstance(t, Tensor):
-            raise TypeError(
-                f"{op}: {name} must be a torch.Tensor of shape ({', '.join(dims)}), got {type(t).__name__}"
-            )
+            raise TypeError(f"{op}: {name} must be a torch.Tensor of shape ({', '.join(dims)}), got {type(t).__name__}")
         shape = tuple(t.shape)
         if len(shape) != len(dims):
-            raise ValueError(
-                f"{op}: {name} must have {len(dims)} dimensions ({', '.join(dims)}) but has shape {shape}"
-            )
-        for letter, size in zip(dims, shape):
+            raise ValueError(f"{op}: {name} must have {len(dims)} dimensions ({', '.join(dims)}) but has shape {shape}")
+        for letter, size in zip(dims, shape, strict=True):
             seen = bound.get(letter)
             if seen is None:
                 bound[letter] = (size, name)
             elif seen[0] != size:
-                expected = tuple(
-                    bound[d][0] if d in bound else s for d, s in zip(dims, shape)
-                )
+                expected = tuple(bound[d][0] if d in bound else s for d, s in zip(dims, shape, strict=True))
                 raise ValueError(
                     f"{op}: {name} has shape {shape} but {seen[1]} {_DIM_NAMES[letter]} is {seen[0]} "
                     f"(expected {expected})"
@@ -98,9 +93,7 @@ def _check_shapes(op: str, *args: tuple[str, object, str]) -> None:
 def _check_similarity(op: str, similarity: str) -> None:
     if similarity not in SIMILARITIES:
         allowed = ", ".join(repr(s) for s in SIMILARITIES)
-        raise ValueError(
-            f"{op}: unknown similarity {similarity!r}; expected one of {allowed}"
-        )
+        raise ValueError(f"{op}: unknown similarity {similarity!r}; expected one of {allowed}")
 
 
 def _check_shift_count(op: str, shift_weights: Tensor) -> None:
@@ -112,9 +105,7 @@ def _check_shift_count(op: str, shift_weights: Tensor) -> None:
         )
 
 
-def content_weights(
-    memory: Tensor, keys: Tensor, strengths: Tensor, similarity: str = "cosine"
-) -> Tensor:
+def content_weights(memory: Tensor, keys: Tensor, strengths: Tensor, similarity: str = "cosine") -> Tensor:
     """Content-based addressing: a softmax over slots of each key's similarity to every slot.
 
         w_c[b, h, i] = exp(β[b,h] K(k[b,h], M[b,i])) / Σ_j exp(β[b,h] K(k[b,h], M[b,j]))
@@ -145,9 +136,7 @@ def content_weights(
         )
         _check_similarity("content_weights", similarity)
         _remember(key)
-    return _resolve("content_weights", memory.is_cuda)(
-        memory, keys, strengths, similarity
-    )
+    return _resolve("content_weights", memory.is_cuda)(memory, keys, strengths, similarity)
 
 
 def interpolate(content: Tensor, previous: Tensor, gate: Tensor) -> Tensor:

@@ -50,9 +50,7 @@ ENV_VAR = "COGDSL_BACKEND"
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {}
 
 # None: nothing forced by use_backend, consult the environment.
-_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "cogdsl_backend", default=None
-)
+_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("cogdsl_backend", default=None)
 
 
 class BackendUnavailableError(NotImplementedError):
@@ -73,9 +71,7 @@ def register(op_name: str, backend: str, fn: Callable[..., Any]) -> Callable[...
     """
     _check_name(backend, _IMPL_BACKENDS, "backend")
     if not callable(fn):
-        raise TypeError(
-            f"register: implementation of {op_name!r} for {backend!r} is not callable"
-        )
+        raise TypeError(f"register: implementation of {op_name!r} for {backend!r} is not callable")
     _REGISTRY.setdefault(op_name, {})[backend] = fn
     return fn
 
@@ -134,7 +130,6 @@ def resolve(op_name: str, is_cuda: bool) -> Callable[..., Any]:
             f"backend (from {ENV_VAR})" if _forced.get() is None else "backend",
         )
         raise BackendUnavailableError(
-            f"cogdsl.ops.{op_name}: no {name!r} implementation is available in this version; "
-            "use the 'torch' backend"
+            f"cogdsl.ops.{op_name}: no {name!r} implementation is available in this version; use the 'torch' backend"
         )
     return fn

@@ -47,9 +47,7 @@ COSINE_EPS = 1e-8
 SHARPEN_EPS = 1e-16
 
 
-def content_weights(
-    memory: Tensor, keys: Tensor, strengths: Tensor, similarity: str = "cosine"
-) -> Tensor:
+def content_weights(memory: Tensor, keys: Tensor, strengths: Tensor, similarity: str = "cosine") -> Tensor:
     """softmax_N(β · sim(k, M_i)): memory (B,N,W), keys (B,H,W), strengths (B,H) → (B,H,N)."""
     dots = torch.bmm(keys, memory.transpose(1, 2))  # (B, H, N)
     if similarity == "cosine":
@@ -61,9 +59,7 @@ def content_weights(
         sim = dots
     else:
         allowed = ", ".join(repr(s) for s in SIMILARITIES)
-        raise ValueError(
-            f"content_weights: unknown similarity {similarity!r}; expected one of {allowed}"
-        )
+        raise ValueError(f"content_weights: unknown similarity {similarity!r}; expected one of {allowed}")
     return torch.softmax(strengths.unsqueeze(-1) * sim, dim=-1)
 
 

@@ -71,8 +71,7 @@ def test_unknown_backend_raises_value_error_listing_allowed():
 def test_forced_triton_without_a_kernel_raises_clear_error():
     args = _content_args()
     expected = (
-        "cogdsl.ops.content_weights: no 'triton' implementation is available in this version; "
-        "use the 'torch' backend"
+        "cogdsl.ops.content_weights: no 'triton' implementation is available in this version; use the 'torch' backend"
     )
     error = pytest.raises(ops.BackendUnavailableError, match=re.escape(expected))
     with ops.use_backend("triton"), error as info:
@@ -87,9 +86,7 @@ def test_env_var_is_honoured_at_call_time(monkeypatch):
     assert torch.isfinite(ops.content_weights(*args)).all()
     monkeypatch.setenv("COGDSL_BACKEND", "triton")
     assert ops.current_backend() == "triton"
-    with pytest.raises(
-        NotImplementedError, match="cogdsl.ops.write: no 'triton' implementation"
-    ):
+    with pytest.raises(NotImplementedError, match=r"cogdsl.ops.write: no 'triton' implementation"):
         ops.write(
             torch.randn(2, 7, 5),
             torch.rand(2, 3, 7),
@@ -106,7 +103,7 @@ def test_use_backend_overrides_env_var(monkeypatch):
 
 def test_bad_env_var_raises_value_error(monkeypatch):
     monkeypatch.setenv("COGDSL_BACKEND", "cuda")
-    with pytest.raises(ValueError, match="COGDSL_BACKEND.*'cuda'.*'torch'"):
+    with pytest.raises(ValueError, match=r"COGDSL_BACKEND.*'cuda'.*'torch'"):
         ops.read(torch.randn(2, 7, 5), torch.rand(2, 3, 7))
 
 

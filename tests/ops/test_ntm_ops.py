@@ -38,7 +38,7 @@ def oracle_content(memory, keys, strengths, similarity):
             k = keys[b][h]
             sims = []
             for m in memory[b]:
-                dot = sum(x * y for x, y in zip(k, m))
+                dot = sum(x * y for x, y in zip(k, m, strict=True))
                 if similarity == "cosine":
                     nk = math.sqrt(sum(x * x for x in k))
                     nm = math.sqrt(sum(x * x for x in m))
@@ -54,10 +54,7 @@ def oracle_content(memory, keys, strengths, similarity):
 def oracle_interpolate(content, previous, gate):
     return [
         [
-            [
-                gate[b][h] * c + (1 - gate[b][h]) * p
-                for c, p in zip(content[b][h], previous[b][h])
-            ]
+            [gate[b][h] * c + (1 - gate[b][h]) * p for c, p in zip(content[b][h], previous[b][h], strict=True)]
             for h in range(len(gate[b]))
         ]
         for b in range(len(gate))
@@ -97,10 +94,7 @@ def oracle_sharpen(weights, gamma):
 def oracle_read(memory, weights):
     width = len(memory[0][0])
     return [
-        [
-            [sum(w[i] * memory[b][i][j] for i in range(len(w))) for j in range(width)]
-            for w in weights[b]
-        ]
+        [[sum(w[i] * memory[b][i][j] for i in range(len(w))) for j in range(width)] for w in weights[b]]
         for b in range(len(memory))
     ]
 
@@ -166,9 +160,7 @@ def assert_distribution(w: torch.Tensor) -> None:
 def test_content_weights_matches_oracle(dtype, similarity):
     torch.manual_seed(1)
     x = make_inputs(dtype)
-    got = ops.content_weights(
-        x["memory"], x["keys"], x["strengths"], similarity=similarity
-    )
+    got = ops.content_weights(x["memory"], x["keys"], x["strengths"], similarity=similarity)
     assert_matches(
         got,
         oracle_content(L(x["memory"]), L(x["keys"]), L(x["strengths"]), similarity),
@@ -182,9 +174,7 @@ def test_interpolate_matches_oracle(dtype):
     torch.manual_seed(2)
     x = make_inputs(dtype)
     got = ops.interpolate(x["weights"], x["previous"], x["gate"])
-    assert_matches(
-        got, oracle_interpolate(L(x["weights"]), L(x["previous"]), L(x["gate"])), dtype
-    )
+    assert_matches(got, oracle_interpolate(L(x["weights"]), L(x["previous"]), L(x["gate"])), dtype)
     assert_distribution(got)
 
 
@@ -224,9 +214,7 @@ def test_ntm_address_matches_oracle(dtype, similarity, n, s):
         x["gamma"],
         similarity=similarity,
     )
-    expected = oracle_content(
-        L(x["memory"]), L(x["keys"]), L(x["strengths"]), similarity
-    )
+    expected = oracle_content(L(x["memory"]), L(x["keys"]), L(x["strengths"]), similarity)
     expected = oracle_interpolate(expected, L(x["previous"]), L(x["gate"]))
     expected = oracle_shift(expected, L(x["shift_weights"]))
     expected = oracle_sharpen(expected, L(x["gamma"]))
@@ -264,9 +252,7 @@ def test_write_two_heads_equals_formula():
     got = ops.write(m, w, e, a)
     for b in range(B):
         expected = (
-            m[b]
-            * (1 - torch.outer(w[b, 0], e[b, 0]))
-            * (1 - torch.outer(w[b, 1], e[b, 1]))
+            m[b] * (1 - torch.outer(w[b, 0], e[b, 0])) * (1 - torch.outer(w[b, 1], e[b, 1]))
             + torch.outer(w[b, 0], a[b, 0])
             + torch.outer(w[b, 1], a[b, 1])
         )
@@ -290,12 +276,8 @@ def test_write_worked_example_from_design():
     erase = torch.tensor([[[1.0, 0.7, 0.2, 0.5, 0.0]]], dtype=torch.float64)
     add = torch.tensor([[[3, 4, -2, 0, 2]]], dtype=torch.float64)
     got = ops.write(memory, w, erase, add)
-    torch.testing.assert_close(
-        got[0, 0], torch.tensor([4.8, 10.63, 2.74, 3.8, 3.2], dtype=torch.float64)
-    )
-    torch.testing.assert_close(
-        got[0, 2], torch.tensor([6.0, 3.95, 1.7, 3.75, 13.0], dtype=torch.float64)
-    )
+    torch.testing.assert_close(got[0, 0], torch.tensor([4.8, 10.63, 2.74, 3.8, 3.2], dtype=torch.float64))
+    torch.testing.assert_close(got[0, 2], torch.tensor([6.0, 3.95, 1.7, 3.75, 13.0], dtype=torch.float64))
 
 
 # --- gradients -----------------------------------------------------------------------------
@@ -319,9 +301,7 @@ def test_gradcheck_content_weights(similarity):
 def test_gradcheck_interpolate():
     torch.manual_seed(11)
     x = _grad_inputs()
-    assert torch.autograd.gradcheck(
-        ops.interpolate, (x["weights"], x["previous"], x["gate"])
-    )
+    assert torch.autograd.gradcheck(ops.interpolate, (x["weights"], x["previous"], x["gate"]))
 
 
 @pytest.mark.parametrize(("n", "s"), [(5, 1), (5, 2), (3, 2)])
@@ -353,9 +333,7 @@ def test_gradcheck_ntm_address(similarity):
             "gamma",
         )
     )
-    assert torch.autograd.gradcheck(
-        lambda *a: ops.ntm_address(*a, similarity=similarity), args
-    )
+    assert torch.autograd.gradcheck(lambda *a: ops.ntm_address(*a, similarity=similarity), args)
 
 
 def test_gradcheck_read():
@@ -367,9 +345,7 @@ def test_gradcheck_read():
 def test_gradcheck_write():
     torch.manual_seed(16)
     x = _grad_inputs()
-    assert torch.autograd.gradcheck(
-        ops.write, (x["memory"], x["weights"], x["erase"], x["add"])
-    )
+    assert torch.autograd.gradcheck(ops.write, (x["memory"], x["weights"], x["erase"], x["add"]))
 
 
 # --- invariants ----------------------------------------------------------------------------
@@ -419,9 +395,7 @@ def test_sharpen_with_exact_zeros_and_huge_gamma_is_finite(dtype):
     weights = torch.softmax(torch.randn(B, H, N, dtype=dtype), -1)
     weights[:, :, :3] = 0.0
     weights = (weights / weights.sum(-1, keepdim=True)).requires_grad_(True)
-    gamma = torch.tensor(
-        [[1.0, 2.5]] * (B - 1) + [[200.0, 1.0]], dtype=dtype, requires_grad=True
-    )
+    gamma = torch.tensor([[1.0, 2.5]] * (B - 1) + [[200.0, 1.0]], dtype=dtype, requires_grad=True)
     out = ops.sharpen(weights, gamma)
     assert torch.isfinite(out).all()
     assert_distribution(out)
@@ -476,12 +450,8 @@ def test_interpolate_gate_extremes():
         torch.ones(B, H, dtype=torch.float64),
         torch.zeros(B, H, dtype=torch.float64),
     )
-    torch.testing.assert_close(
-        ops.interpolate(x["weights"], x["previous"], ones), x["weights"]
-    )
-    torch.testing.assert_close(
-        ops.interpolate(x["weights"], x["previous"], zeros), x["previous"]
-    )
+    torch.testing.assert_close(ops.interpolate(x["weights"], x["previous"], ones), x["weights"])
+    torch.testing.assert_close(ops.interpolate(x["weights"], x["previous"], zeros), x["previous"])
 
 
 def test_read_one_hot_returns_the_slot():
@@ -580,10 +550,10 @@ def test_bad_shapes_raise_value_error_naming_the_shapes(message, call):
 def test_unknown_similarity_names_the_allowed_values():
     torch.manual_seed(30)
     x = make_inputs(torch.float32)
-    with pytest.raises(ValueError, match="'cosine'.*'dot'") as info:
+    with pytest.raises(ValueError, match=r"'cosine'.*'dot'") as info:
         ops.content_weights(x["memory"], x["keys"], x["strengths"], similarity="euclid")
     assert "euclid" in str(info.value)
-    with pytest.raises(ValueError, match="'cosine'.*'dot'"):
+    with pytest.raises(ValueError, match=r"'cosine'.*'dot'"):
         ops.ntm_address(
             x["memory"],
             x["previous"],
@@ -597,7 +567,7 @@ def test_unknown_similarity_names_the_allowed_values():
 
 
 def test_non_tensor_argument_raises_type_error():
-    with pytest.raises(TypeError, match="read: weights must be a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"read: weights must be a torch.Tensor"):
         ops.read(torch.randn(2, 7, 5), [[0.5, 0.5]])
 
 
@@ -609,5 +579,5 @@ def test_shape_checks_still_run_after_valid_calls_are_remembered():
     torch.testing.assert_close(ops.write(m, w, e, a), first)  # remembered shapes
     with pytest.raises(ValueError, match=r"write: add has shape \(3, 2, 4\)"):
         ops.write(m, w, e, a[..., :4])
-    with pytest.raises(TypeError, match="write: erase must be a torch.Tensor"):
+    with pytest.raises(TypeError, match=r"write: erase must be a torch.Tensor"):
         ops.write(m, w, e.tolist(), a)

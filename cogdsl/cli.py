@@ -1,0 +1,172 @@
+"""The ``cogdsl`` command: validate, fmt, compile, train, eval.
+
+Every user error (a bad spec, a missing file, a wrong option, a bad checkpoint) prints
+one clear message and exits with status 1; there are no tracebacks for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from cogdsl.errors import CogdslError, Diagnostic, Span, SpecError, UsageError
+from cogdsl.pipeline import SPEC_SUFFIXES, check, compile_spec, read_spec_file
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with status 1 (not 2) on a usage error, like every other user error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def _spec_files(paths: Sequence[str]) -> Iterator[Path]:
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
+        elif path.exists():
+            yield path
+        else:
+            raise UsageError(f"{name}: no such file or folder")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    files = list(_spec_files(args.paths))
+    if not files:
+        raise UsageError(f"no spec files (.yaml, .yml, .cog) in {', '.join(args.paths)}")
+    report: list[dict[str, object]] = []
+    failed = 0
+    for path in files:
+        try:
+            check(read_spec_file(path))
+        except SpecError as err:
+            failed += 1
+            if args.format == "json":
+                report += [d.to_json() for d in err.diagnostics]
+            else:
+                print(err.render())
+        except UsageError as err:
+            failed += 1
+            diagnostic = Diagnostic("E008", str(err), Span(str(path), 0, 0))
+            report.append(diagnostic.to_json())
+            if args.format != "json":
+                print(diagnostic.render())
+    if args.format == "json":
+        print(json.dumps({"files": len(files), "failed": failed, "diagnostics": report}, indent=2))
+    else:
+        errors = "no errors" if not failed else f"{failed} of {len(files)} files have errors"
+        print(f"checked {len(files)} spec file{'s' if len(files) != 1 else ''}: {errors}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    from cogdsl.emit import to_cog, to_yaml
+
+    spec = read_spec_file(args.file)
+    check(spec)
+    text = to_cog(spec) if args.to == "cog" else to_yaml(spec)
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists; pass --force to overwrite it")
+    out.write_text(text, encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from cogdsl.explain import explain
+
+    model = compile_spec(args.spec)
+    if args.explain:
+        print(explain(model))
+    else:
+        total = sum(p.numel() for p in model.parameters())
+        print(f"{args.spec}: ok, {model.spec.name} compiles to {total:,} parameters")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cogdsl.train import train_command
+
+    return train_command(args)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from cogdsl.train import eval_command
+
+    return eval_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cogdsl", description="Validate, compile and train cognitive-architecture specs.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("validate", help="check spec files or folders; exit 1 on any error")
+    p.add_argument("paths", nargs="+", help="spec files or folders (searched for .yaml, .yml, .cog)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(run=cmd_validate)
+
+    p = sub.add_parser("fmt", help="convert a spec between .cog and YAML without loss")
+    p.add_argument("file")
+    p.add_argument("--to", choices=("cog", "yaml"), required=True)
+    p.add_argument("-o", "--output", help="write here instead of standard output")
+    p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    p.set_defaults(run=cmd_fmt)
+
+    p = sub.add_parser("compile", help="compile a spec; --explain prints its interface layout and step order")
+    p.add_argument("spec")
+    p.add_argument("--explain", action="store_true")
+    p.set_defaults(run=cmd_compile)
+
+    p = sub.add_parser("train", help="train a spec on its task (the spec's train: section)")
+    p.add_argument("spec")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="CPU threads for torch")
+    p.add_argument("--out", help="output folder (default runs/MODEL)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--max-minutes", type=float, help="stop after this much training time")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("eval", help="bit errors per sequence of a checkpoint at a chosen length")
+    p.add_argument("spec")
+    p.add_argument("checkpoint")
+    p.add_argument("--len", dest="length", type=int, help="sequence length (default: the task's max_len)")
+    p.add_argument("--sequences", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--plot", help="save a PNG of the head weightings over one sequence")
+    p.set_defaults(run=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except SpecError as err:
+        print(err.render(), file=sys.stderr)
+        return 1
+    except CogdslError as err:
+        print(f"cogdsl {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

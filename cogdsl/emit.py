@@ -1,0 +1,153 @@
+"""Write a Spec back out as .cog text or YAML, without loss: parsing the output gives an equal Spec.
+
+``cogdsl fmt --to cog|yaml FILE`` uses these. Comments are not part of the IR and are
+not carried over; the ``doc`` field is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from cogdsl.spec import Address, Block, Output, Ref, Spec, Value
+
+
+def quote(text: str) -> str:
+    """A .cog string literal; the inverse of :func:`cogdsl.parse_cog.unquote`."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _scalar_cog(data: Any) -> str:
+    if isinstance(data, bool):
+        return "true" if data else "false"
+    if data is None:
+        return "none"
+    if isinstance(data, str):
+        keywords = {"true", "false", "none", "on", "by", "model", "input", "output", "train", "doc", "cogdsl"}
+        if data.isidentifier() and data not in keywords:
+            return data
+        return quote(data)
+    if isinstance(data, float):
+        return repr(data)
+    return str(data)
+
+
+def _value_cog(value: Value) -> str:
+    if isinstance(value.data, list):
+        return "[" + ", ".join(_value_cog(v) for v in value.data) + "]"
+    return _scalar_cog(value.data)
+
+
+def _params_cog(params: dict[str, Value]) -> str:
+    return ", ".join(f"{k}={_value_cog(v)}" for k, v in params.items())
+
+
+def _refs_cog(refs: tuple[Ref, ...]) -> str:
+    return ", ".join(str(r) for r in refs)
+
+
+def _table_cog(table: dict[str, Value], indent: str) -> list[str]:
+    lines = []
+    for key, value in table.items():
+        if isinstance(value.data, dict):
+            fields = dict(value.data)
+            name = fields.pop("name", None)
+            if name is not None and isinstance(name.data, str) and not any(isinstance(v.data, dict) for v in fields.values()):
+                lines.append(f"{indent}{key} {_scalar_cog(name.data)}({_params_cog(fields)})")
+            else:
+                lines.append(f"{indent}{key} {{")
+                lines += _table_cog(value.data, indent + "  ")
+                lines.append(f"{indent}}}")
+        else:
+            lines.append(f"{indent}{key} {_value_cog(value)}")
+    return lines
+
+
+def _block_cog(block: Block) -> str:
+    text = f"{block.kind} {block.name}"
+    if block.params:
+        text += f"({_params_cog(block.params)})"
+    if block.memory is not None:
+        text += f" on {block.memory}"
+    if block.by is not None:
+        text += f" by {block.by}"
+    if block.sources:
+        text += f" <- {_refs_cog(block.sources)}"
+    if block.address is not None:
+        text += f": {block.address}"
+    return text
+
+
+def _output_cog(output: Output) -> str:
+    sources = _refs_cog(output.sources)
+    body = f"{output.activation.data}({sources})" if output.activation is not None else sources
+    return f"output {output.name}: {output.size.data} = {body}"
+
+
+def to_cog(spec: Spec) -> str:
+    """The spec as .cog text."""
+    lines = [f"cogdsl {spec.version.data}", f"model {spec.name}"]
+    if spec.doc is not None:
+        lines.append(f"doc {quote(str(spec.doc.data))}")
+    lines.append("")
+    lines += [f"input  {i.name}: {i.size.data}" for i in spec.inputs]
+    lines += [_output_cog(o) for o in spec.outputs]
+    lines.append("")
+    lines += [_block_cog(b) for b in spec.blocks]
+    if spec.train is not None:
+        lines += ["", "train {"] + _table_cog(spec.train.data, "  ") + ["}"]
+    return "\n".join(lines) + "\n"
+
+
+class _Flow(list):
+    """A list YAML writes in flow style: [x, r@prev]."""
+
+
+class _FlowMap(dict):
+    """A mapping YAML writes in flow style: {kind: lstm, hidden: 100}."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(_Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
+_Dumper.add_representer(_FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True))
+
+
+def _address_yaml(address: Address) -> str:
+    return str(address)
+
+
+def to_yaml(spec: Spec) -> str:
+    """The spec as YAML in the documented schema."""
+    doc: dict[str, Any] = {"cogdsl": spec.version.data, "model": spec.name}
+    if spec.doc is not None:
+        doc["doc"] = spec.doc.data
+    doc["inputs"] = {i.name: i.size.data for i in spec.inputs}
+    outputs = {}
+    for o in spec.outputs:
+        entry = _FlowMap(size=o.size.data, **{"from": _Flow(str(r) for r in o.sources)})
+        if o.activation is not None:
+            entry["activation"] = o.activation.data
+        outputs[o.name] = entry
+    doc["outputs"] = outputs
+    blocks = {}
+    for b in spec.blocks:
+        entry = _FlowMap(kind=b.kind)
+        entry.update({k: v.plain() for k, v in b.params.items()})
+        if b.sources:
+            entry["from"] = _Flow(str(r) for r in b.sources)
+        if b.memory is not None:
+            entry["memory"] = str(b.memory)
+        if b.by is not None:
+            entry["by"] = str(b.by)
+        if b.address is not None:
+            entry["address"] = _address_yaml(b.address)
+        blocks[b.name] = entry
+    doc["blocks"] = blocks
+    if spec.train is not None:
+        doc["train"] = {k: _FlowMap(v) if isinstance(v, dict) else v for k, v in spec.train.plain().items()}
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=120, default_flow_style=False)

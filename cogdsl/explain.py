@@ -1,0 +1,62 @@
+"""What ``cogdsl compile --explain`` prints: step order, interface layouts, parameters per block."""
+
+from __future__ import annotations
+
+from cogdsl.lower import CompiledModel
+
+
+def _table(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def explain(model: CompiledModel) -> str:
+    """A human-readable account of a compiled model."""
+    spec, shapes = model.spec, model.shapes
+    blocks = {b.name: b for b in spec.blocks}
+    total = sum(p.numel() for p in model.parameters())
+    lines = [f"model {spec.name}: {total:,} parameters", "", "one time step:"]
+    for number, (unit, name) in enumerate(model.order, start=1):
+        if unit == "controller":
+            block = blocks[name]
+            sources = ", ".join(str(r) for r in block.sources)
+            text = (f"controller {name}: {block.kind}, {shapes.input_sizes[name]} -> {shapes.sizes[name]} "
+                    f"from [{sources}]")
+            if name in shapes.interface_sizes:
+                text += f", interface {shapes.interface_sizes[name]}"
+        elif unit == "group":
+            plan = shapes.groups[int(name)]
+            pipe = " | ".join(s.name + (f"({', '.join(str(v) for _, v in s.args)})" if s.args else "")
+                              for s in plan.stages)
+            heads = ", ".join(f"{b} x{n}" for b, n in plan.reads + plan.writes)
+            text = f"heads {heads} on {plan.memory} by {plan.controller}: address ({pipe})"
+            if plan.reads:
+                text += ", read the memory as of the previous step"
+        elif unit == "output":
+            output = next(o for o in spec.outputs if o.name == name)
+            activation = output.activation.data if output.activation else "none"
+            text = (f"output {name}: {activation}(linear {shapes.input_sizes[name]} -> {shapes.sizes[name]}) "
+                    f"from [{', '.join(str(r) for r in output.sources)}]")
+        else:
+            writers = [b for plan in shapes.groups if plan.memory == name for b, _ in plan.writes]
+            text = f"write {name}: erase and add of {', '.join(writers)} (seen by reads from the next step)"
+        lines.append(f"  {number}. {text}")
+    for controller, layout in shapes.interfaces.items():
+        lines += ["", f"interface of {controller} ({shapes.sizes[controller]} -> "
+                      f"{shapes.interface_sizes[controller]}, clamped to ±{model.clips[controller]:g}):"]
+        rows = [("offset", "size", "field", "heads", "activation")]
+        for index, field in layout:
+            plan = shapes.groups[index]
+            names = [b for b, n in plan.reads + plan.writes for _ in range(n)][field.first_head:
+                                                                               field.first_head + field.heads]
+            rows.append((str(field.offset), f"{field.heads}x{field.size}", field.name, ",".join(dict.fromkeys(names)),
+                         field.activation))
+        lines += _table(rows)
+    lines += ["", "parameters per block:"]
+    counts = model.parameter_counts()
+    rows = [("block", "kind", "parameters")]
+    for name, count in counts.items():
+        kind = blocks[name].kind if name in blocks else "output"
+        rows.append((name, kind, f"{count:,}"))
+    lines += _table(rows)
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""The NTM ops with backward passes derived by hand: what the "torch" backend runs.
+
+The equations are those of :mod:`cogdsl.ops.ntm` (the plain autograd versions, which the
+tests use as the oracle); here each op is a ``torch.autograd.Function`` whose backward
+is written out, because autograd's generic graph of a dozen small ops per NTM stage is
+where a CPU training step spends its time (``prod``'s backward alone re-checks its input
+for zeros every step). The derivations, with p the op's output and g = dL/dp:
+
+content   z = beta sim, sim_hi = (k_h . M_i) / (|k_h| |M_i| + eps), p = softmax_i(z)
+          dz = p (g - sum_i g p);  dbeta = sum_i dz sim;  dsim = beta dz
+          ddots = dsim / D;  dD = -dsim sim / D, with D = |k||M| + eps
+          dk = ddots M + (sum_i dD |M_i|) k / |k|;   dM = ddots^T k + (sum_h dD |k_h|) M / |M|
+shift     p_i = sum_k w_{(i - o_k) mod N} s_k
+          dw = the same convolution of g with the offsets reversed;  ds_k = sum_i g_i w_{(i - o_k) mod N}
+sharpen   x = (w + eps) / max(w + eps), p = x^gamma / sum x^gamma
+          c = g - sum_i g p;  dw = gamma p c / (w + eps);  dgamma = sum_i p log(x) c
+write     F_h = 1 - w_h e_h^T, M' = M o prod_h F_h + sum_h w_h a_h^T
+          dM = G o prod F;  da_h = w_h^T G;  dF_h = (G o M) o prod_{j != h} F_j
+          dw_h = G a_h - dF_h e_h;  de_h = -dF_h^T w_h
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from cogdsl.ops.backend import register
+from cogdsl.ops.ntm import COSINE_EPS, SHARPEN_EPS, SIMILARITIES, _shift_index, interpolate, read
+
+
+class ContentWeights(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, memory: Tensor, keys: Tensor, strengths: Tensor, cosine: bool) -> Tensor:
+        dots = torch.bmm(keys, memory.transpose(1, 2))  # (B, H, N)
+        if cosine:
+            eps_sq = COSINE_EPS * COSINE_EPS
+            key_norms = (keys.square().sum(-1) + eps_sq).sqrt_()  # (B, H)
+            mem_norms = (memory.square().sum(-1) + eps_sq).sqrt_()  # (B, N)
+            denom = torch.baddbmm(torch.full_like(dots, COSINE_EPS), key_norms.unsqueeze(-1), mem_norms.unsqueeze(1))
+            sim = dots / denom
+        else:
+            key_norms = mem_norms = denom = None
+            sim = dots
+        weights = torch.softmax(strengths.unsqueeze(-1) * sim, dim=-1)
+        ctx.cosine = cosine
+        ctx.save_for_backward(memory, keys, strengths, sim, weights, key_norms, mem_norms, denom)
+        return weights
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        memory, keys, strengths, sim, weights, key_norms, mem_norms, denom = ctx.saved_tensors
+        dz = weights * (grad - (grad * weights).sum(-1, keepdim=True))  # (B, H, N)
+        d_strengths = (dz * sim).sum(-1)
+        d_sim = dz * strengths.unsqueeze(-1)
+        if ctx.cosine:
+            d_dots = d_sim / denom
+            d_denom = -d_dots * sim  # (B, H, N)
+            d_key_norms = torch.bmm(d_denom, mem_norms.unsqueeze(-1)).squeeze(-1)  # (B, H)
+            d_mem_norms = torch.bmm(key_norms.unsqueeze(1), d_denom).squeeze(1)  # (B, N)
+            d_keys = torch.baddbmm((d_key_norms / key_norms).unsqueeze(-1) * keys, d_dots, memory)
+            d_memory = torch.baddbmm((d_mem_norms / mem_norms).unsqueeze(-1) * memory, d_dots.transpose(1, 2), keys)
+        else:
+            d_keys = torch.bmm(d_sim, memory)
+            d_memory = torch.bmm(d_sim.transpose(1, 2), keys)
+        return d_memory, d_keys, d_strengths, None
+
+
+def _convolve(weights: Tensor, shift_weights: Tensor) -> tuple[Tensor, Tensor]:
+    b, h, n = weights.shape
+    k = shift_weights.shape[-1]
+    rolled = weights.index_select(-1, _shift_index(n, k, weights.device)).view(b, h, k, n)  # (B, H, K, N)
+    return torch.matmul(shift_weights.unsqueeze(-2), rolled).squeeze(-2), rolled
+
+
+class Shift(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, weights: Tensor, shift_weights: Tensor) -> Tensor:
+        out, rolled = _convolve(weights, shift_weights)
+        ctx.save_for_backward(shift_weights, rolled)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
+        shift_weights, rolled = ctx.saved_tensors
+        d_weights, _ = _convolve(grad, shift_weights.flip(-1))
+        d_shift = torch.matmul(rolled, grad.unsqueeze(-1)).squeeze(-1)  # (B, H, K)
+        return d_weights, d_shift
+
+
+class Sharpen(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, weights: Tensor, gamma: Tensor) -> Tensor:
+        shifted = weights + SHARPEN_EPS
+        log_x = (shifted / shifted.amax(dim=-1, keepdim=True)).log_()  # (B, H, N), <= 0
+        powered = (log_x * gamma.unsqueeze(-1)).exp_()
+        out = powered / powered.sum(-1, keepdim=True)
+        ctx.save_for_backward(shifted, log_x, gamma, out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
+        shifted, log_x, gamma, out = ctx.saved_tensors
+        centred = out * (grad - (grad * out).sum(-1, keepdim=True))  # p (g - sum g p)
+        d_weights = centred * gamma.unsqueeze(-1) / shifted
+        d_gamma = (centred * log_x).sum(-1)
+        return d_weights, d_gamma
+
+
+class Write(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, memory: Tensor, weights: Tensor, erase: Tensor, add: Tensor) -> Tensor:
+        weights_t = weights.transpose(1, 2)  # (B, N, H)
+        if weights.shape[1] == 1:
+            factors = None
+            keep = 1 - torch.bmm(weights_t, erase)  # (B, N, W)
+        else:
+            factors = 1 - weights.unsqueeze(-1) * erase.unsqueeze(-2)  # (B, H, N, W)
+            keep = factors.prod(dim=1)
+        ctx.save_for_backward(memory, weights, erase, add, keep, factors)
+        return torch.baddbmm(memory * keep, weights_t, add)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, ...]:
+        memory, weights, erase, add, keep, factors = ctx.saved_tensors
+        d_memory = grad * keep
+        d_add = torch.bmm(weights, grad)  # (B, H, W)
+        d_keep = grad * memory  # (B, N, W)
+        if factors is None:
+            d_weights = torch.bmm(add, grad.transpose(1, 2)) - torch.bmm(erase, d_keep.transpose(1, 2))  # (B, 1, N)
+            d_erase = -torch.bmm(weights, d_keep)  # (B, 1, W)
+        else:
+            ones = torch.ones_like(factors[:, :1])
+            before = torch.cat([ones, factors[:, :-1]], dim=1).cumprod(dim=1)  # prod_{j<h} F_j
+            after = torch.cat([factors[:, 1:], ones], dim=1).flip(1).cumprod(dim=1).flip(1)  # prod_{j>h} F_j
+            d_factors = d_keep.unsqueeze(1) * before * after  # (B, H, N, W)
+            d_weights = torch.bmm(add, grad.transpose(1, 2)) - (d_factors * erase.unsqueeze(-2)).sum(-1)
+            d_erase = -(d_factors * weights.unsqueeze(-1)).sum(-2)
+        return d_memory, d_weights, d_erase, d_add
+
+
+def content_weights(memory: Tensor, keys: Tensor, strengths: Tensor, similarity: str = "cosine") -> Tensor:
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"content_weights: unknown similarity {similarity!r}; expected one of {SIMILARITIES}")
+    return ContentWeights.apply(memory, keys, strengths, similarity == "cosine")
+
+
+def shift(weights: Tensor, shift_weights: Tensor) -> Tensor:
+    return Shift.apply(weights, shift_weights)
+
+
+def sharpen(weights: Tensor, gamma: Tensor) -> Tensor:
+    return Sharpen.apply(weights, gamma)
+
+
+def write(memory: Tensor, weights: Tensor, erase: Tensor, add: Tensor) -> Tensor:
+    return Write.apply(memory, weights, erase, add)
+
+
+def ntm_address(memory: Tensor, previous: Tensor, keys: Tensor, strengths: Tensor, gate: Tensor,
+                shift_weights: Tensor, gamma: Tensor, similarity: str = "cosine") -> Tensor:
+    content = content_weights(memory, keys, strengths, similarity)
+    return sharpen(shift(interpolate(content, previous, gate), shift_weights), gamma)
+
+
+for _fn in (content_weights, shift, sharpen, write, ntm_address, interpolate, read):
+    register(_fn.__name__, "torch", _fn)
+del _fn

@@ -1,0 +1,131 @@
+"""Plots: the learning curve of a run and the weightings of a model's heads over one sequence.
+
+Both draw on a bare :class:`matplotlib.figure.Figure` with the Agg canvas, never through
+``pyplot``, so they work without a display and leave the user's matplotlib backend alone.
+PNGs are written atomically (a temporary file, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from cogdsl.checkpoint import atomic_write_bytes
+
+
+def _save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    path = Path(path)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def _float(text: str | None) -> float | None:
+    if text is None or text.strip() == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def read_log(csv_path: str | Path) -> list[dict[str, float | None]]:
+    """The rows of a run's ``log.csv`` as numbers (None for blank cells)."""
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        return [{k: _float(v) for k, v in row.items() if k is not None} for row in csv.DictReader(handle)]
+
+
+def plot_learning_curve(csv_path: str | Path, png_path: str | Path, title: str | None = None) -> Path:
+    """Loss (log scale) and bit errors per sequence against sequences seen, training and evaluation.
+
+    Reads the CSV that :func:`cogdsl.train.train` writes (columns ``sequences``, ``loss``,
+    ``bit_errors``, ``eval_loss``, ``eval_bit_errors``).
+    """
+    rows = read_log(csv_path)
+
+    def series(key: str) -> tuple[list[float], list[float]]:
+        points = [(r["sequences"], r[key]) for r in rows if r.get("sequences") is not None and r.get(key) is not None]
+        return [p[0] for p in points], [p[1] for p in points]  # type: ignore[misc]
+
+    fig = Figure(figsize=(8, 6.5), layout="constrained")
+    ax_loss, ax_bits = fig.subplots(2, 1, sharex=True)
+    for ax, key, label in ((ax_loss, "loss", "loss (nats per sequence)"),
+                           (ax_bits, "bit_errors", "bit errors per sequence")):
+        xs, ys = series(key)
+        ax.plot(xs, ys, color="tab:blue", linewidth=1.2, label="training")
+        ex, ey = series(f"eval_{key}")
+        if ex:
+            ax.plot(ex, ey, color="tab:orange", marker="o", markersize=4, linewidth=1.2,
+                    label="evaluation (max length)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        if xs or ex:
+            ax.legend(loc="upper right")
+    positive = [y for key in ("loss", "eval_loss") for y in series(key)[1] if y > 0]
+    if positive:
+        ax_loss.set_yscale("log")
+    ax_bits.set_ylim(bottom=0)
+    ax_bits.set_xlabel("sequences seen")
+    fig.suptitle(title or "learning curve")
+    return _save(fig, png_path)
+
+
+def _first_output(y: Any) -> torch.Tensor:
+    return next(iter(y.values())) if isinstance(y, dict) else y
+
+
+@torch.no_grad()
+def plot_weightings(model: torch.nn.Module, inputs: torch.Tensor, png_path: str | Path,
+                    targets: torch.Tensor | None = None, title: str | None = None) -> Path:
+    """Inputs, targets and outputs of one sequence, then every head block's weighting, slots × time.
+
+    ``inputs`` (T, I) or (1, T, I); ``targets`` (T, O) or (1, T, O), optional. As in figure 6
+    of Graves et al. 2014: time runs left to right, memory slots top to bottom, one panel per
+    head (read and write heads alike), brighter is more weight.
+    """
+    x = inputs if inputs.dim() == 3 else inputs.unsqueeze(0)
+    x = x[:1]
+    was_training = model.training
+    model.eval()
+    try:
+        logits, weights = model(x, raw=True, return_weights=True)
+    finally:
+        model.train(was_training)
+    probs = torch.sigmoid(_first_output(logits)[0]).cpu()  # (T, O)
+    panels: list[tuple[str, torch.Tensor, str]] = [("inputs", x[0].cpu().T, "channel")]
+    if targets is not None:
+        t = targets if targets.dim() == 2 else targets[0]
+        panels.append(("targets", t.cpu().T, "channel"))
+    panels.append(("outputs (sigmoid)", probs.T, "channel"))
+    for name, w in weights.items():  # (1, T, heads, N)
+        heads = w.shape[2]
+        for h in range(heads):
+            label = f"{name} weighting" + (f" (head {h})" if heads > 1 else "")
+            panels.append((label, w[0, :, h].cpu().T, "slot"))  # (N, T)
+    heights = [max(1.0, min(p[1].shape[0] / 8, 4.0)) for p in panels]
+    steps = x.shape[1]
+    width = min(max(6.0, steps * 0.12 + 2.5), 16.0)
+    fig = Figure(figsize=(width, 1.0 + sum(heights) * 0.9), layout="constrained")
+    axes = fig.subplots(len(panels), 1, sharex=True, gridspec_kw={"height_ratios": heights})
+    axes = list(axes) if len(panels) > 1 else [axes]
+    for ax, (label, image, ylabel) in zip(axes, panels, strict=True):
+        cmap = "gray" if ylabel == "channel" else "magma"
+        im = ax.imshow(image.float().numpy(), aspect="auto", interpolation="nearest", cmap=cmap,
+                       vmin=0.0, vmax=1.0 if ylabel == "channel" else max(float(image.max()), 1e-6))
+        ax.set_title(label, fontsize=9, loc="left")
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)  # on every panel, so the time axes line up
+    axes[-1].set_xlabel("time step")
+    fig.suptitle(title or "head weightings over one sequence", fontsize=11)
+    return _save(fig, png_path)
