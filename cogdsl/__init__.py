@@ -27,12 +27,21 @@ def load(path: str | Path) -> Spec:
     return spec
 
 
-def compile(spec: Spec | str | Path) -> CompiledModel:  # noqa: A001 - the API's name
+def compile(spec: Spec | str | Path) -> CompiledModel:
     """Compile a spec (or a path to one) into a :class:`CompiledModel`."""
     return compile_spec(spec)
 
 
 __all__ = [
-    "CheckpointError", "CogdslError", "CompiledModel", "ShapeError", "Spec", "SpecError", "SpecSyntaxError",
-    "UsageError", "compile", "load", "__version__",
+    "CheckpointError",
+    "CogdslError",
+    "CompiledModel",
+    "ShapeError",
+    "Spec",
+    "SpecError",
+    "SpecSyntaxError",
+    "UsageError",
+    "__version__",
+    "compile",
+    "load",
 ]

@@ -269,7 +269,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             header = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 - not a dict
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     except (OSError, MemoryError) as err:
         raise CheckpointError(f"{path}: cannot read the checkpoint: {err}") from None
     except Exception as err:  # safetensors raises its own error types (and ValueError) for bad bytes

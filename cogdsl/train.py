@@ -292,7 +292,7 @@ class _Log:
         if keep_through is not None and path.exists():
             self._drop_rows_after(keep_through)
         fresh = not path.exists() or path.stat().st_size == 0
-        self.handle = open(path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.handle = open(path, "a", newline="", encoding="utf-8")
         self.writer = csv.writer(self.handle)
         if fresh:
             self.writer.writerow(LOG_COLUMNS)
