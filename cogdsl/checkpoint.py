@@ -342,10 +342,11 @@ def load_model_state(model: torch.nn.Module, checkpoint: Checkpoint, spec_name: 
     expected = model.state_dict()
     difference = _first_difference(saved, expected)
     if difference is not None:
-        source = f"'{checkpoint.model_name}'" if checkpoint.model_name else "another spec"
-        target = f" '{spec_name}'" if spec_name else ""
-        raise CheckpointError(f"{checkpoint.path}: checkpoint was trained on a different architecture "
-                              f"({source}) than this spec{target}: {difference}")
+        source = f" (spec '{checkpoint.model_name}')" if checkpoint.model_name else ""
+        if spec_name:
+            difference = difference.replace("this spec", f"spec '{spec_name}'")
+        raise CheckpointError(f"{checkpoint.path}: checkpoint was trained on a different architecture{source}: "
+                              f"{difference}")
     for name, tensor in saved.items():
         if tensor.dtype != expected[name].dtype:
             raise CheckpointError(f"{checkpoint.path}: tensor '{name}' is {tensor.dtype} in the checkpoint "

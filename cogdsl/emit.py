@@ -54,7 +54,8 @@ def _table_cog(table: dict[str, Value], indent: str) -> list[str]:
         if isinstance(value.data, dict):
             fields = dict(value.data)
             name = fields.pop("name", None)
-            if name is not None and isinstance(name.data, str) and not any(isinstance(v.data, dict) for v in fields.values()):
+            nested = any(isinstance(v.data, dict) for v in fields.values())
+            if name is not None and isinstance(name.data, str) and not nested:
                 lines.append(f"{indent}{key} {_scalar_cog(name.data)}({_params_cog(fields)})")
             else:
                 lines.append(f"{indent}{key} {{")
@@ -97,7 +98,7 @@ def to_cog(spec: Spec) -> str:
     lines.append("")
     lines += [_block_cog(b) for b in spec.blocks]
     if spec.train is not None:
-        lines += ["", "train {"] + _table_cog(spec.train.data, "  ") + ["}"]
+        lines += ["", "train {", *_table_cog(spec.train.data, "  "), "}"]
     return "\n".join(lines) + "\n"
 
 

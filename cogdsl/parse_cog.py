@@ -55,7 +55,8 @@ def _expected_words(expected: set[str]) -> list[str]:
     return sorted(words)
 
 
-def _syntax_error(err: lark.exceptions.LarkError, file: str, line_offset: int, col_offset: int, what: str) -> Diagnostic:
+def _syntax_error(err: lark.exceptions.LarkError, file: str, line_offset: int, col_offset: int,
+                  what: str) -> Diagnostic:
     line = getattr(err, "line", 1) or 1
     col = getattr(err, "column", 1) or 1
     if line == 1:
@@ -87,7 +88,8 @@ def _expect_hint(expected: list[str]) -> str | None:
     return "expected one of " + ", ".join(expected)
 
 
-def _parse(text: str, start: str, file: str, line_offset: int = 0, col_offset: int = 0, what: str = "syntax error") -> lark.Tree:
+def _parse(text: str, start: str, file: str, line_offset: int = 0, col_offset: int = 0,
+           what: str = "syntax error") -> lark.Tree:
     try:
         return _parser().parse(text, start=start)
     except lark.exceptions.UnexpectedInput as err:

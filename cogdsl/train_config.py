@@ -31,7 +31,9 @@ SETTINGS: tuple[Param, ...] = (
     Param("eval_size", int, 256, minimum=1, doc="fresh sequences per evaluation"),
     Param("checkpoint_every", int, 1000, minimum=1, doc="steps between checkpoints"),
     Param("log_every", int, 50, minimum=1, doc="steps between lines of the CSV log"),
-    Param("threads", int, 0, minimum=0, maximum=1024, doc="CPU threads for torch; 0 leaves torch's default"),
+    # One thread by default: a recurrent model's per-step ops are too small to split across
+    # cores, and a second OpenMP thread that has to wait for a busy core slows every op.
+    Param("threads", int, 1, minimum=0, maximum=1024, doc="CPU threads for torch; 0 leaves torch's default"),
 )
 
 OPTIMIZERS: dict[str, tuple[Param, ...]] = {
@@ -59,7 +61,7 @@ class TrainConfig:
     eval_size: int = 256
     checkpoint_every: int = 1000
     log_every: int = 50
-    threads: int = 0
+    threads: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
@@ -113,7 +115,8 @@ def resolve_train(train: Value | None, sink: DiagnosticSink, spec_span: Span = N
     opt_name, opt_given = _named_table(opt_value, "optimizer", sink)
     opt_params: dict[str, Any] = {}
     if opt_name is not None and opt_name not in OPTIMIZERS:
-        sink.error("E603", f"unknown optimizer '{opt_name}'", opt_value.span, hint_for(opt_name, OPTIMIZERS, "optimizers"))
+        sink.error("E603", f"unknown optimizer '{opt_name}'", opt_value.span,
+                   hint_for(opt_name, OPTIMIZERS, "optimizers"))
     elif opt_name is not None:
         opt_params = check_params(OPTIMIZERS[opt_name], opt_given, lambda k: opt_given[k].span,
                                   f"optimizer {opt_name}", opt_value.span, sink)

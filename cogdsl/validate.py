@@ -43,7 +43,8 @@ def validate(spec: Spec, graph: nx.MultiDiGraph) -> list[Diagnostic]:
     for output in spec.outputs:
         _check_output(output, roles, kinds, sink)
     if not spec.outputs:
-        sink.error("E007", "the spec has no outputs", spec.model.span, "add an output, e.g. 'y: {size: 8, from: [ctrl]}'")
+        sink.error("E007", "the spec has no outputs", spec.model.span,
+                   "add an output, e.g. 'y: {size: 8, from: [ctrl]}'")
     _check_cycles(graph, sink)
     _check_memories(spec, graph, sink)
     resolve_train(spec.train, sink)

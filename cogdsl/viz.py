@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from cogdsl.checkpoint import atomic_write_bytes
 
@@ -125,7 +126,9 @@ def plot_weightings(model: torch.nn.Module, inputs: torch.Tensor, png_path: str 
         ax.set_title(label, fontsize=9, loc="left")
         ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)  # on every panel, so the time axes line up
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[-1].set_xlabel("time step")
     fig.suptitle(title or "head weightings over one sequence", fontsize=11)
     return _save(fig, png_path)

@@ -71,7 +71,7 @@ def check_params(declared: tuple[Param, ...], given: dict[str, Value], spans: Ca
     """
     by_name = {p.name: p for p in declared}
     resolved: dict[str, Any] = {}
-    for name, value in given.items():
+    for name in given:
         if name not in by_name:
             sink.error("E202", f"{owner}: unknown parameter '{name}'", spans(name),
                        hint_for(name, by_name, "its parameters") if by_name else f"{owner} takes no parameters")

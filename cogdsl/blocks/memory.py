@@ -22,7 +22,7 @@ class MemoryKind(BlockKind):
     family = "memory"
     doc = "NTM memory matrix of `slots` x `width`, read and written by `read`/`write` heads."
     params = (
-        Param("slots", int, minimum=1, maximum=1 << 20, doc="number of memory slots N"),
+        Param("slots", int, minimum=1, maximum=1_048_576, doc="number of memory slots N"),
         Param("width", int, minimum=1, maximum=65536, doc="width W of each slot"),
         Param("init", str, "constant", choices=("constant", "learned", "random"),
               doc="initial contents: a small constant (Collier & Beel 2018 found it trains best), "
