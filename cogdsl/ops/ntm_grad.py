@@ -30,82 +30,134 @@ from cogdsl.ops.backend import register
 from cogdsl.ops.ntm import COSINE_EPS, SHARPEN_EPS, SIMILARITIES, _shift_index, interpolate, read
 
 
+# Each stage as a forward that returns what its backward needs, and that backward. The
+# single-op Functions and the fused ntm_address are compositions of these.
+
+def _content_forward(memory: Tensor, keys: Tensor, strengths: Tensor, cosine: bool) -> tuple[Tensor, tuple]:
+    dots = torch.bmm(keys, memory.transpose(1, 2))  # (B, H, N)
+    if cosine:
+        eps_sq = COSINE_EPS * COSINE_EPS
+        key_norms = (keys.square().sum(-1) + eps_sq).sqrt_()  # (B, H)
+        mem_norms = (memory.square().sum(-1) + eps_sq).sqrt_()  # (B, N)
+        denom = torch.baddbmm(torch.full_like(dots, COSINE_EPS), key_norms.unsqueeze(-1), mem_norms.unsqueeze(1))
+        sim = dots / denom
+    else:
+        key_norms = mem_norms = denom = None
+        sim = dots
+    weights = torch.softmax(strengths.unsqueeze(-1) * sim, dim=-1)
+    return weights, (memory, keys, strengths, sim, weights, key_norms, mem_norms, denom)
+
+
+def _content_backward(saved: tuple, grad: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    memory, keys, strengths, sim, weights, key_norms, mem_norms, denom = saved
+    dz = weights * (grad - (grad * weights).sum(-1, keepdim=True))  # (B, H, N)
+    d_strengths = (dz * sim).sum(-1)
+    d_sim = dz * strengths.unsqueeze(-1)
+    if denom is None:
+        return torch.bmm(d_sim.transpose(1, 2), keys), torch.bmm(d_sim, memory), d_strengths
+    d_dots = d_sim / denom
+    d_denom = -d_dots * sim  # (B, H, N)
+    d_key_norms = torch.bmm(d_denom, mem_norms.unsqueeze(-1)).squeeze(-1)  # (B, H)
+    d_mem_norms = torch.bmm(key_norms.unsqueeze(1), d_denom).squeeze(1)  # (B, N)
+    d_keys = torch.baddbmm((d_key_norms / key_norms).unsqueeze(-1) * keys, d_dots, memory)
+    d_memory = torch.baddbmm((d_mem_norms / mem_norms).unsqueeze(-1) * memory, d_dots.transpose(1, 2), keys)
+    return d_memory, d_keys, d_strengths
+
+
+def _windows(weights: Tensor, offsets: int) -> Tensor:
+    """(B, H, N, K): windows[..., i, k] = w[(i - o_k) mod N] for offsets o_k = k - s."""
+    b, h, n = weights.shape
+    s = (offsets - 1) // 2
+    if offsets <= n:
+        padded = torch.cat([weights[..., n - s:], weights, weights[..., :s]], dim=-1)  # (B, H, N + 2s)
+        return padded.unfold(-1, offsets, 1).flip(-1)  # window i holds w[i+s] .. w[i-s]
+    rolled = weights.index_select(-1, _shift_index(n, offsets, weights.device)).view(b, h, offsets, n)
+    return rolled.transpose(-1, -2)
+
+
+def _shift_forward(weights: Tensor, shift_weights: Tensor) -> tuple[Tensor, tuple]:
+    windows = _windows(weights, shift_weights.shape[-1])  # (B, H, N, K)
+    return torch.matmul(windows, shift_weights.unsqueeze(-1)).squeeze(-1), (shift_weights, windows)
+
+
+def _shift_backward(saved: tuple, grad: Tensor) -> tuple[Tensor, Tensor]:
+    shift_weights, windows = saved
+    reversed_windows = _windows(grad, shift_weights.shape[-1]).flip(-1)  # g[(i + o_k) mod N]
+    d_weights = torch.matmul(reversed_windows, shift_weights.unsqueeze(-1)).squeeze(-1)
+    d_shift = torch.matmul(grad.unsqueeze(-2), windows).squeeze(-2)  # (B, H, K)
+    return d_weights, d_shift
+
+
+def _sharpen_forward(weights: Tensor, gamma: Tensor) -> tuple[Tensor, tuple]:
+    shifted = weights + SHARPEN_EPS
+    log_x = (shifted / shifted.amax(dim=-1, keepdim=True)).log_()  # (B, H, N), <= 0
+    powered = (log_x * gamma.unsqueeze(-1)).exp_()
+    out = powered / powered.sum(-1, keepdim=True)
+    return out, (shifted, log_x, gamma, out)
+
+
+def _sharpen_backward(saved: tuple, grad: Tensor) -> tuple[Tensor, Tensor]:
+    shifted, log_x, gamma, out = saved
+    centred = out * (grad - (grad * out).sum(-1, keepdim=True))  # p (g - sum g p)
+    return centred * gamma.unsqueeze(-1) / shifted, (centred * log_x).sum(-1)
+
+
 class ContentWeights(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, memory: Tensor, keys: Tensor, strengths: Tensor, cosine: bool) -> Tensor:
-        dots = torch.bmm(keys, memory.transpose(1, 2))  # (B, H, N)
-        if cosine:
-            eps_sq = COSINE_EPS * COSINE_EPS
-            key_norms = (keys.square().sum(-1) + eps_sq).sqrt_()  # (B, H)
-            mem_norms = (memory.square().sum(-1) + eps_sq).sqrt_()  # (B, N)
-            denom = torch.baddbmm(torch.full_like(dots, COSINE_EPS), key_norms.unsqueeze(-1), mem_norms.unsqueeze(1))
-            sim = dots / denom
-        else:
-            key_norms = mem_norms = denom = None
-            sim = dots
-        weights = torch.softmax(strengths.unsqueeze(-1) * sim, dim=-1)
-        ctx.cosine = cosine
-        ctx.save_for_backward(memory, keys, strengths, sim, weights, key_norms, mem_norms, denom)
+        weights, ctx.saved = _content_forward(memory, keys, strengths, cosine)
         return weights
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        memory, keys, strengths, sim, weights, key_norms, mem_norms, denom = ctx.saved_tensors
-        dz = weights * (grad - (grad * weights).sum(-1, keepdim=True))  # (B, H, N)
-        d_strengths = (dz * sim).sum(-1)
-        d_sim = dz * strengths.unsqueeze(-1)
-        if ctx.cosine:
-            d_dots = d_sim / denom
-            d_denom = -d_dots * sim  # (B, H, N)
-            d_key_norms = torch.bmm(d_denom, mem_norms.unsqueeze(-1)).squeeze(-1)  # (B, H)
-            d_mem_norms = torch.bmm(key_norms.unsqueeze(1), d_denom).squeeze(1)  # (B, N)
-            d_keys = torch.baddbmm((d_key_norms / key_norms).unsqueeze(-1) * keys, d_dots, memory)
-            d_memory = torch.baddbmm((d_mem_norms / mem_norms).unsqueeze(-1) * memory, d_dots.transpose(1, 2), keys)
-        else:
-            d_keys = torch.bmm(d_sim, memory)
-            d_memory = torch.bmm(d_sim.transpose(1, 2), keys)
-        return d_memory, d_keys, d_strengths, None
-
-
-def _convolve(weights: Tensor, shift_weights: Tensor) -> tuple[Tensor, Tensor]:
-    b, h, n = weights.shape
-    k = shift_weights.shape[-1]
-    rolled = weights.index_select(-1, _shift_index(n, k, weights.device)).view(b, h, k, n)  # (B, H, K, N)
-    return torch.matmul(shift_weights.unsqueeze(-2), rolled).squeeze(-2), rolled
+        return (*_content_backward(ctx.saved, grad), None)
 
 
 class Shift(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weights: Tensor, shift_weights: Tensor) -> Tensor:
-        out, rolled = _convolve(weights, shift_weights)
-        ctx.save_for_backward(shift_weights, rolled)
+        out, ctx.saved = _shift_forward(weights, shift_weights)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
-        shift_weights, rolled = ctx.saved_tensors
-        d_weights, _ = _convolve(grad, shift_weights.flip(-1))
-        d_shift = torch.matmul(rolled, grad.unsqueeze(-1)).squeeze(-1)  # (B, H, K)
-        return d_weights, d_shift
+        return _shift_backward(ctx.saved, grad)
 
 
 class Sharpen(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weights: Tensor, gamma: Tensor) -> Tensor:
-        shifted = weights + SHARPEN_EPS
-        log_x = (shifted / shifted.amax(dim=-1, keepdim=True)).log_()  # (B, H, N), <= 0
-        powered = (log_x * gamma.unsqueeze(-1)).exp_()
-        out = powered / powered.sum(-1, keepdim=True)
-        ctx.save_for_backward(shifted, log_x, gamma, out)
+        out, ctx.saved = _sharpen_forward(weights, gamma)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
-        shifted, log_x, gamma, out = ctx.saved_tensors
-        centred = out * (grad - (grad * out).sum(-1, keepdim=True))  # p (g - sum g p)
-        d_weights = centred * gamma.unsqueeze(-1) / shifted
-        d_gamma = (centred * log_x).sum(-1)
-        return d_weights, d_gamma
+        return _sharpen_backward(ctx.saved, grad)
+
+
+class NTMAddress(torch.autograd.Function):
+    """content | gate | shift | sharpen, forward and backward with no autograd graph in between."""
+
+    @staticmethod
+    def forward(ctx: Any, memory: Tensor, previous: Tensor, keys: Tensor, strengths: Tensor, gate: Tensor,
+                shift_weights: Tensor, gamma: Tensor, cosine: bool) -> Tensor:
+        content, content_saved = _content_forward(memory, keys, strengths, cosine)
+        g = gate.unsqueeze(-1)
+        gated = previous + g * (content - previous)  # g w_c + (1 - g) w_prev
+        shifted, shift_saved = _shift_forward(gated, shift_weights)
+        out, sharpen_saved = _sharpen_forward(shifted, gamma)
+        ctx.saved = (content_saved, shift_saved, sharpen_saved, content, previous, g)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        content_saved, shift_saved, sharpen_saved, content, previous, g = ctx.saved
+        d_shifted, d_gamma = _sharpen_backward(sharpen_saved, grad)
+        d_gated, d_shift = _shift_backward(shift_saved, d_shifted)
+        d_gate = (d_gated * (content - previous)).sum(-1)
+        d_previous = d_gated * (1 - g)
+        d_memory, d_keys, d_strengths = _content_backward(content_saved, d_gated * g)
+        return d_memory, d_previous, d_keys, d_strengths, d_gate, d_shift, d_gamma, None
 
 
 class Write(torch.autograd.Function):
@@ -160,8 +212,9 @@ def write(memory: Tensor, weights: Tensor, erase: Tensor, add: Tensor) -> Tensor
 
 def ntm_address(memory: Tensor, previous: Tensor, keys: Tensor, strengths: Tensor, gate: Tensor,
                 shift_weights: Tensor, gamma: Tensor, similarity: str = "cosine") -> Tensor:
-    content = content_weights(memory, keys, strengths, similarity)
-    return sharpen(shift(interpolate(content, previous, gate), shift_weights), gamma)
+    if similarity not in SIMILARITIES:
+        raise ValueError(f"ntm_address: unknown similarity {similarity!r}; expected one of {SIMILARITIES}")
+    return NTMAddress.apply(memory, previous, keys, strengths, gate, shift_weights, gamma, similarity == "cosine")
 
 
 for _fn in (content_weights, shift, sharpen, write, ntm_address, interpolate, read):
