@@ -29,7 +29,6 @@ from torch import Tensor
 from cogdsl.ops.backend import register
 from cogdsl.ops.ntm import COSINE_EPS, SHARPEN_EPS, SIMILARITIES, _shift_index, interpolate, read
 
-
 # Each stage as a forward that returns what its backward needs, and that backward. The
 # single-op Functions and the fused ntm_address are compositions of these.
 
