@@ -415,15 +415,19 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
         restore_generator(data, checkpoint)
         _warn_fingerprint(checkpoint.meta, spec, to_resume)
         meta = checkpoint.meta
-        step, sequences, seconds = int(meta.get("step", 0)), int(meta.get("sequences", 0)), float(meta.get("seconds", 0))
+        step, sequences = int(meta.get("step", 0)), int(meta.get("sequences", 0))
+        seconds = float(meta.get("seconds", 0.0))
         window.update({k: v for k, v in (meta.get("window") or {}).items() if k in window})
         if meta.get("eval"):
             last_eval = EvalResult(**meta["eval"])
 
     # Every check has passed: from here on the folder is ours.
-    if force and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        if force and out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the output folder {out}: {err.strerror or err}") from None
     resolved = spec_with_config(spec, config)
     spec_yaml = to_yaml(resolved)
     atomic_write_text(out / "spec.yaml", spec_yaml)
@@ -653,7 +657,10 @@ def eval_command(args: Any) -> int:
 
         sample = task.sample(1, torch.Generator().manual_seed(args.seed), length=result.length)
         at = f" at length {result.length}" if result.length is not None else ""
-        plot_weightings(model, sample.inputs, plot, targets=sample.targets,
-                        title=f"{spec.name}{at}, step {checkpoint.step}")
+        try:
+            plot_weightings(model, sample.inputs, plot, targets=sample.targets,
+                            title=f"{spec.name}{at}, step {checkpoint.step}")
+        except OSError as err:
+            raise UsageError(f"--plot {plot}: cannot write it: {err.strerror or err}") from None
         print(f"wrote {plot}", file=sys.stderr)
     return 0

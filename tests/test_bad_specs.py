@@ -10,6 +10,9 @@ on the next lines, where an aspect is one of
     hint         the hint line
     json         the first diagnostic of ``--format json``
     single       the file produces exactly one diagnostic (no follow-on errors)
+    order        the output depends on hash order (PYTHONHASHSEED): where it differs from the
+                 expect line the check xfails at run time; test_validate_cli checks the
+                 determinism itself with fixed seeds, strictly
 
 Such a check is marked ``xfail(strict=True)`` so that it fails loudly once the bug is fixed.
 """
@@ -29,7 +32,7 @@ from cogdsl.errors import CODES
 ROOT = Path(__file__).resolve().parent.parent
 BAD = ROOT / "tests" / "bad_specs"
 FILES = sorted(p for p in BAD.iterdir() if p.suffix in (".yaml", ".yml", ".cog"))
-ASPECTS = {"first_line", "caret", "hint", "json", "single"}
+ASPECTS = {"first_line", "caret", "hint", "json", "single", "order"}
 
 HEADLINE = re.compile(r"^(?P<file>[^:]+?)(?::(?P<line>\d+):(?P<col>\d+))?: error\[(?P<code>E\d{3})\]: (?P<message>.+)$")
 
@@ -95,6 +98,12 @@ def _expected(case: Case) -> re.Match:
     return match
 
 
+def _unless_order(case: Case, ok: bool) -> None:
+    """For a file whose output depends on hash order, an output other than the expected one is that known bug."""
+    if not ok and "order" in case.xfails:
+        pytest.xfail(case.xfails["order"])
+
+
 def _first_block(out: str) -> list[str]:
     """The lines of the first diagnostic: its headline up to the next headline."""
     lines = out.splitlines()
@@ -141,6 +150,7 @@ def test_first_line(case: Case, capsys):
     code, out, err = _validate(capsys, case.rel)
     assert "Traceback" not in out + err
     assert code == 1
+    _unless_order(case, out.splitlines()[0] == case.expect)
     assert out.splitlines()[0] == case.expect
     assert "1 of 1 files have errors" in err
 
@@ -157,6 +167,7 @@ def test_source_line_and_caret(case: Case, capsys):
     block = _first_block(out)
     if line > len(source):
         return  # an empty file: there is no line to show
+    _unless_order(case, block[0] == case.expect)
     assert len(block) >= 3, f"no source line and caret after the headline:\n{out}"
     assert block[1] == "    " + source[line - 1].expandtabs(1)
     assert block[2] == "    " + " " * (col - 1) + "^"
@@ -185,13 +196,15 @@ def test_json_first_diagnostic(case: Case, capsys):
     if expected["line"] is None:
         assert diagnostic["line"] == 0
     else:
+        _unless_order(case, (diagnostic["line"], diagnostic["col"], diagnostic["message"])
+                      == (int(expected["line"]), int(expected["col"]), expected["message"]))
         assert (diagnostic["line"], diagnostic["col"]) == (int(expected["line"]), int(expected["col"]))
 
 
 @pytest.mark.parametrize("case", _params("single"))
 def test_one_problem_one_diagnostic(case: Case, capsys):
     diagnostics = _json_diagnostics(capsys, case)
-    assert [d["code"] for d in diagnostics] == [_expected(case)["code"]]
+    assert len(diagnostics) == 1, [f"{d['code']}: {d['message']}" for d in diagnostics]
 
 
 # -- what particular codes must say -------------------------------------------------------
@@ -204,7 +217,7 @@ def _cases_with(code: str) -> list:
 @pytest.mark.parametrize("case", _cases_with("E304"))
 def test_cycle_is_named(case: Case):
     message = _expected(case)["message"]
-    path = message.split(": ", 1)[1].split(" -> ")
+    path = message.split("cycle with no delay: ", 1)[1].split(" -> ")
     assert len(path) >= 2 and path[0] == path[-1], message
 
 

@@ -215,7 +215,7 @@ def test_run_folder_means_its_latest_checkpoint(trained_run):
 
 
 def test_prune_keeps_the_last_three_and_the_final(tmp_path):
-    spec, model, opt, generator = one_step(write_spec(tmp_path))
+    _, model, opt, generator = one_step(write_spec(tmp_path))
     run = tmp_path / "run"
     for step in (100, 200, 300, 400, 500, 550):
         save_checkpoint(run / "checkpoints" / f"step_{step:08d}.safetensors", model=model, optimizer=opt,

@@ -64,14 +64,15 @@ def _keep_threads():
 
 
 def test_training_reduces_loss(tmp_path):
-    spec = cogdsl.load(write_spec(tmp_path, steps=160, log_every=10, eval_every=1000, checkpoint_every=1000))
+    # Over seeds 0-5 this ends at 0.53-0.80 of the starting loss; seed 0: 0.59.
+    spec = cogdsl.load(write_spec(tmp_path, steps=200, log_every=10, eval_every=1000, checkpoint_every=1000))
     config = config_from_spec(spec).with_overrides(lr=1e-2)
     result = train(spec, config, tmp_path / "run", progress=False)
     losses = [float(r["loss"]) for r in read_rows(tmp_path / "run")]
-    assert len(losses) == 16
-    first, last = sum(losses[:4]) / 4, sum(losses[-4:]) / 4
-    assert last < 0.8 * first, losses
-    assert result.step == 160 and result.stopped == "done"
+    assert len(losses) == 20
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.85 * first, losses
+    assert result.step == 200 and result.stopped == "done"
 
 
 def test_run_folder_contents(tmp_path):

@@ -1,0 +1,90 @@
+"""The example scripts run: train_in_python.py as a user runs it, and demo.py made tiny."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+TINY = """\
+cogdsl: 1
+model: tiny_copy
+inputs:
+  x: 5
+outputs:
+  y: {size: 4, from: [ctrl, r], activation: sigmoid}
+blocks:
+  ctrl: {kind: lstm, hidden: 16, from: [x, r@prev]}
+  mem:  {kind: memory, slots: 16, width: 8}
+  r:    {kind: read,  memory: mem, by: ctrl, address: "content(cosine) | gate | shift(1) | sharpen"}
+  w:    {kind: write, memory: mem, by: ctrl, address: "content(cosine) | gate | shift(1) | sharpen"}
+train:
+  task: {name: copy, bits: 4, min_len: 1, max_len: 3}
+  batch: 4
+  steps: 1000
+  eval_every: 4
+  eval_size: 8
+  log_every: 2
+"""
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_train_in_python_runs_the_ntm_copy_spec():
+    result = run_script(str(EXAMPLES / "train_in_python.py"), "specs/ntm_copy.yaml", "10")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines() == [result.stdout.strip().splitlines()[0]]
+    assert result.stdout.startswith("step 10: loss ") and "bit errors per sequence" in result.stdout
+
+
+def test_train_in_python_on_another_spec(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    result = run_script(str(EXAMPLES / "train_in_python.py"), str(spec), "25")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["step 10", "step 20", "step 25"]
+
+
+def test_demo_made_tiny(tmp_path, capsys):
+    threads = torch.get_num_threads()
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY)
+    demo = runpy.run_path(str(EXAMPLES / "demo.py"), run_name="demo")
+    out = tmp_path / "demo"
+    argv = ["--spec", str(spec), "--out", str(out), "--steps", "6", "--minutes", "1",
+            "--eval-len", "5", "--eval-sequences", "10"]
+    try:
+        assert demo["main"](argv) == 0
+        first = capsys.readouterr().out
+        assert "$ cogdsl train" in first and "--force" in first and "$ cogdsl eval" in first
+        assert "tiny_copy at length 5: " in first and "bit errors per sequence" in first
+        for name in ("weightings.png", "learning_curve.png", "log.csv", "spec.yaml"):
+            assert (out / name).is_file(), name
+            assert name in first
+        assert (out / "weightings.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / "checkpoints" / "step_00000006.safetensors").is_file()
+        # the demo owns its folder: running it again replaces the run
+        (out / "checkpoints" / "step_00000006.safetensors").unlink()
+        assert demo["main"](argv) == 0
+        assert (out / "checkpoints" / "step_00000006.safetensors").is_file()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_demo_defaults_are_the_documented_ones():
+    demo = runpy.run_path(str(EXAMPLES / "demo.py"), run_name="demo")
+    text = (EXAMPLES / "demo.py").read_text()
+    assert "specs/ntm_copy.yaml --steps 2000 --threads 1 --max-minutes 4 --out runs/demo --force" in text
+    assert demo["ROOT"] == ROOT
+    assert (ROOT / "specs" / "ntm_copy.yaml").is_file()
