@@ -55,8 +55,17 @@ def _expected_words(expected: set[str]) -> list[str]:
     return sorted(words)
 
 
+# Terminals that can occur in each expression start rule; LALR states shared with the
+# statement grammar would otherwise offer statement tokens (';', '<-', 'by') in hints.
+_START_TERMINALS = {
+    "address": {"NAME", "SIGNED_NUMBER", "STRING", "LPAR", "RPAR", "COMMA", "VBAR", "PLUS", "LSQB", "RSQB",
+                "TRUE", "FALSE", "NONE", "$END"},
+    "source": {"NAME", "AT", "$END"},
+}
+
+
 def _syntax_error(err: lark.exceptions.LarkError, file: str, line_offset: int, col_offset: int,
-                  what: str) -> Diagnostic:
+                  what: str, start: str = "spec") -> Diagnostic:
     line = getattr(err, "line", 1) or 1
     col = getattr(err, "column", 1) or 1
     if line == 1:
@@ -64,20 +73,27 @@ def _syntax_error(err: lark.exceptions.LarkError, file: str, line_offset: int, c
     span = Span(file, line + line_offset, col)
     if isinstance(err, lark.exceptions.UnexpectedToken):
         token = err.token
-        found = "the end of the input" if token.type == "$END" else (
-            "a new line" if token.type == "_NL" else f"'{token}'")
+        found = "end of input" if token.type == "$END" else ("new line" if token.type == "_NL" else f"'{token}'")
         if token.type == "$END" and getattr(token, "line", None) is None:
             span = Span(file, line_offset + 1, col_offset + 1)
-        expected = _expected_words(err.expected)
+        expected = _expected_words(_only(err.expected, start))
         return Diagnostic("E001", f"{what}: unexpected {found}", span, _expect_hint(expected))
     if isinstance(err, lark.exceptions.UnexpectedCharacters):
         char = err.char if err.char not in ("\n", "\r") else "new line"
-        expected = _expected_words(set(err.allowed or ()))
+        if err.char == '"':
+            return Diagnostic("E001", f"{what}: a string that is not closed", span,
+                              'close it with \'"\' on the same line')
+        expected = _expected_words(_only(set(err.allowed or ()), start))
         return Diagnostic("E001", f"{what}: unexpected character '{char}'", span, _expect_hint(expected))
     if isinstance(err, lark.exceptions.UnexpectedEOF):
-        expected = _expected_words(set(err.expected))
+        expected = _expected_words(_only(set(err.expected), start))
         return Diagnostic("E001", f"{what}: unexpected end of input", span, _expect_hint(expected))
     return Diagnostic("E001", f"{what}: {err}", span)
+
+
+def _only(expected: set[str], start: str) -> set[str]:
+    allowed = _START_TERMINALS.get(start)
+    return expected if allowed is None else {t for t in expected if t in allowed}
 
 
 def _expect_hint(expected: list[str]) -> str | None:
@@ -93,7 +109,7 @@ def _parse(text: str, start: str, file: str, line_offset: int = 0, col_offset: i
     try:
         return _parser().parse(text, start=start)
     except lark.exceptions.UnexpectedInput as err:
-        raise SpecSyntaxError([_syntax_error(err, file, line_offset, col_offset, what)]) from None
+        raise SpecSyntaxError([_syntax_error(err, file, line_offset, col_offset, what, start)]) from None
 
 
 class _Builder:
@@ -176,21 +192,24 @@ class _Builder:
     # -- train tables -------------------------------------------------------
     def table(self, tree: lark.Tree) -> Value:
         entries: dict[str, Value] = {}
+        key_spans: dict[str, Span] = {}
         for entry in tree.children:
             key = entry.children[0]
+            key_spans[str(key)] = self.span(key)
             if str(key) in entries:
                 raise SpecError([Diagnostic("E003", f"'{key}' is given twice in this table", self.span(key),
                                             "remove one of them")])
             if entry.data == "call_entry":
                 call_name = entry.children[1]
                 fields = {"name": Value(str(call_name), self.span(call_name))}
-                fields.update(self.params(entry.children[2:]))
-                entries[str(key)] = Value(fields, self.span(call_name))
+                field_spans = {"name": self.span(call_name)}
+                fields.update(self.params(entry.children[2:], field_spans))
+                entries[str(key)] = Value(fields, self.span(call_name), field_spans)
             elif entry.data == "value_entry":
                 entries[str(key)] = self.value(entry.children[1])
             else:
                 entries[str(key)] = self.table(entry.children[1])
-        return Value(entries, self.span(tree))
+        return Value(entries, self.span(tree), key_spans)
 
     # -- statements -------------------------------------------------------------
     def spec(self, tree: lark.Tree, source: str) -> Spec:
@@ -275,20 +294,26 @@ def unquote(text: str) -> str:
 
 def parse_cog(text: str, file: str = "<string>") -> Spec:
     """Parse a whole .cog file into a :class:`Spec`; raises SpecSyntaxError or SpecError."""
-    tree = _parse(text, "spec", file)
     try:
-        return _Builder(file).spec(tree, text)
+        return _Builder(file).spec(_parse(text, "spec", file), text)
     except SpecError as err:
         raise type(err)(err.diagnostics, {file: text}) from None
 
 
+def _expression(text: str, span: Span, start: str, what: str) -> tuple[lark.Tree, _Builder]:
+    stripped = text.strip()
+    col = span.col + len(text) - len(text.lstrip())  # blanks before the expression
+    tree = _parse(stripped, start, span.file, span.line - 1, col - 1, what)
+    return tree, _Builder(span.file, span.line - 1, col - 1)
+
+
 def parse_address(text: str, span: Span) -> Address:
     """Parse an addressing expression that starts at ``span`` (e.g. inside a YAML string)."""
-    tree = _parse(text, "address", span.file, span.line - 1, span.col - 1, "invalid addressing expression")
-    return _Builder(span.file, span.line - 1, span.col - 1).address(tree)
+    tree, builder = _expression(text, span, "address", "invalid addressing expression")
+    return builder.address(tree)
 
 
 def parse_source(text: str, span: Span) -> Ref:
     """Parse one wire source, ``name`` or ``name@prev``, that starts at ``span``."""
-    tree = _parse(text.strip(), "source", span.file, span.line - 1, span.col - 1, "invalid source")
-    return _Builder(span.file, span.line - 1, span.col - 1).source(tree)
+    tree, builder = _expression(text, span, "source", "invalid source")
+    return builder.source(tree)

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from cogdsl.errors import DiagnosticSink, Span, SpecError, SpecSyntaxError
+from cogdsl.errors import Diagnostic, DiagnosticSink, Span, SpecError, SpecSyntaxError, hint_for
 from cogdsl.parse_cog import parse_address, parse_source
 from cogdsl.spec import Address, Block, Input, Output, Ref, Spec, Value
 
@@ -28,14 +28,19 @@ BLOCK_FIELDS = ("kind", "from", "memory", "by", "address")
 OUTPUT_FIELDS = ("size", "from", "activation")
 
 
+# What a value with a refused tag becomes: already reported, so later checks stay quiet.
+REPORTED: Any = type("Reported", (), {"__repr__": lambda self: "<refused tag>"})()
+NODE_BUDGET = 100_000
+
+
 class PositionLoader(yaml.SafeLoader):
     """SafeLoader that also reads YAML 1.2 floats such as ``1e-4`` (YAML 1.1 wants ``1.0e-4``)."""
 
 
 PositionLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
 )
 
 
@@ -44,30 +49,44 @@ class _Reader:
         self.file = file
         self.sink = sink
         self.loader = PositionLoader("")
+        self.budget = NODE_BUDGET
 
     def span(self, node: yaml.Node) -> Span:
         return Span(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def text_span(self, node: yaml.ScalarNode) -> Span:
-        """Where the characters of a scalar start (after an opening quote)."""
+        """Where the characters of a scalar start: after an opening quote, or on the line after '|' or '>'."""
         span = self.span(node)
+        if node.style in ("|", ">"):
+            buffer, pointer = node.start_mark.buffer, node.start_mark.pointer
+            if buffer is not None:
+                line_end = buffer.find("\n", pointer)
+                first = line_end + 1
+                while first < len(buffer) and buffer[first] == " ":
+                    first += 1
+                return Span(span.file, span.line + 1, first - line_end)
         return Span(span.file, span.line, span.col + (1 if node.style in ("'", '"') else 0))
 
     def value(self, node: yaml.Node) -> Value:
-        """A node as a located Value; tags that would construct objects are reported."""
+        """A node as a located value; tags that would construct objects are reported."""
         span = self.span(node)
+        self.budget -= 1
+        if self.budget < 0:
+            raise SpecError([Diagnostic("E005", f"the spec expands to more than {NODE_BUDGET:,} YAML nodes", span,
+                                        "aliases (*name) that refer to each other multiply; write the values out")])
         if node.tag not in _STANDARD_TAGS:
-            self.sink.error("E002", f"YAML tag '{node.tag}' is not allowed", span,
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            self.sink.error("E002", f"YAML tag '{tag}' is not allowed", span,
                             "specs hold plain data: strings, numbers, lists and mappings")
-            return Value(None, span)
+            return _Node(REPORTED, span, node)
         if isinstance(node, yaml.MappingNode):
-            return Value(self.mapping(node), span)
+            return _Node(self.mapping(node), span, node)
         if isinstance(node, yaml.SequenceNode):
-            return Value([self.value(item) for item in node.value], span)
+            return _Node([self.value(item) for item in node.value], span, node)
         data = self.loader.construct_object(node, deep=True)
         if node.tag.endswith(":timestamp"):
             data = node.value
-        return Value(data, span)
+        return _Node(data, span, node)
 
     def mapping(self, node: yaml.MappingNode) -> dict[str, Value]:
         result: dict[str, Value] = {}
@@ -82,26 +101,28 @@ class _Reader:
                                 f"it is first given at line {first.line}; remove one of them")
                 continue
             value = self.value(value_node)
-            result[key.data] = _Keyed(value.data, value.span, key.span, value_node)
+            object.__setattr__(value, "key_span", key.span)
+            result[key.data] = value
         return result
 
 
-class _Keyed(Value):
-    """A mapping entry's value that also remembers where its key is and its YAML node."""
+class _Node(Value):
+    """A value still holding its YAML node, and (for a mapping entry) where its key is."""
 
-    def __init__(self, data: Any, span: Span, key_span: Span, node: yaml.Node):
+    def __init__(self, data: Any, span: Span, node: yaml.Node):
         super().__init__(data, span)
-        object.__setattr__(self, "key_span", key_span)
         object.__setattr__(self, "node", node)
+        object.__setattr__(self, "key_span", span)
 
 
 def _strip(value: Value) -> Value:
     """Plain Values (no YAML bookkeeping), so the IR compares equal whichever form it came from."""
     if isinstance(value.data, dict):
-        return Value({k: _strip(v) for k, v in value.data.items()}, value.span)
+        return Value({k: _strip(v) for k, v in value.data.items()}, value.span,
+                     {k: getattr(v, "key_span", v.span) for k, v in value.data.items()})
     if isinstance(value.data, list):
         return Value([_strip(v) for v in value.data], value.span)
-    return Value(value.data, value.span)
+    return Value(None if value.data is REPORTED else value.data, value.span)
 
 
 def _type_name(data: Any) -> str:
@@ -120,11 +141,7 @@ def parse_yaml(text: str, file: str = "<string>") -> Spec:
     try:
         root = yaml.compose(text, Loader=PositionLoader)
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        span = Span(file, mark.line + 1, mark.column + 1) if mark else Span(file, 1, 1)
-        message = err.problem or "invalid YAML"
-        raise SpecSyntaxError([_diag("E001", f"YAML syntax error: {message}", span,
-                                     err.context if err.context else None)], {file: text}) from None
+        raise SpecSyntaxError([_yaml_syntax_error(err, file)], {file: text}) from None
     if root is None:
         raise SpecError([_diag("E007", "the spec is empty", Span(file, 1, 1),
                                "a spec needs at least 'cogdsl: 1' and 'model: NAME'")], {file: text})
@@ -136,13 +153,36 @@ def parse_yaml(text: str, file: str = "<string>") -> Spec:
     else:
         spec = _build(top.data, reader, sink, text)
     if sink or spec is None:
-        raise SpecError(sink.items, {file: text})
+        # a value whose tag was refused is reported once, not again as the wrong type
+        refused = {d.span for d in sink.items if d.code == "E002"}
+        items = [d for d in sink.items if d.code == "E002" or d.span not in refused]
+        raise SpecError(items, {file: text})
     return spec
 
 
-def _diag(code: str, message: str, span: Span, hint: str | None = None):
-    from cogdsl.errors import Diagnostic
+def _yaml_syntax_error(err: yaml.MarkedYAMLError, file: str) -> Diagnostic:
+    """PyYAML's parser error in words about the spec rather than about the parser."""
+    mark = err.problem_mark or err.context_mark
+    span = Span(file, mark.line + 1, mark.column + 1) if mark else Span(file, 1, 1)
+    problem = err.problem or "invalid YAML"
+    context = err.context or ""
+    hint = None
+    if "'\\t'" in problem or "\\t" in problem:
+        problem, hint = "a tab character", "YAML indents with spaces, not tabs"
+    elif "expected <block end>" in problem:
+        problem, hint = "the indentation does not line up", "keys of one mapping must start in the same column"
+    elif "flow mapping" in context or "flow sequence" in context:
+        opener = "{" if "mapping" in context else "["
+        where = err.context_mark
+        problem = f"'{opener}' is not closed" if "expected ','" in problem or "end of" in problem else problem
+        if where is not None:
+            hint = f"the '{opener}' opened at line {where.line + 1}, column {where.column + 1}"
+    elif context:
+        hint = context
+    return Diagnostic("E001", f"YAML syntax error: {problem}", span, hint)
 
+
+def _diag(code: str, message: str, span: Span, hint: str | None = None) -> Diagnostic:
     return Diagnostic(code, message, span, hint)
 
 
@@ -150,8 +190,6 @@ def _build(top: dict[str, Value], reader: _Reader, sink: DiagnosticSink, text: s
     file = reader.file
     for key, value in top.items():
         if key not in TOP_LEVEL:
-            from cogdsl.errors import hint_for
-
             sink.error("E006", f"unknown section '{key}'", value.key_span, hint_for(key, TOP_LEVEL, "sections"))
     version = top.get("cogdsl")
     if version is None:
@@ -161,10 +199,10 @@ def _build(top: dict[str, Value], reader: _Reader, sink: DiagnosticSink, text: s
     if model is None:
         sink.error("E007", "missing 'model:' name", Span(file, 1, 1), "add 'model: NAME'")
         return None
-    if not isinstance(model.data, str) or not model.data.isidentifier():
+    if model.data is not REPORTED and (not isinstance(model.data, str) or not model.data.isidentifier()):
         sink.error("E005", f"'model' must be a name, found {_type_name(model.data)}", model.span)
     doc = top.get("doc")
-    if doc is not None and not isinstance(doc.data, str):
+    if doc is not None and doc.data is not REPORTED and not isinstance(doc.data, str):
         sink.error("E005", f"'doc' must be a string, found {_type_name(doc.data)}", doc.span)
 
     inputs = [
@@ -216,13 +254,48 @@ def _refs(value: Value, reader: _Reader, sink: DiagnosticSink) -> tuple[Ref, ...
     return tuple(refs)
 
 
+_ESCAPE_LENGTHS = {"x": 4, "u": 6, "U": 10}
+
+
+def _char_positions(node: yaml.ScalarNode, file: str) -> list[Span] | None:
+    """Where each character of a scalar's text stands in the file, for the scalars whose text is
+    not a plain slice of one line: double-quoted strings with escapes, and '|' or '>' blocks."""
+    buffer, start, end = node.start_mark.buffer, node.start_mark.pointer, node.end_mark.pointer
+    if buffer is None:
+        return None
+    line, col = node.start_mark.line + 1, node.start_mark.column + 1
+    positions: list[Span] = []
+    if node.style == '"' and "\\" in buffer[start:end]:
+        i, col = start + 1, col + 1
+        while i < end - 1:
+            step = _ESCAPE_LENGTHS.get(buffer[i + 1], 2) if buffer[i] == "\\" else 1
+            positions.append(Span(file, line, col))
+            i, col = i + step, col + step
+        return positions
+    if node.style in ("|", ">"):
+        for offset, text in enumerate(buffer[start:end].split("\n")[1:], start=1):
+            stripped = text.lstrip(" ")
+            if not stripped:
+                continue
+            first = len(text) - len(stripped) + 1
+            positions += [Span(file, line + offset, first + k) for k in range(len(stripped) + 1)]
+        return positions
+    return None
+
+
 def _expression(parse, value: Value, reader: _Reader, sink: DiagnosticSink):
     node = getattr(value, "node", None)
     span = reader.text_span(node) if isinstance(node, yaml.ScalarNode) else value.span
     try:
         return parse(value.data, span)
     except SpecError as err:
-        sink.items.extend(err.diagnostics)
+        positions = _char_positions(node, reader.file) if isinstance(node, yaml.ScalarNode) else None
+        for diagnostic in err.diagnostics:
+            if positions and diagnostic.span.line == span.line:
+                offset = diagnostic.span.col - span.col
+                offset -= len(value.data) - len(value.data.lstrip()) if node.style in ("|", ">") else 0
+                diagnostic.span = positions[min(max(offset, 0), len(positions) - 1)]
+            sink.items.append(diagnostic)
         return None
 
 
@@ -244,8 +317,6 @@ def _output(name: str, value: Value, reader: _Reader, sink: DiagnosticSink) -> O
     fields = value.data
     for key, item in fields.items():
         if key not in OUTPUT_FIELDS:
-            from cogdsl.errors import hint_for
-
             sink.error("E006", f"unknown field '{key}' in output '{name}'", item.key_span,
                        hint_for(key, OUTPUT_FIELDS, "output fields"))
     size = fields.get("size")

@@ -50,8 +50,12 @@ def read_spec_file(path: str | Path) -> Spec:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SpecError([Diagnostic("E008", f"cannot read the file: {err}", Span(str(path), 0, 0))]) from None
+    except UnicodeDecodeError as err:
+        raise SpecError([Diagnostic("E008", f"the file is not UTF-8 text (byte 0x{err.object[err.start]:02x} at "
+                                    f"offset {err.start})", Span(str(path), 0, 0),
+                                    "save the spec as UTF-8")]) from None
+    except OSError as err:
+        raise SpecError([Diagnostic("E008", f"cannot read the file: {err.strerror}", Span(str(path), 0, 0))]) from None
     return parse_text(text, str(path), form)
 
 

@@ -24,6 +24,14 @@ class Value:
 
     data: Any
     span: Span = field(default=NO_SPAN, compare=False)
+    # for a dict: where each key is written, so errors about a key can point at it
+    key_spans: dict[str, Span] | None = field(default=None, compare=False, repr=False)
+
+    def key_span(self, key: str) -> Span:
+        """Where ``key`` of this table is written (its value's span if unknown)."""
+        if self.key_spans and key in self.key_spans:
+            return self.key_spans[key]
+        return self.data[key].span
 
     def plain(self) -> Any:
         """The value with every location stripped (nested dicts and lists of scalars)."""

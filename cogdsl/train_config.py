@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cogdsl.blocks.base import Param, check_params
+from cogdsl.blocks.base import Param, check_params, recode
 from cogdsl.errors import NO_SPAN, DiagnosticSink, Span, hint_for
 from cogdsl.spec import Value
 from cogdsl.tasks import TASKS, TaskParamError, make_task
@@ -109,8 +109,8 @@ def resolve_train(train: Value | None, sink: DiagnosticSink, spec_span: Span = N
             try:
                 make_task(task_name, **task_params)
             except TaskParamError as err:
-                span = given[err.param].span if err.param in given else task_value.span
-                sink.error("E602", f"task {task_name}: {err}", span)
+                span = task_value.key_span(err.param) if err.param in given else task_value.span
+                sink.error("E602", str(err), span)
     opt_value = entries.get("optimizer", Value({"name": Value("rmsprop")}))
     opt_name, opt_given = _named_table(opt_value, "optimizer", sink)
     opt_params: dict[str, Any] = {}
@@ -118,10 +118,14 @@ def resolve_train(train: Value | None, sink: DiagnosticSink, spec_span: Span = N
         sink.error("E603", f"unknown optimizer '{opt_name}'", opt_value.span,
                    hint_for(opt_name, OPTIMIZERS, "optimizers"))
     elif opt_name is not None:
-        opt_params = check_params(OPTIMIZERS[opt_name], opt_given, lambda k: opt_given[k].span,
+        start = len(sink.items)
+        opt_params = check_params(OPTIMIZERS[opt_name], opt_given, opt_value.key_span,
                                   f"optimizer {opt_name}", opt_value.span, sink)
+        recode(sink, start, "E603")
     settings = {k: v for k, v in entries.items() if k not in ("task", "optimizer")}
-    resolved = check_params(SETTINGS, settings, lambda k: settings[k].span, "train", train.span, sink)
+    start = len(sink.items)
+    resolved = check_params(SETTINGS, settings, train.key_span, "train", train.span, sink)
+    recode(sink, start, "E603")
     if len(sink.items) > before or task_name is None or opt_name is None:
         return None
     return TrainConfig(task=task_name, task_params=task_params, optimizer=opt_name, optimizer_params=opt_params,

@@ -12,7 +12,7 @@ import networkx as nx
 
 from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.addressing import resolve_ntm_address
-from cogdsl.blocks.base import check_params
+from cogdsl.blocks.base import check_params, spelled
 from cogdsl.errors import Diagnostic, DiagnosticSink, Span, hint_for
 from cogdsl.graph import immediate_graph
 from cogdsl.spec import SUPPORTED_VERSIONS, Block, Output, Ref, Spec
@@ -52,8 +52,9 @@ def validate(spec: Spec, graph: nx.MultiDiGraph) -> list[Diagnostic]:
 
 
 def _check_version(spec: Spec, sink: DiagnosticSink) -> None:
-    if spec.version.data not in SUPPORTED_VERSIONS:
-        sink.error("E004", f"unsupported cogdsl format version {spec.version.data!r}", spec.version.span,
+    version = spec.version.data
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
+        sink.error("E004", f"unsupported cogdsl format version {spelled(version)}", spec.version.span,
                    f"this cogdsl reads version {', '.join(map(str, SUPPORTED_VERSIONS))}")
 
 
@@ -120,13 +121,15 @@ def _check_block(block: Block, roles: dict[str, str], kinds: dict[str, str], sin
                     "memory": block.memory.span if block.memory else block.span,
                     "by": block.by.span if block.by else block.span,
                     "address": block.address.span if block.address else block.span}[field]
-            sink.error("E206", f"{owner}: a {block.kind} does not take {FIELD_SPELLING[field]}", span,
-                       f"remove it; {block.kind} accepts "
-                       + (", ".join(sorted(kind.accepts)) if kind.accepts else "no wiring"))
+            accepted = "; ".join(FIELD_SPELLING[f] for f in sorted(kind.accepts))
+            sink.error("E206", f"{owner}: kind '{block.kind}' does not take {FIELD_SPELLING[field]}", span,
+                       f"remove it; '{block.kind}' takes {accepted}" if accepted
+                       else f"remove it; '{block.kind}' takes no wiring")
     for field in sorted(kind.requires):
         if not given[field]:
             code = "E305" if kind.family == "head" else ("E308" if field == "from" else "E007")
-            sink.error(code, f"{owner} has no {field if field != 'from' else 'sources'}", block.span,
+            what = {"from": "sources", "by": "controller"}.get(field, field)
+            sink.error(code, f"{owner} has no {what}", block.span,
                        f"give it {FIELD_SPELLING[field]}")
     for ref in block.sources if "from" in kind.accepts else ():
         _value_sources(roles, ref, owner, sink)
@@ -164,12 +167,20 @@ def _check_output(output: Output, roles: dict[str, str], kinds: dict[str, str], 
 
 def _check_cycles(graph: nx.MultiDiGraph, sink: DiagnosticSink) -> None:
     now = immediate_graph(graph)
-    for component in nx.strongly_connected_components(now):
-        if len(component) == 1:
-            (node,) = component
-            if not now.has_edge(node, node):
-                continue
-        cycle = nx.find_cycle(now.subgraph(component))
+    position = {node: index for index, node in enumerate(graph.nodes)}  # spec order
+    components = [sorted(c, key=position.__getitem__) for c in nx.strongly_connected_components(now)]
+    for component in sorted(components, key=lambda c: position[c[0]]):
+        start = component[0]
+        if len(component) == 1 and not now.has_edge(start, start):
+            continue
+        sub = nx.DiGraph()
+        sub.add_nodes_from(component)
+        # successors in spec order, so the cycle found is the same on every run
+        for node in component:
+            sub.add_edges_from((node, v, now.edges[node, v]) for v in sorted(now.successors(node),
+                                                                            key=position.__getitem__)
+                               if v in sub)
+        cycle = nx.find_cycle(sub, source=start)
         path = [u for u, _ in cycle] + [cycle[0][0]]
         # Point at a wire that could carry the delay: a 'from' source edge in the cycle.
         sources = [(u, v) for u, v in cycle if now.edges[u, v]["role"] == "source"]
@@ -183,8 +194,8 @@ def _check_cycles(graph: nx.MultiDiGraph, sink: DiagnosticSink) -> None:
 def _check_memories(spec: Spec, graph: nx.MultiDiGraph, sink: DiagnosticSink) -> None:
     for block in spec.blocks:
         kind = REGISTRY.get(block.kind)
-        if kind is None or kind.family != "memory" or block.name not in graph:
-            continue
+        if kind is None or kind.family != "memory" or graph.nodes.get(block.name, {}).get("span") is not block.span:
+            continue  # unknown kind, or a duplicate definition (reported as such)
         heads = [v for _, v, d in graph.out_edges(block.name, data=True) if d["role"] == "memory"]
         if not heads:
             sink.error("E306", f"memory '{block.name}' is not read or written by any head", block.span,

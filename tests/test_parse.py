@@ -136,8 +136,6 @@ def test_yaml_12_floats(text: str, value: float):
     assert lr == pytest.approx(value)
 
 
-@pytest.mark.xfail(strict=True, reason="YAML 1.2 reads '.5e1' as a float; the PositionLoader resolver needs a "
-                   "digit before the point, so it stays a string")
 def test_yaml_12_float_leading_point():
     spec = parse_yaml("cogdsl: 1\nmodel: m\ntrain:\n  lr: .5e1\n")
     assert spec.train.data["lr"].data == 5.0
@@ -300,8 +298,6 @@ def test_parse_address_rejects_statement_separators():
             parse_address(text, Span("f", 4, 10))
 
 
-@pytest.mark.xfail(strict=True, reason="an address in a YAML block scalar ('address: >' keeps a final newline, "
-                   "'|' keeps every newline) is rejected with 'unexpected a new line'")
 def test_yaml_block_scalar_address():
     text = ("cogdsl: 1\nmodel: m\nblocks:\n  r:\n    kind: read\n    address: >\n"
             "      content(cosine) | gate |\n      shift(1) | sharpen\n")
@@ -309,8 +305,6 @@ def test_yaml_block_scalar_address():
     assert str(address) == "content(cosine) | gate | shift(1) | sharpen"
 
 
-@pytest.mark.xfail(strict=True, reason="hints for the address entry point list tokens of the statement grammar "
-                   "(';', 'a new line') that cannot follow a stage inside an address")
 def test_parse_address_hint_lists_only_address_tokens():
     with pytest.raises(SpecSyntaxError) as exc:
         parse_address("content(cosine) | gate $ sharpen", Span("f", 1, 1))
@@ -343,14 +337,10 @@ def test_parse_source_errors(text: str, code: str, col: int):
         assert diagnostic.message.startswith("invalid source: ")
 
 
-@pytest.mark.xfail(strict=True, reason="parse_source strips leading blanks without moving the column, so the "
-                   "span (and any error) is off by the number of blanks")
 def test_parse_source_leading_blanks_keep_columns():
     assert parse_source("  r@prev", Span("f", 1, 5)).span == Span("f", 1, 7)
 
 
-@pytest.mark.xfail(strict=True, reason="hints for the source entry point list tokens of the statement grammar "
-                   "(')', '<-', 'by', ':') that cannot follow a source on its own")
 def test_parse_source_hint_lists_only_source_tokens():
     with pytest.raises(SpecSyntaxError) as exc:
         parse_source("a b", Span("f", 1, 1))
@@ -365,8 +355,6 @@ def test_yaml_from_uses_the_source_grammar():
     assert [r.span.col for r in block.sources] == [26, 29]
 
 
-@pytest.mark.xfail(strict=True, reason="a quoted source inside a 'from:' list is located at its opening quote, "
-                   "not at its first character")
 def test_yaml_quoted_source_in_list_column():
     text = "cogdsl: 1\nmodel: m\nblocks:\n  c: {kind: lstm, from: [x, 'r@prev']}\n"
     block = parse_yaml(text, "f").block("c")

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cogdsl.blocks.base import Param
+from cogdsl.blocks.base import Param, recode
 from cogdsl.errors import DiagnosticSink, hint_for
 from cogdsl.spec import Address, Stage
 
@@ -106,8 +106,10 @@ def resolve_stage(stage: Stage, owner: str, sink: DiagnosticSink) -> ResolvedSta
     args = {}
     for i, param in enumerate(kind.args):
         if i < len(stage.args):
+            before = len(sink.items)
             value = param.check(stage.args[i], stage.args[i].span, f"{owner}: stage '{stage.name}'", sink)
             if value is None:
+                recode(sink, before, "E403")
                 return None
             args[param.name] = value
         else:

@@ -45,22 +45,40 @@ class Param:
 
     def check(self, value: Value, span: Span, owner: str, sink: DiagnosticSink) -> Any:
         """The value converted to the declared type, or None after reporting why it is not allowed."""
-        data = value.data
-        if self.type is float and isinstance(data, int) and not isinstance(data, bool):
-            data = float(data)
+        given = value.data
+        data = float(given) if self.type is float and type(given) is int else given
         if not isinstance(data, self.type) or (self.type is int and isinstance(data, bool)):
             sink.error("E204", f"{owner}: parameter '{self.name}' must be {_TYPE_NAMES[self.type]}, "
-                       f"found {data!r}", value.span, f"allowed: {self.allowed()}")
+                       f"found {spelled(given)}", value.span, f"allowed: {self.allowed()}")
             return None
         if self.choices is not None and data not in self.choices:
             sink.error("E205", f"{owner}: '{data}' is not an allowed value of '{self.name}'", value.span,
                        hint_for(str(data), [str(c) for c in self.choices], "allowed values"))
             return None
         if (self.minimum is not None and data < self.minimum) or (self.maximum is not None and data > self.maximum):
-            sink.error("E205", f"{owner}: parameter '{self.name}' is {data}, out of range", value.span,
+            sink.error("E205", f"{owner}: parameter '{self.name}' is {spelled(given)}, out of range", value.span,
                        f"allowed: {self.allowed()}")
             return None
         return data
+
+
+def spelled(data: Any) -> str:
+    """A value as a spec would spell it: true/false, none, "text", 3."""
+    if isinstance(data, bool):
+        return "true" if data else "false"
+    if data is None:
+        return "nothing"
+    if isinstance(data, str):
+        return f'"{data}"'
+    if isinstance(data, dict | list):
+        return "a mapping" if isinstance(data, dict) else "a list"
+    return str(data)
+
+
+def recode(sink: DiagnosticSink, start: int, code: str) -> None:
+    """Give the diagnostics reported since ``start`` one code (e.g. E403 for a stage's arguments)."""
+    for diagnostic in sink.items[start:]:
+        diagnostic.code = code
 
 
 def check_params(declared: tuple[Param, ...], given: dict[str, Value], spans: Callable[[str], Span],

@@ -30,7 +30,11 @@ from cogdsl.ops.backend import register
 from cogdsl.ops.ntm import COSINE_EPS, SHARPEN_EPS, SIMILARITIES, _shift_index, interpolate, read
 
 # Each stage as a forward that returns what its backward needs, and that backward. The
-# single-op Functions and the fused ntm_address are compositions of these.
+# single-op Functions and the fused ntm_address are compositions of these. What a backward
+# needs always goes through ctx.save_for_backward: kept as a plain ctx attribute, a saved
+# output would form a cycle (output -> grad_fn -> ctx -> output) that only the cyclic
+# garbage collector frees, and a training loop's memory would grow step after step.
+_CONTENT_SAVED, _SHIFT_SAVED, _SHARPEN_SAVED = 8, 2, 4
 
 def _content_forward(memory: Tensor, keys: Tensor, strengths: Tensor, cosine: bool) -> tuple[Tensor, tuple]:
     dots = torch.bmm(keys, memory.transpose(1, 2))  # (B, H, N)
@@ -104,34 +108,37 @@ def _sharpen_backward(saved: tuple, grad: Tensor) -> tuple[Tensor, Tensor]:
 class ContentWeights(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, memory: Tensor, keys: Tensor, strengths: Tensor, cosine: bool) -> Tensor:
-        weights, ctx.saved = _content_forward(memory, keys, strengths, cosine)
+        weights, saved = _content_forward(memory, keys, strengths, cosine)
+        ctx.save_for_backward(*saved)
         return weights
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        return (*_content_backward(ctx.saved, grad), None)
+        return (*_content_backward(ctx.saved_tensors, grad), None)
 
 
 class Shift(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weights: Tensor, shift_weights: Tensor) -> Tensor:
-        out, ctx.saved = _shift_forward(weights, shift_weights)
+        out, saved = _shift_forward(weights, shift_weights)
+        ctx.save_for_backward(*saved)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
-        return _shift_backward(ctx.saved, grad)
+        return _shift_backward(ctx.saved_tensors, grad)
 
 
 class Sharpen(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, weights: Tensor, gamma: Tensor) -> Tensor:
-        out, ctx.saved = _sharpen_forward(weights, gamma)
+        out, saved = _sharpen_forward(weights, gamma)
+        ctx.save_for_backward(*saved)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
-        return _sharpen_backward(ctx.saved, grad)
+        return _sharpen_backward(ctx.saved_tensors, grad)
 
 
 class NTMAddress(torch.autograd.Function):
@@ -145,12 +152,17 @@ class NTMAddress(torch.autograd.Function):
         gated = previous + g * (content - previous)  # g w_c + (1 - g) w_prev
         shifted, shift_saved = _shift_forward(gated, shift_weights)
         out, sharpen_saved = _sharpen_forward(shifted, gamma)
-        ctx.saved = (content_saved, shift_saved, sharpen_saved, content, previous, g)
+        ctx.save_for_backward(*content_saved, *shift_saved, *sharpen_saved, content, previous, g)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        content_saved, shift_saved, sharpen_saved, content, previous, g = ctx.saved
+        saved = ctx.saved_tensors
+        shift_at, sharpen_at = _CONTENT_SAVED, _CONTENT_SAVED + _SHIFT_SAVED
+        rest_at = sharpen_at + _SHARPEN_SAVED
+        content_saved, shift_saved = saved[:shift_at], saved[shift_at:sharpen_at]
+        sharpen_saved = saved[sharpen_at:rest_at]
+        content, previous, g = saved[rest_at:]
         d_shifted, d_gamma = _sharpen_backward(sharpen_saved, grad)
         d_gated, d_shift = _shift_backward(shift_saved, d_shifted)
         d_gate = (d_gated * (content - previous)).sum(-1)

@@ -84,3 +84,31 @@ def test_all_zero_memory_gives_finite_weights_and_gradients() -> None:
     weights = fast.content_weights(memory, keys, x["strengths"])
     weights.sum().backward()
     assert torch.isfinite(weights).all() and torch.isfinite(memory.grad).all() and torch.isfinite(keys.grad).all()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_no_reference_cycle_keeps_outputs_alive(case: str) -> None:
+    """An op's output must be freed by reference counting alone once the caller drops it.
+
+    Saving tensors as ctx attributes instead of through save_for_backward makes a cycle
+    (output -> grad_fn -> ctx -> output) that leaks memory in a training loop until the cyclic
+    collector happens to run.
+    """
+    import gc
+    import weakref
+
+    pick, fast_fn, _ = CASES[case]
+    args = [a.requires_grad_() for a in pick(_inputs(torch.float32, 2))]
+    gc.disable()
+    try:
+        out = fast_fn(*args)
+        alive = weakref.ref(out)
+        out.sum().backward()
+        del out
+        assert alive() is None
+        out = fast_fn(*args)  # dropped without a backward pass
+        alive = weakref.ref(out)
+        del out
+        assert alive() is None
+    finally:
+        gc.enable()
