@@ -27,35 +27,14 @@ from cogdsl.checkpoint import (
 from cogdsl.cli import main
 from cogdsl.errors import CheckpointError, UsageError
 from cogdsl.train import build_optimizer, config_from_spec
-
-SPEC = """\
-cogdsl: 1
-model: {name}
-inputs:
-  x: 5
-outputs:
-  y: {{size: 4, from: [ctrl, r], activation: sigmoid}}
-blocks:
-  ctrl: {{kind: lstm, hidden: {hidden}, from: [x, r@prev]}}
-  mem:  {{kind: memory, slots: 16, width: 8}}
-  r:    {{kind: read,  memory: mem, by: ctrl, address: "content(cosine) | gate | shift(1) | sharpen"}}
-  w:    {{kind: write, memory: mem, by: ctrl, address: "content(cosine) | gate | shift(1) | sharpen"}}
-train:
-  task: {{name: copy, bits: 4, min_len: 1, max_len: 3}}
-  optimizer: {{name: {optimizer}, lr: 1.0e-3}}
-  batch: 4
-  steps: 2
-  threads: 1
-  log_every: 1
-  eval_every: 2
-  eval_size: 8
-  checkpoint_every: 2
-"""
+from tests.tiny import tiny_ntm
 
 
 def write_spec(folder: Path, *, hidden: int = 16, name: str = "tiny_copy", optimizer: str = "rmsprop") -> Path:
     path = folder / f"{name}_{hidden}_{optimizer}.yaml"
-    path.write_text(SPEC.format(name=name, hidden=hidden, optimizer=optimizer), encoding="utf-8")
+    settings = {"optimizer": f"{{name: {optimizer}, lr: 1.0e-3}}", "batch": 4, "steps": 2, "threads": 1,
+                "log_every": 1, "eval_every": 2, "eval_size": 8, "checkpoint_every": 2}
+    path.write_text(tiny_ntm(name, hidden, train=settings), encoding="utf-8")
     return path
 
 

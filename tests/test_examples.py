@@ -10,29 +10,12 @@ from pathlib import Path
 
 import torch
 
+from tests.tiny import tiny_ntm
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
-TINY = """\
-cogdsl: 1
-model: tiny_copy
-inputs:
-  x: 5
-outputs:
-  y: {size: 4, from: [ctrl, r], activation: sigmoid}
-blocks:
-  ctrl: {kind: lstm, hidden: 16, from: [x, r@prev]}
-  mem:  {kind: memory, slots: 16, width: 8}
-  r:    {kind: read,  memory: mem, by: ctrl, address: "content(cosine) | gate | shift(1) | sharpen"}
-  w:    {kind: write, memory: mem, by: ctrl, address: "content(cosine) | gate | shift(1) | sharpen"}
-train:
-  task: {name: copy, bits: 4, min_len: 1, max_len: 3}
-  batch: 4
-  steps: 1000
-  eval_every: 4
-  eval_size: 8
-  log_every: 2
-"""
+TINY = tiny_ntm(train={"batch": 4, "steps": 1000, "eval_every": 4, "eval_size": 8, "log_every": 2})
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess[str]:

@@ -15,39 +15,16 @@ from cogdsl.cli import main
 from cogdsl.errors import UsageError
 from cogdsl.tasks import make_task
 from cogdsl.train import LOG_COLUMNS, config_from_spec, evaluate, spec_with_config, train
-
-TINY = """\
-cogdsl: 1
-model: tiny_copy
-inputs:
-  x: 5
-outputs:
-  y: {{size: 4, from: [ctrl, r], activation: sigmoid}}
-blocks:
-  ctrl: {{kind: lstm, hidden: {hidden}, from: [x, r@prev]}}
-  mem:  {{kind: memory, slots: 16, width: 8}}
-  r:    {{kind: read,  memory: mem, by: ctrl, address: "content(cosine) | gate | shift(1) | sharpen"}}
-  w:    {{kind: write, memory: mem, by: ctrl, address: "content(cosine) | gate | shift(1) | sharpen"}}
-train:
-  task: {{name: copy, bits: 4, min_len: 1, max_len: 3}}
-  optimizer: {{name: adam, lr: 3.0e-3}}
-  batch: 8
-  steps: {steps}
-  clip: 10
-  seed: 0
-  threads: 1
-  log_every: {log_every}
-  eval_every: {eval_every}
-  eval_size: 32
-  checkpoint_every: {checkpoint_every}
-"""
+from tests.tiny import tiny_ntm
 
 
 def write_spec(folder: Path, *, hidden: int = 16, steps: int = 20, log_every: int = 5, eval_every: int = 10,
                checkpoint_every: int = 10, name: str = "tiny.yaml") -> Path:
     path = folder / name
-    path.write_text(TINY.format(hidden=hidden, steps=steps, log_every=log_every, eval_every=eval_every,
-                                checkpoint_every=checkpoint_every), encoding="utf-8")
+    path.write_text(tiny_ntm(hidden=hidden, train={
+        "optimizer": "{name: adam, lr: 3.0e-3}", "batch": 8, "steps": steps, "clip": 10, "seed": 0, "threads": 1,
+        "log_every": log_every, "eval_every": eval_every, "eval_size": 32, "checkpoint_every": checkpoint_every}),
+        encoding="utf-8")
     return path
 
 
@@ -205,7 +182,7 @@ def test_bad_train_arguments_exit_1(tmp_path, capsys):
 
 
 def test_spec_without_train_section(tmp_path, capsys):
-    text = TINY.format(hidden=16, steps=5, log_every=5, eval_every=5, checkpoint_every=5).split("train:")[0]
+    text = tiny_ntm()
     path = tmp_path / "notrain.yaml"
     path.write_text(text)
     assert main(["train", str(path), "--out", str(tmp_path / "r")]) == 1

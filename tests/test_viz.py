@@ -10,22 +10,11 @@ import torch
 import cogdsl
 from cogdsl.train import LOG_COLUMNS
 from cogdsl.viz import plot_learning_curve, plot_weightings, read_log
+from tests.tiny import tiny_ntm
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
-NTM = """\
-cogdsl: 1
-model: tiny_copy
-inputs:
-  x: 5
-outputs:
-  y: {size: 4, from: [ctrl, r], activation: sigmoid}
-blocks:
-  ctrl: {kind: lstm, hidden: 16, from: [x, r@prev]}
-  mem:  {kind: memory, slots: 16, width: 8}
-  r:    {kind: read,  memory: mem, by: ctrl, heads: 2, address: "content(cosine) | gate | shift(1) | sharpen"}
-  w:    {kind: write, memory: mem, by: ctrl, address: "content(cosine) | gate | shift(1) | sharpen"}
-"""
+NTM = tiny_ntm(read_heads=2)
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -105,40 +105,24 @@ def _sharpen_backward(saved: tuple, grad: Tensor) -> tuple[Tensor, Tensor]:
     return centred * gamma.unsqueeze(-1) / shifted, (centred * log_x).sum(-1)
 
 
-class ContentWeights(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, memory: Tensor, keys: Tensor, strengths: Tensor, cosine: bool) -> Tensor:
-        weights, saved = _content_forward(memory, keys, strengths, cosine)
-        ctx.save_for_backward(*saved)
-        return weights
+def _stage_function(name: str, stage_forward: Any, stage_backward: Any, options: int = 0) -> Any:
+    """An autograd Function for one stage; ``options`` trailing arguments are not tensors."""
 
-    @staticmethod
+    def forward(ctx: Any, *args: Any) -> Tensor:
+        out, saved = stage_forward(*args)
+        ctx.save_for_backward(*saved)
+        return out
+
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        return (*_content_backward(ctx.saved_tensors, grad), None)
+        return (*stage_backward(ctx.saved_tensors, grad), *(None,) * options)
+
+    return type(name, (torch.autograd.Function,), {"forward": staticmethod(forward),
+                                                   "backward": staticmethod(backward)})
 
 
-class Shift(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, weights: Tensor, shift_weights: Tensor) -> Tensor:
-        out, saved = _shift_forward(weights, shift_weights)
-        ctx.save_for_backward(*saved)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
-        return _shift_backward(ctx.saved_tensors, grad)
-
-
-class Sharpen(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, weights: Tensor, gamma: Tensor) -> Tensor:
-        out, saved = _sharpen_forward(weights, gamma)
-        ctx.save_for_backward(*saved)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor]:
-        return _sharpen_backward(ctx.saved_tensors, grad)
+ContentWeights = _stage_function("ContentWeights", _content_forward, _content_backward, options=1)
+Shift = _stage_function("Shift", _shift_forward, _shift_backward)
+Sharpen = _stage_function("Sharpen", _sharpen_forward, _sharpen_backward)
 
 
 class NTMAddress(torch.autograd.Function):

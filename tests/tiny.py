@@ -1,0 +1,32 @@
+"""A small copy-task NTM spec for tests that need a real model that trains in seconds."""
+
+from __future__ import annotations
+
+ADDRESS = '"content(cosine) | gate | shift(1) | sharpen"'
+
+
+def tiny_ntm(name: str = "tiny_copy", hidden: int = 16, read_heads: int = 1, train: dict[str, object] | None = None
+             ) -> str:
+    """YAML for an LSTM(`hidden`) NTM on a 16x8 memory, copy task with 4 bits and lengths 1-3.
+
+    ``train`` holds the train section's settings after the task (values written as given);
+    None leaves the section out.
+    """
+    heads = f"heads: {read_heads}, " if read_heads != 1 else ""
+    text = f"""\
+cogdsl: 1
+model: {name}
+inputs:
+  x: 5
+outputs:
+  y: {{size: 4, from: [ctrl, r], activation: sigmoid}}
+blocks:
+  ctrl: {{kind: lstm, hidden: {hidden}, from: [x, r@prev]}}
+  mem:  {{kind: memory, slots: 16, width: 8}}
+  r:    {{kind: read,  memory: mem, by: ctrl, {heads}address: {ADDRESS}}}
+  w:    {{kind: write, memory: mem, by: ctrl, address: {ADDRESS}}}
+"""
+    if train is not None:
+        text += "train:\n  task: {name: copy, bits: 4, min_len: 1, max_len: 3}\n"
+        text += "".join(f"  {key}: {value}\n" for key, value in train.items())
+    return text
