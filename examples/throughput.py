@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="timed training steps per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating measurements; the median is printed")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--profile", action="store_true", help="also print where one training step's time goes")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -114,6 +115,12 @@ def main() -> None:
     for name, value in median.items():
         print(f"  {name:13s} {value:7.1f} sequences/s   (rounds: {', '.join(f'{v:.1f}' for v in results[name])})")
     print(f"  ratio          {median['cogdsl'] / median['hand-written']:.2f}x")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            sequences_per_second(compiled, batches, 3, raw=True)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
 
 if __name__ == "__main__":

@@ -71,3 +71,14 @@ def test_demo_defaults_are_the_documented_ones():
     assert "specs/ntm_copy.yaml --steps 2000 --threads 1 --max-minutes 4 --out runs/demo --force" in text
     assert demo["ROOT"] == ROOT
     assert (ROOT / "specs" / "ntm_copy.yaml").is_file()
+
+
+def test_throughput_script_times_both_models() -> None:
+    result = run_script("examples/throughput.py", "specs/ntm_copy.yaml", "--len", "2", "--steps", "2",
+                        "--rounds", "1", "--batch", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("ntm_copy: batch 2, length 2 (T = 5 steps)")
+    rates = {line.split()[0]: float(line.split()[1]) for line in lines[1:3]}
+    assert set(rates) == {"cogdsl", "hand-written"} and all(rate > 0 for rate in rates.values())
+    assert lines[3].split()[0] == "ratio"
