@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from cogdsl.spec import Address, Block, Output, Ref, Spec, Value
+from cogdsl.spec import Block, Output, Ref, Spec, Value
 
 
 def quote(text: str) -> str:
@@ -118,10 +118,6 @@ _Dumper.add_representer(_Flow, lambda d, v: d.represent_sequence("tag:yaml.org,2
 _Dumper.add_representer(_FlowMap, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items(), flow_style=True))
 
 
-def _address_yaml(address: Address) -> str:
-    return str(address)
-
-
 def to_yaml(spec: Spec) -> str:
     """The spec as YAML in the documented schema."""
     doc: dict[str, Any] = {"cogdsl": spec.version.data, "model": spec.name}
@@ -146,7 +142,7 @@ def to_yaml(spec: Spec) -> str:
         if b.by is not None:
             entry["by"] = str(b.by)
         if b.address is not None:
-            entry["address"] = _address_yaml(b.address)
+            entry["address"] = str(b.address)
         blocks[b.name] = entry
     doc["blocks"] = blocks
     if spec.train is not None:

@@ -53,12 +53,11 @@ def resolved_params(block: Block) -> dict[str, Any]:
     return check_params(kind.params, block.params, block.param_span, block.name, block.span, DiagnosticSink())
 
 
-def head_stages(block: Block) -> tuple[ResolvedStage, ...]:
-    kind = REGISTRY[block.kind]
-    memory_kind = REGISTRY["memory"]
-    address = block.address or parse_address(memory_kind.default_address, block.span)
+def head_stages(block: Block, memory_kind: str) -> tuple[ResolvedStage, ...]:
+    """A valid head's addressing stages; a head that writes none gets its memory kind's default."""
+    address = block.address or parse_address(REGISTRY[memory_kind].default_address, block.span)
     stages = resolve_ntm_address(address, block.name, DiagnosticSink())
-    assert stages is not None and kind.family == "head"
+    assert stages is not None
     return stages
 
 
@@ -84,7 +83,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
         if kind.family != "head":
             continue
         assert block.memory is not None and block.by is not None
-        key = (block.memory.name, block.by.name, head_stages(block))
+        key = (block.memory.name, block.by.name, head_stages(block, kinds[block.memory.name].kind))
         reads, writes = groups.setdefault(key, ([], []))
         (writes if kind.writes else reads).append((block.name, params[block.name]["heads"]))
     plans = tuple(GroupPlan(m, c, s, tuple(r), tuple(w)) for (m, c, s), (r, w) in groups.items())

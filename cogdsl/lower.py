@@ -78,6 +78,13 @@ class CompiledModel(nn.Module):
                             for o in spec.outputs}
         self.order = shapes.order
         self.delayed = tuple(sorted(shapes.delayed))
+        # Fixed for the model, so the step loop only looks them up: state keys, and each
+        # head block's (start, stop) among its group's heads.
+        self.weight_keys = tuple(f"weights:{i}" for i in range(len(self.groups)))
+        self.prev_keys = tuple((name, f"prev:{name}") for name in self.delayed)
+        self.head_slices = tuple(_head_slices(group.plan.reads + group.plan.writes) for group in self.groups)
+        written = {group.plan.memory for group in self.groups if group.plan.writes}
+        self.unwritten = tuple(name for name in self.memories if name not in written)
 
     # -- state -------------------------------------------------------------------
     def initial_state(self, batch: int, like: torch.Tensor | None = None) -> State:
@@ -89,15 +96,14 @@ class CompiledModel(nn.Module):
             state[name] = controller.initial_state(batch, like)
         for name, memory in self.memories.items():
             state[name] = memory.initial_state(batch, like)
-        for index, group in enumerate(self.groups):
-            slots = self.memories[group.plan.memory].slots
-            state[f"weights:{index}"] = group.initial_weights(batch, slots, like)
+        for key, group in zip(self.weight_keys, self.groups, strict=True):
+            state[key] = group.initial_weights(batch, self.memories[group.plan.memory].slots, like)
         read_init = {name: p for group in self.groups for name, p in group.read_init.items()}
-        for name in self.delayed:
+        for name, key in self.prev_keys:
             if name in read_init:
-                state[f"prev:{name}"] = read_init[name].to(like.dtype).expand(batch, -1)
+                state[key] = read_init[name].to(like.dtype).expand(batch, -1)
             else:
-                state[f"prev:{name}"] = like.new_zeros(batch, self.shapes.sizes[name])
+                state[key] = like.new_zeros(batch, self.shapes.sizes[name])
         return state
 
     # -- one step ------------------------------------------------------------------
@@ -125,21 +131,18 @@ class CompiledModel(nn.Module):
                 index = int(name)
                 group = self.groups[index]
                 plan = group.plan
-                weights, reads, writes = group(interfaces[plan.controller], state[plan.memory],
-                                               state[f"weights:{index}"])
-                new_state[f"weights:{index}"] = weights
+                key = self.weight_keys[index]
+                weights, reads, writes = group(interfaces[plan.controller], state[plan.memory], state[key])
+                new_state[key] = weights
+                slices = self.head_slices[index]
                 if reads is not None:
-                    start = 0
-                    for block, heads in plan.reads:
-                        values[block] = reads[:, start:start + heads].reshape(reads.shape[0], -1)
-                        start += heads
+                    for block, start, stop in slices[:len(plan.reads)]:
+                        values[block] = reads[:, start:stop].reshape(reads.shape[0], -1)
                 if writes is not None:
                     pending_writes.setdefault(plan.memory, []).append(writes)
                 if trace is not None:
-                    start = 0
-                    for block, heads in plan.reads + plan.writes:
-                        trace.setdefault(block, []).append(weights[:, start:start + heads])
-                        start += heads
+                    for block, start, stop in slices:
+                        trace.setdefault(block, []).append(weights[:, start:stop])
             elif unit == "output":
                 y = self.outputs[name](self._gather(name, values, state))
                 activation = self.activations[name]
@@ -151,11 +154,10 @@ class CompiledModel(nn.Module):
                 else:
                     weights, erase, add = (torch.cat(parts, dim=1) for parts in zip(*writes, strict=True))
                 new_state[name] = ops.write(state[name], weights, erase, add)
-        for name, memory_state in state.items():
-            if name not in new_state and not name.startswith("prev:"):
-                new_state[name] = memory_state  # memories nobody wrote this step
-        for name in self.delayed:
-            new_state[f"prev:{name}"] = values[name]
+        for name in self.unwritten:
+            new_state[name] = state[name]
+        for name, key in self.prev_keys:
+            new_state[key] = values[name]
         if len(self.output_names) == 1:
             return values[self.output_names[0]], new_state
         return {name: values[name] for name in self.output_names}, new_state
@@ -231,6 +233,15 @@ class CompiledModel(nn.Module):
         for name, layer in self.outputs.items():
             counts[name] = sum(p.numel() for p in layer.parameters())
         return counts
+
+
+def _head_slices(blocks: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int, int], ...]:
+    """(block, start, stop) of each head block among its group's heads, in order."""
+    slices, start = [], 0
+    for block, heads in blocks:
+        slices.append((block, start, start + heads))
+        start += heads
+    return tuple(slices)
 
 
 def _group_offset(shapes: Shapes, index: int) -> int:
