@@ -1,6 +1,111 @@
 """Triton kernels for cogdsl's ops, installed as ``cogdsl.kernels``.
 
-Empty for now: every op runs the PyTorch reference in :mod:`cogdsl.ops`. The fused NTM
-memory-step kernels land here, one file per family, with their forward, backward and
-``torch.autograd.Function``.
+One file per family, each with its forward kernel, its backward kernel, the
+``torch.autograd.Function`` that joins them and its memory traffic in a comment:
+
+* :mod:`~cogdsl.kernels.content` -- content weights: cosine (or dot) similarity, strength,
+  softmax over slots (online, tiled over slots);
+* :mod:`~cogdsl.kernels.ntm_address` -- content, gate, shift and sharpen fused;
+* :mod:`~cogdsl.kernels.read_write` -- the read and the write of every head;
+* :mod:`~cogdsl.kernels.memory_step` -- one memory's whole step (every head's addressing,
+  the reads and the write) in one launch forward and one backward.
+
+The PyTorch references they are tested against are :mod:`cogdsl.ops.ntm`. Programs run
+one per batch element and walk the slots in tiles of ``BLOCK_N``, so any slot count works
+(65,536 and beyond) with the same kernel; shared tile-level pieces are in
+:mod:`~cogdsl.kernels.tiles`.
+
+They are registered as the ``"triton"`` backend of :mod:`cogdsl.ops` here, lazily: nothing
+imports Triton until a Triton op is first called. The backend takes CUDA tensors, or CPU
+tensors when ``TRITON_INTERPRET=1`` was set before the first call (Triton's interpreter,
+which is how the tests run the kernels without a GPU).
 """
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+import importlib.util
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from cogdsl.ops.backend import BackendUnavailableError, mark_unavailable, register
+
+__all__ = ["OPS", "available", "interpreting", "max_tile_slots", "tiling"]
+
+#: cogdsl.ops function name -> the kernel module that implements it.
+OPS: dict[str, str] = {
+    "content_weights": "content",
+    "ntm_address": "ntm_address",
+    "read": "read_write",
+    "write": "read_write",
+    "ntm_memory_step": "memory_step",
+}
+
+_max_slots: contextvars.ContextVar[int | None] = contextvars.ContextVar("cogdsl_max_tile_slots", default=None)
+
+
+def available() -> bool:
+    """Whether the ``triton`` package can be imported."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def interpreting() -> bool:
+    """Whether Triton's interpreter is on (``TRITON_INTERPRET=1``): kernels then run on CPU tensors."""
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+@contextmanager
+def tiling(max_slots: int) -> Iterator[int]:
+    """Cap the slot tile (``BLOCK_N``) at ``max_slots`` (a power of two) inside a ``with`` block.
+
+    The kernels pick their tile from the sizes; the tests use this to make a small memory span
+    several tiles, so that the code paths a 65,536-slot memory takes run at interpreter speed.
+    """
+    if max_slots < 1 or max_slots & (max_slots - 1):
+        raise ValueError(f"tiling: max_slots must be a power of two, got {max_slots}")
+    token = _max_slots.set(max_slots)
+    try:
+        yield max_slots
+    finally:
+        _max_slots.reset(token)
+
+
+def max_tile_slots() -> int | None:
+    """The cap :func:`tiling` set, or None."""
+    return _max_slots.get()
+
+
+def _device_check(op: str, first: Any) -> None:
+    if not first.is_cuda and not interpreting():
+        raise BackendUnavailableError(
+            f"cogdsl.ops.{op}: the 'triton' backend runs on CUDA tensors, and these are on {first.device}; "
+            "use the 'torch' backend, or set TRITON_INTERPRET=1 before the first call to run Triton's "
+            "interpreter on the CPU"
+        )
+
+
+def _lazy(op: str, module: str) -> Callable[..., Any]:
+    """The op's Triton implementation, imported on its first call."""
+    implementation: Callable[..., Any] | None = None
+
+    def call(*args: Any) -> Any:
+        nonlocal implementation
+        _device_check(op, args[0])
+        if implementation is None:
+            implementation = getattr(importlib.import_module(f"cogdsl.kernels.{module}"), op)
+        return implementation(*args)
+
+    call.__name__ = call.__qualname__ = op
+    call.__doc__ = f"cogdsl.kernels.{module}.{op}, imported on first use."
+    return call
+
+
+if available():
+    for _op, _module in OPS.items():
+        register(_op, "triton", _lazy(_op, _module))
+    del _op, _module
+else:
+    mark_unavailable("triton", "the triton package is not installed (pip install triton)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from cogdsl import kernels as _kernels  # noqa: F401  (registers the "triton" backend, lazily)
 from cogdsl.ops import ntm as _ntm
 from cogdsl.ops import ntm_grad as _ntm_grad  # noqa: F401  (registers the "torch" backend)
 from cogdsl.ops.backend import (
@@ -37,6 +38,7 @@ __all__ = [
     "current_backend",
     "interpolate",
     "ntm_address",
+    "ntm_memory_step",
     "read",
     "register",
     "sharpen",
@@ -53,6 +55,7 @@ _DIM_NAMES = {
     "N": "slot count",
     "W": "width",
     "K": "shift offset count",
+    "V": "write head count",
 }
 
 # (op, argument shapes..., options...) keys that passed their checks; see _remember.
@@ -335,3 +338,80 @@ def write(memory: Tensor, weights: Tensor, erase: Tensor, add: Tensor) -> Tensor
         )
         _remember(key)
     return _resolve("write", memory.is_cuda)(memory, weights, erase, add)
+
+
+def ntm_memory_step(
+    memory: Tensor,
+    previous: Tensor,
+    keys: Tensor,
+    strengths: Tensor,
+    gate: Tensor,
+    shift_weights: Tensor,
+    gamma: Tensor,
+    erase: Tensor,
+    add: Tensor,
+    similarity: str = "cosine",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One memory's whole NTM step: every head addresses, the read heads read, the write heads write.
+
+    The H heads are read heads first, then the H_w = erase.shape[1] write heads (1 ≤ H_w ≤ H).
+    Reads see the memory before the write:
+
+        w = ntm_address(M, w_prev, k, β, g, s, γ)                          (B, H, N)
+        r_h = Σ_i w_h[i] M_i                     for h < H − H_w           (B, H − H_w, W)
+        M' = M ∘ Π_{h ≥ H−H_w} (1 − w_h e_hᵀ) + Σ_{h ≥ H−H_w} w_h a_hᵀ    (B, N, W)
+
+    The same as calling :func:`ntm_address`, :func:`read` and :func:`write` in turn; on CUDA it
+    is one fused kernel launch forward and one backward.
+
+    Args:
+      memory: (B, N, W) memory M.
+      previous, keys, strengths, gate, shift_weights, gamma: as for :func:`ntm_address`, for all H heads.
+      erase: (B, H_w, W) erase vectors of the write heads, in [0, 1].
+      add: (B, H_w, W) add vectors of the write heads.
+      similarity: ``"cosine"`` or ``"dot"``.
+
+    Returns:
+      (weights (B, H, N), reads (B, H − H_w, W), new memory (B, N, W)).
+    """
+    try:
+        key = (
+            "ntm_memory_step",
+            memory.shape,
+            previous.shape,
+            keys.shape,
+            strengths.shape,
+            gate.shape,
+            shift_weights.shape,
+            gamma.shape,
+            erase.shape,
+            add.shape,
+            similarity,
+        )
+    except AttributeError:
+        key = None
+    if key not in _VALID:
+        _check_shapes(
+            "ntm_memory_step",
+            ("memory", memory, "BNW"),
+            ("previous", previous, "BHN"),
+            ("keys", keys, "BHW"),
+            ("strengths", strengths, "BH"),
+            ("gate", gate, "BH"),
+            ("shift_weights", shift_weights, "BHK"),
+            ("gamma", gamma, "BH"),
+            ("erase", erase, "BVW"),
+            ("add", add, "BVW"),
+        )
+        _check_similarity("ntm_memory_step", similarity)
+        _check_shift_count("ntm_memory_step", shift_weights)
+        heads, write_heads = previous.shape[1], erase.shape[1]
+        if not 1 <= write_heads <= heads:
+            raise ValueError(
+                f"ntm_memory_step: erase has shape {tuple(erase.shape)}: its {write_heads} write heads must be "
+                f"between 1 and the {heads} heads that address the memory"
+            )
+        _remember(key)
+    return _resolve("ntm_memory_step", memory.is_cuda)(
+        memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add, similarity
+    )

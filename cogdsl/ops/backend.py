@@ -34,6 +34,7 @@ __all__ = [
     "BackendUnavailableError",
     "current_backend",
     "implementations",
+    "mark_unavailable",
     "register",
     "resolve",
     "use_backend",
@@ -48,6 +49,9 @@ ENV_VAR = "COGDSL_BACKEND"
 
 # op name -> backend name -> implementation
 _REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {}
+
+# backend name -> why it cannot run here (e.g. a package that is not installed)
+_UNAVAILABLE: dict[str, str] = {}
 
 # None: nothing forced by use_backend, consult the environment.
 _forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("cogdsl_backend", default=None)
@@ -74,6 +78,11 @@ def register(op_name: str, backend: str, fn: Callable[..., Any]) -> Callable[...
         raise TypeError(f"register: implementation of {op_name!r} for {backend!r} is not callable")
     _REGISTRY.setdefault(op_name, {})[backend] = fn
     return fn
+
+
+def mark_unavailable(backend: str, reason: str) -> None:
+    """Record why ``backend`` has no implementations here; forcing it then says so."""
+    _UNAVAILABLE[_check_name(backend, _IMPL_BACKENDS, "backend")] = reason
 
 
 def implementations(op_name: str) -> tuple[str, ...]:
@@ -129,7 +138,6 @@ def resolve(op_name: str, is_cuda: bool) -> Callable[..., Any]:
             BACKENDS,
             f"backend (from {ENV_VAR})" if _forced.get() is None else "backend",
         )
-        raise BackendUnavailableError(
-            f"cogdsl.ops.{op_name}: no {name!r} implementation is available in this version; use the 'torch' backend"
-        )
+        why = _UNAVAILABLE.get(name, "no {name!r} implementation is available in this version")
+        raise BackendUnavailableError(f"cogdsl.ops.{op_name}: {why.format(name=name)}; use the 'torch' backend")
     return fn

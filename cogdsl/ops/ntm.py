@@ -24,6 +24,7 @@ __all__ = [
     "content_weights",
     "interpolate",
     "ntm_address",
+    "ntm_memory_step",
     "read",
     "sharpen",
     "shift",
@@ -130,6 +131,27 @@ def write(memory: Tensor, weights: Tensor, erase: Tensor, add: Tensor) -> Tensor
     return memory * keep + added
 
 
-for _fn in (content_weights, interpolate, shift, sharpen, ntm_address, read, write):
+def ntm_memory_step(
+    memory: Tensor,
+    previous: Tensor,
+    keys: Tensor,
+    strengths: Tensor,
+    gate: Tensor,
+    shift_weights: Tensor,
+    gamma: Tensor,
+    erase: Tensor,
+    add: Tensor,
+    similarity: str = "cosine",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Address with every head, read with the first H − H_w, write with the last H_w.
+
+    → weights (B,H,N), reads (B,H−H_w,W), new memory (B,N,W); H_w = erase.shape[1].
+    """
+    weights = ntm_address(memory, previous, keys, strengths, gate, shift_weights, gamma, similarity)
+    read_heads = weights.shape[1] - erase.shape[1]
+    return weights, read(memory, weights[:, :read_heads]), write(memory, weights[:, read_heads:], erase, add)
+
+
+for _fn in (content_weights, interpolate, shift, sharpen, ntm_address, read, write, ntm_memory_step):
     register(_fn.__name__, "torch", _fn)
 del _fn

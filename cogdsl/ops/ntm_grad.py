@@ -212,6 +212,14 @@ def ntm_address(memory: Tensor, previous: Tensor, keys: Tensor, strengths: Tenso
     return NTMAddress.apply(memory, previous, keys, strengths, gate, shift_weights, gamma, similarity == "cosine")
 
 
-for _fn in (content_weights, shift, sharpen, write, ntm_address, interpolate, read):
+def ntm_memory_step(memory: Tensor, previous: Tensor, keys: Tensor, strengths: Tensor, gate: Tensor,
+                    shift_weights: Tensor, gamma: Tensor, erase: Tensor, add: Tensor,
+                    similarity: str = "cosine") -> tuple[Tensor, Tensor, Tensor]:
+    weights = ntm_address(memory, previous, keys, strengths, gate, shift_weights, gamma, similarity)
+    read_heads = weights.shape[1] - erase.shape[1]
+    return weights, read(memory, weights[:, :read_heads]), write(memory, weights[:, read_heads:], erase, add)
+
+
+for _fn in (content_weights, shift, sharpen, write, ntm_address, interpolate, read, ntm_memory_step):
     register(_fn.__name__, "torch", _fn)
 del _fn

@@ -1,0 +1,247 @@
+"""One memory's whole NTM step fused: every head's addressing, the reads and the write.
+
+    w   = ntm_address(M, w_prev, k, β, g, s, γ)                         (B, H, N), all H heads
+    r_h = Σ_i w_h[i] M_i                           for the R = H − H_w read heads (first)
+    M'  = M ∘ Π_h (1 − w_h e_hᵀ) + Σ_h w_h a_hᵀ     for the H_w write heads (last)
+
+Reference: :func:`cogdsl.ops.ntm.ntm_memory_step`. One launch forward and one backward, one
+program per batch element, built from the tile pieces of :mod:`~cogdsl.kernels.content`,
+:mod:`~cogdsl.kernels.ntm_address` and :mod:`~cogdsl.kernels.read_write`:
+
+forward   pass 1 over M: similarities and the online softmax (kernels.content)
+          pass 2 over the (H, N) arrays: gate, shift, online sharpening (kernels.ntm_address)
+          pass 3 over M: the weights, every read and the write, while the tile is in registers
+backward  pass 1 over M and dM': dw from the reads, the write and the caller, de, da
+          passes 2-3 over the (H, N) arrays: back through sharpen, shift and gate
+          pass 4 over M and dM': the content backward and dM, written once
+
+Memory traffic per batch element (fp32): forward reads M twice and writes M' once (12NW
+bytes, against the 8NW of reading M once and writing M' once); backward reads M and dM'
+twice and writes dM once (20NW bytes, against 12NW). Similarities need all of M before any
+weight is known, hence the second read. The (H, N) arrays add about 20HN bytes each way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+from cogdsl.kernels.content import content_at, content_grad_tile, finish_key_grads, load_keys, logits_pass
+from cogdsl.kernels.ntm_address import (
+    STATS,
+    load_gate_stage,
+    load_stats,
+    sharpen_grad_pass,
+    sharpened_tile,
+    shift_gate_grad_pass,
+    shift_pass,
+    store_stats,
+)
+from cogdsl.kernels.read_write import keep_tile, read_grad_tile, read_tile, write_grad_tile, write_tile
+from cogdsl.kernels.tiles import NUM_WARPS, blocks, contiguous, load_rows, store_rows
+
+__all__ = ["NTMMemoryStep", "ntm_memory_step"]
+
+
+@triton.jit
+def _step_forward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gate_ptr, shift_ptr, gamma_ptr,
+                         erase_ptr, add_ptr, weights_ptr, reads_ptr, new_memory_ptr, sim_ptr, shifted_ptr, stats_ptr,
+                         H, R, N, W, K,
+                         COSINE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
+                         BLOCK_W: tl.constexpr, BLOCK_K: tl.constexpr):
+    batch = tl.program_id(0).to(tl.int64)
+    memory_ptr += batch * N * W
+    new_memory_ptr += batch * N * W
+    keys_ptr += batch * H * W
+    erase_ptr += batch * (H - R) * W
+    add_ptr += batch * (H - R) * W
+    reads_ptr += batch * R * W
+    per_head = batch * H
+    strengths_ptr += per_head
+    gate_ptr += per_head
+    gamma_ptr += per_head
+    shift_ptr += per_head * K
+    stats_ptr += per_head * STATS
+    previous_ptr += per_head * N
+    weights_ptr += per_head * N
+    sim_ptr += per_head * N
+    shifted_ptr += per_head * N
+    heads = tl.arange(0, BLOCK_H)
+    columns = tl.arange(0, BLOCK_W)
+    column_mask = columns < W
+    keys, strengths, key_norms = load_keys(keys_ptr, strengths_ptr, H, W, heads, columns, column_mask)
+    gate, gamma = load_gate_stage(gate_ptr, gamma_ptr, H, heads)
+    row_max, row_sum = logits_pass(memory_ptr, keys, strengths, key_norms, sim_ptr, H, N, W, heads, columns,
+                                   column_mask, COSINE, BLOCK_N)
+    tl.debug_barrier()
+    top, power_sum = shift_pass(sim_ptr, previous_ptr, shift_ptr, shifted_ptr, strengths, gate, gamma,
+                                row_max, row_sum, H, N, K, heads, BLOCK_N)
+    store_stats(stats_ptr, heads, H, row_max, row_sum, top, power_sum)
+    tl.debug_barrier()
+    reads = keys * 0.0
+    tile_rows = tl.arange(0, BLOCK_N)
+    for start in range(0, N, BLOCK_N):
+        slots = start + tile_rows
+        mask = (heads[:, None] < H) & (slots[None, :] < N)
+        weights = sharpened_tile(shifted_ptr, heads, slots, mask, gamma, top, power_sum, N)
+        tl.store(weights_ptr + heads[:, None] * N + slots[None, :], weights, mask=mask)
+        memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
+        reads += read_tile(tl.where(heads[:, None] < R, weights, 0.0), memory)
+        new_memory = write_tile(memory, weights, heads, erase_ptr, add_ptr, R, H - R, W, columns, column_mask)
+        store_rows(new_memory_ptr + start * W, new_memory, tile_rows, N - start, W, columns, column_mask)
+    store_rows(reads_ptr, reads, heads, R, W, columns, column_mask)
+
+
+@triton.jit
+def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gate_ptr, shift_ptr, gamma_ptr,
+                          erase_ptr, add_ptr, weights_ptr, sim_ptr, shifted_ptr, stats_ptr,
+                          d_weights_ptr, d_reads_ptr, grad_ptr, scratch_ptr,
+                          d_memory_ptr, d_previous_ptr, d_keys_ptr, d_strengths_ptr, d_gate_ptr, d_shift_ptr,
+                          d_gamma_ptr, d_erase_ptr, d_add_ptr,
+                          H, R, N, W, K,
+                          COSINE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
+                          BLOCK_W: tl.constexpr, BLOCK_K: tl.constexpr):
+    batch = tl.program_id(0).to(tl.int64)
+    memory_ptr += batch * N * W
+    grad_ptr += batch * N * W
+    d_memory_ptr += batch * N * W
+    keys_ptr += batch * H * W
+    d_keys_ptr += batch * H * W
+    erase_ptr += batch * (H - R) * W
+    add_ptr += batch * (H - R) * W
+    d_erase_ptr += batch * (H - R) * W
+    d_add_ptr += batch * (H - R) * W
+    d_reads_ptr += batch * R * W
+    per_head = batch * H
+    strengths_ptr += per_head
+    gate_ptr += per_head
+    gamma_ptr += per_head
+    d_strengths_ptr += per_head
+    d_gate_ptr += per_head
+    d_gamma_ptr += per_head
+    shift_ptr += per_head * K
+    d_shift_ptr += per_head * K
+    stats_ptr += per_head * STATS
+    previous_ptr += per_head * N
+    d_previous_ptr += per_head * N
+    weights_ptr += per_head * N
+    d_weights_ptr += per_head * N
+    sim_ptr += per_head * N
+    shifted_ptr += per_head * N
+    d_total_ptr = scratch_ptr + per_head * N * 2  # dw from every use, then dw_c (pass 3 on)
+    d_shifted_ptr = d_total_ptr + H * N
+    heads = tl.arange(0, BLOCK_H)
+    head_mask = heads < H
+    columns = tl.arange(0, BLOCK_W)
+    column_mask = columns < W
+    tile_rows = tl.arange(0, BLOCK_N)
+    keys, strengths, key_norms = load_keys(keys_ptr, strengths_ptr, H, W, heads, columns, column_mask)
+    gate, gamma = load_gate_stage(gate_ptr, gamma_ptr, H, heads)
+    row_max, row_sum, top, _ = load_stats(stats_ptr, heads, H)
+    d_reads = load_rows(d_reads_ptr, heads, R, W, columns, column_mask)
+
+    # 1. dw = the caller's + the reads' + the write's; de and da.
+    d_erase = keys * 0.0
+    d_add = keys * 0.0
+    for start in range(0, N, BLOCK_N):
+        slots = start + tile_rows
+        mask = head_mask[:, None] & (slots[None, :] < N)
+        offsets = heads[:, None] * N + slots[None, :]
+        memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
+        grad = load_rows(grad_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
+        weights = tl.load(weights_ptr + offsets, mask=mask, other=0.0)
+        _, d_weights = read_grad_tile(weights, memory, d_reads)
+        d_weights += tl.load(d_weights_ptr + offsets, mask=mask, other=0.0)
+        _, d_weights, d_erase, d_add = write_grad_tile(memory, grad, weights, heads, erase_ptr, add_ptr, R, H - R,
+                                                       W, columns, column_mask, d_weights, d_erase, d_add)
+        tl.store(d_total_ptr + offsets, d_weights, mask=mask)
+    store_rows(d_erase_ptr, d_erase, heads, H - R, W, columns, column_mask)
+    store_rows(d_add_ptr, d_add, heads, H - R, W, columns, column_mask)
+    tl.debug_barrier()
+    # 2-3. Back through sharpen, shift and gate.
+    d_gamma = sharpen_grad_pass(weights_ptr, d_total_ptr, shifted_ptr, d_shifted_ptr, gamma, top, H, N, heads,
+                                BLOCK_N)
+    tl.debug_barrier()
+    d_shift, d_gate, centre = shift_gate_grad_pass(sim_ptr, previous_ptr, shift_ptr, d_shifted_ptr, d_previous_ptr,
+                                                   d_total_ptr, strengths, gate, row_max, row_sum, H, N, K,
+                                                   heads, BLOCK_N, BLOCK_K)
+    tl.debug_barrier()
+    # 4. The content backward, and dM from every use of M.
+    d_keys = keys * 0.0
+    d_key_norms = gate * 0.0
+    d_strengths = gate * 0.0
+    for start in range(0, N, BLOCK_N):
+        slots = start + tile_rows
+        mask = head_mask[:, None] & (slots[None, :] < N)
+        memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
+        grad = load_rows(grad_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
+        weights = tl.load(weights_ptr + heads[:, None] * N + slots[None, :], mask=mask, other=0.0)
+        content, sim = content_at(sim_ptr, heads, slots, mask, strengths, row_max, row_sum, N)
+        d_content = tl.load(d_total_ptr + heads[:, None] * N + slots[None, :], mask=mask, other=0.0)
+        d_memory, d_keys_part, d_key_norms_part, d_strengths_part = content_grad_tile(
+            memory, keys, key_norms, strengths, sim, content, d_content, centre, COSINE)
+        d_memory_read, _ = read_grad_tile(weights, memory, d_reads)
+        d_memory += d_memory_read
+        d_memory += grad * keep_tile(memory, weights, heads, erase_ptr, R, H - R, W, columns, column_mask)
+        store_rows(d_memory_ptr + start * W, d_memory, tile_rows, N - start, W, columns, column_mask)
+        d_keys += d_keys_part
+        d_key_norms += d_key_norms_part
+        d_strengths += d_strengths_part
+    finish_key_grads(d_keys_ptr, d_strengths_ptr, d_keys, d_key_norms, d_strengths, keys, key_norms,
+                     H, W, heads, columns, column_mask)
+    tl.store(d_gate_ptr + heads, d_gate, mask=head_mask)
+    tl.store(d_gamma_ptr + heads, d_gamma, mask=head_mask)
+    offsets_k = tl.arange(0, BLOCK_K)
+    tl.store(d_shift_ptr + heads[:, None] * K + offsets_k[None, :], d_shift,
+             mask=head_mask[:, None] & (offsets_k[None, :] < K))
+
+
+class NTMMemoryStep(torch.autograd.Function):
+    """ntm_memory_step on the Triton kernels: one launch forward, one backward."""
+
+    @staticmethod
+    def forward(ctx: Any, memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tensor,
+                strengths: torch.Tensor, gate: torch.Tensor, shift_weights: torch.Tensor, gamma: torch.Tensor,
+                erase: torch.Tensor, add: torch.Tensor, cosine: bool) -> tuple[torch.Tensor, ...]:
+        inputs = contiguous(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add)
+        batch, slots, width = memory.shape
+        heads, offsets = keys.shape[1], shift_weights.shape[2]
+        read_heads = heads - erase.shape[1]
+        weights = memory.new_empty(batch, heads, slots)
+        reads = memory.new_empty(batch, read_heads, width)
+        new_memory = torch.empty_like(inputs[0])
+        sim, shifted = torch.empty_like(weights), torch.empty_like(weights)
+        stats = memory.new_empty(batch, heads, STATS)
+        _step_forward_kernel[(batch,)](*inputs, weights, reads, new_memory, sim, shifted, stats,
+                                       heads, read_heads, slots, width, offsets, COSINE=cosine,
+                                       num_warps=NUM_WARPS, **blocks(heads, slots, width, offsets))
+        ctx.save_for_backward(*inputs, weights, sim, shifted, stats)
+        ctx.cosine = cosine
+        return weights, reads, new_memory
+
+    @staticmethod
+    def backward(ctx: Any, d_weights: torch.Tensor, d_reads: torch.Tensor,
+                 d_new_memory: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        saved = ctx.saved_tensors
+        inputs = saved[:9]
+        memory, keys, shift_weights, erase = inputs[0], inputs[2], inputs[5], inputs[7]
+        batch, slots, width = memory.shape
+        heads, offsets = keys.shape[1], shift_weights.shape[2]
+        read_heads = heads - erase.shape[1]
+        scratch = memory.new_empty(batch, 2, heads, slots)
+        grads = [torch.empty_like(t) for t in inputs]
+        _step_backward_kernel[(batch,)](*saved, *contiguous(d_weights, d_reads, d_new_memory), scratch, *grads,
+                                        heads, read_heads, slots, width, offsets, COSINE=ctx.cosine,
+                                        num_warps=NUM_WARPS, **blocks(heads, slots, width, offsets))
+        return (*grads, None)
+
+
+def ntm_memory_step(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor,
+                    gate: torch.Tensor, shift_weights: torch.Tensor, gamma: torch.Tensor, erase: torch.Tensor,
+                    add: torch.Tensor, similarity: str = "cosine") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The Triton implementation of :func:`cogdsl.ops.ntm_memory_step` (shapes checked there)."""
+    return NTMMemoryStep.apply(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add,
+                               similarity == "cosine")
