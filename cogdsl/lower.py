@@ -9,6 +9,10 @@ One step runs the units of ``shapes.order``:
 3. outputs: ``activation(W [sources] + b)``;
 4. each memory applies all of this step's writes at once.
 
+A memory whose only writer is one NTM-addressed head group has steps 2 and 4 done by one
+``ops.ntm_memory_step`` call (one fused kernel on CUDA); the new memory is computed early but
+only becomes the state for the next step, so the order above is unchanged.
+
 The state is a dict: controller states, each memory, each head group's previous
 weightings, and the values read with ``@prev``.
 """
@@ -83,7 +87,10 @@ class CompiledModel(nn.Module):
         self.weight_keys = tuple(f"weights:{i}" for i in range(len(self.groups)))
         self.prev_keys = tuple((name, f"prev:{name}") for name in self.delayed)
         self.head_slices = tuple(_head_slices(group.plan.reads + group.plan.writes) for group in self.groups)
-        written = {group.plan.memory for group in self.groups if group.plan.writes}
+        writers = [group.plan.memory for group in self.groups if group.plan.writes]
+        # A memory's only writer, with NTM addressing, runs addressing, reads and write as one op.
+        self.fused = tuple(group.fusable and writers.count(group.plan.memory) == 1 for group in self.groups)
+        written = set(writers)
         self.unwritten = tuple(name for name in self.memories if name not in written)
 
     # -- state -------------------------------------------------------------------
@@ -118,6 +125,7 @@ class CompiledModel(nn.Module):
         new_state: State = {}
         interfaces: dict[str, torch.Tensor] = {}
         pending_writes: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
+        fused_writes: dict[str, torch.Tensor] = {}
         for unit, name in self.order:
             if unit == "controller":
                 controller_input = self._gather(name, values, state)
@@ -132,7 +140,13 @@ class CompiledModel(nn.Module):
                 group = self.groups[index]
                 plan = group.plan
                 key = self.weight_keys[index]
-                weights, reads, writes = group(interfaces[plan.controller], state[plan.memory], state[key])
+                if self.fused[index]:
+                    weights, reads, new_memory = group.address_read_write(
+                        interfaces[plan.controller], state[plan.memory], state[key])
+                    writes = None
+                    fused_writes[plan.memory] = new_memory
+                else:
+                    weights, reads, writes = group(interfaces[plan.controller], state[plan.memory], state[key])
                 new_state[key] = weights
                 slices = self.head_slices[index]
                 if reads is not None:
@@ -147,6 +161,8 @@ class CompiledModel(nn.Module):
                 y = self.outputs[name](self._gather(name, values, state))
                 activation = self.activations[name]
                 values[name] = y if raw or activation is None else activation(y)
+            elif name in fused_writes:  # "write", done already by the memory's only (fused) group
+                new_state[name] = fused_writes[name]
             else:  # "write": every write head of this memory, at once
                 writes = pending_writes[name]
                 if len(writes) == 1:

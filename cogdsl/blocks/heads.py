@@ -181,6 +181,28 @@ class HeadGroup(nn.Module):
         writes = (weights[:, plan.read_heads:], f["erase"], f["add"]) if plan.writes else None
         return weights, reads, writes
 
+    @property
+    def fusable(self) -> bool:
+        """Whether :meth:`address_read_write` can run this group: NTM addressing and at least one write head."""
+        return bool(self.plan.writes) and self.stage_names == ("content", "gate", "shift", "sharpen")
+
+    def address_read_write(
+        self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """One step for every head of a :attr:`fusable` group, the write included: one op call.
+
+        The same as :meth:`forward` followed by ``ops.write`` of its writes, for a group that
+        is its memory's only writer; on CUDA it is one kernel launch.
+
+        Returns:
+            weights (B, H, N); reads (B, H_read, W) or None; the new memory (B, N, W).
+        """
+        f = self.fields(interface)
+        weights, reads, new_memory = ops.ntm_memory_step(
+            memory, previous, f["key"], f["strength"], f["gate"], f["shift"], f["gamma"], f["erase"], f["add"],
+            similarity=self.similarity)
+        return weights, reads if self.plan.reads else None, new_memory
+
     def initial_weights(self, batch: int, slots: int, like: torch.Tensor) -> torch.Tensor:
         """Every head starts focused on slot 0, (B, H, N), so location addressing has a place to move from."""
         weights = like.new_zeros(batch, self.plan.heads, slots)
