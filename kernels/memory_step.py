@@ -32,6 +32,7 @@ import triton.language as tl
 from cogdsl.kernels.content import content_at, content_grad_tile, finish_key_grads, load_keys, logits_pass
 from cogdsl.kernels.ntm_address import (
     STATS,
+    STATS_PER_HEAD,
     load_gate_stage,
     load_stats,
     sharpen_grad_pass,
@@ -140,7 +141,7 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
     tile_rows = tl.arange(0, BLOCK_N)
     keys, strengths, key_norms = load_keys(keys_ptr, strengths_ptr, H, W, heads, columns, column_mask)
     gate, gamma = load_gate_stage(gate_ptr, gamma_ptr, H, heads)
-    row_max, row_sum, top, _ = load_stats(stats_ptr, heads, H)
+    row_max, row_sum, top, _power_sum = load_stats(stats_ptr, heads, H)
     d_reads = load_rows(d_reads_ptr, heads, R, W, columns, column_mask)
 
     # 1. dw = the caller's + the reads' + the write's; de and da.
@@ -153,10 +154,11 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
         memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
         grad = load_rows(grad_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
         weights = tl.load(weights_ptr + offsets, mask=mask, other=0.0)
-        _, d_weights = read_grad_tile(weights, memory, d_reads)
+        _d_memory_read, d_weights = read_grad_tile(weights, memory, d_reads)
         d_weights += tl.load(d_weights_ptr + offsets, mask=mask, other=0.0)
-        _, d_weights, d_erase, d_add = write_grad_tile(memory, grad, weights, heads, erase_ptr, add_ptr, R, H - R,
-                                                       W, columns, column_mask, d_weights, d_erase, d_add)
+        _d_memory_write, d_weights, d_erase, d_add = write_grad_tile(
+            memory, grad, weights, heads, erase_ptr, add_ptr, R, H - R, W, columns, column_mask,
+            d_weights, d_erase, d_add)
         tl.store(d_total_ptr + offsets, d_weights, mask=mask)
     store_rows(d_erase_ptr, d_erase, heads, H - R, W, columns, column_mask)
     store_rows(d_add_ptr, d_add, heads, H - R, W, columns, column_mask)
@@ -183,7 +185,7 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
         d_content = tl.load(d_total_ptr + heads[:, None] * N + slots[None, :], mask=mask, other=0.0)
         d_memory, d_keys_part, d_key_norms_part, d_strengths_part = content_grad_tile(
             memory, keys, key_norms, strengths, sim, content, d_content, centre, COSINE)
-        d_memory_read, _ = read_grad_tile(weights, memory, d_reads)
+        d_memory_read, _d_weights_read = read_grad_tile(weights, memory, d_reads)
         d_memory += d_memory_read
         d_memory += grad * keep_tile(memory, weights, heads, erase_ptr, R, H - R, W, columns, column_mask)
         store_rows(d_memory_ptr + start * W, d_memory, tile_rows, N - start, W, columns, column_mask)
@@ -214,7 +216,7 @@ class NTMMemoryStep(torch.autograd.Function):
         reads = memory.new_empty(batch, read_heads, width)
         new_memory = torch.empty_like(inputs[0])
         sim, shifted = torch.empty_like(weights), torch.empty_like(weights)
-        stats = memory.new_empty(batch, heads, STATS)
+        stats = memory.new_empty(batch, heads, STATS_PER_HEAD)
         _step_forward_kernel[(batch,)](*inputs, weights, reads, new_memory, sim, shifted, stats,
                                        heads, read_heads, slots, width, offsets, COSINE=cosine,
                                        num_warps=NUM_WARPS, **blocks(heads, slots, width, offsets))

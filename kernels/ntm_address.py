@@ -37,7 +37,8 @@ from cogdsl.kernels.tiles import NUM_WARPS, SHARPEN_EPS, blocks, contiguous, loa
 __all__ = ["NTMAddress", "ntm_address"]
 
 #: Per head: softmax maximum, softmax normaliser, sharpening maximum, Σ x^γ.
-STATS = 4
+STATS_PER_HEAD = 4
+STATS = tl.constexpr(STATS_PER_HEAD)
 
 
 # -- tile-level pieces, shared with the fused memory step ------------------------------------
@@ -246,7 +247,7 @@ def _address_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, 
     column_mask = columns < W
     keys, strengths, key_norms = load_keys(keys_ptr, strengths_ptr, H, W, heads, columns, column_mask)
     gate, gamma = load_gate_stage(gate_ptr, gamma_ptr, H, heads)
-    row_max, row_sum, top, _ = load_stats(stats_ptr, heads, H)
+    row_max, row_sum, top, _power_sum = load_stats(stats_ptr, heads, H)
 
     d_gamma = sharpen_grad_pass(weights_ptr, d_weights_ptr, shifted_ptr, d_shifted_ptr, gamma, top, H, N, heads,
                                 BLOCK_N)
@@ -294,7 +295,7 @@ class NTMAddress(torch.autograd.Function):
         heads, offsets = keys.shape[1], shift_weights.shape[2]
         weights = memory.new_empty(batch, heads, slots)
         sim, shifted = torch.empty_like(weights), torch.empty_like(weights)
-        stats = memory.new_empty(batch, heads, STATS)
+        stats = memory.new_empty(batch, heads, STATS_PER_HEAD)
         _address_forward_kernel[(batch,)](*inputs, weights, sim, shifted, stats, heads, slots, width, offsets,
                                           COSINE=cosine, num_warps=NUM_WARPS,
                                           **blocks(heads, slots, width, offsets))

@@ -17,8 +17,8 @@ from cogdsl.kernels import max_tile_slots
 from cogdsl.ops.ntm import COSINE_EPS as _COSINE_EPS
 from cogdsl.ops.ntm import SHARPEN_EPS as _SHARPEN_EPS
 
-COSINE_EPS: tl.constexpr = tl.constexpr(_COSINE_EPS)
-SHARPEN_EPS: tl.constexpr = tl.constexpr(_SHARPEN_EPS)
+COSINE_EPS = tl.constexpr(_COSINE_EPS)
+SHARPEN_EPS = tl.constexpr(_SHARPEN_EPS)
 
 #: Elements of the largest broadcast tile a kernel forms, (BLOCK_H, BLOCK_N, BLOCK_W). It sets
 #: BLOCK_N so that the tile stays in registers: 8192 values over 4 warps is 64 per thread.
