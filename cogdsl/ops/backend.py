@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from torch.compiler import is_compiling
+
 __all__ = [
     "BACKENDS",
     "ENV_VAR",
@@ -55,6 +57,9 @@ _UNAVAILABLE: dict[str, str] = {}
 
 # None: nothing forced by use_backend, consult the environment.
 _forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("cogdsl_backend", default=None)
+# The same, as a plain global, for code traced by torch.compile: Dynamo cannot trace
+# ContextVar.get (a graph break at every op), but it reads a global and guards on its value.
+_forced_while_compiling: str | None = None
 
 
 class BackendUnavailableError(NotImplementedError):
@@ -100,11 +105,14 @@ def current_backend() -> str:
 
 @contextmanager
 def _using(name: str) -> Iterator[str]:
+    global _forced_while_compiling
     token = _forced.set(name)
+    outer, _forced_while_compiling = _forced_while_compiling, name
     try:
         yield name
     finally:
         _forced.reset(token)
+        _forced_while_compiling = outer
 
 
 def use_backend(name: str) -> AbstractContextManager[str]:
@@ -120,7 +128,7 @@ def use_backend(name: str) -> AbstractContextManager[str]:
 
 def resolve(op_name: str, is_cuda: bool) -> Callable[..., Any]:
     """The implementation of ``op_name`` to call for tensors on CUDA (``is_cuda``) or not."""
-    name = _forced.get()
+    name = _forced_while_compiling if is_compiling() else _forced.get()
     if name is None:
         name = os.environ.get(ENV_VAR) or "auto"
     impls = _REGISTRY[op_name]

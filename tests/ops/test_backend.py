@@ -155,3 +155,23 @@ def test_register_rejects_unknown_backend_and_non_callables():
     assert "cuda" not in backend.implementations("read")
     assert set(backend.implementations("read")) <= {"torch", "triton"}
     assert "torch" in backend.implementations("read")
+
+
+def test_torch_compile_traces_the_dispatch_without_graph_breaks():
+    """Dynamo cannot trace ContextVar.get; while compiling, dispatch reads a plain global instead."""
+    import torch._dynamo as dynamo
+
+    def memory_step(memory, keys):
+        batch, heads = keys.shape[0], keys.shape[1]
+        previous = torch.softmax(keys @ memory.transpose(1, 2), dim=-1)
+        ones = torch.ones(batch, heads)
+        shifts = torch.full((batch, heads, 3), 1 / 3)
+        weights, reads, new_memory = ops.ntm_memory_step(memory, previous, keys, ones, ones / 2, shifts, ones + 1,
+                                                         keys[:, 1:].sigmoid(), keys[:, 1:])
+        return weights.sum() + reads.sum() + new_memory.sum()
+
+    dynamo.reset()
+    with ops.use_backend("torch"):
+        explained = dynamo.explain(memory_step)(torch.randn(2, 6, 4), torch.randn(2, 2, 4))
+    assert explained.graph_break_count == 0, [str(b.reason) for b in explained.break_reasons]
+    assert explained.graph_count == 1
