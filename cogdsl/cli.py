@@ -1,4 +1,4 @@
-"""The ``cogdsl`` command: validate, fmt, compile, train, eval.
+"""The ``cogdsl`` command: validate, fmt, compile, train, eval, bench.
 
 Every user error (a bad spec, a missing file, a wrong option, a bad checkpoint) prints
 one clear message and exits with status 1; there are no tracebacks for bad input.
@@ -110,6 +110,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return eval_command(args)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from cogdsl.bench import bench_command
+
+    return bench_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cogdsl", description="Validate, compile and train cognitive-architecture specs.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -154,6 +160,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="save a PNG of the head weightings over one sequence")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
     p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("bench", help="time the memory step and a training step: Triton, eager and torch.compile")
+    p.add_argument("spec", nargs="?", default="specs/ntm_copy.yaml", help="spec for the training step "
+                   "(default specs/ntm_copy.yaml)")
+    p.add_argument("--slots", type=int, nargs="+", default=[128, 4096, 65536], metavar="N",
+                   help="memory slot counts of the memory step (default 128 4096 65536)")
+    p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--width", type=int, default=20, help="slot width of the memory step (default 20)")
+    p.add_argument("--len", dest="length", type=int, help="training step's sequence length (default: the task's "
+                   "max_len)")
+    p.add_argument("--train-slots", type=int, nargs="+", metavar="N",
+                   help="slot counts to set in the spec for the training step (default: the spec's own)")
+    p.add_argument("--warmup", type=int, help="untimed calls before timing (default 5 on a GPU, 1 on a CPU)")
+    p.add_argument("--repeats", type=int, help="timed calls; the median is reported (default 20 on a GPU; on a CPU "
+                   "at least 3, more until 1 s has passed)")
+    p.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
+    p.add_argument("--only", choices=("memory-step", "training-step"), help="time one section only")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1, as cogdsl train)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    p.set_defaults(run=cmd_bench)
     return parser
 
 

@@ -1,0 +1,747 @@
+"""``cogdsl bench``: the NTM memory step and a whole training step, timed on every execution path.
+
+Two sections, each a table with one row per (memory size, path):
+
+* **memory step** -- :func:`cogdsl.ops.ntm_memory_step` with 1 read and 1 write head, shift
+  offsets -1..1, float32, at batch B, width W and each slot count N: the forward alone (under
+  ``torch.no_grad``) and the forward plus the backward of a fixed random projection of all
+  three outputs, ``(weights·gw).sum() + (reads·gr).sum() + (new_memory·gm).sum()``, with
+  respect to every input;
+* **training step** -- a spec compiled by :func:`cogdsl.compile`, trained as ``cogdsl train``
+  trains it (the spec's task, loss, gradient clipping and optimizer): the forward over one
+  batch of sequences alone, and one whole step (forward, loss, backward, clip, optimizer step).
+
+Paths:
+
+* ``triton`` -- the fused Triton kernels (CUDA only; Triton's interpreter is for testing);
+* ``eager`` -- cogdsl's ``torch`` backend (PyTorch ops, backward passes written by hand);
+* ``eager-reference`` -- the plain autograd equations, :mod:`cogdsl.ops.ntm` (memory step only);
+* ``compiled-reference`` -- ``torch.compile`` of the reference: of
+  :func:`cogdsl.ops.ntm.ntm_memory_step`, and of the model's forward on the ``torch`` backend.
+
+A time is the median of repeated calls after warm-up calls (:class:`Timing`; CUDA events on a GPU).
+GB/s divide the bytes that must move -- the memory read once and written once -- by the time:
+forward 2·B·N·W·itemsize (M read, M' written), forward + backward 5·B·N·W·itemsize (adding the
+backward's reads of M and dM' and its write of dM). On CUDA each GB/s is also given as a
+percentage of the device's copy bandwidth, measured by copying a 1 GiB buffer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import platform
+import shlex
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from cogdsl.errors import UsageError
+from cogdsl.spec import Spec, Value
+
+if TYPE_CHECKING:
+    from cogdsl.tasks import Task
+    from cogdsl.train_config import TrainConfig
+
+__all__ = [
+    "BenchOptions",
+    "BenchResult",
+    "Row",
+    "bench",
+    "bench_command",
+    "copy_bandwidth_gbps",
+    "median_ms",
+    "memory_step_bytes",
+]
+
+TRITON, EAGER, EAGER_REFERENCE, COMPILED_REFERENCE = "triton", "eager", "eager-reference", "compiled-reference"
+MEMORY_STEP, TRAINING_STEP = "memory step", "training step"
+SECTIONS = (MEMORY_STEP, TRAINING_STEP)
+DEFAULT_SLOTS = (128, 4096, 65536)
+DEFAULT_SPEC = "specs/ntm_copy.yaml"
+
+#: The memory step's heads: 1 read and 1 write head with shift offsets -1..1, as the NTM copy model has.
+HEADS, WRITE_HEADS, SHIFTS = 2, 1, 3
+COPY_BYTES = 1 << 30
+NEEDS_GPU = "triton: not run: the Triton path needs a CUDA GPU (Triton's interpreter is for testing, not timing)"
+BYTES_NOTE = ("GB/s = bytes that must move / time, the memory read once and written once: fwd 2·B·N·W·{size} "
+              "(M read, M' written); fwd+bwd 5·B·N·W·{size} (adds the backward's read of M and dM' and write of dM)")
+#: What each path runs, per section.
+PATH_NOTES = {
+    MEMORY_STEP: {
+        TRITON: "the fused Triton kernel",
+        EAGER: "cogdsl's torch backend (hand-written backward)",
+        EAGER_REFERENCE: "cogdsl.ops.ntm.ntm_memory_step, plain autograd",
+        COMPILED_REFERENCE: "torch.compile(cogdsl.ops.ntm.ntm_memory_step)",
+    },
+    TRAINING_STEP: {
+        TRITON: "backend auto: the Triton kernels where cogdsl has one, the torch backend elsewhere",
+        EAGER: "cogdsl's torch backend",
+        COMPILED_REFERENCE: "torch.compile of the model on cogdsl's torch backend",
+    },
+}
+
+
+# -- options and results ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to time: the sizes, the sections, and how many calls.
+
+    ``train_slots`` None times the training step at the spec's own memory size; ``warmup`` and
+    ``repeats`` None take :meth:`Timing.default` for the device.
+    """
+
+    spec: str = DEFAULT_SPEC
+    slots: tuple[int, ...] = DEFAULT_SLOTS
+    batch: int = 64
+    width: int = 20
+    length: int | None = None
+    train_slots: tuple[int, ...] | None = None
+    warmup: int | None = None
+    repeats: int | None = None
+    compile: bool = True
+    sections: tuple[str, ...] = SECTIONS
+    #: CPU threads for torch: 1 by default, as ``cogdsl train`` (one core per op, no OpenMP thread left waiting)
+    threads: int | None = 1
+    json_path: str | None = None
+
+    def check(self) -> None:
+        """Raise :class:`UsageError` on a size or count out of range."""
+        for name, values in (("--slots", self.slots), ("--train-slots", self.train_slots or ())):
+            for value in values:
+                _check_at_least(name, value, 1)
+        if not self.slots and MEMORY_STEP in self.sections:
+            raise UsageError("--slots needs at least one slot count")
+        _check_at_least("--batch", self.batch, 1)
+        _check_at_least("--width", self.width, 1)
+        _check_at_least("--warmup", self.warmup, 0)
+        _check_at_least("--repeats", self.repeats, 1)
+        _check_at_least("--threads", self.threads, 1)
+        _check_at_least("--len", self.length, 1)
+        if self.json_path is not None and not Path(self.json_path).parent.is_dir():
+            raise UsageError(f"--json {self.json_path}: no such folder {Path(self.json_path).parent}")
+
+    def command_line(self) -> str:
+        """The ``cogdsl bench`` command that reruns these options."""
+        words = ["cogdsl", "bench", self.spec]
+        if MEMORY_STEP in self.sections:
+            words += ["--slots", *map(str, self.slots), "--width", str(self.width)]
+        words += ["--batch", str(self.batch)]
+        if self.length is not None:
+            words += ["--len", str(self.length)]
+        if self.train_slots is not None:
+            words += ["--train-slots", *map(str, self.train_slots)]
+        for flag, value in (("--warmup", self.warmup), ("--repeats", self.repeats), ("--threads", self.threads)):
+            if value is not None:
+                words += [flag, str(value)]
+        if not self.compile:
+            words.append("--no-compile")
+        if self.sections != SECTIONS:
+            words += ["--only", self.sections[0].replace(" ", "-")]
+        if self.json_path is not None:
+            words += ["--json", self.json_path]
+        return shlex.join(words)
+
+
+def _check_at_least(name: str, value: int | None, minimum: int) -> None:
+    if value is not None and value < minimum:
+        raise UsageError(f"{name} must be at least {minimum}, got {value}")
+
+
+@dataclass
+class Row:
+    """One path's times at one size; ``note`` says why a path has no time, or how long it compiled.
+
+    For the memory step ``steps`` is 1; for the training step it is the sequence's time steps T,
+    ``ms_forward`` the forward over the sequence and ``ms_forward_backward`` the whole step.
+    """
+
+    section: str
+    path: str
+    batch: int
+    slots: int
+    width: int
+    steps: int
+    bytes_forward: int
+    bytes_forward_backward: int
+    ms_forward: float | None = None
+    ms_forward_backward: float | None = None
+    compile_seconds: float | None = None
+    #: graph breaks torch.compile made (each one a piece left to eager Python), and the first one's reason
+    graph_breaks: int | None = None
+    graph_break_reason: str | None = None
+    note: str = ""
+    ratio: float | None = None
+    #: the path ``ratio`` divides by
+    baseline: str | None = None
+
+    @property
+    def gbps_forward(self) -> float | None:
+        """Bytes that must move in the forward, per second, in GB/s (10⁹ bytes)."""
+        return _gbps(self.bytes_forward, self.ms_forward)
+
+    @property
+    def gbps_forward_backward(self) -> float | None:
+        """Bytes that must move in the forward and the backward, per second, in GB/s."""
+        return _gbps(self.bytes_forward_backward, self.ms_forward_backward)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "gbps_forward": self.gbps_forward,
+                "gbps_forward_backward": self.gbps_forward_backward}
+
+
+def _gbps(nbytes: int, ms: float | None) -> float | None:
+    return nbytes / (ms * 1e-3) / 1e9 if ms and nbytes else None
+
+
+@dataclass
+class BenchResult:
+    """Every row, the machine they were measured on and the command that measured them."""
+
+    command: str
+    machine: dict[str, Any]
+    copy_gbps: float | None
+    rows: list[Row] = field(default_factory=list)
+    triton_note: str | None = None
+    #: the model the training step trained (None when that section was not run)
+    spec_name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"command": self.command, "machine": self.machine, "copy_gbps": self.copy_gbps,
+                "spec_name": self.spec_name,
+                "triton_note": self.triton_note, "bytes_definition": BYTES_NOTE.format(size="itemsize"),
+                "rows": [row.to_json() for row in self.rows]}
+
+
+def memory_step_bytes(batch: int, slots: int, width: int, itemsize: int = 4) -> tuple[int, int]:
+    """(forward, forward + backward) bytes that must move: 2·B·N·W and 5·B·N·W elements."""
+    elements = batch * slots * width
+    return 2 * elements * itemsize, 5 * elements * itemsize
+
+
+# -- timing -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How a time is taken: ``warmup`` untimed calls, then ``repeats`` timed calls, or more (up to
+    ``max_repeats``) until ``min_seconds`` have passed; the median of the timed calls."""
+
+    warmup: int
+    repeats: int
+    min_seconds: float = 0.0
+    max_repeats: int = 100
+
+    @staticmethod
+    def default(device: torch.device, warmup: int | None = None, repeats: int | None = None) -> Timing:
+        """The given counts; without them 5 + 20 calls on a GPU, and 1 + at least 3 calls (for 1 s) on a CPU.
+
+        A CPU takes seconds per call at 65,536 slots and a fraction of a millisecond at 128, so
+        there the number of calls follows the time; a count given explicitly is used as is.
+        """
+        gpu = device.type == "cuda"
+        return Timing(warmup=warmup if warmup is not None else 5 if gpu else 1,
+                      repeats=repeats if repeats is not None else 20 if gpu else 3,
+                      min_seconds=1.0 if repeats is None and not gpu else 0.0)
+
+
+def median_ms(fn: Callable[[], object], timing: Timing, device: torch.device) -> float:
+    """The median time of ``fn()`` in milliseconds, taken as ``timing`` says.
+
+    On CUDA each call is timed with a pair of CUDA events, so the time is the device's.
+    """
+    for _ in range(timing.warmup):
+        fn()
+    cuda = device.type == "cuda"
+    _sync(device)
+    began = time.perf_counter()
+    times: list[float] = []
+    events = []
+    while len(times) + len(events) < timing.repeats or (
+            time.perf_counter() - began < timing.min_seconds and len(times) + len(events) < timing.max_repeats):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            events.append((start, end))
+        else:
+            call = time.perf_counter()
+            fn()
+            times.append(1e3 * (time.perf_counter() - call))
+    if cuda:
+        torch.cuda.synchronize(device)
+        times = [start.elapsed_time(end) for start, end in events]
+    return statistics.median(times)
+
+
+def copy_bandwidth_gbps(device: torch.device, nbytes: int = COPY_BYTES, repeats: int = 10) -> float:
+    """The device's copy bandwidth: 2·nbytes (read and written) / the median time of ``dst.copy_(src)``."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).fill_(1.0)
+    dst = torch.empty_like(src)
+    ms = median_ms(lambda: dst.copy_(src), Timing(warmup=2, repeats=repeats), device)
+    return 2 * nbytes / (ms * 1e-3) / 1e9
+
+
+def _first_call(fn: Callable[[], object], device: torch.device) -> float:
+    """Seconds the first call of ``fn`` takes (for torch.compile: the compilation)."""
+    _sync(device)
+    began = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - began
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def _quiet_compile() -> Iterator[None]:
+    """torch.compile with a fresh cache (so each size compiles, and is timed, on its own) and no lru_cache warning."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*lru_cache.*")
+        yield
+
+
+def _record_compile(row: Row, seconds: float) -> None:
+    """Store the compile time and the graph breaks that torch.compile counted since :func:`_quiet_compile`."""
+    from torch._dynamo.utils import counters
+
+    row.compile_seconds = seconds
+    breaks = counters.get("graph_break", {})
+    row.graph_breaks = sum(breaks.values())
+    if breaks:
+        lines = [line.strip() for line in next(iter(breaks)).splitlines() if line.strip()]
+        explained = [line.removeprefix("Explanation:").strip() for line in lines if line.startswith("Explanation:")]
+        row.graph_break_reason = (explained or lines or [""])[0]
+
+
+def _reason(err: BaseException) -> str:
+    """One line for a path that could not run."""
+    if isinstance(err, torch.cuda.OutOfMemoryError):
+        return "out of GPU memory"
+    if isinstance(err, MemoryError):
+        return "out of memory"
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _free(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+# -- the memory step ------------------------------------------------------------------------------------
+
+
+def memory_step_inputs(batch: int, slots: int, width: int, device: torch.device,
+                       seed: int = 0) -> tuple[list[Tensor], list[Tensor]]:
+    """Random inputs of ``ntm_memory_step`` in their ranges (requiring grad), and projections of its outputs.
+
+    Returns (memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add) and
+    (gw, gr, gm), the tensors the backward's loss projects (weights, reads, new memory) onto.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def normal(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=generator)
+
+    b, n, w, h, hw = batch, slots, width, HEADS, WRITE_HEADS
+    inputs = [
+        normal(b, n, w),  # memory
+        torch.softmax(normal(b, h, n), -1),  # previous weights: distributions over slots
+        normal(b, h, w),  # keys
+        F.softplus(normal(b, h)) + 0.1,  # strengths > 0
+        torch.sigmoid(normal(b, h)),  # gates in [0, 1]
+        torch.softmax(normal(b, h, SHIFTS), -1),  # shift weights
+        1 + F.softplus(normal(b, h)),  # gamma >= 1
+        torch.sigmoid(normal(b, hw, w)),  # erase in [0, 1]
+        normal(b, hw, w),  # add
+    ]
+    projections = [normal(b, h, n), normal(b, h - hw, w), normal(b, n, w)]
+    return ([t.to(device).requires_grad_(True) for t in inputs], [t.to(device) for t in projections])
+
+
+def _memory_step_functions(device: torch.device, compile: bool) -> dict[str, Callable[..., Any]]:
+    """Path name -> a function with ``ntm_memory_step``'s arguments, for each path that runs here."""
+    from cogdsl import ops
+    from cogdsl.ops import ntm
+
+    def on_backend(name: str) -> Callable[..., Any]:
+        def step(*args: Tensor) -> Any:
+            with ops.use_backend(name):
+                return ops.ntm_memory_step(*args)
+        return step
+
+    functions: dict[str, Callable[..., Any]] = {}
+    if device.type == "cuda":
+        functions[TRITON] = on_backend("triton")
+    functions[EAGER] = on_backend("torch")
+    functions[EAGER_REFERENCE] = ntm.ntm_memory_step
+    if compile:
+        functions[COMPILED_REFERENCE] = ntm.ntm_memory_step  # compiled in _time_memory_step, one size at a time
+    return functions
+
+
+def _time_memory_step(path: str, function: Callable[..., Any], inputs: list[Tensor], projections: list[Tensor],
+                      row: Row, *, timing: Timing, device: torch.device) -> None:
+    """Fill ``row`` with the path's forward and forward+backward times."""
+
+    def forward() -> None:
+        with torch.no_grad():
+            function(*inputs)
+
+    def forward_backward() -> None:
+        outputs = function(*inputs)
+        loss = sum((out * proj).sum() for out, proj in zip(outputs, projections, strict=True))
+        torch.autograd.grad(loss, inputs)
+
+    with _quiet_compile() if path == COMPILED_REFERENCE else contextlib.nullcontext():
+        if path == COMPILED_REFERENCE:
+            function = torch.compile(function, dynamic=False)
+            _record_compile(row, _first_call(forward, device) + _first_call(forward_backward, device))
+        row.ms_forward = median_ms(forward, timing, device)
+        row.ms_forward_backward = median_ms(forward_backward, timing, device)
+
+
+def bench_memory_step(options: BenchOptions, device: torch.device, *, timing: Timing,
+                      progress: Callable[[str], None]) -> list[Row]:
+    """One row per (slot count, path): the memory step's forward and forward+backward times."""
+    rows: list[Row] = []
+    functions = _memory_step_functions(device, options.compile)
+    for slots in options.slots:
+        inputs, projections = memory_step_inputs(options.batch, slots, options.width, device)
+        nbytes = memory_step_bytes(options.batch, slots, options.width, inputs[0].element_size())
+        for path, function in functions.items():
+            progress(f"memory step, N={slots}: {path}")
+            row = Row(MEMORY_STEP, path, options.batch, slots, options.width, 1, *nbytes)
+            try:
+                _time_memory_step(path, function, inputs, projections, row, timing=timing, device=device)
+            except Exception as err:  # a path that cannot run here is a row that says why
+                row.ms_forward = row.ms_forward_backward = None
+                row.note = f"not available: {_reason(err)}"
+            rows.append(row)
+            _free(device)
+        del inputs, projections
+        _free(device)
+    return rows
+
+
+# -- the training step -----------------------------------------------------------------------------------
+
+
+def memory_sizes(spec: Spec) -> list[tuple[int, int]]:
+    """(slots, width) of each memory block of the spec."""
+    return [(int(b.params["slots"].data), int(b.params["width"].data)) for b in spec.blocks if b.kind == "memory"]
+
+
+def spec_with_slots(spec: Spec, slots: int) -> Spec:
+    """The spec with every memory block's slot count set to ``slots``."""
+    blocks = tuple(
+        dataclasses.replace(b, params={**b.params, "slots": Value(slots)}) if b.kind == "memory" else b
+        for b in spec.blocks
+    )
+    return dataclasses.replace(spec, blocks=blocks)
+
+
+@dataclass
+class _TrainingSetup:
+    """The spec, its train: section and task, and the sequence length to sample (None: the task draws one)."""
+
+    spec: Spec
+    config: TrainConfig
+    task: Task
+    length: int | None
+
+
+def _training_setup(options: BenchOptions) -> _TrainingSetup:
+    """Load the spec and its train: section and build its task; every user error is raised here, before timing."""
+    import cogdsl
+    from cogdsl.tasks import make_task
+    from cogdsl.train import config_from_spec, eval_length
+
+    spec = cogdsl.load(options.spec)
+    config = config_from_spec(spec, options.spec)
+    task = make_task(config.task, **config.task_params)
+    if options.length is not None and options.length < task.min_length:
+        raise UsageError(f"--len must be at least {task.min_length} for task {task.name}, got {options.length}")
+    if options.train_slots is not None and not memory_sizes(spec):
+        raise UsageError(f"{options.spec}: spec '{spec.name}' has no memory block, so --train-slots has no slots "
+                         "to set")
+    cogdsl.compile(spec)  # a spec that does not compile fails now, not after the memory step's timings
+    return _TrainingSetup(spec, config, task, options.length if options.length is not None else eval_length(task))
+
+
+def _time_training_step(path: str, setup: _TrainingSetup, spec: Spec, row: Row, *, batch: int, timing: Timing,
+                        device: torch.device) -> None:
+    """Fill ``row`` with one training step's times on ``path`` (as ``cogdsl train`` runs a step)."""
+    import cogdsl
+    from cogdsl import ops
+    from cogdsl.tasks import sequence_loss
+    from cogdsl.train import _logits, build_optimizer
+
+    config = setup.config
+    torch.manual_seed(config.seed)
+    model = cogdsl.compile(spec).to(device)
+    model.train()
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = build_optimizer(parameters, config)
+    data = setup.task.sample(batch, torch.Generator().manual_seed(config.seed), length=setup.length).to(device)
+    run = torch.compile(model, dynamic=False) if path == COMPILED_REFERENCE else model
+    backend = {TRITON: "auto", EAGER: "torch", COMPILED_REFERENCE: "torch"}[path]
+
+    def forward() -> None:
+        with torch.no_grad(), ops.use_backend(backend):
+            _logits(run, data.inputs)
+
+    def step() -> None:
+        with ops.use_backend(backend):
+            loss = sequence_loss(_logits(run, data.inputs), data)
+            loss.backward()
+        if config.clip > 0:
+            torch.nn.utils.clip_grad_value_(parameters, config.clip)
+        if config.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(parameters, config.clip_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    with _quiet_compile() if path == COMPILED_REFERENCE else contextlib.nullcontext():
+        if path == COMPILED_REFERENCE:
+            _record_compile(row, _first_call(forward, device) + _first_call(step, device))
+        row.ms_forward = median_ms(forward, timing, device)
+        row.ms_forward_backward = median_ms(step, timing, device)
+
+
+def bench_training_step(options: BenchOptions, setup: _TrainingSetup, device: torch.device, *, timing: Timing,
+                        progress: Callable[[str], None]) -> list[Row]:
+    """One row per (memory size, path): the forward over a batch of sequences and one whole training step."""
+    from cogdsl import kernels
+
+    paths = [EAGER] + ([COMPILED_REFERENCE] if options.compile else [])
+    if device.type == "cuda":
+        paths.insert(0, TRITON)
+    specs = [spec_with_slots(setup.spec, n) for n in options.train_slots] if options.train_slots else [setup.spec]
+    steps = setup.task.sample(1, torch.Generator().manual_seed(0), length=setup.length).steps
+    rows: list[Row] = []
+    for spec in specs:
+        sizes = memory_sizes(spec)
+        slots = sizes[0][0] if sizes else 0
+        width = sizes[0][1] if sizes else 0
+        moved = [sum(memory_step_bytes(options.batch, n, w)[i] for n, w in sizes) * steps for i in (0, 1)]
+        for path in paths:
+            progress(f"training step, N={slots}: {path}")
+            row = Row(TRAINING_STEP, path, options.batch, slots, width, steps, *moved)
+            if path == TRITON and not kernels.available():
+                row.note = "not available: the triton package is not installed"
+            else:
+                try:
+                    _time_training_step(path, setup, spec, row, batch=options.batch, timing=timing, device=device)
+                except Exception as err:  # e.g. torch.compile cannot trace the sequence loop
+                    row.ms_forward = row.ms_forward_backward = None
+                    row.note = f"not available: {_reason(err)}"
+            rows.append(row)
+            _free(device)
+    return rows
+
+
+# -- ratios, the machine and the tables ----------------------------------------------------------------------
+
+
+def add_ratios(rows: list[Row]) -> None:
+    """Set each row's ratio: its fwd+bwd time / triton's at the same section and size (eager's without triton)."""
+    groups: dict[tuple[str, int], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.section, row.slots), []).append(row)
+    for group in groups.values():
+        times = {r.path: r.ms_forward_backward for r in group if r.ms_forward_backward}
+        baseline = TRITON if TRITON in times else EAGER if EAGER in times else None
+        for row in group:
+            if baseline is not None and row.ms_forward_backward:
+                row.ratio, row.baseline = row.ms_forward_backward / times[baseline], baseline
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or what the platform module knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine(device: torch.device) -> dict[str, Any]:
+    """The device, library versions and CPU threads, for the header and the JSON."""
+    try:
+        import triton
+
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = None
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
+    return {"device": name, "device_type": device.type, "cpu": cpu_model(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "triton": triton_version, "python": platform.python_version()}
+
+
+def _num(x: float | None) -> str:
+    """Three significant digits, no exponent for ordinary times: 0.0503, 2.91, 45.2, 4519; '-' for none."""
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _gbps_cell(gbps: float | None, copy_gbps: float | None) -> str:
+    if gbps is None or copy_gbps is None:
+        return _num(gbps)
+    return f"{_num(gbps)} ({100 * gbps / copy_gbps:.0f}%)"
+
+
+def _compile_note(row: Row) -> str:
+    if row.compile_seconds is None:
+        return ""
+    note = f"compiled in {row.compile_seconds:.1f} s"
+    if row.graph_breaks:
+        note += f", {row.graph_breaks} graph break(s): {row.graph_break_reason}"
+    return note
+
+
+def render_table(rows: list[Row], copy_gbps: float | None) -> str:
+    """A plain-text table: N | path | ms fwd | ms fwd+bwd | GB/s fwd | GB/s fwd+bwd | ratio | note."""
+    suffix = " (% copy)" if copy_gbps is not None else ""
+    header = ["N", "path", "ms fwd", "ms fwd+bwd", f"GB/s fwd{suffix}", f"GB/s fwd+bwd{suffix}", "ratio", "note"]
+    cells = [header]
+    for r in rows:
+        note = r.note or _compile_note(r)
+        cells.append([str(r.slots) if r.slots else "-", r.path, _num(r.ms_forward), _num(r.ms_forward_backward),
+                      _gbps_cell(r.gbps_forward, copy_gbps), _gbps_cell(r.gbps_forward_backward, copy_gbps),
+                      f"{r.ratio:.2f}x" if r.ratio is not None else "-", note])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    right = {0, 2, 3, 4, 5, 6}
+    lines = []
+    for line in cells:
+        text = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
+        lines.append("  " + "  ".join(text).rstrip())
+    return "\n".join(lines)
+
+
+def render(result: BenchResult) -> str:
+    """The whole report: machine, command, then a table per section with what its numbers mean."""
+    m = result.machine
+    device = f"{m['device']} (CUDA)" if m["device_type"] == "cuda" else f"{m['device']} (CPU)"
+    triton = m["triton"] or "not installed"
+    out = [f"device: {device}, {m['threads']} CPU thread(s); torch {m['torch']}, triton {triton}",
+           f"command: {result.command}"]
+    if result.copy_gbps is not None:
+        out.append(f"copy bandwidth: {result.copy_gbps:.0f} GB/s (dst.copy_(src) of 1 GiB, 2 x bytes / time)")
+    if result.triton_note:
+        out.append(result.triton_note)
+    for section in SECTIONS:
+        rows = [r for r in result.rows if r.section == section]
+        if not rows:
+            continue
+        first = rows[0]
+        if section == MEMORY_STEP:
+            title = (f"memory step: ntm_memory_step, B={first.batch}, W={first.width}, {HEADS - WRITE_HEADS} read + "
+                     f"{WRITE_HEADS} write head, {SHIFTS} shifts, float32")
+            times = "ms fwd: forward under no_grad; ms fwd+bwd: forward + backward of a projection of all 3 outputs"
+            moved = BYTES_NOTE.format(size="4")
+        else:
+            memory = f"W={first.width}" if first.width else "no memory"
+            title = f"training step: {result.spec_name}, B={first.batch}, T={first.steps} time steps, {memory}, float32"
+            times = ("ms fwd: forward over the sequence under no_grad; ms fwd+bwd: one whole training step "
+                     "(forward, loss, backward, clip, optimizer step)")
+            moved = ("GB/s: the memory step's bytes only, T x the memory step's (fwd 2·B·N·W·4, fwd+bwd 5·B·N·W·4), "
+                     "M read once and written once per time step; the controller's traffic is not counted")
+        baselines = {r.baseline for r in rows if r.baseline}
+        ratio = (f"ratio: ms fwd+bwd / {baselines.pop()}'s at the same N (how many times slower)" if len(baselines) == 1
+                 else "ratio: -")
+        legend = "; ".join(f"{p} = {PATH_NOTES[section][p]}" for p in dict.fromkeys(r.path for r in rows))
+        out += ["", title, render_table(rows, result.copy_gbps), f"  {times}", f"  {moved}", f"  {ratio}",
+                f"  {legend}"]
+    return "\n".join(out)
+
+
+# -- the command --------------------------------------------------------------------------------------
+
+
+def bench(options: BenchOptions, *, progress: Callable[[str], None] | None = None) -> BenchResult:
+    """Time every section of ``options`` on this machine's GPU if it has one, else its CPU.
+
+    Raises:
+        UsageError: an option is out of range, the spec is missing or has no train: section.
+        SpecError: the spec has errors.
+    """
+    options.check()
+    say = progress or (lambda message: None)
+    setup = _training_setup(options) if TRAINING_STEP in options.sections else None
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    timing = Timing.default(device, options.warmup, options.repeats)
+    threads = torch.get_num_threads()
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
+    try:
+        result = BenchResult(command=options.command_line(), machine=machine(device), copy_gbps=None,
+                             triton_note=None if device.type == "cuda" else NEEDS_GPU,
+                             spec_name=setup.spec.name if setup is not None else None)
+        if device.type == "cuda":
+            say("copy bandwidth")
+            result.copy_gbps = copy_bandwidth_gbps(device)
+        if MEMORY_STEP in options.sections:
+            result.rows += bench_memory_step(options, device, timing=timing, progress=say)
+        if setup is not None:
+            result.rows += bench_training_step(options, setup, device, timing=timing, progress=say)
+    finally:
+        torch.set_num_threads(threads)
+    add_ratios(result.rows)
+    return result
+
+
+def options_from_args(args: Any) -> BenchOptions:
+    """BenchOptions from ``cogdsl bench``'s parsed arguments."""
+    sections = SECTIONS if args.only is None else (args.only.replace("-", " "),)
+    return BenchOptions(spec=args.spec, slots=tuple(args.slots), batch=args.batch, width=args.width,
+                        length=args.length, train_slots=tuple(args.train_slots) if args.train_slots else None,
+                        warmup=args.warmup, repeats=args.repeats, compile=not args.no_compile, sections=sections,
+                        threads=args.threads, json_path=args.json)
+
+
+def bench_command(args: Any) -> int:
+    """``cogdsl bench [SPEC] [--slots N ...] [--batch B] [--width W] [--len T] [--train-slots N ...]
+    [--warmup K] [--repeats R] [--no-compile] [--only memory-step|training-step] [--threads T] [--json PATH]``.
+
+    Prints the tables on standard output and what is being timed on standard error.
+    """
+    options = options_from_args(args)
+    result = bench(options, progress=lambda message: print(f"timing {message}", file=sys.stderr, flush=True))
+    print(render(result))
+    if options.json_path is not None:
+        try:
+            Path(options.json_path).write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+        except OSError as err:
+            raise UsageError(f"--json {options.json_path}: cannot write it: {err.strerror or err}") from None
+        print(f"wrote {options.json_path}", file=sys.stderr)
+    return 0
+

@@ -1,0 +1,210 @@
+"""``cogdsl bench`` on the CPU at tiny sizes: the tables, the GB/s arithmetic, the JSON, and bad input.
+
+torch.compile of a whole training step takes 30-40 s to compile on a 2-core CPU, so only the
+memory step's compiled row is tested here (10-27 s with inductor's cache cold, about 4 s warm);
+the other runs pass --no-compile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from cogdsl.bench import EAGER, NEEDS_GPU, TRITON, Row, add_ratios, render_table
+from cogdsl.cli import main
+from tests.tiny import tiny_ntm
+
+BATCH, WIDTH, SLOTS = 2, 6, (8, 20)
+TINY_SLOTS, TINY_WIDTH = 16, 8  # tests/tiny.py's memory
+COPY_STEPS = 2 * 3 + 1  # copy task at its max_len 3: 3 inputs, the delimiter, 3 outputs
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """Exit status, standard output and standard error of ``cogdsl`` with ``argv``."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exit_:  # argparse's own errors
+            code = int(exit_.code or 0)
+    return code, out.getvalue(), err.getvalue()
+
+
+def table_rows(text: str, title: str) -> list[list[str]]:
+    """The cells of the table under the line starting with ``title``: N, path, ms fwd, ms fwd+bwd, GB/s x2, ratio."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(title))
+    rows = []
+    for line in lines[start + 2:]:  # skip the title and the header
+        cells = line.split()
+        if not cells or not cells[0].isdigit():
+            break
+        rows.append(cells[:7])
+    return rows
+
+
+@pytest.fixture(scope="module")
+def spec_path(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("spec") / "tiny.yaml"
+    path.write_text(tiny_ntm(train={"batch": 2}), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cpu_run(spec_path, tmp_path_factory) -> tuple[int, str, str, dict]:
+    """One CPU bench of both sections at two slot counts, without torch.compile."""
+    json_path = tmp_path_factory.mktemp("out") / "bench.json"
+    argv = ["bench", str(spec_path), "--slots", *map(str, SLOTS), "--batch", str(BATCH), "--width", str(WIDTH),
+            "--warmup", "1", "--repeats", "2", "--threads", "1", "--no-compile", "--json", str(json_path)]
+    code, out, err = run_cli(argv)
+    data = json.loads(json_path.read_text(encoding="utf-8")) if json_path.exists() else {}
+    return code, out, err, data
+
+
+def test_cpu_bench_says_triton_needs_a_gpu_and_runs_the_reference_paths(cpu_run):
+    code, out, err, _ = cpu_run
+    assert code == 0, err
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert NEEDS_GPU in out.splitlines()
+    memory = table_rows(out, "memory step:")
+    assert [(int(r[0]), r[1]) for r in memory] == [(n, path) for n in SLOTS for path in (EAGER, "eager-reference")]
+    training = table_rows(out, "training step:")
+    assert [(int(r[0]), r[1]) for r in training] == [(TINY_SLOTS, EAGER)]
+    assert f"T={COPY_STEPS} time steps" in out
+    assert TRITON not in {r[1] for r in memory + training}
+    assert "device: " in out and f"torch {torch.__version__}" in out
+    assert "command: cogdsl bench " in out and "--no-compile" in out
+    assert "5·B·N·W·4" in out  # the bytes definition under the table
+
+
+def test_printed_gbps_is_bytes_over_printed_time(cpu_run):
+    _, out, _, _ = cpu_run
+    for cells in table_rows(out, "memory step:"):
+        slots, ms_forward, ms_both, gbps_forward, gbps_both = int(cells[0]), *map(float, cells[2:6])
+        elements = BATCH * slots * WIDTH
+        # three printed significant digits on each side: agree within 1%
+        assert gbps_forward == pytest.approx(2 * elements * 4 / (ms_forward * 1e-3) / 1e9, rel=0.01)
+        assert gbps_both == pytest.approx(5 * elements * 4 / (ms_both * 1e-3) / 1e9, rel=0.01)
+    (cells,) = table_rows(out, "training step:")
+    elements = BATCH * TINY_SLOTS * TINY_WIDTH * COPY_STEPS
+    assert float(cells[5]) == pytest.approx(5 * elements * 4 / (float(cells[3]) * 1e-3) / 1e9, rel=0.01)
+
+
+def test_json_holds_the_same_results(cpu_run):
+    _, out, _, data = cpu_run
+    assert data["command"] in out
+    assert data["machine"]["torch"] == torch.__version__
+    assert data["spec_name"] == "tiny_copy"
+    rows = data["rows"]
+    assert len(rows) == 2 * len(SLOTS) + 1
+    for row in rows:
+        steps = 1 if row["section"] == "memory step" else COPY_STEPS
+        elements = row["batch"] * row["slots"] * row["width"] * steps
+        assert (row["bytes_forward"], row["bytes_forward_backward"]) == (2 * elements * 4, 5 * elements * 4)
+        assert row["ms_forward"] > 0 and row["ms_forward_backward"] > 0
+        assert row["gbps_forward"] == pytest.approx(row["bytes_forward"] / row["ms_forward"] / 1e6)
+        assert row["gbps_forward_backward"] == pytest.approx(row["bytes_forward_backward"] / row["ms_forward_backward"]
+                                                             / 1e6)
+    memory = [r for r in rows if r["section"] == "memory step"]
+    for slots in SLOTS:
+        eager, reference = (r for r in memory if r["slots"] == slots)
+        assert (eager["path"], reference["path"]) == (EAGER, "eager-reference")
+        assert (eager["baseline"], reference["baseline"]) == (EAGER, EAGER)
+        assert eager["ratio"] == 1.0
+        assert reference["ratio"] == pytest.approx(reference["ms_forward_backward"] / eager["ms_forward_backward"])
+        assert f"{reference['ratio']:.2f}x" in out
+
+
+def test_training_step_at_chosen_slot_counts_and_length(spec_path):
+    code, out, err = run_cli(["bench", str(spec_path), "--only", "training-step", "--train-slots", "8", "24",
+                              "--len", "2", "--batch", "3", "--warmup", "0", "--repeats", "1", "--threads", "1",
+                              "--no-compile"])
+    assert code == 0, err
+    assert "memory step:" not in out
+    assert [(int(r[0]), r[1]) for r in table_rows(out, "training step:")] == [(8, EAGER), (24, EAGER)]
+    assert "B=3, T=5 time steps" in out  # length 2: 2 inputs, the delimiter, 2 outputs
+
+
+def test_a_path_that_fails_is_a_row_that_says_why(monkeypatch):
+    from cogdsl.ops import ntm
+
+    def broken(*args):
+        raise RuntimeError("reference is broken\nsecond line")
+
+    monkeypatch.setattr(ntm, "ntm_memory_step", broken)
+    code, out, err = run_cli(["bench", "--only", "memory-step", "--slots", "8", "--batch", "2", "--width", "6",
+                              "--warmup", "0", "--repeats", "1", "--no-compile"])
+    assert code == 0, err
+    (line,) = [line for line in out.splitlines() if "eager-reference" in line and "not available" in line]
+    assert line.endswith("not available: RuntimeError: reference is broken")
+    assert re.search(r"^\s+8\s+eager\s+[\d.]+\s+[\d.]+", out, re.MULTILINE)  # the other path still ran
+
+
+def test_compiled_reference_row():
+    code, out, err = run_cli(["bench", "--only", "memory-step", "--slots", "8", "--batch", "2", "--width", "6",
+                              "--warmup", "1", "--repeats", "1", "--threads", "1"])
+    assert code == 0, err
+    (cells,) = [r for r in table_rows(out, "memory step:") if r[1] == "compiled-reference"]
+    assert float(cells[2]) > 0 and float(cells[3]) > 0
+    assert re.search(r"compiled-reference .* compiled in \d+\.\d s", out)
+
+
+def test_ratios_are_against_triton_when_it_ran():
+    def row(path: str, ms: float | None) -> Row:
+        return Row("memory step", path, 64, 128, 20, 1, 1, 1, ms_forward=ms, ms_forward_backward=ms)
+
+    with_triton = [row(TRITON, 2.0), row(EAGER, 25.0), row("compiled-reference", 7.0)]
+    add_ratios(with_triton)
+    assert [(r.ratio, r.baseline) for r in with_triton] == [(1.0, TRITON), (12.5, TRITON), (3.5, TRITON)]
+    triton_failed = [row(TRITON, None), row(EAGER, 4.0), row("eager-reference", 6.0)]
+    add_ratios(triton_failed)
+    assert [(r.ratio, r.baseline) for r in triton_failed] == [(None, None), (1.0, EAGER), (1.5, EAGER)]
+
+
+def test_gbps_as_a_percentage_of_copy_bandwidth():
+    # 64 x 65,536 x 20 float32: fwd moves 671 MB, fwd+bwd 1,678 MB
+    row = Row("memory step", TRITON, 64, 65536, 20, 1, 2 * 64 * 65536 * 20 * 4, 5 * 64 * 65536 * 20 * 4,
+              ms_forward=0.5, ms_forward_backward=1.25)
+    (line,) = render_table([row], copy_gbps=2000.0).splitlines()[1:]
+    assert "1342 (67%)" in line  # 671.1 MB / 0.5 ms = 1342 GB/s, 67% of 2000
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["missing/nowhere.yaml"], "missing/nowhere.yaml: no such file"),
+    (["--slots", "0"], "--slots must be at least 1, got 0"),
+    (["--slots", "8", "-4"], "--slots must be at least 1, got -4"),
+    (["--batch", "-3"], "--batch must be at least 1, got -3"),
+    (["--width", "0"], "--width must be at least 1, got 0"),
+    (["--repeats", "0"], "--repeats must be at least 1, got 0"),
+    (["--len", "0"], "--len must be at least 1, got 0"),
+    (["--json", "no/such/folder/out.json"], "no such folder"),
+    (["--batch", "many"], "invalid int value: 'many'"),
+])
+def test_bad_input_is_one_line_and_exit_1(spec_path, argv, message):
+    if argv and not argv[0].startswith("-"):
+        full = ["bench", *argv]
+    else:
+        full = ["bench", str(spec_path), "--no-compile", *argv]
+    code, out, err = run_cli(full)
+    assert code == 1
+    assert out == ""  # nothing was timed
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert [line for line in lines if "error:" in line] == lines[-1:] and message in lines[-1], err
+    if "usage:" not in err:  # argparse's own errors come after the usage, as for every cogdsl command
+        assert len(lines) == 1, err
+
+
+def test_spec_without_train_section_exits_1(tmp_path):
+    path = tmp_path / "untrained.yaml"
+    path.write_text(tiny_ntm(train=None), encoding="utf-8")
+    code, out, err = run_cli(["bench", str(path), "--no-compile", "--slots", "8"])
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "has no train: section" in err and "Traceback" not in err
