@@ -32,6 +32,8 @@ def explain(model: CompiledModel) -> str:
             text = f"heads {heads} on {plan.memory} by {plan.controller}: address ({pipe})"
             if plan.reads:
                 text += ", read the memory as of the previous step"
+            if model.fused[int(name)]:
+                text += "; one ntm_memory_step call with the write (a fused kernel on CUDA)"
         elif unit == "output":
             output = next(o for o in spec.outputs if o.name == name)
             activation = output.activation.data if output.activation else "none"
