@@ -175,3 +175,28 @@ def test_interface_size_follows_the_heads() -> None:
     more = compile_text(small_ntm(heads=3)).shapes.interface_sizes["ctrl"]
     # each extra read head: key 3 + strength + gate + shift 3 + gamma = 9
     assert more - base == 2 * 9
+
+
+def test_a_memorys_only_ntm_writer_runs_fused_and_matches_the_unfused_path() -> None:
+    model = compile_text(small_ntm(heads=2))
+    assert model.fused == (True,)
+    x = torch.rand(2, 5, 5)
+    y_fused, weights_fused = model(x, return_weights=True)
+    model.fused = (False,)  # the same step through ntm_address, read and write, one op each
+    y_apart, weights_apart = model(x, return_weights=True)
+    torch.testing.assert_close(y_fused, y_apart, rtol=0, atol=0)
+    for name in ("r", "w"):
+        torch.testing.assert_close(weights_fused[name], weights_apart[name], rtol=0, atol=0)
+
+
+def test_two_writer_groups_on_one_memory_are_not_fused() -> None:
+    text = small_ntm(extra="write  w2 on mem by ctrl: content(cosine)")
+    model = compile_text(text)
+    assert len(model.groups) == 2 and model.fused == (False, False)
+    assert torch.isfinite(model(torch.rand(2, 3, 5))).all()
+
+
+def test_read_only_groups_are_not_fused() -> None:
+    text = small_ntm().replace("write  w on mem by ctrl: content(cosine) | gate | shift(1) | sharpen\n", "")
+    model = compile_text(text)
+    assert all(not group.plan.writes for group in model.groups) and model.fused == (False,)
