@@ -27,7 +27,7 @@ import torch
 import triton
 import triton.language as tl
 
-from cogdsl.kernels.tiles import COSINE_EPS, NUM_WARPS, blocks, contiguous, load_rows, store_rows
+from cogdsl.kernels.tiles import COSINE_EPS, LAUNCH, blocks, contiguous, load_rows, store_rows
 
 __all__ = ["ContentWeights", "content_weights"]
 
@@ -212,7 +212,7 @@ class ContentWeights(torch.autograd.Function):
         sim = torch.empty_like(weights)
         stats = memory.new_empty(batch, heads, 2)
         _content_forward_kernel[(batch,)](memory, keys, strengths, weights, sim, stats, heads, slots, width,
-                                          COSINE=cosine, num_warps=NUM_WARPS, **_blocks(heads, slots, width))
+                                          COSINE=cosine, **LAUNCH, **_blocks(heads, slots, width))
         ctx.save_for_backward(memory, keys, strengths, weights, sim)
         ctx.cosine = cosine
         return weights
@@ -225,7 +225,7 @@ class ContentWeights(torch.autograd.Function):
         d_memory, d_keys, d_strengths = (torch.empty_like(t) for t in (memory, keys, strengths))
         _content_backward_kernel[(batch,)](memory, keys, strengths, weights, sim, d_weights.contiguous(),
                                            d_memory, d_keys, d_strengths, heads, slots, width,
-                                           COSINE=ctx.cosine, num_warps=NUM_WARPS,
+                                           COSINE=ctx.cosine, **LAUNCH,
                                            **_blocks(heads, slots, width))
         return d_memory, d_keys, d_strengths, None
 

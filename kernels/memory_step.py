@@ -42,7 +42,7 @@ from cogdsl.kernels.ntm_address import (
     store_stats,
 )
 from cogdsl.kernels.read_write import keep_tile, read_grad_tile, read_tile, write_grad_tile, write_tile
-from cogdsl.kernels.tiles import NUM_WARPS, blocks, contiguous, load_rows, store_rows
+from cogdsl.kernels.tiles import LAUNCH, blocks, contiguous, load_rows, store_rows
 
 __all__ = ["NTMMemoryStep", "ntm_memory_step"]
 
@@ -219,7 +219,7 @@ class NTMMemoryStep(torch.autograd.Function):
         stats = memory.new_empty(batch, heads, STATS_PER_HEAD)
         _step_forward_kernel[(batch,)](*inputs, weights, reads, new_memory, sim, shifted, stats,
                                        heads, read_heads, slots, width, offsets, COSINE=cosine,
-                                       num_warps=NUM_WARPS, **blocks(heads, slots, width, offsets))
+                                       **LAUNCH, **blocks(heads, slots, width, offsets))
         ctx.save_for_backward(*inputs, weights, sim, shifted, stats)
         ctx.cosine = cosine
         return weights, reads, new_memory
@@ -237,7 +237,7 @@ class NTMMemoryStep(torch.autograd.Function):
         grads = [torch.empty_like(t) for t in inputs]
         _step_backward_kernel[(batch,)](*saved, *contiguous(d_weights, d_reads, d_new_memory), scratch, *grads,
                                         heads, read_heads, slots, width, offsets, COSINE=ctx.cosine,
-                                        num_warps=NUM_WARPS, **blocks(heads, slots, width, offsets))
+                                        **LAUNCH, **blocks(heads, slots, width, offsets))
         return (*grads, None)
 
 

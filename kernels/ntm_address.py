@@ -32,7 +32,7 @@ import triton
 import triton.language as tl
 
 from cogdsl.kernels.content import content_at, content_grad_tile, finish_key_grads, load_keys, logits_pass
-from cogdsl.kernels.tiles import NUM_WARPS, SHARPEN_EPS, blocks, contiguous, load_rows, store_rows
+from cogdsl.kernels.tiles import LAUNCH, SHARPEN_EPS, blocks, contiguous, load_rows, store_rows
 
 __all__ = ["NTMAddress", "ntm_address"]
 
@@ -297,7 +297,7 @@ class NTMAddress(torch.autograd.Function):
         sim, shifted = torch.empty_like(weights), torch.empty_like(weights)
         stats = memory.new_empty(batch, heads, STATS_PER_HEAD)
         _address_forward_kernel[(batch,)](*inputs, weights, sim, shifted, stats, heads, slots, width, offsets,
-                                          COSINE=cosine, num_warps=NUM_WARPS,
+                                          COSINE=cosine, **LAUNCH,
                                           **blocks(heads, slots, width, offsets))
         ctx.save_for_backward(*inputs, weights, sim, shifted, stats)
         ctx.cosine = cosine
@@ -312,7 +312,7 @@ class NTMAddress(torch.autograd.Function):
         scratch = memory.new_empty(batch, 2, heads, slots)
         grads = [torch.empty_like(t) for t in saved[:7]]
         _address_backward_kernel[(batch,)](*saved, d_weights.contiguous(), scratch, *grads,
-                                           heads, slots, width, offsets, COSINE=ctx.cosine, num_warps=NUM_WARPS,
+                                           heads, slots, width, offsets, COSINE=ctx.cosine, **LAUNCH,
                                            **blocks(heads, slots, width, offsets))
         return (*grads, None)
 

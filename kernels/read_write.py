@@ -27,7 +27,7 @@ import torch
 import triton
 import triton.language as tl
 
-from cogdsl.kernels.tiles import NUM_WARPS, add_to_row, blocks, contiguous, load_rows, row, store_rows
+from cogdsl.kernels.tiles import LAUNCH, add_to_row, blocks, contiguous, load_rows, row, store_rows
 
 __all__ = ["Read", "Write", "read", "write"]
 
@@ -225,7 +225,7 @@ class Read(torch.autograd.Function):
         batch, slots, width = memory.shape
         heads = weights.shape[1]
         reads = memory.new_empty(batch, heads, width)
-        _read_forward_kernel[(batch,)](memory, weights, reads, heads, slots, width, num_warps=NUM_WARPS,
+        _read_forward_kernel[(batch,)](memory, weights, reads, heads, slots, width, **LAUNCH,
                                        **_blocks(heads, slots, width))
         ctx.save_for_backward(memory, weights)
         return reads
@@ -239,7 +239,7 @@ class Read(torch.autograd.Function):
         sizes = _blocks(heads, slots, width)
         grid = (batch, triton.cdiv(slots, sizes["BLOCK_N"]))
         _read_backward_kernel[grid](memory, weights, d_reads.contiguous(), d_memory, d_weights, heads, slots,
-                                    width, num_warps=NUM_WARPS, **sizes)
+                                    width, **LAUNCH, **sizes)
         return d_memory, d_weights
 
 
@@ -255,7 +255,7 @@ class Write(torch.autograd.Function):
         new_memory = torch.empty_like(inputs[0])
         sizes = _blocks(heads, slots, width)
         grid = (batch, triton.cdiv(slots, sizes["BLOCK_N"]))
-        _write_forward_kernel[grid](*inputs, new_memory, heads, slots, width, num_warps=NUM_WARPS, **sizes)
+        _write_forward_kernel[grid](*inputs, new_memory, heads, slots, width, **LAUNCH, **sizes)
         ctx.save_for_backward(*inputs)
         return new_memory
 
@@ -267,7 +267,7 @@ class Write(torch.autograd.Function):
         heads = weights.shape[1]
         grads = [torch.empty_like(t) for t in inputs]
         _write_backward_kernel[(batch,)](*inputs, grad.contiguous(), *grads, heads, slots, width,
-                                         num_warps=NUM_WARPS, **_blocks(heads, slots, width))
+                                         **LAUNCH, **_blocks(heads, slots, width))
         return tuple(grads)
 
 

@@ -40,7 +40,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from importlib import import_module
-from cogdsl.kernels.tiles import blocks
+from cogdsl.kernels.tiles import LAUNCH, blocks
 
 kernels, cases = json.loads(sys.argv[1])
 for module, names in kernels.items():
@@ -60,7 +60,7 @@ for module, names in kernels.items():
             result = {"kernel": name, "dtype": dtype, "arch": arch}
             try:
                 compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
-                                          target=GPUTarget("cuda", arch, 32))
+                                          target=GPUTarget("cuda", arch, 32), options=dict(LAUNCH))
                 ptx = compiled.asm["ptx"]
                 result.update(target=f".target sm_{arch}" in ptx, cubin=len(compiled.asm["cubin"]),
                               spills=".local" in ptx)
@@ -73,7 +73,6 @@ for module, names in kernels.items():
 @pytest.fixture(scope="module")
 def compiled() -> dict[tuple[str, str, int], dict[str, object]]:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     run = subprocess.run([sys.executable, "-c", COMPILE_ALL, json.dumps([KERNELS, CASES])], capture_output=True,
                          text=True, env=env, cwd=Path(__file__).resolve().parents[2], timeout=600)
     results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
