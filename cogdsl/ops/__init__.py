@@ -19,6 +19,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from cogdsl import kernels as _kernels  # noqa: F401  (registers the "triton" backend, lazily)
+from cogdsl.ops import dnc as _dnc  # noqa: F401  (registers the DNC ops' "torch" backend)
 from cogdsl.ops import ntm as _ntm
 from cogdsl.ops import ntm_grad as _ntm_grad  # noqa: F401  (registers the "torch" backend)
 from cogdsl.ops.backend import (
@@ -36,6 +37,10 @@ __all__ = [
     "BackendUnavailableError",
     "content_weights",
     "current_backend",
+    "dnc_allocation",
+    "dnc_directional",
+    "dnc_link",
+    "dnc_usage",
     "interpolate",
     "ntm_address",
     "ntm_memory_step",
@@ -56,6 +61,8 @@ _DIM_NAMES = {
     "W": "width",
     "K": "shift offset count",
     "V": "write head count",
+    "R": "read head count",
+    "M": "slot count",
 }
 
 # (op, argument shapes..., options...) keys that passed their checks; see _remember.
@@ -415,3 +422,120 @@ def ntm_memory_step(
     return _resolve("ntm_memory_step", memory.is_cuda)(
         memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add, similarity
     )
+
+
+# -- the DNC's memory management (Graves et al. 2016, Methods) -----------------------------------
+
+
+def dnc_usage(usage: Tensor, write_weights: Tensor, read_weights: Tensor, free_gates: Tensor) -> Tensor:
+    """Usage after the last step's write and this step's free gates.
+
+        u' = (u + w − u ∘ w) ∘ ψ,   ψ = Π_r (1 − f_r w_r)
+
+    A slot's usage rises when it is written and falls when a read head that read it frees it.
+
+    Args:
+      usage: (B, N) usage u from the previous step, in [0, 1].
+      write_weights: (B, N) the previous step's write weights w.
+      read_weights: (B, R, N) the previous step's read weights w_r.
+      free_gates: (B, R) free gates f_r, in [0, 1].
+
+    Returns:
+      (B, N) the new usage u'.
+    """
+    try:
+        key = ("dnc_usage", usage.shape, write_weights.shape, read_weights.shape, free_gates.shape)
+    except AttributeError:
+        key = None
+    if key not in _VALID:
+        _check_shapes(
+            "dnc_usage",
+            ("usage", usage, "BN"),
+            ("write_weights", write_weights, "BN"),
+            ("read_weights", read_weights, "BRN"),
+            ("free_gates", free_gates, "BR"),
+        )
+        _remember(key)
+    return _resolve("dnc_usage", usage.is_cuda)(usage, write_weights, read_weights, free_gates)
+
+
+def dnc_allocation(usage: Tensor) -> Tensor:
+    """Allocation weights: the least used slots first.
+
+        a[φ_j] = (1 − u[φ_j]) Π_{i<j} u[φ_i],   φ = the slots sorted by ascending usage
+
+    Ties are broken by slot index (a stable sort), so the result is deterministic. The sort
+    is a permutation: gradients flow through the usage values, not through the order.
+
+    Args:
+      usage: (B, N) usage u, in [0, 1].
+
+    Returns:
+      (B, N) allocation weights (they sum to at most 1).
+    """
+    try:
+        key = ("dnc_allocation", usage.shape)
+    except AttributeError:
+        key = None
+    if key not in _VALID:
+        _check_shapes("dnc_allocation", ("usage", usage, "BN"))
+        _remember(key)
+    return _resolve("dnc_allocation", usage.is_cuda)(usage)
+
+
+def dnc_link(link: Tensor, precedence: Tensor, write_weights: Tensor) -> tuple[Tensor, Tensor]:
+    """The temporal link matrix and the precedence weights after a write.
+
+        L'[i, j] = (1 − w_i − w_j) L[i, j] + w_i p[j]   (i ≠ j),   L'[i, i] = 0
+        p' = (1 − Σ_i w_i) p + w
+
+    L[i, j] is how much slot i was written right after slot j. The link update uses the
+    precedence from before this write.
+
+    Args:
+      link: (B, N, N) link matrix L.
+      precedence: (B, N) precedence weights p.
+      write_weights: (B, N) this step's write weights w.
+
+    Returns:
+      (new link (B, N, N) with a zero diagonal, new precedence (B, N)).
+    """
+    try:
+        key = ("dnc_link", link.shape, precedence.shape, write_weights.shape)
+    except AttributeError:
+        key = None
+    if key not in _VALID:
+        _check_shapes(
+            "dnc_link",
+            ("link", link, "BNM"),
+            ("precedence", precedence, "BN"),
+            ("write_weights", write_weights, "BM"),
+        )
+        if link.shape[1] != link.shape[2]:
+            raise ValueError(f"dnc_link: link has shape {tuple(link.shape)} but must be square (B, N, N)")
+        _remember(key)
+    return _resolve("dnc_link", link.is_cuda)(link, precedence, write_weights)
+
+
+def dnc_directional(link: Tensor, read_weights: Tensor) -> tuple[Tensor, Tensor]:
+    """Forward and backward weightings: one step along the links from each read head's weights.
+
+        f_r = L w_r,   b_r = Lᵀ w_r
+
+    Args:
+      link: (B, N, N) link matrix L.
+      read_weights: (B, R, N) the previous step's read weights w_r.
+
+    Returns:
+      (forward (B, R, N), backward (B, R, N)).
+    """
+    try:
+        key = ("dnc_directional", link.shape, read_weights.shape)
+    except AttributeError:
+        key = None
+    if key not in _VALID:
+        _check_shapes("dnc_directional", ("link", link, "BNM"), ("read_weights", read_weights, "BRN"))
+        if link.shape[1] != link.shape[2]:
+            raise ValueError(f"dnc_directional: link has shape {tuple(link.shape)} but must be square (B, N, N)")
+        _remember(key)
+    return _resolve("dnc_directional", link.is_cuda)(link, read_weights)
