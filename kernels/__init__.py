@@ -8,7 +8,9 @@ One file per family, each with its forward kernel, its backward kernel, the
 * :mod:`~cogdsl.kernels.ntm_address` -- content, gate, shift and sharpen fused;
 * :mod:`~cogdsl.kernels.read_write` -- the read and the write of every head;
 * :mod:`~cogdsl.kernels.memory_step` -- one memory's whole step (every head's addressing,
-  the reads and the write) in one launch forward and one backward.
+  the reads and the write) in one launch forward and one backward;
+* :mod:`~cogdsl.kernels.dnc` -- the DNC's usage, allocation (sorted on the GPU), temporal
+  links and directional weightings.
 
 The PyTorch references they are tested against are :mod:`cogdsl.ops.ntm`. Programs run
 one per batch element and walk the slots in tiles of ``BLOCK_N``, so any slot count works
@@ -42,6 +44,10 @@ OPS: dict[str, str] = {
     "read": "read_write",
     "write": "read_write",
     "ntm_memory_step": "memory_step",
+    "dnc_usage": "dnc",
+    "dnc_allocation": "dnc",
+    "dnc_link": "dnc",
+    "dnc_directional": "dnc",
 }
 
 _max_slots: contextvars.ContextVar[int | None] = contextvars.ContextVar("cogdsl_max_tile_slots", default=None)

@@ -25,6 +25,9 @@ KERNELS = {
     "read_write": ["_read_forward_kernel", "_read_backward_kernel", "_write_forward_kernel",
                    "_write_backward_kernel"],
     "memory_step": ["_step_forward_kernel", "_step_backward_kernel"],
+    "dnc": ["_usage_forward_kernel", "_usage_backward_kernel", "_allocation_forward_kernel",
+            "_allocation_backward_kernel", "_link_forward_kernel", "_link_backward_kernel",
+            "_directional_forward_kernel", "_directional_backward_kernel"],
 }
 CASES = [
     ("fp32", (2, 128, 20, 3), 90),     # the NTM copy model: 1 read + 1 write head, W=20
@@ -47,10 +50,15 @@ for module, names in kernels.items():
     for name in names:
         kernel = getattr(import_module("cogdsl.kernels." + module), name)
         for dtype, (heads, slots, width, offsets), arch in cases:
-            constants = {"COSINE": True, **blocks(heads, slots, width, offsets)}
+            if module == "dnc":  # its launchers pick their own blocks
+                constants = import_module("cogdsl.kernels.dnc").launch_blocks(heads, slots)[name]
+            else:
+                constants = {"COSINE": True, **blocks(heads, slots, width, offsets)}
             signature, constexprs = {}, {}
             for index, arg in enumerate(kernel.arg_names):
-                if arg.endswith("_ptr"):
+                if arg == "order_ptr":
+                    signature[arg] = "*i32"
+                elif arg.endswith("_ptr"):
                     signature[arg] = "*" + dtype
                 elif arg in constants:
                     signature[arg] = "constexpr"
