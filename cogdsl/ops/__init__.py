@@ -75,6 +75,11 @@ def _remember(key: tuple[object, ...]) -> None:
     _VALID.add(key)
 
 
+def _shown(dims: str) -> str:
+    """Dimension letters as a message shows them: M is the second N of a square (N, N) matrix."""
+    return ", ".join("N" if letter == "M" else letter for letter in dims)
+
+
 def _check_shapes(op: str, *args: tuple[str, object, str]) -> None:
     """Check (name, tensor, dims) triples: rank, then every shared letter of ``dims`` agrees.
 
@@ -84,10 +89,10 @@ def _check_shapes(op: str, *args: tuple[str, object, str]) -> None:
     bound: dict[str, tuple[int, str]] = {}
     for name, t, dims in args:
         if not isinstance(t, Tensor):
-            raise TypeError(f"{op}: {name} must be a torch.Tensor of shape ({', '.join(dims)}), got {type(t).__name__}")
+            raise TypeError(f"{op}: {name} must be a torch.Tensor of shape ({_shown(dims)}), got {type(t).__name__}")
         shape = tuple(t.shape)
         if len(shape) != len(dims):
-            raise ValueError(f"{op}: {name} must have {len(dims)} dimensions ({', '.join(dims)}) but has shape {shape}")
+            raise ValueError(f"{op}: {name} must have {len(dims)} dimensions ({_shown(dims)}) but has shape {shape}")
         for letter, size in zip(dims, shape, strict=True):
             seen = bound.get(letter)
             if seen is None:
