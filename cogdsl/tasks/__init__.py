@@ -1,4 +1,6 @@
-"""The algorithmic tasks of Graves et al. 2014, "Neural Turing Machines", section 4.
+"""The algorithmic tasks of Graves et al. 2014, "Neural Turing Machines", section 4, and the
+graph tasks of Graves et al. 2016, "Hybrid computing using a neural network with dynamic
+external memory" (DNC), Methods.
 
 A spec's ``train:`` section names a task and its parameters, e.g.
 ``task: {name: copy, bits: 8, min_len: 1, max_len: 20}``; :func:`make_task` builds it::
@@ -13,6 +15,9 @@ Registered tasks (:data:`TASKS`), each in its own module with its encoding drawn
 - ``repeat_copy`` -- :class:`RepeatCopyTask`, section 4.2
 - ``associative_recall`` -- :class:`AssociativeRecallTask`, section 4.3
 - ``priority_sort`` -- :class:`PrioritySortTask`, section 4.5
+- ``graph_traversal`` -- :class:`GraphTraversalTask`, DNC paper, "Graph tasks"
+- ``graph_shortest_path`` -- :class:`GraphShortestPathTask`, DNC paper, "Graph tasks"
+- ``graph_inference`` -- :class:`GraphInferenceTask`, DNC paper, "Graph tasks"
 
 Every task's targets are bits and its ``loss`` is ``"bce"``: the model's raw outputs are
 logits for :func:`sequence_loss` (BCE-with-logits) and :func:`bit_errors`.
@@ -33,6 +38,7 @@ from cogdsl.tasks.base import (
     sequence_loss,
 )
 from cogdsl.tasks.copy import CopyTask
+from cogdsl.tasks.graph import GraphInferenceTask, GraphShortestPathTask, GraphTraversalTask
 from cogdsl.tasks.priority_sort import PrioritySortTask
 from cogdsl.tasks.repeat_copy import RepeatCopyTask
 
@@ -55,7 +61,15 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
-for _cls in (CopyTask, RepeatCopyTask, AssociativeRecallTask, PrioritySortTask):
+for _cls in (
+    CopyTask,
+    RepeatCopyTask,
+    AssociativeRecallTask,
+    PrioritySortTask,
+    GraphTraversalTask,
+    GraphShortestPathTask,
+    GraphInferenceTask,
+):
     register_task(_cls)
 
 
@@ -89,6 +103,9 @@ __all__ = [
     "AssociativeRecallTask",
     "Batch",
     "CopyTask",
+    "GraphInferenceTask",
+    "GraphShortestPathTask",
+    "GraphTraversalTask",
     "PrioritySortTask",
     "RepeatCopyTask",
     "Task",

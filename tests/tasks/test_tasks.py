@@ -39,6 +39,9 @@ def small(name: str) -> Task:
         "repeat_copy": lambda: RepeatCopyTask(bits=4, min_len=1, max_len=5, max_repeats=4),
         "associative_recall": lambda: AssociativeRecallTask(bits=4, item_len=2, max_items=5),
         "priority_sort": lambda: PrioritySortTask(bits=5, num_inputs=9, num_outputs=6),
+        "graph_traversal": lambda: make_task("graph_traversal", id_bits=4, max_nodes=8),
+        "graph_shortest_path": lambda: make_task("graph_shortest_path", id_bits=4, max_nodes=8),
+        "graph_inference": lambda: make_task("graph_inference", id_bits=4, max_nodes=8),
     }[name]()
 
 
@@ -476,7 +479,10 @@ def test_batch_checks_shapes() -> None:
 
 
 def test_registry() -> None:
-    assert set(TASKS) == {"copy", "repeat_copy", "associative_recall", "priority_sort"}
+    assert set(TASKS) == {
+        "copy", "repeat_copy", "associative_recall", "priority_sort",
+        "graph_traversal", "graph_shortest_path", "graph_inference",
+    }
     assert get_task("copy") is CopyTask
     for name, cls in TASKS.items():
         assert cls.name == name
