@@ -69,6 +69,17 @@ _DIM_NAMES = {
 _VALID: set[tuple[object, ...]] = set()
 
 
+def _shape_key(op: str, tensors: tuple[object, ...], *options: object) -> tuple[object, ...] | None:
+    """The key under which a call's shapes are remembered: (op, every tensor's shape, options).
+
+    None when an argument is not a tensor: the check then runs and reports it.
+    """
+    try:
+        return (op, *(t.shape for t in tensors), *options)  # type: ignore[attr-defined]
+    except AttributeError:
+        return None
+
+
 def _remember(key: tuple[object, ...]) -> None:
     if len(_VALID) >= 4096:  # shapes that change every call: keep the set bounded
         _VALID.clear()
@@ -138,10 +149,7 @@ def content_weights(memory: Tensor, keys: Tensor, strengths: Tensor, similarity:
     Returns:
       (B, H, N) weights; each (b, h) row is a distribution over the N slots.
     """
-    try:
-        key = ("content_weights", memory.shape, keys.shape, strengths.shape, similarity)
-    except AttributeError:
-        key = None
+    key = _shape_key("content_weights", (memory, keys, strengths), similarity)
     if key not in _VALID:
         _check_shapes(
             "content_weights",
@@ -167,10 +175,7 @@ def interpolate(content: Tensor, previous: Tensor, gate: Tensor) -> Tensor:
     Returns:
       (B, H, N) gated weights (a distribution when both inputs are and g ∈ [0, 1]).
     """
-    try:
-        key = ("interpolate", content.shape, previous.shape, gate.shape)
-    except AttributeError:
-        key = None
+    key = _shape_key("interpolate", (content, previous, gate))
     if key not in _VALID:
         _check_shapes(
             "interpolate",
@@ -197,10 +202,7 @@ def shift(weights: Tensor, shift_weights: Tensor) -> Tensor:
     Returns:
       (B, H, N) shifted weights.
     """
-    try:
-        key = ("shift", weights.shape, shift_weights.shape)
-    except AttributeError:
-        key = None
+    key = _shape_key("shift", (weights, shift_weights))
     if key not in _VALID:
         _check_shapes(
             "shift",
@@ -228,10 +230,7 @@ def sharpen(weights: Tensor, gamma: Tensor) -> Tensor:
     Returns:
       (B, H, N) sharpened weights; each (b, h) row is a distribution over the N slots.
     """
-    try:
-        key = ("sharpen", weights.shape, gamma.shape)
-    except AttributeError:
-        key = None
+    key = _shape_key("sharpen", (weights, gamma))
     if key not in _VALID:
         _check_shapes("sharpen", ("weights", weights, "BHN"), ("gamma", gamma, "BH"))
         _remember(key)
@@ -265,20 +264,7 @@ def ntm_address(
     Returns:
       (B, H, N) new weights; each (b, h) row is a distribution over the N slots.
     """
-    try:
-        key = (
-            "ntm_address",
-            memory.shape,
-            previous.shape,
-            keys.shape,
-            strengths.shape,
-            gate.shape,
-            shift_weights.shape,
-            gamma.shape,
-            similarity,
-        )
-    except AttributeError:
-        key = None
+    key = _shape_key("ntm_address", (memory, previous, keys, strengths, gate, shift_weights, gamma), similarity)
     if key not in _VALID:
         _check_shapes(
             "ntm_address",
@@ -310,10 +296,7 @@ def read(memory: Tensor, weights: Tensor) -> Tensor:
     Returns:
       (B, H, W) one read vector per head.
     """
-    try:
-        key = ("read", memory.shape, weights.shape)
-    except AttributeError:
-        key = None
+    key = _shape_key("read", (memory, weights))
     if key not in _VALID:
         _check_shapes("read", ("memory", memory, "BNW"), ("weights", weights, "BHN"))
         _remember(key)
@@ -336,10 +319,7 @@ def write(memory: Tensor, weights: Tensor, erase: Tensor, add: Tensor) -> Tensor
     Returns:
       (B, N, W) the new memory M'.
     """
-    try:
-        key = ("write", memory.shape, weights.shape, erase.shape, add.shape)
-    except AttributeError:
-        key = None
+    key = _shape_key("write", (memory, weights, erase, add))
     if key not in _VALID:
         _check_shapes(
             "write",
@@ -386,22 +366,11 @@ def ntm_memory_step(
     Returns:
       (weights (B, H, N), reads (B, H − H_w, W), new memory (B, N, W)).
     """
-    try:
-        key = (
-            "ntm_memory_step",
-            memory.shape,
-            previous.shape,
-            keys.shape,
-            strengths.shape,
-            gate.shape,
-            shift_weights.shape,
-            gamma.shape,
-            erase.shape,
-            add.shape,
-            similarity,
-        )
-    except AttributeError:
-        key = None
+    key = _shape_key(
+        "ntm_memory_step",
+        (memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add),
+        similarity,
+    )
     if key not in _VALID:
         _check_shapes(
             "ntm_memory_step",
@@ -448,10 +417,7 @@ def dnc_usage(usage: Tensor, write_weights: Tensor, read_weights: Tensor, free_g
     Returns:
       (B, N) the new usage u'.
     """
-    try:
-        key = ("dnc_usage", usage.shape, write_weights.shape, read_weights.shape, free_gates.shape)
-    except AttributeError:
-        key = None
+    key = _shape_key("dnc_usage", (usage, write_weights, read_weights, free_gates))
     if key not in _VALID:
         _check_shapes(
             "dnc_usage",
@@ -478,10 +444,7 @@ def dnc_allocation(usage: Tensor) -> Tensor:
     Returns:
       (B, N) allocation weights (they sum to at most 1).
     """
-    try:
-        key = ("dnc_allocation", usage.shape)
-    except AttributeError:
-        key = None
+    key = _shape_key("dnc_allocation", (usage,))
     if key not in _VALID:
         _check_shapes("dnc_allocation", ("usage", usage, "BN"))
         _remember(key)
@@ -505,10 +468,7 @@ def dnc_link(link: Tensor, precedence: Tensor, write_weights: Tensor) -> tuple[T
     Returns:
       (new link (B, N, N) with a zero diagonal, new precedence (B, N)).
     """
-    try:
-        key = ("dnc_link", link.shape, precedence.shape, write_weights.shape)
-    except AttributeError:
-        key = None
+    key = _shape_key("dnc_link", (link, precedence, write_weights))
     if key not in _VALID:
         _check_shapes(
             "dnc_link",
@@ -534,10 +494,7 @@ def dnc_directional(link: Tensor, read_weights: Tensor) -> tuple[Tensor, Tensor]
     Returns:
       (forward (B, R, N), backward (B, R, N)).
     """
-    try:
-        key = ("dnc_directional", link.shape, read_weights.shape)
-    except AttributeError:
-        key = None
+    key = _shape_key("dnc_directional", (link, read_weights))
     if key not in _VALID:
         _check_shapes("dnc_directional", ("link", link, "BNM"), ("read_weights", read_weights, "BRN"))
         if link.shape[1] != link.shape[2]:
