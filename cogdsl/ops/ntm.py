@@ -11,6 +11,7 @@ Shape letters: B batch, H heads, N memory slots, W slot width, K = 2s+1 shift of
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -21,6 +22,7 @@ __all__ = [
     "COSINE_EPS",
     "SHARPEN_EPS",
     "SIMILARITIES",
+    "compose_memory_step",
     "content_weights",
     "interpolate",
     "ntm_address",
@@ -131,25 +133,25 @@ def write(memory: Tensor, weights: Tensor, erase: Tensor, add: Tensor) -> Tensor
     return memory * keep + added
 
 
-def ntm_memory_step(
-    memory: Tensor,
-    previous: Tensor,
-    keys: Tensor,
-    strengths: Tensor,
-    gate: Tensor,
-    shift_weights: Tensor,
-    gamma: Tensor,
-    erase: Tensor,
-    add: Tensor,
-    similarity: str = "cosine",
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Address with every head, read with the first H − H_w, write with the last H_w.
+def compose_memory_step(address: Callable[..., Tensor], read_op: Callable[..., Tensor],
+                        write_op: Callable[..., Tensor]) -> Callable[..., tuple[Tensor, Tensor, Tensor]]:
+    """ntm_memory_step built from an implementation of ntm_address, read and write."""
 
-    → weights (B,H,N), reads (B,H−H_w,W), new memory (B,N,W); H_w = erase.shape[1].
-    """
-    weights = ntm_address(memory, previous, keys, strengths, gate, shift_weights, gamma, similarity)
-    read_heads = weights.shape[1] - erase.shape[1]
-    return weights, read(memory, weights[:, :read_heads]), write(memory, weights[:, read_heads:], erase, add)
+    def ntm_memory_step(memory: Tensor, previous: Tensor, keys: Tensor, strengths: Tensor, gate: Tensor,
+                        shift_weights: Tensor, gamma: Tensor, erase: Tensor, add: Tensor,
+                        similarity: str = "cosine") -> tuple[Tensor, Tensor, Tensor]:
+        """Address with every head, read with the first H − H_w, write with the last H_w.
+
+        → weights (B,H,N), reads (B,H−H_w,W), new memory (B,N,W); H_w = erase.shape[1].
+        """
+        weights = address(memory, previous, keys, strengths, gate, shift_weights, gamma, similarity)
+        read_heads = weights.shape[1] - erase.shape[1]
+        return weights, read_op(memory, weights[:, :read_heads]), write_op(memory, weights[:, read_heads:], erase, add)
+
+    return ntm_memory_step
+
+
+ntm_memory_step = compose_memory_step(ntm_address, read, write)
 
 
 for _fn in (content_weights, interpolate, shift, sharpen, ntm_address, read, write, ntm_memory_step):

@@ -27,7 +27,15 @@ import torch
 from torch import Tensor
 
 from cogdsl.ops.backend import register
-from cogdsl.ops.ntm import COSINE_EPS, SHARPEN_EPS, SIMILARITIES, _shift_index, interpolate, read
+from cogdsl.ops.ntm import (
+    COSINE_EPS,
+    SHARPEN_EPS,
+    SIMILARITIES,
+    _shift_index,
+    compose_memory_step,
+    interpolate,
+    read,
+)
 
 # Each stage as a forward that returns what its backward needs, and that backward. The
 # single-op Functions and the fused ntm_address are compositions of these. What a backward
@@ -212,13 +220,7 @@ def ntm_address(memory: Tensor, previous: Tensor, keys: Tensor, strengths: Tenso
     return NTMAddress.apply(memory, previous, keys, strengths, gate, shift_weights, gamma, similarity == "cosine")
 
 
-def ntm_memory_step(memory: Tensor, previous: Tensor, keys: Tensor, strengths: Tensor, gate: Tensor,
-                    shift_weights: Tensor, gamma: Tensor, erase: Tensor, add: Tensor,
-                    similarity: str = "cosine") -> tuple[Tensor, Tensor, Tensor]:
-    weights = ntm_address(memory, previous, keys, strengths, gate, shift_weights, gamma, similarity)
-    read_heads = weights.shape[1] - erase.shape[1]
-    return weights, read(memory, weights[:, :read_heads]), write(memory, weights[:, read_heads:], erase, add)
-
+ntm_memory_step = compose_memory_step(ntm_address, read, write)
 
 for _fn in (content_weights, shift, sharpen, write, ntm_address, interpolate, read, ntm_memory_step):
     register(_fn.__name__, "torch", _fn)
