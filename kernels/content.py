@@ -212,7 +212,7 @@ class ContentWeights(torch.autograd.Function):
         sim = torch.empty_like(weights)
         stats = memory.new_empty(batch, heads, 2)
         _content_forward_kernel[(batch,)](memory, keys, strengths, weights, sim, stats, heads, slots, width,
-                                          COSINE=cosine, **LAUNCH, **_blocks(heads, slots, width))
+                                          COSINE=cosine, **LAUNCH, **blocks(heads, slots, width))
         ctx.save_for_backward(memory, keys, strengths, weights, sim)
         ctx.cosine = cosine
         return weights
@@ -226,14 +226,9 @@ class ContentWeights(torch.autograd.Function):
         _content_backward_kernel[(batch,)](memory, keys, strengths, weights, sim, d_weights.contiguous(),
                                            d_memory, d_keys, d_strengths, heads, slots, width,
                                            COSINE=ctx.cosine, **LAUNCH,
-                                           **_blocks(heads, slots, width))
+                                           **blocks(heads, slots, width))
         return d_memory, d_keys, d_strengths, None
 
-
-def _blocks(heads: int, slots: int, width: int) -> dict[str, int]:
-    sizes = blocks(heads, slots, width)
-    del sizes["BLOCK_K"]
-    return sizes
 
 
 def content_weights(memory: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor,

@@ -29,17 +29,17 @@ import torch
 import triton
 import triton.language as tl
 
-from cogdsl.kernels.content import content_at, content_grad_tile, finish_key_grads, load_keys, logits_pass
+from cogdsl.kernels.content import finish_key_grads, load_keys
 from cogdsl.kernels.ntm_address import (
     STATS,
     STATS_PER_HEAD,
+    address_content_grad_tile,
+    address_grad_passes,
+    address_passes,
     load_gate_stage,
     load_stats,
-    sharpen_grad_pass,
     sharpened_tile,
-    shift_gate_grad_pass,
-    shift_pass,
-    store_stats,
+    store_stage_grads,
 )
 from cogdsl.kernels.read_write import keep_tile, read_grad_tile, read_tile, write_grad_tile, write_tile
 from cogdsl.kernels.tiles import LAUNCH, blocks, contiguous, load_rows, store_rows
@@ -73,15 +73,9 @@ def _step_forward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gate
     heads = tl.arange(0, BLOCK_H)
     columns = tl.arange(0, BLOCK_W)
     column_mask = columns < W
-    keys, strengths, key_norms = load_keys(keys_ptr, strengths_ptr, H, W, heads, columns, column_mask)
-    gate, gamma = load_gate_stage(gate_ptr, gamma_ptr, H, heads)
-    row_max, row_sum = logits_pass(memory_ptr, keys, strengths, key_norms, sim_ptr, H, N, W, heads, columns,
-                                   column_mask, COSINE, BLOCK_N)
-    tl.debug_barrier()
-    top, power_sum = shift_pass(sim_ptr, previous_ptr, shift_ptr, shifted_ptr, strengths, gate, gamma,
-                                row_max, row_sum, H, N, K, heads, BLOCK_N)
-    store_stats(stats_ptr, heads, H, row_max, row_sum, top, power_sum)
-    tl.debug_barrier()
+    keys, _strengths, _key_norms, gamma, top, power_sum = address_passes(
+        memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gate_ptr, shift_ptr, gamma_ptr, sim_ptr, shifted_ptr,
+        stats_ptr, H, N, W, K, heads, columns, column_mask, COSINE, BLOCK_N)
     reads = keys * 0.0
     tile_rows = tl.arange(0, BLOCK_N)
     for start in range(0, N, BLOCK_N):
@@ -164,13 +158,9 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
     store_rows(d_add_ptr, d_add, heads, H - R, W, columns, column_mask)
     tl.debug_barrier()
     # 2-3. Back through sharpen, shift and gate.
-    d_gamma = sharpen_grad_pass(weights_ptr, d_total_ptr, shifted_ptr, d_shifted_ptr, gamma, top, H, N, heads,
-                                BLOCK_N)
-    tl.debug_barrier()
-    d_shift, d_gate, centre = shift_gate_grad_pass(sim_ptr, previous_ptr, shift_ptr, d_shifted_ptr, d_previous_ptr,
-                                                   d_total_ptr, strengths, gate, row_max, row_sum, H, N, K,
-                                                   heads, BLOCK_N, BLOCK_K)
-    tl.debug_barrier()
+    d_gamma, d_shift, d_gate, centre = address_grad_passes(
+        weights_ptr, d_total_ptr, shifted_ptr, d_shifted_ptr, sim_ptr, previous_ptr, shift_ptr, d_previous_ptr,
+        d_total_ptr, strengths, gate, gamma, row_max, row_sum, top, H, N, K, heads, BLOCK_N, BLOCK_K)
     # 4. The content backward, and dM from every use of M.
     d_keys = keys * 0.0
     d_key_norms = gate * 0.0
@@ -181,10 +171,9 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
         memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
         grad = load_rows(grad_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
         weights = tl.load(weights_ptr + heads[:, None] * N + slots[None, :], mask=mask, other=0.0)
-        content, sim = content_at(sim_ptr, heads, slots, mask, strengths, row_max, row_sum, N)
-        d_content = tl.load(d_total_ptr + heads[:, None] * N + slots[None, :], mask=mask, other=0.0)
-        d_memory, d_keys_part, d_key_norms_part, d_strengths_part = content_grad_tile(
-            memory, keys, key_norms, strengths, sim, content, d_content, centre, COSINE)
+        d_memory, d_keys_part, d_key_norms_part, d_strengths_part = address_content_grad_tile(
+            memory, sim_ptr, d_total_ptr, heads, slots, mask, keys, key_norms, strengths, row_max, row_sum,
+            centre, N, COSINE)
         d_memory_read, _d_weights_read = read_grad_tile(weights, memory, d_reads)
         d_memory += d_memory_read
         d_memory += grad * keep_tile(memory, weights, heads, erase_ptr, R, H - R, W, columns, column_mask)
@@ -194,11 +183,7 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
         d_strengths += d_strengths_part
     finish_key_grads(d_keys_ptr, d_strengths_ptr, d_keys, d_key_norms, d_strengths, keys, key_norms,
                      H, W, heads, columns, column_mask)
-    tl.store(d_gate_ptr + heads, d_gate, mask=head_mask)
-    tl.store(d_gamma_ptr + heads, d_gamma, mask=head_mask)
-    offsets_k = tl.arange(0, BLOCK_K)
-    tl.store(d_shift_ptr + heads[:, None] * K + offsets_k[None, :], d_shift,
-             mask=head_mask[:, None] & (offsets_k[None, :] < K))
+    store_stage_grads(d_gate_ptr, d_gamma_ptr, d_shift_ptr, d_gate, d_gamma, d_shift, H, K, heads, BLOCK_K)
 
 
 class NTMMemoryStep(torch.autograd.Function):

@@ -172,6 +172,66 @@ def load_stats(stats_ptr, heads, H):
             tl.load(stats_ptr + heads * 4 + 3, mask=head_mask, other=1.0))
 
 
+@triton.jit
+def address_passes(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gate_ptr, shift_ptr, gamma_ptr,
+                   sim_ptr, shifted_ptr, stats_ptr, H, N, W, K, heads, columns, column_mask,
+                   COSINE: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Passes 1-2 of the forward: sim and w̃ stored, the stats saved; returns what pass 3 needs.
+
+    Returns keys, strengths, key norms, γ, the sharpening maximum and Σ x^γ; on return every
+    thread may read what any other wrote.
+    """
+    keys, strengths, key_norms = load_keys(keys_ptr, strengths_ptr, H, W, heads, columns, column_mask)
+    gate, gamma = load_gate_stage(gate_ptr, gamma_ptr, H, heads)
+    row_max, row_sum = logits_pass(memory_ptr, keys, strengths, key_norms, sim_ptr, H, N, W, heads, columns,
+                                   column_mask, COSINE, BLOCK_N)
+    tl.debug_barrier()
+    top, power_sum = shift_pass(sim_ptr, previous_ptr, shift_ptr, shifted_ptr, strengths, gate, gamma,
+                                row_max, row_sum, H, N, K, heads, BLOCK_N)
+    store_stats(stats_ptr, heads, H, row_max, row_sum, top, power_sum)
+    tl.debug_barrier()
+    return keys, strengths, key_norms, gamma, top, power_sum
+
+
+@triton.jit
+def address_grad_passes(weights_ptr, d_weights_ptr, shifted_ptr, d_shifted_ptr, sim_ptr, previous_ptr, shift_ptr,
+                        d_previous_ptr, d_content_ptr, strengths, gate, gamma, row_max, row_sum, top, H, N, K, heads,
+                        BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+    """Back from dw (at d_weights_ptr, complete) through sharpen, shift and gate.
+
+    Stores dw_prev and dw_c; returns dγ, ds, dg and Σ dw_c w_c, with dw_c readable by every thread.
+    """
+    d_gamma = sharpen_grad_pass(weights_ptr, d_weights_ptr, shifted_ptr, d_shifted_ptr, gamma, top, H, N, heads,
+                                BLOCK_N)
+    tl.debug_barrier()
+    d_shift, d_gate, centre = shift_gate_grad_pass(sim_ptr, previous_ptr, shift_ptr, d_shifted_ptr, d_previous_ptr,
+                                                   d_content_ptr, strengths, gate, row_max, row_sum, H, N, K,
+                                                   heads, BLOCK_N, BLOCK_K)
+    tl.debug_barrier()
+    return d_gamma, d_shift, d_gate, centre
+
+
+@triton.jit
+def address_content_grad_tile(memory, sim_ptr, d_content_ptr, heads, slots, mask, keys, key_norms, strengths,
+                              row_max, row_sum, centre, N, COSINE: tl.constexpr):
+    """content_grad_tile at one memory tile, with w_c recomputed from sim and dw_c loaded."""
+    content, sim = content_at(sim_ptr, heads, slots, mask, strengths, row_max, row_sum, N)
+    d_content = tl.load(d_content_ptr + heads[:, None] * N + slots[None, :], mask=mask, other=0.0)
+    return content_grad_tile(memory, keys, key_norms, strengths, sim, content, d_content, centre, COSINE)
+
+
+@triton.jit
+def store_stage_grads(d_gate_ptr, d_gamma_ptr, d_shift_ptr, d_gate, d_gamma, d_shift, H, K, heads,
+                      BLOCK_K: tl.constexpr):
+    """Store dg, dγ (H,) and ds (H, K)."""
+    head_mask = heads < H
+    tl.store(d_gate_ptr + heads, d_gate, mask=head_mask)
+    tl.store(d_gamma_ptr + heads, d_gamma, mask=head_mask)
+    offsets_k = tl.arange(0, BLOCK_K)
+    tl.store(d_shift_ptr + heads[:, None] * K + offsets_k[None, :], d_shift,
+             mask=head_mask[:, None] & (offsets_k[None, :] < K))
+
+
 # -- the kernels ----------------------------------------------------------------------------
 
 @triton.jit
@@ -195,15 +255,9 @@ def _address_forward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, g
     heads = tl.arange(0, BLOCK_H)
     columns = tl.arange(0, BLOCK_W)
     column_mask = columns < W
-    keys, strengths, key_norms = load_keys(keys_ptr, strengths_ptr, H, W, heads, columns, column_mask)
-    gate, gamma = load_gate_stage(gate_ptr, gamma_ptr, H, heads)
-    row_max, row_sum = logits_pass(memory_ptr, keys, strengths, key_norms, sim_ptr, H, N, W, heads, columns,
-                                   column_mask, COSINE, BLOCK_N)
-    tl.debug_barrier()
-    top, power_sum = shift_pass(sim_ptr, previous_ptr, shift_ptr, shifted_ptr, strengths, gate, gamma,
-                                row_max, row_sum, H, N, K, heads, BLOCK_N)
-    store_stats(stats_ptr, heads, H, row_max, row_sum, top, power_sum)
-    tl.debug_barrier()
+    _keys, _strengths, _key_norms, gamma, top, power_sum = address_passes(
+        memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gate_ptr, shift_ptr, gamma_ptr, sim_ptr, shifted_ptr,
+        stats_ptr, H, N, W, K, heads, columns, column_mask, COSINE, BLOCK_N)
     for start in range(0, N, BLOCK_N):
         slots = start + tl.arange(0, BLOCK_N)
         mask = (heads[:, None] < H) & (slots[None, :] < N)
@@ -249,13 +303,9 @@ def _address_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, 
     gate, gamma = load_gate_stage(gate_ptr, gamma_ptr, H, heads)
     row_max, row_sum, top, _power_sum = load_stats(stats_ptr, heads, H)
 
-    d_gamma = sharpen_grad_pass(weights_ptr, d_weights_ptr, shifted_ptr, d_shifted_ptr, gamma, top, H, N, heads,
-                                BLOCK_N)
-    tl.debug_barrier()
-    d_shift, d_gate, centre = shift_gate_grad_pass(sim_ptr, previous_ptr, shift_ptr, d_shifted_ptr, d_previous_ptr,
-                                                   d_content_ptr, strengths, gate, row_max, row_sum, H, N, K,
-                                                   heads, BLOCK_N, BLOCK_K)
-    tl.debug_barrier()
+    d_gamma, d_shift, d_gate, centre = address_grad_passes(
+        weights_ptr, d_weights_ptr, shifted_ptr, d_shifted_ptr, sim_ptr, previous_ptr, shift_ptr, d_previous_ptr,
+        d_content_ptr, strengths, gate, gamma, row_max, row_sum, top, H, N, K, heads, BLOCK_N, BLOCK_K)
     d_keys = keys * 0.0
     d_key_norms = gate * 0.0
     d_strengths = gate * 0.0
@@ -264,21 +314,16 @@ def _address_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, 
         slots = start + tile_rows
         mask = head_mask[:, None] & (slots[None, :] < N)
         memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
-        content, sim = content_at(sim_ptr, heads, slots, mask, strengths, row_max, row_sum, N)
-        d_content = tl.load(d_content_ptr + heads[:, None] * N + slots[None, :], mask=mask, other=0.0)
-        d_memory, d_keys_part, d_key_norms_part, d_strengths_part = content_grad_tile(
-            memory, keys, key_norms, strengths, sim, content, d_content, centre, COSINE)
+        d_memory, d_keys_part, d_key_norms_part, d_strengths_part = address_content_grad_tile(
+            memory, sim_ptr, d_content_ptr, heads, slots, mask, keys, key_norms, strengths, row_max, row_sum,
+            centre, N, COSINE)
         store_rows(d_memory_ptr + start * W, d_memory, tile_rows, N - start, W, columns, column_mask)
         d_keys += d_keys_part
         d_key_norms += d_key_norms_part
         d_strengths += d_strengths_part
     finish_key_grads(d_keys_ptr, d_strengths_ptr, d_keys, d_key_norms, d_strengths, keys, key_norms,
                      H, W, heads, columns, column_mask)
-    tl.store(d_gate_ptr + heads, d_gate, mask=head_mask)
-    tl.store(d_gamma_ptr + heads, d_gamma, mask=head_mask)
-    offsets_k = tl.arange(0, BLOCK_K)
-    tl.store(d_shift_ptr + heads[:, None] * K + offsets_k[None, :], d_shift,
-             mask=head_mask[:, None] & (offsets_k[None, :] < K))
+    store_stage_grads(d_gate_ptr, d_gamma_ptr, d_shift_ptr, d_gate, d_gamma, d_shift, H, K, heads, BLOCK_K)
 
 
 # -- the autograd Function --------------------------------------------------------------------

@@ -210,11 +210,6 @@ def _write_backward_kernel(memory_ptr, weights_ptr, erase_ptr, add_ptr, grad_ptr
 
 # -- the autograd Functions -------------------------------------------------------------------
 
-def _blocks(heads: int, slots: int, width: int) -> dict[str, int]:
-    sizes = blocks(heads, slots, width)
-    del sizes["BLOCK_K"]
-    return sizes
-
 
 class Read(torch.autograd.Function):
     """read on the Triton kernels: memory (B,N,W), weights (B,H,N) → (B,H,W)."""
@@ -226,7 +221,7 @@ class Read(torch.autograd.Function):
         heads = weights.shape[1]
         reads = memory.new_empty(batch, heads, width)
         _read_forward_kernel[(batch,)](memory, weights, reads, heads, slots, width, **LAUNCH,
-                                       **_blocks(heads, slots, width))
+                                       **blocks(heads, slots, width))
         ctx.save_for_backward(memory, weights)
         return reads
 
@@ -236,7 +231,7 @@ class Read(torch.autograd.Function):
         batch, slots, width = memory.shape
         heads = weights.shape[1]
         d_memory, d_weights = torch.empty_like(memory), torch.empty_like(weights)
-        sizes = _blocks(heads, slots, width)
+        sizes = blocks(heads, slots, width)
         grid = (batch, triton.cdiv(slots, sizes["BLOCK_N"]))
         _read_backward_kernel[grid](memory, weights, d_reads.contiguous(), d_memory, d_weights, heads, slots,
                                     width, **LAUNCH, **sizes)
@@ -253,7 +248,7 @@ class Write(torch.autograd.Function):
         batch, slots, width = memory.shape
         heads = weights.shape[1]
         new_memory = torch.empty_like(inputs[0])
-        sizes = _blocks(heads, slots, width)
+        sizes = blocks(heads, slots, width)
         grid = (batch, triton.cdiv(slots, sizes["BLOCK_N"]))
         _write_forward_kernel[grid](*inputs, new_memory, heads, slots, width, **LAUNCH, **sizes)
         ctx.save_for_backward(*inputs)
@@ -267,7 +262,7 @@ class Write(torch.autograd.Function):
         heads = weights.shape[1]
         grads = [torch.empty_like(t) for t in inputs]
         _write_backward_kernel[(batch,)](*inputs, grad.contiguous(), *grads, heads, slots, width,
-                                         **LAUNCH, **_blocks(heads, slots, width))
+                                         **LAUNCH, **blocks(heads, slots, width))
         return tuple(grads)
 
 

@@ -29,20 +29,18 @@ NUM_WARPS = 4
 LAUNCH: dict[str, object] = {"num_warps": NUM_WARPS, "enable_fp_fusion": True}
 
 
-def blocks(heads: int, slots: int, width: int, offsets: int = 1) -> dict[str, int]:
-    """Block sizes for a launch: BLOCK_H ≥ H, BLOCK_W ≥ W, BLOCK_K ≥ K, and the slot tile BLOCK_N."""
+def blocks(heads: int, slots: int, width: int, offsets: int | None = None) -> dict[str, int]:
+    """Block sizes for a launch: BLOCK_H ≥ H, BLOCK_W ≥ W, the slot tile BLOCK_N, and BLOCK_K ≥ K if K is given."""
     block_h = triton.next_power_of_2(max(heads, 1))
     block_w = triton.next_power_of_2(max(width, 1))
     block_n = min(triton.next_power_of_2(max(slots, 1)), max(1, TILE_ELEMENTS // (block_h * block_w)))
     cap = max_tile_slots()
     if cap is not None:
         block_n = min(block_n, cap)
-    return {
-        "BLOCK_H": block_h,
-        "BLOCK_N": block_n,
-        "BLOCK_W": block_w,
-        "BLOCK_K": triton.next_power_of_2(max(offsets, 1)),
-    }
+    sizes = {"BLOCK_H": block_h, "BLOCK_N": block_n, "BLOCK_W": block_w}
+    if offsets is not None:
+        sizes["BLOCK_K"] = triton.next_power_of_2(max(offsets, 1))
+    return sizes
 
 
 def contiguous(*tensors: torch.Tensor) -> list[torch.Tensor]:
