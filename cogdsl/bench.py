@@ -502,7 +502,7 @@ def _time_training_step(path: str, setup: _TrainingSetup, spec: Spec, row: Row, 
     import cogdsl
     from cogdsl import ops
     from cogdsl.tasks import sequence_loss
-    from cogdsl.train import _logits, build_optimizer
+    from cogdsl.train import _logits, apply_gradients, build_optimizer
 
     config = setup.config
     torch.manual_seed(config.seed)
@@ -524,12 +524,7 @@ def _time_training_step(path: str, setup: _TrainingSetup, spec: Spec, row: Row, 
         with ops.use_backend(backend):
             loss = sequence_loss(_logits(run, data.inputs), data)
             loss.backward()
-        if config.clip > 0:
-            torch.nn.utils.clip_grad_value_(parameters, config.clip)
-        if config.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(parameters, config.clip_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        apply_gradients(parameters, optimizer, config)
 
     with _quiet_compile() if path == COMPILED_REFERENCE else contextlib.nullcontext():
         if path == COMPILED_REFERENCE:

@@ -192,6 +192,18 @@ def build_optimizer(parameters: Any, config: TrainConfig) -> torch.optim.Optimiz
     raise UsageError(f"unknown optimizer '{config.optimizer}'; optimizers are {', '.join(sorted(OPTIMIZERS))}")
 
 
+def apply_gradients(parameters: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
+                    config: TrainConfig) -> None:
+    """The end of a training step: clip each gradient component to ±clip and the norm to clip_norm
+    (each when > 0), step the optimizer, clear the gradients."""
+    if config.clip > 0:
+        torch.nn.utils.clip_grad_value_(parameters, config.clip)
+    if config.clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(parameters, config.clip_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 # -- evaluation ----------------------------------------------------------------------------------------
 
 
@@ -477,12 +489,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
                     logits = _logits(model, batch.inputs)  # (B, T, O)
                     loss = sequence_loss(logits, batch)
                     loss.backward()
-                    if config.clip > 0:
-                        torch.nn.utils.clip_grad_value_(parameters, config.clip)
-                    if config.clip_norm > 0:
-                        torch.nn.utils.clip_grad_norm_(parameters, config.clip_norm)
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
+                    apply_gradients(parameters, optimizer, config)
                     with torch.no_grad():
                         loss_sum += loss.detach()
                         bits_sum += bit_errors(logits.detach(), batch).sum()
