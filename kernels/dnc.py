@@ -188,6 +188,18 @@ def _compose(a_first, b_first, a_then, b_then):
 
 
 @triton.jit
+def _products_before(sorted_ptr, places, mask, carry, BLOCK_N: tl.constexpr):
+    """Π_{i<k} s_i at the sorted places k of one tile, and the carry into the next tile.
+
+    ``carry`` is Π_{i < first place − 1}: the tile's scan starts from s at the place before its
+    first, so the next carry is this tile's product at its last place.
+    """
+    previous = tl.load(sorted_ptr + places - 1, mask=mask & (places > 0), other=1.0)
+    before = carry * tl.associative_scan(previous, 0, _multiply)
+    return before, tl.sum(tl.where(tl.arange(0, BLOCK_N) == BLOCK_N - 1, before, 0.0), axis=0)
+
+
+@triton.jit
 def _allocation_forward_kernel(usage_ptr, out_ptr, order_ptr, sorted_ptr, N, BLOCK_N: tl.constexpr):
     batch = tl.program_id(0).to(tl.int64)
     usage_ptr += batch * N
@@ -200,24 +212,21 @@ def _allocation_forward_kernel(usage_ptr, out_ptr, order_ptr, sorted_ptr, N, BLO
     for start in range(0, N, BLOCK_N):
         places = start + tl.arange(0, BLOCK_N)
         mask = places < N
-        previous = tl.load(sorted_ptr + places - 1, mask=mask & (places > 0), other=1.0)
-        before = carry * tl.associative_scan(previous, 0, _multiply)  # Π_{i<k} s_i
-        # the next tile's scan starts from s at this tile's last place, so carry Π_{i < last}
-        carry = tl.sum(tl.where(places == start + BLOCK_N - 1, before, 0.0), axis=0)
+        before, carry = _products_before(sorted_ptr, places, mask, carry, BLOCK_N)
         usage = tl.load(sorted_ptr + places, mask=mask, other=1.0)
         slots = tl.load(order_ptr + places, mask=mask, other=0)
         tl.store(out_ptr + slots, (1.0 - usage) * before, mask=mask)
 
 
 @triton.jit
-def _allocation_backward_kernel(usage_ptr, order_ptr, grad_ptr, d_usage_ptr, N, BLOCK_N: tl.constexpr):
+def _allocation_backward_kernel(sorted_ptr, order_ptr, grad_ptr, d_usage_ptr, N, BLOCK_N: tl.constexpr):
     batch = tl.program_id(0).to(tl.int64)
-    usage_ptr += batch * N
+    sorted_ptr += batch * N
     order_ptr += batch * N
     grad_ptr += batch * N
     d_usage_ptr += batch * N
     # Q from the last sorted place back: tiles in reverse, each scanned back to front.
-    carry = tl.load(usage_ptr) * 0.0  # Q just after this tile
+    carry = tl.load(sorted_ptr) * 0.0  # Q just after this tile
     tiles = tl.cdiv(N, BLOCK_N)
     for tile in range(0, tiles):
         start = (tiles - 1 - tile) * BLOCK_N
@@ -226,7 +235,7 @@ def _allocation_backward_kernel(usage_ptr, order_ptr, grad_ptr, d_usage_ptr, N, 
         following = backwards + 1
         has_next = following < N
         next_slot = tl.load(order_ptr + following, mask=has_next, other=0)
-        next_usage = tl.load(usage_ptr + next_slot, mask=has_next, other=0.0)
+        next_usage = tl.load(sorted_ptr + following, mask=has_next, other=0.0)
         next_grad = tl.load(grad_ptr + next_slot, mask=has_next, other=0.0)
         scale, shift = tl.associative_scan((next_usage, next_grad * (1.0 - next_usage)), 0, _compose)
         q = scale * carry + shift
@@ -235,14 +244,11 @@ def _allocation_backward_kernel(usage_ptr, order_ptr, grad_ptr, d_usage_ptr, N, 
         grad = tl.load(grad_ptr + slot, mask=mask, other=0.0)
         tl.store(d_usage_ptr + slot, q - grad, mask=mask)  # × P below, once P is known
     tl.debug_barrier()
-    product = tl.load(usage_ptr) * 0.0 + 1.0
+    product = tl.load(sorted_ptr) * 0.0 + 1.0
     for start in range(0, N, BLOCK_N):
         places = start + tl.arange(0, BLOCK_N)
         mask = places < N
-        previous_slot = tl.load(order_ptr + places - 1, mask=mask & (places > 0), other=0)
-        previous = tl.load(usage_ptr + previous_slot, mask=mask & (places > 0), other=1.0)
-        before = product * tl.associative_scan(previous, 0, _multiply)
-        product = tl.sum(tl.where(places == start + BLOCK_N - 1, before, 0.0), axis=0)
+        before, product = _products_before(sorted_ptr, places, mask, product, BLOCK_N)
         slot = tl.load(order_ptr + places, mask=mask, other=0)
         tl.store(d_usage_ptr + slot, tl.load(d_usage_ptr + slot, mask=mask, other=0.0) * before, mask=mask)
 
@@ -257,15 +263,15 @@ class Allocation(torch.autograd.Function):
         sorted_usage = torch.empty_like(usage)
         _allocation_forward_kernel[(batch,)](usage, out, order, sorted_usage, slots,
                                              **launch_blocks(1, slots)["_allocation_forward_kernel"], **LAUNCH)
-        ctx.save_for_backward(usage, order)
+        ctx.save_for_backward(sorted_usage, order)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        usage, order = ctx.saved_tensors
-        batch, slots = usage.shape
-        d_usage = torch.empty_like(usage)
-        _allocation_backward_kernel[(batch,)](usage, order, grad.contiguous(), d_usage, slots,
+        sorted_usage, order = ctx.saved_tensors
+        batch, slots = sorted_usage.shape
+        d_usage = torch.empty_like(sorted_usage)
+        _allocation_backward_kernel[(batch,)](sorted_usage, order, grad.contiguous(), d_usage, slots,
                                               **launch_blocks(1, slots)["_allocation_backward_kernel"], **LAUNCH)
         return d_usage
 
