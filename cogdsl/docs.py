@@ -32,13 +32,20 @@ def reference() -> str:
     for kind in sorted(REGISTRY.values(), key=lambda k: (k.family, k.kind)):
         params = "<br>".join(_param(p) for p in kind.params) or "—"
         lines.append(f"| `{kind.kind}` | {kind.family} | {kind.doc} | {params} |")
-    lines += ["", "### Addressing stages", "", "| stage | arguments | what it does | interface fields per head |",
-              "|---|---|---|---|"]
+    lines += ["", "### Addressing stages", "",
+              "| stage | arguments | works on | what it does | interface fields per head |", "|---|---|---|---|---|"]
     for stage in STAGES.values():
         args = ", ".join(_param(p) for p in stage.args) or "—"
-        fields = ", ".join(f"`{f.name}` ({f.activation})" for f in stage.fields({p.name: p.default for p in stage.args},
-                                                                               1))
-        lines.append(f"| `{stage.name}` | {args} | {stage.doc} | {fields} |")
+        defaults = {p.name: p.default for p in stage.args}
+        memories = sorted(stage.memories)
+        per_memory = {m: ", ".join(f"`{f.name}` ({f.activation})" for f in stage.fields(defaults, 1, m))
+                      for m in memories}
+        if len(set(per_memory.values())) == 1:
+            fields = per_memory[memories[0]]
+        else:
+            fields = "; ".join(f"on `{m}`: {text}" for m, text in per_memory.items())
+        works_on = ", ".join(f"`{m}`" for m in memories)
+        lines.append(f"| `{stage.name}` | {args} | {works_on} | {stage.doc} | {fields} |")
     lines += ["", "### Error codes", "", "| code | meaning |", "|---|---|"]
     lines += [f"| {code} | {meaning} |" for code, meaning in CODES.items()]
     return "\n".join(lines)

@@ -45,6 +45,7 @@ CODES: dict[str, str] = {
     "E306": "memory that no head touches",
     "E307": "unsupported delay",
     "E308": "block has no inputs",
+    "E309": "heads on one memory that cannot run together",
     # addressing expressions
     "E401": "unknown addressing stage",
     "E402": "addressing stages in an invalid order or combination",

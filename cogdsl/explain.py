@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from cogdsl.blocks.addressing import ResolvedStage
 from cogdsl.lower import CompiledModel
 
 
 def _table(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+
+
+def _terms(stages: tuple[ResolvedStage, ...], joiner: str) -> str:
+    return joiner.join(s.name + (f"({', '.join(str(v) for _, v in s.args)})" if s.args else "") for s in stages)
 
 
 def explain(model: CompiledModel) -> str:
@@ -26,10 +31,17 @@ def explain(model: CompiledModel) -> str:
                 text += f", interface {shapes.interface_sizes[name]}"
         elif unit == "group":
             plan = shapes.groups[int(name)]
-            pipe = " | ".join(s.name + (f"({', '.join(str(v) for _, v in s.args)})" if s.args else "")
-                              for s in plan.stages)
             heads = ", ".join(f"{b} x{n}" for b, n in plan.reads + plan.writes)
-            text = f"heads {heads} on {plan.memory} by {plan.controller}: address ({pipe})"
+            if model.groups[int(name)].owns_memory:
+                text = f"heads {heads} on {plan.memory} by {plan.controller}: usage"
+                if plan.writes:
+                    text += f", write ({_terms(plan.write_stages, ' + ')}), temporal links"
+                if plan.reads:
+                    modes = ", ".join(model.groups[int(name)].modes)
+                    text += f", then read the new memory ({_terms(plan.stages, ' + ')}; modes {modes})"
+                lines.append(f"  {number}. {text}")
+                continue
+            text = f"heads {heads} on {plan.memory} by {plan.controller}: address ({_terms(plan.stages, ' | ')})"
             if plan.reads:
                 text += ", read the memory as of the previous step"
             if model.fused[int(name)]:

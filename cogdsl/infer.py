@@ -8,9 +8,12 @@ Sizes are derived, never written by hand:
     output           its declared size; its input is the concatenation of its sources
 
 A controller's interface vector is laid out from the heads it drives: for each head group
-(heads sharing memory, controller and addressing) each field for all heads in turn, see
-:mod:`cogdsl.blocks.heads`. The step order is a topological order of the delay-0 wires;
-each memory's writes come last, so every read sees the memory of the previous step.
+(:mod:`cogdsl.groups`: on an NTM memory, heads sharing controller and addressing; on a
+``dnc_memory``, all of its heads) each field for all heads in turn, see
+:mod:`cogdsl.blocks.heads` and :mod:`cogdsl.blocks.dnc`. The step order is a topological
+order of the delay-0 wires; each NTM memory's writes come last, so every read sees the
+memory of the previous step, while a ``dnc_memory``'s group writes and then reads in its
+own place in the order.
 """
 
 from __future__ import annotations
@@ -21,12 +24,11 @@ from typing import Any
 import networkx as nx
 
 from cogdsl.blocks import REGISTRY
-from cogdsl.blocks.addressing import ResolvedStage, resolve_ntm_address
 from cogdsl.blocks.base import check_params
-from cogdsl.blocks.heads import FieldSlice, GroupPlan, group_layout
+from cogdsl.blocks.heads import FieldSlice, GroupPlan
 from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError
 from cogdsl.graph import immediate_graph
-from cogdsl.parse_cog import parse_address
+from cogdsl.groups import plan_groups
 from cogdsl.spec import Block, Spec
 from cogdsl.tasks import make_task
 from cogdsl.train_config import TrainConfig, resolve_train
@@ -53,14 +55,6 @@ def resolved_params(block: Block) -> dict[str, Any]:
     return check_params(kind.params, block.params, block.param_span, block.name, block.span, DiagnosticSink())
 
 
-def head_stages(block: Block, memory_kind: str) -> tuple[ResolvedStage, ...]:
-    """A valid head's addressing stages; a head that writes none gets its memory kind's default."""
-    address = block.address or parse_address(REGISTRY[memory_kind].default_address, block.span)
-    stages = resolve_ntm_address(address, block.name, DiagnosticSink())
-    assert stages is not None
-    return stages
-
-
 def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
     """Shapes of a validated spec; raises ShapeError where sizes do not fit (e.g. the task's)."""
     params = {b.name: resolved_params(b) for b in spec.blocks}
@@ -77,22 +71,13 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
     input_sizes.update({o.name: sum(sizes[r.name] for r in o.sources) for o in spec.outputs})
     sizes.update({o.name: o.size.data for o in spec.outputs})
 
-    groups: dict[tuple[str, str, tuple[ResolvedStage, ...]], tuple[list, list]] = {}
-    for block in spec.blocks:
-        kind = kinds[block.name]
-        if kind.family != "head":
-            continue
-        assert block.memory is not None and block.by is not None
-        key = (block.memory.name, block.by.name, head_stages(block, kinds[block.memory.name].kind))
-        reads, writes = groups.setdefault(key, ([], []))
-        (writes if kind.writes else reads).append((block.name, params[block.name]["heads"]))
-    plans = tuple(GroupPlan(m, c, s, tuple(r), tuple(w)) for (m, c, s), (r, w) in groups.items())
+    plans = plan_groups(spec, DiagnosticSink())
 
     interfaces: dict[str, tuple[tuple[int, FieldSlice], ...]] = {}
     interface_sizes: dict[str, int] = {}
     for index, plan in enumerate(plans):
         offset = interface_sizes.get(plan.controller, 0)
-        layout = group_layout(plan, params[plan.memory]["width"], offset)
+        layout = kinds[plan.memory].layout(plan, params[plan.memory]["width"], offset)
         interfaces[plan.controller] = interfaces.get(plan.controller, ()) + tuple((index, f) for f in layout)
         interface_sizes[plan.controller] = layout[-1].stop if layout else offset
 
@@ -126,7 +111,8 @@ def _step_order(spec: Spec, graph: nx.MultiDiGraph, plans: tuple[GroupPlan, ...]
             order.append(("group", str(group_of[node])))
         elif family == "output":
             order.append(("output", node))
-    written = dict.fromkeys(plan.memory for plan in plans if plan.writes)
+    # A dnc_memory's group does its memory's whole step; other memories apply their writes last.
+    written = dict.fromkeys(plan.memory for plan in plans if plan.writes and not REGISTRY[plan.kind].owns_step)
     order += [("write", memory) for memory in written]
     return tuple(order)
 

@@ -9,6 +9,10 @@ One step runs the units of ``shapes.order``:
 3. outputs: ``activation(W [sources] + b)``;
 4. each memory applies all of this step's writes at once.
 
+A ``dnc_memory`` differs: its one head group runs the memory's whole step in step 2
+(usage, allocation, write, links, then reads of the *new* memory; see
+:mod:`cogdsl.blocks.dnc`), and its usage, links and precedences are state too.
+
 A memory whose only writer is one NTM-addressed head group has steps 2 and 4 done by one
 ``ops.ntm_memory_step`` call (one fused kernel on CUDA); the new memory is computed early but
 only becomes the state for the next step, so the order above is unchanged.
@@ -26,7 +30,6 @@ from torch import nn
 
 from cogdsl import ops
 from cogdsl.blocks import REGISTRY
-from cogdsl.blocks.heads import HeadGroup
 from cogdsl.infer import Shapes
 from cogdsl.spec import Spec
 
@@ -72,7 +75,7 @@ class CompiledModel(nn.Module):
             elif kind.family == "memory":
                 self.memories[name] = kind.build(params)
         self.groups = nn.ModuleList(
-            HeadGroup(plan, shapes.params[plan.memory]["width"], _group_offset(shapes, i))
+            REGISTRY[plan.kind].group_module(plan, shapes.params[plan.memory], _group_offset(shapes, i))
             for i, plan in enumerate(shapes.groups)
         )
         self.outputs = nn.ModuleDict({
@@ -90,7 +93,7 @@ class CompiledModel(nn.Module):
         writers = [group.plan.memory for group in self.groups if group.plan.writes]
         # A memory's only writer, with NTM addressing, runs addressing, reads and write as one op.
         self.fused = tuple(group.fusable and writers.count(group.plan.memory) == 1 for group in self.groups)
-        written = set(writers)
+        written = set(writers) | {group.plan.memory for group in self.groups if group.owns_memory}
         self.unwritten = tuple(name for name in self.memories if name not in written)
 
     # -- state -------------------------------------------------------------------
@@ -105,6 +108,8 @@ class CompiledModel(nn.Module):
             state[name] = memory.initial_state(batch, like)
         for key, group in zip(self.weight_keys, self.groups, strict=True):
             state[key] = group.initial_weights(batch, self.memories[group.plan.memory].slots, like)
+            if group.owns_memory:
+                state.update(group.initial_state(batch, like))
         read_init = {name: p for group in self.groups for name, p in group.read_init.items()}
         for name, key in self.prev_keys:
             if name in read_init:
@@ -119,7 +124,9 @@ class CompiledModel(nn.Module):
         """One time step: x_t (B, input size) or a dict by input name → (y_t, new state).
 
         ``raw=True`` returns outputs before their activation (logits, for the loss);
-        ``trace``, if given, collects each head block's weightings (B, heads, N) by name.
+        ``trace``, if given, collects each head block's weightings (B, heads, N) by name,
+        and for a ``dnc_memory`` its usage (B, N) as ``"MEMORY:usage"`` and each read
+        block's read modes (B, heads, modes) as ``"BLOCK:modes"``.
         """
         values: dict[str, torch.Tensor] = self._inputs(x_t)
         new_state: State = {}
@@ -140,7 +147,17 @@ class CompiledModel(nn.Module):
                 group = self.groups[index]
                 plan = group.plan
                 key = self.weight_keys[index]
-                if self.fused[index]:
+                if group.owns_memory:  # a dnc_memory: usage, write, links, then reads of the new memory
+                    weights, reads, new_state[plan.memory], updates, extras = group.step(
+                        interfaces[plan.controller], state[plan.memory], state[key], state)
+                    new_state.update(updates)
+                    writes = None
+                    if trace is not None:
+                        trace.setdefault(f"{plan.memory}:usage", []).append(extras["usage"])
+                        if "modes" in extras:
+                            for block, start, stop in self.head_slices[index][:len(plan.reads)]:
+                                trace.setdefault(f"{block}:modes", []).append(extras["modes"][:, start:stop])
+                elif self.fused[index]:
                     weights, reads, new_memory = group.address_read_write(
                         interfaces[plan.controller], state[plan.memory], state[key])
                     writes = None
@@ -198,7 +215,8 @@ class CompiledModel(nn.Module):
         """Run a batch-first sequence, x (B, T, I) → y (B, T, O) (dicts by name for several).
 
         ``raw=True``: outputs before their activation. ``return_weights=True``: also return
-        each head block's weightings, (B, T, heads, N), as a dict by block name.
+        each head block's weightings, (B, T, heads, N), as a dict by block name (with a
+        ``dnc_memory``'s usage and read modes too, see :meth:`step`).
         """
         first = next(iter(x.values())) if isinstance(x, dict) else x
         if first.dim() != 3:

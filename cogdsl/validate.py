@@ -3,7 +3,8 @@
 ``validate(spec, graph) -> list[Diagnostic]`` checks, in order: the format version;
 duplicate names; each input, block and output against the kind registry (kind, fields,
 parameters, references, addressing); cycles without a delay; memories no head touches;
-heads without a memory or controller; and the ``train:`` section.
+heads without a memory or controller; the heads of each memory as a whole (a
+``dnc_memory``'s heads share one controller); and the ``train:`` section.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import networkx as nx
 
 from cogdsl.blocks import REGISTRY
-from cogdsl.blocks.addressing import resolve_ntm_address
 from cogdsl.blocks.base import check_params, spelled
 from cogdsl.errors import Diagnostic, DiagnosticSink, Span, hint_for
 from cogdsl.graph import immediate_graph
+from cogdsl.groups import plan_groups
 from cogdsl.spec import SUPPORTED_VERSIONS, Block, Output, Ref, Spec
 from cogdsl.train_config import resolve_train
 
@@ -47,6 +48,7 @@ def validate(spec: Spec, graph: nx.MultiDiGraph) -> list[Diagnostic]:
                    "add an output, e.g. 'y: {size: 8, from: [ctrl]}'")
     _check_cycles(graph, sink)
     _check_memories(spec, graph, sink)
+    plan_groups(spec, sink)
     resolve_train(spec.train, sink)
     return sink.items
 
@@ -137,7 +139,7 @@ def _check_block(block: Block, roles: dict[str, str], kinds: dict[str, str], sin
     if block.memory is not None and "memory" in kind.accepts:
         ok = _check_ref(block.memory, roles, owner, ("memory",), "a memory", sink, delay_ok=False)
         if ok and block.address is not None and "address" in kind.accepts:
-            resolve_ntm_address(block.address, owner, sink)
+            REGISTRY[kinds[block.memory.name]].resolve_address(block.address, owner, sink, kind.writes)
     if block.by is not None and "by" in kind.accepts:
         _check_ref(block.by, roles, owner, ("controller",), "a controller", sink, delay_ok=False)
 

@@ -38,7 +38,7 @@ HEADLINE = re.compile(r"^(?P<file>[^:]+?)(?::(?P<line>\d+):(?P<col>\d+))?: error
 
 # Codes whose diagnostics must carry a hint: the did-you-mean, the allowed values, the cycle.
 HINT_REQUIRED = {"E002", "E003", "E004", "E201", "E202", "E203", "E204", "E205", "E206", "E301", "E302",
-                 "E303", "E304", "E305", "E306", "E307", "E308", "E401", "E402", "E403", "E501", "E601"}
+                 "E303", "E304", "E305", "E306", "E307", "E308", "E309", "E401", "E402", "E403", "E501", "E601"}
 
 # Every code that user input can trigger must be shown by at least one file of the corpus.
 USER_CODES = set(CODES)

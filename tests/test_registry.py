@@ -38,6 +38,8 @@ def test_every_kind_has_a_spec_in_the_library(kind: str) -> None:
 def test_stage_declares_fields(stage: str) -> None:
     kind = STAGES[stage]
     defaults = {p.name: p.default for p in kind.args}
-    fields = kind.fields(defaults, 7)
-    assert fields and all(f.size >= 1 for f in fields)
-    assert all(f.activation in {"identity", "softplus", "oneplus", "sigmoid", "softmax"} for f in fields)
+    assert kind.memories and kind.memories <= {k for k, c in REGISTRY.items() if c.family == "memory"}
+    for memory in kind.memories:
+        fields = kind.fields(defaults, 7, memory)
+        assert fields and all(f.size >= 1 for f in fields)
+        assert all(f.activation in {"identity", "softplus", "oneplus", "sigmoid", "softmax"} for f in fields)

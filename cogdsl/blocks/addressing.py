@@ -43,7 +43,8 @@ class StageKind:
     name: str
     doc: str
     args: tuple[Param, ...]
-    fields: Callable[[dict[str, Any], int], tuple[Field, ...]]
+    # (arguments, slot width, memory kind) -> the fields one head needs for this stage
+    fields: Callable[[dict[str, Any], int, str], tuple[Field, ...]]
     memories: frozenset[str]  # memory kinds this stage works on
 
 
@@ -66,25 +67,46 @@ def _stage(kind: StageKind) -> None:
 
 
 _NTM = frozenset({"memory"})
+_DNC = frozenset({"dnc_memory"})
+
+
+def _content_fields(args: dict[str, Any], width: int, memory: str) -> tuple[Field, ...]:
+    # The DNC paper's strengths are oneplus (beta >= 1): see cogdsl.blocks.dnc for why.
+    return (Field("key", width, "identity"), Field("strength", 1, "oneplus" if memory == "dnc_memory" else "softplus"))
+
 
 _stage(StageKind(
     "content", "content addressing: softmax over slots of strength x similarity(key, slot)",
     (Param("similarity", str, "cosine", choices=("cosine", "dot")),),
-    lambda args, width: (Field("key", width, "identity"), Field("strength", 1, "softplus")),
-    _NTM,
+    _content_fields, _NTM | _DNC,
 ))
 _stage(StageKind(
     "gate", "interpolation with the head's previous weighting",
-    (), lambda args, width: (Field("gate", 1, "sigmoid"),), _NTM,
+    (), lambda args, width, memory: (Field("gate", 1, "sigmoid"),), _NTM,
 ))
 _stage(StageKind(
     "shift", "circular convolution with a distribution over offsets -s..s",
     (Param("s", int, 1, minimum=1, maximum=64),),
-    lambda args, width: (Field("shift", 2 * args["s"] + 1, "softmax"),), _NTM,
+    lambda args, width, memory: (Field("shift", 2 * args["s"] + 1, "softmax"),), _NTM,
 ))
 _stage(StageKind(
     "sharpen", "w^gamma renormalised, gamma >= 1",
-    (), lambda args, width: (Field("gamma", 1, "oneplus"),), _NTM,
+    (), lambda args, width, memory: (Field("gamma", 1, "oneplus"),), _NTM,
+))
+_stage(StageKind(
+    "allocate", "DNC write: the least-used slots, from usage sorted ascending; mixed with content by the "
+    "allocation gate when both are given",
+    (), lambda args, width, memory: (Field("allocation_gate", 1, "sigmoid"),), _DNC,
+))
+_stage(StageKind(
+    "forward", "DNC read: one step forward along the temporal links from the head's previous read "
+    "weighting (slots written after the ones it read); one read mode per write head",
+    (), lambda args, width, memory: (Field("read_mode", 1, "softmax"),), _DNC,
+))
+_stage(StageKind(
+    "backward", "DNC read: one step backward along the temporal links (slots written before the ones it "
+    "read); one read mode per write head",
+    (), lambda args, width, memory: (Field("read_mode", 1, "softmax"),), _DNC,
 ))
 
 # The order NTM stages must come in (Graves et al. 2014, figure 2).
@@ -155,8 +177,8 @@ def resolve_ntm_address(address: Address, owner: str, sink: DiagnosticSink) -> t
 
 
 def address_fields(stages: tuple[ResolvedStage, ...], width: int) -> tuple[Field, ...]:
-    """The interface fields one head needs for its addressing, in stage order."""
+    """The interface fields one NTM head needs for its addressing, in stage order."""
     fields: list[Field] = []
     for stage in stages:
-        fields.extend(STAGES[stage.name].fields(dict(stage.args), width))
+        fields.extend(STAGES[stage.name].fields(dict(stage.args), width, "memory"))
     return tuple(fields)

@@ -32,6 +32,7 @@ from torch import nn
 from cogdsl import ops
 from cogdsl.blocks.addressing import Field, ResolvedStage, address_fields
 from cogdsl.blocks.base import BlockKind, Param, register
+from cogdsl.errors import DiagnosticSink, Span
 
 _HEADS = Param("heads", int, 1, minimum=1, maximum=64, doc="number of heads this block has")
 
@@ -61,14 +62,33 @@ class WriteKind(HeadKind):
 
 
 @dataclass(frozen=True)
+class HeadUse:
+    """One head block as its memory kind sees it when grouping heads."""
+
+    name: str
+    controller: str
+    writes: bool
+    heads: int
+    stages: tuple[ResolvedStage, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
 class GroupPlan:
-    """Which head blocks form a group: reads first, then writes, each with its head count."""
+    """Which head blocks form a group: reads first, then writes, each with its head count.
+
+    ``stages`` is the group's addressing; on a ``dnc_memory``, where reads and writes are
+    addressed differently, ``stages`` is the read heads' mixture and ``write_stages`` the
+    write heads'. ``kind`` is the memory's kind.
+    """
 
     memory: str
     controller: str
     stages: tuple[ResolvedStage, ...]
     reads: tuple[tuple[str, int], ...]
     writes: tuple[tuple[str, int], ...]
+    write_stages: tuple[ResolvedStage, ...] = ()
+    kind: str = "memory"
 
     @property
     def read_heads(self) -> int:
@@ -122,8 +142,32 @@ _ACTIVATIONS = {
 }
 
 
+def activate_fields(layout: list[FieldSlice], interface: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each field of ``layout`` sliced from ``interface`` (B, I) and activated: (B, heads, size), or
+    (B, heads) for size-1 fields."""
+    batch = interface.shape[0]
+    out = {}
+    for f in layout:
+        raw = interface[:, f.offset:f.stop]
+        raw = raw.view(batch, f.heads) if f.size == 1 else raw.view(batch, f.heads, f.size)
+        out[f.name] = _ACTIVATIONS[f.activation](raw)
+    return out
+
+
+def ntm_groups(memory: str, heads: list[HeadUse], sink: DiagnosticSink) -> tuple[GroupPlan, ...]:
+    """NTM heads group by (controller, addressing): each group is one call of each op per step."""
+    groups: dict[tuple[str, tuple[ResolvedStage, ...]], tuple[list, list]] = {}
+    for head in heads:
+        reads, writes = groups.setdefault((head.controller, head.stages), ([], []))
+        (writes if head.writes else reads).append((head.name, head.heads))
+    return tuple(GroupPlan(memory, c, s, tuple(r), tuple(w)) for (c, s), (r, w) in groups.items())
+
+
 class HeadGroup(nn.Module):
     """Runs one group's addressing, reads and write preparation for one step."""
+
+    # The group does its memory's whole step (a dnc_memory) rather than hand writes to it.
+    owns_memory = False
 
     def __init__(self, plan: GroupPlan, width: int, offset: int):
         super().__init__()
@@ -139,13 +183,7 @@ class HeadGroup(nn.Module):
 
     def fields(self, interface: torch.Tensor) -> dict[str, torch.Tensor]:
         """Slice and activate each field: (B, heads, size), or (B, heads) for size-1 fields."""
-        batch = interface.shape[0]
-        out = {}
-        for f in self.layout:
-            raw = interface[:, f.offset:f.stop]
-            raw = raw.view(batch, f.heads) if f.size == 1 else raw.view(batch, f.heads, f.size)
-            out[f.name] = _ACTIVATIONS[f.activation](raw)
-        return out
+        return activate_fields(self.layout, interface)
 
     def forward(
         self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor

@@ -13,7 +13,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from cogdsl.blocks.addressing import ResolvedStage, resolve_ntm_address
 from cogdsl.blocks.base import BlockKind, Param, register
+from cogdsl.blocks.heads import FieldSlice, GroupPlan, HeadGroup, HeadUse, group_layout, ntm_groups
+from cogdsl.errors import DiagnosticSink
+from cogdsl.spec import Address
+
+_MEMORY_PARAMS = (
+    Param("slots", int, minimum=1, maximum=1_048_576, doc="number of memory slots N"),
+    Param("width", int, minimum=1, maximum=65536, doc="width W of each slot"),
+    Param("init", str, "constant", choices=("constant", "learned", "random"),
+          doc="initial contents: a small constant (Collier & Beel 2018 found it trains best), "
+              "a learned matrix, or fresh Gaussian noise per sequence"),
+    Param("init_value", float, 1e-6, doc="the constant for init=constant"),
+    Param("init_std", float, 0.1, minimum=0.0, doc="standard deviation for init=learned or random"),
+)
 
 
 @register
@@ -21,17 +35,36 @@ class MemoryKind(BlockKind):
     kind = "memory"
     family = "memory"
     doc = "NTM memory matrix of `slots` x `width`, read and written by `read`/`write` heads."
-    params = (
-        Param("slots", int, minimum=1, maximum=1_048_576, doc="number of memory slots N"),
-        Param("width", int, minimum=1, maximum=65536, doc="width W of each slot"),
-        Param("init", str, "constant", choices=("constant", "learned", "random"),
-              doc="initial contents: a small constant (Collier & Beel 2018 found it trains best), "
-                  "a learned matrix, or fresh Gaussian noise per sequence"),
-        Param("init_value", float, 1e-6, doc="the constant for init=constant"),
-        Param("init_std", float, 0.1, minimum=0.0, doc="standard deviation for init=learned or random"),
-    )
-    # The address a head gets when it writes none.
-    default_address = "content(cosine) | gate | shift(1) | sharpen"
+    params = _MEMORY_PARAMS
+    # Whether the memory's head group runs the memory's whole step (write included) in its place.
+    owns_step = False
+
+    # -- what a memory kind tells the passes about the heads on it -------------------------
+    @classmethod
+    def default_address(cls, writes: bool) -> str:
+        """The address a read (``writes=False``) or write head gets when it gives none."""
+        return "content(cosine) | gate | shift(1) | sharpen"
+
+    @classmethod
+    def resolve_address(cls, address: Address, owner: str, sink: DiagnosticSink,
+                        writes: bool) -> tuple[ResolvedStage, ...] | None:
+        """A head's addressing stages checked for this memory kind, or None after reporting why not."""
+        return resolve_ntm_address(address, owner, sink)
+
+    @classmethod
+    def plan_groups(cls, memory: str, heads: list[HeadUse], sink: DiagnosticSink) -> tuple[GroupPlan, ...]:
+        """The memory's head groups; problems with the heads as a whole are reported to ``sink``."""
+        return ntm_groups(memory, heads, sink)
+
+    @classmethod
+    def layout(cls, plan: GroupPlan, width: int, offset: int) -> list[FieldSlice]:
+        """Where a group's fields lie in its controller's interface vector, from ``offset``."""
+        return group_layout(plan, width, offset)
+
+    @classmethod
+    def group_module(cls, plan: GroupPlan, params: dict[str, Any], offset: int) -> nn.Module:
+        """The module that runs one group's step."""
+        return HeadGroup(plan, params["width"], offset)
 
     @classmethod
     def build(cls, params: dict[str, Any]) -> NTMMemory:

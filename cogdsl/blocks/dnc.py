@@ -1,0 +1,353 @@
+"""The Differentiable Neural Computer's memory (Graves et al. 2016, Nature 538, Methods).
+
+A ``dnc_memory`` is an N x W matrix with a usage vector u (B, N), one temporal link matrix
+L (B, N, N) and precedence p (B, N) per write head. Its heads are written as mixtures::
+
+    write w on mem by ctrl: content(cosine) + allocate
+    read  r(heads=4) on mem by ctrl: backward + content(cosine) + forward
+
+All heads of a ``dnc_memory`` run as one group, driven by one controller; one step is
+(t is this step, t-1 the previous one; every weighting is (B, heads, N)):
+
+1. usage:  u_t = (u_{t-1} + w^w_{t-1} - u_{t-1} o w^w_{t-1}) o prod_r (1 - f_r w^r_{t-1,r})
+   (:func:`cogdsl.ops.dnc_usage`), with free gates f_r from this step's interface;
+2. allocation a = :func:`cogdsl.ops.dnc_allocation` (u_t): the least-used slots;
+3. write weights: w^w = g_w (g_a a + (1 - g_a) c^w), c^w = content weights of the write key
+   on M_{t-1} (with only ``allocate``: w^w = g_w a; with only ``content``: w^w = g_w c^w);
+4. write: M_t = M_{t-1} o prod_k (1 - w^w_k e_k^T) + sum_k w^w_k v_k^T (:func:`cogdsl.ops.write`);
+5. links: L_t[i, j] = (1 - w_i - w_j) L[i, j] + w_i p[j], zero diagonal; p_t = (1 - sum w) p + w
+   (:func:`cogdsl.ops.dnc_link`);
+6. reads from the *new* memory M_t: forward f = L_t w^r_{t-1} and backward b = L_t^T w^r_{t-1}
+   (:func:`cogdsl.ops.dnc_directional`), content c^r on M_t, mixed by the read modes
+   pi (a softmax over the terms): w^r = pi_b b + pi_c c^r + pi_f f; r = M_t^T w^r.
+
+So, unlike an NTM ``memory``, reads see this step's write, as in the DNC paper.
+
+**Several write heads** (the paper has one; this follows DeepMind's reference code). The
+usage update sees the write heads' combined weighting 1 - prod_k (1 - w^w_{t-1,k}). Head k's
+allocation is computed from a usage that already counts heads 0..k-1 as written,
+u <- u + (1 - u) g_w g_a a_k, so two heads never allocate the same free slot; the state keeps
+u_t itself. Each write head has its own link matrix and precedence, so ``forward`` and
+``backward`` give one read mode per write head: a read head has K backward modes, one
+content mode and K forward modes (1 + 2K with all three terms).
+
+**Interface fields and activations** (per head; the controller's interface vector is
+clamped to [-clip, clip] first, the controller's ``clip`` parameter, as the paper clips):
+
+    read_key         W   identity
+    read_strength    1   oneplus = 1 + softplus   (beta >= 1)
+    free_gate        1   sigmoid
+    read_mode        M   softmax over the modes
+    write_key        W   identity
+    write_strength   1   oneplus
+    erase            W   sigmoid
+    add              W   identity                 (the paper's write vector v)
+    allocation_gate  1   sigmoid                  (when both content and allocate are given)
+    write_gate       1   sigmoid
+
+Strengths are oneplus, as in the paper, rather than softplus as on an NTM memory: a DNC
+head has no sharpening stage, so a strength of at least 1 keeps a content weighting at
+least as sharp as softmax(similarity) and never lets it fade into the uniform weighting,
+which would smear reads and writes over every slot.
+
+``stop_usage_gradient: true`` stops gradients through usage (into the write weights in the
+usage update and into the usage in the allocation), as DeepMind's code does; the default
+follows the paper's equations and differentiates through everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from cogdsl import ops
+from cogdsl.blocks.addressing import ResolvedStage, resolve_stage
+from cogdsl.blocks.base import Param, register
+from cogdsl.blocks.heads import FieldSlice, GroupPlan, HeadUse, activate_fields
+from cogdsl.blocks.memory import _MEMORY_PARAMS, MemoryKind, NTMMemory
+from cogdsl.errors import DiagnosticSink
+from cogdsl.spec import Address
+
+READ_TERMS = ("backward", "content", "forward")
+WRITE_TERMS = ("content", "allocate")
+
+
+@register
+class DNCMemoryKind(MemoryKind):
+    kind = "dnc_memory"
+    doc = ("DNC memory of `slots` x `width` with usage, allocation by sorted usage and temporal links; "
+           "written by `write` heads (`content(cosine) + allocate`), then read by `read` heads "
+           "(`backward + content(cosine) + forward`).")
+    params = (
+        *_MEMORY_PARAMS,
+        Param("stop_usage_gradient", bool, False,
+              doc="no gradient through usage (DeepMind's code does this); the default follows the paper"),
+    )
+
+    owns_step = True
+
+    @classmethod
+    def default_address(cls, writes: bool) -> str:
+        return " + ".join(WRITE_TERMS if writes else READ_TERMS).replace("content", "content(cosine)")
+
+    @classmethod
+    def resolve_address(cls, address: Address, owner: str, sink: DiagnosticSink,
+                        writes: bool) -> tuple[ResolvedStage, ...] | None:
+        """A mixture of distinct single-stage terms: write heads mix content and allocate, read heads
+        backward, content and forward."""
+        allowed = WRITE_TERMS if writes else READ_TERMS
+        role = "write" if writes else "read"
+        example = cls.default_address(writes)
+        terms: list[ResolvedStage] = []
+        for term in address.terms:
+            if len(term.stages) != 1:
+                sink.error("E402", f"{owner}: on a dnc_memory each term of the mixture is one weighting; "
+                           "'|' pipes are for NTM memories", term.stages[1].span, f"write e.g. '{example}'")
+                return None
+            resolved = resolve_stage(term.stages[0], owner, sink)
+            if resolved is None:
+                return None
+            span = term.stages[0].span
+            if resolved.name not in allowed:
+                sink.error("E402", f"{owner}: '{resolved.name}' is not a {role} weighting of a dnc_memory", span,
+                           f"{role} heads on a dnc_memory mix {', '.join(allowed)}, e.g. '{example}'")
+                return None
+            if any(t.name == resolved.name for t in terms):
+                sink.error("E402", f"{owner}: '{resolved.name}' appears twice in the mixture", span,
+                           "use each weighting once")
+                return None
+            terms.append(resolved)
+        return tuple(terms)
+
+    @classmethod
+    def plan_groups(cls, memory: str, heads: list[HeadUse], sink: DiagnosticSink) -> tuple[GroupPlan, ...]:
+        """One group for all heads: one controller, one read mixture and one write mixture."""
+        first = heads[0]
+        problems = len(sink.items)
+        for head in heads[1:]:
+            if head.controller != first.controller:
+                sink.error("E309", f"dnc_memory '{memory}': '{head.name}' is driven by '{head.controller}' but "
+                           f"'{first.name}' by '{first.controller}'; the heads of a dnc_memory share one controller",
+                           head.span, f"drive it by '{first.controller}'")
+        for writes in (False, True):
+            same_role = [h for h in heads if h.writes == writes]
+            for head in same_role[1:]:
+                if head.stages != same_role[0].stages:
+                    role = "write" if writes else "read"
+                    sink.error("E309", f"dnc_memory '{memory}': '{head.name}' and '{same_role[0].name}' are "
+                               f"{role} heads with different addresses", head.span,
+                               f"give every {role} head of '{memory}' the same address, or one block "
+                               "with heads: n")
+        writers = [h for h in heads if h.writes]
+        for head in heads:
+            directional = [s.name for s in head.stages if s.name in ("forward", "backward")]
+            if not head.writes and directional and not writers:
+                sink.error("E309", f"dnc_memory '{memory}': '{head.name}' follows the temporal links "
+                           f"('{directional[0]}') but no write head makes them", head.span,
+                           f"add a write head on '{memory}', or read by content only")
+        if len(sink.items) > problems:
+            return ()
+        reads = tuple((h.name, h.heads) for h in heads if not h.writes)
+        read_stages = next((h.stages for h in heads if not h.writes), ())
+        return (GroupPlan(memory, first.controller, read_stages, reads, tuple((h.name, h.heads) for h in writers),
+                          writers[0].stages if writers else (), cls.kind),)
+
+    @classmethod
+    def layout(cls, plan: GroupPlan, width: int, offset: int) -> list[FieldSlice]:
+        return dnc_layout(plan, width, offset)
+
+    @classmethod
+    def group_module(cls, plan: GroupPlan, params: dict[str, Any], offset: int) -> nn.Module:
+        return DNCGroup(plan, params["width"], params["slots"], offset, params["stop_usage_gradient"])
+
+    @classmethod
+    def build(cls, params: dict[str, Any]) -> NTMMemory:
+        return NTMMemory(params["slots"], params["width"], params["init"], params["init_value"], params["init_std"])
+
+
+def read_modes(plan: GroupPlan) -> tuple[str, ...]:
+    """The read modes in order, e.g. ('backward', 'content', 'forward'); per write head when there are several."""
+    writers = plan.write_heads
+    modes: list[str] = []
+    for stage in plan.stages:
+        if stage.name == "content":
+            modes.append("content")
+        else:
+            modes += [stage.name] if writers == 1 else [f"{stage.name}:{k}" for k in range(writers)]
+    return tuple(modes)
+
+
+def dnc_layout(plan: GroupPlan, width: int, offset: int) -> list[FieldSlice]:
+    """The group's interface fields: the read heads' (key, strength, free gate, modes), then the write heads'."""
+    reads, writes = plan.read_heads, plan.write_heads
+    read_terms = {s.name for s in plan.stages}
+    write_terms = {s.name for s in plan.write_stages}
+    fields: list[tuple[str, int, int, str, int]] = []  # name, heads, size, activation, first head
+    if reads:
+        if "content" in read_terms:
+            fields += [("read_key", reads, width, "identity", 0), ("read_strength", reads, 1, "oneplus", 0)]
+        fields.append(("free_gate", reads, 1, "sigmoid", 0))
+        modes = len(read_modes(plan))
+        if modes > 1:
+            fields.append(("read_mode", reads, modes, "softmax", 0))
+    if writes:
+        if "content" in write_terms:
+            fields += [("write_key", writes, width, "identity", reads), ("write_strength", writes, 1, "oneplus", reads)]
+        fields += [("erase", writes, width, "sigmoid", reads), ("add", writes, width, "identity", reads)]
+        if write_terms == {"content", "allocate"}:
+            fields.append(("allocation_gate", writes, 1, "sigmoid", reads))
+        fields.append(("write_gate", writes, 1, "sigmoid", reads))
+    slices = []
+    for name, heads, size, activation, first_head in fields:
+        slices.append(FieldSlice(name, offset, heads, size, activation, first_head))
+        offset = slices[-1].stop
+    return slices
+
+
+class DNCGroup(nn.Module):
+    """Every head of one ``dnc_memory``: the memory's whole step (usage, write, links, reads)."""
+
+    owns_memory = True
+    fusable = False
+
+    def __init__(self, plan: GroupPlan, width: int, slots: int, offset: int, stop_usage_gradient: bool):
+        super().__init__()
+        self.plan = plan
+        self.width, self.slots = width, slots
+        self.layout = dnc_layout(plan, width, offset)
+        self.read_terms = tuple(s.name for s in plan.stages)
+        self.write_terms = tuple(s.name for s in plan.write_stages)
+        self.modes = read_modes(plan)
+        self.stop_usage_gradient = stop_usage_gradient
+        self.read_similarity = _similarity(plan.stages)
+        self.write_similarity = _similarity(plan.write_stages)
+        memory = plan.memory
+        self.state_keys = (f"usage:{memory}", f"link:{memory}", f"precedence:{memory}")
+        # r@prev at t = 0: a learned vector per read block, as for NTM heads.
+        self.read_init = nn.ParameterDict({
+            name: nn.Parameter(torch.randn(heads * width) * 0.01) for name, heads in plan.reads
+        })
+
+    def fields(self, interface: torch.Tensor) -> dict[str, torch.Tensor]:
+        return activate_fields(self.layout, interface)
+
+    def initial_weights(self, batch: int, slots: int, like: torch.Tensor) -> torch.Tensor:
+        """No head has read or written anything yet: zero weightings, (B, H, N)."""
+        return like.new_zeros(batch, self.plan.heads, slots)
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Usage (B, N), links (B, K, N, N) and precedences (B, K, N), all zero."""
+        usage, link, precedence = self.state_keys
+        writers, slots = self.plan.write_heads, self.slots
+        return {usage: like.new_zeros(batch, slots), link: like.new_zeros(batch, writers, slots, slots),
+                precedence: like.new_zeros(batch, writers, slots)}
+
+    def step(self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor,
+             state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor,
+                                                     dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """One step of the memory and all its heads.
+
+        Args:
+            interface: (B, I) the controller's clamped interface vector.
+            memory: (B, N, W) M_{t-1}.
+            previous: (B, R + K, N) last step's read weights, then write weights.
+            state: the memory's usage, links and precedences by :attr:`state_keys`.
+
+        Returns:
+            weights (B, R + K, N) (reads, then writes); reads (B, R, W) or None; the new
+            memory M_t; the new usage, links and precedences by key; and, for pictures,
+            ``modes`` (B, R, M) and ``usage`` (B, N).
+        """
+        f = self.fields(interface)
+        plan = self.plan
+        reads_n, writes_n = plan.read_heads, plan.write_heads
+        batch, slots = memory.shape[0], memory.shape[1]
+        usage_key, link_key, precedence_key = self.state_keys
+        usage, link, precedence = state[usage_key], state[link_key], state[precedence_key]
+        previous_read, previous_write = previous[:, :reads_n], previous[:, reads_n:]
+
+        if writes_n:
+            written = 1 - torch.prod(1 - previous_write, dim=1)  # the write heads together, (B, N)
+            if self.stop_usage_gradient:
+                written = written.detach()
+            if reads_n:
+                usage = ops.dnc_usage(usage, written, previous_read, f["free_gate"])
+            else:
+                usage = usage + written - usage * written
+            write_weights = self._write_weights(f, memory, usage)
+            new_memory = ops.write(memory, write_weights, f["erase"], f["add"])
+            flat_link, flat_precedence = ops.dnc_link(link.reshape(batch * writes_n, slots, slots),
+                                                      precedence.reshape(batch * writes_n, slots),
+                                                      write_weights.reshape(batch * writes_n, slots))
+            link = flat_link.view(batch, writes_n, slots, slots)
+            precedence = flat_precedence.view(batch, writes_n, slots)
+        else:
+            write_weights = previous_write
+            new_memory = memory
+
+        reads = modes = None
+        read_weights = previous_read
+        if reads_n:
+            read_weights, modes = self._read_weights(f, new_memory, link, previous_read)
+            reads = ops.read(new_memory, read_weights)
+        weights = torch.cat([read_weights, write_weights], dim=1)
+        extras = {"usage": usage}
+        if modes is not None:
+            extras["modes"] = modes
+        return weights, reads, new_memory, {usage_key: usage, link_key: link, precedence_key: precedence}, extras
+
+    def _write_weights(self, f: dict[str, torch.Tensor], memory: torch.Tensor, usage: torch.Tensor) -> torch.Tensor:
+        """w^w_k = g_w (g_a a_k + (1 - g_a) c_k), (B, K, N); a_k sees heads 0..k-1 as written."""
+        write_gate = f["write_gate"].unsqueeze(-1)  # (B, K, 1)
+        content = allocation = None
+        if "content" in self.write_terms:
+            content = ops.content_weights(memory, f["write_key"], f["write_strength"], self.write_similarity)
+        if "allocate" in self.write_terms:
+            allocation_gate = f["allocation_gate"] if content is not None else torch.ones_like(f["write_gate"])
+            free = usage.detach() if self.stop_usage_gradient else usage
+            allocations = []
+            for k in range(self.plan.write_heads):
+                allocations.append(ops.dnc_allocation(free))
+                if k + 1 < self.plan.write_heads:
+                    claimed = (f["write_gate"][:, k] * allocation_gate[:, k]).unsqueeze(-1) * allocations[-1]
+                    free = free + (1 - free) * claimed
+            allocation = torch.stack(allocations, dim=1)  # (B, K, N)
+        if content is not None and allocation is not None:
+            mix = f["allocation_gate"].unsqueeze(-1)
+            return write_gate * (mix * allocation + (1 - mix) * content)
+        chosen = allocation if allocation is not None else content
+        assert chosen is not None
+        return write_gate * chosen
+
+    def _read_weights(self, f: dict[str, torch.Tensor], memory: torch.Tensor, link: torch.Tensor,
+                      previous_read: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """w^r = sum_m pi_m (mode m's weighting), (B, R, N); and the modes pi (B, R, M)."""
+        batch, reads_n, slots = previous_read.shape
+        writes_n = self.plan.write_heads
+        forward = backward = None
+        if "forward" in self.read_terms or "backward" in self.read_terms:
+            # each write head's links, followed from every read head's previous weighting
+            repeated = previous_read.unsqueeze(1).expand(batch, writes_n, reads_n, slots)
+            flat_forward, flat_backward = ops.dnc_directional(link.reshape(batch * writes_n, slots, slots),
+                                                              repeated.reshape(batch * writes_n, reads_n, slots))
+            forward = flat_forward.view(batch, writes_n, reads_n, slots).transpose(1, 2)  # (B, R, K, N)
+            backward = flat_backward.view(batch, writes_n, reads_n, slots).transpose(1, 2)
+        parts = []
+        for term in self.read_terms:
+            if term == "content":
+                parts.append(ops.content_weights(memory, f["read_key"], f["read_strength"],
+                                                 self.read_similarity).unsqueeze(2))
+            else:
+                parts.append(forward if term == "forward" else backward)
+        candidates = torch.cat(parts, dim=2)  # (B, R, M, N)
+        if "read_mode" in f:
+            modes = f["read_mode"]
+        else:
+            modes = candidates.new_ones(batch, reads_n, 1)
+        return (modes.unsqueeze(-1) * candidates).sum(dim=2), modes
+
+
+def _similarity(stages: tuple[ResolvedStage, ...]) -> str:
+    return next((s.arg("similarity") for s in stages if s.name == "content"), "cosine")
