@@ -42,7 +42,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +95,13 @@ class EvalResult:
     bit_errors: float
     loss: float
     perfect: float
+    metrics: dict[str, float] = field(default_factory=dict)  # the task's own scores, means over sequences
 
     def describe(self, name: str) -> str:
         at = f" at length {self.length}" if self.length is not None else ""
+        extra = "".join(f", {metric.replace('_', ' ')} {100 * value:.1f}%" for metric, value in self.metrics.items())
         return (f"{name}{at}: {_num(self.bit_errors)} bit errors per sequence (mean over {self.sequences} "
-                f"sequences), {100 * self.perfect:.1f}% sequences perfect, loss {_num(self.loss)}")
+                f"sequences), {100 * self.perfect:.1f}% sequences perfect{extra}, loss {_num(self.loss)}")
 
 
 @dataclass
@@ -237,6 +239,7 @@ def evaluate(model: torch.nn.Module, task: Task, *, length: int | None = None, s
     was_training = model.training
     model.eval()
     errors: list[torch.Tensor] = []
+    scores: dict[str, list[torch.Tensor]] = {}
     loss_total = torch.zeros((), dtype=torch.float64)
     try:
         with torch.no_grad():
@@ -249,12 +252,15 @@ def evaluate(model: torch.nn.Module, task: Task, *, length: int | None = None, s
                 logits = _logits(model, data.inputs)
                 loss_total += sequence_loss(logits, data).double().cpu() * n
                 errors.append(bit_errors(logits, data).cpu())
+                for metric, values in task.metrics(logits, data).items():
+                    scores.setdefault(metric, []).append(values.cpu())
                 done += n
     finally:
         model.train(was_training)
     per_sequence = torch.cat(errors)
     return EvalResult(length=length, sequences=sequences, bit_errors=float(per_sequence.mean()),
-                      loss=float(loss_total) / sequences, perfect=float((per_sequence == 0).float().mean()))
+                      loss=float(loss_total) / sequences, perfect=float((per_sequence == 0).float().mean()),
+                      metrics={metric: float(torch.cat(values).mean()) for metric, values in scores.items()})
 
 
 # -- the run folder ---------------------------------------------------------------------------------------

@@ -281,6 +281,16 @@ class Task:
                 )
         return values
 
+    # -- metrics beyond bit errors ----------------------------------------------------------
+
+    def metrics(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        """Task-specific scores per sequence, by name, each ``(B,)`` in ``[0, 1]``; none by default.
+
+        ``cogdsl eval`` and the evaluations during training report their means beside the
+        bit errors (the graph tasks report :func:`~cogdsl.tasks.graph.answer_accuracy`).
+        """
+        return {}
+
     # -- sizes and sampling -------------------------------------------------------------
 
     @property

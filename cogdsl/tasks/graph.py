@@ -199,6 +199,10 @@ def answer_accuracy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 class GraphTask(Task):
     """Common parameters, checks, graph drawing and encoding of the graph tasks."""
 
+    def metrics(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        """``answer_accuracy``: the fraction of answer steps with every bit right, per sequence."""
+        return {"answer_accuracy": answer_accuracy(logits, batch)}
+
     params: ClassVar[tuple[TaskParam, ...]] = (
         TaskParam("id_bits", int, 6, minimum=1, maximum=30, doc="bits of a node id; ids are random in [0, 2**id_bits)"),
         TaskParam("labels", int, 4, minimum=1, doc="distinct edge labels"),
