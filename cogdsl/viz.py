@@ -109,6 +109,8 @@ def plot_weightings(model: torch.nn.Module, inputs: torch.Tensor, png_path: str 
         panels.append(("targets", t.cpu().T, "channel"))
     panels.append(("outputs (sigmoid)", probs.T, "channel"))
     for name, w in weights.items():  # (1, T, heads, N)
+        if ":" in name:
+            continue  # a dnc_memory's usage and read modes: `cogdsl trace` draws those
         heads = w.shape[2]
         for h in range(heads):
             label = f"{name} weighting" + (f" (head {h})" if heads > 1 else "")

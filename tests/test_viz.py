@@ -79,3 +79,20 @@ def test_weightings_png_has_a_panel_per_head(tmp_path):
     _, height_plain = png_size(plot_weightings(cogdsl.compile(cogdsl.load(plain)), x.unsqueeze(0),
                                                tmp_path / "plain.png"))
     assert height_with_heads > height_plain  # inputs/targets/outputs + 3 head panels vs inputs/outputs
+
+
+def test_weightings_png_of_a_dnc_draws_head_panels_only(tmp_path):
+    spec_path = tmp_path / "dnc.cog"
+    spec_path.write_text("model d\ninput x: 5\noutput y: 4 = sigmoid(ctrl, r)\nlstm ctrl(hidden=8) <- x, r@prev\n"
+                         "dnc_memory mem(slots=6, width=4)\nwrite w on mem by ctrl\nread r on mem by ctrl\n")
+    torch.manual_seed(0)
+    model = cogdsl.compile(cogdsl.load(spec_path))
+    _, weights = model(torch.rand(1, 7, 5), return_weights=True)
+    assert {"mem:usage", "r:modes"} <= weights.keys()  # these are `cogdsl trace`'s to draw
+    ntm_path = tmp_path / "ntm.cog"
+    ntm_path.write_text(spec_path.read_text().replace("dnc_memory", "memory"))
+    ntm = cogdsl.compile(cogdsl.load(ntm_path))
+    x = torch.rand(7, 5)
+    # the same panels (inputs, outputs, one write and one read head) as the NTM of the same shape
+    assert png_size(plot_weightings(model, x, tmp_path / "d.png")) == png_size(
+        plot_weightings(ntm, x, tmp_path / "n.png"))

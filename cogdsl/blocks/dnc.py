@@ -50,9 +50,9 @@ head has no sharpening stage, so a strength of at least 1 keeps a content weight
 least as sharp as softmax(similarity) and never lets it fade into the uniform weighting,
 which would smear reads and writes over every slot.
 
-``stop_usage_gradient: true`` stops gradients through usage (into the write weights in the
-usage update and into the usage in the allocation), as DeepMind's code does; the default
-follows the paper's equations and differentiates through everything.
+``stop_usage_gradient: true`` stops the gradient into the previous write weights in the usage
+update, as DeepMind's reference code does; the default follows the paper's equations and
+differentiates through everything.
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ class DNCMemoryKind(MemoryKind):
     params = (
         *_MEMORY_PARAMS,
         Param("stop_usage_gradient", bool, False,
-              doc="no gradient through usage (DeepMind's code does this); the default follows the paper"),
+              doc="no gradient into the previous write weights in the usage update (as DeepMind's code); "
+                  "the default follows the paper"),
     )
 
     owns_step = True
@@ -306,7 +307,7 @@ class DNCGroup(nn.Module):
             content = ops.content_weights(memory, f["write_key"], f["write_strength"], self.write_similarity)
         if "allocate" in self.write_terms:
             allocation_gate = f["allocation_gate"] if content is not None else torch.ones_like(f["write_gate"])
-            free = usage.detach() if self.stop_usage_gradient else usage
+            free = usage
             allocations = []
             for k in range(self.plan.write_heads):
                 allocations.append(ops.dnc_allocation(free))
