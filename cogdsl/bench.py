@@ -1,12 +1,19 @@
-"""``cogdsl bench``: the NTM memory step and a whole training step, timed on every execution path.
+"""``cogdsl bench``: the NTM memory step, the DNC step and a whole training step, timed on every execution path.
 
-Two sections, each a table with one row per (memory size, path):
+Three sections, each a table with one row per (memory size, path):
 
 * **memory step** -- :func:`cogdsl.ops.ntm_memory_step` with 1 read and 1 write head, shift
   offsets -1..1, float32, at batch B, width W and each slot count N: the forward alone (under
   ``torch.no_grad``) and the forward plus the backward of a fixed random projection of all
   three outputs, ``(weights·gw).sum() + (reads·gr).sum() + (new_memory·gm).sum()``, with
   respect to every input;
+* **DNC step** -- :meth:`cogdsl.blocks.dnc.DNCGroup.step`, the whole step of one ``dnc_memory``
+  (usage, allocation, write weights, write, temporal links, then the reads of the new memory)
+  with 4 read heads (``backward + content(cosine) + forward``) and 1 write head
+  (``content(cosine) + allocate``), the DNC paper's setup, float32, at batch B, width W and each
+  slot count N: the forward alone and the forward plus the backward of a fixed random
+  projection of all six outputs (weightings, reads, memory, usage, links, precedence) with
+  respect to every input (interface vector, memory, last weightings, usage, links, precedence);
 * **training step** -- a spec compiled by :func:`cogdsl.compile`, trained as ``cogdsl train``
   trains it (the spec's task, loss, gradient clipping and optimizer): the forward over one
   batch of sequences alone, and one whole step (forward, loss, backward, clip, optimizer step).
@@ -17,14 +24,16 @@ Paths:
 * ``eager`` -- cogdsl's ``torch`` backend (PyTorch ops, backward passes written by hand);
 * ``eager-reference`` -- the plain autograd equations, :mod:`cogdsl.ops.ntm` (memory step only);
 * ``compiled-reference`` -- ``torch.compile`` of the reference: of
-  :func:`cogdsl.ops.ntm.ntm_memory_step`, and of the model's time step (``CompiledModel.step``,
-  one graph reused for every step: compiling the whole unrolled sequence takes minutes) on the
-  ``torch`` backend.
+  :func:`cogdsl.ops.ntm.ntm_memory_step`, of the DNC step (:func:`dnc_step`) on the ``torch``
+  backend, and of the model's time step (``CompiledModel.step``, one graph reused for every step:
+  compiling the whole unrolled sequence takes minutes) on the ``torch`` backend.
 
 A time is the median of repeated calls after warm-up calls (:class:`Timing`; CUDA events on a GPU).
 GB/s divide the bytes that must move -- the memory read once and written once -- by the time:
 forward 2·B·N·W·itemsize (M read, M' written), forward + backward 5·B·N·W·itemsize (adding the
-backward's reads of M and dM' and its write of dM). On CUDA each GB/s is also given as a
+backward's reads of M and dM' and its write of dM); for the DNC step the link matrix L (B, N, N) is
+counted with M: forward 2·B·(N² + N·W)·itemsize, forward + backward 5·B·(N² + N·W)·itemsize
+(:func:`dnc_step_bytes`). On CUDA each GB/s is also given as a
 percentage of the device's copy bandwidth, measured by copying a 1 GiB buffer.
 """
 
@@ -49,6 +58,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from cogdsl.blocks.dnc import DNCGroup
 from cogdsl.errors import UsageError
 from cogdsl.spec import Spec, Value
 
@@ -63,22 +73,44 @@ __all__ = [
     "bench",
     "bench_command",
     "copy_bandwidth_gbps",
+    "dnc_group",
+    "dnc_step",
+    "dnc_step_backends",
+    "dnc_step_bytes",
+    "dnc_step_inputs",
     "median_ms",
     "memory_step_bytes",
 ]
 
 TRITON, EAGER, EAGER_REFERENCE, COMPILED_REFERENCE = "triton", "eager", "eager-reference", "compiled-reference"
-MEMORY_STEP, TRAINING_STEP = "memory step", "training step"
-SECTIONS = (MEMORY_STEP, TRAINING_STEP)
+MEMORY_STEP, DNC_STEP, TRAINING_STEP = "memory step", "dnc step", "training step"
+SECTIONS = (MEMORY_STEP, DNC_STEP, TRAINING_STEP)
 DEFAULT_SLOTS = (128, 4096, 65536)
+DEFAULT_DNC_SLOTS = (256, 1024)
 DEFAULT_SPEC = "specs/ntm_copy.yaml"
 
 #: The memory step's heads: 1 read and 1 write head with shift offsets -1..1, as the NTM copy model has.
 HEADS, WRITE_HEADS, SHIFTS = 2, 1, 3
+#: The DNC step's heads: 4 read heads and 1 write head, as in the DNC paper.
+DNC_READS, DNC_WRITES = 4, 1
+#: The spec the DNC step's group is compiled from (the controller and the output only give it an interface).
+DNC_SPEC = """cogdsl 1
+model dnc_bench
+input  x: 8
+output y: 8 = sigmoid(ctrl, r)
+lstm       ctrl(hidden=64) <- x, r@prev
+dnc_memory mem(slots={slots}, width={width})
+write      w(heads={writes}) on mem by ctrl: content(cosine) + allocate
+read       r(heads={reads}) on mem by ctrl: backward + content(cosine) + forward
+"""
 COPY_BYTES = 1 << 30
 NEEDS_GPU = "triton: not run: the Triton path needs a CUDA GPU (Triton's interpreter is for testing, not timing)"
 BYTES_NOTE = ("GB/s = bytes that must move / time, the memory read once and written once: fwd 2·B·N·W·{size} "
               "(M read, M' written); fwd+bwd 5·B·N·W·{size} (adds the backward's read of M and dM' and write of dM)")
+DNC_BYTES_NOTE = ("GB/s = bytes that must move / time, the link matrix L (B, N, N) and the memory M read once and "
+                  "written once: fwd 2·B·(N² + N·W)·{size} (L and M read, L' and M' written); fwd+bwd "
+                  "5·B·(N² + N·W)·{size} (adds the backward's reads of L, M, dL', dM' and writes of dL, dM); "
+                  "usage, precedence and weightings (B·N each) are not counted")
 #: What each path runs, per section.
 PATH_NOTES = {
     MEMORY_STEP: {
@@ -86,6 +118,11 @@ PATH_NOTES = {
         EAGER: "cogdsl's torch backend (hand-written backward)",
         EAGER_REFERENCE: "cogdsl.ops.ntm.ntm_memory_step, plain autograd",
         COMPILED_REFERENCE: "torch.compile(cogdsl.ops.ntm.ntm_memory_step)",
+    },
+    DNC_STEP: {
+        TRITON: "every op of the step on its Triton kernel",
+        EAGER: "cogdsl's torch backend",
+        COMPILED_REFERENCE: "torch.compile of the eager step",
     },
     TRAINING_STEP: {
         TRITON: "backend auto: the Triton kernels where cogdsl has one, the torch backend elsewhere",
@@ -108,6 +145,7 @@ class BenchOptions:
 
     spec: str = DEFAULT_SPEC
     slots: tuple[int, ...] = DEFAULT_SLOTS
+    dnc_slots: tuple[int, ...] = DEFAULT_DNC_SLOTS
     batch: int = 64
     width: int = 20
     length: int | None = None
@@ -122,11 +160,14 @@ class BenchOptions:
 
     def check(self) -> None:
         """Raise :class:`UsageError` on a size or count out of range."""
-        for name, values in (("--slots", self.slots), ("--train-slots", self.train_slots or ())):
+        for name, values in (("--slots", self.slots), ("--dnc-slots", self.dnc_slots),
+                             ("--train-slots", self.train_slots or ())):
             for value in values:
                 _check_at_least(name, value, 1)
         if not self.slots and MEMORY_STEP in self.sections:
             raise UsageError("--slots needs at least one slot count")
+        if not self.dnc_slots and DNC_STEP in self.sections:
+            raise UsageError("--dnc-slots needs at least one slot count")
         _check_at_least("--batch", self.batch, 1)
         _check_at_least("--width", self.width, 1)
         _check_at_least("--warmup", self.warmup, 0)
@@ -140,7 +181,11 @@ class BenchOptions:
         """The ``cogdsl bench`` command that reruns these options."""
         words = ["cogdsl", "bench", self.spec]
         if MEMORY_STEP in self.sections:
-            words += ["--slots", *map(str, self.slots), "--width", str(self.width)]
+            words += ["--slots", *map(str, self.slots)]
+        if DNC_STEP in self.sections:
+            words += ["--dnc-slots", *map(str, self.dnc_slots)]
+        if MEMORY_STEP in self.sections or DNC_STEP in self.sections:
+            words += ["--width", str(self.width)]
         words += ["--batch", str(self.batch)]
         if self.length is not None:
             words += ["--len", str(self.length)]
@@ -225,12 +270,27 @@ class BenchResult:
         return {"command": self.command, "machine": self.machine, "copy_gbps": self.copy_gbps,
                 "spec_name": self.spec_name,
                 "triton_note": self.triton_note, "bytes_definition": BYTES_NOTE.format(size="itemsize"),
+                "dnc_bytes_definition": DNC_BYTES_NOTE.format(size="itemsize"),
                 "rows": [row.to_json() for row in self.rows]}
 
 
 def memory_step_bytes(batch: int, slots: int, width: int, itemsize: int = 4) -> tuple[int, int]:
     """(forward, forward + backward) bytes that must move: 2·B·N·W and 5·B·N·W elements."""
     elements = batch * slots * width
+    return 2 * elements * itemsize, 5 * elements * itemsize
+
+
+def dnc_step_bytes(batch: int, slots: int, width: int, write_heads: int = DNC_WRITES,
+                   itemsize: int = 4) -> tuple[int, int]:
+    """(forward, forward + backward) bytes that must move in the DNC step: 2·S and 5·S, S = B·(K·N² + N·W) elements.
+
+    The model: each write head's link matrix L (N x N) and the memory M (N x W) are the state that
+    must be read once and written once (L and M read, L' and M' written; the directional reads
+    and the content reads can use L' and M' as they are made). The backward adds 3 more of each:
+    the reads of L, M and of the incoming dL', dM', and the writes of dL, dM. Usage, precedence
+    and the weightings are B·N each, small next to B·N² at any N worth timing, and not counted.
+    """
+    elements = batch * (write_heads * slots * slots + slots * width)
     return 2 * elements * itemsize, 5 * elements * itemsize
 
 
@@ -407,18 +467,26 @@ def _memory_step_functions(device: torch.device, compile: bool) -> dict[str, Cal
     return functions
 
 
-def _time_memory_step(path: str, function: Callable[..., Any], inputs: list[Tensor], projections: list[Tensor],
-                      row: Row, *, timing: Timing, device: torch.device) -> None:
-    """Fill ``row`` with the path's forward and forward+backward times."""
+def _time_step(path: str, function: Callable[..., Any], inputs: list[Tensor], projections: list[Tensor],
+               row: Row, *, timing: Timing, device: torch.device, backend: str | None = None) -> None:
+    """Fill ``row`` with the path's forward and forward+backward times.
+
+    ``backend``, if given, is forced around each call (outside the compiled function, for ``compiled-reference``).
+    """
+    from cogdsl import ops
+
+    def on_backend() -> contextlib.AbstractContextManager[object]:
+        return ops.use_backend(backend) if backend is not None else contextlib.nullcontext()
 
     def forward() -> None:
-        with torch.no_grad():
+        with torch.no_grad(), on_backend():
             function(*inputs)
 
     def forward_backward() -> None:
-        outputs = function(*inputs)
-        loss = sum((out * proj).sum() for out, proj in zip(outputs, projections, strict=True))
-        torch.autograd.grad(loss, inputs)
+        with on_backend():
+            outputs = function(*inputs)
+            loss = sum((out * proj).sum() for out, proj in zip(outputs, projections, strict=True))
+            torch.autograd.grad(loss, inputs)
 
     with _quiet_compile() if path == COMPILED_REFERENCE else contextlib.nullcontext():
         if path == COMPILED_REFERENCE:
@@ -440,10 +508,112 @@ def bench_memory_step(options: BenchOptions, device: torch.device, *, timing: Ti
             progress(f"memory step, N={slots}: {path}")
             row = Row(MEMORY_STEP, path, options.batch, slots, options.width, 1, *nbytes)
             try:
-                _time_memory_step(path, function, inputs, projections, row, timing=timing, device=device)
+                _time_step(path, function, inputs, projections, row, timing=timing, device=device)
             except Exception as err:  # a path that cannot run here is a row that says why
                 row.ms_forward = row.ms_forward_backward = None
                 row.note = f"not available: {_reason(err)}"
+            rows.append(row)
+            _free(device)
+        del inputs, projections
+        _free(device)
+    return rows
+
+
+# -- the DNC step ---------------------------------------------------------------------------------------
+
+
+def dnc_group(slots: int, width: int) -> tuple[DNCGroup, int]:
+    """The group of one ``dnc_memory`` of ``slots`` x ``width`` with 4 read and 1 write head, and its interface size.
+
+    Compiled from :data:`DNC_SPEC` by :func:`cogdsl.compile`, as any spec's group is.
+    """
+    import cogdsl
+    from cogdsl.pipeline import parse_text
+
+    text = DNC_SPEC.format(slots=slots, width=width, reads=DNC_READS, writes=DNC_WRITES)
+    model = cogdsl.compile(parse_text(text, "<cogdsl bench: dnc step>", "cog"))
+    group = model.groups[0]
+    assert isinstance(group, DNCGroup)
+    return group, model.shapes.interface_sizes[group.plan.controller]
+
+
+def dnc_step_inputs(group: DNCGroup, interface_size: int, batch: int, device: torch.device,
+                    seed: int = 0) -> tuple[list[Tensor], list[Tensor]]:
+    """Random inputs of :func:`dnc_step` in their ranges (requiring grad), and projections of its outputs.
+
+    Returns (interface, memory, previous, usage, link, precedence): a random interface vector
+    (B, I) (the step applies each field's activation), memory (B, N, W), last step's read and
+    write weightings (B, R + K, N) as distributions over slots, usage (B, N) in [0, 1], links
+    (B, K, N, N) non-negative with a zero diagonal and rows summing to at most 1, precedences
+    (B, K, N) as distributions; and (gw, gr, gm, gu, gl, gp), the tensors the backward's loss
+    projects each output onto.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def normal(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=generator)
+
+    b, n, w = batch, group.slots, group.width
+    r, k = group.plan.read_heads, group.plan.write_heads
+    link = torch.rand(b, k, n, n, generator=generator)
+    link.diagonal(dim1=-2, dim2=-1).zero_()
+    link.div_(link.sum(-1, keepdim=True).clamp_min(1e-6)).mul_(torch.rand(b, k, n, 1, generator=generator))
+    inputs = [
+        normal(b, interface_size),  # interface
+        normal(b, n, w),  # memory
+        torch.softmax(normal(b, r + k, n), -1),  # previous weightings: distributions over slots
+        torch.rand(b, n, generator=generator),  # usage in [0, 1]
+        link,
+        torch.softmax(normal(b, k, n), -1),  # precedence
+    ]
+    projections = [normal(b, r + k, n), normal(b, r, w), normal(b, n, w), normal(b, n), normal(b, k, n, n),
+                   normal(b, k, n)]
+    return ([t.to(device).requires_grad_(True) for t in inputs], [t.to(device) for t in projections])
+
+
+def dnc_step(group: DNCGroup, interface: Tensor, memory: Tensor, previous: Tensor, usage: Tensor, link: Tensor,
+             precedence: Tensor) -> tuple[Tensor, ...]:
+    """:meth:`DNCGroup.step` with its state as arguments: (weights, reads, new memory, usage, link, precedence)."""
+    state = dict(zip(group.state_keys, (usage, link, precedence), strict=True))
+    weights, reads, new_memory, new_state, _ = group.step(interface, memory, previous, state)
+    assert reads is not None
+    return (weights, reads, new_memory, *(new_state[key] for key in group.state_keys))
+
+
+def dnc_step_backends(device: torch.device, compile: bool) -> dict[str, str]:
+    """Path name -> the backend forced around :func:`dnc_step`, for each path that runs here."""
+    backends = {TRITON: "triton"} if device.type == "cuda" else {}
+    backends[EAGER] = "torch"
+    if compile:
+        backends[COMPILED_REFERENCE] = "torch"  # compiled in _time_step, one size at a time
+    return backends
+
+
+def bench_dnc_step(options: BenchOptions, device: torch.device, *, timing: Timing,
+                   progress: Callable[[str], None]) -> list[Row]:
+    """One row per (slot count, path): the DNC step's forward and forward+backward times."""
+    from functools import partial
+
+    from cogdsl import kernels
+
+    rows: list[Row] = []
+    for slots in options.dnc_slots:
+        group, interface_size = dnc_group(slots, options.width)
+        group.to(device)
+        inputs, projections = dnc_step_inputs(group, interface_size, options.batch, device)
+        nbytes = dnc_step_bytes(options.batch, slots, options.width, group.plan.write_heads, inputs[1].element_size())
+        for path, backend in dnc_step_backends(device, options.compile).items():
+            progress(f"dnc step, N={slots}: {path}")
+            row = Row(DNC_STEP, path, options.batch, slots, options.width, 1, *nbytes)
+            if path == TRITON and not kernels.available():
+                row.note = "not available: the triton package is not installed"
+            else:
+                try:
+                    _time_step(path, partial(dnc_step, group), inputs, projections, row, timing=timing,
+                               device=device, backend=backend)
+                except Exception as err:  # a path that cannot run here is a row that says why
+                    row.ms_forward = row.ms_forward_backward = None
+                    row.note = f"not available: {_reason(err)}"
             rows.append(row)
             _free(device)
         del inputs, projections
@@ -667,6 +837,12 @@ def render(result: BenchResult) -> str:
                      f"{WRITE_HEADS} write head, {SHIFTS} shifts, float32")
             times = "ms fwd: forward under no_grad; ms fwd+bwd: forward + backward of a projection of all 3 outputs"
             moved = BYTES_NOTE.format(size="4")
+        elif section == DNC_STEP:
+            title = (f"dnc step: DNCGroup.step of one dnc_memory, B={first.batch}, W={first.width}, {DNC_READS} read "
+                     f"heads (backward + content + forward) + {DNC_WRITES} write head (content + allocate), float32")
+            times = ("ms fwd: forward under no_grad; ms fwd+bwd: forward + backward of a projection of all 6 outputs "
+                     "(weightings, reads, memory, usage, links, precedence)")
+            moved = DNC_BYTES_NOTE.format(size="4")
         else:
             memory = f"W={first.width}" if first.width else "no memory"
             title = f"training step: {result.spec_name}, B={first.batch}, T={first.steps} time steps, {memory}, float32"
@@ -710,6 +886,8 @@ def bench(options: BenchOptions, *, progress: Callable[[str], None] | None = Non
             result.copy_gbps = copy_bandwidth_gbps(device)
         if MEMORY_STEP in options.sections:
             result.rows += bench_memory_step(options, device, timing=timing, progress=say)
+        if DNC_STEP in options.sections:
+            result.rows += bench_dnc_step(options, device, timing=timing, progress=say)
         if setup is not None:
             result.rows += bench_training_step(options, setup, device, timing=timing, progress=say)
     finally:
@@ -721,15 +899,17 @@ def bench(options: BenchOptions, *, progress: Callable[[str], None] | None = Non
 def options_from_args(args: Any) -> BenchOptions:
     """BenchOptions from ``cogdsl bench``'s parsed arguments."""
     sections = SECTIONS if args.only is None else (args.only.replace("-", " "),)
-    return BenchOptions(spec=args.spec, slots=tuple(args.slots), batch=args.batch, width=args.width,
+    return BenchOptions(spec=args.spec, slots=tuple(args.slots), dnc_slots=tuple(args.dnc_slots), batch=args.batch,
+                        width=args.width,
                         length=args.length, train_slots=tuple(args.train_slots) if args.train_slots else None,
                         warmup=args.warmup, repeats=args.repeats, compile=not args.no_compile, sections=sections,
                         threads=args.threads, json_path=args.json)
 
 
 def bench_command(args: Any) -> int:
-    """``cogdsl bench [SPEC] [--slots N ...] [--batch B] [--width W] [--len T] [--train-slots N ...]
-    [--warmup K] [--repeats R] [--no-compile] [--only memory-step|training-step] [--threads T] [--json PATH]``.
+    """``cogdsl bench [SPEC] [--slots N ...] [--dnc-slots N ...] [--batch B] [--width W] [--len T]
+    [--train-slots N ...] [--warmup K] [--repeats R] [--no-compile] [--only memory-step|dnc-step|training-step]
+    [--threads T] [--json PATH]``.
 
     Prints the tables on standard output and what is being timed on standard error.
     """

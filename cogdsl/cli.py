@@ -1,4 +1,4 @@
-"""The ``cogdsl`` command: validate, fmt, compile, train, eval, bench.
+"""The ``cogdsl`` command: validate, fmt, compile, train, eval, trace, bench.
 
 Every user error (a bad spec, a missing file, a wrong option, a bad checkpoint) prints
 one clear message and exits with status 1; there are no tracebacks for bad input.
@@ -110,6 +110,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return eval_command(args)
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    from cogdsl.trace import trace_command
+
+    return trace_command(args)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from cogdsl.bench import bench_command
 
@@ -161,13 +167,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
     p.set_defaults(run=cmd_eval)
 
-    p = sub.add_parser("bench", help="time the memory step and a training step: Triton, eager and torch.compile")
+    p = sub.add_parser("trace", help="PNGs of a checkpoint's memory activity over one sequence: weightings, "
+                       "and for a dnc_memory read modes and usage")
+    p.add_argument("spec")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint, or a run folder (its latest checkpoint)")
+    p.add_argument("--out", help="folder for weightings.png, modes.png, usage.png (default runs/MODEL/trace)")
+    p.add_argument("--len", dest="length", type=int, help="sequence length (default: the task's max_len)")
+    p.add_argument("--seed", type=int, default=1234, help="seed of the sequence (default 1234)")
+    p.add_argument("--force", action="store_true", help="overwrite PNGs that are already in --out")
+    p.set_defaults(run=cmd_trace)
+
+    p = sub.add_parser("bench", help="time the memory step, the DNC step and a training step: Triton, eager and "
+                       "torch.compile")
     p.add_argument("spec", nargs="?", default="specs/ntm_copy.yaml", help="spec for the training step "
                    "(default specs/ntm_copy.yaml)")
     p.add_argument("--slots", type=int, nargs="+", default=[128, 4096, 65536], metavar="N",
                    help="memory slot counts of the memory step (default 128 4096 65536)")
+    p.add_argument("--dnc-slots", type=int, nargs="+", default=[256, 1024], metavar="N",
+                   help="memory slot counts of the DNC step (default 256 1024); its link matrix is B x N x N "
+                   "floats, 256 MiB at the default batch 64 and N = 1024")
     p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
-    p.add_argument("--width", type=int, default=20, help="slot width of the memory step (default 20)")
+    p.add_argument("--width", type=int, default=20, help="slot width of the memory step and the DNC step (default 20)")
     p.add_argument("--len", dest="length", type=int, help="training step's sequence length (default: the task's "
                    "max_len)")
     p.add_argument("--train-slots", type=int, nargs="+", metavar="N",
@@ -176,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, help="timed calls; the median is reported (default 20 on a GPU; on a CPU "
                    "at least 3, more until 1 s has passed)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
-    p.add_argument("--only", choices=("memory-step", "training-step"), help="time one section only")
+    p.add_argument("--only", choices=("memory-step", "dnc-step", "training-step"), help="time one section only")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1, as cogdsl train)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     p.set_defaults(run=cmd_bench)

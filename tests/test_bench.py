@@ -1,8 +1,8 @@
 """``cogdsl bench`` on the CPU at tiny sizes: the tables, the GB/s arithmetic, the JSON, and bad input.
 
-torch.compile of a whole training step takes 30-40 s to compile on a 2-core CPU, so only the
-memory step's compiled row is tested here (10-27 s with inductor's cache cold, about 4 s warm);
-the other runs pass --no-compile.
+torch.compile of a whole training step takes 30-40 s to compile on a 2-core CPU, and of the DNC
+step about 50 s even at N = 8, so only the memory step's compiled row is tested here (10-27 s
+with inductor's cache cold, about 4 s warm); the other runs pass --no-compile.
 """
 
 from __future__ import annotations
@@ -16,11 +16,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from cogdsl.bench import EAGER, NEEDS_GPU, TRITON, Row, add_ratios, render_table
+from cogdsl import ops
+from cogdsl.bench import (
+    COMPILED_REFERENCE,
+    EAGER,
+    NEEDS_GPU,
+    TRITON,
+    Row,
+    add_ratios,
+    dnc_group,
+    dnc_step,
+    dnc_step_backends,
+    dnc_step_inputs,
+    render_table,
+)
 from cogdsl.cli import main
 from tests.tiny import tiny_ntm
 
-BATCH, WIDTH, SLOTS = 2, 6, (8, 20)
+BATCH, WIDTH, SLOTS, DNC_SLOTS = 2, 6, (8, 20), (8, 12)
 TINY_SLOTS, TINY_WIDTH = 16, 8  # tests/tiny.py's memory
 COPY_STEPS = 2 * 3 + 1  # copy task at its max_len 3: 3 inputs, the delimiter, 3 outputs
 
@@ -49,6 +62,11 @@ def table_rows(text: str, title: str) -> list[list[str]]:
     return rows
 
 
+def dnc_elements(batch: int, slots: int, width: int) -> int:
+    """The DNC step's state that must be read once and written once: 1 link matrix N x N and the memory N x W."""
+    return batch * (slots * slots + slots * width)
+
+
 @pytest.fixture(scope="module")
 def spec_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("spec") / "tiny.yaml"
@@ -60,7 +78,8 @@ def spec_path(tmp_path_factory) -> Path:
 def cpu_run(spec_path, tmp_path_factory) -> tuple[int, str, str, dict]:
     """One CPU bench of both sections at two slot counts, without torch.compile."""
     json_path = tmp_path_factory.mktemp("out") / "bench.json"
-    argv = ["bench", str(spec_path), "--slots", *map(str, SLOTS), "--batch", str(BATCH), "--width", str(WIDTH),
+    argv = ["bench", str(spec_path), "--slots", *map(str, SLOTS), "--dnc-slots", *map(str, DNC_SLOTS),
+            "--batch", str(BATCH), "--width", str(WIDTH),
             "--warmup", "1", "--repeats", "2", "--threads", "1", "--no-compile", "--json", str(json_path)]
     code, out, err = run_cli(argv)
     data = json.loads(json_path.read_text(encoding="utf-8")) if json_path.exists() else {}
@@ -75,13 +94,15 @@ def test_cpu_bench_says_triton_needs_a_gpu_and_runs_the_reference_paths(cpu_run)
     assert NEEDS_GPU in out.splitlines()
     memory = table_rows(out, "memory step:")
     assert [(int(r[0]), r[1]) for r in memory] == [(n, path) for n in SLOTS for path in (EAGER, "eager-reference")]
+    dnc = table_rows(out, "dnc step:")
+    assert [(int(r[0]), r[1]) for r in dnc] == [(n, EAGER) for n in DNC_SLOTS]
     training = table_rows(out, "training step:")
     assert [(int(r[0]), r[1]) for r in training] == [(TINY_SLOTS, EAGER)]
     assert f"T={COPY_STEPS} time steps" in out
-    assert TRITON not in {r[1] for r in memory + training}
+    assert TRITON not in {r[1] for r in memory + dnc + training}
     assert "device: " in out and f"torch {torch.__version__}" in out
     assert "command: cogdsl bench " in out and "--no-compile" in out
-    assert "5·B·N·W·4" in out  # the bytes definition under the table
+    assert "5·B·N·W·4" in out and "5·B·(N² + N·W)·4" in out  # the bytes definitions under the tables
 
 
 def test_printed_gbps_is_bytes_over_printed_time(cpu_run):
@@ -92,6 +113,10 @@ def test_printed_gbps_is_bytes_over_printed_time(cpu_run):
         # three printed significant digits on each side: agree within 1%
         assert gbps_forward == pytest.approx(2 * elements * 4 / (ms_forward * 1e-3) / 1e9, rel=0.01)
         assert gbps_both == pytest.approx(5 * elements * 4 / (ms_both * 1e-3) / 1e9, rel=0.01)
+    for cells in table_rows(out, "dnc step:"):
+        elements = dnc_elements(BATCH, int(cells[0]), WIDTH)
+        assert float(cells[4]) == pytest.approx(2 * elements * 4 / (float(cells[2]) * 1e-3) / 1e9, rel=0.01)
+        assert float(cells[5]) == pytest.approx(5 * elements * 4 / (float(cells[3]) * 1e-3) / 1e9, rel=0.01)
     (cells,) = table_rows(out, "training step:")
     elements = BATCH * TINY_SLOTS * TINY_WIDTH * COPY_STEPS
     assert float(cells[5]) == pytest.approx(5 * elements * 4 / (float(cells[3]) * 1e-3) / 1e9, rel=0.01)
@@ -103,10 +128,14 @@ def test_json_holds_the_same_results(cpu_run):
     assert data["machine"]["torch"] == torch.__version__
     assert data["spec_name"] == "tiny_copy"
     rows = data["rows"]
-    assert len(rows) == 2 * len(SLOTS) + 1
+    assert len(rows) == 2 * len(SLOTS) + len(DNC_SLOTS) + 1
+    assert [(r["slots"], r["path"]) for r in rows if r["section"] == "dnc step"] == [(n, EAGER) for n in DNC_SLOTS]
     for row in rows:
-        steps = 1 if row["section"] == "memory step" else COPY_STEPS
-        elements = row["batch"] * row["slots"] * row["width"] * steps
+        if row["section"] == "dnc step":
+            elements = dnc_elements(row["batch"], row["slots"], row["width"])
+        else:
+            steps = 1 if row["section"] == "memory step" else COPY_STEPS
+            elements = row["batch"] * row["slots"] * row["width"] * steps
         assert (row["bytes_forward"], row["bytes_forward_backward"]) == (2 * elements * 4, 5 * elements * 4)
         assert row["ms_forward"] > 0 and row["ms_forward_backward"] > 0
         assert row["gbps_forward"] == pytest.approx(row["bytes_forward"] / row["ms_forward"] / 1e6)
@@ -130,6 +159,52 @@ def test_training_step_at_chosen_slot_counts_and_length(spec_path):
     assert "memory step:" not in out
     assert [(int(r[0]), r[1]) for r in table_rows(out, "training step:")] == [(8, EAGER), (24, EAGER)]
     assert "B=3, T=5 time steps" in out  # length 2: 2 inputs, the delimiter, 2 outputs
+
+
+def test_dnc_step_alone_at_two_sizes(tmp_path):
+    json_path = tmp_path / "dnc.json"
+    code, out, err = run_cli(["bench", "--only", "dnc-step", "--dnc-slots", "8", "16", "--batch", "2", "--width", "4",
+                              "--warmup", "0", "--repeats", "1", "--threads", "1", "--no-compile",
+                              "--json", str(json_path)])
+    assert code == 0, err
+    assert "memory step:" not in out and "training step:" not in out
+    assert "dnc step: DNCGroup.step of one dnc_memory, B=2, W=4, 4 read heads" in out
+    assert "--dnc-slots 8 16 --width 4" in out and "--only dnc-step" in out  # the command that reruns it
+    assert [(int(r[0]), r[1]) for r in table_rows(out, "dnc step:")] == [(8, EAGER), (16, EAGER)]
+    data = json.loads(json_path.read_text(encoding="utf-8"))
+    assert "dnc_bytes_definition" in data
+    rows = data["rows"]
+    assert [(r["section"], r["slots"], r["path"]) for r in rows] == [("dnc step", 8, EAGER), ("dnc step", 16, EAGER)]
+    for row in rows:
+        assert (row["batch"], row["width"], row["steps"]) == (2, 4, 1)
+        elements = dnc_elements(2, row["slots"], 4)
+        assert (row["bytes_forward"], row["bytes_forward_backward"]) == (2 * elements * 4, 5 * elements * 4)
+        assert row["ms_forward"] > 0 and row["ms_forward_backward"] > 0 and row["ratio"] == 1.0
+
+
+def test_the_dnc_step_timed_is_the_model_groups_step():
+    group, interface_size = dnc_group(8, 4)
+    assert (group.slots, group.width, group.plan.read_heads, group.plan.write_heads) == (8, 4, 4, 1)
+    assert dnc_step_backends(torch.device("cpu"), compile=True) == {EAGER: "torch", COMPILED_REFERENCE: "torch"}
+    inputs, projections = dnc_step_inputs(group, interface_size, 3, torch.device("cpu"))
+    interface, memory, previous, usage, link, precedence = inputs
+    # the inputs are a state the DNC can be in
+    assert interface.shape == (3, interface_size) and memory.shape == (3, 8, 4) and previous.shape == (3, 5, 8)
+    assert torch.allclose(previous.sum(-1), torch.ones(3, 5)) and torch.allclose(precedence.sum(-1), torch.ones(3, 1))
+    assert 0 <= usage.min() and usage.max() <= 1
+    assert link.shape == (3, 1, 8, 8) and link.min() >= 0 and (link.sum(-1) <= 1 + 1e-6).all()
+    assert not link.diagonal(dim1=-2, dim2=-1).any()
+
+    with ops.use_backend("torch"):
+        timed = dnc_step(group, *inputs)
+        keys = usage_key, link_key, precedence_key = group.state_keys
+        weights, reads, new_memory, state, _ = group.step(
+            interface, memory, previous, {usage_key: usage, link_key: link, precedence_key: precedence})
+    expected = (weights, reads, new_memory, *(state[key] for key in keys))
+    assert [t.shape for t in timed] == [p.shape for p in projections]  # one projection per output
+    for got, want in zip(timed, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert not torch.equal(timed[2], memory) and not torch.equal(timed[4], link)  # it wrote and linked
 
 
 def test_a_path_that_fails_is_a_row_that_says_why(monkeypatch):
@@ -180,6 +255,8 @@ def test_gbps_as_a_percentage_of_copy_bandwidth():
     (["missing/nowhere.yaml"], "missing/nowhere.yaml: no such file"),
     (["--slots", "0"], "--slots must be at least 1, got 0"),
     (["--slots", "8", "-4"], "--slots must be at least 1, got -4"),
+    (["--dnc-slots", "0"], "--dnc-slots must be at least 1, got 0"),
+    (["--only", "dnc-step", "--dnc-slots", "8", "0"], "--dnc-slots must be at least 1, got 0"),
     (["--batch", "-3"], "--batch must be at least 1, got -3"),
     (["--width", "0"], "--width must be at least 1, got 0"),
     (["--repeats", "0"], "--repeats must be at least 1, got 0"),

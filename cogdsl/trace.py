@@ -1,0 +1,240 @@
+"""``cogdsl trace``: a model's memory activity over one sequence, as PNGs.
+
+Like the figures of the DNC paper (Graves et al. 2016, Nature 538, figures 1 and 3): time
+runs left to right in every panel; brighter is more weight. The PNGs, in the output folder:
+
+``weightings.png``
+    The sequence's inputs, targets and outputs (sigmoid of the logits), then for each
+    memory (``memory`` and ``dnc_memory`` alike) its write weightings and then its read
+    weightings, slots × time, one panel per head. Each panel's colour scale runs from 0 to
+    its own largest weight.
+``modes.png`` (models with a ``dnc_memory`` that is read)
+    The read modes of each read head over time, modes × time, rows labelled with the mode
+    names (``backward``, ``content``, ``forward``; ``backward:k``/``forward:k`` per write
+    head when there are several): which of the temporal links or the content lookup the
+    head follows at each step. Scale 0 to 1; each column sums to 1.
+``usage.png`` (models with a ``dnc_memory``)
+    The usage of each ``dnc_memory``'s slots over time, slots × time, scale 0 to 1: slots
+    fill as they are written and empty as the free gates release them.
+
+    trace = record_trace(model, inputs, targets)      # the arrays, without drawing
+    paths = plot_trace(model, inputs, "runs/dnc_repeat_copy/trace", targets=targets)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from cogdsl.errors import UsageError
+from cogdsl.viz import _first_output, _save
+
+WEIGHTINGS_PNG = "weightings.png"
+MODES_PNG = "modes.png"
+USAGE_PNG = "usage.png"
+
+
+@dataclass(frozen=True)
+class MemoryHeads:
+    """One memory and the head blocks on it (write blocks, read blocks, each with its head count)."""
+
+    memory: str
+    dnc: bool
+    writes: tuple[tuple[str, int], ...]
+    reads: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What a model did over one sequence; every tensor on the CPU, time first.
+
+    Attributes:
+        inputs: (T, I); targets: (T, O) or None; outputs: (T, O), sigmoid of the logits.
+        memories: every memory with heads, in the order of the model's head groups.
+        weightings: by head block, (T, heads, N).
+        usage: by ``dnc_memory``, (T, N).
+        modes: by read block of a ``dnc_memory``, (T, heads, modes).
+        mode_names: by the same read blocks, the mode of each column of ``modes``.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor | None
+    outputs: torch.Tensor
+    memories: tuple[MemoryHeads, ...]
+    weightings: dict[str, torch.Tensor]
+    usage: dict[str, torch.Tensor]
+    modes: dict[str, torch.Tensor]
+    mode_names: dict[str, tuple[str, ...]]
+
+
+def memory_heads(model: torch.nn.Module) -> tuple[MemoryHeads, ...]:
+    """The memories of a compiled model with their head blocks (a memory's groups merged)."""
+    found: dict[str, MemoryHeads] = {}
+    for group in getattr(model, "groups", ()):
+        plan = group.plan
+        old = found.get(plan.memory, MemoryHeads(plan.memory, bool(group.owns_memory), (), ()))
+        found[plan.memory] = MemoryHeads(plan.memory, old.dnc, old.writes + plan.writes, old.reads + plan.reads)
+    return tuple(found.values())
+
+
+def trace_files(model: torch.nn.Module) -> list[str]:
+    """The names of the PNGs :func:`plot_trace` writes for ``model``."""
+    memories = memory_heads(model)
+    names = [WEIGHTINGS_PNG]
+    if any(m.dnc and m.reads for m in memories):
+        names.append(MODES_PNG)
+    if any(m.dnc for m in memories):
+        names.append(USAGE_PNG)
+    return names
+
+
+@torch.no_grad()
+def record_trace(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> Trace:
+    """Run ``model`` on one sequence (in eval mode, restored after) and collect its memory activity.
+
+    ``inputs`` (T, I) or (B, T, I), of which the first sequence is used; ``targets`` likewise,
+    optional, only carried along for the plot.
+    """
+    x = (inputs if inputs.dim() == 3 else inputs.unsqueeze(0))[:1]
+    was_training = model.training
+    model.eval()
+    try:
+        logits, trace = model(x, raw=True, return_weights=True)
+    finally:
+        model.train(was_training)
+    memories = memory_heads(model)
+    mode_names = {block: tuple(group.modes) for group in getattr(model, "groups", ()) if group.owns_memory
+                  for block, _ in group.plan.reads}
+    t = None if targets is None else (targets if targets.dim() == 2 else targets[0]).detach().cpu()
+    return Trace(
+        inputs=x[0].detach().cpu(),
+        targets=t,
+        outputs=torch.sigmoid(_first_output(logits)[0]).cpu(),
+        memories=memories,
+        weightings={block: trace[block][0].cpu() for m in memories for block, _ in m.writes + m.reads},
+        usage={m.memory: trace[f"{m.memory}:usage"][0].cpu() for m in memories if m.dnc},
+        modes={block: trace[f"{block}:modes"][0].cpu() for block in mode_names if f"{block}:modes" in trace},
+        mode_names=mode_names,
+    )
+
+
+# A panel: title, image (rows, T), y label, colour map, colour scale maximum, row labels (or None).
+_Panel = tuple[str, torch.Tensor, str, str, float, tuple[str, ...] | None]
+
+
+def _draw(panels: list[_Panel], steps: int, title: str, path: Path) -> Path:
+    heights = [max(1.0, min(p[1].shape[0] / 8, 4.0)) for p in panels]
+    width = min(max(6.0, steps * 0.12 + 2.5), 16.0)
+    fig = Figure(figsize=(width, 1.0 + sum(heights) * 0.9), layout="constrained")
+    axes: Any = fig.subplots(len(panels), 1, sharex=True, squeeze=False, gridspec_kw={"height_ratios": heights})
+    for ax, (label, image, ylabel, cmap, vmax, rows) in zip(axes[:, 0], panels, strict=True):
+        im = ax.imshow(image.float().numpy(), aspect="auto", interpolation="nearest", cmap=cmap,
+                       vmin=0.0, vmax=max(vmax, 1e-6))
+        ax.set_title(label, fontsize=9, loc="left")
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.tick_params(labelsize=7)
+        if rows is not None:
+            ax.set_yticks(range(len(rows)), rows)
+        else:
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)  # on every panel, so the time axes line up
+    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1, 0].set_xlabel("time step")
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def _head(label: str, heads: int, h: int) -> str:
+    return label + (f" (head {h})" if heads > 1 else "")
+
+
+def draw_trace(trace: Trace, out_dir: str | Path, title: str | None = None) -> list[Path]:
+    """Draw a :class:`Trace` as the PNGs described at the top of this module; returns their paths."""
+    out = Path(out_dir)
+    title = title or "memory activity over one sequence"
+    steps = trace.inputs.shape[0]
+    panels: list[_Panel] = [("inputs", trace.inputs.T, "channel", "gray", 1.0, None)]
+    if trace.targets is not None:
+        panels.append(("targets", trace.targets.T, "channel", "gray", 1.0, None))
+    panels.append(("outputs (sigmoid)", trace.outputs.T, "channel", "gray", 1.0, None))
+    for m in trace.memories:
+        for verb, blocks in (("write", m.writes), ("read", m.reads)):
+            for block, heads in blocks:
+                w = trace.weightings[block]  # (T, heads, N)
+                for h in range(heads):
+                    panels.append((_head(f"{m.memory}: {verb} weighting {block}", heads, h), w[:, h].T, "slot",
+                                   "magma", float(w[:, h].max()), None))
+    paths = [_draw(panels, steps, f"{title}: inputs, outputs and weightings", out / WEIGHTINGS_PNG)]
+    modes: list[_Panel] = []
+    for m in trace.memories:
+        for block, heads in m.reads:
+            if block in trace.modes:
+                for h in range(heads):
+                    modes.append((_head(f"{m.memory}: read modes of {block}", heads, h), trace.modes[block][:, h].T,
+                                  "mode", "viridis", 1.0, trace.mode_names[block]))
+    if modes:
+        paths.append(_draw(modes, steps, f"{title}: read modes", out / MODES_PNG))
+    usage: list[_Panel] = [(f"{name}: usage", u.T, "slot", "magma", 1.0, None) for name, u in trace.usage.items()]
+    if usage:
+        paths.append(_draw(usage, steps, f"{title}: memory usage", out / USAGE_PNG))
+    return paths
+
+
+def plot_trace(model: torch.nn.Module, inputs: torch.Tensor, out_dir: str | Path,
+               targets: torch.Tensor | None = None, title: str | None = None) -> list[Path]:
+    """Run ``model`` on one sequence and save its memory activity as PNGs in ``out_dir`` (which must exist).
+
+    ``weightings.png`` always; ``modes.png`` and ``usage.png`` when the model has a
+    ``dnc_memory`` (see the top of this module). Returns the paths written, in that order.
+    """
+    return draw_trace(record_trace(model, inputs, targets), out_dir, title)
+
+
+def _prepare_out(out: Path, names: list[str], force: bool) -> None:
+    """Create ``out``; refuse (UsageError) when it is not a folder or, without ``force``, when a PNG exists."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder; choose another --out")
+    existing = [name for name in names if (out / name).exists()]
+    if existing and not force:
+        raise UsageError(f"{out} already has {', '.join(existing)}; pass --force to overwrite")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create the output folder {out}: {err.strerror or err}") from None
+
+
+def trace_command(args: Any) -> int:
+    """``cogdsl trace SPEC CHECKPOINT [--out DIR --len L --seed S --force]``: PNGs of memory activity."""
+    import cogdsl
+    from cogdsl.checkpoint import load_checkpoint, load_model_state
+    from cogdsl.tasks import make_task
+    from cogdsl.train import _check_positive, _warn_fingerprint, config_from_spec, eval_length
+
+    _check_positive("--seed", args.seed, 0)
+    spec = cogdsl.load(args.spec)
+    config = config_from_spec(spec, args.spec)
+    task = make_task(config.task, **config.task_params)
+    if args.length is not None and args.length < task.min_length:
+        raise UsageError(f"--len must be at least {task.min_length} for task {task.name}, got {args.length}")
+    model = cogdsl.compile(spec)
+    checkpoint = load_checkpoint(args.checkpoint)
+    load_model_state(model, checkpoint, spec.name)
+    _warn_fingerprint(checkpoint.meta, spec, checkpoint.path)
+    out = Path(args.out) if args.out else Path("runs") / spec.name / "trace"
+    _prepare_out(out, trace_files(model), args.force)
+    length = args.length if args.length is not None else eval_length(task)
+    sample = task.sample(1, torch.Generator().manual_seed(args.seed), length=length)
+    at = f" at length {length}" if length is not None else ""
+    try:
+        paths = plot_trace(model, sample.inputs, out, targets=sample.targets,
+                           title=f"{spec.name}{at}, step {checkpoint.step}")
+    except OSError as err:
+        raise UsageError(f"cannot write the plots in {out}: {err.strerror or err}") from None
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
