@@ -31,8 +31,10 @@ def test_round_trip_through_both_forms(path: Path) -> None:
 
 
 def test_round_trip_detects_a_difference() -> None:
-    spec = cogdsl.load(SPECS[0])
-    changed = parse_cog(to_cog(spec).replace("slots=128", "slots=64"), "x.cog")
+    spec = cogdsl.load(SPECS[0].parent / "ntm_copy.yaml")
+    text = to_cog(spec)
+    assert "slots=128" in text
+    changed = parse_cog(text.replace("slots=128", "slots=64"), "x.cog")
     assert changed != spec
 
 
