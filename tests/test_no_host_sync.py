@@ -47,8 +47,15 @@ def _train_step(model: cogdsl.CompiledModel, optimizer: torch.optim.Optimizer, b
     return loss
 
 
-def _setup(device: str) -> tuple[cogdsl.CompiledModel, torch.optim.Optimizer, object]:
-    spec = parse_text(tiny_ntm(train={"batch": 4}), "tiny.yaml", "yaml")
+# A DNC of the same shape: usage, allocation (a sort), links and directional reads in the loop.
+TINY_DNC = tiny_ntm(name="tiny_dnc", read_heads=2, train={"batch": 4}).replace(
+    "kind: memory", "kind: dnc_memory").replace(
+    'address: "content(cosine) | gate | shift(1) | sharpen"}', "}")
+MODELS = {"ntm": tiny_ntm(train={"batch": 4}), "dnc": TINY_DNC}
+
+
+def _setup(device: str, model_name: str = "ntm") -> tuple[cogdsl.CompiledModel, torch.optim.Optimizer, object]:
+    spec = parse_text(MODELS[model_name], "tiny.yaml", "yaml")
     torch.manual_seed(0)
     model = cogdsl.compile(spec).to(device)
     config = config_from_spec(spec)
@@ -58,8 +65,10 @@ def _setup(device: str) -> tuple[cogdsl.CompiledModel, torch.optim.Optimizer, ob
     return model, optimizer, batch
 
 
-def test_a_cpu_training_step_converts_no_tensor_to_python(monkeypatch: pytest.MonkeyPatch) -> None:
-    model, optimizer, batch = _setup("cpu")
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_a_cpu_training_step_converts_no_tensor_to_python(monkeypatch: pytest.MonkeyPatch, model_name: str) -> None:
+    model, optimizer, batch = _setup("cpu", model_name)
+    assert any(group.owns_memory for group in model.groups) == (model_name == "dnc")
     _train_step(model, optimizer, batch)  # first step: optimizer state, shape checks cached
     before = [p.detach().clone() for p in model.parameters()]
     with ops.use_backend("torch"), conversions_raise(monkeypatch) as calls:
@@ -76,8 +85,9 @@ def test_the_guard_catches_a_conversion(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_a_cuda_training_step_on_the_kernels_never_synchronises() -> None:
-    model, optimizer, batch = _setup("cuda")
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_a_cuda_training_step_on_the_kernels_never_synchronises(model_name: str) -> None:
+    model, optimizer, batch = _setup("cuda", model_name)
     with ops.use_backend("triton"):
         _train_step(model, optimizer, batch)  # compiles the kernels, fills caches
         torch.cuda.synchronize()
