@@ -210,21 +210,10 @@ def _prepare_out(out: Path, names: list[str], force: bool) -> None:
 
 def trace_command(args: Any) -> int:
     """``cogdsl trace SPEC CHECKPOINT [--out DIR --len L --seed S --force]``: PNGs of memory activity."""
-    import cogdsl
-    from cogdsl.checkpoint import load_checkpoint, load_model_state
-    from cogdsl.tasks import make_task
-    from cogdsl.train import _check_positive, _warn_fingerprint, config_from_spec, eval_length
+    from cogdsl.train import _check_positive, eval_length, load_trained
 
     _check_positive("--seed", args.seed, 0)
-    spec = cogdsl.load(args.spec)
-    config = config_from_spec(spec, args.spec)
-    task = make_task(config.task, **config.task_params)
-    if args.length is not None and args.length < task.min_length:
-        raise UsageError(f"--len must be at least {task.min_length} for task {task.name}, got {args.length}")
-    model = cogdsl.compile(spec)
-    checkpoint = load_checkpoint(args.checkpoint)
-    load_model_state(model, checkpoint, spec.name)
-    _warn_fingerprint(checkpoint.meta, spec, checkpoint.path)
+    spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length)
     out = Path(args.out) if args.out else Path("runs") / spec.name / "trace"
     _prepare_out(out, trace_files(model), args.force)
     length = args.length if args.length is not None else eval_length(task)

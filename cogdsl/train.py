@@ -642,9 +642,30 @@ def describe_result(name: str, result: TrainResult, max_minutes: float | None = 
     return "\n".join(lines)
 
 
+def load_trained(spec_path: str, checkpoint_path: str, length: int | None = None
+                 ) -> tuple[Spec, Task, torch.nn.Module, Checkpoint]:
+    """The spec, its training task, the compiled model with the checkpoint's weights, and the checkpoint.
+
+    For the commands that read a trained run (``eval``, ``trace``): every problem (a bad
+    spec, no ``train:`` task, ``length`` below the task's minimum, a missing, corrupt or
+    foreign checkpoint) is a user error, never a traceback.
+    """
+    import cogdsl
+
+    spec = cogdsl.load(spec_path)
+    config = config_from_spec(spec, spec_path)
+    task = make_task(config.task, **config.task_params)
+    if length is not None and length < task.min_length:
+        raise UsageError(f"--len must be at least {task.min_length} for task {task.name}, got {length}")
+    model = cogdsl.compile(spec)
+    checkpoint = load_checkpoint(checkpoint_path)
+    load_model_state(model, checkpoint, spec.name)
+    _warn_fingerprint(checkpoint.meta, spec, checkpoint.path)
+    return spec, task, model, checkpoint
+
+
 def eval_command(args: Any) -> int:
     """``cogdsl eval SPEC CHECKPOINT [--len L --sequences N --seed S --plot PNG]``: bit errors per sequence."""
-    import cogdsl
 
     _check_positive("--sequences", args.sequences)
     _check_positive("--seed", args.seed, 0)
@@ -654,15 +675,7 @@ def eval_command(args: Any) -> int:
             raise UsageError(f"--plot {plot}: the plot is a PNG; give a file name ending in .png")
         if not plot.parent.is_dir():
             raise UsageError(f"--plot {plot}: no such folder {plot.parent}")
-    spec = cogdsl.load(args.spec)
-    config = config_from_spec(spec, args.spec)
-    task = make_task(config.task, **config.task_params)
-    if args.length is not None and args.length < task.min_length:
-        raise UsageError(f"--len must be at least {task.min_length} for task {task.name}, got {args.length}")
-    model = cogdsl.compile(spec)
-    checkpoint = load_checkpoint(args.checkpoint)
-    load_model_state(model, checkpoint, spec.name)
-    _warn_fingerprint(checkpoint.meta, spec, checkpoint.path)
+    spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length)
     result = evaluate(model, task, length=args.length, sequences=args.sequences, seed=args.seed)
     print(result.describe(spec.name))
     if plot is not None:
