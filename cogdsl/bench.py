@@ -51,6 +51,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -467,6 +468,21 @@ def _memory_step_functions(device: torch.device, compile: bool) -> dict[str, Cal
     return functions
 
 
+def _fill_row(row: Row, time: Callable[[], None]) -> None:
+    """Run ``time``, which fills ``row``'s times; a path that cannot run here (no triton package,
+    a compile failure) is a row whose note says why."""
+    from cogdsl import kernels
+
+    if row.path == TRITON and not kernels.available():
+        row.note = "not available: the triton package is not installed"
+        return
+    try:
+        time()
+    except Exception as err:
+        row.ms_forward = row.ms_forward_backward = None
+        row.note = f"not available: {_reason(err)}"
+
+
 def _time_step(path: str, function: Callable[..., Any], inputs: list[Tensor], projections: list[Tensor],
                row: Row, *, timing: Timing, device: torch.device, backend: str | None = None) -> None:
     """Fill ``row`` with the path's forward and forward+backward times.
@@ -507,11 +523,8 @@ def bench_memory_step(options: BenchOptions, device: torch.device, *, timing: Ti
         for path, function in functions.items():
             progress(f"memory step, N={slots}: {path}")
             row = Row(MEMORY_STEP, path, options.batch, slots, options.width, 1, *nbytes)
-            try:
-                _time_step(path, function, inputs, projections, row, timing=timing, device=device)
-            except Exception as err:  # a path that cannot run here is a row that says why
-                row.ms_forward = row.ms_forward_backward = None
-                row.note = f"not available: {_reason(err)}"
+            _fill_row(row, partial(_time_step, path, function, inputs, projections, row, timing=timing,
+                                   device=device))
             rows.append(row)
             _free(device)
         del inputs, projections
@@ -592,10 +605,6 @@ def dnc_step_backends(device: torch.device, compile: bool) -> dict[str, str]:
 def bench_dnc_step(options: BenchOptions, device: torch.device, *, timing: Timing,
                    progress: Callable[[str], None]) -> list[Row]:
     """One row per (slot count, path): the DNC step's forward and forward+backward times."""
-    from functools import partial
-
-    from cogdsl import kernels
-
     rows: list[Row] = []
     for slots in options.dnc_slots:
         group, interface_size = dnc_group(slots, options.width)
@@ -605,15 +614,8 @@ def bench_dnc_step(options: BenchOptions, device: torch.device, *, timing: Timin
         for path, backend in dnc_step_backends(device, options.compile).items():
             progress(f"dnc step, N={slots}: {path}")
             row = Row(DNC_STEP, path, options.batch, slots, options.width, 1, *nbytes)
-            if path == TRITON and not kernels.available():
-                row.note = "not available: the triton package is not installed"
-            else:
-                try:
-                    _time_step(path, partial(dnc_step, group), inputs, projections, row, timing=timing,
-                               device=device, backend=backend)
-                except Exception as err:  # a path that cannot run here is a row that says why
-                    row.ms_forward = row.ms_forward_backward = None
-                    row.note = f"not available: {_reason(err)}"
+            _fill_row(row, partial(_time_step, path, partial(dnc_step, group), inputs, projections, row,
+                                   timing=timing, device=device, backend=backend))
             rows.append(row)
             _free(device)
         del inputs, projections
@@ -706,8 +708,6 @@ def _time_training_step(path: str, setup: _TrainingSetup, spec: Spec, row: Row, 
 def bench_training_step(options: BenchOptions, setup: _TrainingSetup, device: torch.device, *, timing: Timing,
                         progress: Callable[[str], None]) -> list[Row]:
     """One row per (memory size, path): the forward over a batch of sequences and one whole training step."""
-    from cogdsl import kernels
-
     paths = [EAGER] + ([COMPILED_REFERENCE] if options.compile else [])
     if device.type == "cuda":
         paths.insert(0, TRITON)
@@ -722,14 +722,8 @@ def bench_training_step(options: BenchOptions, setup: _TrainingSetup, device: to
         for path in paths:
             progress(f"training step, N={slots}: {path}")
             row = Row(TRAINING_STEP, path, options.batch, slots, width, steps, *moved)
-            if path == TRITON and not kernels.available():
-                row.note = "not available: the triton package is not installed"
-            else:
-                try:
-                    _time_training_step(path, setup, spec, row, batch=options.batch, timing=timing, device=device)
-                except Exception as err:  # e.g. torch.compile cannot trace the sequence loop
-                    row.ms_forward = row.ms_forward_backward = None
-                    row.note = f"not available: {_reason(err)}"
+            _fill_row(row, partial(_time_training_step, path, setup, spec, row, batch=options.batch, timing=timing,
+                                   device=device))
             rows.append(row)
             _free(device)
     return rows
