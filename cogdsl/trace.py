@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from cogdsl.errors import UsageError
-from cogdsl.viz import _first_output, _save
+from cogdsl.viz import _first_output, _save, run_one_sequence
 
 WEIGHTINGS_PNG = "weightings.png"
 MODES_PNG = "modes.png"
@@ -100,13 +100,7 @@ def record_trace(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Te
     ``inputs`` (T, I) or (B, T, I), of which the first sequence is used; ``targets`` likewise,
     optional, only carried along for the plot.
     """
-    x = (inputs if inputs.dim() == 3 else inputs.unsqueeze(0))[:1]
-    was_training = model.training
-    model.eval()
-    try:
-        logits, trace = model(x, raw=True, return_weights=True)
-    finally:
-        model.train(was_training)
+    x, logits, trace = run_one_sequence(model, inputs)
     memories = memory_heads(model)
     mode_names = {block: tuple(group.modes) for group in getattr(model, "groups", ()) if group.owns_memory
                   for block, _ in group.plan.reads}

@@ -86,6 +86,20 @@ def _first_output(y: Any) -> torch.Tensor:
 
 
 @torch.no_grad()
+def run_one_sequence(model: torch.nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
+    """The first sequence of ``inputs`` ((T, I) or (B, T, I)) as (1, T, I), the model's raw outputs on
+    it and its trace (``return_weights``), run in eval mode and the model's mode restored after."""
+    x = (inputs if inputs.dim() == 3 else inputs.unsqueeze(0))[:1]
+    was_training = model.training
+    model.eval()
+    try:
+        logits, weights = model(x, raw=True, return_weights=True)
+    finally:
+        model.train(was_training)
+    return x, logits, weights
+
+
+@torch.no_grad()
 def plot_weightings(model: torch.nn.Module, inputs: torch.Tensor, png_path: str | Path,
                     targets: torch.Tensor | None = None, title: str | None = None) -> Path:
     """Inputs, targets and outputs of one sequence, then every head block's weighting, slots × time.
@@ -94,14 +108,7 @@ def plot_weightings(model: torch.nn.Module, inputs: torch.Tensor, png_path: str 
     of Graves et al. 2014: time runs left to right, memory slots top to bottom, one panel per
     head (read and write heads alike), brighter is more weight.
     """
-    x = inputs if inputs.dim() == 3 else inputs.unsqueeze(0)
-    x = x[:1]
-    was_training = model.training
-    model.eval()
-    try:
-        logits, weights = model(x, raw=True, return_weights=True)
-    finally:
-        model.train(was_training)
+    x, logits, weights = run_one_sequence(model, inputs)
     probs = torch.sigmoid(_first_output(logits)[0]).cpu()  # (T, O)
     panels: list[tuple[str, torch.Tensor, str]] = [("inputs", x[0].cpu().T, "channel")]
     if targets is not None:
