@@ -176,6 +176,11 @@ def resolve_ntm_address(address: Address, owner: str, sink: DiagnosticSink) -> t
     return tuple(r for r in resolved if r is not None)
 
 
+def content_similarity(stages: tuple[ResolvedStage, ...]) -> str:
+    """The similarity of the content stage among ``stages`` ("cosine" when there is none)."""
+    return next((s.arg("similarity") for s in stages if s.name == "content"), "cosine")
+
+
 def address_fields(stages: tuple[ResolvedStage, ...], width: int) -> tuple[Field, ...]:
     """The interface fields one NTM head needs for its addressing, in stage order."""
     fields: list[Field] = []

@@ -63,10 +63,10 @@ import torch
 from torch import nn
 
 from cogdsl import ops
-from cogdsl.blocks.addressing import ResolvedStage, resolve_stage
+from cogdsl.blocks.addressing import ResolvedStage, content_similarity, resolve_stage
 from cogdsl.blocks.base import Param, register
-from cogdsl.blocks.heads import FieldSlice, GroupPlan, HeadUse, activate_fields
-from cogdsl.blocks.memory import _MEMORY_PARAMS, MemoryKind, NTMMemory
+from cogdsl.blocks.heads import FieldSlice, GroupPlan, HeadUse, activate_fields, lay_out, read_init_parameters
+from cogdsl.blocks.memory import _MEMORY_PARAMS, MemoryKind
 from cogdsl.errors import DiagnosticSink
 from cogdsl.spec import Address
 
@@ -163,10 +163,6 @@ class DNCMemoryKind(MemoryKind):
     def group_module(cls, plan: GroupPlan, params: dict[str, Any], offset: int) -> nn.Module:
         return DNCGroup(plan, params["width"], params["slots"], offset, params["stop_usage_gradient"])
 
-    @classmethod
-    def build(cls, params: dict[str, Any]) -> NTMMemory:
-        return NTMMemory(params["slots"], params["width"], params["init"], params["init_value"], params["init_std"])
-
 
 def read_modes(plan: GroupPlan) -> tuple[str, ...]:
     """The read modes in order, e.g. ('backward', 'content', 'forward'); per write head when there are several."""
@@ -200,11 +196,7 @@ def dnc_layout(plan: GroupPlan, width: int, offset: int) -> list[FieldSlice]:
         if write_terms == {"content", "allocate"}:
             fields.append(("allocation_gate", writes, 1, "sigmoid", reads))
         fields.append(("write_gate", writes, 1, "sigmoid", reads))
-    slices = []
-    for name, heads, size, activation, first_head in fields:
-        slices.append(FieldSlice(name, offset, heads, size, activation, first_head))
-        offset = slices[-1].stop
-    return slices
+    return lay_out(fields, offset)
 
 
 class DNCGroup(nn.Module):
@@ -222,14 +214,11 @@ class DNCGroup(nn.Module):
         self.write_terms = tuple(s.name for s in plan.write_stages)
         self.modes = read_modes(plan)
         self.stop_usage_gradient = stop_usage_gradient
-        self.read_similarity = _similarity(plan.stages)
-        self.write_similarity = _similarity(plan.write_stages)
+        self.read_similarity = content_similarity(plan.stages)
+        self.write_similarity = content_similarity(plan.write_stages)
         memory = plan.memory
         self.state_keys = (f"usage:{memory}", f"link:{memory}", f"precedence:{memory}")
-        # r@prev at t = 0: a learned vector per read block, as for NTM heads.
-        self.read_init = nn.ParameterDict({
-            name: nn.Parameter(torch.randn(heads * width) * 0.01) for name, heads in plan.reads
-        })
+        self.read_init = read_init_parameters(plan, width)
 
     def fields(self, interface: torch.Tensor) -> dict[str, torch.Tensor]:
         return activate_fields(self.layout, interface)
@@ -306,6 +295,7 @@ class DNCGroup(nn.Module):
         if "content" in self.write_terms:
             content = ops.content_weights(memory, f["write_key"], f["write_strength"], self.write_similarity)
         if "allocate" in self.write_terms:
+            # g_a, (B, K): 1 when allocation is the only term
             allocation_gate = f["allocation_gate"] if content is not None else torch.ones_like(f["write_gate"])
             free = usage
             allocations = []
@@ -315,9 +305,9 @@ class DNCGroup(nn.Module):
                     claimed = (f["write_gate"][:, k] * allocation_gate[:, k]).unsqueeze(-1) * allocations[-1]
                     free = free + (1 - free) * claimed
             allocation = torch.stack(allocations, dim=1)  # (B, K, N)
-        if content is not None and allocation is not None:
-            mix = f["allocation_gate"].unsqueeze(-1)
-            return write_gate * (mix * allocation + (1 - mix) * content)
+            if content is not None:
+                mix = allocation_gate.unsqueeze(-1)
+                return write_gate * (mix * allocation + (1 - mix) * content)
         chosen = allocation if allocation is not None else content
         assert chosen is not None
         return write_gate * chosen
@@ -349,6 +339,3 @@ class DNCGroup(nn.Module):
             modes = candidates.new_ones(batch, reads_n, 1)
         return (modes.unsqueeze(-1) * candidates).sum(dim=2), modes
 
-
-def _similarity(stages: tuple[ResolvedStage, ...]) -> str:
-    return next((s.arg("similarity") for s in stages if s.name == "content"), "cosine")

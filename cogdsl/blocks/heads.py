@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cogdsl import ops
-from cogdsl.blocks.addressing import Field, ResolvedStage, address_fields
+from cogdsl.blocks.addressing import ResolvedStage, address_fields, content_similarity
 from cogdsl.blocks.base import BlockKind, Param, register
 from cogdsl.errors import DiagnosticSink, Span
 
@@ -119,18 +119,27 @@ class FieldSlice:
         return self.offset + self.heads * self.size
 
 
+def lay_out(fields: list[tuple[str, int, int, str, int]], offset: int) -> list[FieldSlice]:
+    """Consecutive slices from ``offset`` for (name, heads, size per head, activation, first head) in order."""
+    slices = []
+    for name, heads, size, activation, first_head in fields:
+        slices.append(FieldSlice(name, offset, heads, size, activation, first_head))
+        offset = slices[-1].stop
+    return slices
+
+
 def group_layout(plan: GroupPlan, width: int, offset: int = 0) -> list[FieldSlice]:
     """Lay the group's fields out from ``offset``: each addressing field for all heads, then erase, add."""
-    slices = []
-    for field in address_fields(plan.stages, width):
-        slices.append(FieldSlice(field.name, offset, plan.heads, field.size, field.activation, 0))
-        offset = slices[-1].stop
+    fields = [(f.name, plan.heads, f.size, f.activation, 0) for f in address_fields(plan.stages, width)]
     if plan.writes:
-        for name, activation in WriteKind.extra_fields:
-            field = Field(name, width, activation)
-            slices.append(FieldSlice(field.name, offset, plan.write_heads, field.size, activation, plan.read_heads))
-            offset = slices[-1].stop
-    return slices
+        fields += [(name, plan.write_heads, width, activation, plan.read_heads)
+                   for name, activation in WriteKind.extra_fields]
+    return lay_out(fields, offset)
+
+
+def read_init_parameters(plan: GroupPlan, width: int) -> nn.ParameterDict:
+    """r@prev at t = 0: a learned vector per read block, as Collier & Beel 2018 recommend."""
+    return nn.ParameterDict({name: nn.Parameter(torch.randn(heads * width) * 0.01) for name, heads in plan.reads})
 
 
 _ACTIVATIONS = {
@@ -175,11 +184,8 @@ class HeadGroup(nn.Module):
         self.width = width
         self.layout = group_layout(plan, width, offset)
         self.stage_names = tuple(s.name for s in plan.stages)
-        self.similarity = next((s.arg("similarity") for s in plan.stages if s.name == "content"), "cosine")
-        # r@prev at t = 0: a learned vector per read block, as Collier & Beel 2018 recommend.
-        self.read_init = nn.ParameterDict({
-            name: nn.Parameter(torch.randn(heads * width) * 0.01) for name, heads in plan.reads
-        })
+        self.similarity = content_similarity(plan.stages)
+        self.read_init = read_init_parameters(plan, width)
 
     def fields(self, interface: torch.Tensor) -> dict[str, torch.Tensor]:
         """Slice and activate each field: (B, heads, size), or (B, heads) for size-1 fields."""
