@@ -32,12 +32,13 @@ def explain(model: CompiledModel) -> str:
         elif unit == "group":
             plan = shapes.groups[int(name)]
             heads = ", ".join(f"{b} x{n}" for b, n in plan.reads + plan.writes)
-            if model.groups[int(name)].owns_memory:
+            group = model.groups[int(name)]
+            if group.owns_memory:
                 text = f"heads {heads} on {plan.memory} by {plan.controller}: usage"
                 if plan.writes:
                     text += f", write ({_terms(plan.write_stages, ' + ')}), temporal links"
                 if plan.reads:
-                    modes = ", ".join(model.groups[int(name)].modes)
+                    modes = ", ".join(group.modes)
                     text += f", then read the new memory ({_terms(plan.stages, ' + ')}; modes {modes})"
                 lines.append(f"  {number}. {text}")
                 continue
