@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from cogdsl.spec import Block, Output, Ref, Spec, Value
+from cogdsl.spec import Block, Input, Output, Ref, Spec, Value
 
 
 def quote(text: str) -> str:
@@ -87,13 +87,17 @@ def _output_cog(output: Output) -> str:
     return f"output {output.name}: {output.size.data} = {body}"
 
 
+def _input_cog(item: Input) -> str:
+    return str(item.size.data) if item.is_vector else f"{item.kind.data}(vocab={item.size.data})"
+
+
 def to_cog(spec: Spec) -> str:
     """The spec as .cog text."""
     lines = [f"cogdsl {spec.version.data}", f"model {spec.name}"]
     if spec.doc is not None:
         lines.append(f"doc {quote(str(spec.doc.data))}")
     lines.append("")
-    lines += [f"input  {i.name}: {i.size.data}" for i in spec.inputs]
+    lines += [f"input  {i.name}: {_input_cog(i)}" for i in spec.inputs]
     lines += [_output_cog(o) for o in spec.outputs]
     lines.append("")
     lines += [_block_cog(b) for b in spec.blocks]
@@ -123,7 +127,8 @@ def to_yaml(spec: Spec) -> str:
     doc: dict[str, Any] = {"cogdsl": spec.version.data, "model": spec.name}
     if spec.doc is not None:
         doc["doc"] = spec.doc.data
-    doc["inputs"] = {i.name: i.size.data for i in spec.inputs}
+    doc["inputs"] = {i.name: i.size.data if i.is_vector else _FlowMap(kind=i.kind.data, vocab=i.size.data)
+                     for i in spec.inputs}
     outputs = {}
     for o in spec.outputs:
         entry = _FlowMap(size=o.size.data, **{"from": _Flow(str(r) for r in o.sources)})

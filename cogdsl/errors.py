@@ -46,6 +46,7 @@ CODES: dict[str, str] = {
     "E307": "unsupported delay",
     "E308": "block has no inputs",
     "E309": "heads on one memory that cannot run together",
+    "E310": "a wire carries the wrong type of value (word ids where a vector is read, or the reverse)",
     # addressing expressions
     "E401": "unknown addressing stage",
     "E402": "addressing stages in an invalid order or combination",

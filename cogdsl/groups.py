@@ -35,6 +35,8 @@ def plan_groups(spec: Spec, sink: DiagnosticSink) -> tuple[GroupPlan, ...]:
         memory, controller = blocks.get(block.memory.name), blocks.get(block.by.name)
         if memory is None or _family(memory) != "memory" or _family(controller) != "controller":
             continue
+        if REGISTRY[memory.kind].read_by != "head":
+            continue  # reported by the validator: heads cannot address a story memory
         quiet = DiagnosticSink()
         heads = check_params(kind.params, block.params, block.param_span, block.name, block.span, quiet)["heads"]
         memory_kind = REGISTRY[memory.kind]

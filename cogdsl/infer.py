@@ -18,7 +18,7 @@ own place in the order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
@@ -26,6 +26,7 @@ import networkx as nx
 from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.base import check_params
 from cogdsl.blocks.heads import FieldSlice, GroupPlan
+from cogdsl.blocks.memnet import ReadPlan
 from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError
 from cogdsl.graph import immediate_graph
 from cogdsl.groups import plan_groups
@@ -34,6 +35,7 @@ from cogdsl.tasks import make_task
 from cogdsl.train_config import TrainConfig, resolve_train
 
 Unit = tuple[str, str]  # ("controller", name) | ("group", index) | ("output", name) | ("write", memory)
+#                        | ("layer", name): a story memory or a reasoning block, run from its sources
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class Shapes:
     order: tuple[Unit, ...]
     delayed: frozenset[str]
     train: TrainConfig | None
+    read_plans: dict[str, ReadPlan] = field(default_factory=dict)  # reasoning block -> its tables and update
+    tables: dict[str, int] = field(default_factory=dict)  # story memory -> embedding tables its readers need
+    vocabs: dict[str, int] = field(default_factory=dict)  # story memory -> word ids of its story
 
 
 def resolved_params(block: Block) -> dict[str, Any]:
@@ -67,6 +72,18 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
         elif kind.family == "head" and kind.has_output:
             assert block.memory is not None
             sizes[block.name] = params[block.name]["heads"] * params[block.memory.name]["width"]
+        elif kind.family == "reasoning":
+            assert block.memory is not None
+            sizes[block.name] = params[block.memory.name]["embedding"]
+    read_plans: dict[str, ReadPlan] = {}
+    tables: dict[str, int] = {}
+    for block in spec.blocks:
+        if kinds[block.name].family == "reasoning":
+            assert block.memory is not None
+            memory = block.memory.name
+            read_plans[block.name] = kinds[block.name].read_plan(params[block.name], kinds[memory])
+            tables[memory] = max(tables.get(memory, 1), read_plans[block.name].tables)
+    vocabs = {b.name: sizes[b.sources[0].name] for b in spec.blocks if b.name in tables}
     input_sizes = {b.name: sum(sizes[r.name] for r in b.sources) for b in spec.blocks if b.sources}
     input_sizes.update({o.name: sum(sizes[r.name] for r in o.sources) for o in spec.outputs})
     sizes.update({o.name: o.size.data for o in spec.outputs})
@@ -93,6 +110,9 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
         order=_step_order(spec, graph, plans),
         delayed=frozenset(u for u, _, d in graph.edges(data=True) if d["delay"] == 1 and d["role"] == "source"),
         train=train,
+        read_plans=read_plans,
+        tables=tables,
+        vocabs=vocabs,
     )
 
 
@@ -111,6 +131,8 @@ def _step_order(spec: Spec, graph: nx.MultiDiGraph, plans: tuple[GroupPlan, ...]
             order.append(("group", str(group_of[node])))
         elif family == "output":
             order.append(("output", node))
+        elif family == "reasoning" or (family == "memory" and REGISTRY[graph.nodes[node]["kind"]].read_by != "head"):
+            order.append(("layer", node))
     # A dnc_memory's group does its memory's whole step; other memories apply their writes last.
     written = dict.fromkeys(plan.memory for plan in plans if plan.writes and not REGISTRY[plan.kind].owns_step)
     order += [("write", memory) for memory in written]
@@ -118,23 +140,41 @@ def _step_order(spec: Spec, graph: nx.MultiDiGraph, plans: tuple[GroupPlan, ...]
 
 
 def _check_task_shapes(spec: Spec, train: TrainConfig | None) -> None:
+    """The model's inputs (matched by kind) and its one output have the sizes the task feeds and expects."""
     if train is None:
         return
     task = make_task(train.task, **train.task_params)
     problems = []
     what = f"task {train.task}({', '.join(f'{k}={v}' for k, v in train.task_params.items())})"
-    if len(spec.inputs) != 1 or len(spec.outputs) != 1:
-        problems.append(Diagnostic("E501", f"{what} needs a model with one input and one output; this one has "
-                                   f"{len(spec.inputs)} and {len(spec.outputs)}", spec.model.span))
+    wanted = task.input_kinds
+    given = {str(i.kind.data): [j for j in spec.inputs if j.kind.data == i.kind.data] for i in spec.inputs}
+    if set(given) != set(wanted) or any(len(items) != 1 for items in given.values()) or len(spec.outputs) != 1:
+        feeds = " and ".join(f"one {kind} input" if kind != "vector" else "one input" for kind in wanted)
+        problems.append(Diagnostic("E501", f"{what} needs a model with {feeds} and one output; this one has "
+                                   f"{_count_inputs(spec)} and {len(spec.outputs)} output(s)", spec.model.span,
+                                   None if "vector" in wanted else
+                                   f"declare e.g. 'input story: sentences(vocab={wanted.get('sentences')})' and "
+                                   f"'input question: words(vocab={wanted.get('words')})'"))
     else:
-        (source,), (target,) = spec.inputs, spec.outputs
-        if source.size.data != task.input_size:
-            problems.append(Diagnostic("E501", f"size mismatch: {what} feeds {task.input_size} channels but input "
-                                       f"'{source.name}' has size {source.size.data}", source.size.span,
-                                       f"set the size of '{source.name}' to {task.input_size}"))
+        for kind, size in wanted.items():
+            (source,) = given[kind]
+            if source.size.data != size:
+                fed = f"{size} channels" if kind == "vector" else f"word ids of a {size}-word vocabulary"
+                field = "size" if kind == "vector" else "vocab"
+                problems.append(Diagnostic("E501", f"size mismatch: {what} feeds {fed} but input "
+                                           f"'{source.name}' has {field} {source.size.data}", source.size.span,
+                                           f"set the {field} of '{source.name}' to {size}"))
+        (target,) = spec.outputs
         if target.size.data != task.output_size:
             problems.append(Diagnostic("E501", f"size mismatch: {what} expects {task.output_size} outputs but output "
                                        f"'{target.name}' has size {target.size.data}", target.size.span,
                                        f"set the size of '{target.name}' to {task.output_size}"))
     if problems:
         raise ShapeError(problems, {spec.file: spec.source or ""})
+
+
+def _count_inputs(spec: Spec) -> str:
+    kinds = [str(i.kind.data) for i in spec.inputs]
+    if all(kind == "vector" for kind in kinds):
+        return f"{len(kinds)} input(s)"
+    return ", ".join(f"{kinds.count(kind)} {kind}" for kind in dict.fromkeys(kinds)) + " input(s)"

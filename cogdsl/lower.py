@@ -13,6 +13,11 @@ A ``dnc_memory`` differs: its one head group runs the memory's whole step in ste
 (usage, allocation, write, links, then reads of the *new* memory; see
 :mod:`cogdsl.blocks.dnc`), and its usage, links and precedences are state too.
 
+A story memory (``episodic_memory``, ``kv_memory``) and the reasoning blocks that read it
+(``hops``, ``episodes``) are "layer" units: each runs from its sources in its place in the
+order, with no state (see :mod:`cogdsl.blocks.memnet`). A question-answering spec runs one
+step: its inputs are (B, 1, S, L) stories and (B, 1, L) questions of word ids.
+
 A memory whose only writer is one NTM-addressed head group has steps 2 and 4 done by one
 ``ops.ntm_memory_step`` call (one fused kernel on CUDA); the new memory is computed early but
 only becomes the state for the next step, so the order above is unchanged.
@@ -64,6 +69,9 @@ class CompiledModel(nn.Module):
         self.interfaces = nn.ModuleDict()
         self.clips: dict[str, float] = {}
         self.memories = nn.ModuleDict()
+        self.layers = nn.ModuleDict()
+        self.read_memory: dict[str, str] = {}  # reasoning block -> the story memory it reads
+        self.input_kinds = {i.name: str(i.kind.data) for i in spec.inputs}
         for name, block in blocks.items():
             kind = REGISTRY[block.kind]
             params = shapes.params[name]
@@ -72,8 +80,15 @@ class CompiledModel(nn.Module):
                 if shapes.interface_sizes.get(name):
                     self.interfaces[name] = nn.Linear(params["hidden"], shapes.interface_sizes[name])
                 self.clips[name] = params["clip"]
+            elif kind.family == "memory" and kind.read_by == "reasoning":
+                self.layers[name] = kind.build(params, shapes.vocabs[name], shapes.tables[name])
             elif kind.family == "memory":
                 self.memories[name] = kind.build(params)
+            elif kind.family == "reasoning":
+                assert block.memory is not None
+                self.layers[name] = kind.build(params, shapes.read_plans[name],
+                                               shapes.params[block.memory.name]["embedding"])
+                self.read_memory[name] = block.memory.name
         self.groups = nn.ModuleList(
             REGISTRY[plan.kind].group_module(plan, shapes.params[plan.memory], _group_offset(shapes, i))
             for i, plan in enumerate(shapes.groups)
@@ -126,7 +141,9 @@ class CompiledModel(nn.Module):
         ``raw=True`` returns outputs before their activation (logits, for the loss);
         ``trace``, if given, collects each head block's weightings (B, heads, N) by name,
         and for a ``dnc_memory`` its usage (B, N) as ``"MEMORY:usage"`` and each read
-        block's read modes (B, heads, modes) as ``"BLOCK:modes"``.
+        block's read modes (B, heads, modes) as ``"BLOCK:modes"``; for a reasoning block,
+        each hop's (or episode's) attention over the slots (B, hops, M) by name, and the
+        story row of each slot (B, M), -1 for an empty slot, as ``"MEMORY:rows"``.
         """
         values: dict[str, torch.Tensor] = self._inputs(x_t)
         new_state: State = {}
@@ -174,6 +191,16 @@ class CompiledModel(nn.Module):
                 if trace is not None:
                     for block, start, stop in slices:
                         trace.setdefault(block, []).append(weights[:, start:stop])
+            elif unit == "layer":
+                source = self.sources[name][0][0]
+                if name in self.read_memory:
+                    memory = self.read_memory[name]
+                    values[name], attention = self.layers[name](values[source], self.layers[memory], values[memory])
+                    if trace is not None:
+                        trace.setdefault(name, []).append(attention)
+                        trace.setdefault(f"{memory}:rows", []).append(values[memory].rows)
+                else:
+                    values[name] = self.layers[name](values[source])
             elif unit == "output":
                 y = self.outputs[name](self._gather(name, values, state))
                 activation = self.activations[name]
@@ -219,12 +246,10 @@ class CompiledModel(nn.Module):
         ``dnc_memory``'s usage and read modes too, see :meth:`step`).
         """
         first = next(iter(x.values())) if isinstance(x, dict) else x
-        if first.dim() != 3:
-            raise ValueError(f"expected a batch-first sequence (B, T, size), got shape {tuple(first.shape)}")
-        batch, steps = first.shape[0], first.shape[1]
         self._check_sizes(x)
+        batch, steps = first.shape[0], first.shape[1]
         if state is None:
-            state = self.initial_state(batch, first)
+            state = self.initial_state(batch, first if first.is_floating_point() else None)
         trace: dict[str, list[torch.Tensor]] | None = {} if return_weights else None
         ys: list[Any] = []
         for t in range(steps):
@@ -245,11 +270,33 @@ class CompiledModel(nn.Module):
         if given is None:
             raise ValueError(f"this model has inputs {list(self.input_names)}: pass a dict by name")
         for name, tensor in given.items():
-            expected = self.shapes.sizes.get(name)
             if name not in self.input_names:
                 raise ValueError(f"unknown input '{name}'; the model takes {list(self.input_names)}")
-            if tensor.shape[-1] != expected:
+            kind = self.input_kinds[name]
+            dims, shape = {"vector": (3, "(B, T, size)"), "words": (3, "(B, T, words) of word ids"),
+                           "sentences": (4, "(B, T, sentences, words) of word ids")}[kind]
+            if tensor.dim() != dims:
+                raise ValueError(f"input '{name}': expected a batch-first sequence {shape}, "
+                                 f"got shape {tuple(tensor.shape)}")
+            expected = self.shapes.sizes.get(name)
+            if kind == "vector" and tensor.shape[-1] != expected:
                 raise ValueError(f"input '{name}' has size {tensor.shape[-1]}, the spec says {expected}")
+            if kind != "vector":
+                if tensor.dtype != torch.long:
+                    raise ValueError(f"input '{name}' carries word ids: expected a long tensor, got {tensor.dtype}")
+                if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= expected):
+                    raise ValueError(f"input '{name}' has word ids outside 0 .. {expected - 1} (its vocab)")
+
+    # -- training options -----------------------------------------------------------------
+    def set_linear_start(self, on: bool) -> bool:
+        """Linear start (MemN2N 4.2): remove (``on``) or restore the softmax of every hop.
+
+        Returns whether the model has hops that it applies to.
+        """
+        hops = [layer for layer in self.layers.values() if hasattr(layer, "linear")]
+        for layer in hops:
+            layer.linear = on
+        return bool(hops)
 
     # -- introspection ------------------------------------------------------------------
     def parameter_counts(self) -> dict[str, int]:
@@ -264,6 +311,8 @@ class CompiledModel(nn.Module):
         for group in self.groups:
             for block, _ in group.plan.reads + group.plan.writes:
                 counts[block] = group.read_init[block].numel() if block in group.read_init else 0
+        for name, layer in self.layers.items():
+            counts[name] = sum(p.numel() for p in layer.parameters())
         for name, layer in self.outputs.items():
             counts[name] = sum(p.numel() for p in layer.parameters())
         return counts

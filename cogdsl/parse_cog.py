@@ -234,8 +234,7 @@ class _Builder:
                 else:
                     fields[key] = self.table(token)
             elif kind == "input_stmt":
-                name, size = stmt.children
-                inputs.append(Input(str(name), Value(int(size), self.span(size)), self.span(name)))
+                inputs.append(self.input(stmt))
             elif kind == "output_stmt":
                 name, size, body = stmt.children
                 activation = None
@@ -263,6 +262,16 @@ class _Builder:
             file=self.file,
             source=source,
         )
+
+    def input(self, stmt: lark.Tree) -> Input:
+        name, body = stmt.children
+        if not isinstance(body, lark.Tree):  # `x: 9`
+            return Input(str(name), Value(int(body), self.span(body)), self.span(name))
+        kind, key, size = body.children  # `story: sentences(vocab=69)`
+        if str(key) != "vocab":
+            raise SpecError([Diagnostic("E202", f"input '{name}': unknown parameter '{key}'", self.span(key),
+                                        f"write '{kind}(vocab=N)': N word ids, 0 being padding")])
+        return Input(str(name), Value(int(size), self.span(size)), self.span(name), Value(str(kind), self.span(kind)))
 
     def block(self, stmt: lark.Tree) -> Block:
         kind_token, name_token, *clauses = stmt.children

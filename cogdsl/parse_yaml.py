@@ -205,10 +205,7 @@ def _build(top: dict[str, Value], reader: _Reader, sink: DiagnosticSink, text: s
     if doc is not None and doc.data is not REPORTED and not isinstance(doc.data, str):
         sink.error("E005", f"'doc' must be a string, found {_type_name(doc.data)}", doc.span)
 
-    inputs = [
-        Input(name, _strip(size), getattr(size, "key_span", size.span))
-        for name, size in _section(top, "inputs", reader, sink).items()
-    ]
+    inputs = [_input(name, value, sink) for name, value in _section(top, "inputs", reader, sink).items()]
     outputs = [
         _output(name, value, reader, sink) for name, value in _section(top, "outputs", reader, sink).items()
     ]
@@ -306,6 +303,24 @@ def _ref(value: Value | None, reader: _Reader, sink: DiagnosticSink) -> Ref | No
         sink.error("E005", f"expected a block name, found {_type_name(value.data)}", value.span)
         return None
     return _expression(parse_source, value, reader, sink)
+
+
+def _input(name: str, value: Value, sink: DiagnosticSink) -> Input:
+    """``x: 9`` (a vector input) or ``story: {kind: sentences, vocab: 69}`` (word ids)."""
+    key_span = getattr(value, "key_span", value.span)
+    if not isinstance(value.data, dict):
+        return Input(name, _strip(value), key_span)
+    fields = value.data
+    for key, item in fields.items():
+        if key not in ("kind", "vocab"):
+            sink.error("E006", f"unknown field '{key}' in input '{name}'", item.key_span,
+                       hint_for(key, ("kind", "vocab"), "input fields"))
+    kind, vocab = fields.get("kind"), fields.get("vocab")
+    if kind is None or vocab is None:
+        sink.error("E007", f"input '{name}' needs 'kind' and 'vocab'", key_span,
+                   "e.g. 'story: {kind: sentences, vocab: 69}', or a size such as 'x: 9'")
+    return Input(name, _strip(vocab) if vocab is not None else Value(None, key_span), key_span,
+                 _strip(kind) if kind is not None else Value(None, key_span))
 
 
 def _output(name: str, value: Value, reader: _Reader, sink: DiagnosticSink) -> Output | None:

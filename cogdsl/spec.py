@@ -114,11 +114,24 @@ class Block:
         return self.param_spans.get(name, self.span)
 
 
+INPUT_KINDS = ("vector", "words", "sentences")
+"""What an input carries at each step: a float vector of ``size`` channels (the default);
+``words``, one sentence of word ids, (B, T, L); ``sentences``, a story of word ids,
+(B, T, S, L). For the last two ``size`` is the vocabulary (ids ``0 .. size - 1``, 0 padding)."""
+
+
 @dataclass(frozen=True)
 class Input:
+    """A model input: ``x: 9`` (a vector of 9 channels) or ``story: sentences(vocab=69)``."""
+
     name: str
     size: Value
     span: Span = field(default=NO_SPAN, compare=False)
+    kind: Value = Value("vector")
+
+    @property
+    def is_vector(self) -> bool:
+        return self.kind.data == "vector"
 
 
 @dataclass(frozen=True)

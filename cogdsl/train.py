@@ -67,7 +67,7 @@ from cogdsl.checkpoint import (
 )
 from cogdsl.errors import DiagnosticSink, SpecError, UsageError
 from cogdsl.spec import Spec, Value
-from cogdsl.tasks import Batch, Task, bit_errors, make_task, sequence_loss
+from cogdsl.tasks import Batch, Task, make_task
 from cogdsl.train_config import OPTIMIZERS, SETTINGS, TrainConfig, resolve_train
 
 EVAL_SEED = 1234
@@ -96,11 +96,16 @@ class EvalResult:
     loss: float
     perfect: float
     metrics: dict[str, float] = field(default_factory=dict)  # the task's own scores, means over sequences
+    unit: str = "bit errors"  # what bit_errors counts: the task's error_unit
+    split: str = "test"
 
     def describe(self, name: str) -> str:
         at = f" at length {self.length}" if self.length is not None else ""
         extra = "".join(f", {metric.replace('_', ' ')} {100 * value:.1f}%" for metric, value in self.metrics.items())
-        return (f"{name}{at}: {_num(self.bit_errors)} bit errors per sequence (mean over {self.sequences} "
+        if self.unit == "wrong answers":
+            return (f"{name}: {100 * (1 - self.perfect):.1f}% {self.split} error ({self.sequences} questions)"
+                    f"{extra}, loss {_num(self.loss)}")
+        return (f"{name}{at}: {_num(self.bit_errors)} {self.unit} per sequence (mean over {self.sequences} "
                 f"sequences), {100 * self.perfect:.1f}% sequences perfect{extra}, loss {_num(self.loss)}")
 
 
@@ -206,6 +211,53 @@ def apply_gradients(parameters: list[torch.nn.Parameter], optimizer: torch.optim
     optimizer.zero_grad(set_to_none=True)
 
 
+def set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int) -> None:
+    """With ``lr_decay_every`` > 0: ``lr = lr_0 * lr_decay ** (step // lr_decay_every)`` (MemN2N halves
+    it every 25 epochs); a function of the step alone, so a resumed run gets the same rate."""
+    if config.lr_decay_every <= 0:
+        return
+    base = {p.name: p.default for p in OPTIMIZERS[config.optimizer]}.get("lr", 0.0)
+    lr = float(config.optimizer_params.get("lr", base)) * config.lr_decay ** (step // config.lr_decay_every)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+class LinearStart:
+    """MemN2N's linear start (Sukhbaatar et al. 2015, 4.2): the hops run without their softmax
+    until the validation loss stops decreasing (an evaluation that does not improve on the best
+    so far), or for ``steps`` steps at most; then the softmax is put back for good."""
+
+    def __init__(self, model: torch.nn.Module, steps: int, saved: dict[str, Any] | None = None):
+        self.model, self.steps = model, steps
+        self.active = steps > 0 and bool((saved or {}).get("active", True))
+        self.best = float((saved or {}).get("best") or math.inf)
+        self.ended = ""
+        if steps > 0 and not model.set_linear_start(self.active):
+            raise UsageError("linear_start: the spec has no hops block whose softmax it could remove")
+
+    def after_evaluation(self, loss: float, step: int) -> bool:
+        """Note a validation loss; True when it ends linear start."""
+        if loss < self.best:
+            self.best = loss
+            return False
+        self._end(f"linear start ended: validation loss {_num(loss)} did not improve on {_num(self.best)}")
+        return True
+
+    def after_step(self, step: int) -> bool:
+        """True when ``step`` reaches the limit and so ends linear start."""
+        if step < self.steps:
+            return False
+        self._end(f"linear start ended after its {self.steps} steps")
+        return True
+
+    def _end(self, why: str) -> None:
+        self.active, self.ended = False, why
+        self.model.set_linear_start(False)
+
+    def state(self) -> dict[str, Any]:
+        return {"active": self.active, "best": self.best if math.isfinite(self.best) else None}
+
+
 # -- evaluation ----------------------------------------------------------------------------------------
 
 
@@ -217,24 +269,34 @@ def eval_length(task: Task) -> int | None:
         return None
 
 
-def _logits(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    y = model(inputs, raw=True)
+def model_inputs(model: torch.nn.Module, inputs: torch.Tensor | dict[str, torch.Tensor]
+                 ) -> torch.Tensor | dict[str, torch.Tensor]:
+    """A batch's inputs as the model takes them: a task's inputs by kind become the spec's inputs by name."""
+    if not isinstance(inputs, dict):
+        return inputs
+    return {name: inputs[kind] for name, kind in model.input_kinds.items()}
+
+
+def _logits(model: torch.nn.Module, inputs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+    y = model(model_inputs(model, inputs), raw=True)
     return next(iter(y.values())) if isinstance(y, dict) else y
 
 
 def evaluate(model: torch.nn.Module, task: Task, *, length: int | None = None, sequences: int = 1000,
-             seed: int = EVAL_SEED, batch: int = 100) -> EvalResult:
-    """Mean bit errors and loss per sequence, and the fraction of perfect sequences, on fresh sequences.
+             seed: int = EVAL_SEED, batch: int = 100, split: str = "test") -> EvalResult:
+    """Mean errors and loss per sequence, and the fraction of perfect sequences, on fresh sequences.
 
-    The sequences come from a generator seeded with ``seed``, drawn ``batch`` at a time, so
-    the same arguments always give the same sequences. ``length`` defaults to the task's
-    longest training length.
+    The sequences come from :meth:`Task.evaluation_batches`: for the algorithmic tasks, a
+    generator seeded with ``seed``, drawn ``batch`` at a time, so the same arguments always
+    give the same sequences; for the QA tasks, the first ``sequences`` questions of
+    ``split``. ``length`` defaults to the task's longest training length. A task metric
+    that is NaN for a sequence (a per-task accuracy, for another task's question) is
+    averaged over the other sequences.
     """
     if sequences < 1 or batch < 1:
         raise ValueError(f"sequences and batch must be >= 1, got {sequences} and {batch}")
     if length is None:
         length = eval_length(task)
-    generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -243,24 +305,22 @@ def evaluate(model: torch.nn.Module, task: Task, *, length: int | None = None, s
     loss_total = torch.zeros((), dtype=torch.float64)
     try:
         with torch.no_grad():
-            done = 0
-            while done < sequences:
-                n = min(batch, sequences - done)
-                data = task.sample(n, generator, length=length)
+            for data in task.evaluation_batches(sequences, seed, batch, length, split):
                 if device.type != "cpu":
                     data = data.to(device)
                 logits = _logits(model, data.inputs)
-                loss_total += sequence_loss(logits, data).double().cpu() * n
-                errors.append(bit_errors(logits, data).cpu())
+                loss_total += task.loss_of(logits, data).double().cpu() * data.batch_size
+                errors.append(task.errors(logits, data).cpu())
                 for metric, values in task.metrics(logits, data).items():
                     scores.setdefault(metric, []).append(values.cpu())
-                done += n
     finally:
         model.train(was_training)
     per_sequence = torch.cat(errors)
-    return EvalResult(length=length, sequences=sequences, bit_errors=float(per_sequence.mean()),
-                      loss=float(loss_total) / sequences, perfect=float((per_sequence == 0).float().mean()),
-                      metrics={metric: float(torch.cat(values).mean()) for metric, values in scores.items()})
+    counted = per_sequence.numel()
+    return EvalResult(length=length, sequences=counted, bit_errors=float(per_sequence.mean()),
+                      loss=float(loss_total) / counted, perfect=float((per_sequence == 0).float().mean()),
+                      metrics={metric: float(torch.cat(values).nanmean()) for metric, values in scores.items()},
+                      unit=task.error_unit, split=split)
 
 
 # -- the run folder ---------------------------------------------------------------------------------------
@@ -418,6 +478,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     model = cogdsl.compile(spec).to(device)
+    linear = LinearStart(model, config.linear_start)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(parameters, config)
     data = torch.Generator().manual_seed(config.seed)
@@ -438,6 +499,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
         window.update({k: v for k, v in (meta.get("window") or {}).items() if k in window})
         if meta.get("eval"):
             last_eval = EvalResult(**meta["eval"])
+        linear = LinearStart(model, config.linear_start, meta.get("linear_start"))
 
     # Every check has passed: from here on the folder is ours.
     try:
@@ -471,7 +533,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
             "window": {"loss_sum": float(loss_sum), "bits_sum": float(bits_sum), "steps": window_steps,
                        "sequences": window_seqs},
             "eval": dataclasses.asdict(last_eval) if last_eval is not None else None,
-            "stopped": stopped, "spec_yaml": spec_yaml,
+            "stopped": stopped, "spec_yaml": spec_yaml, "linear_start": linear.state(),
         }
         path = save_checkpoint(out / CHECKPOINT_DIR / checkpoint_name(step), model=model, optimizer=optimizer,
                                data_generator=data, meta=meta)
@@ -490,16 +552,19 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
             try:
                 while step < config.steps:
                     batch: Batch = task.sample(config.batch, data)
-                    if batch.inputs.device != torch.device(device):
+                    if batch.mask.device != torch.device(device):
                         batch = batch.to(device)
+                    set_learning_rate(optimizer, config, step)
                     logits = _logits(model, batch.inputs)  # (B, T, O)
-                    loss = sequence_loss(logits, batch)
+                    loss = task.loss_of(logits, batch)
                     loss.backward()
                     apply_gradients(parameters, optimizer, config)
                     with torch.no_grad():
                         loss_sum += loss.detach()
-                        bits_sum += bit_errors(logits.detach(), batch).sum()
+                        bits_sum += task.errors(logits.detach(), batch).sum()
                     step += 1
+                    if linear.active and linear.after_step(step):
+                        bar.write(f"step {step}: {linear.ended}")
                     sequences += config.batch
                     window_steps += 1
                     window_seqs += config.batch
@@ -523,8 +588,11 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
                         rate = window_seqs / window_seconds if window_seconds > 0 else None
                         evaluation = None
                         if do_eval:
-                            evaluation = evaluate(model, task, sequences=config.eval_size, seed=EVAL_SEED)
+                            evaluation = evaluate(model, task, sequences=config.eval_size, seed=EVAL_SEED,
+                                                  split="valid")
                             last_eval = evaluation
+                            if linear.active and linear.after_evaluation(evaluation.loss, step):
+                                bar.write(f"step {step}: {linear.ended}")
                         log.row(step=step, sequences=sequences, seconds=seconds, loss=last_loss, bit_errors=last_bits,
                                 seq_per_sec=rate, eval_loss=evaluation.loss if evaluation else None,
                                 eval_bit_errors=evaluation.bit_errors if evaluation else None)
@@ -629,8 +697,9 @@ def describe_result(name: str, result: TrainResult, max_minutes: float | None = 
         lines = [f"{name}: step {result.step} of {config.steps} ({result.sequences:,} sequences in "
                  f"{result.seconds:,.0f} s{rate}){why}"]
         if result.loss is not None and result.bit_errors is not None:
+            unit = result.eval.unit if result.eval is not None else "bit errors"
             lines.append(f"  last training steps: loss {_num(result.loss)}, {_num(result.bit_errors)} "
-                         "bit errors per sequence")
+                         f"{unit} per sequence")
     if result.eval is not None:
         lines.append(f"  last evaluation: {result.eval.describe(name)}")
     files = ["log.csv", "learning_curve.png"]

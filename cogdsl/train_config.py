@@ -34,6 +34,12 @@ SETTINGS: tuple[Param, ...] = (
     # One thread by default: a recurrent model's per-step ops are too small to split across
     # cores, and a second OpenMP thread that has to wait for a busy core slows every op.
     Param("threads", int, 1, minimum=0, maximum=1024, doc="CPU threads for torch; 0 leaves torch's default"),
+    Param("linear_start", int, 0, minimum=0,
+          doc="MemN2N linear start: train hops without their softmax for at most this many steps, until the "
+              "validation loss stops decreasing; 0 turns it off"),
+    Param("lr_decay_every", int, 0, minimum=0, doc="multiply the learning rate by lr_decay every this many steps; "
+                                                   "0 keeps it fixed"),
+    Param("lr_decay", float, 0.5, minimum=0.0, maximum=1.0, doc="the factor of each learning-rate decay"),
 )
 
 OPTIMIZERS: dict[str, tuple[Param, ...]] = {
@@ -62,6 +68,9 @@ class TrainConfig:
     checkpoint_every: int = 1000
     log_every: int = 50
     threads: int = 1
+    linear_start: int = 0
+    lr_decay_every: int = 0
+    lr_decay: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:

@@ -16,7 +16,7 @@ from cogdsl.blocks.base import check_params, spelled
 from cogdsl.errors import Diagnostic, DiagnosticSink, Span, hint_for
 from cogdsl.graph import immediate_graph
 from cogdsl.groups import plan_groups
-from cogdsl.spec import SUPPORTED_VERSIONS, Block, Output, Ref, Spec
+from cogdsl.spec import INPUT_KINDS, SUPPORTED_VERSIONS, Block, Output, Ref, Spec
 from cogdsl.train_config import resolve_train
 
 ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "softmax")
@@ -35,14 +35,22 @@ def validate(spec: Spec, graph: nx.MultiDiGraph) -> list[Diagnostic]:
     roles = _check_names(spec, sink)
     for item in spec.inputs:
         size = item.size.data
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            sink.error("E204", f"input '{item.name}': size must be a positive integer, found {size!r}",
-                       item.size.span, "e.g. 'x: 9'")
+        what = "size" if item.is_vector else "vocab"
+        if item.kind.data not in INPUT_KINDS[1:] and not item.is_vector:
+            sink.error("E205", f"input '{item.name}': unknown input kind {spelled(item.kind.data)}", item.kind.span,
+                       hint_for(str(item.kind.data), INPUT_KINDS[1:], "input kinds") + " (a vector input is a size)")
+        elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            sink.error("E204", f"input '{item.name}': {what} must be a positive integer, found {size!r}",
+                       item.size.span, "e.g. 'x: 9'" if item.is_vector else "e.g. 'story: sentences(vocab=69)'")
     kinds = {b.name: b.kind for b in reversed(spec.blocks)}
+    carries = {i.name: i.kind.data for i in reversed(spec.inputs)}
     for block in spec.blocks:
         _check_block(block, roles, kinds, sink)
+        if block.kind in REGISTRY and "from" in REGISTRY[block.kind].accepts:
+            _check_carried(block.sources, REGISTRY[block.kind].takes, carries, f"{block.kind} '{block.name}'", sink)
     for output in spec.outputs:
         _check_output(output, roles, kinds, sink)
+        _check_carried(output.sources, ("vector",), carries, f"output '{output.name}'", sink)
     if not spec.outputs:
         sink.error("E007", "the spec has no outputs", spec.model.span,
                    "add an output, e.g. 'y: {size: 8, from: [ctrl]}'")
@@ -99,11 +107,31 @@ def _check_ref(ref: Ref, roles: dict[str, str], owner: str, wanted: tuple[str, .
 
 
 def _value_sources(roles: dict[str, str], ref: Ref, owner: str, sink: DiagnosticSink) -> None:
-    """A wire must come from something that carries a value: an input, a controller or a read head."""
+    """A wire must come from something that carries a value: an input, a controller, a read head or
+    a reasoning block."""
     if ref.name in roles and roles[ref.name] == "head":
         return  # read vs write is checked where the kind is known
-    _check_ref(ref, roles, owner, ("input", "controller", "head"), "an input, a controller or a read head", sink,
-               delay_ok=True)
+    _check_ref(ref, roles, owner, ("input", "controller", "head", "reasoning"),
+               "an input, a controller, a read head or a reasoning block", sink, delay_ok=True)
+
+
+_CARRIED = {"vector": "a vector", "words": "word ids (one sentence)", "sentences": "word ids (a story of sentences)"}
+
+
+def _check_carried(sources: tuple[Ref, ...], takes: tuple[str, ...], carries: dict[str, object], owner: str,
+                   sink: DiagnosticSink) -> None:
+    """Each source carries what its reader takes: word-id inputs feed story memories and reasoning
+    blocks; everything else carries a vector."""
+    wanted = " or ".join(_CARRIED[t] for t in takes)
+    for ref in sources:
+        carried = carries.get(ref.name, "vector")
+        if carried in _CARRIED and carried not in takes:
+            readers = {"words": "a reasoning block (hops, episodes)",
+                       "sentences": "a story memory (episodic_memory, kv_memory)"}
+            hint = (f"'{ref.name}' can feed {readers[str(carried)]}" if carried in readers
+                    else f"wire an input declared as {' or '.join(f'{t}(vocab=N)' for t in takes)}")
+            sink.error("E310", f"{owner} reads {wanted}, but '{ref.name}' carries {_CARRIED[str(carried)]}",
+                       ref.span, hint)
 
 
 def _check_block(block: Block, roles: dict[str, str], kinds: dict[str, str], sink: DiagnosticSink) -> None:
@@ -138,6 +166,13 @@ def _check_block(block: Block, roles: dict[str, str], kinds: dict[str, str], sin
         _check_read_source(ref, roles, kinds, owner, sink)
     if block.memory is not None and "memory" in kind.accepts:
         ok = _check_ref(block.memory, roles, owner, ("memory",), "a memory", sink, delay_ok=False)
+        memory_kind = REGISTRY.get(kinds.get(block.memory.name, ""))
+        if ok and memory_kind is not None and memory_kind.read_by != kind.family:
+            fitting = sorted(k for k, c in REGISTRY.items() if c.family == "memory" and c.read_by == kind.family)
+            sink.error("E303", f"{owner}: '{block.memory.name}' is a {memory_kind.kind}, which a {block.kind} "
+                       "cannot read", block.memory.span,
+                       f"a {block.kind} works on {' or '.join(fitting)}")
+            ok = False
         if ok and block.address is not None and "address" in kind.accepts:
             REGISTRY[kinds[block.memory.name]].resolve_address(block.address, owner, sink, kind.writes)
     if block.by is not None and "by" in kind.accepts:
@@ -199,6 +234,9 @@ def _check_memories(spec: Spec, graph: nx.MultiDiGraph, sink: DiagnosticSink) ->
         if kind is None or kind.family != "memory" or graph.nodes.get(block.name, {}).get("span") is not block.span:
             continue  # unknown kind, or a duplicate definition (reported as such)
         heads = [v for _, v, d in graph.out_edges(block.name, data=True) if d["role"] == "memory"]
-        if not heads:
+        if not heads and kind.read_by == "head":
             sink.error("E306", f"memory '{block.name}' is not read or written by any head", block.span,
                        f"add a read or write head on '{block.name}', or remove it")
+        elif not heads:
+            sink.error("E306", f"{kind.kind} '{block.name}' is not read by any hops or episodes block", block.span,
+                       f"add e.g. 'hops reason on {block.name} <- question', or remove it")

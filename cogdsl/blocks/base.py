@@ -109,7 +109,7 @@ class BlockKind:
     """Base of all block kinds. Subclasses set the class attributes and the lowering hooks."""
 
     kind: ClassVar[str]
-    family: ClassVar[str]  # "controller", "memory" or "head"
+    family: ClassVar[str]  # "controller", "memory", "head" or "reasoning"
     doc: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
     # Which of the wiring fields a kind accepts: "from", "memory", "by", "address".
@@ -118,6 +118,11 @@ class BlockKind:
     requires: ClassVar[frozenset[str]] = frozenset()
     # Whether other blocks may take this block's value as a source (controllers, read heads).
     has_output: ClassVar[bool] = False
+    # What each of its sources must carry: "vector", "words" or "sentences" (see cogdsl.spec.INPUT_KINDS).
+    takes: ClassVar[tuple[str, ...]] = ("vector",)
+    # A memory's readers: "head" (read and write heads, driven by a controller) or "reasoning"
+    # (hops and episodes, which read a memory built from a story).
+    read_by: ClassVar[str] = "head"
 
 
 REGISTRY: dict[str, type[BlockKind]] = {}

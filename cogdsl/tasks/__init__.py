@@ -18,9 +18,13 @@ Registered tasks (:data:`TASKS`), each in its own module with its encoding drawn
 - ``graph_traversal`` -- :class:`GraphTraversalTask`, DNC paper, "Graph tasks"
 - ``graph_shortest_path`` -- :class:`GraphShortestPathTask`, DNC paper, "Graph tasks"
 - ``graph_inference`` -- :class:`GraphInferenceTask`, DNC paper, "Graph tasks"
+- ``babi``, ``babi_joint`` -- :class:`BabiTask`, :class:`BabiJointTask`: question answering
+  on generated bAbI-style stories (:mod:`cogdsl.tasks.babi`, :mod:`cogdsl.tasks.qa`)
 
-Every task's targets are bits and its ``loss`` is ``"bce"``: the model's raw outputs are
-logits for :func:`sequence_loss` (BCE-with-logits) and :func:`bit_errors`.
+The algorithmic tasks' targets are bits and their ``loss`` is ``"bce"``: the model's raw
+outputs are logits for :func:`sequence_loss` (BCE-with-logits) and :func:`bit_errors`. The
+QA tasks' targets are answer words and their loss is ``"ce"`` (cross-entropy); every task
+scores a batch with :meth:`Task.loss_of` and :meth:`Task.errors`.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from cogdsl.tasks.base import (
 from cogdsl.tasks.copy import CopyTask
 from cogdsl.tasks.graph import GraphInferenceTask, GraphShortestPathTask, GraphTraversalTask
 from cogdsl.tasks.priority_sort import PrioritySortTask
+from cogdsl.tasks.qa import BabiJointTask, BabiTask
 from cogdsl.tasks.repeat_copy import RepeatCopyTask
 
 TASKS: dict[str, type[Task]] = {}
@@ -69,6 +74,8 @@ for _cls in (
     GraphTraversalTask,
     GraphShortestPathTask,
     GraphInferenceTask,
+    BabiTask,
+    BabiJointTask,
 ):
     register_task(_cls)
 
@@ -101,6 +108,8 @@ def make_task(name: str, **params: object) -> Task:
 __all__ = [
     "TASKS",
     "AssociativeRecallTask",
+    "BabiJointTask",
+    "BabiTask",
     "Batch",
     "CopyTask",
     "GraphInferenceTask",

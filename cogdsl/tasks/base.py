@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -158,24 +158,32 @@ class Batch:
     """One batch of sequences of a task.
 
     Attributes:
-        inputs: ``(B, T, I)`` float32, what the model reads at each step.
-        targets: ``(B, T, O)`` float32 bits (0 or 1), what the model should write.
+        inputs: ``(B, T, I)`` float32, what the model reads at each step; or, for a task
+            with several inputs, a dict by input kind (see :attr:`Task.input_kinds`), e.g.
+            ``{"sentences": (B, 1, S, L), "words": (B, 1, L)}`` of word ids for QA.
+        targets: ``(B, T, O)`` float32 bits (0 or 1), what the model should write; or, for
+            a task whose loss is ``"ce"``, ``(B, T)`` long class ids (answer words).
         mask: ``(B, T)`` float32, 1 where the output is scored and 0 elsewhere (e.g. while
             the input is still being presented).
+        info: per-sequence facts a task's metrics use (e.g. ``"task"``, the bAbI task
+            number of each question), each ``(B, ...)``.
     """
 
-    inputs: torch.Tensor
+    inputs: torch.Tensor | dict[str, torch.Tensor]
     targets: torch.Tensor
     mask: torch.Tensor
+    info: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.inputs.dim() != 3 or self.targets.dim() != 3 or self.mask.dim() != 2:
+        first = next(iter(self.inputs.values())) if isinstance(self.inputs, dict) else self.inputs
+        class_ids = not self.targets.is_floating_point()
+        if first.dim() < 3 or self.targets.dim() != (2 if class_ids else 3) or self.mask.dim() != 2:
             raise ValueError(
-                "Batch expects inputs (B, T, I), targets (B, T, O), mask (B, T); got "
-                f"{tuple(self.inputs.shape)}, {tuple(self.targets.shape)}, "
+                "Batch expects inputs (B, T, ...), targets (B, T, O) or class ids (B, T), mask (B, T); got "
+                f"{tuple(first.shape)}, {tuple(self.targets.shape)}, "
                 f"{tuple(self.mask.shape)}"
             )
-        bt = tuple(self.inputs.shape[:2])
+        bt = tuple(first.shape[:2])
         if tuple(self.targets.shape[:2]) != bt or tuple(self.mask.shape) != bt:
             raise ValueError(
                 f"Batch: inputs, targets and mask must agree on (B, T) = {bt}; got targets "
@@ -185,16 +193,19 @@ class Batch:
     @property
     def batch_size(self) -> int:
         """``B``."""
-        return int(self.inputs.shape[0])
+        return int(self.mask.shape[0])
 
     @property
     def steps(self) -> int:
         """``T``, the number of time steps."""
-        return int(self.inputs.shape[1])
+        return int(self.mask.shape[1])
 
     def to(self, device: torch.device | str) -> Batch:
-        """The same batch with all three tensors on ``device``."""
-        return Batch(self.inputs.to(device), self.targets.to(device), self.mask.to(device))
+        """The same batch with all of its tensors on ``device``."""
+        inputs = ({k: v.to(device) for k, v in self.inputs.items()} if isinstance(self.inputs, dict)
+                  else self.inputs.to(device))
+        return Batch(inputs, self.targets.to(device), self.mask.to(device),
+                     {k: v.to(device) for k, v in self.info.items()})
 
 
 class Task:
@@ -215,6 +226,7 @@ class Task:
     length_params: ClassVar[tuple[str, str] | None] = None
     min_length: ClassVar[int] = 1
     loss: ClassVar[str] = "bce"
+    error_unit: ClassVar[str] = "bit errors"  # what :meth:`errors` counts, for reports
 
     def __init__(self, **params: object) -> None:
         self.config: dict[str, ParamValue] = self.validate_params(params)
@@ -280,6 +292,32 @@ class Task:
                     lo if lo in params else hi,
                 )
         return values
+
+    # -- loss and errors ---------------------------------------------------------------------
+
+    def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The training loss, a scalar: :func:`sequence_loss` (BCE with logits) for bit targets."""
+        return sequence_loss(logits, batch)
+
+    def errors(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Errors per sequence, ``(B,)``: :func:`bit_errors` for bit targets."""
+        return bit_errors(logits, batch)
+
+    def evaluation_batches(self, sequences: int, seed: int, batch: int, length: int | None,
+                           split: str = "test") -> Iterator[Batch]:
+        """The batches an evaluation scores: ``sequences`` fresh ones drawn ``batch`` at a time
+        from a generator seeded with ``seed`` (``split`` only matters to tasks with fixed data sets)."""
+        generator = torch.Generator().manual_seed(seed)
+        done = 0
+        while done < sequences:
+            n = min(batch, sequences - done)
+            yield self.sample(n, generator, length=length)
+            done += n
+
+    @property
+    def input_kinds(self) -> dict[str, int]:
+        """What the model must read, by input kind: ``{"vector": input_size}`` for these tasks."""
+        return {"vector": self.input_size}
 
     # -- metrics beyond bit errors ----------------------------------------------------------
 

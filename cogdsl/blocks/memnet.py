@@ -1,0 +1,356 @@
+"""Memory networks over stories: ``episodic_memory`` and ``kv_memory``, read by ``hops``.
+
+End-to-end memory networks (Sukhbaatar et al. 2015, "End-To-End Memory Networks", MemN2N)
+and key-value memory networks (Miller et al. 2016, "Key-Value Memory Networks for Directly
+Reading Documents", KV-MemNN). A story is a set of sentences of word ids, (B, S, L); each
+sentence becomes one memory slot, embedded as a vector::
+
+    episodic_memory mem(embedding=20, encoding=position, temporal=true, random_empty=0.1) <- story
+    hops reason(count=3, tying=adjacent) on mem <- question
+    output answer: 69 = softmax(reason)
+
+**Sentence encoding.** Slot i of table t is ``m_i = sum_j l_j o E_t[x_ij] + T_t(i)``:
+
+- ``encoding=bag``: ``l_j = 1`` (bag of words);
+- ``encoding=position``: ``l_kj = (1 - j/J) - (k/d)(1 - 2j/J)``, with j = 1..J the word's
+  position in its sentence of J words and k = 1..d the embedding dimension (MemN2N, 4.1);
+- ``temporal=true`` adds a learned row ``T_t(i)`` of a (slots, d) table, indexed by the
+  slot's recency (0 for the story's last sentence), as MemN2N's temporal encoding.
+
+Word id 0 is padding: its embedding is zero and gets no gradient. Only the ``slots`` most
+recent sentences are kept (MemN2N keeps 50). ``random_empty=p``: while training, about
+``p n`` empty slots (temporal encoding only) are put at random places among a story's n
+sentences, which shifts the recency of the sentences before them (MemN2N's "random noise",
+a regulariser for the temporal encoding).
+
+**Hops** (:class:`HopsKind`). With a query u_1 (the question, encoded like a sentence by
+the query table, without temporal encoding), hop k reads
+
+    p_i = softmax_i(u_k . m_i^k),   o_k = sum_i p_i c_i^k,
+
+with keys m^k and values c^k from the memory's tables, then updates the query:
+
+- on an ``episodic_memory``, ``tying=adjacent`` (A^{k+1} = C^k, B = A^1):
+  ``u_{k+1} = u_k + o_k``, tables A^1 .. A^K, C^K (K + 1 of them);
+- ``tying=layerwise`` (A^k = A, C^k = C, B its own): ``u_{k+1} = H u_k + o_k`` with one
+  learned H, three tables;
+- on a ``kv_memory`` (one table A for questions, keys and values, as KV-MemNN):
+  ``u_{k+1} = R_k (u_k + o_k)``, a learned R_k per hop.
+
+The block's value is u_{K+1}, (B, d); the answer layer ``a = softmax(W u_{K+1})`` is the
+spec's output. *Linear start* (MemN2N 4.2, the training setting ``linear_start``) drops the
+softmax of every hop (p_i = u_k . m_i on the story's slots) until it is switched back on.
+
+**Key-value split** (``kv_memory(split=...)``): ``none`` makes key and value the whole
+sentence (KV-MemNN's sentence-level memory: key with temporal encoding, value without);
+``last_word`` makes the key the sentence without its last word and the value that last
+word (KV-MemNN's window-level split, with the sentence as the window and its last word,
+the place, object or species a bAbI-style fact ends on, as the centre).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from cogdsl.blocks.base import BlockKind, Param, register
+
+EMBEDDING_STD = 0.1  # MemN2N 4.2: embeddings drawn from N(0, 0.1)
+
+_EMBEDDING = Param("embedding", int, 20, minimum=1, maximum=65536, doc="embedding size d of words and slots")
+_SLOTS = Param("slots", int, 50, minimum=1, maximum=100_000, doc="the most recent sentences kept, one slot each")
+_ENCODING = Param("encoding", str, "position", choices=("position", "bag"),
+                  doc="sentence encoding: position encoding or bag of words")
+_TEMPORAL = Param("temporal", bool, True, doc="add a learned embedding of each slot's recency")
+_RANDOM_EMPTY = Param("random_empty", float, 0.0, minimum=0.0, maximum=1.0,
+                      doc="while training, insert about this fraction of empty slots among a story's sentences")
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """Which embedding table a reader uses for its query and for each hop's keys and values,
+    and how it updates its query: "add" (u + o), "linear" (H u + o) or "rotate" (R_k (u + o))."""
+
+    tables: int
+    query_table: int
+    key_tables: tuple[int, ...]
+    value_tables: tuple[int, ...]
+    update: str
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A story in memory: the kept slots first, in story order, then padding.
+
+    Attributes:
+        words: (B, M, L) word ids of each slot (0 for an empty or padding slot).
+        recency: (B, M) long, 0 for the story's last kept slot.
+        mask: (B, M) bool, True for the kept slots (sentences and inserted empty slots).
+        rows: (B, M) long, the story row each slot holds, -1 for empty and padding slots.
+    """
+
+    words: torch.Tensor
+    recency: torch.Tensor
+    mask: torch.Tensor
+    rows: torch.Tensor
+
+
+def position_weights(words: torch.Tensor, dim: int) -> torch.Tensor:
+    """MemN2N's position encoding for word ids (..., L) → weights (..., L, d).
+
+    ``l_kj = (1 - j/J) - (k/d)(1 - 2j/J)``, j = 1..L the position, k = 1..d, J the
+    sentence's number of words (non-zero ids, at least 1).
+    """
+    length = words.ne(0).sum(-1, keepdim=True).clamp(min=1).unsqueeze(-1).to(torch.get_default_dtype())  # (..., 1, 1)
+    j = torch.arange(1, words.shape[-1] + 1, device=words.device, dtype=length.dtype).view(-1, 1)  # (L, 1)
+    k = torch.arange(1, dim + 1, device=words.device, dtype=length.dtype).view(1, -1)  # (1, d)
+    return (1 - j / length) - (k / dim) * (1 - 2 * j / length)
+
+
+class SentenceMemory(nn.Module):
+    """Embedding tables (and temporal tables) for a story's sentences and the question.
+
+    ``forward(story)`` chooses the slots (:class:`Stored`); :meth:`keys`, :meth:`values` and
+    :meth:`query` embed them with one table each.
+    """
+
+    def __init__(self, vocab: int, params: dict[str, Any], tables: int):
+        super().__init__()
+        self.dim, self.slots = params["embedding"], params["slots"]
+        self.position = params["encoding"] == "position"
+        self.random_empty = params["random_empty"]
+        self.words = nn.ModuleList(nn.Embedding(vocab, self.dim, padding_idx=0) for _ in range(tables))
+        for table in self.words:
+            nn.init.normal_(table.weight, std=EMBEDDING_STD)
+            with torch.no_grad():
+                table.weight[0].zero_()
+        self.times = (nn.ParameterList(nn.Parameter(torch.randn(self.slots, self.dim) * EMBEDDING_STD)
+                                       for _ in range(tables)) if params["temporal"] else None)
+
+    # -- which sentences become slots ------------------------------------------------------
+    def forward(self, story: torch.Tensor) -> Stored:
+        """story (B, S, L) word ids → the slots, the ``slots`` most recent sentences."""
+        if story.dim() != 3 or story.dtype != torch.long:
+            raise ValueError(f"a story is (B, sentences, words) of long word ids, got {tuple(story.shape)} "
+                             f"{story.dtype}")
+        batch, sentences, _ = story.shape
+        real = story.ne(0).any(-1)  # (B, S)
+        rows = torch.arange(sentences, device=story.device).expand(batch, -1)
+        words, keep = story, real
+        if self.training and self.random_empty > 0:
+            words, keep, rows = self._insert_empty(story, real)
+        recency = keep.flip(-1).long().cumsum(-1).flip(-1) - 1  # kept slots after this one
+        keep = keep & (recency < self.slots)
+        # The kept slots first, in story order; then trim the padding columns.
+        order = torch.sort((~keep).to(torch.int8), dim=-1, stable=True).indices
+        used = max(int(keep.sum(-1).max()), 1) if keep.numel() else 1
+        order = order[:, :used]
+        keep = keep.gather(1, order)
+        return Stored(
+            words=words.gather(1, order.unsqueeze(-1).expand(-1, -1, words.shape[-1])),
+            recency=recency.gather(1, order).clamp(0, self.slots - 1) * keep,
+            mask=keep,
+            rows=torch.where(keep, rows.gather(1, order), -1),
+        )
+
+    def _insert_empty(self, story: torch.Tensor, real: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Add round(p n) empty slots at uniformly random places among each story's n sentences."""
+        batch, sentences, length = story.shape
+        extra = max(1, math.ceil(self.random_empty * sentences))
+        count = real.sum(-1, keepdim=True)  # (B, 1)
+        wanted = torch.round(self.random_empty * count.to(torch.float32))  # (B, 1)
+        # Sentence i sits at i + 1/2; an empty slot at a uniform place in [0, n].
+        places = torch.cat([
+            torch.arange(sentences, device=story.device, dtype=torch.float32).expand(batch, -1) + 0.5,
+            torch.rand(batch, extra, device=story.device) * count,
+        ], dim=1)
+        empty_kept = torch.arange(extra, device=story.device).expand(batch, -1) < wanted
+        keep = torch.cat([real, empty_kept], dim=1)
+        places = torch.where(keep, places, float(sentences + 1))
+        order = places.argsort(dim=-1, stable=True)
+        words = torch.cat([story, story.new_zeros(batch, extra, length)], dim=1)
+        rows = torch.cat([torch.arange(sentences, device=story.device).expand(batch, -1),
+                          story.new_full((batch, extra), -1)], dim=1)
+        return (words.gather(1, order.unsqueeze(-1).expand(-1, -1, length)), keep.gather(1, order),
+                rows.gather(1, order))
+
+    # -- embedding ---------------------------------------------------------------------------
+    def encode(self, words: torch.Tensor, table: int) -> torch.Tensor:
+        """Sentences of word ids (..., L) → (..., d): ``sum_j l_j o E[x_j]``."""
+        embedded = self.words[table](words)  # (..., L, d)
+        if self.position:
+            embedded = embedded * position_weights(words, self.dim).to(embedded.dtype)
+        return embedded.sum(-2)
+
+    def word_vectors(self, words: torch.Tensor, table: int) -> torch.Tensor:
+        """Word ids (..., L) → their embeddings (..., L, d), for readers that run over words."""
+        return self.words[table](words)
+
+    def temporal(self, stored: Stored, table: int) -> torch.Tensor | float:
+        """``T_t(recency)`` of each slot, (B, M, d), or 0 without temporal encoding."""
+        if self.times is None:
+            return 0.0
+        return self.times[table][stored.recency] * stored.mask.unsqueeze(-1)
+
+    def query(self, words: torch.Tensor, table: int) -> torch.Tensor:
+        """The question (B, L) → u_1 (B, d), encoded like a sentence, without time."""
+        return self.encode(words, table)
+
+    def keys(self, stored: Stored, table: int) -> torch.Tensor:
+        """The slots' keys m_i (B, M, d)."""
+        return self.encode(stored.words, table) + self.temporal(stored, table)
+
+    def values(self, stored: Stored, table: int) -> torch.Tensor:
+        """The slots' values c_i (B, M, d)."""
+        return self.keys(stored, table)
+
+
+class KeyValueMemory(SentenceMemory):
+    """A key-value memory: keys carry the temporal encoding; values are the sentence or its last word."""
+
+    def __init__(self, vocab: int, params: dict[str, Any], tables: int):
+        super().__init__(vocab, params, tables)
+        self.split = params["split"]
+
+    def _last_word(self, words: torch.Tensor) -> torch.Tensor:
+        """(..., L) → (..., L) bool, True at each sentence's last word."""
+        last = words.ne(0).sum(-1, keepdim=True) - 1
+        return torch.arange(words.shape[-1], device=words.device) == last
+
+    def keys(self, stored: Stored, table: int) -> torch.Tensor:
+        words = stored.words
+        if self.split == "last_word":
+            words = words.masked_fill(self._last_word(words), 0)
+        return self.encode(words, table) + self.temporal(stored, table)
+
+    def values(self, stored: Stored, table: int) -> torch.Tensor:
+        if self.split == "last_word":
+            return self.encode(stored.words * self._last_word(stored.words), table)
+        return self.encode(stored.words, table)
+
+
+class StoryMemoryKind(BlockKind):
+    """A memory built from a story at every step, read by reasoning blocks."""
+
+    family = "memory"
+    read_by = "reasoning"
+    accepts = frozenset({"from"})
+    requires = frozenset({"from"})
+    takes = ("sentences",)
+    module: type[SentenceMemory] = SentenceMemory
+
+    @classmethod
+    def read_plan(cls, count: int, tying: str) -> ReadPlan:
+        """The tables a reader of ``count`` hops with ``tying`` uses (see the module docstring)."""
+        if tying == "adjacent":
+            return ReadPlan(count + 1, 0, tuple(range(count)), tuple(range(1, count + 1)), "add")
+        return ReadPlan(3, 2, (0,) * count, (1,) * count, "linear")
+
+    @classmethod
+    def build(cls, params: dict[str, Any], vocab: int, tables: int) -> SentenceMemory:
+        return cls.module(vocab, params, tables)
+
+
+@register
+class EpisodicMemoryKind(StoryMemoryKind):
+    kind = "episodic_memory"
+    doc = ("MemN2N memory: one slot per story sentence, embedded by tables A and C (bag of words or position "
+           "encoding, temporal encoding, random empty slots while training).")
+    params = (_EMBEDDING, _SLOTS, _ENCODING, _TEMPORAL, _RANDOM_EMPTY)
+
+
+@register
+class KVMemoryKind(StoryMemoryKind):
+    kind = "kv_memory"
+    doc = ("KV-MemNN memory: each sentence a (key, value) pair, one embedding A for questions, keys and values; "
+           "hops update the query by R_k(u + o).")
+    params = (_EMBEDDING, _SLOTS, _ENCODING, _TEMPORAL, _RANDOM_EMPTY,
+              Param("split", str, "none", choices=("none", "last_word"),
+                    doc="none: key and value are the sentence; last_word: the key is the sentence without "
+                        "its last word, the value that word"))
+    module = KeyValueMemory
+
+    @classmethod
+    def read_plan(cls, count: int, tying: str) -> ReadPlan:
+        return ReadPlan(1, 0, (0,) * count, (0,) * count, "rotate")
+
+
+def masked_attention(scores: torch.Tensor, mask: torch.Tensor, linear: bool) -> torch.Tensor:
+    """softmax over the kept slots of ``scores`` (B, M) (0 elsewhere); with ``linear``, the scores themselves."""
+    if linear:
+        return scores * mask
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).nan_to_num(0.0)
+
+
+class Hops(nn.Module):
+    """K hops of attention over a story memory (see the module docstring for the equations)."""
+
+    def __init__(self, count: int, plan: ReadPlan, dim: int):
+        super().__init__()
+        self.count, self.plan = count, plan
+        self.linear = False  # linear start: no softmax in the hops
+        if plan.update == "linear":
+            self.mapping = nn.Linear(dim, dim, bias=False)
+        elif plan.update == "rotate":
+            self.rotations = nn.ModuleList(nn.Linear(dim, dim, bias=False) for _ in range(count))
+
+    def forward(self, question: torch.Tensor, memory: SentenceMemory, stored: Stored
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """question (B, L) word ids → u_{K+1} (B, d) and each hop's attention p, (B, K, M)."""
+        plan = self.plan
+        u = memory.query(question, plan.query_table)  # (B, d)
+        attention = []
+        for hop in range(self.count):
+            keys = memory.keys(stored, plan.key_tables[hop])  # (B, M, d)
+            values = memory.values(stored, plan.value_tables[hop])  # (B, M, d)
+            p = masked_attention(torch.einsum("bmd,bd->bm", keys, u), stored.mask, self.linear)
+            o = torch.einsum("bm,bmd->bd", p, values)
+            if plan.update == "add":
+                u = u + o
+            elif plan.update == "linear":
+                u = self.mapping(u) + o
+            else:
+                u = self.rotations[hop](u + o)
+            attention.append(p)
+        return u, torch.stack(attention, dim=1)
+
+
+class ReasoningKind(BlockKind):
+    """A block that reads a story memory with a question and gives a vector."""
+
+    family = "reasoning"
+    accepts = frozenset({"memory", "from"})
+    requires = frozenset({"memory", "from"})
+    takes = ("words",)
+    has_output = True
+
+    @classmethod
+    def read_plan(cls, params: dict[str, Any], memory_kind: type[StoryMemoryKind]) -> ReadPlan:
+        raise NotImplementedError
+
+    @classmethod
+    def build(cls, params: dict[str, Any], plan: ReadPlan, dim: int) -> nn.Module:
+        raise NotImplementedError
+
+
+@register
+class HopsKind(ReasoningKind):
+    kind = "hops"
+    doc = ("MemN2N / KV-MemNN multi-hop reading: p = softmax(u . m), o = sum p c, u <- u + o (adjacent), "
+           "H u + o (layerwise) or R_k(u + o) (kv_memory); the value is u_{K+1}.")
+    params = (Param("count", int, 3, minimum=1, maximum=32, doc="number of hops K"),
+              Param("tying", str, "adjacent", choices=("adjacent", "layerwise"),
+                    doc="adjacent: A^{k+1} = C^k, B = A^1; layerwise: one A, one C, u <- H u + o"))
+
+    @classmethod
+    def read_plan(cls, params: dict[str, Any], memory_kind: type[StoryMemoryKind]) -> ReadPlan:
+        return memory_kind.read_plan(params["count"], params["tying"])
+
+    @classmethod
+    def build(cls, params: dict[str, Any], plan: ReadPlan, dim: int) -> nn.Module:
+        return Hops(params["count"], plan, dim)

@@ -1,0 +1,146 @@
+"""Question answering on the generated bAbI-style tasks (:mod:`cogdsl.tasks.babi`).
+
+Two registered tasks::
+
+    task: {name: babi, number: 1, train_size: 1000}     # one task, as MemN2N's per-task models
+    task: {name: babi_joint, train_size: 1000}          # all six at once, one shared vocabulary
+
+A model reads two inputs, matched by kind: the story, ``sentences(vocab=69)``, as
+(B, 1, S, L) word ids, and the question, ``words(vocab=69)``, as (B, 1, L); it answers with
+logits over the vocabulary, (B, 1, 69). The loss is cross-entropy with the answer word,
+and an error is a wrong answer (arg-max of the logits), so ``1 - perfect`` is the error
+rate the papers report.
+
+Unlike the algorithmic tasks these have fixed data sets, as bAbI has: training batches are
+drawn (uniformly, with replacement) from the ``train_size`` training questions; the
+evaluations during training score the validation split (a tenth of that size; MemN2N holds
+out 10% for validation) and ``cogdsl eval`` the 1,000-question test split of each task.
+Stories are padded to the longest story of the data set (at most 35 sentences) and
+sentences to :data:`~cogdsl.tasks.babi.MAX_WORDS` words.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from cogdsl.tasks.babi import BABI_TASKS, MAX_WORDS, SIZES, encode, generate_split, lengths, vocabulary
+from cogdsl.tasks.base import Batch, Task, TaskParam
+
+_TRAIN_SIZE = TaskParam("train_size", int, 1000, choices=tuple(SIZES.values()),
+                        doc="training questions per task (bAbI's 1k and 10k sets)")
+
+
+@functools.cache
+def _encoded(numbers: tuple[int, ...], train_size: int, split: str) -> dict[str, torch.Tensor]:
+    """One split of the given tasks as padded tensors, with each question's task number."""
+    size = next(name for name, count in SIZES.items() if count == train_size)
+    qas, task = [], []
+    for number in numbers:
+        part = generate_split(number, size, split)  # type: ignore[arg-type]
+        qas += part
+        task += [number] * len(part)
+    sentences, _ = lengths(qas)
+    data = encode(qas, vocabulary(), max_sentences=max(sentences, 1), max_words=MAX_WORDS)
+    data["task"] = torch.tensor(task, dtype=torch.long)
+    return data
+
+
+def answer_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Cross-entropy of the answer, summed over scored steps, averaged over the batch.
+
+    ``loss = (1/B) sum_b sum_t mask[b, t] (-log softmax(logits[b, t])[answer[b, t]])``;
+    logits (B, T, V), targets (B, T) long.
+    """
+    per_step = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="none")
+    return (per_step * batch.mask.flatten()).sum() / batch.batch_size
+
+
+def wrong_answers(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Wrong answers per sequence, (B,): scored steps where ``argmax(logits) != answer``."""
+    return ((logits.argmax(-1) != batch.targets).float() * batch.mask).sum(-1)
+
+
+class BabiTask(Task):
+    """bAbI-style question answering, one generated task (Weston et al. 2015)."""
+
+    name = "babi"
+    loss = "ce"
+    error_unit = "wrong answers"
+    params: ClassVar[tuple[TaskParam, ...]] = (
+        TaskParam("number", int, 1, choices=tuple(BABI_TASKS), doc="the bAbI task: " + ", ".join(
+            f"{n} {title.replace('_', ' ')}" for n, title in BABI_TASKS.items())),
+        _TRAIN_SIZE,
+    )
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        """The bAbI tasks this task draws from."""
+        return (int(self.config["number"]),)
+
+    @property
+    def input_size(self) -> int:
+        return len(vocabulary())
+
+    @property
+    def output_size(self) -> int:
+        return len(vocabulary())
+
+    @property
+    def input_kinds(self) -> dict[str, int]:
+        """A story of sentences and a question, both word ids over the shared vocabulary."""
+        return {"sentences": len(vocabulary()), "words": len(vocabulary())}
+
+    def data(self, split: str) -> dict[str, torch.Tensor]:
+        """The whole ``split`` ("train", "valid" or "test") as tensors (see :func:`~cogdsl.tasks.babi.encode`)."""
+        return _encoded(self.numbers, int(self.config["train_size"]), split)
+
+    def _batch(self, data: dict[str, torch.Tensor], rows: torch.Tensor) -> Batch:
+        answers = data["answer"][rows].unsqueeze(1)  # (B, 1)
+        return Batch({"sentences": data["story"][rows].unsqueeze(1), "words": data["question"][rows].unsqueeze(1)},
+                     answers, torch.ones(answers.shape, dtype=torch.float32),
+                     {"task": data["task"][rows], "supporting": data["supporting"][rows]})
+
+    def sample(self, batch: int, generator: torch.Generator, length: int | None = None) -> Batch:
+        """``batch`` training questions drawn uniformly with replacement (``length`` is ignored)."""
+        batch = self._check_batch(batch)
+        data = self.data("train")
+        rows = torch.randint(data["answer"].shape[0], (batch,), generator=generator, device=generator.device)
+        return self._batch(data, rows.cpu()).to(generator.device)
+
+    def evaluation_batches(self, sequences: int, seed: int, batch: int, length: int | None,
+                           split: str = "test") -> Iterator[Batch]:
+        """The first ``sequences`` questions of ``split``, in order (``seed`` and ``length`` are ignored)."""
+        data = self.data(split)
+        total = min(sequences, data["answer"].shape[0])
+        for start in range(0, total, batch):
+            yield self._batch(data, torch.arange(start, min(start + batch, total)))
+
+    def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return answer_loss(logits, batch)
+
+    def errors(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return wrong_answers(logits, batch)
+
+    def metrics(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        """With several tasks, each task's accuracy: 1 or 0 for its questions, NaN for the others
+        (an evaluation averages over each task's questions only)."""
+        if len(self.numbers) == 1:
+            return {}
+        right = (wrong_answers(logits, batch) == 0).float()
+        return {f"task_{n}_accuracy": torch.where(batch.info["task"] == n, right, float("nan")) for n in self.numbers}
+
+
+class BabiJointTask(BabiTask):
+    """All six generated bAbI-style tasks at once, sharing one vocabulary (joint training)."""
+
+    name = "babi_joint"
+    params: ClassVar[tuple[TaskParam, ...]] = (_TRAIN_SIZE,)
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        return tuple(BABI_TASKS)
