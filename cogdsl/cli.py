@@ -168,12 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_eval)
 
     p = sub.add_parser("trace", help="PNGs of a checkpoint's memory activity over one sequence: weightings, "
-                       "and for a dnc_memory read modes and usage")
+                       "and for a dnc_memory read modes and usage; for a QA model, each hop's attention "
+                       "over one story, as a table and hops.png")
     p.add_argument("spec")
     p.add_argument("checkpoint", help="a .safetensors checkpoint, or a run folder (its latest checkpoint)")
     p.add_argument("--out", help="folder for weightings.png, modes.png, usage.png (default runs/MODEL/trace)")
     p.add_argument("--len", dest="length", type=int, help="sequence length (default: the task's max_len)")
     p.add_argument("--seed", type=int, default=1234, help="seed of the sequence (default 1234)")
+    p.add_argument("--question", type=int, default=0,
+                   help="QA models: the test question whose hop attention is drawn (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite PNGs that are already in --out")
     p.set_defaults(run=cmd_trace)
 

@@ -15,6 +15,31 @@ def _terms(stages: tuple[ResolvedStage, ...], joiner: str) -> str:
     return joiner.join(s.name + (f"({', '.join(str(v) for _, v in s.args)})" if s.args else "") for s in stages)
 
 
+_UPDATES = {"add": "u <- u + o", "linear": "u <- H u + o", "rotate": "u <- R_k(u + o)"}
+
+
+def _layer(model: CompiledModel, name: str) -> str:
+    """A story memory or a reasoning block, in one line."""
+    block = next(b for b in model.spec.blocks if b.name == name)
+    params, shapes = model.shapes.params[name], model.shapes
+    source = block.sources[0].name
+    if name not in model.read_memory:
+        encoding = params["encoding"] + (" + temporal" if params["temporal"] else "")
+        empty = f", {params['random_empty']:g} random empty slots while training" if params["random_empty"] else ""
+        return (f"{block.kind} {name}: the {params['slots']} most recent sentences of {source}, one slot each, "
+                f"{encoding} encoding, {shapes.tables[name]} table(s) of {shapes.vocabs[name]} x "
+                f"{params['embedding']}{empty}")
+    memory, plan = model.read_memory[name], shapes.read_plans[name]
+    if block.kind == "episodes":
+        return (f"episodes {name} on {memory}: question {source} through a GRU, {params['count']} episodes of "
+                f"{params['gate']} fact gates and an attention GRU, memory GRU across episodes")
+    tied = [output for output, reader in shapes.tied_answers.items() if reader == name]
+    return (f"hops {name} on {memory}: question {source} by table {plan.query_table}, {params['count']} hops "
+            f"(keys by tables {','.join(map(str, plan.key_tables))}, values by tables "
+            f"{','.join(map(str, plan.value_tables))}), {_UPDATES[plan.update]}"
+            + (f"; output {tied[0]}'s weight is table {plan.value_tables[-1]}" if tied else ""))
+
+
 def explain(model: CompiledModel) -> str:
     """A human-readable account of a compiled model."""
     spec, shapes = model.spec, model.shapes
@@ -47,6 +72,8 @@ def explain(model: CompiledModel) -> str:
                 text += ", read the memory as of the previous step"
             if model.fused[int(name)]:
                 text += "; one ntm_memory_step call with the write (a fused kernel on CUDA)"
+        elif unit == "layer":
+            text = _layer(model, name)
         elif unit == "output":
             output = next(o for o in spec.outputs if o.name == name)
             activation = output.activation.data if output.activation else "none"

@@ -52,6 +52,7 @@ class Shapes:
     read_plans: dict[str, ReadPlan] = field(default_factory=dict)  # reasoning block -> its tables and update
     tables: dict[str, int] = field(default_factory=dict)  # story memory -> embedding tables its readers need
     vocabs: dict[str, int] = field(default_factory=dict)  # story memory -> word ids of its story
+    tied_answers: dict[str, str] = field(default_factory=dict)  # output -> the hops block whose C^K is its W
 
 
 def resolved_params(block: Block) -> dict[str, Any]:
@@ -84,6 +85,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
             read_plans[block.name] = kinds[block.name].read_plan(params[block.name], kinds[memory])
             tables[memory] = max(tables.get(memory, 1), read_plans[block.name].tables)
     vocabs = {b.name: sizes[b.sources[0].name] for b in spec.blocks if b.name in tables}
+    tied_answers = _tied_answers(spec, params, vocabs)
     input_sizes = {b.name: sum(sizes[r.name] for r in b.sources) for b in spec.blocks if b.sources}
     input_sizes.update({o.name: sum(sizes[r.name] for r in o.sources) for o in spec.outputs})
     sizes.update({o.name: o.size.data for o in spec.outputs})
@@ -113,7 +115,31 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
         read_plans=read_plans,
         tables=tables,
         vocabs=vocabs,
+        tied_answers=tied_answers,
     )
+
+
+def _tied_answers(spec: Spec, params: dict[str, dict[str, Any]], vocabs: dict[str, int]) -> dict[str, str]:
+    """Output -> hops block, for each hops block with ``tie_answer``: the output that reads it alone,
+    whose size must be the vocabulary (W is then (vocab, d), the shape of a word table)."""
+    tied: dict[str, str] = {}
+    problems = []
+    for block in spec.blocks:
+        if not params[block.name].get("tie_answer"):
+            continue
+        assert block.memory is not None
+        vocab = vocabs[block.memory.name]
+        readers = [o for o in spec.outputs if [r.name for r in o.sources] == [block.name]]
+        if len(readers) != 1 or readers[0].size.data != vocab:
+            problems.append(Diagnostic(
+                "E501", f"{block.kind} '{block.name}': tie_answer needs one output that reads only "
+                f"'{block.name}' and has the vocabulary's size {vocab}", block.param_span("tie_answer"),
+                f"e.g. 'output answer: {vocab} = softmax({block.name})', or drop tie_answer"))
+        else:
+            tied[readers[0].name] = block.name
+    if problems:
+        raise ShapeError(problems, {spec.file: spec.source or ""})
+    return tied
 
 
 def _step_order(spec: Spec, graph: nx.MultiDiGraph, plans: tuple[GroupPlan, ...]) -> tuple[Unit, ...]:

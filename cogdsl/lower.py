@@ -98,6 +98,9 @@ class CompiledModel(nn.Module):
         })
         self.activations = {o.name: _OUTPUT_ACTIVATIONS[o.activation.data if o.activation else None]
                             for o in spec.outputs}
+        for output, block in shapes.tied_answers.items():  # W^T = C^K: one parameter, two places
+            table = shapes.read_plans[block].value_tables[-1]
+            self.outputs[output].weight = self.layers[self.read_memory[block]].words[table].weight
         self.order = shapes.order
         self.delayed = tuple(sorted(shapes.delayed))
         # Fixed for the model, so the step loop only looks them up: state keys, and each
@@ -300,8 +303,10 @@ class CompiledModel(nn.Module):
 
     # -- introspection ------------------------------------------------------------------
     def parameter_counts(self) -> dict[str, int]:
-        """Trainable parameters per spec block (controllers include their interface layer)."""
+        """Trainable parameters per spec block (controllers include their interface layer; a parameter
+        shared by two blocks, such as a tied answer layer, counts for the first)."""
         counts: dict[str, int] = {}
+        layer_parameters = {id(p) for layer in self.layers.values() for p in layer.parameters()}
         for name, controller in self.controllers.items():
             counts[name] = sum(p.numel() for p in controller.parameters())
             if name in self.interfaces:
@@ -314,7 +319,7 @@ class CompiledModel(nn.Module):
         for name, layer in self.layers.items():
             counts[name] = sum(p.numel() for p in layer.parameters())
         for name, layer in self.outputs.items():
-            counts[name] = sum(p.numel() for p in layer.parameters())
+            counts[name] = sum(p.numel() for p in layer.parameters() if id(p) not in layer_parameters)
         return counts
 
 

@@ -202,6 +202,26 @@ def _prepare_out(out: Path, names: list[str], force: bool) -> None:
         raise UsageError(f"cannot create the output folder {out}: {err.strerror or err}") from None
 
 
+def _trace_hops(name: str, task: Any, model: torch.nn.Module, step: int, out: Path, args: Any) -> int:
+    """A QA model: print the hop attention table of one test question and draw ``hops.png``."""
+    from cogdsl.trace_qa import HOPS_PNG, draw_hops, hop_table, record_hops
+
+    if not hasattr(task, "data"):
+        raise UsageError(f"{name} has reasoning blocks but its task {task.name} has no stories to trace")
+    count = task.data("test")["answer"].shape[0]
+    if args.question is None or not 0 <= args.question < count:
+        raise UsageError(f"--question must be a test question, 0 .. {count - 1}; got {args.question}")
+    _prepare_out(out, [HOPS_PNG], args.force)
+    trace = record_hops(model, task, args.question)
+    print(hop_table(trace))
+    try:
+        path = draw_hops(trace, out / HOPS_PNG, f"{name}, step {step}: test question {args.question}")
+    except OSError as err:
+        raise UsageError(f"cannot write the plot in {out}: {err.strerror or err}") from None
+    print(f"wrote {path}")
+    return 0
+
+
 def trace_command(args: Any) -> int:
     """``cogdsl trace SPEC CHECKPOINT [--out DIR --len L --seed S --force]``: PNGs of memory activity."""
     from cogdsl.train import _check_positive, eval_length, load_trained
@@ -209,6 +229,8 @@ def trace_command(args: Any) -> int:
     _check_positive("--seed", args.seed, 0)
     spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length)
     out = Path(args.out) if args.out else Path("runs") / spec.name / "trace"
+    if getattr(model, "read_memory", None):
+        return _trace_hops(spec.name, task, model, checkpoint.step, out, args)
     _prepare_out(out, trace_files(model), args.force)
     length = args.length if args.length is not None else eval_length(task)
     sample = task.sample(1, torch.Generator().manual_seed(args.seed), length=length)

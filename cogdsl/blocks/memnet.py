@@ -38,7 +38,8 @@ with keys m^k and values c^k from the memory's tables, then updates the query:
   ``u_{k+1} = R_k (u_k + o_k)``, a learned R_k per hop.
 
 The block's value is u_{K+1}, (B, d); the answer layer ``a = softmax(W u_{K+1})`` is the
-spec's output. *Linear start* (MemN2N 4.2, the training setting ``linear_start``) drops the
+spec's output, whose W is the last value table C^K (MemN2N's ``W^T = C^K``) with
+``tie_answer=true``. *Linear start* (MemN2N 4.2, the training setting ``linear_start``) drops the
 softmax of every hop (p_i = u_k . m_i on the story's slots) until it is switched back on.
 
 **Key-value split** (``kv_memory(split=...)``): ``none`` makes key and value the whole
@@ -345,7 +346,10 @@ class HopsKind(ReasoningKind):
            "H u + o (layerwise) or R_k(u + o) (kv_memory); the value is u_{K+1}.")
     params = (Param("count", int, 3, minimum=1, maximum=32, doc="number of hops K"),
               Param("tying", str, "adjacent", choices=("adjacent", "layerwise"),
-                    doc="adjacent: A^{k+1} = C^k, B = A^1; layerwise: one A, one C, u <- H u + o"))
+                    doc="adjacent: A^{k+1} = C^k, B = A^1; layerwise: one A, one C, u <- H u + o"),
+              Param("tie_answer", bool, False,
+                    doc="the answer layer W of the output that reads this block alone is the last value table "
+                        "(W^T = C^K, MemN2N's adjacent tying)"))
 
     @classmethod
     def read_plan(cls, params: dict[str, Any], memory_kind: type[StoryMemoryKind]) -> ReadPlan:
