@@ -17,7 +17,7 @@ A run folder (default ``runs/<model>``)::
     spec.yaml            the spec as trained: the train section with the overrides applied
     log.csv              step, sequences, seconds, loss, bit_errors, seq_per_sec,
                          eval_loss, eval_bit_errors (the last two on evaluation rows)
-    learning_curve.png   redrawn at every evaluation and at the end
+    learning_curve.png   redrawn after an evaluation (at most every CURVE_SECONDS) and at the end
     checkpoints/         step_XXXXXXXX.safetensors + .json (see cogdsl.checkpoint);
                          the last 3 and the final one are kept
 
@@ -73,6 +73,7 @@ from cogdsl.train_config import OPTIMIZERS, SETTINGS, TrainConfig, resolve_train
 EVAL_SEED = 1234
 LOG_COLUMNS = ("step", "sequences", "seconds", "loss", "bit_errors", "seq_per_sec", "eval_loss", "eval_bit_errors")
 KEEP_CHECKPOINTS = 3
+CURVE_SECONDS = 30.0  # drawing the curve takes about a second: not after every one of many quick evaluations
 _RUN_MARKERS = ("spec.yaml", "log.csv", CHECKPOINT_DIR)
 
 
@@ -546,6 +547,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
     started = time.perf_counter()
     deadline = started + 60.0 * max_minutes if max_minutes is not None else None
     mark = started
+    drawn = -math.inf
     model.train()
     try:
         with _StopOnInterrupt() as interrupt:
@@ -604,7 +606,9 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
                         bar.update(step - bar.n)
                         if evaluation is not None:
                             bar.write(f"step {step}: evaluation: {evaluation.describe(spec.name)}")
-                            plot_learning_curve(out / "log.csv", curve, title=f"{spec.name} learning curve")
+                            if time.perf_counter() - drawn >= CURVE_SECONDS:
+                                plot_learning_curve(out / "log.csv", curve, title=f"{spec.name} learning curve")
+                                drawn = time.perf_counter()
                     if do_save:
                         last_saved, last_saved_step = save(), step
                     mark = time.perf_counter()
