@@ -17,7 +17,8 @@ sentence becomes one memory slot, embedded as a vector::
 - ``temporal=true`` adds a learned row ``T_t(i)`` of a (slots, d) table, indexed by the
   slot's recency (0 for the story's last sentence), as MemN2N's temporal encoding.
 
-Word id 0 is padding: its embedding is zero and gets no gradient. Only the ``slots`` most
+Word id 0 is padding: its embedding is zero and gets no gradient (a hook on each table
+zeroes row 0 of its gradient, so a tied answer layer cannot train it either). Only the ``slots`` most
 recent sentences are kept (MemN2N keeps 50). ``random_empty=p``: while training, about
 ``p n`` empty slots (temporal encoding only) are put at random places among a story's n
 sentences, which shifts the recency of the sentences before them (MemN2N's "random noise",
@@ -45,7 +46,7 @@ softmax of every hop (p_i = u_k . m_i on the story's slots) until it is switched
 **Key-value split** (``kv_memory(split=...)``): ``none`` makes key and value the whole
 sentence (KV-MemNN's sentence-level memory: key with temporal encoding, value without);
 ``last_word`` makes the key the sentence without its last word and the value that last
-word (KV-MemNN's window-level split, with the sentence as the window and its last word,
+word's embedding A[x_J] (KV-MemNN's window-level split, with the sentence as the window and its last word,
 the place, object or species a bAbI-style fact ends on, as the centre).
 """
 
@@ -100,16 +101,23 @@ class Stored:
     rows: torch.Tensor
 
 
-def position_weights(words: torch.Tensor, dim: int) -> torch.Tensor:
-    """MemN2N's position encoding for word ids (..., L) → weights (..., L, d).
+def position_weights(words: torch.Tensor, dim: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """MemN2N's position encoding for word ids (..., L) → weights (..., L, d), in ``dtype``
+    (default: torch's default dtype).
 
     ``l_kj = (1 - j/J) - (k/d)(1 - 2j/J)``, j = 1..L the position, k = 1..d, J the
     sentence's number of words (non-zero ids, at least 1).
     """
-    length = words.ne(0).sum(-1, keepdim=True).clamp(min=1).unsqueeze(-1).to(torch.get_default_dtype())  # (..., 1, 1)
-    j = torch.arange(1, words.shape[-1] + 1, device=words.device, dtype=length.dtype).view(-1, 1)  # (L, 1)
-    k = torch.arange(1, dim + 1, device=words.device, dtype=length.dtype).view(1, -1)  # (1, d)
+    dtype = dtype or torch.get_default_dtype()
+    length = words.ne(0).sum(-1, keepdim=True).clamp(min=1).unsqueeze(-1).to(dtype)  # (..., 1, 1)
+    j = torch.arange(1, words.shape[-1] + 1, device=words.device, dtype=dtype).view(-1, 1)  # (L, 1)
+    k = torch.arange(1, dim + 1, device=words.device, dtype=dtype).view(1, -1)  # (1, d)
     return (1 - j / length) - (k / dim) * (1 - 2 * j / length)
+
+
+def _no_padding_gradient(grad: torch.Tensor) -> torch.Tensor:
+    """Row 0 (padding) of a word table stays zero: not even a tied answer layer may train it."""
+    return grad.index_fill(0, torch.tensor([0], device=grad.device), 0.0)
 
 
 class SentenceMemory(nn.Module):
@@ -129,6 +137,7 @@ class SentenceMemory(nn.Module):
             nn.init.normal_(table.weight, std=EMBEDDING_STD)
             with torch.no_grad():
                 table.weight[0].zero_()
+            table.weight.register_hook(_no_padding_gradient)
         self.times = (nn.ParameterList(nn.Parameter(torch.randn(self.slots, self.dim) * EMBEDDING_STD)
                                        for _ in range(tables)) if params["temporal"] else None)
 
@@ -185,7 +194,7 @@ class SentenceMemory(nn.Module):
         """Sentences of word ids (..., L) → (..., d): ``sum_j l_j o E[x_j]``."""
         embedded = self.words[table](words)  # (..., L, d)
         if self.position:
-            embedded = embedded * position_weights(words, self.dim).to(embedded.dtype)
+            embedded = embedded * position_weights(words, self.dim, embedded.dtype)
         return embedded.sum(-2)
 
     def word_vectors(self, words: torch.Tensor, table: int) -> torch.Tensor:
@@ -230,8 +239,8 @@ class KeyValueMemory(SentenceMemory):
         return self.encode(words, table) + self.temporal(stored, table)
 
     def values(self, stored: Stored, table: int) -> torch.Tensor:
-        if self.split == "last_word":
-            return self.encode(stored.words * self._last_word(stored.words), table)
+        if self.split == "last_word":  # the last word's embedding, A[x_J]
+            return self.words[table](stored.words * self._last_word(stored.words)).sum(-2)
         return self.encode(stored.words, table)
 
 
