@@ -48,10 +48,7 @@ COUNTS = (6, 3, 1)  # real sentences of each story: one longer than SLOTS, one s
 def qa_spec(memory: str = "episodic_memory", memory_params: str = "", reader: str = "hops",
             reader_params: str = "", output: str = "reason", size: int | None = None, extra: str = "",
             vocab: int = VOCAB, dim: int = DIM) -> str:
-    """A .cog question-answering model: a story memory of ``dim``-vectors with SLOTS slots, read by one block.
-
-    (In .cog, ``none`` is a keyword, the null value: ``kv_memory(split="none")`` is written quoted.)
-    """
+    """A .cog question-answering model: a story memory of ``dim``-vectors with SLOTS slots, read by one block."""
     return f"""\
 cogdsl 1
 model t
@@ -383,8 +380,8 @@ def test_memn2n_matches_oracle(tmp_path: Path, float64_default: None, tying: str
 # ----------------------------------------------------------------------------------------
 
 KV_CASES = [
-    pytest.param("none", "position", id="none-position"),
-    pytest.param("none", "bag", id="none-bag"),
+    pytest.param("sentence", "position", id="sentence-position"),
+    pytest.param("sentence", "bag", id="sentence-bag"),
     pytest.param("last_word", "bag", id="last_word-bag"),
     pytest.param("last_word", "position", id="last_word-position"),
 ]
@@ -392,7 +389,7 @@ KV_CASES = [
 
 @pytest.mark.parametrize(("split", "encoding"), KV_CASES)
 def test_kv_memnn_matches_oracle(tmp_path: Path, float64_default: None, split: str, encoding: str) -> None:
-    text = qa_spec("kv_memory", f', split="{split}", encoding={encoding}, temporal=true', reader_params="count=3")
+    text = qa_spec("kv_memory", f', split={split}, encoding={encoding}, temporal=true', reader_params="count=3")
     model = double_model(tmp_path, text)
     assert len(model.layers["mem"].words) == 1  # one table A for questions, keys and values
     assert len(model.layers["reason"].rotations) == 3  # a learned R_k per hop
@@ -411,7 +408,7 @@ def test_kv_memnn_matches_oracle(tmp_path: Path, float64_default: None, split: s
 @pytest.mark.parametrize("memory", ["episodic_memory", "kv_memory"])
 def test_linear_start_gives_raw_scores(tmp_path: Path, float64_default: None, memory: str) -> None:
     model = double_model(tmp_path, qa_spec(memory, reader_params="count=2"))
-    kv = "none" if memory == "kv_memory" else None
+    kv = "sentence" if memory == "kv_memory" else None
     story, question = random_batch(4)
     kept = [min(c, SLOTS) for c in COUNTS]
     assert model.set_linear_start(True) is True
@@ -452,7 +449,7 @@ PADDING_CASES = [
     pytest.param("episodic_memory", ", encoding=position", "hops", "count=3, tying=adjacent", id="hops-adjacent"),
     pytest.param("episodic_memory", ", encoding=bag", "hops", "count=2, tying=layerwise", id="hops-layerwise"),
     pytest.param("kv_memory", ", split=last_word", "hops", "count=2", id="hops-kv-last_word"),
-    pytest.param("kv_memory", ', split="none", encoding=bag', "hops", "count=2", id="hops-kv-none"),
+    pytest.param("kv_memory", ', split=sentence, encoding=bag', "hops", "count=2", id="hops-kv-sentence"),
     pytest.param("episodic_memory", "", "episodes", "count=2, gate=softmax, fusion=true", id="episodes-fusion"),
     pytest.param("episodic_memory", "", "episodes", "count=2, gate=sigmoid, fusion=false", id="episodes-no-fusion"),
 ]

@@ -43,7 +43,7 @@ spec's output, whose W is the last value table C^K (MemN2N's ``W^T = C^K``) with
 ``tie_answer=true``. *Linear start* (MemN2N 4.2, the training setting ``linear_start``) drops the
 softmax of every hop (p_i = u_k . m_i on the story's slots) until it is switched back on.
 
-**Key-value split** (``kv_memory(split=...)``): ``none`` makes key and value the whole
+**Key-value split** (``kv_memory(split=...)``): ``sentence`` makes key and value the whole
 sentence (KV-MemNN's sentence-level memory: key with temporal encoding, value without);
 ``last_word`` makes the key the sentence without its last word and the value that last
 word's embedding A[x_J] (KV-MemNN's window-level split, with the sentence as the window and its last word,
@@ -280,8 +280,8 @@ class KVMemoryKind(StoryMemoryKind):
     doc = ("KV-MemNN memory: each sentence a (key, value) pair, one embedding A for questions, keys and values; "
            "hops update the query by R_k(u + o).")
     params = (_EMBEDDING, _SLOTS, _ENCODING, _TEMPORAL, _RANDOM_EMPTY,
-              Param("split", str, "none", choices=("none", "last_word"),
-                    doc="none: key and value are the sentence; last_word: the key is the sentence without "
+              Param("split", str, "sentence", choices=("sentence", "last_word"),
+                    doc="sentence: key and value are the sentence; last_word: the key is the sentence without "
                         "its last word, the value that word"))
     module = KeyValueMemory
 
