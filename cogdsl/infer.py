@@ -85,7 +85,6 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
             read_plans[block.name] = kinds[block.name].read_plan(params[block.name], kinds[memory])
             tables[memory] = max(tables.get(memory, 1), read_plans[block.name].tables)
     vocabs = {b.name: sizes[b.sources[0].name] for b in spec.blocks if b.name in tables}
-    tied_answers = _tied_answers(spec, params, vocabs)
     input_sizes = {b.name: sum(sizes[r.name] for r in b.sources) for b in spec.blocks if b.sources}
     input_sizes.update({o.name: sum(sizes[r.name] for r in o.sources) for o in spec.outputs})
     sizes.update({o.name: o.size.data for o in spec.outputs})
@@ -102,6 +101,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
 
     train = resolve_train(spec.train, DiagnosticSink())
     _check_task_shapes(spec, train)
+    tied_answers = _tied_answers(spec, params, vocabs)
     return Shapes(
         params=params,
         sizes=sizes,

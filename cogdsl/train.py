@@ -593,7 +593,10 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
                             evaluation = evaluate(model, task, sequences=config.eval_size, seed=EVAL_SEED,
                                                   split="valid")
                             last_eval = evaluation
-                            if linear.active and linear.after_evaluation(evaluation.loss, step):
+                            # Only the scheduled evaluations: a run stopped and resumed must end
+                            # linear start where an uninterrupted run would.
+                            scheduled = step % config.eval_every == 0
+                            if linear.active and scheduled and linear.after_evaluation(evaluation.loss, step):
                                 bar.write(f"step {step}: {linear.ended}")
                         log.row(step=step, sequences=sequences, seconds=seconds, loss=last_loss, bit_errors=last_bits,
                                 seq_per_sec=rate, eval_loss=evaluation.loss if evaluation else None,
@@ -728,6 +731,8 @@ def load_trained(spec_path: str, checkpoint_path: str, length: int | None = None
     spec = cogdsl.load(spec_path)
     config = config_from_spec(spec, spec_path)
     task = make_task(config.task, **config.task_params)
+    if length is not None and task.loss == "ce":
+        raise UsageError(f"--len: task {task.name} has stories, not sequence lengths; leave --len out")
     if length is not None and length < task.min_length:
         raise UsageError(f"--len must be at least {task.min_length} for task {task.name}, got {length}")
     model = cogdsl.compile(spec)
@@ -749,6 +754,9 @@ def eval_command(args: Any) -> int:
         if not plot.parent.is_dir():
             raise UsageError(f"--plot {plot}: no such folder {plot.parent}")
     spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length)
+    if plot is not None and getattr(model, "read_memory", None):
+        raise UsageError(f"--plot draws head weightings over a sequence; for {spec.name}, a QA model, draw each "
+                         "hop's attention with: cogdsl trace SPEC CHECKPOINT --question N")
     result = evaluate(model, task, length=args.length, sequences=args.sequences, seed=args.seed)
     print(result.describe(spec.name))
     if plot is not None:

@@ -15,8 +15,9 @@ Unlike the algorithmic tasks these have fixed data sets, as bAbI has: training b
 drawn (uniformly, with replacement) from the ``train_size`` training questions; the
 evaluations during training score the validation split (a tenth of that size; MemN2N holds
 out 10% for validation) and ``cogdsl eval`` the 1,000-question test split of each task.
-Stories are padded to the longest story of the data set (at most 35 sentences) and
-sentences to :data:`~cogdsl.tasks.babi.MAX_WORDS` words.
+Stories are padded to the longest story of the split (up to 48 sentences in the generated
+splits; a memory keeps its ``slots`` most recent) and sentences to
+:data:`~cogdsl.tasks.babi.MAX_WORDS` words.
 """
 
 from __future__ import annotations
