@@ -14,6 +14,7 @@ side, one torch thread each.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import statistics
@@ -40,8 +41,9 @@ def run_one(spec_path: str, joint: bool, number: int, seed: int, steps: int | No
     config = dataclasses.replace(config, task=task_name, task_params=task_params, seed=seed,
                                  steps=steps or config.steps, threads=1)
     started = time.process_time()
-    result = train(spec, config, Path(out) / spec.name / f"{'joint' if joint else number}_seed{seed}",
-                   force=True, progress=False)
+    with contextlib.redirect_stdout(sys.stderr):  # the runs' evaluation lines; stdout is the table
+        result = train(spec, config, Path(out) / spec.name / f"{'joint' if joint else number}_seed{seed}",
+                       force=True, progress=False)
     cpu = time.process_time() - started
     task = make_task(task_name, **task_params)
     test = evaluate(result.model, task, sequences=10**9, split="test")

@@ -82,3 +82,23 @@ def test_throughput_script_times_both_models() -> None:
     rates = {line.split()[0]: float(line.split()[1]) for line in lines[1:3]}
     assert set(rates) == {"cogdsl", "hand-written"} and all(rate > 0 for rate in rates.values())
     assert lines[3].split()[0] == "ratio"
+
+
+def test_babi_table_trains_per_task_and_jointly(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    result = run_script("examples/babi_table.py", "specs/memn2n_babi.cog", "--tasks", "1", "15", "--seeds", "0", "1",
+                        "--steps", "3", "--out", str(out), "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "| task | median test error | seed 0 | seed 1 |"
+    assert lines[2].startswith("| 1 single supporting fact | ") and lines[3].startswith("| 15 basic deduction | ")
+    errors = [float(cell.strip().rstrip("%")) for cell in lines[2].split("|")[2:5]]
+    assert sorted(errors[1:])[0] <= errors[0] <= sorted(errors[1:])[-1]  # the median of two lies between them
+    assert lines[-1].startswith("memn2n_babi: ") and "of 2 tasks passed" in lines[-1] and "4 runs" in lines[-1]
+    assert sorted(p.name for p in (out / "memn2n_babi").iterdir()) == ["15_seed0", "15_seed1", "1_seed0", "1_seed1"]
+    joint = run_script("examples/babi_table.py", "specs/memn2n_babi.cog", "--joint", "--seeds", "0", "--steps", "2",
+                       "--out", str(out))
+    assert joint.returncode == 0, joint.stderr
+    rows = [line for line in joint.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [row.split()[1] for row in rows] == ["1", "2", "3", "6", "15", "16"]
+    assert "one joint model per seed" in joint.stdout and (out / "memn2n_babi" / "joint_seed0").is_dir()
