@@ -102,7 +102,8 @@ class EvalResult:
 
     def describe(self, name: str) -> str:
         at = f" at length {self.length}" if self.length is not None else ""
-        extra = "".join(f", {metric.replace('_', ' ')} {100 * value:.1f}%" for metric, value in self.metrics.items())
+        extra = "".join(f", {metric.replace('_', ' ')} {100 * value:.1f}%" for metric, value in self.metrics.items()
+                        if math.isfinite(value))
         if self.unit == "wrong answers":
             return (f"{name}: {100 * (1 - self.perfect):.1f}% {self.split} error ({self.sequences} questions)"
                     f"{extra}, loss {_num(self.loss)}")

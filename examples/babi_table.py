@@ -31,19 +31,20 @@ from cogdsl.train import config_from_spec, evaluate, train
 PASS = 0.05  # bAbI: a task is passed with under 5% test error
 
 
-def run_one(spec_path: str, joint: bool, number: int, seed: int, steps: int | None, out: str) -> dict:
+def run_one(spec_path: str, joint: bool, number: int, seed: int, steps: int | None, out: str,
+            train_size: int | None = None) -> dict:
     """Train one run and return its test error per task (fractions) and its CPU seconds."""
     spec = cogdsl.load(spec_path)
     config = config_from_spec(spec, spec_path)
-    size = config.task_params.get("train_size", 1000)
+    size = train_size or config.task_params.get("train_size", 1000)
     task_name, task_params = ("babi_joint", {"train_size": size}) if joint else (
         "babi", {"number": number, "train_size": size})
     config = dataclasses.replace(config, task=task_name, task_params=task_params, seed=seed,
                                  steps=steps or config.steps, threads=1)
     started = time.process_time()
     with contextlib.redirect_stdout(sys.stderr):  # the runs' evaluation lines; stdout is the table
-        result = train(spec, config, Path(out) / spec.name / f"{'joint' if joint else number}_seed{seed}",
-                       force=True, progress=False)
+        folder = f"{'joint' if joint else number}_seed{seed}" + ("_10k" if size == 10000 else "")
+        result = train(spec, config, Path(out) / spec.name / folder, force=True, progress=False)
     cpu = time.process_time() - started
     task = make_task(task_name, **task_params)
     test = evaluate(result.model, task, sequences=10**9, split="test")
@@ -81,12 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--joint", action="store_true", help="train one model on all six tasks per seed")
     parser.add_argument("--steps", type=int, default=None, help="override the spec's training steps")
+    parser.add_argument("--train-size", type=int, default=None, choices=[1000, 10000],
+                        help="training questions per task (default: the spec's)")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side")
     parser.add_argument("--out", default="runs/babi", help="where the runs go")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     model = cogdsl.load(args.spec).name
-    jobs = [(args.spec, args.joint, number, seed, args.steps, args.out)
+    jobs = [(args.spec, args.joint, number, seed, args.steps, args.out, args.train_size)
             for number in ([0] if args.joint else args.tasks) for seed in args.seeds]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:

@@ -115,11 +115,14 @@ class BabiTask(Task):
 
     def evaluation_batches(self, sequences: int, seed: int, batch: int, length: int | None,
                            split: str = "test") -> Iterator[Batch]:
-        """The first ``sequences`` questions of ``split``, in order (``seed`` and ``length`` are ignored)."""
+        """``sequences`` questions of ``split`` (all of them at most), shared evenly among the tasks:
+        the first ``ceil(sequences / tasks)`` of each task, in order, cut to ``sequences``;
+        ``seed`` and ``length`` are ignored."""
         data = self.data(split)
-        total = min(sequences, data["answer"].shape[0])
-        for start in range(0, total, batch):
-            yield self._batch(data, torch.arange(start, min(start + batch, total)))
+        per_task = -(-sequences // len(self.numbers))
+        rows = torch.cat([(data["task"] == n).nonzero().flatten()[:per_task] for n in self.numbers])[:sequences]
+        for start in range(0, rows.numel(), batch):
+            yield self._batch(data, rows[start:start + batch])
 
     def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return answer_loss(logits, batch)

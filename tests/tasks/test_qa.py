@@ -258,17 +258,18 @@ class AnswerStub(nn.Module):
     ``model_inputs`` matches them by kind. It checks that it is fed the split's questions in order.
     """
 
-    def __init__(self, data: dict[str, torch.Tensor], right: torch.Tensor) -> None:
+    def __init__(self, data: dict[str, torch.Tensor], right: torch.Tensor, order: torch.Tensor | None = None) -> None:
         super().__init__()
         self.input_kinds = {"query": "words", "tale": "sentences"}
         self.scale = nn.Parameter(torch.tensor(5.0))
         self.data, self.right = data, right
+        self.order = torch.arange(data["answer"].shape[0]) if order is None else order  # rows, in evaluation order
         self.seen = 0
 
     def forward(self, x: dict[str, torch.Tensor], raw: bool = False) -> torch.Tensor:
         assert raw and set(x) == {"query", "tale"}
         b = x["query"].shape[0]
-        rows = torch.arange(self.seen, self.seen + b)
+        rows = self.order[self.seen:self.seen + b]
         self.seen += b
         assert torch.equal(x["query"][:, 0], self.data["question"][rows])
         assert torch.equal(x["tale"][:, 0], self.data["story"][rows])
@@ -314,12 +315,17 @@ def test_evaluate_a_part_of_the_joint_split() -> None:
     task = make_task("babi_joint")
     data = task.data("test")
     right = torch.arange(6000) % 3 == 0
-    result = evaluate(AnswerStub(data, right), task, sequences=2500, batch=100)
+    # A part of the split is shared among the tasks: the first ceil(2500 / 6) = 417 of each, cut to 2500.
+    order = torch.cat([torch.arange(1000 * t, 1000 * t + 417) for t in range(6)])[:2500]
+    result = evaluate(AnswerStub(data, right, order), task, sequences=2500, batch=100)
     assert result.sequences == 2500
-    assert result.metrics["task_1_accuracy"] == pytest.approx(float(right[:1000].float().mean()))
-    assert result.metrics["task_3_accuracy"] == pytest.approx(float(right[2000:2500].float().mean()))
+    assert result.metrics["task_1_accuracy"] == pytest.approx(float(right[:417].float().mean()))
+    assert result.metrics["task_3_accuracy"] == pytest.approx(float(right[2000:2417].float().mean()))
+    assert result.metrics["task_16_accuracy"] == pytest.approx(float(right[5000:5415].float().mean()))
+    few = evaluate(AnswerStub(data, right, torch.tensor([0, 1000, 2000])), task, sequences=3)
     for n in (6, 15, 16):  # no question of these tasks was asked
-        assert math.isnan(result.metrics[f"task_{n}_accuracy"])
+        assert math.isnan(few.metrics[f"task_{n}_accuracy"])
+        assert f"task {n} accuracy" not in few.describe("stub")
 
 
 def test_evaluate_one_task_on_the_valid_split() -> None:
