@@ -219,9 +219,14 @@ class SentenceMemory(nn.Module):
         """The slots' values c_i (B, M, d)."""
         return self.keys(stored, table)
 
+    # Whether values(t) is keys(t), so a reader can embed a table once for both roles.
+    values_are_keys = True
+
 
 class KeyValueMemory(SentenceMemory):
     """A key-value memory: keys carry the temporal encoding; values are the sentence or its last word."""
+
+    values_are_keys = False
 
     def __init__(self, vocab: int, params: dict[str, Any], tables: int):
         super().__init__(vocab, params, tables)
@@ -314,12 +319,15 @@ class Hops(nn.Module):
         """question (B, L) word ids → u_{K+1} (B, d) and each hop's attention p, (B, K, M)."""
         plan = self.plan
         u = memory.query(question, plan.query_table)  # (B, d)
+        # Each table embedded once: adjacent tying reads C^k again as A^{k+1}, layerwise and kv every hop.
+        keys = {t: memory.keys(stored, t) for t in set(plan.key_tables)}  # (B, M, d) each
+        values = {t: keys[t] if memory.values_are_keys and t in keys else memory.values(stored, t)
+                  for t in set(plan.value_tables)}
         attention = []
         for hop in range(self.count):
-            keys = memory.keys(stored, plan.key_tables[hop])  # (B, M, d)
-            values = memory.values(stored, plan.value_tables[hop])  # (B, M, d)
-            p = masked_attention(torch.einsum("bmd,bd->bm", keys, u), stored.mask, self.linear)
-            o = torch.einsum("bm,bmd->bd", p, values)
+            keys_k, values_k = keys[plan.key_tables[hop]], values[plan.value_tables[hop]]
+            p = masked_attention(torch.einsum("bmd,bd->bm", keys_k, u), stored.mask, self.linear)
+            o = torch.einsum("bm,bmd->bd", p, values_k)
             if plan.update == "add":
                 u = u + o
             elif plan.update == "linear":
