@@ -59,7 +59,7 @@ def record_hops(model: torch.nn.Module, task: BabiTask, question: int = 0, split
     count = data["answer"].shape[0]
     if not 0 <= question < count:
         raise IndexError(f"question {question} is not in the {split} split (questions 0 .. {count - 1})")
-    batch = task._batch(data, torch.tensor([question]))
+    batch = task.batch_of(data, torch.tensor([question]))
     was_training = model.training
     model.eval()
     try:

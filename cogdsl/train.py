@@ -480,7 +480,6 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     model = cogdsl.compile(spec).to(device)
-    linear = LinearStart(model, config.linear_start)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(parameters, config)
     data = torch.Generator().manual_seed(config.seed)
@@ -501,7 +500,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
         window.update({k: v for k, v in (meta.get("window") or {}).items() if k in window})
         if meta.get("eval"):
             last_eval = EvalResult(**meta["eval"])
-        linear = LinearStart(model, config.linear_start, meta.get("linear_start"))
+    linear = LinearStart(model, config.linear_start, checkpoint.meta.get("linear_start") if checkpoint else None)
 
     # Every check has passed: from here on the folder is ours.
     try:

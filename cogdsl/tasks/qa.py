@@ -100,7 +100,8 @@ class BabiTask(Task):
         """The whole ``split`` ("train", "valid" or "test") as tensors (see :func:`~cogdsl.tasks.babi.encode`)."""
         return _encoded(self.numbers, int(self.config["train_size"]), split)
 
-    def _batch(self, data: dict[str, torch.Tensor], rows: torch.Tensor) -> Batch:
+    def batch_of(self, data: dict[str, torch.Tensor], rows: torch.Tensor) -> Batch:
+        """The questions at ``rows`` of a split (:meth:`data`) as a batch of one step."""
         answers = data["answer"][rows].unsqueeze(1)  # (B, 1)
         return Batch({"sentences": data["story"][rows].unsqueeze(1), "words": data["question"][rows].unsqueeze(1)},
                      answers, torch.ones(answers.shape, dtype=torch.float32),
@@ -111,7 +112,7 @@ class BabiTask(Task):
         batch = self._check_batch(batch)
         data = self.data("train")
         rows = torch.randint(data["answer"].shape[0], (batch,), generator=generator, device=generator.device)
-        return self._batch(data, rows.cpu()).to(generator.device)
+        return self.batch_of(data, rows.cpu()).to(generator.device)
 
     def evaluation_batches(self, sequences: int, seed: int, batch: int, length: int | None,
                            split: str = "test") -> Iterator[Batch]:
@@ -122,7 +123,7 @@ class BabiTask(Task):
         per_task = -(-sequences // len(self.numbers))
         rows = torch.cat([(data["task"] == n).nonzero().flatten()[:per_task] for n in self.numbers])[:sequences]
         for start in range(0, rows.numel(), batch):
-            yield self._batch(data, rows[start:start + batch])
+            yield self.batch_of(data, rows[start:start + batch])
 
     def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return answer_loss(logits, batch)

@@ -233,7 +233,7 @@ def test_joint_metrics_are_nan_outside_their_task() -> None:
     task = make_task("babi_joint")
     data = task.data("test")
     rows = torch.tensor([0, 1, 1500, 2999, 3000, 4500, 5999])  # tasks 1, 1, 2, 3, 6, 15, 16
-    batch = task._batch(data, rows)
+    batch = task.batch_of(data, rows)
     chosen = batch.targets.clone()
     chosen[1, 0] = chosen[1, 0] % (VOCAB - 1) + 1  # a wrong answer to the second question
     logits = F.one_hot(chosen, VOCAB).float()
