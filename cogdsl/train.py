@@ -189,15 +189,21 @@ def spec_with_config(spec: Spec, config: TrainConfig) -> Spec:
 
 
 def build_optimizer(parameters: Any, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer the config names: rmsprop (Graves et al. 2014), adam or sgd."""
+    """The optimizer the config names: rmsprop (Graves et al. 2014), adam, adamw or sgd.
+
+    ``weight_decay`` λ is an L2 penalty (λθ added to the gradient) for rmsprop, adam and sgd,
+    and a decoupled decay (θ ← θ − lr·λθ after the Adam step) for adamw."""
     defaults = {p.name: p.default for p in OPTIMIZERS.get(config.optimizer, ())}
     p = {**defaults, **config.optimizer_params}
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(parameters, lr=p["lr"], momentum=p["momentum"], alpha=p["alpha"], eps=p["eps"])
-    if config.optimizer == "adam":
-        return torch.optim.Adam(parameters, lr=p["lr"], betas=(p["beta1"], p["beta2"]), eps=p["eps"])
+        return torch.optim.RMSprop(parameters, lr=p["lr"], momentum=p["momentum"], alpha=p["alpha"], eps=p["eps"],
+                                   weight_decay=p["weight_decay"])
+    if config.optimizer in ("adam", "adamw"):
+        adam = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+        return adam(parameters, lr=p["lr"], betas=(p["beta1"], p["beta2"]), eps=p["eps"],
+                    weight_decay=p["weight_decay"])
     if config.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=p["lr"], momentum=p["momentum"])
+        return torch.optim.SGD(parameters, lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
     raise UsageError(f"unknown optimizer '{config.optimizer}'; optimizers are {', '.join(sorted(OPTIMIZERS))}")
 
 

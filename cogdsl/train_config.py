@@ -45,10 +45,17 @@ SETTINGS: tuple[Param, ...] = (
 OPTIMIZERS: dict[str, tuple[Param, ...]] = {
     # Graves et al. 2014 train with RMSProp, momentum 0.9, lr 1e-4.
     "rmsprop": (Param("lr", float, 1e-4, minimum=0.0), Param("momentum", float, 0.9, minimum=0.0, maximum=1.0),
-                Param("alpha", float, 0.95, minimum=0.0, maximum=1.0), Param("eps", float, 1e-10, minimum=0.0)),
+                Param("alpha", float, 0.95, minimum=0.0, maximum=1.0), Param("eps", float, 1e-10, minimum=0.0),
+                Param("weight_decay", float, 0.0, minimum=0.0)),
     "adam": (Param("lr", float, 1e-3, minimum=0.0), Param("beta1", float, 0.9, minimum=0.0, maximum=1.0),
-             Param("beta2", float, 0.999, minimum=0.0, maximum=1.0), Param("eps", float, 1e-8, minimum=0.0)),
-    "sgd": (Param("lr", float, 1e-2, minimum=0.0), Param("momentum", float, 0.0, minimum=0.0, maximum=1.0)),
+             Param("beta2", float, 0.999, minimum=0.0, maximum=1.0), Param("eps", float, 1e-8, minimum=0.0),
+             Param("weight_decay", float, 0.0, minimum=0.0)),
+    # Loshchilov & Hutter 2019: the decay is applied to the weights, not added to the gradient.
+    "adamw": (Param("lr", float, 1e-3, minimum=0.0), Param("beta1", float, 0.9, minimum=0.0, maximum=1.0),
+              Param("beta2", float, 0.999, minimum=0.0, maximum=1.0), Param("eps", float, 1e-8, minimum=0.0),
+              Param("weight_decay", float, 0.01, minimum=0.0)),
+    "sgd": (Param("lr", float, 1e-2, minimum=0.0), Param("momentum", float, 0.0, minimum=0.0, maximum=1.0),
+            Param("weight_decay", float, 0.0, minimum=0.0)),
 }
 
 

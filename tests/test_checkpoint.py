@@ -70,7 +70,7 @@ def trained_run(tmp_path) -> tuple[Path, Path]:
     return spec_path, run
 
 
-@pytest.mark.parametrize("optimizer", ["rmsprop", "adam", "sgd"])
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam", "adamw", "sgd"])
 def test_round_trip_restores_model_optimizer_and_generator(tmp_path, optimizer):
     spec, model, opt, generator = one_step(write_spec(tmp_path, optimizer=optimizer))
     path = save_checkpoint(tmp_path / "c" / "step_00000001.safetensors", model=model, optimizer=opt,

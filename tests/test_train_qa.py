@@ -395,6 +395,36 @@ def test_set_learning_rate_uses_the_optimizers_default_lr() -> None:
     assert lr_of(optimizer) == pytest.approx([1e-2 * 0.5])  # sgd's default lr 1e-2, halved once
 
 
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop"])
+def test_weight_decay_reaches_the_optimizer(name: str) -> None:
+    from cogdsl.train import build_optimizer
+
+    # With a zero loss gradient, one step moves a weight only through its decay: an L2 penalty
+    # (adam, sgd, rmsprop: λθ joins the gradient) or a decoupled decay (adamw: θ ← θ(1 − lr·λ)).
+    def one_step(decay: float) -> float:
+        weight = nn.Parameter(torch.tensor([2.0]))
+        config = TrainConfig(task="babi", task_params={}, optimizer=name,
+                             optimizer_params={"lr": 0.1, "weight_decay": decay})
+        optimizer = build_optimizer([weight], config)
+        weight.grad = torch.zeros(1)
+        optimizer.step()
+        return float(weight.detach())
+
+    assert one_step(0.0) == 2.0
+    moved = one_step(0.5)
+    if name == "adamw":
+        assert moved == pytest.approx(2.0 * (1 - 0.1 * 0.5))
+    else:
+        assert moved < 2.0
+
+
+def test_weight_decay_must_not_be_negative(tmp_path: Path) -> None:
+    path = qa_spec(tmp_path, "  task babi(number=1)\n  optimizer adam(lr=0.01, weight_decay=-1)\n  steps 1")
+    with pytest.raises(cogdsl.SpecError) as err:
+        cogdsl.load(path)
+    assert "weight_decay" in str(err.value)
+
+
 def test_no_decay_leaves_the_learning_rate_alone() -> None:
     optimizer = torch.optim.Adam([nn.Parameter(torch.zeros(1))], lr=0.123)
     config = decay_config(lr_decay_every=0, lr_decay=0.5)
