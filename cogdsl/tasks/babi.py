@@ -56,7 +56,8 @@ distractors.
   to six events per question; ``where was the football before the kitchen``. An object's
   *trail* is the list of places it has been in, in order (a new entry each time its holder
   carries it into a different place; the first entry is the place of its first pick-up).
-  The question names a trail entry other than the first whose place occurs once in the
+  As in bAbI, the question is about the object's latest arrival: it names the last trail
+  entry (the place the object is in now), asked only when that place occurs once in the
   trail; the answer is the entry before it. Supported by the holder's pick-up, the holder's
   move into the earlier place and the move into the named place.
 - **6 yes/no questions**: the task-1 world, with a few pick-ups and drops as distractors;
@@ -323,18 +324,18 @@ def _ask(task: int, world: _World) -> QA | None:
         obj = rng.choice(known_objs)
         place, support = world.where(obj)  # type: ignore[misc]
         return QA(story, ("where", "is", "the", obj), place, support)
-    # task 3: (object, trail index) pairs whose place is unique in the trail
+    # task 3, as bAbI asks it: about an object's latest arrival, from the place it is in now.
+    # Only where that place occurs once in its trail, so the question names one arrival.
     options = []
     for obj in OBJECTS:
-        trail = world.trail.get(obj, [])
-        places = [p for p, _ in trail]
-        options += [(obj, i) for i in range(1, len(trail)) if places.count(places[i]) == 1]
+        places = [p for p, _ in world.trail.get(obj, [])]
+        if len(places) > 1 and places.count(places[-1]) == 1:
+            options.append(obj)
     if not options:
         return None
-    obj, i = rng.choice(options)
-    trail = world.trail[obj]
-    question = ("where", "was", "the", obj, "before", "the", trail[i][0])
-    return QA(story, question, trail[i - 1][0], trail[i][1])
+    obj = rng.choice(options)
+    (before, _), (now, support) = world.trail[obj][-2:]
+    return QA(story, ("where", "was", "the", obj, "before", "the", now), before, support)
 
 
 def _world_story(task: int, rng: random.Random, out: list[QA], count: int) -> None:
