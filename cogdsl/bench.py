@@ -690,11 +690,11 @@ def _time_training_step(path: str, setup: _TrainingSetup, spec: Spec, row: Row, 
 
     def forward() -> None:
         with torch.no_grad(), ops.use_backend(backend):
-            _logits(run, data.inputs)
+            _logits(run, data)
 
     def step() -> None:
         with ops.use_backend(backend):
-            loss = sequence_loss(_logits(run, data.inputs), data)
+            loss = sequence_loss(_logits(run, data), data)
             loss.backward()
         apply_gradients(parameters, optimizer, config)
 

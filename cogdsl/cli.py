@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("trace", help="PNGs of a checkpoint's memory activity over one sequence: weightings, "
                        "and for a dnc_memory read modes and usage; for a QA model, each hop's attention "
-                       "over one story, as a table and hops.png")
+                       "over one story, as a table and hops.png; for a sequence-to-sequence model, each "
+                       "attention block's alignment matrix, as a table and alignment.png")
     p.add_argument("spec")
     p.add_argument("checkpoint", help="a .safetensors checkpoint, or a run folder (its latest checkpoint)")
     p.add_argument("--out", help="folder for weightings.png, modes.png, usage.png (default runs/MODEL/trace)")

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from cogdsl.spec import Block, Input, Output, Ref, Spec, Value
+from cogdsl.spec import SIZE_KEYS, Block, Input, Output, Ref, Spec, Value
 
 
 def quote(text: str) -> str:
@@ -88,7 +88,11 @@ def _output_cog(output: Output) -> str:
 
 
 def _input_cog(item: Input) -> str:
-    return str(item.size.data) if item.is_vector else f"{item.kind.data}(vocab={item.size.data})"
+    return str(item.size.data) if item.is_vector else f"{item.kind.data}({_size_key(item)}={item.size.data})"
+
+
+def _size_key(item: Input) -> str:
+    return SIZE_KEYS.get(str(item.kind.data), "vocab")
 
 
 def to_cog(spec: Spec) -> str:
@@ -127,7 +131,7 @@ def to_yaml(spec: Spec) -> str:
     doc: dict[str, Any] = {"cogdsl": spec.version.data, "model": spec.name}
     if spec.doc is not None:
         doc["doc"] = spec.doc.data
-    doc["inputs"] = {i.name: i.size.data if i.is_vector else _FlowMap(kind=i.kind.data, vocab=i.size.data)
+    doc["inputs"] = {i.name: i.size.data if i.is_vector else _FlowMap(kind=i.kind.data, **{_size_key(i): i.size.data})
                      for i in spec.inputs}
     outputs = {}
     for o in spec.outputs:

@@ -40,6 +40,29 @@ def _layer(model: CompiledModel, name: str) -> str:
             + (f"; output {tied[0]}'s weight is table {plan.value_tables[-1]}" if tied else ""))
 
 
+_SCORES = {"additive": "v . tanh(W q + U k)", "dot": "q . k", "general": "q^T W k", "scaled_dot": "(W q) . k / sqrt(D)"}
+
+
+def _sequence_unit(model: CompiledModel, unit: str, name: str) -> str:
+    """An encoder or an attention block, in one line."""
+    block = next(b for b in model.spec.blocks if b.name == name)
+    params, shapes = model.shapes.params[name], model.shapes
+    sources = ", ".join(str(r) for r in block.sources)
+    if unit == "encoder":
+        what = (f"{params['layers']} self-attention layer(s), {params['heads']} head(s)"
+                + (", causal" if params["causal"] else "") if block.kind == "self_attention"
+                else f"{'bidirectional ' if params['bidirectional'] else ''}{params['cell']}")
+        return (f"encoder {name}: {what} over the whole of {sources}, (B, S, {shapes.input_sizes[name]}) -> "
+                f"(B, S, {shapes.sizes[name]}), at the first step only (kept in the state)")
+    target = model.attended[name]
+    over = f"memory {target} as of the previous step" if target in model.memories else target
+    if block.kind == "summary":
+        how = "its mean" if params["mode"] == "mean" else "its final state"
+        return f"summary {name}: {target} as one vector, {how} ({shapes.sizes[name]}), no attention"
+    return (f"attention {name}: query [{sources}] ({shapes.input_sizes[name]}) over {over}, "
+            f"{params['heads']} head(s), score {_SCORES[params['score']]}, softmax -> context {shapes.sizes[name]}")
+
+
 def explain(model: CompiledModel) -> str:
     """A human-readable account of a compiled model."""
     spec, shapes = model.spec, model.shapes
@@ -74,6 +97,8 @@ def explain(model: CompiledModel) -> str:
                 text += "; one ntm_memory_step call with the write (a fused kernel on CUDA)"
         elif unit == "layer":
             text = _layer(model, name)
+        elif unit in ("encoder", "attention"):
+            text = _sequence_unit(model, unit, name)
         elif unit == "output":
             output = next(o for o in spec.outputs if o.name == name)
             activation = output.activation.data if output.activation else "none"

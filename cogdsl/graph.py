@@ -3,7 +3,8 @@
 Each edge has a ``delay`` (0: the value of this step, 1: of the previous step) and a
 ``role``:
 
-    source  a value wired into a controller or output (``from:``), delay 0 or 1 (``@prev``)
+    source  a value wired into a block or output (``from:``), delay 0 or 1 (``@prev``); from
+            an output always 1 (``y@prev``)
     memory  a memory to the head that addresses it; the head sees the memory as it was
             at the end of the previous step
     by      a controller to the head it drives
@@ -39,7 +40,10 @@ def build_graph(spec: Spec) -> nx.MultiDiGraph:
 
     def wire(ref: Ref | None, target: str, role: str) -> None:
         if ref is not None and ref.name in graph:
-            graph.add_edge(ref.name, target, role=role, delay=ref.delay, span=ref.span)
+            # An output is only ever read at the previous step; reading it now is reported as such
+            # (E307), not again as a cycle.
+            delay = 1 if graph.nodes[ref.name]["role"] == "output" else ref.delay
+            graph.add_edge(ref.name, target, role=role, delay=delay, span=ref.span)
 
     for block in spec.blocks:
         if graph.nodes[block.name].get("span") is not block.span:

@@ -30,12 +30,13 @@ from cogdsl.blocks.memnet import ReadPlan
 from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError
 from cogdsl.graph import immediate_graph
 from cogdsl.groups import plan_groups
-from cogdsl.spec import Block, Spec
+from cogdsl.spec import SIZE_KEYS, Block, Spec
 from cogdsl.tasks import make_task
 from cogdsl.train_config import TrainConfig, resolve_train
 
 Unit = tuple[str, str]  # ("controller", name) | ("group", index) | ("output", name) | ("write", memory)
 #                        | ("layer", name): a story memory or a reasoning block, run from its sources
+#                        | ("encoder", name): run once, at the first step | ("attention", name)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
         elif kind.family == "reasoning":
             assert block.memory is not None
             sizes[block.name] = params[block.memory.name]["embedding"]
+    sizes.update({o.name: o.size.data for o in spec.outputs})  # read as y@prev
+    _sequence_sizes(spec, params, sizes)
     read_plans: dict[str, ReadPlan] = {}
     tables: dict[str, int] = {}
     for block in spec.blocks:
@@ -87,7 +90,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
     vocabs = {b.name: sizes[b.sources[0].name] for b in spec.blocks if b.name in tables}
     input_sizes = {b.name: sum(sizes[r.name] for r in b.sources) for b in spec.blocks if b.sources}
     input_sizes.update({o.name: sum(sizes[r.name] for r in o.sources) for o in spec.outputs})
-    sizes.update({o.name: o.size.data for o in spec.outputs})
+    _check_attention_shapes(spec, params, sizes, input_sizes)
 
     plans = plan_groups(spec, DiagnosticSink())
 
@@ -117,6 +120,61 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
         vocabs=vocabs,
         tied_answers=tied_answers,
     )
+
+
+def _sequence_sizes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[str, int]) -> None:
+    """Add the sizes of encoders (from their input's size, in dependency order) and of attention
+    blocks (heads x the size of what they look over: a sequence's elements, a memory's width)."""
+    pending = [b for b in spec.blocks if REGISTRY[b.kind].family in ("encoder", "attention")]
+    while pending:
+        waiting = []
+        for block in pending:
+            kind = REGISTRY[block.kind]
+            if kind.family == "encoder" and all(r.name in sizes for r in block.sources):
+                sizes[block.name] = kind.output_size(params[block.name], sum(sizes[r.name] for r in block.sources))
+            elif kind.family == "attention" and block.memory is not None and (
+                    block.memory.name in sizes or "width" in params.get(block.memory.name, {})):
+                sizes[block.name] = params[block.name].get("heads", 1) * attended_size(spec, params, sizes, block)
+            else:
+                waiting.append(block)
+        if len(waiting) == len(pending):  # only through attention on attention, which validation refuses
+            raise AssertionError(f"sizes of {[b.name for b in waiting]} depend on each other")
+        pending = waiting
+
+
+def attended_size(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[str, int], block: Block) -> int:
+    """D, the size of one element of what an attention block looks over."""
+    assert block.memory is not None
+    target = block.memory.name
+    return params[target]["width"] if target in params and "width" in params[target] else sizes[target]
+
+
+def _check_attention_shapes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[str, int],
+                            input_sizes: dict[str, int]) -> None:
+    """A dot score needs a query as wide as the keys and one head; self-attention's heads divide its width."""
+    problems = []
+    for block in spec.blocks:
+        kind, p = REGISTRY[block.kind], params[block.name]
+        if kind.kind == "attention" and p["score"] == "dot":
+            key_size = attended_size(spec, params, sizes, block)
+            if input_sizes[block.name] != key_size:
+                problems.append(Diagnostic(
+                    "E501", f"size mismatch: attention '{block.name}' scores by dot product a query of size "
+                    f"{input_sizes[block.name]} against elements of size {key_size}", block.param_span("score"),
+                    "make the query as wide as the elements, or use score=general (q^T W k) or additive"))
+            elif p["heads"] != 1:
+                problems.append(Diagnostic(
+                    "E501", f"attention '{block.name}': a dot score has no parameters, so its {p['heads']} heads "
+                    "would all be the same", block.param_span("heads"), "use heads=1, or score=general or scaled_dot"))
+        elif kind.kind == "self_attention":
+            width = sizes[block.name]
+            if width % p["heads"]:
+                problems.append(Diagnostic(
+                    "E501", f"size mismatch: self_attention '{block.name}' has width {width}, which its "
+                    f"{p['heads']} heads do not divide", block.param_span("heads"),
+                    f"choose heads dividing {width}, or set 'size' to a multiple of {p['heads']}"))
+    if problems:
+        raise ShapeError(problems, {spec.file: spec.source or ""})
 
 
 def _tied_answers(spec: Spec, params: dict[str, dict[str, Any]], vocabs: dict[str, int]) -> dict[str, str]:
@@ -159,6 +217,8 @@ def _step_order(spec: Spec, graph: nx.MultiDiGraph, plans: tuple[GroupPlan, ...]
             order.append(("output", node))
         elif family == "reasoning" or (family == "memory" and REGISTRY[graph.nodes[node]["kind"]].read_by != "head"):
             order.append(("layer", node))
+        elif family in ("encoder", "attention"):
+            order.append((family, node))
     # A dnc_memory's group does its memory's whole step; other memories apply their writes last.
     written = dict.fromkeys(plan.memory for plan in plans if plan.writes and not REGISTRY[plan.kind].owns_step)
     order += [("write", memory) for memory in written]
@@ -176,17 +236,17 @@ def _check_task_shapes(spec: Spec, train: TrainConfig | None) -> None:
     given = {str(i.kind.data): [j for j in spec.inputs if j.kind.data == i.kind.data] for i in spec.inputs}
     if set(given) != set(wanted) or any(len(items) != 1 for items in given.values()) or len(spec.outputs) != 1:
         feeds = " and ".join(f"one {kind} input" if kind != "vector" else "one input" for kind in wanted)
+        declare = " and ".join(f"'input NAME: {kind}({SIZE_KEYS[kind]}={size})'" for kind, size in wanted.items()
+                               if kind != "vector")
         problems.append(Diagnostic("E501", f"{what} needs a model with {feeds} and one output; this one has "
                                    f"{_count_inputs(spec)} and {len(spec.outputs)} output(s)", spec.model.span,
-                                   None if "vector" in wanted else
-                                   f"declare e.g. 'input story: sentences(vocab={wanted.get('sentences')})' and "
-                                   f"'input question: words(vocab={wanted.get('words')})'"))
+                                   None if "vector" in wanted else f"declare {declare}"))
     else:
         for kind, size in wanted.items():
             (source,) = given[kind]
             if source.size.data != size:
-                fed = f"{size} channels" if kind == "vector" else f"word ids of a {size}-word vocabulary"
-                field = "size" if kind == "vector" else "vocab"
+                fed = f"word ids of a {size}-word vocabulary" if kind in ("words", "sentences") else f"{size} channels"
+                field = SIZE_KEYS.get(kind, "size")
                 problems.append(Diagnostic("E501", f"size mismatch: {what} feeds {fed} but input "
                                            f"'{source.name}' has {field} {source.size.data}", source.size.span,
                                            f"set the {field} of '{source.name}' to {size}"))

@@ -18,6 +18,13 @@ A story memory (``episodic_memory``, ``kv_memory``) and the reasoning blocks tha
 order, with no state (see :mod:`cogdsl.blocks.memnet`). A question-answering spec runs one
 step: its inputs are (B, 1, S, L) stories and (B, 1, L) questions of word ids.
 
+A ``sequence`` input, (B, S, size), is given whole and seen by every step; an encoder
+(``encoder``, ``self_attention``) runs over it at the first step only, and both are kept in
+the state (``seq:NAME``) for the later ones. ``attention`` runs in its place in the order:
+its sources are the query, and it looks over an encoder's states, a sequence input, or an
+NTM memory as the previous step left it (see :mod:`cogdsl.blocks.attention`). A block may
+read an output at the previous step (``y@prev``): the output after its activation.
+
 A memory whose only writer is one NTM-addressed head group has steps 2 and 4 done by one
 ``ops.ntm_memory_step`` call (one fused kernel on CUDA); the new memory is computed early but
 only becomes the state for the next step, so the order above is unchanged.
@@ -35,7 +42,7 @@ from torch import nn
 
 from cogdsl import ops
 from cogdsl.blocks import REGISTRY
-from cogdsl.infer import Shapes
+from cogdsl.infer import Shapes, attended_size
 from cogdsl.spec import Spec
 
 State = dict[str, Any]
@@ -71,6 +78,9 @@ class CompiledModel(nn.Module):
         self.memories = nn.ModuleDict()
         self.layers = nn.ModuleDict()
         self.read_memory: dict[str, str] = {}  # reasoning block -> the story memory it reads
+        self.encoders = nn.ModuleDict()
+        self.attentions = nn.ModuleDict()
+        self.attended: dict[str, str] = {}  # attention block -> the sequence or memory it looks over
         self.input_kinds = {i.name: str(i.kind.data) for i in spec.inputs}
         for name, block in blocks.items():
             kind = REGISTRY[block.kind]
@@ -89,6 +99,20 @@ class CompiledModel(nn.Module):
                 self.layers[name] = kind.build(params, shapes.read_plans[name],
                                                shapes.params[block.memory.name]["embedding"])
                 self.read_memory[name] = block.memory.name
+            elif kind.family == "encoder":
+                self.encoders[name] = kind.build(params, shapes.input_sizes[name])
+            elif kind.kind == "summary":
+                assert block.memory is not None
+                self.attentions[name] = kind.build(params, shapes.params.get(block.memory.name, {}).get(
+                    "bidirectional", False))
+                self.attended[name] = block.memory.name
+            elif kind.family == "attention":
+                assert block.memory is not None
+                self.attentions[name] = kind.build(params, shapes.input_sizes[name],
+                                                   attended_size(spec, shapes.params, shapes.sizes, block))
+                self.attended[name] = block.memory.name
+        # Whole sequences: each is kept in the state from the first step on, so encoders run once.
+        self.sequence_keys = tuple((i.name, f"seq:{i.name}") for i in spec.inputs if i.kind.data == "sequence")
         self.groups = nn.ModuleList(
             REGISTRY[plan.kind].group_module(plan, shapes.params[plan.memory], _group_offset(shapes, i))
             for i, plan in enumerate(shapes.groups)
@@ -146,10 +170,16 @@ class CompiledModel(nn.Module):
         and for a ``dnc_memory`` its usage (B, N) as ``"MEMORY:usage"`` and each read
         block's read modes (B, heads, modes) as ``"BLOCK:modes"``; for a reasoning block,
         each hop's (or episode's) attention over the slots (B, hops, M) by name, and the
-        story row of each slot (B, M), -1 for an empty slot, as ``"MEMORY:rows"``.
+        story row of each slot (B, M), -1 for an empty slot, as ``"MEMORY:rows"``; for an
+        attention block, its weights over what it looks over (B, heads, S).
         """
-        values: dict[str, torch.Tensor] = self._inputs(x_t)
+        values: dict[str, torch.Tensor] = self._inputs(x_t, state)
         new_state: State = {}
+        # A sequence other than the one the state holds: its encoders run again.
+        fresh = any(state.get(key) is not values[name] for name, key in self.sequence_keys)
+        for name, key in self.sequence_keys:
+            new_state[key] = values[name]
+        fed_back: dict[str, torch.Tensor] = {}
         interfaces: dict[str, torch.Tensor] = {}
         pending_writes: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
         fused_writes: dict[str, torch.Tensor] = {}
@@ -204,10 +234,27 @@ class CompiledModel(nn.Module):
                         trace.setdefault(f"{memory}:rows", []).append(values[memory].rows)
                 else:
                     values[name] = self.layers[name](values[source])
+            elif unit == "encoder":
+                key = f"seq:{name}"
+                values[name] = (state[key] if key in state and not fresh
+                                else self.encoders[name](self._gather(name, values, state)))
+                new_state[key] = values[name]
+            elif unit == "attention":
+                target = self.attended[name]
+                keys = values[target] if target in values else state[target]
+                if not self.sources[name]:  # a summary: no query
+                    values[name] = self.attentions[name](keys)
+                    continue
+                values[name], weights = self.attentions[name](self._gather(name, values, state), keys,
+                                                              with_weights=trace is not None)
+                if trace is not None:
+                    trace.setdefault(name, []).append(weights)
             elif unit == "output":
                 y = self.outputs[name](self._gather(name, values, state))
                 activation = self.activations[name]
                 values[name] = y if raw or activation is None else activation(y)
+                if raw and activation is not None:  # what y@prev reads is the output itself
+                    fed_back[name] = activation(y)
             elif name in fused_writes:  # "write", done already by the memory's only (fused) group
                 new_state[name] = fused_writes[name]
             else:  # "write": every write head of this memory, at once
@@ -220,17 +267,21 @@ class CompiledModel(nn.Module):
         for name in self.unwritten:
             new_state[name] = state[name]
         for name, key in self.prev_keys:
-            new_state[key] = values[name]
+            new_state[key] = fed_back[name] if name in fed_back else values[name]
         if len(self.output_names) == 1:
             return values[self.output_names[0]], new_state
         return {name: values[name] for name in self.output_names}, new_state
 
-    def _inputs(self, x_t: torch.Tensor | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _inputs(self, x_t: torch.Tensor | dict[str, torch.Tensor], state: State) -> dict[str, torch.Tensor]:
         if isinstance(x_t, dict):
-            missing = set(self.input_names) - set(x_t)
+            given = dict(x_t)
+            for name, key in self.sequence_keys:  # a whole sequence, given at the first step, is in the state
+                if name not in given and key in state:
+                    given[name] = state[key]
+            missing = set(self.input_names) - set(given)
             if missing:
                 raise ValueError(f"missing inputs {sorted(missing)}; the model takes {list(self.input_names)}")
-            return dict(x_t)
+            return given
         if len(self.input_names) != 1:
             raise ValueError(f"this model has inputs {list(self.input_names)}: pass a dict by name")
         return {self.input_names[0]: x_t}
@@ -241,22 +292,38 @@ class CompiledModel(nn.Module):
 
     # -- a whole sequence -------------------------------------------------------------
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor], state: State | None = None, *,
-                raw: bool = False, return_weights: bool = False) -> Any:
+                raw: bool = False, return_weights: bool = False, steps: int | None = None) -> Any:
         """Run a batch-first sequence, x (B, T, I) → y (B, T, O) (dicts by name for several).
 
-        ``raw=True``: outputs before their activation. ``return_weights=True``: also return
-        each head block's weightings, (B, T, heads, N), as a dict by block name (with a
-        ``dnc_memory``'s usage and read modes too, see :meth:`step`).
+        A ``sequence`` input is given whole, (B, S, size), and seen by every step; a model whose
+        inputs are all sequences runs ``steps`` steps (e.g. the length of the output it should
+        write). ``raw=True``: outputs before their activation. ``return_weights=True``: also
+        return each head block's weightings, (B, T, heads, N), as a dict by block name (with a
+        ``dnc_memory``'s usage and read modes, and each attention block's weights over what it
+        looks over, see :meth:`step`).
         """
-        first = next(iter(x.values())) if isinstance(x, dict) else x
+        given = x if isinstance(x, dict) else {self.input_names[0]: x} if len(self.input_names) == 1 else None
         self._check_sizes(x)
-        batch, steps = first.shape[0], first.shape[1]
+        assert given is not None
+        per_step = {k: v for k, v in given.items() if self.input_kinds.get(k) != "sequence"}
+        whole = {k: v for k, v in given.items() if self.input_kinds.get(k) == "sequence"}
+        first = next(iter(given.values()))
+        if per_step:
+            lengths = {int(v.shape[1]) for v in per_step.values()}
+            if steps is not None and lengths != {steps}:
+                raise ValueError(f"steps={steps}, but the inputs have {sorted(lengths)} time steps")
+            steps = next(iter(per_step.values())).shape[1]
+        elif steps is None or steps < 1:
+            raise ValueError("every input of this model is a whole sequence: pass steps=T, the number of steps to run")
+        batch = first.shape[0]
         if state is None:
-            state = self.initial_state(batch, first if first.is_floating_point() else None)
+            floating = next((v for v in given.values() if v.is_floating_point()), None)
+            state = self.initial_state(batch, floating)
         trace: dict[str, list[torch.Tensor]] | None = {} if return_weights else None
         ys: list[Any] = []
         for t in range(steps):
-            x_t = {k: v[:, t] for k, v in x.items()} if isinstance(x, dict) else x[:, t]
+            x_t = {**{k: v[:, t] for k, v in per_step.items()}, **whole} if isinstance(x, dict) else (
+                x[:, t] if per_step else x)
             y_t, state = self.step(x_t, state, raw=raw, trace=trace)
             ys.append(y_t)
         if isinstance(ys[0], dict):
@@ -277,14 +344,15 @@ class CompiledModel(nn.Module):
                 raise ValueError(f"unknown input '{name}'; the model takes {list(self.input_names)}")
             kind = self.input_kinds[name]
             dims, shape = {"vector": (3, "(B, T, size)"), "words": (3, "(B, T, words) of word ids"),
-                           "sentences": (4, "(B, T, sentences, words) of word ids")}[kind]
+                           "sentences": (4, "(B, T, sentences, words) of word ids"),
+                           "sequence": (3, "(B, S, size), the whole sequence")}[kind]
             if tensor.dim() != dims:
                 raise ValueError(f"input '{name}': expected a batch-first sequence {shape}, "
                                  f"got shape {tuple(tensor.shape)}")
             expected = self.shapes.sizes.get(name)
-            if kind == "vector" and tensor.shape[-1] != expected:
+            if kind in ("vector", "sequence") and tensor.shape[-1] != expected:
                 raise ValueError(f"input '{name}' has size {tensor.shape[-1]}, the spec says {expected}")
-            if kind != "vector":
+            if kind in ("words", "sentences"):
                 if tensor.dtype != torch.long:
                     raise ValueError(f"input '{name}' carries word ids: expected a long tensor, got {tensor.dtype}")
                 if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= expected):
@@ -316,8 +384,9 @@ class CompiledModel(nn.Module):
         for group in self.groups:
             for block, _ in group.plan.reads + group.plan.writes:
                 counts[block] = group.read_init[block].numel() if block in group.read_init else 0
-        for name, layer in self.layers.items():
-            counts[name] = sum(p.numel() for p in layer.parameters())
+        for modules in (self.layers, self.encoders, self.attentions):
+            for name, module in modules.items():
+                counts[name] = sum(p.numel() for p in module.parameters())
         for name, layer in self.outputs.items():
             counts[name] = sum(p.numel() for p in layer.parameters() if id(p) not in layer_parameters)
         return counts

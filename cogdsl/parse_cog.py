@@ -16,7 +16,7 @@ from typing import Any
 import lark
 
 from cogdsl.errors import Diagnostic, Span, SpecError, SpecSyntaxError
-from cogdsl.spec import Address, Block, Input, Output, Pipe, Ref, Spec, Stage, Value
+from cogdsl.spec import SIZE_KEYS, Address, Block, Input, Output, Pipe, Ref, Spec, Stage, Value
 
 # How the parser's terminal names read in "expected ..." messages.
 _TERMINAL_WORDS = {
@@ -267,10 +267,12 @@ class _Builder:
         name, body = stmt.children
         if not isinstance(body, lark.Tree):  # `x: 9`
             return Input(str(name), Value(int(body), self.span(body)), self.span(name))
-        kind, key, size = body.children  # `story: sentences(vocab=69)`
-        if str(key) != "vocab":
+        kind, key, size = body.children  # `story: sentences(vocab=69)`, `src: sequence(size=10)`
+        wanted = SIZE_KEYS.get(str(kind), "vocab")
+        if str(key) != wanted:
+            what = "N channels per element" if wanted == "size" else "N word ids, 0 being padding"
             raise SpecError([Diagnostic("E202", f"input '{name}': unknown parameter '{key}'", self.span(key),
-                                        f"write '{kind}(vocab=N)': N word ids, 0 being padding")])
+                                        f"write '{kind}({wanted}=N)': {what}")])
         return Input(str(name), Value(int(size), self.span(size)), self.span(name), Value(str(kind), self.span(kind)))
 
     def block(self, stmt: lark.Tree) -> Block:

@@ -16,7 +16,7 @@ import yaml
 
 from cogdsl.errors import Diagnostic, DiagnosticSink, Span, SpecError, SpecSyntaxError, hint_for
 from cogdsl.parse_cog import parse_address, parse_source
-from cogdsl.spec import Address, Block, Input, Output, Ref, Spec, Value
+from cogdsl.spec import SIZE_KEYS, Address, Block, Input, Output, Ref, Spec, Value
 
 _STANDARD_TAGS = {
     "tag:yaml.org,2002:" + name
@@ -306,20 +306,24 @@ def _ref(value: Value | None, reader: _Reader, sink: DiagnosticSink) -> Ref | No
 
 
 def _input(name: str, value: Value, sink: DiagnosticSink) -> Input:
-    """``x: 9`` (a vector input) or ``story: {kind: sentences, vocab: 69}`` (word ids)."""
+    """``x: 9`` (a vector input), ``story: {kind: sentences, vocab: 69}`` (word ids) or
+    ``src: {kind: sequence, size: 10}`` (a whole sequence)."""
     key_span = getattr(value, "key_span", value.span)
     if not isinstance(value.data, dict):
         return Input(name, _strip(value), key_span)
     fields = value.data
-    for key, item in fields.items():
-        if key not in ("kind", "vocab"):
-            sink.error("E006", f"unknown field '{key}' in input '{name}'", item.key_span,
-                       hint_for(key, ("kind", "vocab"), "input fields"))
-    kind, vocab = fields.get("kind"), fields.get("vocab")
-    if kind is None or vocab is None:
-        sink.error("E007", f"input '{name}' needs 'kind' and 'vocab'", key_span,
-                   "e.g. 'story: {kind: sentences, vocab: 69}', or a size such as 'x: 9'")
-    return Input(name, _strip(vocab) if vocab is not None else Value(None, key_span), key_span,
+    kind = fields.get("kind")
+    size_key = SIZE_KEYS.get(kind.data, "vocab") if kind is not None and isinstance(kind.data, str) else "vocab"
+    unknown = [key for key in fields if key not in ("kind", size_key)]
+    for key in unknown:
+        sink.error("E006", f"unknown field '{key}' in input '{name}'", fields[key].key_span,
+                   hint_for(key, ("kind", size_key), "input fields"))
+    size = fields.get(size_key)
+    if (kind is None or size is None) and not unknown:  # a misspelt size field is one problem
+        sink.error("E007", f"input '{name}' needs 'kind' and '{size_key}'", key_span,
+                   "e.g. 'story: {kind: sentences, vocab: 69}' or 'src: {kind: sequence, size: 10}', "
+                   "or a size such as 'x: 9'")
+    return Input(name, _strip(size) if size is not None else Value(None, key_span), key_span,
                  _strip(kind) if kind is not None else Value(None, key_span))
 
 

@@ -114,10 +114,15 @@ class Block:
         return self.param_spans.get(name, self.span)
 
 
-INPUT_KINDS = ("vector", "words", "sentences")
-"""What an input carries at each step: a float vector of ``size`` channels (the default);
+INPUT_KINDS = ("vector", "words", "sentences", "sequence")
+"""What an input carries: at each step a float vector of ``size`` channels (the default);
 ``words``, one sentence of word ids, (B, T, L); ``sentences``, a story of word ids,
-(B, T, S, L). For the last two ``size`` is the vocabulary (ids ``0 .. size - 1``, 0 padding)."""
+(B, T, S, L); for these two ``size`` is the vocabulary (ids ``0 .. size - 1``, 0 padding).
+``sequence`` is a whole sequence of ``size``-channel vectors, (B, S, size), with no time
+axis: every step sees all of it (an encoder reads it, attention looks over it)."""
+
+SIZE_KEYS = {"words": "vocab", "sentences": "vocab", "sequence": "size"}
+"""How each non-vector input kind spells its size: ``sentences(vocab=69)``, ``sequence(size=10)``."""
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,25 @@ def _trace_hops(name: str, task: Any, model: torch.nn.Module, step: int, out: Pa
     return 0
 
 
+def _trace_alignment(name: str, task: Any, model: torch.nn.Module, step: int, out: Path, args: Any) -> int:
+    """A sequence-to-sequence model: print each attention block's alignment over one sequence and
+    draw ``alignment.png``."""
+    from cogdsl.trace_seq import ALIGNMENT_PNG, alignment_table, draw_alignment, record_alignment
+
+    _prepare_out(out, [ALIGNMENT_PNG], args.force)
+    length = args.length if args.length is not None else task.length_range()[1]
+    trace = record_alignment(model, task, length=length, seed=args.seed)
+    if not trace.weights:
+        raise UsageError(f"{name} has no attention block to trace (a summary has no weights)")
+    print(alignment_table(trace))
+    try:
+        path = draw_alignment(trace, out / ALIGNMENT_PNG, f"{name} at length {length}, step {step}")
+    except OSError as err:
+        raise UsageError(f"cannot write the plot in {out}: {err.strerror or err}") from None
+    print(f"wrote {path}")
+    return 0
+
+
 def trace_command(args: Any) -> int:
     """``cogdsl trace SPEC CHECKPOINT [--out DIR --len L --seed S --force]``: PNGs of memory activity."""
     from cogdsl.train import _check_positive, eval_length, load_trained
@@ -231,6 +250,8 @@ def trace_command(args: Any) -> int:
     out = Path(args.out) if args.out else Path("runs") / spec.name / "trace"
     if getattr(model, "read_memory", None):
         return _trace_hops(spec.name, task, model, checkpoint.step, out, args)
+    if "sequence" in task.input_kinds:
+        return _trace_alignment(spec.name, task, model, checkpoint.step, out, args)
     _prepare_out(out, trace_files(model), args.force)
     length = args.length if args.length is not None else eval_length(task)
     sample = task.sample(1, torch.Generator().manual_seed(args.seed), length=length)

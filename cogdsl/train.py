@@ -285,8 +285,10 @@ def model_inputs(model: torch.nn.Module, inputs: torch.Tensor | dict[str, torch.
     return {name: inputs[kind] for name, kind in model.input_kinds.items()}
 
 
-def _logits(model: torch.nn.Module, inputs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
-    y = model(model_inputs(model, inputs), raw=True)
+def _logits(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+    # A whole-sequence input has no time axis: the model is told how many steps to run.
+    steps = {"steps": batch.steps} if isinstance(batch.inputs, dict) and "sequence" in batch.inputs else {}
+    y = model(model_inputs(model, batch.inputs), raw=True, **steps)
     return next(iter(y.values())) if isinstance(y, dict) else y
 
 
@@ -316,7 +318,7 @@ def evaluate(model: torch.nn.Module, task: Task, *, length: int | None = None, s
             for data in task.evaluation_batches(sequences, seed, batch, length, split):
                 if device.type != "cpu":
                     data = data.to(device)
-                logits = _logits(model, data.inputs)
+                logits = _logits(model, data)
                 loss_total += task.loss_of(logits, data).double().cpu() * data.batch_size
                 errors.append(task.errors(logits, data).cpu())
                 for metric, values in task.metrics(logits, data).items():
@@ -563,7 +565,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
                     if batch.mask.device != torch.device(device):
                         batch = batch.to(device)
                     set_learning_rate(optimizer, config, step)
-                    logits = _logits(model, batch.inputs)  # (B, T, O)
+                    logits = _logits(model, batch)  # (B, T, O)
                     loss = task.loss_of(logits, batch)
                     loss.backward()
                     apply_gradients(parameters, optimizer, config)
@@ -737,7 +739,7 @@ def load_trained(spec_path: str, checkpoint_path: str, length: int | None = None
     spec = cogdsl.load(spec_path)
     config = config_from_spec(spec, spec_path)
     task = make_task(config.task, **config.task_params)
-    if length is not None and task.loss == "ce":
+    if length is not None and task.length_params is None:
         raise UsageError(f"--len: task {task.name} has stories, not sequence lengths; leave --len out")
     if length is not None and length < task.min_length:
         raise UsageError(f"--len must be at least {task.min_length} for task {task.name}, got {length}")
@@ -763,6 +765,9 @@ def eval_command(args: Any) -> int:
     if plot is not None and getattr(model, "read_memory", None):
         raise UsageError(f"--plot draws head weightings over a sequence; for {spec.name}, a QA model, draw each "
                          "hop's attention with: cogdsl trace SPEC CHECKPOINT --question N")
+    if plot is not None and "sequence" in task.input_kinds:
+        raise UsageError(f"--plot draws head weightings over a sequence; for {spec.name}, a sequence-to-sequence "
+                         "model, draw its alignment with: cogdsl trace SPEC CHECKPOINT --len L")
     result = evaluate(model, task, length=args.length, sequences=args.sequences, seed=args.seed)
     print(result.describe(spec.name))
     if plot is not None:

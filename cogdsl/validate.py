@@ -16,7 +16,7 @@ from cogdsl.blocks.base import check_params, spelled
 from cogdsl.errors import Diagnostic, DiagnosticSink, Span, hint_for
 from cogdsl.graph import immediate_graph
 from cogdsl.groups import plan_groups
-from cogdsl.spec import INPUT_KINDS, SUPPORTED_VERSIONS, Block, Output, Ref, Spec
+from cogdsl.spec import INPUT_KINDS, SIZE_KEYS, SUPPORTED_VERSIONS, Block, Output, Ref, Spec
 from cogdsl.train_config import resolve_train
 
 ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "softmax")
@@ -35,17 +35,22 @@ def validate(spec: Spec, graph: nx.MultiDiGraph) -> list[Diagnostic]:
     roles = _check_names(spec, sink)
     for item in spec.inputs:
         size = item.size.data
-        what = "size" if item.is_vector else "vocab"
+        what = "size" if item.is_vector else SIZE_KEYS.get(str(item.kind.data), "vocab")
         if item.kind.data not in INPUT_KINDS[1:] and not item.is_vector:
             sink.error("E205", f"input '{item.name}': unknown input kind {spelled(item.kind.data)}", item.kind.span,
                        hint_for(str(item.kind.data), INPUT_KINDS[1:], "input kinds") + " (a vector input is a size)")
         elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
             sink.error("E204", f"input '{item.name}': {what} must be a positive integer, found {size!r}",
-                       item.size.span, "e.g. 'x: 9'" if item.is_vector else "e.g. 'story: sentences(vocab=69)'")
+                       item.size.span, "e.g. 'x: 9'" if item.is_vector else
+                       f"e.g. '{item.name}: {item.kind.data}({what}=10)'")
     kinds = {b.name: b.kind for b in reversed(spec.blocks)}
-    carries = {i.name: i.kind.data for i in reversed(spec.inputs)}
+    carries: dict[str, object] = {b.name: REGISTRY[b.kind].carries for b in reversed(spec.blocks)
+                                  if b.kind in REGISTRY}
+    carries.update({i.name: i.kind.data for i in reversed(spec.inputs)})
     for block in spec.blocks:
         _check_block(block, roles, kinds, sink)
+        if block.kind in REGISTRY and REGISTRY[block.kind].family == "attention":
+            _check_attended(block, roles, kinds, carries, sink)
         if block.kind in REGISTRY and "from" in REGISTRY[block.kind].accepts:
             _check_carried(block.sources, REGISTRY[block.kind].takes, carries, f"{block.kind} '{block.name}'", sink)
     for output in spec.outputs:
@@ -107,15 +112,52 @@ def _check_ref(ref: Ref, roles: dict[str, str], owner: str, wanted: tuple[str, .
 
 
 def _value_sources(roles: dict[str, str], ref: Ref, owner: str, sink: DiagnosticSink) -> None:
-    """A wire must come from something that carries a value: an input, a controller, a read head or
-    a reasoning block."""
+    """A wire must come from something that carries a value: an input, a controller, a read head, a
+    reasoning, encoder or attention block, or an output at the previous step (``y@prev``)."""
     if ref.name in roles and roles[ref.name] == "head":
         return  # read vs write is checked where the kind is known
-    _check_ref(ref, roles, owner, ("input", "controller", "head", "reasoning"),
-               "an input, a controller, a read head or a reasoning block", sink, delay_ok=True)
+    ok = _check_ref(ref, roles, owner, ("input", "controller", "head", "reasoning", "encoder", "attention", "output"),
+                    "an input, a block with a value, or an output at the previous step", sink, delay_ok=True)
+    if ok and roles[ref.name] == "output" and not ref.delay:
+        sink.error("E307", f"{owner}: output '{ref.name}' can only be read at the previous step", ref.span,
+                   f"write '{ref.name}@prev': a step's output is computed from its blocks, not the other way round")
 
 
-_CARRIED = {"vector": "a vector", "words": "word ids (one sentence)", "sentences": "word ids (a story of sentences)"}
+def _check_attended(block: Block, roles: dict[str, str], kinds: dict[str, str], carries: dict[str, object],
+                    sink: DiagnosticSink) -> None:
+    """What ``attention`` looks over (its ``on``): a sequence (a ``sequence`` input or an encoder) or an
+    NTM-style memory, read as it was at the end of the previous step."""
+    target = block.memory
+    if target is None:
+        return  # reported as a missing field
+    owner = f"{block.kind} '{block.name}'"
+    if target.name not in roles:
+        sink.error("E301", f"{owner}: '{target.name}' is not defined", target.span,
+                   hint_for(target.name, roles, "the defined names"))
+        return
+    if target.delay:
+        sink.error("E307", f"{owner}: '@prev' is not allowed on what attention looks over", target.span,
+                   "a sequence is the same at every step, and a memory is read as the previous step left it")
+        return
+    role, kind = roles[target.name], REGISTRY.get(kinds.get(target.name, ""))
+    if role == "unknown":
+        return
+    if block.kind == "summary" and (block.params["mode"].data if "mode" in block.params else "final") == "final":
+        if kinds.get(target.name) != "encoder":
+            sink.error("E303", f"{owner}: mode=final takes a recurrent encoder's last state, and '{target.name}' "
+                       "is not a recurrent encoder", target.span, "use mode=mean, or summarize an 'encoder' block")
+        return
+    if carries.get(target.name) == "sequence" or (role == "memory" and kind is not None and kind.read_by == "head"):
+        return
+    found = f"a {kind.kind} memory" if role == "memory" and kind else (
+        f"an input carrying {_CARRIED.get(str(carries.get(target.name)), 'a vector')}" if role == "input"
+        else f"a {role}")
+    sink.error("E303", f"{owner}: attention looks over a sequence or a memory, and '{target.name}' is {found}",
+               target.span, "attend over an encoder, an input declared as 'sequence(size=N)', or an NTM memory")
+
+
+_CARRIED = {"vector": "a vector", "words": "word ids (one sentence)", "sentences": "word ids (a story of sentences)",
+            "sequence": "a whole sequence (B, S, size)"}
 
 
 def _check_carried(sources: tuple[Ref, ...], takes: tuple[str, ...], carries: dict[str, object], owner: str,
@@ -127,9 +169,10 @@ def _check_carried(sources: tuple[Ref, ...], takes: tuple[str, ...], carries: di
         carried = carries.get(ref.name, "vector")
         if carried in _CARRIED and carried not in takes:
             readers = {"words": "a reasoning block (hops, episodes)",
-                       "sentences": "a story memory (episodic_memory, kv_memory)"}
+                       "sentences": "a story memory (episodic_memory, kv_memory)",
+                       "sequence": "an encoder (encoder, self_attention), or be looked over by attention ('on')"}
             hint = (f"'{ref.name}' can feed {readers[str(carried)]}" if carried in readers
-                    else f"wire an input declared as {' or '.join(f'{t}(vocab=N)' for t in takes)}")
+                    else "wire an input declared as " + " or ".join(f"{t}({SIZE_KEYS[t]}=N)" for t in takes))
             sink.error("E310", f"{owner} reads {wanted}, but '{ref.name}' carries {_CARRIED[str(carried)]}",
                        ref.span, hint)
 
@@ -164,7 +207,7 @@ def _check_block(block: Block, roles: dict[str, str], kinds: dict[str, str], sin
     for ref in block.sources if "from" in kind.accepts else ():
         _value_sources(roles, ref, owner, sink)
         _check_read_source(ref, roles, kinds, owner, sink)
-    if block.memory is not None and "memory" in kind.accepts:
+    if block.memory is not None and "memory" in kind.accepts and kind.family != "attention":
         ok = _check_ref(block.memory, roles, owner, ("memory",), "a memory", sink, delay_ok=False)
         memory_kind = REGISTRY.get(kinds.get(block.memory.name, ""))
         if ok and memory_kind is not None and memory_kind.read_by != kind.family:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import subprocess
@@ -102,3 +103,19 @@ def test_babi_table_trains_per_task_and_jointly(tmp_path: Path) -> None:
     rows = [line for line in joint.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
     assert [row.split()[1] for row in rows] == ["1", "2", "3", "6", "15", "16"]
     assert "one joint model per seed" in joint.stdout and (out / "memn2n_babi" / "joint_seed0").is_dir()
+
+
+def test_seq2seq_table_trains_each_spec_and_seed(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    result = run_script("examples/seq2seq_table.py", "specs/bahdanau_reverse.cog", "specs/encdec_reverse.cog",
+                        "--seeds", "0", "1", "--steps", "3", "--lengths", "4", "6", "--out", str(out),
+                        "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("| spec | task | perfect at length 4 | wrong symbols at 4 | perfect at length 6 |")
+    assert [line.split("|")[1].strip() for line in lines[2:]] == ["`bahdanau_reverse`", "`encdec_reverse`"]
+    runs = json.loads((tmp_path / "r.json").read_text())["runs"]
+    assert len(runs) == 4 and {run["steps"] for run in runs} == {3}
+    wrong = [float(cell) for cell in lines[2].split("|")[4:7:2]]
+    assert all(0 <= w <= n for w, n in zip(wrong, (4, 6), strict=True))  # at most every symbol wrong
+    assert sorted(p.name for p in (out / "encdec_reverse").iterdir()) == ["seed0", "seed1"]

@@ -17,7 +17,7 @@ SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.*"))
 def test_kind_is_declared_completely(kind: str) -> None:
     cls = REGISTRY[kind]
     assert cls.kind == kind
-    assert cls.family in {"controller", "memory", "head", "reasoning"}
+    assert cls.family in {"controller", "memory", "head", "reasoning", "encoder", "attention"}
     assert cls.doc and cls.doc[0].isupper()
     assert cls.requires <= cls.accepts
     names = [p.name for p in cls.params]

@@ -109,7 +109,7 @@ class BlockKind:
     """Base of all block kinds. Subclasses set the class attributes and the lowering hooks."""
 
     kind: ClassVar[str]
-    family: ClassVar[str]  # "controller", "memory", "head" or "reasoning"
+    family: ClassVar[str]  # "controller", "memory", "head", "reasoning", "encoder" or "attention"
     doc: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
     # Which of the wiring fields a kind accepts: "from", "memory", "by", "address".
@@ -120,6 +120,8 @@ class BlockKind:
     has_output: ClassVar[bool] = False
     # What each of its sources must carry: "vector", "words" or "sentences" (see cogdsl.spec.INPUT_KINDS).
     takes: ClassVar[tuple[str, ...]] = ("vector",)
+    # What its value carries when wired: "vector", or "sequence" (a whole sequence, (B, S, d)).
+    carries: ClassVar[str] = "vector"
     # A memory's readers: "head" (read and write heads, driven by a controller) or "reasoning"
     # (hops and episodes, which read a memory built from a story).
     read_by: ClassVar[str] = "head"

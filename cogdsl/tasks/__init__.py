@@ -20,6 +20,8 @@ Registered tasks (:data:`TASKS`), each in its own module with its encoding drawn
 - ``graph_inference`` -- :class:`GraphInferenceTask`, DNC paper, "Graph tasks"
 - ``babi``, ``babi_joint`` -- :class:`BabiTask`, :class:`BabiJointTask`: question answering
   on generated bAbI-style stories (:mod:`cogdsl.tasks.babi`, :mod:`cogdsl.tasks.qa`)
+- ``reverse``, ``sort`` -- :class:`ReverseTask`, :class:`SortTask`: sequence to sequence,
+  for attention models (:mod:`cogdsl.tasks.seq2seq`)
 
 The algorithmic tasks' targets are bits and their ``loss`` is ``"bce"``: the model's raw
 outputs are logits for :func:`sequence_loss` (BCE-with-logits) and :func:`bit_errors`. The
@@ -46,6 +48,7 @@ from cogdsl.tasks.graph import GraphInferenceTask, GraphShortestPathTask, GraphT
 from cogdsl.tasks.priority_sort import PrioritySortTask
 from cogdsl.tasks.qa import BabiJointTask, BabiTask
 from cogdsl.tasks.repeat_copy import RepeatCopyTask
+from cogdsl.tasks.seq2seq import ReverseTask, SortTask
 
 TASKS: dict[str, type[Task]] = {}
 
@@ -76,6 +79,8 @@ for _cls in (
     GraphInferenceTask,
     BabiTask,
     BabiJointTask,
+    ReverseTask,
+    SortTask,
 ):
     register_task(_cls)
 
@@ -117,6 +122,8 @@ __all__ = [
     "GraphTraversalTask",
     "PrioritySortTask",
     "RepeatCopyTask",
+    "ReverseTask",
+    "SortTask",
     "Task",
     "TaskParam",
     "TaskParamError",

@@ -160,7 +160,9 @@ class Batch:
     Attributes:
         inputs: ``(B, T, I)`` float32, what the model reads at each step; or, for a task
             with several inputs, a dict by input kind (see :attr:`Task.input_kinds`), e.g.
-            ``{"sentences": (B, 1, S, L), "words": (B, 1, L)}`` of word ids for QA.
+            ``{"sentences": (B, 1, S, L), "words": (B, 1, L)}`` of word ids for QA, or
+            ``{"sequence": (B, S, I)}``, a whole sequence with no time axis, for the
+            sequence-to-sequence tasks (the model then runs T steps, the targets').
         targets: ``(B, T, O)`` float32 bits (0 or 1), what the model should write; or, for
             a task whose loss is ``"ce"``, ``(B, T)`` long class ids (answer words).
         mask: ``(B, T)`` float32, 1 where the output is scored and 0 elsewhere (e.g. while
@@ -175,7 +177,15 @@ class Batch:
     info: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        first = next(iter(self.inputs.values())) if isinstance(self.inputs, dict) else self.inputs
+        stepped = ({k: v for k, v in self.inputs.items() if k != "sequence"} if isinstance(self.inputs, dict)
+                   else {"vector": self.inputs})
+        whole = self.inputs.get("sequence") if isinstance(self.inputs, dict) else None
+        if whole is not None and (whole.dim() != 3 or whole.shape[0] != self.mask.shape[0]):
+            raise ValueError(f"Batch expects a whole sequence (B, S, size) with B = {self.mask.shape[0]}; "
+                             f"got {tuple(whole.shape)}")
+        first = next(iter(stepped.values()), None)
+        if first is None:  # only a whole sequence: the steps are the targets'
+            first = self.mask.unsqueeze(-1)
         class_ids = not self.targets.is_floating_point()
         if first.dim() < 3 or self.targets.dim() != (2 if class_ids else 3) or self.mask.dim() != 2:
             raise ValueError(
@@ -450,3 +460,18 @@ def sequence_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
 def sequence_accuracy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     """The fraction of sequences with no bit errors, as a scalar float tensor."""
     return (bit_errors(logits, batch) == 0).float().mean()
+
+
+def class_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Cross-entropy of the target class (an answer word, a symbol), summed over scored steps, averaged over the batch.
+
+    ``loss = (1/B) sum_b sum_t mask[b, t] (-log softmax(logits[b, t])[answer[b, t]])``;
+    logits (B, T, V), targets (B, T) long: the loss of the tasks whose ``loss`` is ``"ce"``.
+    """
+    per_step = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="none")
+    return (per_step * batch.mask.flatten()).sum() / batch.batch_size
+
+
+def wrong_classes(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Wrong classes per sequence, (B,): scored steps where ``argmax(logits) != answer``."""
+    return ((logits.argmax(-1) != batch.targets).float() * batch.mask).sum(-1)

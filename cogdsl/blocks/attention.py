@@ -1,0 +1,317 @@
+"""Attention over sequences: encoders that read a whole input sequence once per forward, and
+``attention``, a query that looks over a sequence (or an NTM memory) at every step.
+
+A ``sequence`` input, (B, S, size), is shown whole to the model, with no time axis. An
+*encoder* turns it into states (B, S, d) once, before the first step (a recurrent
+``encoder``, or ``self_attention`` layers as in the Transformer); the compiled model keeps
+them in its state, so later steps reuse them. ``attention`` then runs at every step, like a
+read head whose weights come from a query instead of an interface layer::
+
+    input  src: sequence(size=10)
+    output y: 10 = softmax(dec, ctx)
+    encoder   enc(hidden=64, bidirectional=true) <- src
+    gru       dec(hidden=64) <- y@prev, ctx
+    attention ctx(score=additive) on enc <- dec@prev     # Bahdanau: the query is s_{t-1}
+
+Scores of a query q (B, Q) against the keys k_i (B, S, D), for each head h (Bahdanau et
+al. 2015; Luong et al. 2015; Vaswani et al. 2017)::
+
+    additive     e_i = v_h . tanh(W_h q + U_h k_i)
+    dot          e_i = q . k_i                     (Q = D, one head)
+    general      e_i = q^T W_h k_i
+    scaled_dot   e_i = (W_h q) . k_i / sqrt(D)     (through torch's fused attention)
+
+    a = softmax_i(e);   context_h = sum_i a_i k_i   (the values are the keys)
+
+The value of the block is every head's context, concatenated: (B, heads x D).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cogdsl.blocks.base import BlockKind, Param, register
+
+SCORES = ("additive", "dot", "general", "scaled_dot")
+
+
+# -- encoders --------------------------------------------------------------------------------
+
+
+class EncoderKind(BlockKind):
+    """Blocks that map a whole sequence (B, S, size) to states (B, S, d), once per forward."""
+
+    family = "encoder"
+    accepts = frozenset({"from"})
+    requires = frozenset({"from"})
+    has_output = True
+    takes = ("sequence",)
+    carries = "sequence"
+
+    @classmethod
+    def output_size(cls, params: dict[str, Any], input_size: int) -> int:
+        raise NotImplementedError
+
+    @classmethod
+    def build(cls, params: dict[str, Any], input_size: int) -> nn.Module:
+        raise NotImplementedError
+
+
+class RecurrentEncoder(nn.Module):
+    """h_1 .. h_S = RNN(x_1 .. x_S); bidirectional: h_i = [->h_i ; <-h_i] (Bahdanau et al. 2015, 3.2)."""
+
+    def __init__(self, cell: str, input_size: int, hidden: int, layers: int, bidirectional: bool):
+        super().__init__()
+        network = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}[cell]
+        self.rnn = network(input_size, hidden, num_layers=layers, batch_first=True, bidirectional=bidirectional)
+
+    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+        """sequence (B, S, size) → states (B, S, hidden x directions)."""
+        states, _ = self.rnn(sequence)
+        return states
+
+
+@register
+class RecurrentEncoderKind(EncoderKind):
+    kind = "encoder"
+    doc = ("Recurrent encoder over a whole `sequence` input: states (B, S, hidden), or (B, S, 2 hidden) "
+           "when bidirectional; run once per forward, for `attention` to look over.")
+    params: ClassVar = (Param("hidden", int, minimum=1, maximum=65536, doc="units per direction and layer"),
+                        Param("cell", str, "gru", choices=("rnn", "gru", "lstm")),
+                        Param("layers", int, 1, minimum=1, maximum=16),
+                        Param("bidirectional", bool, True, doc="read the sequence both ways and concatenate"))
+
+    @classmethod
+    def output_size(cls, params: dict[str, Any], input_size: int) -> int:
+        return params["hidden"] * (2 if params["bidirectional"] else 1)
+
+    @classmethod
+    def build(cls, params: dict[str, Any], input_size: int) -> nn.Module:
+        return RecurrentEncoder(params["cell"], input_size, params["hidden"], params["layers"],
+                                params["bidirectional"])
+
+
+def sinusoid_positions(length: int, size: int, like: torch.Tensor) -> torch.Tensor:
+    """Vaswani et al. 2017, 3.5: P[i, 2j] = sin(i / 10000^(2j/size)), P[i, 2j+1] = cos(...); (S, size)."""
+    position = torch.arange(length, dtype=like.dtype, device=like.device).unsqueeze(1)
+    rate = torch.exp(torch.arange(0, size, 2, dtype=like.dtype, device=like.device) * (-math.log(10000.0) / size))
+    table = like.new_zeros(length, size)
+    table[:, 0::2] = torch.sin(position * rate)
+    table[:, 1::2] = torch.cos(position * rate)[:, : size // 2]
+    return table
+
+
+class SelfAttentionLayer(nn.Module):
+    """One Transformer encoder layer (Vaswani et al. 2017, 3.1), post-norm:
+
+        x <- LayerNorm(x + MultiHead(x, x, x)),   x <- LayerNorm(x + W_2 relu(W_1 x))
+
+    with MultiHead(Q, K, V) = [head_1 .. head_h] W_O, head_j = softmax(Q W_j^Q (K W_j^K)^T / sqrt(d_h)) V W_j^V
+    computed by ``F.scaled_dot_product_attention`` (a causal mask hides later positions).
+    Without ``norm`` there is neither the residual nor the layer norm.
+    """
+
+    def __init__(self, size: int, heads: int, ffn: int, causal: bool, norm: bool):
+        super().__init__()
+        self.heads, self.causal, self.norm = heads, causal, norm
+        self.keep_weights = False  # also form the weights (B, heads, S, S), for pictures
+        self.qkv = nn.Linear(size, 3 * size)
+        self.out = nn.Linear(size, size)
+        self.ffn = nn.Sequential(nn.Linear(size, ffn), nn.ReLU(), nn.Linear(ffn, size)) if ffn else None
+        self.norm1 = nn.LayerNorm(size) if norm else None
+        self.norm2 = nn.LayerNorm(size) if norm and ffn else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, S, size) → (B, S, size), and the attention weights (B, heads, S, S) if
+        ``keep_weights`` (the fused path does not form them)."""
+        batch, length, size = x.shape
+        q, k, v = self.qkv(x).view(batch, length, 3, self.heads, size // self.heads).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        weights = None
+        if self.keep_weights:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(size // self.heads)
+            if self.causal:
+                hidden = torch.ones(length, length, dtype=torch.bool, device=x.device).triu(1)
+                scores = scores.masked_fill(hidden, float("-inf"))
+            weights = scores.softmax(-1)
+        y = self.out(attended.transpose(1, 2).reshape(batch, length, size))
+        x = self.norm1(x + y) if self.norm1 is not None else y
+        if self.ffn is not None:
+            y = self.ffn(x)
+            x = self.norm2(x + y) if self.norm2 is not None else y
+        return x, weights
+
+
+class SelfAttentionEncoder(nn.Module):
+    """An input projection to ``size`` (if the input's size differs), sinusoidal positions, then ``layers``
+    :class:`SelfAttentionLayer` s."""
+
+    def __init__(self, input_size: int, size: int, heads: int, layers: int, ffn: int, causal: bool, norm: bool,
+                 positions: bool):
+        super().__init__()
+        self.project = nn.Linear(input_size, size) if input_size != size else None
+        self.positions = positions
+        self.layers = nn.ModuleList(SelfAttentionLayer(size, heads, ffn, causal, norm) for _ in range(layers))
+        self.last_weights: list[torch.Tensor] = []
+
+    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+        """sequence (B, S, input size) → (B, S, size)."""
+        x = self.project(sequence) if self.project is not None else sequence
+        if self.positions:
+            x = x + sinusoid_positions(x.shape[1], x.shape[2], x)
+        self.last_weights = []
+        for layer in self.layers:
+            x, weights = layer(x)
+            if weights is not None:
+                self.last_weights.append(weights)
+        return x
+
+
+@register
+class SelfAttentionKind(EncoderKind):
+    kind = "self_attention"
+    doc = ("Transformer encoder layers over a whole `sequence`: multi-head scaled dot-product self-attention "
+           "(torch's fused kernel), optional causal mask, residual and layer norm, feed-forward; stackable.")
+    params: ClassVar = (
+        Param("size", int, 0, minimum=0, maximum=65536,
+              doc="model width; the input is projected to it (0: the input's own size)"),
+        Param("heads", int, 1, minimum=1, maximum=64, doc="attention heads; they must divide size"),
+        Param("layers", int, 1, minimum=1, maximum=48),
+        Param("ffn", int, -1, minimum=-1, maximum=262144, doc="feed-forward hidden units (-1: 4 x size, 0: none)"),
+        Param("causal", bool, False, doc="each position attends to itself and earlier ones only"),
+        Param("norm", bool, True, doc="residual connections and layer norm around each sublayer"),
+        Param("positions", bool, True,
+              doc="add sinusoidal position encodings first (false: e.g. for a second stacked block)"),
+    )
+
+    @classmethod
+    def width(cls, params: dict[str, Any], input_size: int) -> int:
+        return params["size"] or input_size
+
+    @classmethod
+    def output_size(cls, params: dict[str, Any], input_size: int) -> int:
+        return cls.width(params, input_size)
+
+    @classmethod
+    def build(cls, params: dict[str, Any], input_size: int) -> nn.Module:
+        size = cls.width(params, input_size)
+        ffn = 4 * size if params["ffn"] < 0 else params["ffn"]
+        return SelfAttentionEncoder(input_size, size, params["heads"], params["layers"], ffn, params["causal"],
+                                    params["norm"], params["positions"])
+
+
+# -- attention at each step ------------------------------------------------------------------
+
+
+def attend(scores: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """a = softmax over i of the scores, context = sum_i a_i k_i.
+
+    scores (B, H, S), keys (B, S, D) → context (B, H, D), weights (B, H, S).
+    """
+    weights = scores.softmax(-1)
+    return weights @ keys, weights
+
+
+class Attention(nn.Module):
+    """One step of soft attention of a query over a sequence; see the module docstring for the scores."""
+
+    def __init__(self, score: str, heads: int, query_size: int, key_size: int, hidden: int):
+        super().__init__()
+        self.score, self.heads, self.key_size = score, heads, key_size
+        if score == "additive":
+            self.query_proj = nn.Linear(query_size, heads * hidden)
+            self.key_proj = nn.Linear(key_size, heads * hidden, bias=False)
+            self.v = nn.Parameter(torch.empty(heads, hidden).uniform_(-1 / math.sqrt(hidden), 1 / math.sqrt(hidden)))
+        elif score in ("general", "scaled_dot"):
+            self.query_proj = nn.Linear(query_size, heads * key_size, bias=score == "scaled_dot")
+
+    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """query (B, Q), keys (B, S, D) → scores e (B, heads, S)."""
+        batch, length, _ = keys.shape
+        if self.score == "dot":
+            return (keys @ query.unsqueeze(-1)).transpose(1, 2)
+        if self.score == "additive":
+            projected_query = self.query_proj(query).view(batch, self.heads, 1, -1)
+            projected_keys = self.key_proj(keys).view(batch, length, self.heads, -1).transpose(1, 2)
+            return (torch.tanh(projected_query + projected_keys) * self.v[:, None]).sum(-1)
+        projected_query = self.query_proj(query).view(batch, self.heads, self.key_size)
+        scores = projected_query @ keys.transpose(1, 2)
+        return scores / math.sqrt(self.key_size) if self.score == "scaled_dot" else scores
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, *, with_weights: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """query (B, Q), keys (B, S, D) → context (B, heads x D) and the weights (B, heads, S).
+
+        ``scaled_dot`` without ``with_weights`` goes through ``F.scaled_dot_product_attention``,
+        which forms no weights: they are then None.
+        """
+        batch = keys.shape[0]
+        if self.score == "scaled_dot" and not with_weights:
+            projected_query = self.query_proj(query).view(batch, self.heads, 1, self.key_size)
+            expanded = keys.unsqueeze(1).expand(batch, self.heads, *keys.shape[1:])
+            context = F.scaled_dot_product_attention(projected_query, expanded, expanded)
+            return context.reshape(batch, -1), None
+        context, weights = attend(self.scores(query, keys), keys)
+        return context.reshape(batch, -1), weights
+
+
+@register
+class AttentionKind(BlockKind):
+    kind = "attention"
+    family = "attention"
+    doc = ("Soft attention of a query (its sources) over a sequence (`on` an encoder, a `sequence` input, or "
+           "a memory as the previous step left it) at every step: score additive (Bahdanau), dot or general "
+           "(Luong) or scaled_dot; "
+           "the value is each head's context, (B, heads x D).")
+    params: ClassVar = (
+        Param("score", str, "additive", choices=SCORES),
+        Param("heads", int, 1, minimum=1, maximum=64, doc="independent attention heads, contexts concatenated"),
+        Param("hidden", int, 0, minimum=0, maximum=65536,
+              doc="additive score units per head (0: the attended size)"),
+    )
+    accepts = frozenset({"from", "memory"})
+    requires = frozenset({"from", "memory"})
+    has_output = True
+
+    @classmethod
+    def build(cls, params: dict[str, Any], query_size: int, key_size: int) -> nn.Module:
+        return Attention(params["score"], params["heads"], query_size, key_size, params["hidden"] or key_size)
+
+
+class Summary(nn.Module):
+    """A whole sequence as one vector: its mean, or a recurrent encoder's final state."""
+
+    def __init__(self, mode: str, bidirectional: bool):
+        super().__init__()
+        self.mode, self.bidirectional = mode, bidirectional
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        """states (B, S, D) → (B, D): mean_i h_i, or h_S ([->h_S ; <-h_1] when bidirectional)."""
+        if self.mode == "mean":
+            return states.mean(1)
+        if not self.bidirectional:
+            return states[:, -1]
+        half = states.shape[-1] // 2
+        return torch.cat([states[:, -1, :half], states[:, 0, half:]], dim=-1)
+
+
+@register
+class SummaryKind(BlockKind):
+    kind = "summary"
+    family = "attention"
+    doc = ("A sequence as one vector at every step, with no attention: the mean of its elements, or a "
+           "recurrent encoder's final state (the encoder-decoder of Cho et al. 2014; the baseline for attention).")
+    params: ClassVar = (Param("mode", str, "final", choices=("final", "mean"),
+                              doc="final: the encoder's last state, both directions' ends when bidirectional"),)
+    accepts = frozenset({"memory"})
+    requires = frozenset({"memory"})
+    has_output = True
+
+    @classmethod
+    def build(cls, params: dict[str, Any], bidirectional: bool) -> nn.Module:
+        return Summary(params["mode"], bidirectional)

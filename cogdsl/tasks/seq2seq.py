@@ -1,0 +1,86 @@
+"""Sequence-to-sequence problems for attention models: reverse a sequence of symbols, or sort it.
+
+The model reads the source whole, as a ``sequence`` input (B, L, symbols) of one-hot rows,
+and writes the answer one symbol per step for L steps, as logits over the symbols (B, L,
+symbols); the loss is cross-entropy and an error is a wrong symbol::
+
+    source   3 1 4 1 5        (one-hot rows)
+    reverse  5 1 4 1 3
+    sort     1 1 3 4 5        (ascending, repeats kept)
+
+An encoder-decoder with attention learns to look at source position L - 1 - t at step t
+(reverse) or at the next-smallest symbol (sort); its alignment matrix shows it. All
+sequences of a batch have one length, drawn uniformly from ``min_len .. max_len``; an
+evaluation at ``length`` greater than ``max_len`` tests generalisation to longer sequences.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from cogdsl.tasks.base import Batch, Task, TaskParam, class_loss, wrong_classes
+
+
+class SequenceToSequenceTask(Task):
+    """Base of the tasks that map a whole source sequence of symbols to a target sequence."""
+
+    params: ClassVar[tuple[TaskParam, ...]] = (
+        TaskParam("symbols", int, 8, minimum=2, maximum=1024, doc="alphabet size (one-hot width)"),
+        TaskParam("min_len", int, 1, minimum=1, doc="shortest sequence drawn in training"),
+        TaskParam("max_len", int, 10, minimum=1, doc="longest sequence drawn in training"),
+    )
+    constraints: ClassVar[tuple[tuple[str, str], ...]] = (("min_len", "max_len"),)
+    length_params: ClassVar[tuple[str, str] | None] = ("min_len", "max_len")
+    loss = "ce"
+    error_unit = "wrong symbols"
+    symbols: int
+
+    @property
+    def input_size(self) -> int:
+        return self.symbols
+
+    @property
+    def output_size(self) -> int:
+        return self.symbols
+
+    @property
+    def input_kinds(self) -> dict[str, int]:
+        """One whole sequence of one-hot symbols."""
+        return {"sequence": self.symbols}
+
+    def target_of(self, source: torch.Tensor) -> torch.Tensor:
+        """The answer to each source, (B, L) long → (B, L) long."""
+        raise NotImplementedError
+
+    def _sample(self, batch: int, length: int, generator: torch.Generator) -> Batch:
+        source = torch.randint(0, self.symbols, (batch, length), generator=generator, device=generator.device)
+        one_hot = F.one_hot(source, self.symbols).float()  # (B, L, symbols)
+        mask = torch.ones(batch, length, device=generator.device)
+        return Batch({"sequence": one_hot}, self.target_of(source), mask)
+
+    def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return class_loss(logits, batch)
+
+    def errors(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return wrong_classes(logits, batch)
+
+
+class ReverseTask(SequenceToSequenceTask):
+    """Write the source sequence backwards."""
+
+    name = "reverse"
+
+    def target_of(self, source: torch.Tensor) -> torch.Tensor:
+        return source.flip(1)
+
+
+class SortTask(SequenceToSequenceTask):
+    """Write the source's symbols in ascending order (repeats kept)."""
+
+    name = "sort"
+
+    def target_of(self, source: torch.Tensor) -> torch.Tensor:
+        return source.sort(dim=1).values
