@@ -132,9 +132,8 @@ def _sequence_sizes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[s
             kind = REGISTRY[block.kind]
             if kind.family == "encoder" and all(r.name in sizes for r in block.sources):
                 sizes[block.name] = kind.output_size(params[block.name], sum(sizes[r.name] for r in block.sources))
-            elif kind.family == "attention" and block.memory is not None and (
-                    block.memory.name in sizes or "width" in params.get(block.memory.name, {})):
-                sizes[block.name] = params[block.name].get("heads", 1) * attended_size(spec, params, sizes, block)
+            elif kind.family == "attention" and (size := attended_size(params, sizes, block)) is not None:
+                sizes[block.name] = params[block.name].get("heads", 1) * size
             else:
                 waiting.append(block)
         if len(waiting) == len(pending):  # only through attention on attention, which validation refuses
@@ -142,11 +141,12 @@ def _sequence_sizes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[s
         pending = waiting
 
 
-def attended_size(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[str, int], block: Block) -> int:
-    """D, the size of one element of what an attention block looks over."""
+def attended_size(params: dict[str, dict[str, Any]], sizes: dict[str, int], block: Block) -> int | None:
+    """D, the size of one element of what an attention block looks over: a memory's width, or a
+    sequence's element size (None while that is not known yet)."""
     assert block.memory is not None
     target = block.memory.name
-    return params[target]["width"] if target in params and "width" in params[target] else sizes[target]
+    return params[target]["width"] if "width" in params.get(target, {}) else sizes.get(target)
 
 
 def _check_attention_shapes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[str, int],
@@ -156,7 +156,7 @@ def _check_attention_shapes(spec: Spec, params: dict[str, dict[str, Any]], sizes
     for block in spec.blocks:
         kind, p = REGISTRY[block.kind], params[block.name]
         if kind.kind == "attention" and p["score"] == "dot":
-            key_size = attended_size(spec, params, sizes, block)
+            key_size = attended_size(params, sizes, block)
             if input_sizes[block.name] != key_size:
                 problems.append(Diagnostic(
                     "E501", f"size mismatch: attention '{block.name}' scores by dot product a query of size "

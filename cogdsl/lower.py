@@ -22,7 +22,8 @@ A ``sequence`` input, (B, S, size), is given whole and seen by every step; an en
 (``encoder``, ``self_attention``) runs over it at the first step only, and both are kept in
 the state (``seq:NAME``) for the later ones. ``attention`` runs in its place in the order:
 its sources are the query, and it looks over an encoder's states, a sequence input, or an
-NTM memory as the previous step left it (see :mod:`cogdsl.blocks.attention`). A block may
+NTM memory as the previous step left it (see :mod:`cogdsl.blocks.attention`); over a
+sequence, its projected keys are kept in the state too (``keys:NAME``). A block may
 read an output at the previous step (``y@prev``): the output after its activation.
 
 A memory whose only writer is one NTM-addressed head group has steps 2 and 4 done by one
@@ -42,7 +43,7 @@ from torch import nn
 
 from cogdsl import ops
 from cogdsl.blocks import REGISTRY
-from cogdsl.infer import Shapes, attended_size
+from cogdsl.infer import Shapes
 from cogdsl.spec import Spec
 
 State = dict[str, Any]
@@ -108,11 +109,14 @@ class CompiledModel(nn.Module):
                 self.attended[name] = block.memory.name
             elif kind.family == "attention":
                 assert block.memory is not None
-                self.attentions[name] = kind.build(params, shapes.input_sizes[name],
-                                                   attended_size(spec, shapes.params, shapes.sizes, block))
+                key_size = shapes.sizes[name] // params["heads"]  # its value is heads x D
+                self.attentions[name] = kind.build(params, shapes.input_sizes[name], key_size)
                 self.attended[name] = block.memory.name
-        # Whole sequences: each is kept in the state from the first step on, so encoders run once.
+        # Whole sequences: each is kept in the state from the first step on, so encoders run once,
+        # and so does the projection of the keys of attention that looks over one (U k_i, additive).
         self.sequence_keys = tuple((i.name, f"seq:{i.name}") for i in spec.inputs if i.kind.data == "sequence")
+        sequences = {name for name, _ in self.sequence_keys} | set(self.encoders)
+        self.fixed_keys = {name for name, target in self.attended.items() if target in sequences}
         self.groups = nn.ModuleList(
             REGISTRY[plan.kind].group_module(plan, shapes.params[plan.memory], _group_offset(shapes, i))
             for i, plan in enumerate(shapes.groups)
@@ -245,8 +249,15 @@ class CompiledModel(nn.Module):
                 if not self.sources[name]:  # a summary: no query
                     values[name] = self.attentions[name](keys)
                     continue
-                values[name], weights = self.attentions[name](self._gather(name, values, state), keys,
-                                                              with_weights=trace is not None)
+                attention = self.attentions[name]
+                projected: torch.Tensor | None = None
+                if name in self.fixed_keys:
+                    cache = f"keys:{name}"
+                    projected = state[cache] if cache in state and not fresh else attention.project_keys(keys)
+                    if projected is not None:
+                        new_state[cache] = projected
+                values[name], weights = attention(self._gather(name, values, state), keys, projected,
+                                                  with_weights=trace is not None)
                 if trace is not None:
                     trace.setdefault(name, []).append(weights)
             elif unit == "output":
@@ -302,9 +313,7 @@ class CompiledModel(nn.Module):
         ``dnc_memory``'s usage and read modes, and each attention block's weights over what it
         looks over, see :meth:`step`).
         """
-        given = x if isinstance(x, dict) else {self.input_names[0]: x} if len(self.input_names) == 1 else None
-        self._check_sizes(x)
-        assert given is not None
+        given = self._check_sizes(x)
         per_step = {k: v for k, v in given.items() if self.input_kinds.get(k) != "sequence"}
         whole = {k: v for k, v in given.items() if self.input_kinds.get(k) == "sequence"}
         first = next(iter(given.values()))
@@ -335,7 +344,8 @@ class CompiledModel(nn.Module):
             return y, {name: torch.stack(steps_, dim=1) for name, steps_ in trace.items()}
         return y
 
-    def _check_sizes(self, x: torch.Tensor | dict[str, torch.Tensor]) -> None:
+    def _check_sizes(self, x: torch.Tensor | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The inputs by name, each checked against its kind and size."""
         given = x if isinstance(x, dict) else {self.input_names[0]: x} if len(self.input_names) == 1 else None
         if given is None:
             raise ValueError(f"this model has inputs {list(self.input_names)}: pass a dict by name")
@@ -357,6 +367,7 @@ class CompiledModel(nn.Module):
                     raise ValueError(f"input '{name}' carries word ids: expected a long tensor, got {tensor.dtype}")
                 if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= expected):
                     raise ValueError(f"input '{name}' has word ids outside 0 .. {expected - 1} (its vocab)")
+        return given
 
     # -- training options -----------------------------------------------------------------
     def set_linear_start(self, on: bool) -> bool:

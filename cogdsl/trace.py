@@ -23,6 +23,7 @@ runs left to right in every panel; brighter is more weight. The PNGs, in the out
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,9 +214,16 @@ def _trace_hops(name: str, task: Any, model: torch.nn.Module, step: int, out: Pa
         raise UsageError(f"--question must be a test question, 0 .. {count - 1}; got {args.question}")
     _prepare_out(out, [HOPS_PNG], args.force)
     trace = record_hops(model, task, args.question)
-    print(hop_table(trace))
+    return _print_and_draw(hop_table(trace), lambda: draw_hops(
+        trace, out / HOPS_PNG, f"{name}, step {step}: test question {args.question}"), out)
+
+
+def _print_and_draw(table: str, draw: Callable[[], Path], out: Path) -> int:
+    """Print a trace's table, then draw its picture into ``out``; a picture that cannot be written is
+    a usage error."""
+    print(table)
     try:
-        path = draw_hops(trace, out / HOPS_PNG, f"{name}, step {step}: test question {args.question}")
+        path = draw()
     except OSError as err:
         raise UsageError(f"cannot write the plot in {out}: {err.strerror or err}") from None
     print(f"wrote {path}")
@@ -232,13 +240,8 @@ def _trace_alignment(name: str, task: Any, model: torch.nn.Module, step: int, ou
     trace = record_alignment(model, task, length=length, seed=args.seed)
     if not trace.weights:
         raise UsageError(f"{name} has no attention block to trace (a summary has no weights)")
-    print(alignment_table(trace))
-    try:
-        path = draw_alignment(trace, out / ALIGNMENT_PNG, f"{name} at length {length}, step {step}")
-    except OSError as err:
-        raise UsageError(f"cannot write the plot in {out}: {err.strerror or err}") from None
-    print(f"wrote {path}")
-    return 0
+    return _print_and_draw(alignment_table(trace), lambda: draw_alignment(
+        trace, out / ALIGNMENT_PNG, f"{name} at length {length}, step {step}"), out)
 
 
 def trace_command(args: Any) -> int:

@@ -612,6 +612,23 @@ def test_encoder_runs_once_per_forward(tmp_path: Path) -> None:
         assert len(calls) == 4
 
 
+def test_additive_keys_are_projected_once_per_sequence(tmp_path: Path) -> None:
+    # U k_i depends on the encoder states alone: one projection per forward, kept in the state.
+    model = compile_text(tmp_path, BAHDANAU_TEXT)
+    projections: list[int] = []
+    model.attentions["ctx"].key_proj.register_forward_hook(lambda *_: projections.append(1))
+    sequence = source()
+    model({"src": sequence}, steps=5)
+    assert len(projections) == 1
+    state = model.initial_state(BATCH, sequence)
+    _, state = model.step({"src": sequence}, state)
+    assert "keys:ctx" in state
+    _, state = model.step({"src": sequence}, state)
+    assert len(projections) == 2
+    model.step({"src": source(seed=1)}, state)  # another sequence: projected again
+    assert len(projections) == 3
+
+
 def test_new_sequence_with_an_old_state_is_encoded_again(tmp_path: Path) -> None:
     """A state carried over from one source, stepped with another: the state then holds the new source as
     ``seq:src``, so its encoder states ``seq:enc`` (what attention looks over) must be the new source's too.

@@ -230,21 +230,32 @@ class Attention(nn.Module):
         elif score in ("general", "scaled_dot"):
             self.query_proj = nn.Linear(query_size, heads * key_size, bias=score == "scaled_dot")
 
-    def scores(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """query (B, Q), keys (B, S, D) → scores e (B, heads, S)."""
+    def project_keys(self, keys: torch.Tensor) -> torch.Tensor | None:
+        """U_h k_i for the additive score, (B, heads, S, hidden); None for the scores that project only
+        the query. It depends on the keys alone, so a model computes it once per sequence."""
+        if self.score != "additive":
+            return None
         batch, length, _ = keys.shape
+        return self.key_proj(keys).view(batch, length, self.heads, -1).transpose(1, 2)
+
+    def scores(self, query: torch.Tensor, keys: torch.Tensor, projected_keys: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """query (B, Q), keys (B, S, D) → scores e (B, heads, S); ``projected_keys``: :meth:`project_keys`
+        of these keys, if already computed."""
+        batch = keys.shape[0]
         if self.score == "dot":
             return (keys @ query.unsqueeze(-1)).transpose(1, 2)
         if self.score == "additive":
             projected_query = self.query_proj(query).view(batch, self.heads, 1, -1)
-            projected_keys = self.key_proj(keys).view(batch, length, self.heads, -1).transpose(1, 2)
+            if projected_keys is None:
+                projected_keys = self.project_keys(keys)
             return (torch.tanh(projected_query + projected_keys) * self.v[:, None]).sum(-1)
         projected_query = self.query_proj(query).view(batch, self.heads, self.key_size)
         scores = projected_query @ keys.transpose(1, 2)
         return scores / math.sqrt(self.key_size) if self.score == "scaled_dot" else scores
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, *, with_weights: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, projected_keys: torch.Tensor | None = None, *,
+                with_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """query (B, Q), keys (B, S, D) → context (B, heads x D) and the weights (B, heads, S).
 
         ``scaled_dot`` without ``with_weights`` goes through ``F.scaled_dot_product_attention``,
@@ -256,7 +267,7 @@ class Attention(nn.Module):
             expanded = keys.unsqueeze(1).expand(batch, self.heads, *keys.shape[1:])
             context = F.scaled_dot_product_attention(projected_query, expanded, expanded)
             return context.reshape(batch, -1), None
-        context, weights = attend(self.scores(query, keys), keys)
+        context, weights = attend(self.scores(query, keys, projected_keys), keys)
         return context.reshape(batch, -1), weights
 
 
