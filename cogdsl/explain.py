@@ -48,6 +48,23 @@ def _sequence_unit(model: CompiledModel, unit: str, name: str) -> str:
     block = next(b for b in model.spec.blocks if b.name == name)
     params, shapes = model.shapes.params[name], model.shapes
     sources = ", ".join(str(r) for r in block.sources)
+    if block.kind == "conv":
+        return (f"encoder {name}: {params['layers']} x (conv {params['kernel']}x{params['kernel']}, relu"
+                + (f", max-pool {params['pool']}" if params["pool"] > 1 else "") + f") over the image {sources}, "
+                f"-> (B, regions, {shapes.sizes[name]}), at the first step only (kept in the state)")
+    if block.kind == "glimpse":
+        return (f"glimpse {name}: location ~ N(tanh(W [{sources}]), {params['std']}²) on {model.attended[name]}, "
+                f"{params['scales']} patch(es) of {params['size']}x{params['size']} -> {shapes.sizes[name]}; "
+                "learns where to look by REINFORCE")
+    if block.kind == "spatial_transformer":
+        return (f"spatial_transformer {name}: {params['transform']} transform = W [{sources}] + b (identity at first) "
+                f"samples a {params['size']}x{params['size']} patch of {model.attended[name]} -> {shapes.sizes[name]}")
+    if block.kind in ("draw_read", "draw_write"):
+        grid = f"a {params['n']}x{params['n']} grid of Gaussian filters placed by [{sources}]"
+        return (f"draw_read {name}: {grid} reads {model.attended[name]} -> {shapes.sizes[name]}"
+                if block.kind == "draw_read" else
+                f"draw_write {name}: {grid} adds a patch to a {params['size']}x{params['size']} canvas (its state) "
+                f"-> {shapes.sizes[name]}")
     if unit == "encoder":
         what = (f"{params['layers']} self-attention layer(s), {params['heads']} head(s)"
                 + (", causal" if params["causal"] else "") if block.kind == "self_attention"
@@ -60,7 +77,8 @@ def _sequence_unit(model: CompiledModel, unit: str, name: str) -> str:
         how = "its mean" if params["mode"] == "mean" else "its final state"
         return f"summary {name}: {target} as one vector, {how} ({shapes.sizes[name]}), no attention"
     return (f"attention {name}: query [{sources}] ({shapes.input_sizes[name]}) over {over}, "
-            f"{params['heads']} head(s), score {_SCORES[params['score']]}, softmax -> context {shapes.sizes[name]}")
+            f"{params['heads']} head(s), score {_SCORES[params['score']]}, softmax -> "
+            + ("one element sampled (REINFORCE)" if params["mode"] == "hard" else "context") + f" {shapes.sizes[name]}")
 
 
 def explain(model: CompiledModel) -> str:
@@ -102,7 +120,9 @@ def explain(model: CompiledModel) -> str:
         elif unit == "output":
             output = next(o for o in spec.outputs if o.name == name)
             activation = output.activation.data if output.activation else "none"
-            text = (f"output {name}: {activation}(linear {shapes.input_sizes[name]} -> {shapes.sizes[name]}) "
+            text = (f"output {name}: {activation}({shapes.logits_of[name]}), its value as the logits, no layer"
+                    if name in shapes.logits_of else
+                    f"output {name}: {activation}(linear {shapes.input_sizes[name]} -> {shapes.sizes[name]}) "
                     f"from [{', '.join(str(r) for r in output.sources)}]")
         else:
             writers = [b for plan in shapes.groups if plan.memory == name for b, _ in plan.writes]

@@ -24,7 +24,7 @@ from typing import Any
 import networkx as nx
 
 from cogdsl.blocks import REGISTRY
-from cogdsl.blocks.base import check_params
+from cogdsl.blocks.base import LookKind, check_params
 from cogdsl.blocks.heads import FieldSlice, GroupPlan
 from cogdsl.blocks.memnet import ReadPlan
 from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError
@@ -54,6 +54,8 @@ class Shapes:
     tables: dict[str, int] = field(default_factory=dict)  # story memory -> embedding tables its readers need
     vocabs: dict[str, int] = field(default_factory=dict)  # story memory -> word ids of its story
     tied_answers: dict[str, str] = field(default_factory=dict)  # output -> the hops block whose C^K is its W
+    sides: dict[str, int] = field(default_factory=dict)  # image input -> its side in pixels
+    logits_of: dict[str, str] = field(default_factory=dict)  # output -> the block whose value is its logits
 
 
 def resolved_params(block: Block) -> dict[str, Any]:
@@ -66,7 +68,9 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
     """Shapes of a validated spec; raises ShapeError where sizes do not fit (e.g. the task's)."""
     params = {b.name: resolved_params(b) for b in spec.blocks}
     kinds = {b.name: REGISTRY[b.kind] for b in spec.blocks}
-    sizes: dict[str, int] = {i.name: i.size.data for i in spec.inputs}
+    sides = {i.name: i.size.data for i in spec.inputs if i.kind.data == "image"}
+    # An image read where a vector is taken is its pixels, side² of them.
+    sizes: dict[str, int] = {i.name: i.size.data ** 2 if i.name in sides else i.size.data for i in spec.inputs}
     for block in spec.blocks:
         kind = kinds[block.name]
         if kind.family == "controller":
@@ -78,7 +82,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
             assert block.memory is not None
             sizes[block.name] = params[block.memory.name]["embedding"]
     sizes.update({o.name: o.size.data for o in spec.outputs})  # read as y@prev
-    _sequence_sizes(spec, params, sizes)
+    _sequence_sizes(spec, params, sizes, sides)
     read_plans: dict[str, ReadPlan] = {}
     tables: dict[str, int] = {}
     for block in spec.blocks:
@@ -91,6 +95,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
     input_sizes = {b.name: sum(sizes[r.name] for r in b.sources) for b in spec.blocks if b.sources}
     input_sizes.update({o.name: sum(sizes[r.name] for r in o.sources) for o in spec.outputs})
     _check_attention_shapes(spec, params, sizes, input_sizes)
+    logits_of = _logits_of(spec, sizes)
 
     plans = plan_groups(spec, DiagnosticSink())
 
@@ -119,10 +124,34 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
         tables=tables,
         vocabs=vocabs,
         tied_answers=tied_answers,
+        sides=sides,
+        logits_of=logits_of,
     )
 
 
-def _sequence_sizes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[str, int]) -> None:
+def _logits_of(spec: Spec, sizes: dict[str, int]) -> dict[str, str]:
+    """Output -> block, for each output that reads only a block that ``gives_logits`` (a canvas); its size
+    must be the block's."""
+    found: dict[str, str] = {}
+    problems = []
+    for output in spec.outputs:
+        (source, *others) = output.sources or (None,)
+        block = spec.block(source.name) if source is not None and not others and not source.delay else None
+        if block is None or not REGISTRY[block.kind].gives_logits:
+            continue
+        if output.size.data != sizes[block.name]:
+            problems.append(Diagnostic(
+                "E501", f"size mismatch: output '{output.name}' is the {block.kind} '{block.name}' itself, "
+                f"{sizes[block.name]} values, but has size {output.size.data}", output.size.span,
+                f"set the size of '{output.name}' to {sizes[block.name]}"))
+        found[output.name] = block.name
+    if problems:
+        raise ShapeError(problems, {spec.file: spec.source or ""})
+    return found
+
+
+def _sequence_sizes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[str, int],
+                    sides: dict[str, int]) -> None:
     """Add the sizes of encoders (from their input's size, in dependency order) and of attention
     blocks (heads x the size of what they look over: a sequence's elements, a memory's width)."""
     pending = [b for b in spec.blocks if REGISTRY[b.kind].family in ("encoder", "attention")]
@@ -132,6 +161,8 @@ def _sequence_sizes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[s
             kind = REGISTRY[block.kind]
             if kind.family == "encoder" and all(r.name in sizes for r in block.sources):
                 sizes[block.name] = kind.output_size(params[block.name], sum(sizes[r.name] for r in block.sources))
+            elif issubclass(kind, LookKind) and (target := _looked_at_size(block, sizes, sides)) is not _WAITING:
+                sizes[block.name] = kind.value_size(params[block.name], target)
             elif kind.family == "attention" and (size := attended_size(params, sizes, block)) is not None:
                 sizes[block.name] = params[block.name].get("heads", 1) * size
             else:
@@ -139,6 +170,18 @@ def _sequence_sizes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[s
         if len(waiting) == len(pending):  # only through attention on attention, which validation refuses
             raise AssertionError(f"sizes of {[b.name for b in waiting]} depend on each other")
         pending = waiting
+
+
+_WAITING = -1
+
+
+def _looked_at_size(block: Block, sizes: dict[str, int], sides: dict[str, int]) -> int | None:
+    """What a LookKind block's module is built for: an image's side, a sequence's element size, None when it
+    looks at nothing, or _WAITING while that size is not known yet."""
+    if block.memory is None:
+        return None
+    target = block.memory.name
+    return sides[target] if target in sides else sizes.get(target, _WAITING)
 
 
 def attended_size(params: dict[str, dict[str, Any]], sizes: dict[str, int], block: Block) -> int | None:
@@ -245,7 +288,8 @@ def _check_task_shapes(spec: Spec, train: TrainConfig | None) -> None:
         for kind, size in wanted.items():
             (source,) = given[kind]
             if source.size.data != size:
-                fed = f"word ids of a {size}-word vocabulary" if kind in ("words", "sentences") else f"{size} channels"
+                fed = (f"word ids of a {size}-word vocabulary" if kind in ("words", "sentences")
+                       else f"images of side {size}" if kind == "image" else f"{size} channels")
                 field = SIZE_KEYS.get(kind, "size")
                 problems.append(Diagnostic("E501", f"size mismatch: {what} feeds {fed} but input "
                                            f"'{source.name}' has {field} {source.size.data}", source.size.span,

@@ -26,6 +26,12 @@ NTM memory as the previous step left it (see :mod:`cogdsl.blocks.attention`); ov
 sequence, its projected keys are kept in the state too (``keys:NAME``). A block may
 read an output at the previous step (``y@prev``): the output after its activation.
 
+An ``image`` input, (B, H, W), is also given whole: a ``conv`` encoder reads it once, and
+``glimpse`` and ``spatial_transformer`` look at it at every step, in their place in the
+order (see :mod:`cogdsl.blocks.visual`); a controller or output that reads it reads its
+pixels as one vector. Blocks that sample (``glimpse``, hard ``attention``) record a
+:class:`~cogdsl.reinforce.Decision` per step for REINFORCE, when asked to.
+
 A memory whose only writer is one NTM-addressed head group has steps 2 and 4 done by one
 ``ops.ntm_memory_step`` call (one fused kernel on CUDA); the new memory is computed early but
 only becomes the state for the next step, so the order above is unchanged.
@@ -43,8 +49,10 @@ from torch import nn
 
 from cogdsl import ops
 from cogdsl.blocks import REGISTRY
+from cogdsl.blocks.base import LookKind
 from cogdsl.infer import Shapes
-from cogdsl.spec import Spec
+from cogdsl.reinforce import Decision
+from cogdsl.spec import WHOLE_KINDS, Spec
 
 State = dict[str, Any]
 
@@ -107,6 +115,12 @@ class CompiledModel(nn.Module):
                 self.attentions[name] = kind.build(params, shapes.params.get(block.memory.name, {}).get(
                     "bidirectional", False))
                 self.attended[name] = block.memory.name
+            elif issubclass(kind, LookKind):
+                target = block.memory.name if block.memory is not None else None
+                target_size = None if target is None else shapes.sides.get(target, shapes.sizes.get(target))
+                self.attentions[name] = kind.build(params, shapes.input_sizes[name], target_size)
+                if target is not None:
+                    self.attended[name] = target
             elif kind.family == "attention":
                 assert block.memory is not None
                 key_size = shapes.sizes[name] // params["heads"]  # its value is heads x D
@@ -114,15 +128,27 @@ class CompiledModel(nn.Module):
                 self.attended[name] = block.memory.name
         # Whole sequences: each is kept in the state from the first step on, so encoders run once,
         # and so does the projection of the keys of attention that looks over one (U k_i, additive).
-        self.sequence_keys = tuple((i.name, f"seq:{i.name}") for i in spec.inputs if i.kind.data == "sequence")
+        self.sequence_keys = tuple((i.name, f"seq:{i.name}") for i in spec.inputs if i.kind.data in WHOLE_KINDS)
+        self.looks = frozenset(name for name, block in blocks.items() if issubclass(REGISTRY[block.kind], LookKind))
+        self.stateful = tuple((name, f"look:{name}") for name, block in blocks.items()
+                              if getattr(REGISTRY[block.kind], "stateful", False))
+        # Blocks that sample, and learn where to look by REINFORCE.
+        self.stochastic = frozenset(name for name, module in self.attentions.items()
+                                    if getattr(module, "samples", False))
+        # Readers of an image that take a vector read its pixels: (B, H, W) -> (B, H·W).
+        images = {i.name for i in spec.inputs if i.kind.data == "image"}
+        self.flatten = {name: tuple(src in images and not (name in blocks and "image" in REGISTRY[
+            blocks[name].kind].takes) for src, _ in refs) for name, refs in self.sources.items()}
         sequences = {name for name, _ in self.sequence_keys} | set(self.encoders)
         self.fixed_keys = {name for name, target in self.attended.items() if target in sequences}
         self.groups = nn.ModuleList(
             REGISTRY[plan.kind].group_module(plan, shapes.params[plan.memory], _group_offset(shapes, i))
             for i, plan in enumerate(shapes.groups)
         )
+        # An output that reads only a block whose value is already logits (a DRAW canvas) has no layer.
         self.outputs = nn.ModuleDict({
-            o.name: nn.Linear(shapes.input_sizes[o.name], o.size.data) for o in spec.outputs
+            o.name: nn.Identity() if o.name in shapes.logits_of else nn.Linear(shapes.input_sizes[o.name], o.size.data)
+            for o in spec.outputs
         })
         self.activations = {o.name: _OUTPUT_ACTIVATIONS[o.activation.data if o.activation else None]
                             for o in spec.outputs}
@@ -152,6 +178,8 @@ class CompiledModel(nn.Module):
             state[name] = controller.initial_state(batch, like)
         for name, memory in self.memories.items():
             state[name] = memory.initial_state(batch, like)
+        for name, key in self.stateful:
+            state[key] = self.attentions[name].initial_state(batch, like)
         for key, group in zip(self.weight_keys, self.groups, strict=True):
             state[key] = group.initial_weights(batch, self.memories[group.plan.memory].slots, like)
             if group.owns_memory:
@@ -166,7 +194,8 @@ class CompiledModel(nn.Module):
 
     # -- one step ------------------------------------------------------------------
     def step(self, x_t: torch.Tensor | dict[str, torch.Tensor], state: State, *, raw: bool = False,
-             trace: dict[str, list[torch.Tensor]] | None = None) -> tuple[Any, State]:
+             trace: dict[str, list[torch.Tensor]] | None = None,
+             decisions: list[Decision] | None = None) -> tuple[Any, State]:
         """One time step: x_t (B, input size) or a dict by input name → (y_t, new state).
 
         ``raw=True`` returns outputs before their activation (logits, for the loss);
@@ -175,7 +204,10 @@ class CompiledModel(nn.Module):
         block's read modes (B, heads, modes) as ``"BLOCK:modes"``; for a reasoning block,
         each hop's (or episode's) attention over the slots (B, hops, M) by name, and the
         story row of each slot (B, M), -1 for an empty slot, as ``"MEMORY:rows"``; for an
-        attention block, its weights over what it looks over (B, heads, S).
+        attention block, its weights over what it looks over (B, heads, S); for a ``glimpse``, its
+        location (B, 2), and for a ``spatial_transformer``, its transform theta (B, 6).
+        ``decisions``, if given, collects the :class:`~cogdsl.reinforce.Decision` of each block
+        that sampled (training mode only).
         """
         values: dict[str, torch.Tensor] = self._inputs(x_t, state)
         new_state: State = {}
@@ -244,8 +276,21 @@ class CompiledModel(nn.Module):
                                 else self.encoders[name](self._gather(name, values, state)))
                 new_state[key] = values[name]
             elif unit == "attention":
-                target = self.attended[name]
-                keys = values[target] if target in values else state[target]
+                target = self.attended.get(name)
+                keys = None if target is None else values[target] if target in values else state[target]
+                if name in self.looks:  # a glimpse, a spatial transformer, a window, a DRAW read or write
+                    module, query = self.attentions[name], self._gather(name, values, state)
+                    if f"look:{name}" in state:
+                        values[name], where, new_state[f"look:{name}"] = module(query, keys, state[f"look:{name}"])
+                        if trace is not None:
+                            trace.setdefault(f"{name}:state", []).append(new_state[f"look:{name}"])
+                    else:
+                        values[name], where = module(query, keys)
+                    if trace is not None:
+                        trace.setdefault(name, []).append(where)
+                    if decisions is not None and name in self.stochastic:
+                        decisions.append(self.attentions[name].decision)
+                    continue
                 if not self.sources[name]:  # a summary: no query
                     values[name] = self.attentions[name](keys)
                     continue
@@ -260,6 +305,8 @@ class CompiledModel(nn.Module):
                                                   with_weights=trace is not None)
                 if trace is not None:
                     trace.setdefault(name, []).append(weights)
+                if decisions is not None and attention.decision is not None:
+                    decisions.append(attention.decision)
             elif unit == "output":
                 y = self.outputs[name](self._gather(name, values, state))
                 activation = self.activations[name]
@@ -298,12 +345,14 @@ class CompiledModel(nn.Module):
         return {self.input_names[0]: x_t}
 
     def _gather(self, name: str, values: dict[str, torch.Tensor], state: State) -> torch.Tensor:
-        parts = [state[f"prev:{src}"] if delay else values[src] for src, delay in self.sources[name]]
+        parts = [state[f"prev:{src}"] if delay else values[src].flatten(1) if flat else values[src]
+                 for (src, delay), flat in zip(self.sources[name], self.flatten[name], strict=True)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     # -- a whole sequence -------------------------------------------------------------
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor], state: State | None = None, *,
-                raw: bool = False, return_weights: bool = False, steps: int | None = None) -> Any:
+                raw: bool = False, return_weights: bool = False, steps: int | None = None,
+                decisions: list[Decision] | None = None) -> Any:
         """Run a batch-first sequence, x (B, T, I) → y (B, T, O) (dicts by name for several).
 
         A ``sequence`` input is given whole, (B, S, size), and seen by every step; a model whose
@@ -311,11 +360,13 @@ class CompiledModel(nn.Module):
         write). ``raw=True``: outputs before their activation. ``return_weights=True``: also
         return each head block's weightings, (B, T, heads, N), as a dict by block name (with a
         ``dnc_memory``'s usage and read modes, and each attention block's weights over what it
-        looks over, see :meth:`step`).
+        looks over, see :meth:`step`). An ``image`` input is given whole too, (B, size, size).
+        ``decisions``: a list that collects what the sampling blocks chose, for REINFORCE
+        (:func:`cogdsl.reinforce.reinforce_loss`).
         """
         given = self._check_sizes(x)
-        per_step = {k: v for k, v in given.items() if self.input_kinds.get(k) != "sequence"}
-        whole = {k: v for k, v in given.items() if self.input_kinds.get(k) == "sequence"}
+        per_step = {k: v for k, v in given.items() if self.input_kinds.get(k) not in WHOLE_KINDS}
+        whole = {k: v for k, v in given.items() if self.input_kinds.get(k) in WHOLE_KINDS}
         first = next(iter(given.values()))
         if per_step:
             lengths = {int(v.shape[1]) for v in per_step.values()}
@@ -323,7 +374,8 @@ class CompiledModel(nn.Module):
                 raise ValueError(f"steps={steps}, but the inputs have {sorted(lengths)} time steps")
             steps = next(iter(per_step.values())).shape[1]
         elif steps is None or steps < 1:
-            raise ValueError("every input of this model is a whole sequence: pass steps=T, the number of steps to run")
+            raise ValueError("every input of this model is given whole (a sequence or an image): pass steps=T, "
+                             "the number of steps to run")
         batch = first.shape[0]
         if state is None:
             floating = next((v for v in given.values() if v.is_floating_point()), None)
@@ -333,7 +385,7 @@ class CompiledModel(nn.Module):
         for t in range(steps):
             x_t = {**{k: v[:, t] for k, v in per_step.items()}, **whole} if isinstance(x, dict) else (
                 x[:, t] if per_step else x)
-            y_t, state = self.step(x_t, state, raw=raw, trace=trace)
+            y_t, state = self.step(x_t, state, raw=raw, trace=trace, decisions=decisions)
             ys.append(y_t)
         if isinstance(ys[0], dict):
             y: Any = {name: torch.stack([y_t[name] for y_t in ys], dim=1) for name in self.output_names}
@@ -355,10 +407,17 @@ class CompiledModel(nn.Module):
             kind = self.input_kinds[name]
             dims, shape = {"vector": (3, "(B, T, size)"), "words": (3, "(B, T, words) of word ids"),
                            "sentences": (4, "(B, T, sentences, words) of word ids"),
-                           "sequence": (3, "(B, S, size), the whole sequence")}[kind]
+                           "sequence": (3, "(B, S, size), the whole sequence"),
+                           "image": (3, "(B, size, size), the whole image")}[kind]
             if tensor.dim() != dims:
-                raise ValueError(f"input '{name}': expected a batch-first sequence {shape}, "
+                raise ValueError(f"input '{name}': expected a batch-first {shape}, "
                                  f"got shape {tuple(tensor.shape)}")
+            if kind == "image":
+                side = self.shapes.sides[name]
+                if tuple(tensor.shape[1:]) != (side, side) or not tensor.is_floating_point():
+                    raise ValueError(f"input '{name}' is an image of side {side}: expected a float tensor "
+                                     f"(B, {side}, {side}), got {tensor.dtype} {tuple(tensor.shape)}")
+                continue
             expected = self.shapes.sizes.get(name)
             if kind in ("vector", "sequence") and tensor.shape[-1] != expected:
                 raise ValueError(f"input '{name}' has size {tensor.shape[-1]}, the spec says {expected}")

@@ -270,7 +270,8 @@ class _Builder:
         kind, key, size = body.children  # `story: sentences(vocab=69)`, `src: sequence(size=10)`
         wanted = SIZE_KEYS.get(str(kind), "vocab")
         if str(key) != wanted:
-            what = "N channels per element" if wanted == "size" else "N word ids, 0 being padding"
+            what = {"sequence": "N channels per element", "image": "the side, N pixels"}.get(
+                str(kind), "N word ids, 0 being padding")
             raise SpecError([Diagnostic("E202", f"input '{name}': unknown parameter '{key}'", self.span(key),
                                         f"write '{kind}({wanted}=N)': {what}")])
         return Input(str(name), Value(int(size), self.span(size)), self.span(name), Value(str(kind), self.span(kind)))

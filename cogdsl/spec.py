@@ -114,15 +114,22 @@ class Block:
         return self.param_spans.get(name, self.span)
 
 
-INPUT_KINDS = ("vector", "words", "sentences", "sequence")
+INPUT_KINDS = ("vector", "words", "sentences", "sequence", "image")
 """What an input carries: at each step a float vector of ``size`` channels (the default);
 ``words``, one sentence of word ids, (B, T, L); ``sentences``, a story of word ids,
 (B, T, S, L); for these two ``size`` is the vocabulary (ids ``0 .. size - 1``, 0 padding).
 ``sequence`` is a whole sequence of ``size``-channel vectors, (B, S, size), with no time
-axis: every step sees all of it (an encoder reads it, attention looks over it)."""
+axis: every step sees all of it (an encoder reads it, attention looks over it). ``image``
+is a whole square greyscale image, (B, size, size), also seen by every step: visual
+attention (glimpses, spatial transformers) looks at it, a ``conv`` encoder reads it, and
+a controller or output wired to it reads its size x size pixels as one vector."""
 
-SIZE_KEYS = {"words": "vocab", "sentences": "vocab", "sequence": "size"}
-"""How each non-vector input kind spells its size: ``sentences(vocab=69)``, ``sequence(size=10)``."""
+SIZE_KEYS = {"words": "vocab", "sentences": "vocab", "sequence": "size", "image": "size"}
+"""How each non-vector input kind spells its size: ``sentences(vocab=69)``, ``sequence(size=10)``,
+``image(size=40)`` (the side in pixels)."""
+
+WHOLE_KINDS = ("sequence", "image")
+"""Input kinds given whole, with no time axis: every step sees all of it."""
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,19 @@ def _trace_alignment(name: str, task: Any, model: torch.nn.Module, step: int, ou
         trace, out / ALIGNMENT_PNG, f"{name} at length {length}, step {step}"), out)
 
 
+def _trace_glimpses(name: str, task: Any, model: torch.nn.Module, step: int, out: Path, args: Any) -> int:
+    """A model that looks at an image: print where each step looked on four images and draw
+    ``glimpses.png``."""
+    from cogdsl.trace_visual import GLIMPSES_PNG, draw_glimpses, glimpse_table, record_glimpses
+
+    _prepare_out(out, [GLIMPSES_PNG], args.force)
+    trace = record_glimpses(model, task, seed=args.seed)
+    if not (trace.paths or trace.regions or trace.weights or trace.canvases):
+        raise UsageError(f"{name} has no glimpse, spatial_transformer, draw or attention block to trace")
+    return _print_and_draw(glimpse_table(trace), lambda: draw_glimpses(
+        trace, out / GLIMPSES_PNG, f"{name}, step {step}: where each step looked"), out)
+
+
 def trace_command(args: Any) -> int:
     """``cogdsl trace SPEC CHECKPOINT [--out DIR --len L --seed S --force]``: PNGs of memory activity."""
     from cogdsl.train import _check_positive, eval_length, load_trained
@@ -255,6 +268,8 @@ def trace_command(args: Any) -> int:
         return _trace_hops(spec.name, task, model, checkpoint.step, out, args)
     if "sequence" in task.input_kinds:
         return _trace_alignment(spec.name, task, model, checkpoint.step, out, args)
+    if "image" in task.input_kinds:
+        return _trace_glimpses(spec.name, task, model, checkpoint.step, out, args)
     _prepare_out(out, trace_files(model), args.force)
     length = args.length if args.length is not None else eval_length(task)
     sample = task.sample(1, torch.Generator().manual_seed(args.seed), length=length)

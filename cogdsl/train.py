@@ -66,7 +66,8 @@ from cogdsl.checkpoint import (
     spec_fingerprint,
 )
 from cogdsl.errors import DiagnosticSink, SpecError, UsageError
-from cogdsl.spec import Spec, Value
+from cogdsl.reinforce import Decision, reinforce_loss
+from cogdsl.spec import WHOLE_KINDS, Spec, Value
 from cogdsl.tasks import Batch, Task, make_task
 from cogdsl.train_config import OPTIMIZERS, SETTINGS, TrainConfig, resolve_train
 
@@ -285,9 +286,12 @@ def model_inputs(model: torch.nn.Module, inputs: torch.Tensor | dict[str, torch.
     return {name: inputs[kind] for name, kind in model.input_kinds.items()}
 
 
-def _logits(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
-    # A whole-sequence input has no time axis: the model is told how many steps to run.
-    steps = {"steps": batch.steps} if isinstance(batch.inputs, dict) and "sequence" in batch.inputs else {}
+def _logits(model: torch.nn.Module, batch: Batch, decisions: list[Decision] | None = None) -> torch.Tensor:
+    # A whole input (a sequence, an image) has no time axis: the model is told how many steps to run.
+    whole = isinstance(batch.inputs, dict) and any(kind in batch.inputs for kind in WHOLE_KINDS)
+    steps = {"steps": batch.steps} if whole else {}
+    if decisions is not None:
+        steps["decisions"] = decisions
     y = model(model_inputs(model, batch.inputs), raw=True, **steps)
     return next(iter(y.values())) if isinstance(y, dict) else y
 
@@ -565,9 +569,12 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
                     if batch.mask.device != torch.device(device):
                         batch = batch.to(device)
                     set_learning_rate(optimizer, config, step)
-                    logits = _logits(model, batch)  # (B, T, O)
+                    decisions: list[Decision] | None = [] if getattr(model, "stochastic", None) else None
+                    logits = _logits(model, batch, decisions)  # (B, T, O)
                     loss = task.loss_of(logits, batch)
-                    loss.backward()
+                    objective = loss if not decisions else loss + reinforce_loss(
+                        decisions, task.reward(logits.detach(), batch))
+                    objective.backward()
                     apply_gradients(parameters, optimizer, config)
                     with torch.no_grad():
                         loss_sum += loss.detach()
@@ -768,6 +775,9 @@ def eval_command(args: Any) -> int:
     if plot is not None and "sequence" in task.input_kinds:
         raise UsageError(f"--plot draws head weightings over a sequence; for {spec.name}, a sequence-to-sequence "
                          "model, draw its alignment with: cogdsl trace SPEC CHECKPOINT --len L")
+    if plot is not None and "image" in task.input_kinds:
+        raise UsageError(f"--plot draws head weightings over a sequence; for {spec.name}, a model that looks at "
+                         "images, draw where it looked with: cogdsl trace SPEC CHECKPOINT")
     result = evaluate(model, task, length=args.length, sequences=args.sequences, seed=args.seed)
     print(result.describe(spec.name))
     if plot is not None:

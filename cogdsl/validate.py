@@ -142,6 +142,13 @@ def _check_attended(block: Block, roles: dict[str, str], kinds: dict[str, str], 
     role, kind = roles[target.name], REGISTRY.get(kinds.get(target.name, ""))
     if role == "unknown":
         return
+    if "image" in REGISTRY[block.kind].looks_over:
+        if carries.get(target.name) != "image":
+            found = (f"an input carrying {_CARRIED.get(str(carries.get(target.name)), 'a vector')}"
+                     if role == "input" else f"a {role}")
+            sink.error("E303", f"{owner}: looks at an image, and '{target.name}' is {found}", target.span,
+                       "look at an input declared as 'image(size=N)'")
+        return
     if block.kind == "summary" and (block.params["mode"].data if "mode" in block.params else "final") == "final":
         if kinds.get(target.name) != "encoder":
             sink.error("E303", f"{owner}: mode=final takes a recurrent encoder's last state, and '{target.name}' "
@@ -157,20 +164,24 @@ def _check_attended(block: Block, roles: dict[str, str], kinds: dict[str, str], 
 
 
 _CARRIED = {"vector": "a vector", "words": "word ids (one sentence)", "sentences": "word ids (a story of sentences)",
-            "sequence": "a whole sequence (B, S, size)"}
+            "sequence": "a whole sequence (B, S, size)", "image": "a whole image (B, size, size)"}
 
 
 def _check_carried(sources: tuple[Ref, ...], takes: tuple[str, ...], carries: dict[str, object], owner: str,
                    sink: DiagnosticSink) -> None:
     """Each source carries what its reader takes: word-id inputs feed story memories and reasoning
-    blocks; everything else carries a vector."""
+    blocks; everything else carries a vector. An image is also read as the vector of its pixels."""
     wanted = " or ".join(_CARRIED[t] for t in takes)
     for ref in sources:
         carried = carries.get(ref.name, "vector")
+        if carried == "image" and "vector" in takes:
+            continue
         if carried in _CARRIED and carried not in takes:
             readers = {"words": "a reasoning block (hops, episodes)",
                        "sentences": "a story memory (episodic_memory, kv_memory)",
-                       "sequence": "an encoder (encoder, self_attention), or be looked over by attention ('on')"}
+                       "sequence": "an encoder (encoder, self_attention), or be looked over by attention ('on')",
+                       "image": "a conv encoder, be looked at by glimpse or spatial_transformer ('on'), or feed "
+                                "a controller as its pixels"}
             hint = (f"'{ref.name}' can feed {readers[str(carried)]}" if carried in readers
                     else "wire an input declared as " + " or ".join(f"{t}({SIZE_KEYS[t]}=N)" for t in takes))
             sink.error("E310", f"{owner} reads {wanted}, but '{ref.name}' carries {_CARRIED[str(carried)]}",

@@ -105,9 +105,9 @@ def test_babi_table_trains_per_task_and_jointly(tmp_path: Path) -> None:
     assert "one joint model per seed" in joint.stdout and (out / "memn2n_babi" / "joint_seed0").is_dir()
 
 
-def test_seq2seq_table_trains_each_spec_and_seed(tmp_path: Path) -> None:
+def test_attention_table_trains_each_spec_and_seed(tmp_path: Path) -> None:
     out = tmp_path / "runs"
-    result = run_script("examples/seq2seq_table.py", "specs/bahdanau_reverse.cog", "specs/encdec_reverse.cog",
+    result = run_script("examples/attention_table.py", "specs/bahdanau_reverse.cog", "specs/encdec_reverse.cog",
                         "--seeds", "0", "1", "--steps", "3", "--lengths", "4", "6", "--out", str(out),
                         "--json", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr

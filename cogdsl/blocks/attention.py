@@ -23,7 +23,11 @@ al. 2015; Luong et al. 2015; Vaswani et al. 2017)::
 
     a = softmax_i(e);   context_h = sum_i a_i k_i   (the values are the keys)
 
-The value of the block is every head's context, concatenated: (B, heads x D).
+The value of the block is every head's context, concatenated: (B, heads x D). That is
+``soft`` attention, the expected glimpse. ``hard`` attention (Xu et al. 2015, 4.1) samples
+one element per head, i ~ a, and returns k_i; the choice learns by REINFORCE (see
+:mod:`cogdsl.reinforce`), with a learned baseline and an entropy bonus. Evaluation takes
+the most likely element.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cogdsl.blocks.base import BlockKind, Param, register
+from cogdsl.reinforce import Decision
 
 SCORES = ("additive", "dot", "general", "scaled_dot")
 
@@ -220,9 +225,14 @@ def attend(scores: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torc
 class Attention(nn.Module):
     """One step of soft attention of a query over a sequence; see the module docstring for the scores."""
 
-    def __init__(self, score: str, heads: int, query_size: int, key_size: int, hidden: int):
+    def __init__(self, score: str, heads: int, query_size: int, key_size: int, hidden: int, mode: str = "soft",
+                 entropy: float = 0.0):
         super().__init__()
         self.score, self.heads, self.key_size = score, heads, key_size
+        self.mode, self.entropy = mode, entropy
+        self.samples = mode == "hard"
+        self.baseline = nn.Linear(query_size, 1) if self.samples else None
+        self.decision: Decision | None = None  # hard attention's last sample, for REINFORCE
         if score == "additive":
             self.query_proj = nn.Linear(query_size, heads * hidden)
             self.key_proj = nn.Linear(key_size, heads * hidden, bias=False)
@@ -262,6 +272,8 @@ class Attention(nn.Module):
         which forms no weights: they are then None.
         """
         batch = keys.shape[0]
+        if self.mode == "hard":
+            return self.sample(query, keys, projected_keys)
         if self.score == "scaled_dot" and not with_weights:
             projected_query = self.query_proj(query).view(batch, self.heads, 1, self.key_size)
             expanded = keys.unsqueeze(1).expand(batch, self.heads, *keys.shape[1:])
@@ -269,6 +281,29 @@ class Attention(nn.Module):
             return context.reshape(batch, -1), None
         context, weights = attend(self.scores(query, keys, projected_keys), keys)
         return context.reshape(batch, -1), weights
+
+    def sample(self, query: torch.Tensor, keys: torch.Tensor, projected_keys: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hard attention: per head, i ~ a (training) or i = argmax a (evaluation); context_h = k_i.
+
+        query (B, Q), keys (B, S, D) → context (B, heads x D), the weights a (B, heads, S). Training
+        records log pi = sum_h log a_{h, i_h}, the entropy sum_h H(a_h) and the baseline b = w . q + c
+        as :attr:`decision`.
+        """
+        batch, length, _ = keys.shape
+        log_weights = self.scores(query, keys, projected_keys).log_softmax(-1)  # (B, heads, S)
+        weights = log_weights.exp()
+        self.decision = None
+        if self.training:
+            chosen = torch.multinomial(weights.detach().reshape(-1, length), 1).view(batch, self.heads)
+            log_prob = log_weights.gather(-1, chosen.unsqueeze(-1)).squeeze(-1).sum(-1)
+            entropy = -(weights * log_weights).sum(-1).sum(-1)
+            assert self.baseline is not None
+            self.decision = Decision(log_prob, self.baseline(query.detach()).squeeze(-1), entropy, self.entropy)
+        else:
+            chosen = weights.argmax(-1)
+        one_hot = F.one_hot(chosen, length).to(keys.dtype)  # (B, heads, S)
+        return (one_hot @ keys).reshape(batch, -1), weights
 
 
 @register
@@ -284,6 +319,9 @@ class AttentionKind(BlockKind):
         Param("heads", int, 1, minimum=1, maximum=64, doc="independent attention heads, contexts concatenated"),
         Param("hidden", int, 0, minimum=0, maximum=65536,
               doc="additive score units per head (0: the attended size)"),
+        Param("mode", str, "soft", choices=("soft", "hard"),
+              doc="soft: the weighted mean; hard: sample one element, learned by REINFORCE"),
+        Param("entropy", float, 0.01, minimum=0.0, maximum=10.0, doc="hard mode: weight of the entropy bonus"),
     )
     accepts = frozenset({"from", "memory"})
     requires = frozenset({"from", "memory"})
@@ -291,7 +329,8 @@ class AttentionKind(BlockKind):
 
     @classmethod
     def build(cls, params: dict[str, Any], query_size: int, key_size: int) -> nn.Module:
-        return Attention(params["score"], params["heads"], query_size, key_size, params["hidden"] or key_size)
+        return Attention(params["score"], params["heads"], query_size, key_size, params["hidden"] or key_size,
+                         params["mode"], params["entropy"])
 
 
 class Summary(nn.Module):

@@ -118,10 +118,16 @@ class BlockKind:
     requires: ClassVar[frozenset[str]] = frozenset()
     # Whether other blocks may take this block's value as a source (controllers, read heads).
     has_output: ClassVar[bool] = False
-    # What each of its sources must carry: "vector", "words" or "sentences" (see cogdsl.spec.INPUT_KINDS).
+    # What each of its sources must carry: "vector", "words", "sentences", "sequence" or "image"
+    # (see cogdsl.spec.INPUT_KINDS); an image is read as a vector of its pixels where a vector is taken.
     takes: ClassVar[tuple[str, ...]] = ("vector",)
     # What its value carries when wired: "vector", or "sequence" (a whole sequence, (B, S, d)).
     carries: ClassVar[str] = "vector"
+    # An attention-family block's ``on``: what it may look over ("sequence", "memory", "image").
+    looks_over: ClassVar[tuple[str, ...]] = ("sequence", "memory")
+    # Whether an output that reads only this block takes its value as the output's logits, with no
+    # linear layer of its own (a canvas that is already the picture): the sizes must then agree.
+    gives_logits: ClassVar[bool] = False
     # A memory's readers: "head" (read and write heads, driven by a controller) or "reasoning"
     # (hops and episodes, which read a memory built from a story).
     read_by: ClassVar[str] = "head"
@@ -135,3 +141,30 @@ def register(cls: type[BlockKind]) -> type[BlockKind]:
     assert cls.kind not in REGISTRY, f"block kind {cls.kind} registered twice"
     REGISTRY[cls.kind] = cls
     return cls
+
+
+class LookKind(BlockKind):
+    """Attention-family kinds with one module protocol: at every step, from its query (the block's
+    sources, concatenated) and what it looks at (``on``: an image, a sequence, or nothing)::
+
+        module(query, seen) -> (value, where)                           (stateless)
+        module(query, seen, previous) -> (value, where, state)          (``stateful``)
+
+    ``where`` is what ``cogdsl trace`` draws (a location, a window, a transform). A stateful
+    module also has ``initial_state(batch, like)``; the compiled model keeps its state.
+    """
+
+    family = "attention"
+    accepts = frozenset({"from", "memory"})
+    requires = frozenset({"from", "memory"})
+    has_output = True
+    stateful: ClassVar[bool] = False
+
+    @classmethod
+    def value_size(cls, params: dict[str, Any], target_size: int | None) -> int:
+        """The size of its value; ``target_size``: an image's side, a sequence's element size, or None."""
+        raise NotImplementedError
+
+    @classmethod
+    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> Any:
+        raise NotImplementedError

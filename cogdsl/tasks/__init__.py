@@ -22,6 +22,9 @@ Registered tasks (:data:`TASKS`), each in its own module with its encoding drawn
   on generated bAbI-style stories (:mod:`cogdsl.tasks.babi`, :mod:`cogdsl.tasks.qa`)
 - ``reverse``, ``sort`` -- :class:`ReverseTask`, :class:`SortTask`: sequence to sequence,
   for attention models (:mod:`cogdsl.tasks.seq2seq`)
+- ``digits`` -- :class:`DigitsTask`: classify a digit in a cluttered image (the project's own
+  glyphs), Mnih et al. 2014's cluttered translated MNIST (:mod:`cogdsl.tasks.digits`);
+  ``reconstruct_digits`` -- :class:`DigitReconstructionTask`: draw the digit image back (DRAW)
 
 The algorithmic tasks' targets are bits and their ``loss`` is ``"bce"``: the model's raw
 outputs are logits for :func:`sequence_loss` (BCE-with-logits) and :func:`bit_errors`. The
@@ -44,6 +47,7 @@ from cogdsl.tasks.base import (
     sequence_loss,
 )
 from cogdsl.tasks.copy import CopyTask
+from cogdsl.tasks.digits import DigitReconstructionTask, DigitsTask
 from cogdsl.tasks.graph import GraphInferenceTask, GraphShortestPathTask, GraphTraversalTask
 from cogdsl.tasks.priority_sort import PrioritySortTask
 from cogdsl.tasks.qa import BabiJointTask, BabiTask
@@ -81,6 +85,8 @@ for _cls in (
     BabiJointTask,
     ReverseTask,
     SortTask,
+    DigitsTask,
+    DigitReconstructionTask,
 ):
     register_task(_cls)
 
@@ -117,6 +123,8 @@ __all__ = [
     "BabiTask",
     "Batch",
     "CopyTask",
+    "DigitReconstructionTask",
+    "DigitsTask",
     "GraphInferenceTask",
     "GraphShortestPathTask",
     "GraphTraversalTask",

@@ -27,6 +27,9 @@ import torch.nn.functional as F
 
 ParamValue = int | float | bool | str
 
+WHOLE_INPUTS = {"sequence": "(B, S, size)", "image": "(B, H, W)"}
+"""Input kinds a batch gives whole, with no time axis: every step of the model sees all of it."""
+
 _TYPE_NAMES: dict[type, str] = {int: "int", float: "float", bool: "bool", str: "str"}
 
 
@@ -162,7 +165,8 @@ class Batch:
             with several inputs, a dict by input kind (see :attr:`Task.input_kinds`), e.g.
             ``{"sentences": (B, 1, S, L), "words": (B, 1, L)}`` of word ids for QA, or
             ``{"sequence": (B, S, I)}``, a whole sequence with no time axis, for the
-            sequence-to-sequence tasks (the model then runs T steps, the targets').
+            sequence-to-sequence tasks, or ``{"image": (B, H, W)}``, a whole image, for
+            the visual tasks (the model then runs T steps, the targets').
         targets: ``(B, T, O)`` float32 bits (0 or 1), what the model should write; or, for
             a task whose loss is ``"ce"``, ``(B, T)`` long class ids (answer words).
         mask: ``(B, T)`` float32, 1 where the output is scored and 0 elsewhere (e.g. while
@@ -177,14 +181,15 @@ class Batch:
     info: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        stepped = ({k: v for k, v in self.inputs.items() if k != "sequence"} if isinstance(self.inputs, dict)
+        stepped = ({k: v for k, v in self.inputs.items() if k not in WHOLE_INPUTS} if isinstance(self.inputs, dict)
                    else {"vector": self.inputs})
-        whole = self.inputs.get("sequence") if isinstance(self.inputs, dict) else None
-        if whole is not None and (whole.dim() != 3 or whole.shape[0] != self.mask.shape[0]):
-            raise ValueError(f"Batch expects a whole sequence (B, S, size) with B = {self.mask.shape[0]}; "
-                             f"got {tuple(whole.shape)}")
+        for key, shape in WHOLE_INPUTS.items():
+            whole = self.inputs.get(key) if isinstance(self.inputs, dict) else None
+            if whole is not None and (whole.dim() != 3 or whole.shape[0] != self.mask.shape[0]):
+                raise ValueError(f"Batch expects a whole {key} {shape} with B = {self.mask.shape[0]}; "
+                                 f"got {tuple(whole.shape)}")
         first = next(iter(stepped.values()), None)
-        if first is None:  # only a whole sequence: the steps are the targets'
+        if first is None:  # only whole inputs: the steps are the targets'
             first = self.mask.unsqueeze(-1)
         class_ids = not self.targets.is_floating_point()
         if first.dim() < 3 or self.targets.dim() != (2 if class_ids else 3) or self.mask.dim() != 2:
@@ -312,6 +317,11 @@ class Task:
     def errors(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Errors per sequence, ``(B,)``: :func:`bit_errors` for bit targets."""
         return bit_errors(logits, batch)
+
+    def reward(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The reward of each sequence, ``(B,)``, for blocks that sample (hard attention, glimpses) and
+        learn by REINFORCE: R = 1 for a sequence with no errors, else 0 (RAM's classification reward)."""
+        return (self.errors(logits, batch) == 0).to(logits.dtype)
 
     def evaluation_batches(self, sequences: int, seed: int, batch: int, length: int | None,
                            split: str = "test") -> Iterator[Batch]:

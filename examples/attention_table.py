@@ -1,11 +1,12 @@
-"""Train sequence-to-sequence specs (attention and their no-attention baselines) for several
-seeds and print a Markdown table: the fraction of test sequences written perfectly and the
-wrong symbols per sequence, at the longest training length and at longer ones, as the median
-over seeds, with the CPU time.
+"""Train attention specs and their baselines without attention for several seeds and print a
+Markdown table: the fraction of test sequences answered perfectly and the errors per sequence
+(for sequence-to-sequence tasks at the longest training length and at longer ones; for the
+digit task, the right digits), as the median over seeds, with the CPU time.
 
-    python examples/seq2seq_table.py specs/bahdanau_reverse.cog specs/encdec_reverse.cog
-    python examples/seq2seq_table.py specs/luong_sort.cog specs/encdec_sort.cog specs/transformer_sort.yaml
-    python examples/seq2seq_table.py specs/bahdanau_reverse.cog --seeds 0 --steps 300 --lengths 5
+    python examples/attention_table.py specs/bahdanau_reverse.cog specs/encdec_reverse.cog
+    python examples/attention_table.py specs/luong_sort.cog specs/encdec_sort.cog specs/transformer_sort.yaml
+    python examples/attention_table.py specs/mlp_digits.cog specs/stn_digits.cog specs/ram_digits.cog
+    python examples/attention_table.py specs/bahdanau_reverse.cog --seeds 0 --steps 300 --lengths 5
 
 Every run is an ordinary training run from the spec (its ``train:`` section, with the seed
 replaced), kept in ``--out``/<model>/seed<S>; ``--jobs`` runs train side by side, one torch
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import cogdsl
 from cogdsl.tasks import make_task
-from cogdsl.train import config_from_spec, evaluate, train
+from cogdsl.train import config_from_spec, eval_length, evaluate, train
 
 
 def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ...], out: str) -> dict:
@@ -40,9 +41,9 @@ def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ..
     cpu = time.process_time() - started
     task = make_task(config.task, **config.task_params)
     scores = {}
-    for length in lengths or (task.length_range()[1],):
+    for length in lengths or ((eval_length(task),) if task.length_params else (None,)):  # None: the digits
         test = evaluate(result.model, task, length=length, sequences=1000)
-        scores[str(length)] = {"perfect": test.perfect, "wrong": test.bit_errors}
+        scores[str(length or "-")] = {"perfect": test.perfect, "wrong": test.bit_errors, "unit": test.unit}
     return {"spec": spec.name, "task": config.task, "seed": seed, "scores": scores, "cpu_seconds": cpu,
             "steps": result.step}
 
@@ -50,7 +51,9 @@ def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ..
 def table(runs: list[dict]) -> str:
     """A row per spec: for each length, the median perfect fraction and wrong symbols per sequence."""
     lengths = list(runs[0]["scores"])
-    lines = ["| spec | task | " + " | ".join(f"perfect at length {n} | wrong symbols at {n}" for n in lengths)
+    unit = runs[0]["scores"][lengths[0]]["unit"]
+    lines = ["| spec | task | " + " | ".join(f"perfect at length {n} | {unit} at {n}" if n != "-" else
+                                            f"perfect | {unit}" for n in lengths)
              + " | perfect, each seed | CPU s/run |",
              "|---|---|" + "---|---|" * len(lengths) + "---|---|"]
     for spec in dict.fromkeys(run["spec"] for run in runs):
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lengths", type=int, nargs="+", default=None,
                         help="test lengths (default: each task's max_len)")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side")
-    parser.add_argument("--out", default="runs/seq2seq", help="where the runs go")
+    parser.add_argument("--out", default="runs/attention", help="where the runs go")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     lengths = tuple(args.lengths or ())

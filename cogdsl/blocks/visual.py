@@ -1,0 +1,227 @@
+"""Visual attention: blocks that look at a whole image, (B, H, W), declared as ``image(size=N)``.
+
+``conv`` reads the image once per forward (like an encoder) into a grid of feature vectors
+that ``attention`` can look over, region by region (Xu et al. 2015, "Show, Attend and
+Tell"). ``spatial_transformer`` and ``glimpse`` run at every step, from a query (their
+sources), and return what they saw as one vector::
+
+    input  img: image(size=40)
+    output y: 10 = softmax(core)
+    glimpse g(size=8, scales=3) on img <- core@prev     # RAM: look where the last step chose
+    rnn     core(hidden=128) <- g
+
+Image coordinates are normalised to [-1, 1] on both axes (x along the columns), as in
+``F.affine_grid``; a location (0, 0) is the centre of the image.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cogdsl.blocks.attention import EncoderKind
+from cogdsl.blocks.base import LookKind, Param, register
+from cogdsl.reinforce import Decision
+
+# -- a feature grid ---------------------------------------------------------------------------
+
+
+class ConvEncoder(nn.Module):
+    """``layers`` times: x <- maxpool_p(relu(conv_k(x))); then the grid (B, C, h, w) as a sequence of
+    its h·w regions, row by row, (B, h·w, C)."""
+
+    def __init__(self, channels: int, layers: int, kernel: int, pool: int):
+        super().__init__()
+        modules: list[nn.Module] = []
+        width = 1
+        for _ in range(layers):
+            modules += [nn.Conv2d(width, channels, kernel, padding=kernel // 2), nn.ReLU()]
+            if pool > 1:
+                modules.append(nn.MaxPool2d(pool))
+            width = channels
+        self.net = nn.Sequential(*modules)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """image (B, H, W) → regions (B, h·w, channels)."""
+        return self.net(image.unsqueeze(1)).flatten(2).transpose(1, 2)
+
+
+@register
+class ConvKind(EncoderKind):
+    kind = "conv"
+    doc = ("Convolutional encoder over a whole `image`: `layers` of conv + relu + max-pool, its feature grid "
+           "as a sequence of regions (B, h·w, channels), run once per forward, for `attention` or `summary`.")
+    params: ClassVar = (Param("channels", int, 16, minimum=1, maximum=4096, doc="feature maps per layer"),
+                        Param("layers", int, 2, minimum=1, maximum=8),
+                        Param("kernel", int, 3, minimum=1, maximum=15, doc="square kernel side (odd keeps the size)"),
+                        Param("pool", int, 2, minimum=1, maximum=8, doc="max-pool after each layer (1: none)"))
+    takes = ("image",)
+
+    @classmethod
+    def output_size(cls, params: dict[str, Any], input_size: int) -> int:
+        return params["channels"]
+
+    @classmethod
+    def build(cls, params: dict[str, Any], input_size: int) -> nn.Module:
+        return ConvEncoder(params["channels"], params["layers"], params["kernel"], params["pool"])
+
+
+def grid_side(regions: int) -> int:
+    """The side of a square feature grid of ``regions`` regions."""
+    return math.isqrt(regions)
+
+
+# -- looking at part of the image, at every step -----------------------------------------------
+
+
+class VisualKind(LookKind):
+    """Blocks that look at an image input (``on``) from a query (their sources), once per step."""
+
+    looks_over: ClassVar[tuple[str, ...]] = ("image",)
+
+
+def sample_square(image: torch.Tensor, centre: torch.Tensor, half_width: torch.Tensor, points: int) -> torch.Tensor:
+    """Bilinear samples of a square window of the image, zero outside it (Jaderberg et al. 2015, 3.3).
+
+    image (B, H, W); centre (B, 2) as (x, y) and half_width (B,) or a number, in normalised
+    coordinates → (B, points, points): the window's pixel i, j sits at
+    centre + half_width · ((2j + 1) / points - 1, (2i + 1) / points - 1).
+    """
+    batch = image.shape[0]
+    half = torch.as_tensor(half_width, dtype=image.dtype, device=image.device).expand(batch)
+    zeros = torch.zeros_like(half)
+    theta = torch.stack([torch.stack([half, zeros, centre[:, 0]], -1),
+                         torch.stack([zeros, half, centre[:, 1]], -1)], 1)  # (B, 2, 3)
+    return transform_image(image, theta, points)
+
+
+def transform_image(image: torch.Tensor, theta: torch.Tensor, points: int) -> torch.Tensor:
+    """Sample the image on the grid theta · (x, y, 1) of a points x points output: image (B, H, W), theta
+    (B, 2, 3) → (B, points, points); bilinear, zero outside the image."""
+    grid = F.affine_grid(theta, [image.shape[0], 1, points, points], align_corners=False)
+    return F.grid_sample(image.unsqueeze(1), grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=False).squeeze(1)
+
+
+class SpatialTransformer(nn.Module):
+    """A spatial transformer (Jaderberg et al. 2015): the query q (B, Q) regresses a transform, which
+    samples a size x size patch of the image::
+
+        affine     theta = W q + b                              (6 numbers)
+        attention  (s, t_x, t_y) = W q + b,  theta = [[s, 0, t_x], [0, s, t_y]]   (scale and shift)
+
+    W starts at zero and b at the identity, so it starts by looking at the whole image. The
+    patch is differentiable in theta, so the query learns where to look from the loss.
+    """
+
+    def __init__(self, query_size: int, size: int, transform: str):
+        super().__init__()
+        self.size, self.transform = size, transform
+        self.locate = nn.Linear(query_size, 6 if transform == "affine" else 3)
+        nn.init.zeros_(self.locate.weight)
+        with torch.no_grad():
+            self.locate.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1, 0] if transform == "affine" else [1.0, 0, 0]))
+
+    def theta(self, query: torch.Tensor) -> torch.Tensor:
+        """query (B, Q) → theta (B, 2, 3)."""
+        raw = self.locate(query)
+        if self.transform == "affine":
+            return raw.view(-1, 2, 3)
+        scale, shift_x, shift_y = raw.unbind(-1)
+        zeros = torch.zeros_like(scale)
+        return torch.stack([torch.stack([scale, zeros, shift_x], -1), torch.stack([zeros, scale, shift_y], -1)], 1)
+
+    def forward(self, query: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (B, Q), image (B, H, W) → the patch (B, size²) and theta (B, 6), for pictures."""
+        theta = self.theta(query)
+        patch = transform_image(image, theta, self.size)
+        return patch.flatten(1), theta.flatten(1)
+
+
+@register
+class SpatialTransformerKind(VisualKind):
+    kind = "spatial_transformer"
+    doc = ("Spatial transformer (Jaderberg et al. 2015) `on` an image: its sources regress an affine (or "
+           "scale-and-shift) transform that bilinearly samples a size x size patch; value (B, size²).")
+    params: ClassVar = (Param("size", int, minimum=1, maximum=512, doc="side of the sampled patch, in pixels"),
+                        Param("transform", str, "affine", choices=("affine", "attention"),
+                              doc="affine: 6 parameters; attention: scale and shift only"))
+
+    @classmethod
+    def value_size(cls, params: dict[str, Any], target_size: int | None) -> int:
+        return params["size"] ** 2
+
+    @classmethod
+    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
+        return SpatialTransformer(query_size, params["size"], params["transform"])
+
+
+class Glimpse(nn.Module):
+    """RAM's glimpse sensor with a Gaussian location policy (Mnih et al. 2014, 3.1 and 3.3).
+
+    The query q (B, Q) gives the mean location mu = tanh(W q + b), (B, 2); training samples
+    l ~ N(mu, std² I) (held fixed: the location learns by REINFORCE only), evaluation takes
+    l = mu. The retina rho(x, l) is ``scales`` square patches centred at l, the k-th
+    size · 2^k pixels wide and averaged down to size x size. The value is [rho(x, l) ; l],
+    (B, scales · size² + 2). Each sample records a :class:`~cogdsl.reinforce.Decision`::
+
+        log pi(l) = sum_d -(l_d - mu_d)² / (2 std²) - log std - log(2 pi) / 2
+        b = w . q + c   (q with no gradient)
+    """
+
+    samples = True
+
+    def __init__(self, query_size: int, side: int, size: int, scales: int, std: float):
+        super().__init__()
+        self.side, self.size, self.scales, self.std = side, size, scales, std
+        self.locate = nn.Linear(query_size, 2)
+        self.baseline = nn.Linear(query_size, 1)
+        self.decision: Decision | None = None
+
+    def retina(self, image: torch.Tensor, location: torch.Tensor) -> torch.Tensor:
+        """rho(x, l): image (B, H, W), location (B, 2) → (B, scales, size, size)."""
+        patches = []
+        for k in range(self.scales):
+            points = self.size * 2 ** k
+            window = sample_square(image, location, points / self.side, points)
+            patches.append(F.avg_pool2d(window.unsqueeze(1), 2 ** k).squeeze(1) if k else window)
+        return torch.stack(patches, 1)
+
+    def forward(self, query: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (B, Q), image (B, H, W) → the glimpse (B, scales · size² + 2) and the location (B, 2)."""
+        mean = torch.tanh(self.locate(query))
+        self.decision = None
+        if self.training:
+            location = (mean + self.std * torch.randn_like(mean)).detach()
+            log_prob = (-(location - mean).pow(2) / (2 * self.std ** 2)
+                        - math.log(self.std) - 0.5 * math.log(2 * math.pi)).sum(-1)
+            baseline = self.baseline(query.detach()).squeeze(-1)
+            self.decision = Decision(log_prob, baseline, torch.zeros_like(log_prob))
+        else:
+            location = mean.detach()
+        seen = self.retina(image, location).flatten(1)
+        return torch.cat([seen, location], -1), location
+
+
+@register
+class GlimpseKind(VisualKind):
+    kind = "glimpse"
+    doc = ("RAM's glimpse (Mnih et al. 2014) `on` an image: patches at `scales` scales around a location "
+           "drawn from a Gaussian policy on its sources, learned by REINFORCE; value (B, scales·size² + 2).")
+    params: ClassVar = (Param("size", int, 8, minimum=1, maximum=256, doc="side of each patch, in pixels"),
+                        Param("scales", int, 2, minimum=1, maximum=6, doc="patches, each twice as wide as the last"),
+                        Param("std", float, 0.15, minimum=1e-4, maximum=2.0,
+                              doc="standard deviation of the location policy (image coordinates in [-1, 1])"))
+
+    @classmethod
+    def value_size(cls, params: dict[str, Any], target_size: int | None) -> int:
+        return params["scales"] * params["size"] ** 2 + 2
+
+    @classmethod
+    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
+        assert target_size is not None  # the image's side
+        return Glimpse(query_size, target_size, params["size"], params["scales"], params["std"])
