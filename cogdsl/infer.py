@@ -27,6 +27,7 @@ from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.base import LookKind, check_params
 from cogdsl.blocks.heads import FieldSlice, GroupPlan
 from cogdsl.blocks.memnet import ReadPlan
+from cogdsl.blocks.visual import conv_grid_side
 from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError
 from cogdsl.graph import immediate_graph
 from cogdsl.groups import plan_groups
@@ -95,6 +96,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
     input_sizes = {b.name: sum(sizes[r.name] for r in b.sources) for b in spec.blocks if b.sources}
     input_sizes.update({o.name: sum(sizes[r.name] for r in o.sources) for o in spec.outputs})
     _check_attention_shapes(spec, params, sizes, input_sizes)
+    _check_conv_grids(spec, params, sides)
     logits_of = _logits_of(spec, sizes)
 
     plans = plan_groups(spec, DiagnosticSink())
@@ -127,6 +129,23 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
         sides=sides,
         logits_of=logits_of,
     )
+
+
+def _check_conv_grids(spec: Spec, params: dict[str, dict[str, Any]], sides: dict[str, int]) -> None:
+    """A conv block leaves a grid of at least one region of its image."""
+    problems = []
+    for block in spec.blocks:
+        if block.kind != "conv" or not block.sources or block.sources[0].name not in sides:
+            continue
+        side = sides[block.sources[0].name]
+        if conv_grid_side(params[block.name], side) < 1:
+            p = params[block.name]
+            problems.append(Diagnostic(
+                "E501", f"size mismatch: conv '{block.name}' pools its {side}x{side} image away: {p['layers']} "
+                f"layer(s) of kernel {p['kernel']} and pool {p['pool']} leave no region", block.span,
+                "use fewer layers, a smaller pool, or a larger image"))
+    if problems:
+        raise ShapeError(problems, {spec.file: spec.source or ""})
 
 
 def _logits_of(spec: Spec, sizes: dict[str, int]) -> dict[str, str]:

@@ -288,8 +288,8 @@ class CompiledModel(nn.Module):
                         values[name], where = module(query, keys)
                     if trace is not None:
                         trace.setdefault(name, []).append(where)
-                    if decisions is not None and name in self.stochastic:
-                        decisions.append(self.attentions[name].decision)
+                    if decisions is not None and getattr(module, "decision", None) is not None:
+                        decisions.append(module.decision)
                     continue
                 if not self.sources[name]:  # a summary: no query
                     values[name] = self.attentions[name](keys)

@@ -145,7 +145,7 @@ def _check_attended(block: Block, roles: dict[str, str], kinds: dict[str, str], 
     if "image" in REGISTRY[block.kind].looks_over:
         if carries.get(target.name) != "image":
             found = (f"an input carrying {_CARRIED.get(str(carries.get(target.name)), 'a vector')}"
-                     if role == "input" else f"a {role}")
+                     if role == "input" else _a(role))
             sink.error("E303", f"{owner}: looks at an image, and '{target.name}' is {found}", target.span,
                        "look at an input declared as 'image(size=N)'")
         return
@@ -158,9 +158,14 @@ def _check_attended(block: Block, roles: dict[str, str], kinds: dict[str, str], 
         return
     found = f"a {kind.kind} memory" if role == "memory" and kind else (
         f"an input carrying {_CARRIED.get(str(carries.get(target.name)), 'a vector')}" if role == "input"
-        else f"a {role}")
+        else _a(role))
     sink.error("E303", f"{owner}: attention looks over a sequence or a memory, and '{target.name}' is {found}",
                target.span, "attend over an encoder, an input declared as 'sequence(size=N)', or an NTM memory")
+
+
+def _a(noun: str) -> str:
+    """'a controller', 'an encoder'."""
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 _CARRIED = {"vector": "a vector", "words": "word ids (one sentence)", "sentences": "word ids (a story of sentences)",

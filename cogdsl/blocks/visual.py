@@ -70,6 +70,15 @@ class ConvKind(EncoderKind):
         return ConvEncoder(params["channels"], params["layers"], params["kernel"], params["pool"])
 
 
+def conv_grid_side(params: dict[str, Any], side: int) -> int:
+    """The side of the feature grid a ``conv`` block makes of an image of ``side`` pixels (0: none left)."""
+    for _ in range(params["layers"]):
+        side = (side + 2 * (params["kernel"] // 2) - params["kernel"] + 1) // params["pool"]
+        if side < 1:
+            return 0
+    return side
+
+
 def grid_side(regions: int) -> int:
     """The side of a square feature grid of ``regions`` regions."""
     return math.isqrt(regions)
