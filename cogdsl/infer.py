@@ -180,7 +180,7 @@ def _sequence_sizes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[s
             kind = REGISTRY[block.kind]
             if kind.family == "encoder" and all(r.name in sizes for r in block.sources):
                 sizes[block.name] = kind.output_size(params[block.name], sum(sizes[r.name] for r in block.sources))
-            elif issubclass(kind, LookKind) and (target := _looked_at_size(block, sizes, sides)) is not _WAITING:
+            elif issubclass(kind, LookKind) and (target := looked_at_size(block, sizes, sides)) is not _WAITING:
                 sizes[block.name] = kind.value_size(params[block.name], target)
             elif kind.family == "attention" and (size := attended_size(params, sizes, block)) is not None:
                 sizes[block.name] = params[block.name].get("heads", 1) * size
@@ -194,9 +194,9 @@ def _sequence_sizes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[s
 _WAITING = -1
 
 
-def _looked_at_size(block: Block, sizes: dict[str, int], sides: dict[str, int]) -> int | None:
+def looked_at_size(block: Block, sizes: dict[str, int], sides: dict[str, int]) -> int | None:
     """What a LookKind block's module is built for: an image's side, a sequence's element size, None when it
-    looks at nothing, or _WAITING while that size is not known yet."""
+    looks at nothing, or _WAITING while that size is not known yet (never once all sizes are inferred)."""
     if block.memory is None:
         return None
     target = block.memory.name

@@ -50,7 +50,7 @@ from torch import nn
 from cogdsl import ops
 from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.base import LookKind
-from cogdsl.infer import Shapes
+from cogdsl.infer import Shapes, looked_at_size
 from cogdsl.reinforce import Decision
 from cogdsl.spec import WHOLE_KINDS, Spec
 
@@ -116,11 +116,10 @@ class CompiledModel(nn.Module):
                     "bidirectional", False))
                 self.attended[name] = block.memory.name
             elif issubclass(kind, LookKind):
-                target = block.memory.name if block.memory is not None else None
-                target_size = None if target is None else shapes.sides.get(target, shapes.sizes.get(target))
-                self.attentions[name] = kind.build(params, shapes.input_sizes[name], target_size)
-                if target is not None:
-                    self.attended[name] = target
+                self.attentions[name] = kind.build(params, shapes.input_sizes[name],
+                                                   looked_at_size(block, shapes.sizes, shapes.sides))
+                if block.memory is not None:
+                    self.attended[name] = block.memory.name
             elif kind.family == "attention":
                 assert block.memory is not None
                 key_size = shapes.sizes[name] // params["heads"]  # its value is heads x D
@@ -129,9 +128,9 @@ class CompiledModel(nn.Module):
         # Whole sequences: each is kept in the state from the first step on, so encoders run once,
         # and so does the projection of the keys of attention that looks over one (U k_i, additive).
         self.sequence_keys = tuple((i.name, f"seq:{i.name}") for i in spec.inputs if i.kind.data in WHOLE_KINDS)
-        self.looks = frozenset(name for name, block in blocks.items() if issubclass(REGISTRY[block.kind], LookKind))
-        self.stateful = tuple((name, f"look:{name}") for name, block in blocks.items()
-                              if getattr(REGISTRY[block.kind], "stateful", False))
+        # Blocks that look at something (LookKind): name -> the state key of a stateful one, else None.
+        self.looks = {name: f"look:{name}" if REGISTRY[block.kind].stateful else None
+                      for name, block in blocks.items() if issubclass(REGISTRY[block.kind], LookKind)}
         # Blocks that sample, and learn where to look by REINFORCE.
         self.stochastic = frozenset(name for name, module in self.attentions.items()
                                     if getattr(module, "samples", False))
@@ -178,8 +177,9 @@ class CompiledModel(nn.Module):
             state[name] = controller.initial_state(batch, like)
         for name, memory in self.memories.items():
             state[name] = memory.initial_state(batch, like)
-        for name, key in self.stateful:
-            state[key] = self.attentions[name].initial_state(batch, like)
+        for name, key in self.looks.items():
+            if key is not None:
+                state[key] = self.attentions[name].initial_state(batch, like)
         for key, group in zip(self.weight_keys, self.groups, strict=True):
             state[key] = group.initial_weights(batch, self.memories[group.plan.memory].slots, like)
             if group.owns_memory:
@@ -280,10 +280,11 @@ class CompiledModel(nn.Module):
                 keys = None if target is None else values[target] if target in values else state[target]
                 if name in self.looks:  # a glimpse, a spatial transformer, a window, a DRAW read or write
                     module, query = self.attentions[name], self._gather(name, values, state)
-                    if f"look:{name}" in state:
-                        values[name], where, new_state[f"look:{name}"] = module(query, keys, state[f"look:{name}"])
+                    key = self.looks[name]
+                    if key is not None:
+                        values[name], where, new_state[key] = module(query, keys, state[key])
                         if trace is not None:
-                            trace.setdefault(f"{name}:state", []).append(new_state[f"look:{name}"])
+                            trace.setdefault(f"{name}:state", []).append(new_state[key])
                     else:
                         values[name], where = module(query, keys)
                     if trace is not None:

@@ -21,8 +21,7 @@ from matplotlib.figure import Figure
 
 from cogdsl.tasks.babi import vocabulary
 from cogdsl.tasks.qa import BabiTask
-from cogdsl.train import model_inputs
-from cogdsl.viz import _save
+from cogdsl.viz import _save, run_batch
 
 HOPS_PNG = "hops.png"
 
@@ -60,12 +59,7 @@ def record_hops(model: torch.nn.Module, task: BabiTask, question: int = 0, split
     if not 0 <= question < count:
         raise IndexError(f"question {question} is not in the {split} split (questions 0 .. {count - 1})")
     batch = task.batch_of(data, torch.tensor([question]))
-    was_training = model.training
-    model.eval()
-    try:
-        logits, trace = model(model_inputs(model, batch.inputs), raw=True, return_weights=True)
-    finally:
-        model.train(was_training)
+    logits, trace = run_batch(model, batch)
     story = data["story"][question]
     sentences = tuple(_text(row) for row in story if int(row.ne(0).sum()) > 0)
     attention: dict[str, torch.Tensor] = {}

@@ -20,8 +20,7 @@ import torch
 from matplotlib.figure import Figure
 
 from cogdsl.tasks.base import Task
-from cogdsl.train import model_inputs
-from cogdsl.viz import _save
+from cogdsl.viz import _save, run_batch
 
 ALIGNMENT_PNG = "alignment.png"
 
@@ -45,12 +44,7 @@ class AlignmentTrace:
 def record_alignment(model: torch.nn.Module, task: Task, length: int | None = None, seed: int = 0) -> AlignmentTrace:
     """Run ``model`` (in eval mode, restored after) on one sequence of ``task`` drawn with ``seed``."""
     batch = task.sample(1, torch.Generator().manual_seed(seed), length=length)
-    was_training = model.training
-    model.eval()
-    try:
-        logits, trace = model(model_inputs(model, batch.inputs), raw=True, return_weights=True, steps=batch.steps)
-    finally:
-        model.train(was_training)
+    logits, trace = run_batch(model, batch)
     assert isinstance(batch.inputs, dict)
     weights: dict[str, torch.Tensor] = {}
     for block in model.attentions:

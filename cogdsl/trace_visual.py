@@ -25,8 +25,7 @@ from matplotlib.figure import Figure
 
 from cogdsl.blocks.visual import grid_side
 from cogdsl.tasks.base import Task
-from cogdsl.train import model_inputs
-from cogdsl.viz import _save
+from cogdsl.viz import _save, run_batch
 
 GLIMPSES_PNG = "glimpses.png"
 
@@ -67,12 +66,7 @@ def to_pixels(points: torch.Tensor, side: int) -> torch.Tensor:
 def record_glimpses(model: torch.nn.Module, task: Task, images: int = 4, seed: int = 0) -> GlimpseTrace:
     """Run ``model`` (in eval mode, restored after) on ``images`` images of ``task`` drawn with ``seed``."""
     batch = task.sample(images, torch.Generator().manual_seed(seed))
-    was_training = model.training
-    model.eval()
-    try:
-        logits, trace = model(model_inputs(model, batch.inputs), raw=True, return_weights=True, steps=batch.steps)
-    finally:
-        model.train(was_training)
+    logits, trace = run_batch(model, batch)
     assert isinstance(batch.inputs, dict)
     pictures = batch.inputs["image"].float().cpu()
     side = pictures.shape[-1]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from cogdsl.checkpoint import atomic_write_bytes
+from cogdsl.tasks.base import Batch
+from cogdsl.train import model_inputs
 
 
 def _save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -90,13 +94,27 @@ def run_one_sequence(model: torch.nn.Module, inputs: torch.Tensor) -> tuple[torc
     """The first sequence of ``inputs`` ((T, I) or (B, T, I)) as (1, T, I), the model's raw outputs on
     it and its trace (``return_weights``), run in eval mode and the model's mode restored after."""
     x = (inputs if inputs.dim() == 3 else inputs.unsqueeze(0))[:1]
+    with evaluating(model):
+        logits, weights = model(x, raw=True, return_weights=True)
+    return x, logits, weights
+
+
+@contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """Run the block with ``model`` in eval mode, its mode restored after."""
     was_training = model.training
     model.eval()
     try:
-        logits, weights = model(x, raw=True, return_weights=True)
+        yield
     finally:
         model.train(was_training)
-    return x, logits, weights
+
+
+def run_batch(model: torch.nn.Module, batch: Batch) -> tuple[Any, dict[str, torch.Tensor]]:
+    """A task batch's raw outputs and its trace (``return_weights``), in eval mode (restored after), for
+    the batch's number of steps."""
+    with evaluating(model):
+        return model(model_inputs(model, batch.inputs), raw=True, return_weights=True, steps=batch.steps)
 
 
 @torch.no_grad()

@@ -42,6 +42,7 @@ from cogdsl.blocks.attention import (
 from cogdsl.errors import Diagnostic
 from cogdsl.tasks import make_task
 from cogdsl.train import config_from_spec, train
+from tests.tiny import compile_text, write_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 Nested = list  # nested python lists of floats, what the loop oracles compute with
@@ -110,19 +111,6 @@ attention a(score=general, heads=2) on mem <- ctrl@prev
 # ----------------------------------------------------------------------------------------
 # Helpers
 # ----------------------------------------------------------------------------------------
-
-def write_spec(tmp_path: Path, text: str, suffix: str = ".cog", name: str = "t") -> Path:
-    path = tmp_path / f"{name}{suffix}"
-    path.write_text(text)
-    return path
-
-
-def compile_text(tmp_path: Path, text: str, seed: int = 0, double: bool = True) -> cogdsl.CompiledModel:
-    """Compile a .cog spec from text with a fixed seed; float64 unless asked otherwise."""
-    torch.manual_seed(seed)
-    model = cogdsl.compile(cogdsl.load(write_spec(tmp_path, text)))
-    return model.double() if double else model
-
 
 def spec_diagnostics(tmp_path: Path, text: str, suffix: str = ".cog") -> tuple[type[cogdsl.SpecError],
                                                                                 list[Diagnostic]]:

@@ -32,6 +32,7 @@ import cogdsl
 from cogdsl.blocks.attention import Attention
 from cogdsl.blocks.visual import ConvEncoder, ConvKind, Glimpse, SpatialTransformer, sample_square, transform_image
 from cogdsl.reinforce import Decision, reinforce_loss
+from tests.tiny import compile_text
 
 Nested = list  # nested python lists of floats, what the loop oracles compute with
 
@@ -81,20 +82,6 @@ def _one_thread():
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-
-def write_spec(tmp_path: Path, text: str, name: str = "t") -> Path:
-    path = tmp_path / f"{name}.cog"
-    path.write_text(text)
-    return path
-
-
-def compile_text(tmp_path: Path, text: str, seed: int = 0, double: bool = True) -> cogdsl.CompiledModel:
-    """Compile a .cog spec from text with a fixed seed; float64 unless asked otherwise."""
-    torch.manual_seed(seed)
-    model = cogdsl.compile(cogdsl.load(write_spec(tmp_path, text)))
-    return model.double() if double else model
 
 
 def rand(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:

@@ -1,6 +1,13 @@
-"""A small copy-task NTM spec for tests that need a real model that trains in seconds."""
+"""A small copy-task NTM spec for tests that need a real model that trains in seconds, and helpers that
+compile a spec written in a test."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+import cogdsl
 
 ADDRESS = '"content(cosine) | gate | shift(1) | sharpen"'
 
@@ -30,3 +37,16 @@ blocks:
         text += "train:\n  task: {name: copy, bits: 4, min_len: 1, max_len: 3}\n"
         text += "".join(f"  {key}: {value}\n" for key, value in train.items())
     return text
+
+
+def write_spec(tmp_path: Path, text: str, suffix: str = ".cog", name: str = "t") -> Path:
+    path = tmp_path / f"{name}{suffix}"
+    path.write_text(text)
+    return path
+
+
+def compile_text(tmp_path: Path, text: str, seed: int = 0, double: bool = True) -> cogdsl.CompiledModel:
+    """Compile a .cog spec from text with a fixed seed; float64 unless asked otherwise."""
+    torch.manual_seed(seed)
+    model = cogdsl.compile(cogdsl.load(write_spec(tmp_path, text)))
+    return model.double() if double else model

@@ -248,10 +248,14 @@ class DigitsTask(Task):
         dev = generator.device
         digits = torch.randint(0, 10, (batch,), generator=generator, device=dev)
         images, centre = render(digits, self.size, self.clutter, generator, height=self.height)
-        targets = digits.unsqueeze(1).expand(batch, length).contiguous()  # (B, T) the digit at every step
         mask = torch.zeros(batch, length, device=dev)
         mask[:, -1] = 1.0
-        return Batch({"image": images}, targets, mask, info={"digit": digits, "centre": centre})
+        return Batch({"image": images}, self.targets_of(digits, images, length), mask,
+                     info={"digit": digits, "centre": centre})
+
+    def targets_of(self, digits: torch.Tensor, images: torch.Tensor, length: int) -> torch.Tensor:
+        """The digit at every step, (B, T) long (only the last step is scored)."""
+        return digits.unsqueeze(1).expand(-1, length).contiguous()
 
     def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return class_loss(logits, batch)
@@ -281,13 +285,9 @@ class DigitReconstructionTask(DigitsTask):
         """size², one logit per pixel."""
         return self.size * self.size
 
-    def _sample(self, batch: int, length: int, generator: torch.Generator) -> Batch:
-        digits = torch.randint(0, 10, (batch,), generator=generator, device=generator.device)
-        images, centre = render(digits, self.size, self.clutter, generator, height=self.height)
-        targets = images.flatten(1).unsqueeze(1).expand(batch, length, -1).contiguous()  # (B, T, size²)
-        mask = torch.zeros(batch, length, device=generator.device)
-        mask[:, -1] = 1.0
-        return Batch({"image": images}, targets, mask, info={"digit": digits, "centre": centre})
+    def targets_of(self, digits: torch.Tensor, images: torch.Tensor, length: int) -> torch.Tensor:
+        """The image's pixels at every step, (B, T, size²) (only the last step is scored)."""
+        return images.flatten(1).unsqueeze(1).expand(-1, length, -1).contiguous()
 
     def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return sequence_loss(logits, batch)
