@@ -87,7 +87,9 @@ def draw_alignment(trace: AlignmentTrace, path: str | Path, title: str | None = 
                  layout="constrained")
     axes = fig.subplots(1, max(len(panels), 1), squeeze=False)[0]
     for ax, (label, matrix) in zip(axes, panels, strict=False):
-        ax.imshow(matrix.numpy(), aspect="equal", interpolation="nearest", cmap="gray", vmin=0.0, vmax=1.0)
+        # Attention weights lie in [0, 1]; a Graves window's are unnormalised and may exceed 1.
+        ax.imshow(matrix.numpy(), aspect="equal", interpolation="nearest", cmap="gray", vmin=0.0,
+                  vmax=max(1.0, float(matrix.max())))
         ax.set_xticks(range(length), [str(s) for s in trace.source], fontsize=8)
         ax.set_yticks(range(steps), [f"{p}" + ("" if p == t else f" ({t})") for p, t in
                                      zip(trace.predicted, trace.target, strict=True)], fontsize=8)

@@ -125,8 +125,9 @@ def _value_sources(roles: dict[str, str], ref: Ref, owner: str, sink: Diagnostic
 
 def _check_attended(block: Block, roles: dict[str, str], kinds: dict[str, str], carries: dict[str, object],
                     sink: DiagnosticSink) -> None:
-    """What ``attention`` looks over (its ``on``): a sequence (a ``sequence`` input or an encoder) or an
-    NTM-style memory, read as it was at the end of the previous step."""
+    """What an attention-family block looks over (its ``on``): an image, or a sequence (a ``sequence``
+    input or an encoder), or, where its kind allows, an NTM-style memory, read as it was at the end of
+    the previous step."""
     target = block.memory
     if target is None:
         return  # reported as a missing field
@@ -154,13 +155,17 @@ def _check_attended(block: Block, roles: dict[str, str], kinds: dict[str, str], 
             sink.error("E303", f"{owner}: mode=final takes a recurrent encoder's last state, and '{target.name}' "
                        "is not a recurrent encoder", target.span, "use mode=mean, or summarize an 'encoder' block")
         return
-    if carries.get(target.name) == "sequence" or (role == "memory" and kind is not None and kind.read_by == "head"):
+    memory_ok = "memory" in REGISTRY[block.kind].looks_over
+    if carries.get(target.name) == "sequence" or (
+            memory_ok and role == "memory" and kind is not None and kind.read_by == "head"):
         return
-    found = f"a {kind.kind} memory" if role == "memory" and kind else (
+    found = _a(f"{kind.kind} memory" if kind.kind != "memory" else "memory") if role == "memory" and kind else (
         f"an input carrying {_CARRIED.get(str(carries.get(target.name)), 'a vector')}" if role == "input"
         else _a(role))
-    sink.error("E303", f"{owner}: attention looks over a sequence or a memory, and '{target.name}' is {found}",
-               target.span, "attend over an encoder, an input declared as 'sequence(size=N)', or an NTM memory")
+    looked_over = "a sequence or a memory" if memory_ok else "a sequence"
+    sink.error("E303", f"{owner}: looks over {looked_over}, and '{target.name}' is {found}", target.span,
+               "look over an encoder, an input declared as 'sequence(size=N)'" + (", or an NTM memory"
+                                                                                   if memory_ok else ""))
 
 
 def _a(noun: str) -> str:

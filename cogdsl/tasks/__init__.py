@@ -20,8 +20,8 @@ Registered tasks (:data:`TASKS`), each in its own module with its encoding drawn
 - ``graph_inference`` -- :class:`GraphInferenceTask`, DNC paper, "Graph tasks"
 - ``babi``, ``babi_joint`` -- :class:`BabiTask`, :class:`BabiJointTask`: question answering
   on generated bAbI-style stories (:mod:`cogdsl.tasks.babi`, :mod:`cogdsl.tasks.qa`)
-- ``reverse``, ``sort`` -- :class:`ReverseTask`, :class:`SortTask`: sequence to sequence,
-  for attention models (:mod:`cogdsl.tasks.seq2seq`)
+- ``reverse``, ``sort``, ``stutter`` -- :class:`ReverseTask`, :class:`SortTask`,
+  :class:`StutterTask`: sequence to sequence, for attention models (:mod:`cogdsl.tasks.seq2seq`)
 - ``digits`` -- :class:`DigitsTask`: classify a digit in a cluttered image (the project's own
   glyphs), Mnih et al. 2014's cluttered translated MNIST (:mod:`cogdsl.tasks.digits`);
   ``reconstruct_digits`` -- :class:`DigitReconstructionTask`: draw the digit image back (DRAW)
@@ -52,7 +52,7 @@ from cogdsl.tasks.graph import GraphInferenceTask, GraphShortestPathTask, GraphT
 from cogdsl.tasks.priority_sort import PrioritySortTask
 from cogdsl.tasks.qa import BabiJointTask, BabiTask
 from cogdsl.tasks.repeat_copy import RepeatCopyTask
-from cogdsl.tasks.seq2seq import ReverseTask, SortTask
+from cogdsl.tasks.seq2seq import ReverseTask, SortTask, StutterTask
 
 TASKS: dict[str, type[Task]] = {}
 
@@ -85,6 +85,7 @@ for _cls in (
     BabiJointTask,
     ReverseTask,
     SortTask,
+    StutterTask,
     DigitsTask,
     DigitReconstructionTask,
 ):
@@ -132,6 +133,7 @@ __all__ = [
     "RepeatCopyTask",
     "ReverseTask",
     "SortTask",
+    "StutterTask",
     "Task",
     "TaskParam",
     "TaskParamError",

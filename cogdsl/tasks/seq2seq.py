@@ -1,15 +1,18 @@
-"""Sequence-to-sequence problems for attention models: reverse a sequence of symbols, or sort it.
+"""Sequence-to-sequence problems for attention models: reverse a sequence of symbols, sort it, or
+write each symbol twice.
 
 The model reads the source whole, as a ``sequence`` input (B, L, symbols) of one-hot rows,
-and writes the answer one symbol per step for L steps, as logits over the symbols (B, L,
-symbols); the loss is cross-entropy and an error is a wrong symbol::
+and writes the answer one symbol per step for L steps (``times`` · L for stutter), as logits
+over the symbols (B, T, symbols); the loss is cross-entropy and an error is a wrong symbol::
 
     source   3 1 4 1 5        (one-hot rows)
     reverse  5 1 4 1 3
     sort     1 1 3 4 5        (ascending, repeats kept)
+    stutter  3 3 1 1 4 4 1 1 5 5   (each symbol ``times`` times: 2 L steps)
 
 An encoder-decoder with attention learns to look at source position L - 1 - t at step t
-(reverse) or at the next-smallest symbol (sort); its alignment matrix shows it. All
+(reverse), at the next-smallest symbol (sort), or at position t // times (stutter, an alignment
+that only moves forward, as Graves' ``window`` assumes); its alignment matrix shows it. All
 sequences of a batch have one length, drawn uniformly from ``min_len .. max_len``; an
 evaluation at ``length`` greater than ``max_len`` tests generalisation to longer sequences.
 """
@@ -58,8 +61,9 @@ class SequenceToSequenceTask(Task):
     def _sample(self, batch: int, length: int, generator: torch.Generator) -> Batch:
         source = torch.randint(0, self.symbols, (batch, length), generator=generator, device=generator.device)
         one_hot = F.one_hot(source, self.symbols).float()  # (B, L, symbols)
-        mask = torch.ones(batch, length, device=generator.device)
-        return Batch({"sequence": one_hot}, self.target_of(source), mask)
+        target = self.target_of(source)
+        mask = torch.ones(target.shape, device=generator.device)
+        return Batch({"sequence": one_hot}, target, mask)
 
     def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return class_loss(logits, batch)
@@ -84,3 +88,17 @@ class SortTask(SequenceToSequenceTask):
 
     def target_of(self, source: torch.Tensor) -> torch.Tensor:
         return source.sort(dim=1).values
+
+
+class StutterTask(SequenceToSequenceTask):
+    """Write each source symbol ``times`` times in a row: a monotonic alignment, T = times · L."""
+
+    name = "stutter"
+    params: ClassVar[tuple[TaskParam, ...]] = (
+        *SequenceToSequenceTask.params,
+        TaskParam("times", int, 2, minimum=1, maximum=8, doc="how many times each symbol is written"),
+    )
+    times: int
+
+    def target_of(self, source: torch.Tensor) -> torch.Tensor:
+        return source.repeat_interleave(self.times, dim=1)

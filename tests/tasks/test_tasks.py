@@ -482,8 +482,8 @@ def test_batch_checks_shapes() -> None:
 def test_registry() -> None:
     assert set(TASKS) == {
         "copy", "repeat_copy", "associative_recall", "priority_sort",
-        "graph_traversal", "graph_shortest_path", "graph_inference", "babi", "babi_joint", "reverse", "sort", "digits",
-        "reconstruct_digits",
+        "graph_traversal", "graph_shortest_path", "graph_inference", "babi", "babi_joint", "reverse", "sort",
+        "stutter", "digits", "reconstruct_digits",
     }
     assert get_task("copy") is CopyTask
     for name, cls in TASKS.items():
