@@ -134,6 +134,9 @@ class CompiledModel(nn.Module):
         # Blocks that sample, and learn where to look by REINFORCE.
         self.stochastic = frozenset(name for name, module in self.attentions.items()
                                     if getattr(module, "samples", False))
+        # Blocks whose every step adds a penalty to the loss (a latent's KL divergence to its prior).
+        self.penalized = frozenset(name for name, module in self.attentions.items()
+                                   if getattr(module, "penalizes", False))
         # Readers of an image that take a vector read its pixels: (B, H, W) -> (B, H·W).
         images = {i.name for i in spec.inputs if i.kind.data == "image"}
         self.flatten = {name: tuple(src in images and not (name in blocks and "image" in REGISTRY[
@@ -195,7 +198,8 @@ class CompiledModel(nn.Module):
     # -- one step ------------------------------------------------------------------
     def step(self, x_t: torch.Tensor | dict[str, torch.Tensor], state: State, *, raw: bool = False,
              trace: dict[str, list[torch.Tensor]] | None = None,
-             decisions: list[Decision] | None = None) -> tuple[Any, State]:
+             decisions: list[Decision] | None = None,
+             penalties: list[torch.Tensor] | None = None) -> tuple[Any, State]:
         """One time step: x_t (B, input size) or a dict by input name → (y_t, new state).
 
         ``raw=True`` returns outputs before their activation (logits, for the loss);
@@ -207,7 +211,8 @@ class CompiledModel(nn.Module):
         attention block, its weights over what it looks over (B, heads, S); for a ``glimpse``, its
         location (B, 2), and for a ``spatial_transformer``, its transform theta (B, 6).
         ``decisions``, if given, collects the :class:`~cogdsl.reinforce.Decision` of each block
-        that sampled (training mode only).
+        that sampled (training mode only); ``penalties``, if given, each ``latent`` block's KL
+        divergence to its prior, (B,).
         """
         values: dict[str, torch.Tensor] = self._inputs(x_t, state)
         new_state: State = {}
@@ -291,6 +296,8 @@ class CompiledModel(nn.Module):
                         trace.setdefault(name, []).append(where)
                     if decisions is not None and getattr(module, "decision", None) is not None:
                         decisions.append(module.decision)
+                    if penalties is not None and getattr(module, "penalty", None) is not None:
+                        penalties.append(module.penalty)
                     continue
                 if not self.sources[name]:  # a summary: no query
                     values[name] = self.attentions[name](keys)
@@ -353,7 +360,7 @@ class CompiledModel(nn.Module):
     # -- a whole sequence -------------------------------------------------------------
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor], state: State | None = None, *,
                 raw: bool = False, return_weights: bool = False, steps: int | None = None,
-                decisions: list[Decision] | None = None) -> Any:
+                decisions: list[Decision] | None = None, penalties: list[torch.Tensor] | None = None) -> Any:
         """Run a batch-first sequence, x (B, T, I) → y (B, T, O) (dicts by name for several).
 
         A ``sequence`` input is given whole, (B, S, size), and seen by every step; a model whose
@@ -363,7 +370,8 @@ class CompiledModel(nn.Module):
         ``dnc_memory``'s usage and read modes, and each attention block's weights over what it
         looks over, see :meth:`step`). An ``image`` input is given whole too, (B, size, size).
         ``decisions``: a list that collects what the sampling blocks chose, for REINFORCE
-        (:func:`cogdsl.reinforce.reinforce_loss`).
+        (:func:`cogdsl.reinforce.reinforce_loss`); ``penalties``: a list that collects each step's
+        penalties (B,) to add to the loss (a ``latent``'s KL divergence, :mod:`cogdsl.blocks.latent`).
         """
         given = self._check_sizes(x)
         per_step = {k: v for k, v in given.items() if self.input_kinds.get(k) not in WHOLE_KINDS}
@@ -386,7 +394,7 @@ class CompiledModel(nn.Module):
         for t in range(steps):
             x_t = {**{k: v[:, t] for k, v in per_step.items()}, **whole} if isinstance(x, dict) else (
                 x[:, t] if per_step else x)
-            y_t, state = self.step(x_t, state, raw=raw, trace=trace, decisions=decisions)
+            y_t, state = self.step(x_t, state, raw=raw, trace=trace, decisions=decisions, penalties=penalties)
             ys.append(y_t)
         if isinstance(ys[0], dict):
             y: Any = {name: torch.stack([y_t[name] for y_t in ys], dim=1) for name in self.output_names}

@@ -247,14 +247,24 @@ def _trace_alignment(name: str, task: Any, model: torch.nn.Module, step: int, ou
 def _trace_glimpses(name: str, task: Any, model: torch.nn.Module, step: int, out: Path, args: Any) -> int:
     """A model that looks at an image: print where each step looked on four images and draw
     ``glimpses.png``."""
-    from cogdsl.trace_visual import GLIMPSES_PNG, draw_glimpses, glimpse_table, record_glimpses
+    from cogdsl.trace_visual import (GENERATED_PNG, GLIMPSES_PNG, draw_glimpses, glimpse_table, record_generated,
+                                     record_glimpses)
 
-    _prepare_out(out, [GLIMPSES_PNG], args.force)
+    generates = bool(getattr(model, "penalized", None)) and task.output_size == task.input_size ** 2  # an image
+    _prepare_out(out, [GLIMPSES_PNG] + ([GENERATED_PNG] if generates else []), args.force)
     trace = record_glimpses(model, task, seed=args.seed)
     if not (trace.paths or trace.regions or trace.weights or trace.canvases):
         raise UsageError(f"{name} has no glimpse, spatial_transformer, draw or attention block to trace")
-    return _print_and_draw(glimpse_table(trace), lambda: draw_glimpses(
-        trace, out / GLIMPSES_PNG, f"{name}, step {step}: where each step looked"), out)
+
+    def draw() -> Path:
+        path = draw_glimpses(trace, out / GLIMPSES_PNG, f"{name}, step {step}: where each step looked")
+        if generates:  # images drawn from the prior; the print-and-draw tail reports the first file
+            generated = draw_glimpses(record_generated(model, task, seed=args.seed), out / GENERATED_PNG,
+                                      f"{name}, step {step}: drawn with each latent from its prior")
+            print(f"wrote {generated}")
+        return path
+
+    return _print_and_draw(glimpse_table(trace), draw, out)
 
 
 def trace_command(args: Any) -> int:

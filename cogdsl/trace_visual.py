@@ -8,11 +8,14 @@ for each ``attention`` block over a ``conv`` feature grid, its weights over the 
 every step, laid over the image; for DRAW, each ``draw_read``'s grid of filters (the square
 its centres span) on the image, and each ``draw_write``'s canvas after every step (Gregor et
 al. 2015, figure 2). ``cogdsl trace SPEC CHECKPOINT [--seed S]`` prints the locations and
-draws ``glimpses.png``::
+draws ``glimpses.png``; a model with ``latent`` blocks (DRAW as a generative model) also draws
+``generated.png``, images drawn with every latent taken from its prior (Gregor et al. 2015,
+figure 7)::
 
     trace = record_glimpses(model, task, images=4, seed=0)
     print(glimpse_table(trace))
     draw_glimpses(trace, "runs/ram_digits/trace/glimpses.png")
+    draw_glimpses(record_generated(model, task), "runs/draw_vae_digits/trace/generated.png")
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
+from cogdsl.blocks.latent import from_prior
 from cogdsl.blocks.visual import grid_side
-from cogdsl.tasks.base import Task
+from cogdsl.tasks.base import Batch, Task
 from cogdsl.viz import _save, run_batch
 
 GLIMPSES_PNG = "glimpses.png"
+GENERATED_PNG = "generated.png"
 
 _CORNERS = torch.tensor([[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 1.0, 1.0], [-1.0, 1.0, 1.0]])
 
@@ -89,8 +94,9 @@ def record_glimpses(model: torch.nn.Module, task: Task, images: int = 4, seed: i
             if kind == "draw_read":
                 regions[name] = corners
             else:
-                canvas = torch.sigmoid(trace[f"{name}:state"].float().cpu())
-                canvases[name] = canvas.view(*canvas.shape[:2], model.attentions[name].side, -1)
+                canvases[name] = _canvas(model, name, trace)
+        elif kind == "latent":
+            continue  # a latent's (mu, sigma) is not a place
         else:  # attention over a feature grid: (N, T, heads, regions)
             grid = grid_side(seen.shape[-1])
             for head in range(seen.shape[2]):
@@ -101,6 +107,30 @@ def record_glimpses(model: torch.nn.Module, task: Task, images: int = 4, seed: i
     target = tuple(int(i) for i in batch.targets[:, scored]) if classes else ()
     predicted = tuple(int(i) for i in logits[:, scored].argmax(-1)) if classes else ()
     return GlimpseTrace(pictures, target, predicted, paths, widths, regions, weights, canvases)
+
+
+def _canvas(model: torch.nn.Module, name: str, trace: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A draw_write block's canvas after each step, through a sigmoid: (N, T, A, A)."""
+    canvas = torch.sigmoid(trace[f"{name}:state"].float().cpu())
+    return canvas.view(*canvas.shape[:2], model.attentions[name].side, -1)
+
+
+@torch.no_grad()
+def record_generated(model: torch.nn.Module, task: Task, images: int = 8, seed: int = 0) -> GlimpseTrace:
+    """``images`` pictures ``model`` draws (in eval mode) with each ``latent`` sampled from its prior
+    N(0, I) under torch seed ``seed`` (the global generator is left as it was), from a blank input image:
+    ``images`` holds each final picture, ``canvases`` each draw_write block's canvas over the steps."""
+    batch = task.sample(images, torch.Generator().manual_seed(seed))
+    assert isinstance(batch.inputs, dict)
+    blank = Batch({**batch.inputs, "image": torch.zeros_like(batch.inputs["image"])}, batch.targets, batch.mask)
+    with torch.random.fork_rng(devices=[]), from_prior(model):
+        torch.manual_seed(seed)
+        logits, trace = run_batch(model, blank)
+    side = batch.inputs["image"].shape[-1]
+    canvases = {name: _canvas(model, name, trace) for name in model.attentions
+                if next(b.kind for b in model.spec.blocks if b.name == name) == "draw_write"}
+    pictures = torch.sigmoid(logits[:, -1].float().cpu()).view(images, side, side)
+    return GlimpseTrace(pictures, (), (), {}, {}, {}, {}, canvases)
 
 
 def glimpse_table(trace: GlimpseTrace) -> str:

@@ -286,12 +286,15 @@ def model_inputs(model: torch.nn.Module, inputs: torch.Tensor | dict[str, torch.
     return {name: inputs[kind] for name, kind in model.input_kinds.items()}
 
 
-def _logits(model: torch.nn.Module, batch: Batch, decisions: list[Decision] | None = None) -> torch.Tensor:
+def _logits(model: torch.nn.Module, batch: Batch, decisions: list[Decision] | None = None,
+            penalties: list[torch.Tensor] | None = None) -> torch.Tensor:
     # A whole input (a sequence, an image) has no time axis: the model is told how many steps to run.
     whole = isinstance(batch.inputs, dict) and any(kind in batch.inputs for kind in WHOLE_KINDS)
     steps = {"steps": batch.steps} if whole else {}
     if decisions is not None:
         steps["decisions"] = decisions
+    if penalties is not None:
+        steps["penalties"] = penalties
     y = model(model_inputs(model, batch.inputs), raw=True, **steps)
     return next(iter(y.values())) if isinstance(y, dict) else y
 
@@ -570,10 +573,13 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
                         batch = batch.to(device)
                     set_learning_rate(optimizer, config, step)
                     decisions: list[Decision] | None = [] if getattr(model, "stochastic", None) else None
-                    logits = _logits(model, batch, decisions)  # (B, T, O)
+                    penalties: list[torch.Tensor] | None = [] if getattr(model, "penalized", None) else None
+                    logits = _logits(model, batch, decisions, penalties)  # (B, T, O)
                     loss = task.loss_of(logits, batch)
                     objective = loss if not decisions else loss + reinforce_loss(
                         decisions, task.reward(logits.detach(), batch))
+                    if penalties:  # summed over steps, averaged over the batch, like the task's loss
+                        objective = objective + torch.stack(penalties).sum(0).mean()
                     objective.backward()
                     apply_gradients(parameters, optimizer, config)
                     with torch.no_grad():
