@@ -87,9 +87,13 @@ def draw_alignment(trace: AlignmentTrace, path: str | Path, title: str | None = 
                  layout="constrained")
     axes = fig.subplots(1, max(len(panels), 1), squeeze=False)[0]
     for ax, (label, matrix) in zip(axes, panels, strict=False):
-        # Attention weights lie in [0, 1]; a Graves window's are unnormalised and may exceed 1.
-        ax.imshow(matrix.numpy(), aspect="equal", interpolation="nearest", cmap="gray", vmin=0.0,
-                  vmax=max(1.0, float(matrix.max())))
+        # Attention weights lie in [0, 1]; a Graves window's are unnormalised and may exceed 1, so each
+        # of its rows is shown relative to its own peak.
+        scaled = bool(matrix.max() > 1.0)
+        if scaled:
+            matrix = matrix / matrix.max(-1, keepdim=True).values.clamp_min(1e-12)
+            label = f"{label} (each row over its peak)"
+        ax.imshow(matrix.numpy(), aspect="equal", interpolation="nearest", cmap="gray", vmin=0.0, vmax=1.0)
         ax.set_xticks(range(length), [str(s) for s in trace.source], fontsize=8)
         ax.set_yticks(range(steps), [f"{p}" + ("" if p == t else f" ({t})") for p, t in
                                      zip(trace.predicted, trace.target, strict=True)], fontsize=8)
