@@ -1,6 +1,7 @@
-"""``cogdsl bench``: the NTM memory step, the DNC step and a whole training step, timed on every execution path.
+"""``cogdsl bench``: the NTM memory step, the DNC step, additive attention and a whole training step, timed on
+every execution path.
 
-Three sections, each a table with one row per (memory size, path):
+Four sections, each a table with one row per (size, path):
 
 * **memory step** -- :func:`cogdsl.ops.ntm_memory_step` with 1 read and 1 write head, shift
   offsets -1..1, float32, at batch B, width W and each slot count N: the forward alone (under
@@ -14,6 +15,12 @@ Three sections, each a table with one row per (memory size, path):
   slot count N: the forward alone and the forward plus the backward of a fixed random
   projection of all six outputs (weightings, reads, memory, usage, links, precedence) with
   respect to every input (interface vector, memory, last weightings, usage, links, precedence);
+* **additive attention** -- :func:`cogdsl.ops.additive_attention` (Bahdanau's score
+  v·tanh(qp + kp_i), the softmax over the S elements and the context Σ_i a_i k_i), float32, at
+  batch B, 1 head and each sequence length S and width A = D: the forward alone and the forward
+  plus the backward of a fixed random projection of both outputs (context, weights) with
+  respect to all four inputs. CUDA only: it compares the kernel with eager PyTorch and
+  ``torch.compile``, and has no Triton row to compare with on a CPU, so there it is not run;
 * **training step** -- a spec compiled by :func:`cogdsl.compile`, trained as ``cogdsl train``
   trains it (the spec's task, loss, gradient clipping and optimizer): the forward over one
   batch of sequences alone, and one whole step (forward, loss, backward, clip, optimizer step).
@@ -25,7 +32,8 @@ Paths:
 * ``eager-reference`` -- the plain autograd equations, :mod:`cogdsl.ops.ntm` (memory step only);
 * ``compiled-reference`` -- ``torch.compile`` of the reference: of
   :func:`cogdsl.ops.ntm.ntm_memory_step`, of the DNC step (:func:`dnc_step`) on the ``torch``
-  backend, and of the model's time step (``CompiledModel.step``, one graph reused for every step:
+  backend, of :func:`cogdsl.ops.attention.additive_attention`, and of the model's time step
+  (``CompiledModel.step``, one graph reused for every step:
   compiling the whole unrolled sequence takes minutes) on the ``torch`` backend.
 
 A time is the median of repeated calls after warm-up calls (:class:`Timing`; CUDA events on a GPU).
@@ -33,7 +41,10 @@ GB/s divide the bytes that must move -- the memory read once and written once --
 forward 2·B·N·W·itemsize (M read, M' written), forward + backward 5·B·N·W·itemsize (adding the
 backward's reads of M and dM' and its write of dM); for the DNC step the link matrix L (B, N, N) is
 counted with M: forward 2·B·(N² + N·W)·itemsize, forward + backward 5·B·(N² + N·W)·itemsize
-(:func:`dnc_step_bytes`). On CUDA each GB/s is also given as a
+(:func:`dnc_step_bytes`); for additive attention the key projection kp (B, H, S, A) and the
+keys (B, S, D) are read once forward, and read once and their gradients written once backward:
+forward B·(H·S·A + S·D)·itemsize, forward + backward 3·B·(H·S·A + S·D)·itemsize
+(:func:`additive_attention_bytes`). On CUDA each GB/s is also given as a
 percentage of the device's copy bandwidth, measured by copying a 1 GiB buffer.
 """
 
@@ -71,6 +82,9 @@ __all__ = [
     "BenchOptions",
     "BenchResult",
     "Row",
+    "additive_attention_bytes",
+    "additive_attention_inputs",
+    "additive_attention_paths",
     "bench",
     "bench_command",
     "copy_bandwidth_gbps",
@@ -85,15 +99,21 @@ __all__ = [
 
 TRITON, EAGER, EAGER_REFERENCE, COMPILED_REFERENCE = "triton", "eager", "eager-reference", "compiled-reference"
 MEMORY_STEP, DNC_STEP, TRAINING_STEP = "memory step", "dnc step", "training step"
-SECTIONS = (MEMORY_STEP, DNC_STEP, TRAINING_STEP)
+ADDITIVE_ATTENTION = "additive attention"
+SECTIONS = (MEMORY_STEP, DNC_STEP, ADDITIVE_ATTENTION, TRAINING_STEP)
 DEFAULT_SLOTS = (128, 4096, 65536)
 DEFAULT_DNC_SLOTS = (256, 1024)
+#: Additive attention's sequence lengths S and widths A = D (score units = key width), each with each.
+DEFAULT_ATTENTION_LENGTHS = (50, 100, 200, 400)
+DEFAULT_ATTENTION_WIDTHS = (64, 256)
 DEFAULT_SPEC = "specs/ntm_copy.yaml"
 
 #: The memory step's heads: 1 read and 1 write head with shift offsets -1..1, as the NTM copy model has.
 HEADS, WRITE_HEADS, SHIFTS = 2, 1, 3
 #: The DNC step's heads: 4 read heads and 1 write head, as in the DNC paper.
 DNC_READS, DNC_WRITES = 4, 1
+#: Additive attention's heads: 1, as in Bahdanau et al. 2015.
+ATTENTION_HEADS = 1
 #: The spec the DNC step's group is compiled from (the controller and the output only give it an interface).
 DNC_SPEC = """cogdsl 1
 model dnc_bench
@@ -112,6 +132,12 @@ DNC_BYTES_NOTE = ("GB/s = bytes that must move / time, the link matrix L (B, N, 
                   "written once: fwd 2·B·(N² + N·W)·{size} (L and M read, L' and M' written); fwd+bwd "
                   "5·B·(N² + N·W)·{size} (adds the backward's reads of L, M, dL', dM' and writes of dL, dM); "
                   "usage, precedence and weightings (B·N each) are not counted")
+ATTENTION_BYTES_NOTE = ("GB/s = bytes that must move / time, the key projection kp (B, H, S, A) and the keys K "
+                        "(B, S, D): fwd B·(H·S·A + S·D)·{size} (kp and K read once); fwd+bwd 3·B·(H·S·A + S·D)·{size} "
+                        "(adds the backward's reads of kp and K and writes of dkp and dK); qp, v, the context and the "
+                        "weights (B·H·(A + D + S)) are not counted")
+ATTENTION_NEEDS_GPU = ("additive attention: not run: it compares the Triton kernel with eager PyTorch and "
+                       "torch.compile, and needs a CUDA GPU")
 #: What each path runs, per section.
 PATH_NOTES = {
     MEMORY_STEP: {
@@ -124,6 +150,11 @@ PATH_NOTES = {
         TRITON: "every op of the step on its Triton kernel",
         EAGER: "cogdsl's torch backend",
         COMPILED_REFERENCE: "torch.compile of the eager step",
+    },
+    ADDITIVE_ATTENTION: {
+        TRITON: "the fused Triton kernel (kernels/additive.py)",
+        EAGER: "cogdsl's torch backend: cogdsl.ops.attention.additive_attention, plain autograd",
+        COMPILED_REFERENCE: "torch.compile(cogdsl.ops.attention.additive_attention)",
     },
     TRAINING_STEP: {
         TRITON: "backend auto: the Triton kernels where cogdsl has one, the torch backend elsewhere",
@@ -141,12 +172,15 @@ class BenchOptions:
     """What to time: the sizes, the sections, and how many calls.
 
     ``train_slots`` None times the training step at the spec's own memory size; ``warmup`` and
-    ``repeats`` None take :meth:`Timing.default` for the device.
+    ``repeats`` None take :meth:`Timing.default` for the device. Additive attention is timed at
+    every (``attention_lengths``, ``attention_widths``) pair, with A = D = the width.
     """
 
     spec: str = DEFAULT_SPEC
     slots: tuple[int, ...] = DEFAULT_SLOTS
     dnc_slots: tuple[int, ...] = DEFAULT_DNC_SLOTS
+    attention_lengths: tuple[int, ...] = DEFAULT_ATTENTION_LENGTHS
+    attention_widths: tuple[int, ...] = DEFAULT_ATTENTION_WIDTHS
     batch: int = 64
     width: int = 20
     length: int | None = None
@@ -162,13 +196,16 @@ class BenchOptions:
     def check(self) -> None:
         """Raise :class:`UsageError` on a size or count out of range."""
         for name, values in (("--slots", self.slots), ("--dnc-slots", self.dnc_slots),
-                             ("--train-slots", self.train_slots or ())):
+                             ("--train-slots", self.train_slots or ()), ("attention_lengths", self.attention_lengths),
+                             ("attention_widths", self.attention_widths)):
             for value in values:
                 _check_at_least(name, value, 1)
         if not self.slots and MEMORY_STEP in self.sections:
             raise UsageError("--slots needs at least one slot count")
         if not self.dnc_slots and DNC_STEP in self.sections:
             raise UsageError("--dnc-slots needs at least one slot count")
+        if not (self.attention_lengths and self.attention_widths) and ADDITIVE_ATTENTION in self.sections:
+            raise UsageError("additive attention needs at least one sequence length and one width")
         _check_at_least("--batch", self.batch, 1)
         _check_at_least("--width", self.width, 1)
         _check_at_least("--warmup", self.warmup, 0)
@@ -214,7 +251,9 @@ class Row:
     """One path's times at one size; ``note`` says why a path has no time, or how long it compiled.
 
     For the memory step ``steps`` is 1; for the training step it is the sequence's time steps T,
-    ``ms_forward`` the forward over the sequence and ``ms_forward_backward`` the whole step.
+    ``ms_forward`` the forward over the sequence and ``ms_forward_backward`` the whole step. For
+    additive attention ``slots`` is the sequence length S, ``width`` the key width D and
+    ``hidden`` the score units A (None in the other sections).
     """
 
     section: str
@@ -235,6 +274,8 @@ class Row:
     ratio: float | None = None
     #: the path ``ratio`` divides by
     baseline: str | None = None
+    #: additive attention's score units A per head
+    hidden: int | None = None
 
     @property
     def gbps_forward(self) -> float | None:
@@ -266,12 +307,16 @@ class BenchResult:
     triton_note: str | None = None
     #: the model the training step trained (None when that section was not run)
     spec_name: str | None = None
+    #: sections asked for but not run here, each with why
+    skipped: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"command": self.command, "machine": self.machine, "copy_gbps": self.copy_gbps,
                 "spec_name": self.spec_name,
-                "triton_note": self.triton_note, "bytes_definition": BYTES_NOTE.format(size="itemsize"),
+                "triton_note": self.triton_note, "skipped": self.skipped,
+                "bytes_definition": BYTES_NOTE.format(size="itemsize"),
                 "dnc_bytes_definition": DNC_BYTES_NOTE.format(size="itemsize"),
+                "attention_bytes_definition": ATTENTION_BYTES_NOTE.format(size="itemsize"),
                 "rows": [row.to_json() for row in self.rows]}
 
 
@@ -293,6 +338,19 @@ def dnc_step_bytes(batch: int, slots: int, width: int, write_heads: int = DNC_WR
     """
     elements = batch * (write_heads * slots * slots + slots * width)
     return 2 * elements * itemsize, 5 * elements * itemsize
+
+
+def additive_attention_bytes(batch: int, heads: int, length: int, hidden: int, width: int,
+                             itemsize: int = 4) -> tuple[int, int]:
+    """(forward, forward + backward) bytes that must move in additive attention: E and 3·E, E = B·(H·S·A + S·D).
+
+    The model: the key projection kp (B, H, S, A) and the keys K (B, S, D) are the arrays of
+    size S; the forward must read each once (the context and the weights it writes are
+    B·H·(D + S), small next to them). The backward reads kp and K once more and writes dkp and
+    dK once. qp, v, the context, the weights and their gradients are not counted.
+    """
+    elements = batch * (heads * length * hidden + length * width)
+    return elements * itemsize, 3 * elements * itemsize
 
 
 # -- timing -------------------------------------------------------------------------------------------
@@ -623,6 +681,76 @@ def bench_dnc_step(options: BenchOptions, device: torch.device, *, timing: Timin
     return rows
 
 
+# -- additive attention ----------------------------------------------------------------------------------
+
+
+def additive_attention_inputs(batch: int, heads: int, length: int, hidden: int, width: int, device: torch.device,
+                              seed: int = 0) -> tuple[list[Tensor], list[Tensor]]:
+    """Random inputs of :func:`cogdsl.ops.additive_attention` (requiring grad), and projections of its outputs.
+
+    Returns (query_projection (B, H, A), key_projection (B, H, S, A), v (H, A), keys (B, S, D)),
+    the projections normal as a linear layer's outputs and v uniform in ±1/sqrt(A) as the block
+    initialises it; and (g_context, g_weights), the tensors the backward's loss projects the
+    context (B, H, D) and the weights (B, H, S) onto.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def normal(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=generator)
+
+    bound = 1 / math.sqrt(hidden)
+    inputs = [
+        normal(batch, heads, hidden),
+        normal(batch, heads, length, hidden),
+        (2 * torch.rand(heads, hidden, generator=generator) - 1) * bound,
+        normal(batch, length, width),
+    ]
+    projections = [normal(batch, heads, width), normal(batch, heads, length)]
+    return ([t.to(device).requires_grad_(True) for t in inputs], [t.to(device) for t in projections])
+
+
+def additive_attention_paths(device: torch.device, compile: bool) -> dict[str, tuple[Callable[..., Any],
+                                                                                          str | None]]:
+    """Path name -> (a function with ``additive_attention``'s arguments, the backend forced around it)."""
+    from cogdsl import ops
+    from cogdsl.ops import attention
+
+    functions: dict[str, tuple[Callable[..., Any], str | None]] = {}
+    if device.type == "cuda":
+        functions[TRITON] = (ops.additive_attention, "triton")
+    functions[EAGER] = (ops.additive_attention, "torch")
+    if compile:  # compiled in _time_step, one size at a time
+        functions[COMPILED_REFERENCE] = (attention.additive_attention, None)
+    return functions
+
+
+def bench_additive_attention(options: BenchOptions, device: torch.device, *, timing: Timing,
+                             progress: Callable[[str], None]) -> list[Row]:
+    """One row per (sequence length S, width A = D, path): additive attention's forward and forward+backward times.
+
+    :func:`bench` runs it on CUDA only (it is there to compare the kernel with the other paths);
+    called directly it runs the paths that run on ``device``.
+    """
+    rows: list[Row] = []
+    functions = additive_attention_paths(device, options.compile)
+    for width in options.attention_widths:
+        for length in options.attention_lengths:
+            inputs, projections = additive_attention_inputs(options.batch, ATTENTION_HEADS, length, width, width,
+                                                            device)
+            nbytes = additive_attention_bytes(options.batch, ATTENTION_HEADS, length, width, width,
+                                              inputs[0].element_size())
+            for path, (function, backend) in functions.items():
+                progress(f"additive attention, S={length}, A=D={width}: {path}")
+                row = Row(ADDITIVE_ATTENTION, path, options.batch, length, width, 1, *nbytes, hidden=width)
+                _fill_row(row, partial(_time_step, path, function, inputs, projections, row, timing=timing,
+                                       device=device, backend=backend))
+                rows.append(row)
+                _free(device)
+            del inputs, projections
+            _free(device)
+    return rows
+
+
 # -- the training step -----------------------------------------------------------------------------------
 
 
@@ -733,10 +861,13 @@ def bench_training_step(options: BenchOptions, setup: _TrainingSetup, device: to
 
 
 def add_ratios(rows: list[Row]) -> None:
-    """Set each row's ratio: its fwd+bwd time / triton's at the same section and size (eager's without triton)."""
-    groups: dict[tuple[str, int], list[Row]] = {}
+    """Set each row's ratio: its fwd+bwd time / triton's at the same section and size (eager's without triton).
+
+    The size is (N, W), or (S, D, A) for additive attention.
+    """
+    groups: dict[tuple[str, int, int, int | None], list[Row]] = {}
     for row in rows:
-        groups.setdefault((row.section, row.slots), []).append(row)
+        groups.setdefault((row.section, row.slots, row.width, row.hidden), []).append(row)
     for group in groups.values():
         times = {r.path: r.ms_forward_backward for r in group if r.ms_forward_backward}
         baseline = TRITON if TRITON in times else EAGER if EAGER in times else None
@@ -791,18 +922,30 @@ def _compile_note(row: Row) -> str:
     return note
 
 
+def _size_cells(row: Row) -> list[str]:
+    """The size columns of a row: S, A, D for additive attention, else N ('-' for no memory)."""
+    if row.section == ADDITIVE_ATTENTION:
+        return [str(row.slots), str(row.hidden), str(row.width)]
+    return [str(row.slots) if row.slots else "-"]
+
+
 def render_table(rows: list[Row], copy_gbps: float | None) -> str:
-    """A plain-text table: N | path | ms fwd | ms fwd+bwd | GB/s fwd | GB/s fwd+bwd | ratio | note."""
+    """A plain-text table: N | path | ms fwd | ms fwd+bwd | GB/s fwd | GB/s fwd+bwd | ratio | note.
+
+    Additive attention's rows have S | A | D where the others have N.
+    """
     suffix = " (% copy)" if copy_gbps is not None else ""
-    header = ["N", "path", "ms fwd", "ms fwd+bwd", f"GB/s fwd{suffix}", f"GB/s fwd+bwd{suffix}", "ratio", "note"]
+    sizes = ["S", "A", "D"] if rows and rows[0].section == ADDITIVE_ATTENTION else ["N"]
+    header = [*sizes, "path", "ms fwd", "ms fwd+bwd", f"GB/s fwd{suffix}", f"GB/s fwd+bwd{suffix}", "ratio", "note"]
     cells = [header]
     for r in rows:
         note = r.note or _compile_note(r)
-        cells.append([str(r.slots) if r.slots else "-", r.path, _num(r.ms_forward), _num(r.ms_forward_backward),
+        cells.append([*_size_cells(r), r.path, _num(r.ms_forward), _num(r.ms_forward_backward),
                       _gbps_cell(r.gbps_forward, copy_gbps), _gbps_cell(r.gbps_forward_backward, copy_gbps),
                       f"{r.ratio:.2f}x" if r.ratio is not None else "-", note])
     widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-    right = {0, 2, 3, 4, 5, 6}
+    path_column = len(sizes)
+    right = set(range(len(header) - 1)) - {path_column}
     lines = []
     for line in cells:
         text = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
@@ -821,6 +964,7 @@ def render(result: BenchResult) -> str:
         out.append(f"copy bandwidth: {result.copy_gbps:.0f} GB/s (dst.copy_(src) of 1 GiB, 2 x bytes / time)")
     if result.triton_note:
         out.append(result.triton_note)
+    out += result.skipped
     for section in SECTIONS:
         rows = [r for r in result.rows if r.section == section]
         if not rows:
@@ -837,6 +981,12 @@ def render(result: BenchResult) -> str:
             times = ("ms fwd: forward under no_grad; ms fwd+bwd: forward + backward of a projection of all 6 outputs "
                      "(weightings, reads, memory, usage, links, precedence)")
             moved = DNC_BYTES_NOTE.format(size="4")
+        elif section == ADDITIVE_ATTENTION:
+            title = (f"additive attention: ops.additive_attention, B={first.batch}, {ATTENTION_HEADS} head, "
+                     "S elements, A score units, D key width, float32")
+            times = ("ms fwd: forward under no_grad; ms fwd+bwd: forward + backward of a projection of both outputs "
+                     "(context, weights) with respect to all 4 inputs")
+            moved = ATTENTION_BYTES_NOTE.format(size="4")
         else:
             memory = f"W={first.width}" if first.width else "no memory"
             title = f"training step: {result.spec_name}, B={first.batch}, T={first.steps} time steps, {memory}, float32"
@@ -845,8 +995,9 @@ def render(result: BenchResult) -> str:
             moved = ("GB/s: the memory step's bytes only, T x the memory step's (fwd 2·B·N·W·4, fwd+bwd 5·B·N·W·4), "
                      "M read once and written once per time step; the controller's traffic is not counted")
         baselines = {r.baseline for r in rows if r.baseline}
-        ratio = (f"ratio: ms fwd+bwd / {baselines.pop()}'s at the same N (how many times slower)" if len(baselines) == 1
-                 else "ratio: -")
+        size = "S, A and D" if section == ADDITIVE_ATTENTION else "N"
+        ratio = (f"ratio: ms fwd+bwd / {baselines.pop()}'s at the same {size} (how many times slower)"
+                 if len(baselines) == 1 else "ratio: -")
         legend = "; ".join(f"{p} = {PATH_NOTES[section][p]}" for p in dict.fromkeys(r.path for r in rows))
         out += ["", title, render_table(rows, result.copy_gbps), f"  {times}", f"  {moved}", f"  {ratio}",
                 f"  {legend}"]
@@ -882,6 +1033,11 @@ def bench(options: BenchOptions, *, progress: Callable[[str], None] | None = Non
             result.rows += bench_memory_step(options, device, timing=timing, progress=say)
         if DNC_STEP in options.sections:
             result.rows += bench_dnc_step(options, device, timing=timing, progress=say)
+        if ADDITIVE_ATTENTION in options.sections:
+            if device.type == "cuda":
+                result.rows += bench_additive_attention(options, device, timing=timing, progress=say)
+            else:
+                result.skipped.append(ATTENTION_NEEDS_GPU)
         if setup is not None:
             result.rows += bench_training_step(options, setup, device, timing=timing, progress=say)
     finally:
@@ -902,8 +1058,8 @@ def options_from_args(args: Any) -> BenchOptions:
 
 def bench_command(args: Any) -> int:
     """``cogdsl bench [SPEC] [--slots N ...] [--dnc-slots N ...] [--batch B] [--width W] [--len T]
-    [--train-slots N ...] [--warmup K] [--repeats R] [--no-compile] [--only memory-step|dnc-step|training-step]
-    [--threads T] [--json PATH]``.
+    [--train-slots N ...] [--warmup K] [--repeats R] [--no-compile]
+    [--only memory-step|dnc-step|training-step|additive-attention] [--threads T] [--json PATH]``.
 
     Prints the tables on standard output and what is being timed on standard error.
     """

@@ -10,12 +10,15 @@ One file per family, each with its forward kernel, its backward kernel, the
 * :mod:`~cogdsl.kernels.memory_step` -- one memory's whole step (every head's addressing,
   the reads and the write) in one launch forward and one backward;
 * :mod:`~cogdsl.kernels.dnc` -- the DNC's usage, allocation (sorted on the GPU), temporal
-  links and directional weightings.
+  links and directional weightings;
+* :mod:`~cogdsl.kernels.additive` -- additive (Bahdanau) attention over a sequence: score,
+  softmax and context fused (online softmax, tiled over the sequence).
 
-The PyTorch references they are tested against are :mod:`cogdsl.ops.ntm`. Programs run
-one per batch element and walk the slots in tiles of ``BLOCK_N``, so any slot count works
-(65,536 and beyond) with the same kernel; shared tile-level pieces are in
-:mod:`~cogdsl.kernels.tiles`.
+The PyTorch references they are tested against are :mod:`cogdsl.ops.ntm`, :mod:`cogdsl.ops.dnc`
+and :mod:`cogdsl.ops.attention`. Programs run one per batch element (the attention forward:
+one per batch element and head) and walk the slots, or the sequence, in tiles of ``BLOCK_N``
+(``BLOCK_S``), so any slot count works (65,536 and beyond) with the same kernel; shared
+tile-level pieces are in :mod:`~cogdsl.kernels.tiles`.
 
 They are registered as the ``"triton"`` backend of :mod:`cogdsl.ops` here, lazily: nothing
 imports Triton until a Triton op is first called. The backend takes CUDA tensors, or CPU
@@ -48,6 +51,7 @@ OPS: dict[str, str] = {
     "dnc_allocation": "dnc",
     "dnc_link": "dnc",
     "dnc_directional": "dnc",
+    "additive_attention": "additive",
 }
 
 _max_slots: contextvars.ContextVar[int | None] = contextvars.ContextVar("cogdsl_max_tile_slots", default=None)

@@ -18,19 +18,32 @@ import torch
 
 from cogdsl import ops
 from cogdsl.bench import (
+    ADDITIVE_ATTENTION,
+    ATTENTION_NEEDS_GPU,
     COMPILED_REFERENCE,
     EAGER,
     NEEDS_GPU,
     TRITON,
+    BenchOptions,
+    BenchResult,
     Row,
+    Timing,
     add_ratios,
+    additive_attention_bytes,
+    additive_attention_inputs,
+    additive_attention_paths,
+    bench_additive_attention,
     dnc_group,
     dnc_step,
     dnc_step_backends,
     dnc_step_inputs,
+    machine,
+    render,
     render_table,
 )
 from cogdsl.cli import main
+from cogdsl.errors import UsageError
+from cogdsl.ops import attention
 from tests.tiny import tiny_ntm
 
 BATCH, WIDTH, SLOTS, DNC_SLOTS = 2, 6, (8, 20), (8, 12)
@@ -285,3 +298,85 @@ def test_spec_without_train_section_exits_1(tmp_path):
     code, out, err = run_cli(["bench", str(path), "--no-compile", "--slots", "8"])
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and "has no train: section" in err and "Traceback" not in err
+
+
+# -- additive attention -------------------------------------------------------------------------------
+
+
+def test_cpu_bench_does_not_run_additive_attention_and_says_so(cpu_run):
+    code, out, err, data = cpu_run
+    assert code == 0, err
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert ATTENTION_NEEDS_GPU in out.splitlines()
+    assert "additive attention:" not in out.replace(ATTENTION_NEEDS_GPU, "")  # no table
+    assert data["skipped"] == [ATTENTION_NEEDS_GPU]
+    assert ADDITIVE_ATTENTION not in {row["section"] for row in data["rows"]}
+
+
+def test_additive_attention_paths():
+    """Triton first on CUDA (the ratios' baseline), then the torch backend, then torch.compile of the reference."""
+    on_gpu = additive_attention_paths(torch.device("cuda"), compile=True)
+    assert list(on_gpu) == [TRITON, EAGER, COMPILED_REFERENCE]
+    assert on_gpu[TRITON] == (ops.additive_attention, "triton")
+    assert on_gpu[EAGER] == (ops.additive_attention, "torch")
+    assert on_gpu[COMPILED_REFERENCE] == (attention.additive_attention, None)
+    assert list(additive_attention_paths(torch.device("cpu"), compile=False)) == [EAGER]
+
+
+def test_additive_attention_inputs_are_what_the_block_makes():
+    inputs, projections = additive_attention_inputs(3, 2, 7, 5, 4, torch.device("cpu"))
+    v = inputs[2]
+    assert [tuple(t.shape) for t in inputs] == [(3, 2, 5), (3, 2, 7, 5), (2, 5), (3, 7, 4)]
+    assert all(t.requires_grad and t.dtype == torch.float32 for t in inputs)
+    assert 0 < v.abs().max() <= 1 / 5 ** 0.5  # the block's initialisation of v
+    assert [tuple(p.shape) for p in projections] == [(3, 2, 4), (3, 2, 7)]  # context, weights
+    with torch.no_grad():
+        _, weights = ops.additive_attention(*inputs)
+    assert torch.allclose(weights.sum(-1), torch.ones(3, 2)) and float(weights.std()) > 0
+
+
+def test_additive_attention_section_on_the_cpu_at_tiny_sizes():
+    """Called directly (bench() runs it on CUDA only), the section times every path that runs here: one row per
+    (S, A = D, path), with its bytes, and a table with S, A and D columns."""
+    options = BenchOptions(attention_lengths=(5, 9), attention_widths=(3, 4), batch=2, compile=False)
+    progress: list[str] = []
+    rows = bench_additive_attention(options, torch.device("cpu"), timing=Timing(0, 1), progress=progress.append)
+    add_ratios(rows)
+    assert [(r.slots, r.hidden, r.width, r.path) for r in rows] == [(s, w, w, EAGER) for w in (3, 4) for s in (5, 9)]
+    assert progress[0] == "additive attention, S=5, A=D=3: eager"
+    for row in rows:
+        assert row.section == ADDITIVE_ATTENTION and row.batch == 2 and row.steps == 1
+        elements = 2 * (row.slots * row.hidden + row.slots * row.width)  # 1 head: kp (S, A) and the keys (S, D)
+        assert (row.bytes_forward, row.bytes_forward_backward) == (elements * 4, 3 * elements * 4)
+        assert (row.bytes_forward, row.bytes_forward_backward) == additive_attention_bytes(2, 1, row.slots,
+                                                                                           row.hidden, row.width)
+        assert row.ms_forward > 0 and row.ms_forward_backward > 0 and not row.note
+        assert (row.ratio, row.baseline) == (1.0, EAGER)  # each size is its own group
+    result = BenchResult(command="cogdsl bench", machine=machine(torch.device("cpu")), copy_gbps=None, rows=rows)
+    text = render(result)
+    assert "additive attention: ops.additive_attention, B=2, 1 head" in text
+    lines = text.splitlines()
+    header = next(line for line in lines if line.split()[:4] == ["S", "A", "D", "path"])
+    body = lines[lines.index(header) + 1: lines.index(header) + 5]
+    assert [line.split()[:4] for line in body] == [[str(s), str(w), str(w), EAGER] for w in (3, 4) for s in (5, 9)]
+    assert "3·B·(H·S·A + S·D)·4" in text and "at the same S, A and D" in text
+
+
+def test_ratios_of_additive_attention_compare_the_same_s_a_and_d():
+    def row(path: str, length: int, width: int, ms: float) -> Row:
+        return Row(ADDITIVE_ATTENTION, path, 64, length, width, 1, 1, 1, ms_forward=ms, ms_forward_backward=ms,
+                   hidden=width)
+
+    rows = [row(TRITON, 50, 64, 1.0), row(EAGER, 50, 64, 4.0), row(TRITON, 50, 256, 2.0), row(EAGER, 50, 256, 3.0)]
+    add_ratios(rows)
+    assert [(r.ratio, r.baseline) for r in rows] == [(1.0, TRITON), (4.0, TRITON), (1.0, TRITON), (1.5, TRITON)]
+
+
+@pytest.mark.parametrize("field", ["attention_lengths", "attention_widths"])
+def test_attention_sizes_are_checked(field):
+    with pytest.raises(UsageError, match=f"{field} must be at least 1, got 0"):
+        BenchOptions(**{field: (50, 0)}).check()
+    with pytest.raises(UsageError, match="at least one sequence length and one width"):
+        BenchOptions(**{field: ()}).check()
+    BenchOptions(**{field: ()}, sections=("memory step",)).check()  # not timed: not needed

@@ -24,10 +24,12 @@ al. 2015; Luong et al. 2015; Vaswani et al. 2017)::
     a = softmax_i(e);   context_h = sum_i a_i k_i   (the values are the keys)
 
 The value of the block is every head's context, concatenated: (B, heads x D). That is
-``soft`` attention, the expected glimpse. ``hard`` attention (Xu et al. 2015, 4.1) samples
-one element per head, i ~ a, and returns k_i; the choice learns by REINFORCE (see
-:mod:`cogdsl.reinforce`), with a learned baseline and an entropy bonus. Evaluation takes
-the most likely element.
+``soft`` attention, the expected glimpse. For the additive score, the score, the softmax
+and the context are one op, :func:`cogdsl.ops.additive_attention`: a fused Triton kernel
+on a GPU, the PyTorch reference (the same equations) on a CPU. ``hard`` attention (Xu et
+al. 2015, 4.1) samples one element per head, i ~ a, and returns k_i; the choice learns by
+REINFORCE (see :mod:`cogdsl.reinforce`), with a learned baseline and an entropy bonus.
+Evaluation takes the most likely element.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cogdsl import ops
 from cogdsl.blocks.base import BlockKind, Param, register
 from cogdsl.reinforce import Decision
 
@@ -268,12 +271,22 @@ class Attention(nn.Module):
                 with_weights: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """query (B, Q), keys (B, S, D) → context (B, heads x D) and the weights (B, heads, S).
 
-        ``scaled_dot`` without ``with_weights`` goes through ``F.scaled_dot_product_attention``,
-        which forms no weights: they are then None.
+        ``additive`` goes through :func:`cogdsl.ops.additive_attention` (score, softmax and
+        context fused), which returns the weights as well. ``scaled_dot`` without
+        ``with_weights`` goes through ``F.scaled_dot_product_attention``, which forms no
+        weights: they are then None. Hard attention (:meth:`sample`) takes the scores'
+        log-softmax instead, for the log-probability and the entropy.
         """
         batch = keys.shape[0]
         if self.mode == "hard":
             return self.sample(query, keys, projected_keys)
+        if self.score == "additive":  # score, softmax and context in one op (one kernel each way on a GPU)
+            projected_query = self.query_proj(query).view(batch, self.heads, -1)
+            if projected_keys is None:
+                projected_keys = self.project_keys(keys)
+            assert projected_keys is not None
+            context, weights = ops.additive_attention(projected_query, projected_keys, self.v, keys)
+            return context.reshape(batch, -1), weights
         if self.score == "scaled_dot" and not with_weights:
             projected_query = self.query_proj(query).view(batch, self.heads, 1, self.key_size)
             expanded = keys.unsqueeze(1).expand(batch, self.heads, *keys.shape[1:])

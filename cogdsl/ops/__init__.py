@@ -11,7 +11,7 @@ lookup, not the check), then calls the implementation chosen by :mod:`cogdsl.ops
 ``with cogdsl.ops.use_backend("torch"):`` or ``COGDSL_BACKEND=torch``.
 
 Shape letters: B batch, H heads, N memory slots, W slot width, K = 2s+1 shift offsets
-(−s..s).
+(−s..s); for attention over a sequence, S elements, A score units per head, D key width.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from cogdsl import kernels as _kernels  # noqa: F401  (registers the "triton" backend, lazily)
+from cogdsl.ops import attention as _attention  # noqa: F401  (registers additive_attention's "torch" backend)
 from cogdsl.ops import dnc as _dnc  # noqa: F401  (registers the DNC ops' "torch" backend)
 from cogdsl.ops import ntm as _ntm
 from cogdsl.ops import ntm_grad as _ntm_grad  # noqa: F401  (registers the "torch" backend)
@@ -35,6 +36,7 @@ __all__ = [
     "BACKENDS",
     "SIMILARITIES",
     "BackendUnavailableError",
+    "additive_attention",
     "content_weights",
     "current_backend",
     "dnc_allocation",
@@ -63,6 +65,9 @@ _DIM_NAMES = {
     "V": "write head count",
     "R": "read head count",
     "M": "slot count",
+    "S": "sequence length",
+    "A": "score width",
+    "D": "key width",
 }
 
 # (op, argument shapes..., options...) keys that passed their checks; see _remember.
@@ -501,3 +506,48 @@ def dnc_directional(link: Tensor, read_weights: Tensor) -> tuple[Tensor, Tensor]
             raise ValueError(f"dnc_directional: link has shape {tuple(link.shape)} but must be square (B, N, N)")
         _remember(key)
     return _resolve("dnc_directional", link.is_cuda)(link, read_weights)
+
+
+# -- attention over a sequence -------------------------------------------------------------------
+
+
+def additive_attention(query_projection: Tensor, key_projection: Tensor, v: Tensor,
+                       keys: Tensor) -> tuple[Tensor, Tensor]:
+    """Additive (Bahdanau) attention: the score, the softmax over the sequence and the context, in one op.
+
+        e[b, h, i] = v_h · tanh(qp[b, h] + kp[b, h, i])
+        a[b, h, i] = exp(e[b, h, i]) / Σ_j exp(e[b, h, j])
+        ctx[b, h]  = Σ_i a[b, h, i] · k[b, i]
+
+    The projections are inputs, not parameters of the op: qp = W_h q changes at every step,
+    while kp = U_h k_i depends on the keys alone, so a model computes it once per sequence
+    and passes it at every step. There is no padding mask (every element is attended to).
+
+    Args:
+      query_projection: (B, H, A) each head's projected query W_h q.
+      key_projection: (B, H, S, A) each head's projected keys U_h k_i (a strided view, such
+        as a transpose of (B, S, H, A), is read in place by the kernel).
+      v: (H, A) each head's score vector v_h.
+      keys: (B, S, D) the keys k_i, which are also the values.
+
+    Returns:
+      (context (B, H, D), weights (B, H, S)); each (b, h) row of the weights is a
+      distribution over the S elements.
+    """
+    arguments = (query_projection, key_projection, v, keys)
+    key = _shape_key("additive_attention", arguments, *(getattr(t, "dtype", None) for t in arguments))
+    if key not in _VALID:
+        _check_shapes(
+            "additive_attention",
+            ("query_projection", query_projection, "BHA"),
+            ("key_projection", key_projection, "BHSA"),
+            ("v", v, "HA"),
+            ("keys", keys, "BSD"),
+        )
+        dtypes = {name: t.dtype for name, t in (("query_projection", query_projection),
+                                                ("key_projection", key_projection), ("v", v), ("keys", keys))}
+        if len(set(dtypes.values())) > 1:
+            listed = ", ".join(f"{name} {str(dtype).removeprefix('torch.')}" for name, dtype in dtypes.items())
+            raise TypeError(f"additive_attention: every argument must have the same dtype, got {listed}")
+        _remember(key)
+    return _resolve("additive_attention", query_projection.is_cuda)(query_projection, key_projection, v, keys)

@@ -1,0 +1,45 @@
+"""PyTorch reference of additive (Bahdanau) attention: score, softmax over the sequence, context.
+
+For each batch element b and head h, with the query and the keys already projected
+(Bahdanau et al. 2015, appendix A.1.2)::
+
+    e[b, h, i]   = v_h · tanh(qp[b, h] + kp[b, h, i])          (the additive score)
+    a[b, h, i]   = exp(e[b, h, i]) / Σ_j exp(e[b, h, j])       (softmax over the S elements)
+    ctx[b, h]    = Σ_i a[b, h, i] · k[b, i]                     (the values are the keys)
+
+Shapes: query projection qp = W_h q (B, H, A), key projection kp = U_h k_i (B, H, S, A),
+v (H, A), keys k (B, S, D) → context (B, H, D) and weights a (B, H, S). There is no padding
+mask: every one of the S elements is attended to.
+
+This is the computation :class:`cogdsl.blocks.attention.Attention` did inline before it
+called :func:`cogdsl.ops.additive_attention`, operation for operation, so that the CPU
+results are unchanged. It is registered under the ``"torch"`` backend; the public,
+shape-checked entry point is :func:`cogdsl.ops.additive_attention`, and the Triton kernel
+(:mod:`cogdsl.kernels.additive`) is tested against this function.
+
+Shape letters: B batch, H heads, S sequence elements, A score units per head, D key width.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from cogdsl.ops.backend import register
+
+__all__ = ["additive_attention"]
+
+
+def additive_attention(query_projection: Tensor, key_projection: Tensor, v: Tensor,
+                       keys: Tensor) -> tuple[Tensor, Tensor]:
+    """softmax_i(v_h · tanh(qp_h + kp_{h,i})), then Σ_i a_i k_i.
+
+    query_projection (B,H,A), key_projection (B,H,S,A), v (H,A), keys (B,S,D) →
+    (context (B,H,D), weights (B,H,S)).
+    """
+    scores = (torch.tanh(query_projection.unsqueeze(2) + key_projection) * v[:, None]).sum(-1)  # (B, H, S)
+    weights = scores.softmax(-1)
+    return weights @ keys, weights
+
+
+register("additive_attention", "torch", additive_attention)
