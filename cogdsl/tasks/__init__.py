@@ -25,10 +25,16 @@ Registered tasks (:data:`TASKS`), each in its own module with its encoding drawn
 - ``digits`` -- :class:`DigitsTask`: classify a digit in a cluttered image (the project's own
   glyphs), Mnih et al. 2014's cluttered translated MNIST (:mod:`cogdsl.tasks.digits`);
   ``reconstruct_digits`` -- :class:`DigitReconstructionTask`: draw the digit image back (DRAW)
+- ``anbn``, ``anbncn``, ``anbncndn``, ``anb2n``, ``anbmcnm``, ``mirror`` -- :class:`AnBnTask`,
+  :class:`AnBnCnTask`, :class:`AnBnCnDnTask`, :class:`AnB2nTask`, :class:`AnBmCnmTask`,
+  :class:`MirrorTask`: predict the next symbol of a stream of aⁿbⁿ, aⁿbⁿcⁿ, aⁿbⁿcⁿdⁿ, aⁿb²ⁿ,
+  aⁿbᵐcⁿ⁺ᵐ or mirrored strings, scored on its deterministic part; Joulin & Mikolov 2015,
+  "Inferring Algorithmic Patterns with Stack-Augmented Recurrent Nets" (:mod:`cogdsl.tasks.formal`)
 
 The algorithmic tasks' targets are bits and their ``loss`` is ``"bce"``: the model's raw
 outputs are logits for :func:`sequence_loss` (BCE-with-logits) and :func:`bit_errors`. The
-QA tasks' targets are answer words and their loss is ``"ce"`` (cross-entropy); every task
+QA tasks' targets are answer words (the formal-language tasks', next symbols) and their loss is
+``"ce"`` (cross-entropy); every task
 scores a batch with :meth:`Task.loss_of` and :meth:`Task.errors`.
 """
 
@@ -48,6 +54,7 @@ from cogdsl.tasks.base import (
 )
 from cogdsl.tasks.copy import CopyTask
 from cogdsl.tasks.digits import DigitReconstructionTask, DigitsTask
+from cogdsl.tasks.formal import AnB2nTask, AnBmCnmTask, AnBnCnDnTask, AnBnCnTask, AnBnTask, MirrorTask
 from cogdsl.tasks.graph import GraphInferenceTask, GraphShortestPathTask, GraphTraversalTask
 from cogdsl.tasks.priority_sort import PrioritySortTask
 from cogdsl.tasks.qa import BabiJointTask, BabiTask
@@ -88,6 +95,12 @@ for _cls in (
     StutterTask,
     DigitsTask,
     DigitReconstructionTask,
+    AnBnTask,
+    AnBnCnTask,
+    AnBnCnDnTask,
+    AnB2nTask,
+    AnBmCnmTask,
+    MirrorTask,
 ):
     register_task(_cls)
 
@@ -119,6 +132,11 @@ def make_task(name: str, **params: object) -> Task:
 
 __all__ = [
     "TASKS",
+    "AnB2nTask",
+    "AnBmCnmTask",
+    "AnBnCnDnTask",
+    "AnBnCnTask",
+    "AnBnTask",
     "AssociativeRecallTask",
     "BabiJointTask",
     "BabiTask",
@@ -129,6 +147,7 @@ __all__ = [
     "GraphInferenceTask",
     "GraphShortestPathTask",
     "GraphTraversalTask",
+    "MirrorTask",
     "PrioritySortTask",
     "RepeatCopyTask",
     "ReverseTask",
