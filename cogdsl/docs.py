@@ -29,9 +29,9 @@ def _param(param: Param) -> str:
 
 def reference() -> str:
     lines = ["### Block kinds", "", "| kind | family | what it is | parameters |", "|---|---|---|---|"]
-    for kind in sorted(REGISTRY.values(), key=lambda k: (k.family, k.kind)):
+    for kind in sorted(REGISTRY.values(), key=lambda k: (k.catalogued_as or k.family, k.kind)):
         params = "<br>".join(_param(p) for p in kind.params) or "—"
-        lines.append(f"| `{kind.kind}` | {kind.family} | {kind.doc} | {params} |")
+        lines.append(f"| `{kind.kind}` | {kind.catalogued_as or kind.family} | {kind.doc} | {params} |")
     lines += ["", "### Addressing stages", "",
               "| stage | arguments | works on | what it does | interface fields per head |", "|---|---|---|---|---|"]
     for stage in STAGES.values():

@@ -288,8 +288,10 @@ class CompiledModel(nn.Module):
                     key = self.looks[name]
                     if key is not None:
                         values[name], where, new_state[key] = module(query, keys, state[key])
-                        if trace is not None:
-                            trace.setdefault(f"{name}:state", []).append(new_state[key])
+                        if trace is not None:  # a state that is not one tensor says what to show of it
+                            shown = getattr(module, "traced_state", None)
+                            trace.setdefault(f"{name}:state", []).append(
+                                new_state[key] if shown is None else shown(new_state[key]))
                     else:
                         values[name], where = module(query, keys)
                     if trace is not None:

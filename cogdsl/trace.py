@@ -247,8 +247,14 @@ def _trace_alignment(name: str, task: Any, model: torch.nn.Module, step: int, ou
 def _trace_glimpses(name: str, task: Any, model: torch.nn.Module, step: int, out: Path, args: Any) -> int:
     """A model that looks at an image: print where each step looked on four images and draw
     ``glimpses.png``."""
-    from cogdsl.trace_visual import (GENERATED_PNG, GLIMPSES_PNG, draw_glimpses, glimpse_table, record_generated,
-                                     record_glimpses)
+    from cogdsl.trace_visual import (
+        GENERATED_PNG,
+        GLIMPSES_PNG,
+        draw_glimpses,
+        glimpse_table,
+        record_generated,
+        record_glimpses,
+    )
 
     generates = bool(getattr(model, "penalized", None)) and task.output_size == task.input_size ** 2  # an image
     _prepare_out(out, [GLIMPSES_PNG] + ([GENERATED_PNG] if generates else []), args.force)

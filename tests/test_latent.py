@@ -14,8 +14,8 @@ import cogdsl
 from cogdsl.blocks.latent import GaussianLatent, from_prior, gaussian_kl
 from cogdsl.cli import main
 from cogdsl.tasks import make_task
-from cogdsl.train import config_from_spec, train
 from cogdsl.trace_visual import record_generated
+from cogdsl.train import config_from_spec, train
 from tests.tiny import compile_text, write_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -128,6 +128,9 @@ class BlockKind:
     # Whether an output that reads only this block takes its value as the output's logits, with no
     # linear layer of its own (a canvas that is already the picture): the sizes must then agree.
     gives_logits: ClassVar[bool] = False
+    # The family the block catalogue shows, where it differs from the one the passes route by (a
+    # stack is lowered like the blocks that look at something, but it is a memory).
+    catalogued_as: ClassVar[str | None] = None
     # A memory's readers: "head" (read and write heads, driven by a controller) or "reasoning"
     # (hops and episodes, which read a memory built from a story).
     read_by: ClassVar[str] = "head"

@@ -80,6 +80,7 @@ def from_prior(model: nn.Module) -> Iterator[None]:
 @register
 class LatentKind(LookKind):
     kind = "latent"
+    catalogued_as = "latent variable"
     doc = ("A Gaussian latent variable (DRAW, the VAE): its sources give a posterior N(mu, sigma²) whose sample "
            "(reparameterised; the mean in evaluation) is its value, (B, size); training adds its KL divergence "
            "to N(0, I) to the loss.")
