@@ -135,7 +135,7 @@ class CompiledModel(nn.Module):
         self.stochastic = frozenset(name for name, module in self.attentions.items()
                                     if getattr(module, "samples", False))
         # Blocks whose every step adds a penalty to the loss (a latent's KL divergence to its prior).
-        self.penalized = frozenset(name for name, module in self.attentions.items()
+        self.penalized = frozenset(name for name, module in {**self.attentions, **self.controllers}.items()
                                    if getattr(module, "penalizes", False))
         # Readers of an image that take a vector read its pixels: (B, H, W) -> (B, H·W).
         images = {i.name for i in spec.inputs if i.kind.data == "image"}
@@ -227,8 +227,14 @@ class CompiledModel(nn.Module):
         for unit, name in self.order:
             if unit == "controller":
                 controller_input = self._gather(name, values, state)
-                h, new_state[name] = self.controllers[name](controller_input, state[name])
+                controller = self.controllers[name]
+                h, new_state[name] = controller(controller_input, state[name])
                 values[name] = h
+                if trace is not None:  # when a multiscale controller's units ran (clockwork, skip_rnn, hm_rnn)
+                    for what, shown in getattr(controller, "traced", {}).items():
+                        trace.setdefault(f"{name}:{what}", []).append(shown)
+                if penalties is not None and getattr(controller, "penalty", None) is not None:
+                    penalties.append(controller.penalty)  # a skip_rnn's cost of its updates
                 if name in self.interfaces:
                     interface = self.interfaces[name](h)
                     clip = self.clips[name]

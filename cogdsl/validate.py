@@ -206,7 +206,10 @@ def _check_block(block: Block, roles: dict[str, str], kinds: dict[str, str], sin
                    hint_for(block.kind, REGISTRY, "the kinds"))
         return
     owner = f"{block.kind} '{block.name}'"
-    check_params(kind.params, block.params, block.param_span, owner, block.span, sink)
+    resolved = check_params(kind.params, block.params, block.param_span, owner, block.span, sink)
+    if all(value is not None for value in resolved.values()):
+        for param, message, hint in kind.conflicts(resolved):
+            sink.error("E205", f"{owner}: {message}", block.param_span(param), hint)
     given = {"from": bool(block.sources), "memory": block.memory is not None, "by": block.by is not None,
              "address": block.address is not None}
     for field, present in given.items():

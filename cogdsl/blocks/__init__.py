@@ -11,6 +11,7 @@ from cogdsl.blocks import (  # noqa: F401
     latent,
     memnet,
     memory,
+    multiscale,
     stacks,
     visual,
     window,

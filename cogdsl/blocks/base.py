@@ -136,6 +136,13 @@ class BlockKind:
     read_by: ClassVar[str] = "head"
 
 
+    @classmethod
+    def conflicts(cls, params: dict[str, Any]) -> list[tuple[str, str, str]]:
+        """Constraints between parameters that each passed its own check: (parameter, message, hint) for
+        each one broken (e.g. a hidden size its modules must divide). None here."""
+        return []
+
+
 REGISTRY: dict[str, type[BlockKind]] = {}
 
 

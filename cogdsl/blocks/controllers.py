@@ -1,5 +1,10 @@
 """Controllers: the networks that read inputs and drive heads (mlp, rnn, lstm, gru).
 
+Every recurrent controller takes ``zoneout: p`` (Krueger et al. 2017): in training each unit
+of the new state (h, and c for an LSTM) keeps its previous value with probability p,
+h_t = d * h_{t-1} + (1 - d) * h~_t with d ~ Bernoulli(p); in evaluation it keeps the
+expectation, h_t = p h_{t-1} + (1 - p) h~_t.
+
 Each controller kind lowers to a module with one method per time step,
 ``forward(x_t, state) -> (h_t, state)``, where ``x_t`` (B, input size) is the
 concatenation of the controller's sources and ``h_t`` (B, hidden) is its output.
@@ -18,10 +23,22 @@ from cogdsl.blocks.base import BlockKind, Param, register
 
 State = tuple[torch.Tensor, ...]
 
-_CLIP = Param("clip", float, 20.0, minimum=0.0,
+CLIP = Param("clip", float, 20.0, minimum=0.0,
               doc="interface values are clamped to [-clip, clip] before their activations; 0 turns clipping off")
-_HIDDEN = Param("hidden", int, minimum=1, maximum=65536, doc="units per layer")
-_LAYERS = Param("layers", int, 1, minimum=1, maximum=16, doc="stacked layers")
+HIDDEN = Param("hidden", int, minimum=1, maximum=65536, doc="units per layer")
+LAYERS = Param("layers", int, 1, minimum=1, maximum=16, doc="stacked layers")
+ZONEOUT = Param("zoneout", float, 0.0, minimum=0.0, maximum=1.0,
+                doc="probability that a unit keeps its previous state at a step (Krueger et al. 2017); 0: off")
+
+
+def zone_out(new: torch.Tensor, old: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """h = d * old + (1 - d) * new, d ~ Bernoulli(rate) per unit in training, d = rate in evaluation."""
+    if rate == 0.0:
+        return new
+    if training:
+        keep = torch.bernoulli(torch.full_like(new, rate))
+        return keep * old + (1 - keep) * new
+    return rate * old + (1 - rate) * new
 
 
 class ControllerKind(BlockKind):
@@ -65,13 +82,15 @@ class MLPController(Controller):
 class RecurrentController(Controller):
     """A stack of cells of one type; the top layer's hidden state is the output."""
 
-    def __init__(self, cell: type[nn.Module], input_size: int, hidden: int, layers: int, **cell_args: Any):
+    def __init__(self, cell: type[nn.Module], input_size: int, hidden: int, layers: int, zoneout: float = 0.0,
+                 **cell_args: Any):
         super().__init__()
         sizes = [input_size] + [hidden] * (layers - 1)
         self.cells = nn.ModuleList(cell(size, hidden, **cell_args) for size in sizes)
         self.hidden = hidden
         self.is_lstm = cell is nn.LSTMCell
         self.output_size = hidden
+        self.zoneout = zoneout
 
     def initial_state(self, batch: int, like: torch.Tensor) -> State:
         per_layer = 2 if self.is_lstm else 1
@@ -82,12 +101,15 @@ class RecurrentController(Controller):
         new_state: list[torch.Tensor] = []
         if self.is_lstm:
             for layer, cell in enumerate(self.cells):
-                h, c = cell(x, (state[2 * layer], state[2 * layer + 1]))
+                old_h, old_c = state[2 * layer], state[2 * layer + 1]
+                h, c = cell(x, (old_h, old_c))
+                h = zone_out(h, old_h, self.zoneout, self.training)
+                c = zone_out(c, old_c, self.zoneout, self.training)
                 new_state += [h, c]
                 x = h
         else:
             for layer, cell in enumerate(self.cells):
-                x = cell(x, state[layer])
+                x = zone_out(cell(x, state[layer]), state[layer], self.zoneout, self.training)
                 new_state.append(x)
         return x, tuple(new_state)
 
@@ -96,7 +118,7 @@ class RecurrentController(Controller):
 class MLPKind(ControllerKind):
     kind = "mlp"
     doc = "Feed-forward controller: `layers` dense layers of `hidden` units (no recurrent state)."
-    params = (_HIDDEN, _LAYERS, Param("activation", str, "relu", choices=("relu", "tanh", "sigmoid")), _CLIP)
+    params = (HIDDEN, LAYERS, Param("activation", str, "relu", choices=("relu", "tanh", "sigmoid")), CLIP)
 
     @classmethod
     def build(cls, params: dict[str, Any], input_size: int) -> Controller:
@@ -107,11 +129,11 @@ class MLPKind(ControllerKind):
 class RNNKind(ControllerKind):
     kind = "rnn"
     doc = "Elman RNN controller: h_t = act(W x_t + U h_{t-1} + b)."
-    params = (_HIDDEN, _LAYERS, Param("nonlinearity", str, "tanh", choices=("tanh", "relu")), _CLIP)
+    params = (HIDDEN, LAYERS, Param("nonlinearity", str, "tanh", choices=("tanh", "relu")), CLIP, ZONEOUT)
 
     @classmethod
     def build(cls, params: dict[str, Any], input_size: int) -> Controller:
-        return RecurrentController(nn.RNNCell, input_size, params["hidden"], params["layers"],
+        return RecurrentController(nn.RNNCell, input_size, params["hidden"], params["layers"], params["zoneout"],
                                    nonlinearity=params["nonlinearity"])
 
 
@@ -119,19 +141,19 @@ class RNNKind(ControllerKind):
 class LSTMKind(ControllerKind):
     kind = "lstm"
     doc = "LSTM controller (Hochreiter & Schmidhuber 1997), as in the NTM and DNC papers."
-    params = (_HIDDEN, _LAYERS, _CLIP)
+    params = (HIDDEN, LAYERS, CLIP, ZONEOUT)
 
     @classmethod
     def build(cls, params: dict[str, Any], input_size: int) -> Controller:
-        return RecurrentController(nn.LSTMCell, input_size, params["hidden"], params["layers"])
+        return RecurrentController(nn.LSTMCell, input_size, params["hidden"], params["layers"], params["zoneout"])
 
 
 @register
 class GRUKind(ControllerKind):
     kind = "gru"
     doc = "GRU controller (Cho et al. 2014)."
-    params: ClassVar = (_HIDDEN, _LAYERS, _CLIP)
+    params: ClassVar = (HIDDEN, LAYERS, CLIP, ZONEOUT)
 
     @classmethod
     def build(cls, params: dict[str, Any], input_size: int) -> Controller:
-        return RecurrentController(nn.GRUCell, input_size, params["hidden"], params["layers"])
+        return RecurrentController(nn.GRUCell, input_size, params["hidden"], params["layers"], params["zoneout"])

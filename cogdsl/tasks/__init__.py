@@ -30,11 +30,15 @@ Registered tasks (:data:`TASKS`), each in its own module with its encoding drawn
   :class:`MirrorTask`: predict the next symbol of a stream of aⁿbⁿ, aⁿbⁿcⁿ, aⁿbⁿcⁿdⁿ, aⁿb²ⁿ,
   aⁿbᵐcⁿ⁺ᵐ or mirrored strings, scored on its deterministic part; Joulin & Mikolov 2015,
   "Inferring Algorithmic Patterns with Stack-Augmented Recurrent Nets" (:mod:`cogdsl.tasks.formal`)
+- ``adding`` -- :class:`AddingTask`: the adding problem, sum the two marked values of a long
+  sequence; Hochreiter & Schmidhuber 1997, as set up by Le et al. 2015 and Campos et al. 2018
+  (Skip RNN) (:mod:`cogdsl.tasks.adding`)
 
 The algorithmic tasks' targets are bits and their ``loss`` is ``"bce"``: the model's raw
 outputs are logits for :func:`sequence_loss` (BCE-with-logits) and :func:`bit_errors`. The
 QA tasks' targets are answer words (the formal-language tasks', next symbols) and their loss is
-``"ce"`` (cross-entropy); every task
+``"ce"`` (cross-entropy); the adding problem's target is a real number and its loss is ``"mse"``
+(squared error of the model's raw output); every task
 scores a batch with :meth:`Task.loss_of` and :meth:`Task.errors`.
 """
 
@@ -42,6 +46,7 @@ from __future__ import annotations
 
 import difflib
 
+from cogdsl.tasks.adding import AddingTask
 from cogdsl.tasks.associative_recall import AssociativeRecallTask
 from cogdsl.tasks.base import (
     Batch,
@@ -101,6 +106,7 @@ for _cls in (
     AnB2nTask,
     AnBmCnmTask,
     MirrorTask,
+    AddingTask,
 ):
     register_task(_cls)
 
@@ -132,6 +138,7 @@ def make_task(name: str, **params: object) -> Task:
 
 __all__ = [
     "TASKS",
+    "AddingTask",
     "AnB2nTask",
     "AnBmCnmTask",
     "AnBnCnDnTask",

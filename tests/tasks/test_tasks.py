@@ -484,6 +484,7 @@ def test_registry() -> None:
         "copy", "repeat_copy", "associative_recall", "priority_sort",
         "graph_traversal", "graph_shortest_path", "graph_inference", "babi", "babi_joint", "reverse", "sort",
         "stutter", "digits", "reconstruct_digits", "anbn", "anbncn", "anbncndn", "anb2n", "anbmcnm", "mirror",
+        "adding",
     }
     assert get_task("copy") is CopyTask
     for name, cls in TASKS.items():
