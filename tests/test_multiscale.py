@@ -210,6 +210,6 @@ train {
         torch.manual_seed(0)
         result = train(spec, config_from_spec(spec), tmp_path / f"run{cost}", progress=False)
         _, trace = result.model(torch.randn(16, 10, 9), return_weights=True)
-        fractions[cost] = float(trace["sk:updates"].mean())
+        fractions[cost] = float(trace["sk:updates"].detach().mean())
     assert fractions["0.0"] > 0.9
     assert fractions["1.0"] < 0.5, fractions
