@@ -51,6 +51,7 @@ from cogdsl import ops
 from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.base import LookKind
 from cogdsl.infer import Shapes, looked_at_size
+from cogdsl.named import NamedModules
 from cogdsl.reinforce import Decision
 from cogdsl.spec import WHOLE_KINDS, Spec
 
@@ -81,14 +82,14 @@ class CompiledModel(nn.Module):
         self.sources = {b.name: tuple((r.name, r.delay) for r in b.sources) for b in spec.blocks}
         self.sources.update({o.name: tuple((r.name, r.delay) for r in o.sources) for o in spec.outputs})
 
-        self.controllers = nn.ModuleDict()
-        self.interfaces = nn.ModuleDict()
+        self.controllers = NamedModules()
+        self.interfaces = NamedModules()
         self.clips: dict[str, float] = {}
-        self.memories = nn.ModuleDict()
-        self.layers = nn.ModuleDict()
+        self.memories = NamedModules()
+        self.layers = NamedModules()
         self.read_memory: dict[str, str] = {}  # reasoning block -> the story memory it reads
-        self.encoders = nn.ModuleDict()
-        self.attentions = nn.ModuleDict()
+        self.encoders = NamedModules()
+        self.attentions = NamedModules()
         self.attended: dict[str, str] = {}  # attention block -> the sequence or memory it looks over
         self.input_kinds = {i.name: str(i.kind.data) for i in spec.inputs}
         for name, block in blocks.items():
@@ -148,7 +149,7 @@ class CompiledModel(nn.Module):
             for i, plan in enumerate(shapes.groups)
         )
         # An output that reads only a block whose value is already logits (a DRAW canvas) has no layer.
-        self.outputs = nn.ModuleDict({
+        self.outputs = NamedModules({
             o.name: nn.Identity() if o.name in shapes.logits_of else nn.Linear(shapes.input_sizes[o.name], o.size.data)
             for o in spec.outputs
         })

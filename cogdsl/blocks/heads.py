@@ -33,6 +33,7 @@ from cogdsl import ops
 from cogdsl.blocks.addressing import ResolvedStage, address_fields, content_similarity
 from cogdsl.blocks.base import BlockKind, Param, register
 from cogdsl.errors import DiagnosticSink, Span
+from cogdsl.named import NamedParameters
 
 _HEADS = Param("heads", int, 1, minimum=1, maximum=64, doc="number of heads this block has")
 
@@ -137,9 +138,9 @@ def group_layout(plan: GroupPlan, width: int, offset: int = 0) -> list[FieldSlic
     return lay_out(fields, offset)
 
 
-def read_init_parameters(plan: GroupPlan, width: int) -> nn.ParameterDict:
+def read_init_parameters(plan: GroupPlan, width: int) -> NamedParameters:
     """r@prev at t = 0: a learned vector per read block, as Collier & Beel 2018 recommend."""
-    return nn.ParameterDict({name: nn.Parameter(torch.randn(heads * width) * 0.01) for name, heads in plan.reads})
+    return NamedParameters({name: nn.Parameter(torch.randn(heads * width) * 0.01) for name, heads in plan.reads})
 
 
 _ACTIVATIONS = {

@@ -1,0 +1,58 @@
+"""Module and parameter dictionaries keyed by spec names.
+
+A spec may name a block ``keys``, ``values``, ``items`` or ``update``, names that
+``nn.ModuleDict`` and ``nn.ParameterDict`` use themselves, and that torch then refuses as
+keys. These dictionaries store such a name with a trailing ``-`` (which no spec name has) and
+give it back unchanged, so the compiled model's code, its ``state_dict`` and its checkpoints
+all work with any name the grammar accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch import nn
+
+_ESCAPE = "-"
+
+
+def stored_key(name: str, container: type) -> str:
+    """The key ``name`` is stored under in a ``container`` (a ModuleDict or ParameterDict class)."""
+    return f"{name}{_ESCAPE}" if hasattr(container, name) else name
+
+
+def spec_name(key: str) -> str:
+    """The spec name a stored key stands for."""
+    return key[:-1] if key.endswith(_ESCAPE) else key
+
+
+class NamedModules(nn.ModuleDict):
+    """``nn.ModuleDict`` that accepts any spec name as a key."""
+
+    def __getitem__(self, name: str) -> nn.Module:
+        return super().__getitem__(stored_key(name, nn.ModuleDict))
+
+    def __setitem__(self, name: str, module: nn.Module) -> None:
+        super().__setitem__(stored_key(name, nn.ModuleDict), module)
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(stored_key(name, nn.ModuleDict))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(stored_key(name, nn.ModuleDict))
+
+    def __iter__(self) -> Iterator[str]:
+        return (spec_name(key) for key in super().__iter__())
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        return list(self)
+
+    def items(self) -> list[tuple[str, nn.Module]]:  # type: ignore[override]
+        return [(spec_name(key), module) for key, module in super().items()]
+
+
+class NamedParameters(nn.ParameterDict):
+    """``nn.ParameterDict`` that accepts any spec name as a key."""
+
+    def _key_to_attr(self, key: str) -> str:
+        return stored_key(super()._key_to_attr(key), nn.ParameterDict)
