@@ -119,3 +119,20 @@ def test_attention_table_trains_each_spec_and_seed(tmp_path: Path) -> None:
     wrong = [float(cell) for cell in lines[2].split("|")[4:7:2]]
     assert all(0 <= w <= n for w, n in zip(wrong, (4, 6), strict=True))  # at most every symbol wrong
     assert sorted(p.name for p in (out / "encdec_reverse").iterdir()) == ["seed0", "seed1"]
+
+
+def test_stack_table_resizes_the_spec_for_each_task(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    result = run_script("examples/stack_table.py", "specs/stack_anbn.cog", "specs/lstm_anbn.cog", "--tasks", "anbncn",
+                        "mirror", "--seeds", "0", "--steps", "2", "--lengths", "3", "5", "--out", str(out),
+                        "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("| task | spec | perfect at n = 3 | perfect at n = 5 |")
+    assert [tuple(cell.strip() for cell in line.split("|")[1:3]) for line in lines[2:]] == [
+        ("anbncn", "`stack_anbn`"), ("anbncn", "`lstm_anbn`"), ("mirror", "`stack_anbn`"), ("mirror", "`lstm_anbn`")]
+    runs = json.loads((tmp_path / "r.json").read_text())["runs"]
+    assert all(0.0 <= run["scores"][n]["perfect"] <= 1.0 for run in runs for n in ("3", "5"))
+    # Three symbols for a^n b^n c^n, three (two and the separator) for mirror: the specs were resized.
+    spec = (out / "anbncn" / "stack_anbn" / "seed0" / "spec.yaml").read_text()
+    assert "x: 3" in spec and "stack_anbn_anbncn" in spec
