@@ -4,10 +4,14 @@ Like the figures of the DNC paper (Graves et al. 2016, Nature 538, figures 1 and
 runs left to right in every panel; brighter is more weight. The PNGs, in the output folder:
 
 ``weightings.png``
-    The sequence's inputs, targets and outputs (sigmoid of the logits), then for each
-    memory (``memory`` and ``dnc_memory`` alike) its write weightings and then its read
-    weightings, slots × time, one panel per head. Each panel's colour scale runs from 0 to
-    its own largest weight.
+    The sequence's inputs, targets (class targets one-hot) and outputs (through the output's
+    activation), then for each memory (``memory`` and ``dnc_memory`` alike) its write
+    weightings and then its read weightings, slots × time, one panel per head. Each panel's
+    colour scale runs from 0 to its own largest weight. Then, for each ``stack``, the push and
+    pop probabilities of its stacks and the top of the stack that pushes most (Joulin &
+    Mikolov 2015, figure 3); for each ``queue`` and ``deque``, its push and pop strengths and the strengths
+    of its rows; for each ``clockwork``, ``skip_rnn`` and ``hm_rnn`` controller, when its units
+    ran (groups that ran, updates with the fraction skipped, boundaries per layer).
 ``modes.png`` (models with a ``dnc_memory`` that is read)
     The read modes of each read head over time, modes × time, rows labelled with the mode
     names (``backward``, ``content``, ``forward``; ``backward:k``/``forward:k`` per write
@@ -23,6 +27,7 @@ runs left to right in every panel; brighter is more weight. The PNGs, in the out
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +66,9 @@ class Trace:
         usage: by ``dnc_memory``, (T, N).
         modes: by read block of a ``dnc_memory``, (T, heads, modes).
         mode_names: by the same read blocks, the mode of each column of ``modes``.
+        structures: by panel title, (rows, T) and the rows' labels (or None): the stacks, queues,
+            deques and multiscale controllers (see the top of this module).
+        output_activation: the name of the output's activation ("none" for raw values).
     """
 
     inputs: torch.Tensor
@@ -71,6 +79,8 @@ class Trace:
     usage: dict[str, torch.Tensor]
     modes: dict[str, torch.Tensor]
     mode_names: dict[str, tuple[str, ...]]
+    structures: dict[str, tuple[torch.Tensor, tuple[str, ...] | None]] = dataclasses.field(default_factory=dict)
+    output_activation: str = "sigmoid"
 
 
 def memory_heads(model: torch.nn.Module) -> tuple[MemoryHeads, ...]:
@@ -105,17 +115,68 @@ def record_trace(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Te
     memories = memory_heads(model)
     mode_names = {block: tuple(group.modes) for group in getattr(model, "groups", ()) if group.owns_memory
                   for block, _ in group.plan.reads}
-    t = None if targets is None else (targets if targets.dim() == 2 else targets[0]).detach().cpu()
+    raw = _first_output(logits)[0].cpu()
+    activation_name = _output_activation(model)
+    activation = getattr(model, "activations", {}).get(next(iter(getattr(model, "output_names", [""]))), None)
+    outputs = raw if activation_name == "none" else (activation(raw) if activation else torch.sigmoid(raw))
+    t = None
+    if targets is not None:  # (T, O) or (B, T, O) values; (T,) or (B, T) class ids, shown one-hot
+        batched = targets.dim() == (3 if targets.is_floating_point() else 2)
+        t = (targets[0] if batched else targets).detach().cpu()
+        if not t.is_floating_point():
+            t = torch.nn.functional.one_hot(t.long(), raw.shape[-1]).float()
     return Trace(
         inputs=x[0].detach().cpu(),
         targets=t,
-        outputs=torch.sigmoid(_first_output(logits)[0]).cpu(),
+        outputs=outputs,
         memories=memories,
         weightings={block: trace[block][0].cpu() for m in memories for block, _ in m.writes + m.reads},
         usage={m.memory: trace[f"{m.memory}:usage"][0].cpu() for m in memories if m.dnc},
         modes={block: trace[f"{block}:modes"][0].cpu() for block in mode_names if f"{block}:modes" in trace},
         mode_names=mode_names,
+        structures=_structure_panels(model, {name: value[0].float().cpu() for name, value in trace.items()}),
+        output_activation=activation_name,
     )
+
+
+def _output_activation(model: torch.nn.Module) -> str:
+    """The first output's activation, as the spec names it ("none" when it has none)."""
+    outputs = getattr(getattr(model, "spec", None), "outputs", ())
+    return str(outputs[0].activation.data) if outputs and outputs[0].activation else "none" if outputs else "sigmoid"
+
+
+def _structure_panels(model: torch.nn.Module, trace: dict[str, torch.Tensor]
+                      ) -> dict[str, tuple[torch.Tensor, tuple[str, ...] | None]]:
+    """Panels (rows, T) for the stacks, queues, deques and multiscale controllers of ``model``, from one
+    sequence's trace (time first)."""
+    panels: dict[str, tuple[torch.Tensor, tuple[str, ...] | None]] = {}
+    kinds = {block.name: block.kind for block in getattr(getattr(model, "spec", None), "blocks", ())}
+    for name, kind in kinds.items():
+        if kind == "stack" and name in trace:
+            actions, contents = trace[name], trace[f"{name}:state"]  # (T, stacks, 3), (T, stacks, depth, width)
+            stacks = tuple(f"stack {k + 1}" for k in range(actions.shape[1]))
+            panels[f"{name}: push probability of each stack"] = (actions[:, :, 0].T, stacks)
+            panels[f"{name}: pop probability of each stack"] = (actions[:, :, 1].T, stacks)
+            busiest = int(actions[:, :, 0].mean(0).argmax())  # the stack that pushes most
+            top = contents[:, busiest, :min(16, contents.shape[2]), 0].clamp_min(0)  # the empty value -1 shows as 0
+            panels[f"{name}: stack {busiest + 1} (pushes most), its top {top.shape[1]} elements, first channel"] = (
+                top.T, None)
+        elif kind in ("queue", "deque") and name in trace:
+            labels = ("push", "pop") if kind == "queue" else ("push top", "pop top", "push bottom", "pop bottom")
+            panels[f"{name}: push and pop strengths"] = (trace[name].T, labels)
+            panels[f"{name}: strength of each row (front first)" if kind == "queue" else
+                   f"{name}: strength of each row (bottom first)"] = (trace[f"{name}:state"].T, None)
+        elif f"{name}:active" in trace:
+            active = trace[f"{name}:active"].T
+            panels[f"{name}: groups that ran"] = (active, tuple(f"group {g + 1}" for g in range(active.shape[0])))
+        elif f"{name}:updates" in trace:
+            updates = trace[f"{name}:updates"].T
+            skipped = 1 - float(updates.mean())
+            panels[f"{name}: updates ({100 * skipped:.0f}% of steps skipped)"] = (updates, ("update",))
+        elif f"{name}:boundaries" in trace:
+            boundaries = trace[f"{name}:boundaries"].T
+            panels[f"{name}: boundaries"] = (boundaries, tuple(f"layer {k + 1}" for k in range(boundaries.shape[0])))
+    return panels
 
 
 # A panel: title, image (rows, T), y label, colour map, colour scale maximum, row labels (or None).
@@ -155,8 +216,10 @@ def draw_trace(trace: Trace, out_dir: str | Path, title: str | None = None) -> l
     steps = trace.inputs.shape[0]
     panels: list[_Panel] = [("inputs", trace.inputs.T, "channel", "gray", 1.0, None)]
     if trace.targets is not None:
-        panels.append(("targets", trace.targets.T, "channel", "gray", 1.0, None))
-    panels.append(("outputs (sigmoid)", trace.outputs.T, "channel", "gray", 1.0, None))
+        panels.append(("targets", trace.targets.T, "channel", "gray", max(1.0, float(trace.targets.max())), None))
+    raw = trace.output_activation == "none"
+    panels.append((f"outputs ({trace.output_activation})" if not raw else "outputs", trace.outputs.T, "channel",
+                   "gray", float(trace.outputs.abs().max()) if raw else 1.0, None))
     for m in trace.memories:
         for verb, blocks in (("write", m.writes), ("read", m.reads)):
             for block, heads in blocks:
@@ -164,6 +227,8 @@ def draw_trace(trace: Trace, out_dir: str | Path, title: str | None = None) -> l
                 for h in range(heads):
                     panels.append((_head(f"{m.memory}: {verb} weighting {block}", heads, h), w[:, h].T, "slot",
                                    "magma", float(w[:, h].max()), None))
+    for label, (image, rows) in trace.structures.items():
+        panels.append((label, image, "", "magma", max(1.0, float(image.max())), rows))
     paths = [_draw(panels, steps, f"{title}: inputs, outputs and weightings", out / WEIGHTINGS_PNG)]
     modes: list[_Panel] = []
     for m in trace.memories:
