@@ -1,12 +1,14 @@
 """Train attention specs and their baselines without attention for several seeds and print a
 Markdown table: the fraction of test sequences answered perfectly and the errors per sequence
 (for sequence-to-sequence tasks at the longest training length and at longer ones; for the
-digit task, the right digits), as the median over seeds, with the CPU time.
+digit task, the right digits), as the median over seeds, with the CPU time; for a skip RNN,
+also the median fraction of steps it skipped.
 
     python examples/attention_table.py specs/bahdanau_reverse.cog specs/encdec_reverse.cog
     python examples/attention_table.py specs/luong_sort.cog specs/encdec_sort.cog specs/transformer_sort.yaml
     python examples/attention_table.py specs/mlp_digits.cog specs/stn_digits.cog specs/ram_digits.cog
     python examples/attention_table.py specs/bahdanau_reverse.cog --seeds 0 --steps 300 --lengths 5
+    python examples/attention_table.py specs/lstm_adding.cog specs/clockwork_adding.cog specs/skip_rnn_adding.cog
 
 Every run is an ordinary training run from the spec (its ``train:`` section, with the seed
 replaced), kept in ``--out``/<model>/seed<S>; ``--jobs`` runs train side by side, one torch
@@ -25,9 +27,12 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import torch
+
 import cogdsl
 from cogdsl.tasks import make_task
-from cogdsl.train import config_from_spec, eval_length, evaluate, train
+from cogdsl.train import EVAL_SEED, config_from_spec, eval_length, evaluate, model_inputs, train
+from cogdsl.viz import evaluating
 
 
 def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ...], out: str) -> dict:
@@ -43,9 +48,20 @@ def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ..
     scores = {}
     for length in lengths or ((eval_length(task),) if task.length_params else (None,)):  # None: the digits
         test = evaluate(result.model, task, length=length, sequences=1000)
-        scores[str(length or "-")] = {"perfect": test.perfect, "wrong": test.bit_errors, "unit": test.unit}
+        scores[str(length or "-")] = {"perfect": test.perfect, "wrong": test.bit_errors, "unit": test.unit,
+                                      "skipped": skipped_updates(result.model, task, length)}
     return {"spec": spec.name, "task": config.task, "seed": seed, "scores": scores, "cpu_seconds": cpu,
             "steps": result.step}
+
+
+@torch.no_grad()
+def skipped_updates(model: torch.nn.Module, task: object, length: int | None) -> float | None:
+    """The fraction of steps a model's skip_rnn controllers skipped on 1,000 test sequences (None without one)."""
+    batch = task.sample(1000, torch.Generator().manual_seed(EVAL_SEED), length=length)  # type: ignore[attr-defined]
+    with evaluating(model):
+        _, trace = model(model_inputs(model, batch.inputs), return_weights=True, steps=batch.steps)
+    updates = [value for name, value in trace.items() if name.endswith(":updates")]
+    return None if not updates else 1 - float(torch.cat([u.flatten() for u in updates]).mean())
 
 
 def table(runs: list[dict]) -> str:
@@ -65,6 +81,9 @@ def table(runs: list[dict]) -> str:
             cells.append(f"{100 * perfect:.1f}% | {wrong:.2f}")
         each = ", ".join(f"{100 * run['scores'][lengths[0]]['perfect']:.1f}%" for run in mine)
         cpu = statistics.mean(run["cpu_seconds"] for run in mine)
+        skipped = [run["scores"][lengths[0]].get("skipped") for run in mine]
+        if all(fraction is not None for fraction in skipped):  # a skip RNN: how often it did not update
+            each += f" (updates skipped: {100 * statistics.median(skipped):.0f}%)"  # type: ignore[type-var]
         lines.append(f"| `{spec}` | {mine[0]['task']} | {' | '.join(cells)} | {each} | {cpu:.0f} |")
     return "\n".join(lines)
 

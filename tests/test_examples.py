@@ -136,3 +136,12 @@ def test_stack_table_resizes_the_spec_for_each_task(tmp_path: Path) -> None:
     # Three symbols for a^n b^n c^n, three (two and the separator) for mirror: the specs were resized.
     spec = (out / "anbncn" / "stack_anbn" / "seed0" / "spec.yaml").read_text()
     assert "x: 3" in spec and "stack_anbn_anbncn" in spec
+
+
+def test_attention_table_reports_how_often_a_skip_rnn_skipped(tmp_path: Path) -> None:
+    result = run_script("examples/attention_table.py", "specs/skip_rnn_adding.cog", "--seeds", "0", "--steps", "2",
+                        "--lengths", "12", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    assert "(updates skipped: " in result.stdout.splitlines()[2]
+    (run,) = json.loads((tmp_path / "r.json").read_text())["runs"]
+    assert 0.0 <= run["scores"]["12"]["skipped"] < 1.0
