@@ -12,11 +12,10 @@ import torch
 
 import cogdsl
 from cogdsl.blocks.latent import GaussianLatent, from_prior, gaussian_kl
-from cogdsl.cli import main
 from cogdsl.tasks import make_task
 from cogdsl.trace_visual import record_generated
 from cogdsl.train import config_from_spec, train
-from tests.tiny import compile_text, write_spec
+from tests.tiny import compile_text, train_then_trace, write_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = """
@@ -145,11 +144,9 @@ def test_training_adds_the_kl_to_the_loss(tmp_path: Path) -> None:
 
 def test_the_draw_vae_spec_trains_and_trace_draws_what_it_generates(tmp_path: Path) -> None:
     spec_path = write_spec(tmp_path, DRAW_VAE + TRAIN)
-    assert main(["train", str(spec_path), "--out", str(tmp_path / "run"), "--steps", "2", "--no-progress"]) == 0
-    checkpoint = next((tmp_path / "run" / "checkpoints").glob("*.safetensors"))
-    assert main(["trace", str(spec_path), str(checkpoint), "--out", str(tmp_path / "trace")]) == 0
+    trace = train_then_trace(tmp_path, spec_path, steps=2)
     for name in ("glimpses.png", "generated.png"):
-        assert (tmp_path / "trace" / name).stat().st_size > 1000
+        assert (trace / name).stat().st_size > 1000
 
 
 def test_generated_images_come_from_the_prior_not_the_input(tmp_path: Path) -> None:

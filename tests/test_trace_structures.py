@@ -7,9 +7,8 @@ from pathlib import Path
 
 import torch
 
-from cogdsl.cli import main
 from cogdsl.trace import draw_trace, record_trace
-from tests.tiny import compile_text, write_spec
+from tests.tiny import compile_text, train_then_trace, write_spec
 
 SPEC = """
 model structures
@@ -61,7 +60,5 @@ train {
   batch 4; steps 2; eval_every 2; log_every 2; checkpoint_every 2
 }
 """)
-    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
-    checkpoint = next((tmp_path / "run" / "checkpoints").glob("*.safetensors"))
-    assert main(["trace", str(spec), str(checkpoint), "--out", str(tmp_path / "trace"), "--len", "5"]) == 0
-    assert (tmp_path / "trace" / "weightings.png").stat().st_size > 5000
+    trace = train_then_trace(tmp_path, spec, "--len", "5")
+    assert (trace / "weightings.png").stat().st_size > 5000

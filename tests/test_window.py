@@ -13,12 +13,11 @@ import torch
 
 import cogdsl
 from cogdsl.blocks.window import Window, window_weights
-from cogdsl.cli import main
 from cogdsl.errors import SpecError
 from cogdsl.parse_cog import parse_cog
 from cogdsl.tasks import StutterTask, TaskParamError, make_task
 from cogdsl.train import config_from_spec, evaluate, train
-from tests.tiny import compile_text
+from tests.tiny import compile_text, train_then_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW = """
@@ -188,7 +187,5 @@ train {
   batch 4; steps 2; eval_every 2; log_every 2; checkpoint_every 2
 }
 """)
-    assert main(["train", str(spec_path), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
-    checkpoint = next((tmp_path / "run" / "checkpoints").glob("*.safetensors"))
-    assert main(["trace", str(spec_path), str(checkpoint), "--out", str(tmp_path / "trace"), "--len", "3"]) == 0
-    assert (tmp_path / "trace" / "alignment.png").stat().st_size > 1000
+    trace = train_then_trace(tmp_path, spec_path, "--len", "3")
+    assert (trace / "alignment.png").stat().st_size > 1000

@@ -50,3 +50,15 @@ def compile_text(tmp_path: Path, text: str, seed: int = 0, double: bool = True) 
     torch.manual_seed(seed)
     model = cogdsl.compile(cogdsl.load(write_spec(tmp_path, text)))
     return model.double() if double else model
+
+
+def train_then_trace(tmp_path: Path, spec_path: Path, *trace_args: str, steps: int | None = None) -> Path:
+    """Train ``spec_path`` from its train section (``steps`` to override) with ``cogdsl train``, then run
+    ``cogdsl trace`` on its checkpoint with ``trace_args``; both must exit 0. Returns the trace folder."""
+    from cogdsl.cli import main
+
+    more = ["--steps", str(steps)] if steps is not None else []
+    assert main(["train", str(spec_path), "--out", str(tmp_path / "run"), "--no-progress", *more]) == 0
+    checkpoint = next((tmp_path / "run" / "checkpoints").glob("*.safetensors"))
+    assert main(["trace", str(spec_path), str(checkpoint), "--out", str(tmp_path / "trace"), *trace_args]) == 0
+    return tmp_path / "trace"

@@ -194,41 +194,39 @@ _CAPACITY = Param("capacity", int, 64, minimum=1, maximum=100000,
 _WIDTH = Param("width", int, 8, minimum=1, maximum=4096, doc="size of each element")
 
 
-@register
-class QueueKind(LookKind):
-    kind = "queue"
+class StrengthStructureKind(LookKind):
+    """Grefenstette et al.'s structures: rows with strengths, a width and a capacity; ``ends`` reads."""
+
     catalogued_as = "memory"
+    params: ClassVar = (_WIDTH, _CAPACITY)
+    accepts = frozenset({"from"})
+    requires = frozenset({"from"})
+    stateful = True
+    ends: ClassVar[int]
+    module: ClassVar[type[nn.Module]]
+
+    @classmethod
+    def value_size(cls, params: dict[str, Any], target_size: int | None) -> int:
+        return cls.ends * params["width"]
+
+    @classmethod
+    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
+        return cls.module(query_size, params["width"], params["capacity"])
+
+
+@register
+class QueueKind(StrengthStructureKind):
+    kind = "queue"
     doc = ("A neural queue (Grefenstette et al. 2015): its sources push a value with a strength at the back and "
            "pop a strength from the front; value what is read from the front, (B, width).")
-    params: ClassVar = (_WIDTH, _CAPACITY)
-    accepts = frozenset({"from"})
-    requires = frozenset({"from"})
-    stateful = True
-
-    @classmethod
-    def value_size(cls, params: dict[str, Any], target_size: int | None) -> int:
-        return params["width"]
-
-    @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
-        return Queue(query_size, params["width"], params["capacity"])
+    ends = 1
+    module = Queue
 
 
 @register
-class DequeKind(LookKind):
+class DequeKind(StrengthStructureKind):
     kind = "deque"
-    catalogued_as = "memory"
     doc = ("A neural double-ended queue (Grefenstette et al. 2015): its sources push and pop at both ends; value "
            "what is read from the top and from the bottom, (B, 2·width).")
-    params: ClassVar = (_WIDTH, _CAPACITY)
-    accepts = frozenset({"from"})
-    requires = frozenset({"from"})
-    stateful = True
-
-    @classmethod
-    def value_size(cls, params: dict[str, Any], target_size: int | None) -> int:
-        return 2 * params["width"]
-
-    @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
-        return Deque(query_size, params["width"], params["capacity"])
+    ends = 2
+    module = Deque

@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import math
-import os
-import subprocess
-import sys
 import weakref
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +25,7 @@ from cogdsl import kernels, ops
 from cogdsl.blocks.attention import Attention
 from cogdsl.ops import attention, backend
 from cogdsl.pipeline import parse_text
+from tests.kernels.compile_check import compile_kernels
 from tests.kernels.helpers import F32, F64, Tolerance, _compare, count_launches
 
 #: The op's positional tensor arguments, in order, and its outputs.
@@ -559,54 +555,20 @@ COMPILE_CASES = [
     ("fp32", (4, 50, 64, 64), 90),  # several heads: the backward's (BLOCK_H, BLOCK_S, BLOCK_A) tile
     ("fp64", (2, 37, 7, 5), 80),
 ]
-# A child process without TRITON_INTERPRET, as in test_compile_for_gpu.py (whose kernel table is its own).
-COMPILE_SCRIPT = """
-import json, sys
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-from cogdsl.kernels import additive
-from cogdsl.kernels.tiles import LAUNCH
-
-for name in ("_additive_forward_kernel", "_additive_backward_kernel"):
-    kernel = getattr(additive, name)
-    for dtype, (heads, length, hidden, width), arch in json.loads(sys.argv[1]):
-        for has_d_weights in (True, False) if "backward" in name else (True,):
-            constants = {"HAS_D_WEIGHTS": has_d_weights,
-                         **additive.additive_blocks(heads, length, hidden, width, every_head="backward" in name)}
-            signature, constexprs = {}, {}
-            for index, arg in enumerate(kernel.arg_names):
-                if arg.endswith("_ptr"):
-                    signature[arg] = "*" + dtype
-                elif arg in constants:
-                    signature[arg] = "constexpr"
-                    constexprs[(index,)] = constants[arg]
-                else:
-                    signature[arg] = "i32"
-            result = {"kernel": name, "dtype": dtype, "arch": arch, "has_d_weights": has_d_weights}
-            try:
-                compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
-                                          target=GPUTarget("cuda", arch, 32), options=dict(LAUNCH))
-                ptx = compiled.asm["ptx"]
-                result.update(target=f".target sm_{arch}" in ptx, cubin=len(compiled.asm["cubin"]),
-                              spills=".local" in ptx)
-            except Exception as error:
-                result["error"] = f"{type(error).__name__}: {error}"[-2000:]
-            print(json.dumps(result), flush=True)
-"""
-
-
 @pytest.fixture(scope="module")
 def compiled() -> list[dict[str, Any]]:
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    run = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT, json.dumps(COMPILE_CASES)], capture_output=True,
-                         text=True, env=env, cwd=Path(__file__).resolve().parents[2], timeout=600)
-    results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    if not results:
-        pytest.fail(f"the compile script printed nothing; exit {run.returncode}:\n{run.stderr[-3000:]}")
-    if all("No module named" in r.get("error", "") or "backend" in r.get("error", "") for r in results):
-        pytest.skip(f"this Triton cannot compile for CUDA here: {results[0]['error']}")
-    return results
+    from cogdsl.kernels.additive import additive_blocks
+
+    jobs = []
+    for name in ("_additive_forward_kernel", "_additive_backward_kernel"):
+        backward = "backward" in name
+        for dtype, (heads, length, hidden, width), arch in COMPILE_CASES:
+            for has_d_weights in (True, False) if backward else (True,):
+                constants = {"HAS_D_WEIGHTS": has_d_weights,
+                             **additive_blocks(heads, length, hidden, width, every_head=backward)}
+                jobs.append({"module": "additive", "kernel": name, "dtype": dtype, "arch": arch,
+                             "constants": constants})
+    return compile_kernels(jobs)
 
 
 def test_kernels_compile_to_a_cubin_without_spills(compiled: list[dict[str, Any]]) -> None:

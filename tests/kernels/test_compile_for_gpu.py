@@ -9,13 +9,9 @@ and float64, at the block sizes the launchers pick for small and large memories.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+
+from tests.kernels.compile_check import compile_kernels
 
 pytest.importorskip("triton")
 
@@ -35,60 +31,23 @@ CASES = [
     ("fp64", (3, 4096, 7, 3), 80),
 ]
 
-# Run in a child process: the tests' own process imports the kernels under TRITON_INTERPRET=1,
-# where @triton.jit gives interpreted functions that cannot be compiled.
-COMPILE_ALL = """
-import json, sys
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
-from importlib import import_module
-from cogdsl.kernels.tiles import LAUNCH, blocks
 
-kernels, cases = json.loads(sys.argv[1])
-for module, names in kernels.items():
-    for name in names:
-        kernel = getattr(import_module("cogdsl.kernels." + module), name)
-        for dtype, (heads, slots, width, offsets), arch in cases:
-            if module == "dnc":  # its launchers pick their own blocks
-                constants = import_module("cogdsl.kernels.dnc").launch_blocks(heads, slots)[name]
-            else:
-                constants = {"COSINE": True, **blocks(heads, slots, width, offsets)}
-            signature, constexprs = {}, {}
-            for index, arg in enumerate(kernel.arg_names):
-                if arg == "order_ptr":
-                    signature[arg] = "*i32"
-                elif arg.endswith("_ptr"):
-                    signature[arg] = "*" + dtype
-                elif arg in constants:
-                    signature[arg] = "constexpr"
-                    constexprs[(index,)] = constants[arg]
-                else:
-                    signature[arg] = "i32"
-            result = {"kernel": name, "dtype": dtype, "arch": arch}
-            try:
-                compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
-                                          target=GPUTarget("cuda", arch, 32), options=dict(LAUNCH))
-                ptx = compiled.asm["ptx"]
-                result.update(target=f".target sm_{arch}" in ptx, cubin=len(compiled.asm["cubin"]),
-                              spills=".local" in ptx)
-            except Exception as error:
-                result["error"] = f"{type(error).__name__}: {error}"[-2000:]
-            print(json.dumps(result), flush=True)
-"""
+def _constants(module: str, name: str, heads: int, slots: int, width: int, offsets: int) -> dict[str, object]:
+    """The constexprs the kernel's launcher would pick for these sizes."""
+    from cogdsl.kernels.dnc import launch_blocks
+    from cogdsl.kernels.tiles import blocks
+
+    if module == "dnc":  # its launchers pick their own blocks
+        return launch_blocks(heads, slots)[name]
+    return {"COSINE": True, **blocks(heads, slots, width, offsets)}
 
 
 @pytest.fixture(scope="module")
 def compiled() -> dict[tuple[str, str, int], dict[str, object]]:
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    run = subprocess.run([sys.executable, "-c", COMPILE_ALL, json.dumps([KERNELS, CASES])], capture_output=True,
-                         text=True, env=env, cwd=Path(__file__).resolve().parents[2], timeout=600)
-    results = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
-    if not results:
-        pytest.fail(f"the compile script printed nothing; exit {run.returncode}:\n{run.stderr[-3000:]}")
-    if all("No module named" in r.get("error", "") or "backend" in r.get("error", "") for r in results):
-        pytest.skip(f"this Triton cannot compile for CUDA here: {results[0]['error']}")
-    return {(r["kernel"], r["dtype"], r["arch"]): r for r in results}
+    jobs = [{"module": module, "kernel": name, "dtype": dtype, "arch": arch,
+             "constants": _constants(module, name, *sizes)}
+            for module, names in KERNELS.items() for name in names for dtype, sizes, arch in CASES]
+    return {(r["kernel"], r["dtype"], r["arch"]): r for r in compile_kernels(jobs)}
 
 
 @pytest.mark.parametrize("name", [name for names in KERNELS.values() for name in names])
