@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.addressing import ResolvedStage
+from cogdsl.blocks.base import LookKind
 from cogdsl.lower import CompiledModel
 
 
@@ -71,6 +73,9 @@ def _sequence_unit(model: CompiledModel, unit: str, name: str) -> str:
                 else f"{'bidirectional ' if params['bidirectional'] else ''}{params['cell']}")
         return (f"encoder {name}: {what} over the whole of {sources}, (B, S, {shapes.input_sizes[name]}) -> "
                 f"(B, S, {shapes.sizes[name]}), at the first step only (kept in the state)")
+    kind = REGISTRY[block.kind]
+    if issubclass(kind, LookKind):
+        return kind.describe(name, params, sources, model.attended.get(name), shapes.sizes[name])
     target = model.attended[name]
     over = f"memory {target} as of the previous step" if target in model.memories else target
     if block.kind == "summary":

@@ -73,3 +73,15 @@ def test_tasks_without_their_own_metrics_report_none() -> None:
     task = make_task(config.task, **config.task_params)
     result = evaluate(cogdsl.compile(spec), task, sequences=2, batch=2, length=3)
     assert result.metrics == {} and "accuracy" not in result.describe("m")
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_spec_explains_every_block(path: Path) -> None:
+    """``cogdsl compile --explain`` has a line for every block and output of every spec in the library."""
+    from cogdsl.explain import explain
+
+    spec = cogdsl.load(path)
+    text = explain(cogdsl.compile(spec))
+    steps = text.split("one time step:")[1].split("parameters per block")[0]
+    for name in [b.name for b in spec.blocks if b.kind not in ("memory",)] + [o.name for o in spec.outputs]:
+        assert f" {name}" in steps, f"{path.name}: no line for {name}"

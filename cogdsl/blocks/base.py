@@ -178,3 +178,9 @@ class LookKind(BlockKind):
     @classmethod
     def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> Any:
         raise NotImplementedError
+
+    @classmethod
+    def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
+        """One line for ``cogdsl compile --explain``: what the block does each step and its value's size."""
+        looked = f" on {target}" if target else ""
+        return f"{cls.kind} {name}: from [{sources}]{looked} -> {size}" + (" (keeps a state)" if cls.stateful else "")

@@ -95,3 +95,8 @@ class LatentKind(LookKind):
     @classmethod
     def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         return GaussianLatent(query_size, params["size"])
+
+    @classmethod
+    def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
+        return (f"latent {name}: z ~ N(mu, sigma²) with (mu, log sigma²) = W [{sources}] + b -> {size}; "
+                "its KL to N(0, I) is added to the loss")

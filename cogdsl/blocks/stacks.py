@@ -188,6 +188,12 @@ class StackKind(LookKind):
         return Stack(query_size, params["stacks"], params["depth"], params["width"],
                      min(params["top"], params["depth"]), params["noop"])
 
+    @classmethod
+    def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
+        actions = "push, pop or no-op" if params["noop"] else "push or pop"
+        return (f"stack {name}: [{sources}] choose {actions} for each of {params['stacks']} stack(s) of "
+                f"{params['depth']} x {params['width']} (kept in the state) -> the top {params['top']}: {size}")
+
 
 _CAPACITY = Param("capacity", int, 64, minimum=1, maximum=100000,
                   doc="pushes kept (per end); older ones are forgotten, so make it at least the steps run")
@@ -212,6 +218,11 @@ class StrengthStructureKind(LookKind):
     @classmethod
     def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         return cls.module(query_size, params["width"], params["capacity"])
+
+    @classmethod
+    def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
+        return (f"{cls.kind} {name}: [{sources}] push and pop strengths and a value of {params['width']} "
+                f"({params['capacity']} rows per end, kept in the state) -> what is read: {size}")
 
 
 @register

@@ -76,3 +76,8 @@ class WindowKind(LookKind):
     @classmethod
     def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         return Window(query_size, params["k"])
+
+    @classmethod
+    def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
+        return (f"window {name}: {params['k']} Gaussian(s) placed by [{sources}], their positions only moving "
+                f"forward (kept in the state), weigh the elements of {target} -> {size}")
