@@ -8,8 +8,8 @@ runs left to right in every panel; brighter is more weight. The PNGs, in the out
     activation), then for each memory (``memory`` and ``dnc_memory`` alike) its write
     weightings and then its read weightings, slots × time, one panel per head. Each panel's
     colour scale runs from 0 to its own largest weight. Then, for each ``stack``, the push and
-    pop probabilities of its stacks and the top of the stack that pushes most (Joulin &
-    Mikolov 2015, figure 3); for each ``queue`` and ``deque``, its push and pop strengths and the strengths
+    pop probabilities of its stacks and the top of the stack that pushes and pops most
+    (Joulin & Mikolov 2015, figure 3); for each ``queue`` and ``deque``, its push and pop strengths and the strengths
     of its rows; for each ``clockwork``, ``skip_rnn`` and ``hm_rnn`` controller, when its units
     ran (groups that ran, updates with the fraction skipped, boundaries per layer).
 ``modes.png`` (models with a ``dnc_memory`` that is read)
@@ -157,10 +157,10 @@ def _structure_panels(model: torch.nn.Module, trace: dict[str, torch.Tensor]
             stacks = tuple(f"stack {k + 1}" for k in range(actions.shape[1]))
             panels[f"{name}: push probability of each stack"] = (actions[:, :, 0].T, stacks)
             panels[f"{name}: pop probability of each stack"] = (actions[:, :, 1].T, stacks)
-            busiest = int(actions[:, :, 0].mean(0).argmax())  # the stack that pushes most
+            busiest = int(actions[:, :, :2].sum(-1).mean(0).argmax())  # the stack that pushes and pops most
             top = contents[:, busiest, :min(16, contents.shape[2]), 0].clamp_min(0)  # the empty value -1 shows as 0
-            panels[f"{name}: stack {busiest + 1} (pushes most), its top {top.shape[1]} elements, first channel"] = (
-                top.T, None)
+            panels[f"{name}: stack {busiest + 1} (pushes and pops most), its top {top.shape[1]} elements, "
+                   "first channel"] = (top.T, None)
         elif kind in ("queue", "deque") and name in trace:
             labels = ("push", "pop") if kind == "queue" else ("push top", "pop top", "push bottom", "pop bottom")
             panels[f"{name}: push and pop strengths"] = (trace[name].T, labels)
