@@ -21,7 +21,7 @@ from torch import Tensor
 
 import cogdsl.kernels
 from cogdsl import ops
-from cogdsl.ops import ntm
+from cogdsl.ops import attention, ntm
 
 #: Each op's positional tensor arguments, in order.
 ARGS: dict[str, tuple[str, ...]] = {
@@ -33,6 +33,9 @@ ARGS: dict[str, tuple[str, ...]] = {
 }
 #: The ops that take a ``similarity``.
 SIMILARITY_OPS = {"content_weights", "ntm_address", "ntm_memory_step"}
+#: The names of the outputs of the ops with more than one.
+OUTPUTS: dict[str, tuple[str, ...]] = {"ntm_memory_step": ("weights", "reads", "memory"),
+                                       "additive_attention": ("context", "weights")}
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,8 @@ def _call(op: str, backend: str | None, args: Sequence[Tensor], similarity: str 
     """The op through cogdsl.ops under ``backend``, or (backend None) the plain reference."""
     extra = (similarity,) if op in SIMILARITY_OPS else ()
     if backend is None:
-        return _as_tuple(getattr(ntm, op)(*args, *extra))
+        reference = getattr(ntm, op) if hasattr(ntm, op) else getattr(attention, op)
+        return _as_tuple(reference(*args, *extra))
     with ops.use_backend(backend):
         return _as_tuple(getattr(ops, op)(*args, *extra))
 
@@ -221,6 +225,7 @@ def check_op(
     make_args: Callable[[Sequence[Tensor]], Sequence[Tensor]] | None = None,
     tol: Tolerance | None = None,
     used: Sequence[int] | None = None,
+    arg_names: Sequence[str] | None = None,
 ) -> tuple[tuple[Tensor, ...], tuple[Tensor | None, ...]]:
     """Check the Triton ``op`` (forced through cogdsl.ops) against the reference: every output and gradient.
 
@@ -229,9 +234,10 @@ def check_op(
     For a non-contiguous test, ``leaves`` replaces the inputs by the tensors the gradients are taken
     of, and ``make_args`` maps those leaves to the op's arguments (views: slices, transposes).
     The upstream gradient of every output (or of the outputs ``used`` names by index, the others
-    not in the loss) is a seeded random tensor. Returns the kernel's outputs and gradients.
+    not in the loss) is a seeded random tensor. ``arg_names``: the op's arguments, for an op not
+    in :data:`ARGS`. Returns the kernel's outputs and gradients.
     """
-    names = ARGS[op]
+    names = ARGS[op] if arg_names is None else arg_names
     if leaves is None:
         leaves = {name: inputs[name] for name in names}
     if make_args is None:
@@ -267,7 +273,7 @@ def check_op(
 
     if tol is None:
         tol = F64 if dtype == torch.float64 else F32
-    out_names = ("weights", "reads", "memory") if op == "ntm_memory_step" else ("output",)
+    out_names = OUTPUTS.get(op, ("output",))
     shape_note = ", ".join(f"{n} {tuple(t.shape)}" for n, t in zip(leaf_names, kernel_leaves, strict=True))
     if op in SIMILARITY_OPS:
         shape_note += f", {similarity}"
@@ -288,6 +294,7 @@ def check_op(
         )
         _compare(got, want, tol, f"{op} forward {name} ({shape_note})", dtype)
     for name, got, want in zip(leaf_names, grads, want_grads, strict=True):
+        assert (got is None) == (name not in grad_names), f"{op} d/d{name}: {got}"
         if want is None:
             continue
         assert got is not None

@@ -26,11 +26,10 @@ from cogdsl.blocks.attention import Attention
 from cogdsl.ops import attention, backend
 from cogdsl.pipeline import parse_text
 from tests.kernels.compile_check import compile_kernels
-from tests.kernels.helpers import F32, F64, Tolerance, _compare, count_launches
+from tests.kernels.helpers import F32, Tolerance, _compare, check_op, count_launches
 
 #: The op's positional tensor arguments, in order, and its outputs.
 ARGS: dict[str, tuple[str, ...]] = {"additive_attention": ("query_projection", "key_projection", "v", "keys")}
-OUTPUTS = ("context", "weights")
 NAMES = ARGS["additive_attention"]
 FORWARD, BACKWARD = "_additive_forward_kernel", "_additive_backward_kernel"
 DTYPES = pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
@@ -61,29 +60,6 @@ def make_inputs(seed: int, *, batch: int = 3, heads: int = 2, length: int = 37, 
     }
 
 
-def _forward_backward(
-    args: Sequence[Tensor], leaves: Sequence[Tensor], upstream: Sequence[Tensor], used: Sequence[int],
-    backend_name: str | None,
-) -> tuple[tuple[Tensor, ...], tuple[Tensor | None, ...]]:
-    """Both outputs, and the gradient of Σ_{outputs in used} ⟨upstream, output⟩ for each leaf that requires one.
-
-    ``backend_name`` None: the plain reference, not through cogdsl.ops.
-    """
-    if backend_name is None:
-        outs = attention.additive_attention(*args)
-    else:
-        with ops.use_backend(backend_name):
-            outs = ops.additive_attention(*args)
-    wanted = [leaf for leaf in leaves if leaf.requires_grad]
-    grads: list[Tensor | None] = [None] * len(leaves)
-    if wanted:
-        pairs = [(outs[i], upstream[i].to(outs[i])) for i in used]
-        found = iter(torch.autograd.grad([o for o, _ in pairs], wanted, [u for _, u in pairs], allow_unused=True,
-                                         materialize_grads=True))
-        grads = [next(found) if leaf.requires_grad else None for leaf in leaves]
-    return tuple(o.detach() for o in outs), tuple(grads)
-
-
 def check_additive(
     inputs: dict[str, Tensor],
     *,
@@ -96,57 +72,13 @@ def check_additive(
     make_args: Callable[[Sequence[Tensor]], Sequence[Tensor]] | None = None,
     tol: Tolerance | None = None,
 ) -> tuple[tuple[Tensor, ...], tuple[Tensor | None, ...], list[Any]]:
-    """The Triton kernel (forced through cogdsl.ops) against the float64 reference: both outputs, every gradient.
-
-    ``grad`` names the leaves that require a gradient (default: all); ``used`` the outputs in the
-    loss. ``leaves`` and ``make_args`` replace the inputs by tensors the op's arguments are views
-    of. Returns the kernel's outputs, its gradients and the launches it made.
-    """
-    if leaves is None:
-        leaves = {name: inputs[name] for name in NAMES}
-    if make_args is None:
-
-        def make_args(ls: Sequence[Tensor]) -> Sequence[Tensor]:
-            return ls
-
-    names = list(leaves)
-    grad_names = set(names) if grad is None else set(grad)
-
-    def prepare(dt: torch.dtype, dev: str) -> list[Tensor]:
-        return [leaves[n].detach().to(dev, dt).clone().requires_grad_(n in grad_names) for n in names]
-
-    kernel_leaves = prepare(dtype, device)
-    oracle_leaves = [t.detach().to("cpu", torch.float64).clone().requires_grad_(t.requires_grad)
-                     for t in kernel_leaves]
-    with torch.no_grad():
-        shapes = [o.shape for o in attention.additive_attention(*make_args(oracle_leaves))]
-    g = torch.Generator().manual_seed(10_000 + seed)
-    upstream = [torch.randn(*s, generator=g, dtype=torch.float64) for s in shapes]
-
+    """:func:`~tests.kernels.helpers.check_op` on the additive kernel: both outputs and every gradient
+    against the float64 reference, the forward kernel launched first. Returns the kernel's outputs,
+    its gradients and the launches it made."""
     with count_launches() as launches:
-        outs, grads = _forward_backward(make_args(kernel_leaves), kernel_leaves, [u.to(device) for u in upstream],
-                                        used, "triton")
+        outs, grads = check_op("additive_attention", inputs, dtype=dtype, device=device, seed=seed, grad=grad,
+                               used=used, leaves=leaves, make_args=make_args, tol=tol, arg_names=NAMES)
     assert [launch.name for launch in launches][:1] == [FORWARD], "use_backend('triton') ran no additive kernel"
-    want_outs, want_grads = _forward_backward(make_args(oracle_leaves), oracle_leaves, upstream, used, None)
-
-    if tol is None:
-        tol = F64 if dtype == torch.float64 else F32
-    shape_note = ", ".join(f"{n} {tuple(t.shape)}" for n, t in zip(NAMES, make_args(kernel_leaves), strict=True))
-    if dtype != torch.float64:  # calibrate: the float32 reference must pass the tolerance the kernel is held to
-        ref_outs, ref_grads = _forward_backward(make_args(ref := prepare(dtype, "cpu")), ref, upstream, used, None)
-        for name, got, want in zip(OUTPUTS, ref_outs, want_outs, strict=True):
-            _compare(got, want, tol, f"CALIBRATION (float32 reference, not the kernel) {name}", dtype)
-        for name, got, want in zip(names, ref_grads, want_grads, strict=True):
-            if want is not None:
-                _compare(got, want, tol, f"CALIBRATION (float32 reference, not the kernel) d/d{name}", dtype)
-    for name, got, want in zip(OUTPUTS, outs, want_outs, strict=True):
-        assert got.dtype == dtype and got.device.type == torch.device(device).type
-        _compare(got, want, tol, f"additive_attention forward {name} ({shape_note})", dtype)
-    for name, got, want in zip(names, grads, want_grads, strict=True):
-        assert (got is None) == (name not in grad_names), f"d/d{name}: {got}"
-        if want is not None:
-            assert got is not None and got.dtype == dtype
-            _compare(got, want, tol, f"additive_attention gradient d/d{name} ({shape_note})", dtype)
     return outs, grads, launches
 
 
