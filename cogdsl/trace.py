@@ -116,9 +116,8 @@ def record_trace(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Te
     mode_names = {block: tuple(group.modes) for group in getattr(model, "groups", ()) if group.owns_memory
                   for block, _ in group.plan.reads}
     raw = _first_output(logits)[0].cpu()
-    activation_name = _output_activation(model)
-    activation = getattr(model, "activations", {}).get(next(iter(getattr(model, "output_names", [""]))), None)
-    outputs = raw if activation_name == "none" else (activation(raw) if activation else torch.sigmoid(raw))
+    activation_name, activation = _output_activation(model)
+    outputs = raw if activation is None else activation(raw)
     t = None
     if targets is not None:  # (T, O) or (B, T, O) values; (T,) or (B, T) class ids, shown one-hot
         batched = targets.dim() == (3 if targets.is_floating_point() else 2)
@@ -139,10 +138,13 @@ def record_trace(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Te
     )
 
 
-def _output_activation(model: torch.nn.Module) -> str:
-    """The first output's activation, as the spec names it ("none" when it has none)."""
+def _output_activation(model: torch.nn.Module) -> tuple[str, Callable[[torch.Tensor], torch.Tensor] | None]:
+    """The first output's activation: its name as the spec writes it ("none" for raw values) and the
+    function the model applies (None); a module not compiled from a spec is taken to be sigmoid."""
     outputs = getattr(getattr(model, "spec", None), "outputs", ())
-    return str(outputs[0].activation.data) if outputs and outputs[0].activation else "none" if outputs else "sigmoid"
+    if not outputs:
+        return "sigmoid", torch.sigmoid
+    return (str(outputs[0].activation.data) if outputs[0].activation else "none"), model.activations[outputs[0].name]
 
 
 def _structure_panels(model: torch.nn.Module, trace: dict[str, torch.Tensor]

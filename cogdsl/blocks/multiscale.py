@@ -83,7 +83,7 @@ class ClockworkRNN(Controller):
     def forward(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         h, step = state
         running = torch.remainder(step[:, None].double(), self.periods) == 0  # (B, modules)
-        candidate = torch.tanh(self.input_layer(x) + F.linear(h, self.recurrent.weight * self.feeds.to(h.dtype)))
+        candidate = torch.tanh(self.input_layer(x) + F.linear(h, self.recurrent.weight * self.feeds))
         new = torch.where(running[:, self.group], zone_out(candidate, h, self.zoneout, self.training), h)
         self.traced = {"active": running.to(h.dtype)}
         return new, (new, step + 1)
@@ -170,6 +170,14 @@ class HMRNN(Controller):
         return torch.cat(outputs, -1), tuple(new_state)
 
 
+def _splits_hidden(params: dict[str, Any], parts: str) -> list[tuple[str, str, str]]:
+    """The conflict when the parameter ``parts`` (modules, layers) does not divide ``hidden`` into equal groups."""
+    if params["hidden"] % params[parts]:
+        return [(parts, f"{params[parts]} {parts} do not divide hidden={params['hidden']}",
+                 f"make hidden a multiple of {parts}")]
+    return []
+
+
 @register
 class ClockworkKind(ControllerKind):
     kind = "clockwork"
@@ -181,10 +189,7 @@ class ClockworkKind(ControllerKind):
 
     @classmethod
     def conflicts(cls, params: dict[str, Any]) -> list[tuple[str, str, str]]:
-        if params["hidden"] % params["modules"]:
-            return [("modules", f"{params['modules']} modules do not divide hidden={params['hidden']}",
-                     "make hidden a multiple of modules")]
-        return []
+        return _splits_hidden(params, "modules")
 
     @classmethod
     def build(cls, params: dict[str, Any], input_size: int) -> Controller:
@@ -217,10 +222,7 @@ class HMRNNKind(ControllerKind):
 
     @classmethod
     def conflicts(cls, params: dict[str, Any]) -> list[tuple[str, str, str]]:
-        if params["hidden"] % params["layers"]:
-            return [("layers", f"{params['layers']} layers do not divide hidden={params['hidden']}",
-                     "make hidden a multiple of layers")]
-        return []
+        return _splits_hidden(params, "layers")
 
     @classmethod
     def build(cls, params: dict[str, Any], input_size: int) -> Controller:
