@@ -1,4 +1,4 @@
-"""REINFORCE for blocks that sample: hard attention and RAM's glimpses.
+"""REINFORCE for blocks that sample: hard attention, RAM's glimpses and hard (D-NTM) addressing.
 
 A block that samples a discrete choice (an element to attend to) or a location (where to
 look) cannot pass gradients through the sample. It records, at every step, a
@@ -15,6 +15,11 @@ Xu et al. 2015, "Show, Attend and Tell", 4.1)::
 
 The first term's gradient is the REINFORCE estimate of -d E[R] / d theta; subtracting the
 baseline lowers its variance without biasing it.
+
+Each decision names its reward. ``"success"`` is the task's 0/1 reward above. ``"likelihood"``
+is the log-likelihood of the targets, log p(y | x) = -loss of each sequence, centred and scaled
+by its mean and standard deviation over the batch, as the D-NTM paper trains discrete
+addressing: a graded reward that still says something when no sequence is yet right.
 """
 
 from __future__ import annotations
@@ -26,23 +31,36 @@ import torch
 
 @dataclass(frozen=True)
 class Decision:
-    """One step of one sampling block: each a (B,) tensor, and the weight of its entropy bonus."""
+    """One step of one sampling block: each a (B,) tensor, the weight of its entropy bonus, and
+    which reward it learns from (``"success"`` or ``"likelihood"``)."""
 
     log_prob: torch.Tensor
     baseline: torch.Tensor
     entropy: torch.Tensor
     entropy_weight: float = 0.0
+    reward: str = "success"
 
 
-def reinforce_loss(decisions: list[Decision], reward: torch.Tensor) -> torch.Tensor:
+REWARDS = ("success", "likelihood")
+
+
+def standardized(values: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / (std + 1e-6) over the batch, (B,) → (B,); zeros for a batch of one."""
+    if values.numel() < 2:
+        return torch.zeros_like(values)
+    return (values - values.mean()) / (values.std() + 1e-6)
+
+
+def reinforce_loss(decisions: list[Decision], reward: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
     """The REINFORCE surrogate loss of the module docstring, summed over ``decisions``.
 
-    decisions: every step's :class:`Decision` (each (B,)); reward: R, (B,) → a scalar.
+    decisions: every step's :class:`Decision` (each (B,)); reward: R, (B,), or R by the name
+    each decision asks for (:data:`REWARDS`) → a scalar.
     """
-    reward = reward.detach()
-    total = reward.new_zeros(())
+    rewards = reward if isinstance(reward, dict) else {"success": reward}
+    total = next(iter(rewards.values())).new_zeros(())
     for decision in decisions:
-        advantage = reward - decision.baseline
+        advantage = rewards[decision.reward].detach() - decision.baseline
         total = total + (-(advantage.detach() * decision.log_prob) + advantage.pow(2)
                          - decision.entropy_weight * decision.entropy).mean()
     return total

@@ -66,7 +66,7 @@ from cogdsl.checkpoint import (
     spec_fingerprint,
 )
 from cogdsl.errors import DiagnosticSink, SpecError, UsageError
-from cogdsl.reinforce import Decision, reinforce_loss
+from cogdsl.reinforce import Decision, reinforce_loss, standardized
 from cogdsl.spec import WHOLE_KINDS, Spec, Value
 from cogdsl.tasks import Batch, Task, make_task
 from cogdsl.train_config import OPTIMIZERS, SETTINGS, TrainConfig, resolve_train
@@ -284,6 +284,18 @@ def model_inputs(model: torch.nn.Module, inputs: torch.Tensor | dict[str, torch.
     if not isinstance(inputs, dict):
         return inputs
     return {name: inputs[kind] for name, kind in model.input_kinds.items()}
+
+
+def rewards(task: Task, logits: torch.Tensor, batch: Batch, decisions: list[Decision]) -> dict[str, torch.Tensor]:
+    """The rewards the ``decisions`` ask for, by name (:data:`cogdsl.reinforce.REWARDS`), each (B,):
+    the task's 0/1 success, and the standardised log-likelihood of the targets, -loss per sequence."""
+    wanted = {decision.reward for decision in decisions}
+    out = {}
+    if "success" in wanted:
+        out["success"] = task.reward(logits, batch)
+    if "likelihood" in wanted:
+        out["likelihood"] = standardized(-task.sequence_losses(logits, batch))
+    return out
 
 
 def _logits(model: torch.nn.Module, batch: Batch, decisions: list[Decision] | None = None,
@@ -577,7 +589,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
                     logits = _logits(model, batch, decisions, penalties)  # (B, T, O)
                     loss = task.loss_of(logits, batch)
                     objective = loss if not decisions else loss + reinforce_loss(
-                        decisions, task.reward(logits.detach(), batch))
+                        decisions, rewards(task, logits.detach(), batch, decisions))
                     if penalties:  # summed over steps, averaged over the batch, like the task's loss
                         objective = objective + torch.stack(penalties).sum(0).mean()
                     objective.backward()

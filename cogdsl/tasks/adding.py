@@ -99,14 +99,15 @@ class AddingTask(Task):
         mask[:, -1] = 1.0
         return Batch(inputs, targets, mask, {"markers": markers})
 
-    def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """The squared error summed over the scored steps (the last), averaged over the batch.
+    def sequence_losses(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The squared error summed over the scored steps (the last), per sequence; the loss is its
+        mean over the batch.
 
-        ``loss = (1/B) sum_b sum_t mask[b, t] (y[b, t, 0] - target[b, t, 0])²``; ``logits`` are the
-        model's raw outputs (B, T, 1).
+        ``loss_b = sum_t mask[b, t] (y[b, t, 0] - target[b, t, 0])²``; ``logits`` are the
+        model's raw outputs (B, T, 1) → (B,).
         """
         _check_logits(logits, batch)
-        return ((logits - batch.targets).square() * batch.mask.unsqueeze(-1)).sum() / batch.batch_size
+        return ((logits - batch.targets).square() * batch.mask.unsqueeze(-1)).sum(dim=(1, 2))
 
     def errors(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Wrong sums per sequence, (B,): scored steps whose output is off by 0.04 or more (or is not finite)."""

@@ -311,8 +311,13 @@ class Task:
     # -- loss and errors ---------------------------------------------------------------------
 
     def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """The training loss, a scalar: :func:`sequence_loss` (BCE with logits) for bit targets."""
-        return sequence_loss(logits, batch)
+        """The training loss, a scalar: the mean over the batch of :meth:`sequence_losses`."""
+        return self.sequence_losses(logits, batch).sum() / batch.batch_size
+
+    def sequence_losses(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Each sequence's loss, ``(B,)``: :func:`bce_per_sequence` for bit targets. Its negative is
+        the log-likelihood reward that hard addressing learns from (:mod:`cogdsl.reinforce`)."""
+        return bce_per_sequence(logits, batch)
 
     def errors(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Errors per sequence, ``(B,)``: :func:`bit_errors` for bit targets."""
@@ -445,6 +450,14 @@ def bit_errors(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return (wrong.float() * batch.mask.unsqueeze(-1)).sum(dim=(1, 2))
 
 
+def bce_per_sequence(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Binary cross-entropy summed over every output bit of every scored step, per sequence:
+    ``sum_t mask[b, t] sum_o BCEWithLogits(logits[b, t, o], targets[b, t, o])``, logits (B, T, O) → (B,)."""
+    _check_logits(logits, batch)
+    per_bit = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="none")
+    return (per_bit * batch.mask.unsqueeze(-1)).sum(dim=(1, 2))
+
+
 def sequence_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     """Binary cross-entropy in "bits of cost per sequence", as the NTM paper plots it.
 
@@ -462,14 +475,19 @@ def sequence_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     Returns:
         A scalar tensor, differentiable with respect to ``logits``.
     """
-    _check_logits(logits, batch)
-    per_bit = F.binary_cross_entropy_with_logits(logits, batch.targets, reduction="none")
-    return (per_bit * batch.mask.unsqueeze(-1)).sum() / batch.batch_size
+    return bce_per_sequence(logits, batch).sum() / batch.batch_size
 
 
 def sequence_accuracy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     """The fraction of sequences with no bit errors, as a scalar float tensor."""
     return (bit_errors(logits, batch) == 0).float().mean()
+
+
+def ce_per_sequence(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Cross-entropy of the target class summed over the scored steps, per sequence:
+    ``sum_t mask[b, t] (-log softmax(logits[b, t])[answer[b, t]])``, logits (B, T, V) → (B,)."""
+    per_step = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="none")
+    return (per_step.view(batch.targets.shape) * batch.mask).sum(-1)
 
 
 def class_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
@@ -478,8 +496,7 @@ def class_loss(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     ``loss = (1/B) sum_b sum_t mask[b, t] (-log softmax(logits[b, t])[answer[b, t]])``;
     logits (B, T, V), targets (B, T) long: the loss of the tasks whose ``loss`` is ``"ce"``.
     """
-    per_step = F.cross_entropy(logits.flatten(0, 1), batch.targets.flatten(), reduction="none")
-    return (per_step * batch.mask.flatten()).sum() / batch.batch_size
+    return ce_per_sequence(logits, batch).sum() / batch.batch_size
 
 
 def wrong_classes(logits: torch.Tensor, batch: Batch) -> torch.Tensor:

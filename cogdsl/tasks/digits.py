@@ -41,7 +41,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from cogdsl.tasks.base import Batch, Task, TaskParam, bit_errors, class_loss, sequence_loss, wrong_classes
+from cogdsl.tasks.base import Batch, Task, TaskParam, bce_per_sequence, bit_errors, ce_per_sequence, wrong_classes
 
 GLYPHS: tuple[tuple[str, ...], ...] = (
     (".###.", "#...#", "#..##", "#.#.#", "##..#", "#...#", ".###."),  # 0
@@ -257,8 +257,8 @@ class DigitsTask(Task):
         """The digit at every step, (B, T) long (only the last step is scored)."""
         return digits.unsqueeze(1).expand(-1, length).contiguous()
 
-    def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return class_loss(logits, batch)
+    def sequence_losses(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return ce_per_sequence(logits, batch)
 
     def errors(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return wrong_classes(logits, batch)
@@ -289,8 +289,8 @@ class DigitReconstructionTask(DigitsTask):
         """The image's pixels at every step, (B, T, size²) (only the last step is scored)."""
         return images.flatten(1).unsqueeze(1).expand(-1, length, -1).contiguous()
 
-    def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return sequence_loss(logits, batch)
+    def sequence_losses(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return bce_per_sequence(logits, batch)
 
     def errors(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return bit_errors(logits, batch)

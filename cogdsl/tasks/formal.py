@@ -69,7 +69,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from cogdsl.tasks.base import Batch, Task, TaskParam, class_loss, wrong_classes
+from cogdsl.tasks.base import Batch, Task, TaskParam, ce_per_sequence, wrong_classes
 
 
 def _length_params(min_n: int, minimum: int, what: str) -> tuple[TaskParam, ...]:
@@ -160,8 +160,8 @@ class FormalLanguageTask(Task):
         facts = {key: torch.tensor(values, device=device) for key, values in info.items()}  # each (B, concat)
         return Batch(inputs, ids[:, 1:], mask, facts)
 
-    def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return class_loss(logits, batch)
+    def sequence_losses(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return ce_per_sequence(logits, batch)
 
     def errors(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return wrong_classes(logits, batch)

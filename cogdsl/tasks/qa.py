@@ -29,7 +29,7 @@ from typing import ClassVar
 import torch
 
 from cogdsl.tasks.babi import BABI_TASKS, MAX_WORDS, SIZES, encode, generate_split, lengths, vocabulary
-from cogdsl.tasks.base import Batch, Task, TaskParam, class_loss, wrong_classes
+from cogdsl.tasks.base import Batch, Task, TaskParam, ce_per_sequence, class_loss, wrong_classes
 
 answer_loss = class_loss  # the names the QA tests and users know
 wrong_answers = wrong_classes
@@ -112,8 +112,8 @@ class BabiTask(Task):
         for start in range(0, rows.numel(), batch):
             yield self.batch_of(data, rows[start:start + batch])
 
-    def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return answer_loss(logits, batch)
+    def sequence_losses(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return ce_per_sequence(logits, batch)
 
     def errors(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return wrong_answers(logits, batch)

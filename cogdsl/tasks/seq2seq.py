@@ -24,7 +24,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from cogdsl.tasks.base import Batch, Task, TaskParam, class_loss, wrong_classes
+from cogdsl.tasks.base import Batch, Task, TaskParam, ce_per_sequence, wrong_classes
 
 
 class SequenceToSequenceTask(Task):
@@ -65,8 +65,8 @@ class SequenceToSequenceTask(Task):
         mask = torch.ones(target.shape, device=generator.device)
         return Batch({"sequence": one_hot}, target, mask)
 
-    def loss_of(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return class_loss(logits, batch)
+    def sequence_losses(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        return ce_per_sequence(logits, batch)
 
     def errors(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return wrong_classes(logits, batch)
