@@ -78,7 +78,8 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
             sizes[block.name] = params[block.name]["hidden"]
         elif kind.family == "head" and kind.has_output:
             assert block.memory is not None
-            sizes[block.name] = params[block.name]["heads"] * params[block.memory.name]["width"]
+            memory = block.memory.name
+            sizes[block.name] = params[block.name]["heads"] * kinds[memory].read_width(params[memory])
         elif kind.family == "reasoning":
             assert block.memory is not None
             sizes[block.name] = params[block.memory.name]["embedding"]
@@ -105,7 +106,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
     interface_sizes: dict[str, int] = {}
     for index, plan in enumerate(plans):
         offset = interface_sizes.get(plan.controller, 0)
-        layout = kinds[plan.memory].layout(plan, params[plan.memory]["width"], offset)
+        layout = kinds[plan.memory].layout(plan, params[plan.memory], offset)
         interfaces[plan.controller] = interfaces.get(plan.controller, ()) + tuple((index, f) for f in layout)
         interface_sizes[plan.controller] = layout[-1].stop if layout else offset
 

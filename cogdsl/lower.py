@@ -37,7 +37,7 @@ A memory whose only writer is one NTM-addressed head group has steps 2 and 4 don
 only becomes the state for the next step, so the order above is unchanged.
 
 The state is a dict: controller states, each memory, each head group's previous
-weightings, and the values read with ``@prev``.
+weightings (and an ``lru`` group's moving average of its content logits), and the values read with ``@prev``.
 """
 
 from __future__ import annotations
@@ -132,9 +132,6 @@ class CompiledModel(nn.Module):
         # Blocks that look at something (LookKind): name -> the state key of a stateful one, else None.
         self.looks = {name: f"look:{name}" if REGISTRY[block.kind].stateful else None
                       for name, block in blocks.items() if issubclass(REGISTRY[block.kind], LookKind)}
-        # Blocks that sample, and learn where to look by REINFORCE.
-        self.stochastic = frozenset(name for name, module in self.attentions.items()
-                                    if getattr(module, "samples", False))
         # Blocks whose every step adds a penalty to the loss (a latent's KL divergence to its prior).
         self.penalized = frozenset(name for name, module in {**self.attentions, **self.controllers}.items()
                                    if getattr(module, "penalizes", False))
@@ -148,6 +145,12 @@ class CompiledModel(nn.Module):
             REGISTRY[plan.kind].group_module(plan, shapes.params[plan.memory], _group_offset(shapes, i))
             for i, plan in enumerate(shapes.groups)
         )
+        # Blocks that sample, and learn where to look by REINFORCE (hard attention, glimpses, and the
+        # head blocks of a group with hard addressing).
+        self.stochastic = frozenset(name for name, module in self.attentions.items()
+                                    if getattr(module, "samples", False)) | frozenset(
+            block for group in self.groups if getattr(group, "samples", False)
+            for block, _ in group.plan.reads + group.plan.writes)
         # An output that reads only a block whose value is already logits (a DRAW canvas) has no layer.
         self.outputs = NamedModules({
             o.name: nn.Identity() if o.name in shapes.logits_of else nn.Linear(shapes.input_sizes[o.name], o.size.data)
@@ -163,6 +166,9 @@ class CompiledModel(nn.Module):
         # Fixed for the model, so the step loop only looks them up: state keys, and each
         # head block's (start, stop) among its group's heads.
         self.weight_keys = tuple(f"weights:{i}" for i in range(len(self.groups)))
+        # An lru group's moving average of its content logits (Dynamic NTM), by group index.
+        self.usage_keys = {i: f"lru:{i}" for i, group in enumerate(self.groups)
+                           if getattr(group, "lru_decay", None) is not None}
         self.prev_keys = tuple((name, f"prev:{name}") for name in self.delayed)
         self.head_slices = tuple(_head_slices(group.plan.reads + group.plan.writes) for group in self.groups)
         writers = [group.plan.memory for group in self.groups if group.plan.writes]
@@ -184,8 +190,11 @@ class CompiledModel(nn.Module):
         for name, key in self.looks.items():
             if key is not None:
                 state[key] = self.attentions[name].initial_state(batch, like)
-        for key, group in zip(self.weight_keys, self.groups, strict=True):
-            state[key] = group.initial_weights(batch, self.memories[group.plan.memory].slots, like)
+        for index, (key, group) in enumerate(zip(self.weight_keys, self.groups, strict=True)):
+            slots = self.memories[group.plan.memory].slots
+            state[key] = group.initial_weights(batch, slots, like)
+            if index in self.usage_keys:
+                state[self.usage_keys[index]] = group.initial_usage(batch, slots, like)
             if group.owns_memory:
                 state.update(group.initial_state(batch, like))
         read_init = {name: p for group in self.groups for name, p in group.read_init.items()}
@@ -261,7 +270,14 @@ class CompiledModel(nn.Module):
                     writes = None
                     fused_writes[plan.memory] = new_memory
                 else:
-                    weights, reads, writes = group(interfaces[plan.controller], state[plan.memory], state[key])
+                    usage_key = self.usage_keys.get(index)
+                    weights, reads, writes, usage = group(
+                        interfaces[plan.controller], self.memories[plan.memory].addressed(state[plan.memory]),
+                        state[key], None if usage_key is None else state[usage_key])
+                    if usage_key is not None:
+                        new_state[usage_key] = usage
+                    if decisions is not None and getattr(group, "decision", None) is not None:
+                        decisions.append(group.decision)
                 new_state[key] = weights
                 slices = self.head_slices[index]
                 if reads is not None:

@@ -5,9 +5,12 @@ An NTM head's weighting is built by a pipe of stages (Graves et al. 2014, sectio
     content(cosine) | gate | shift(1) | sharpen
 
     content  w^c = softmax_i(beta * K(k, M_i))       needs key k (W, identity), strength beta (1, softplus)
+    lru      w^c = softmax_i(z_i - gamma v_i)         z = beta * K(k, M), v its moving average; needs gamma
+                                                      (1, sigmoid) (Dynamic NTM, see cogdsl.blocks.dntm)
     gate     w^g = g w^c + (1 - g) w_{t-1}            needs gate g (1, sigmoid)
     shift    w~_i = sum_j w^g_{i-j} s_j               needs shift weights s (2s+1, softmax over offsets -s..s)
     sharpen  w_i = w~_i^gamma / sum_j w~_j^gamma      needs gamma (1, 1 + softplus, so gamma >= 1)
+    hard     w = one_hot(i), i ~ w (argmax in eval)   no fields; learns by REINFORCE (Dynamic NTM)
 
 Activations, and why: strengths only need to be positive, softplus keeps the gradient
 alive for negative pre-activations (the NTM paper asks for beta > 0); gate and erase are
@@ -81,6 +84,12 @@ _stage(StageKind(
     _content_fields, _NTM | _DNC,
 ))
 _stage(StageKind(
+    "lru", "least recently used (Dynamic NTM): the content softmax taken of beta K(k, M) - gamma v, v the "
+    "moving average (decay lambda) of the head's earlier content logits, so the head avoids slots it just used",
+    (Param("decay", float, 0.1, minimum=0.0, maximum=0.99),),
+    lambda args, width, memory: (Field("lru_gamma", 1, "sigmoid"),), _NTM,
+))
+_stage(StageKind(
     "gate", "interpolation with the head's previous weighting",
     (), lambda args, width, memory: (Field("gate", 1, "sigmoid"),), _NTM,
 ))
@@ -92,6 +101,12 @@ _stage(StageKind(
 _stage(StageKind(
     "sharpen", "w^gamma renormalised, gamma >= 1",
     (), lambda args, width, memory: (Field("gamma", 1, "oneplus"),), _NTM,
+))
+_stage(StageKind(
+    "hard", "discrete addressing (Dynamic NTM): each head samples one slot from the weighting so far (its "
+    "argmax in evaluation) and uses it alone; trained by REINFORCE, with an entropy bonus of the given weight",
+    (Param("entropy", float, 0.0, minimum=0.0),),
+    lambda args, width, memory: (), _NTM,
 ))
 _stage(StageKind(
     "allocate", "DNC write: the least-used slots, from usage sorted ascending; mixed with content by the "
@@ -110,7 +125,7 @@ _stage(StageKind(
 ))
 
 # The order NTM stages must come in (Graves et al. 2014, figure 2).
-NTM_ORDER = ("content", "gate", "shift", "sharpen")
+NTM_ORDER = ("content", "lru", "gate", "shift", "sharpen", "hard")
 
 
 def resolve_stage(stage: Stage, owner: str, sink: DiagnosticSink) -> ResolvedStage | None:
@@ -168,10 +183,17 @@ def resolve_ntm_address(address: Address, owner: str, sink: DiagnosticSink) -> t
             return None
         seen.add(res.name)
         position = index
-    if "gate" in seen and "content" not in seen:
-        gate_span = next(s.span for s in stages if s.name == "gate")
-        sink.error("E402", f"{owner}: 'gate' interpolates a content weighting with the previous one, "
-                   "but there is no 'content' stage before it", gate_span, "start with content(cosine)")
+    needs_content = {"gate": "interpolates a content weighting with the previous one",
+                     "lru": "shifts the content logits away from recently used slots"}
+    for name, what in needs_content.items():
+        if name in seen and "content" not in seen:
+            span = next(s.span for s in stages if s.name == name)
+            sink.error("E402", f"{owner}: '{name}' {what}, but there is no 'content' stage before it", span,
+                       "start with content(cosine)")
+            return None
+    if seen == {"hard"}:
+        sink.error("E402", f"{owner}: 'hard' samples a slot from the weighting the stages before it build, "
+                   "but there are none", stages[0].span, "write e.g. 'content(cosine) | hard'")
         return None
     return tuple(r for r in resolved if r is not None)
 

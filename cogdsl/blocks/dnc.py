@@ -156,8 +156,8 @@ class DNCMemoryKind(MemoryKind):
                           writers[0].stages if writers else (), cls.kind),)
 
     @classmethod
-    def layout(cls, plan: GroupPlan, width: int, offset: int) -> list[FieldSlice]:
-        return dnc_layout(plan, width, offset)
+    def layout(cls, plan: GroupPlan, params: dict[str, Any], offset: int) -> list[FieldSlice]:
+        return dnc_layout(plan, params["width"], offset)
 
     @classmethod
     def group_module(cls, plan: GroupPlan, params: dict[str, Any], offset: int) -> nn.Module:

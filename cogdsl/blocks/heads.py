@@ -9,8 +9,9 @@ Interface fields and their activations, per head (the controller's interface vec
 is clamped to [-clip, clip] first, as Collier & Beel 2018 and the DNC clip controller
 outputs):
 
-    key       W      identity
+    key       W      identity        (A + W on a memory with address_width A: see cogdsl.blocks.dntm)
     strength  1      softplus        (beta > 0)
+    lru_gamma 1      sigmoid         (in [0, 1])
     gate      1      sigmoid         (in [0, 1])
     shift     2s+1   softmax         (a distribution over offsets -s..s)
     gamma     1      1 + softplus    (gamma >= 1)
@@ -32,8 +33,11 @@ from torch import nn
 from cogdsl import ops
 from cogdsl.blocks.addressing import ResolvedStage, address_fields, content_similarity
 from cogdsl.blocks.base import BlockKind, Param, register
+from cogdsl.blocks.dntm import lru_weights, sample_slots
 from cogdsl.errors import DiagnosticSink, Span
 from cogdsl.named import NamedParameters
+from cogdsl.ops.ntm import content_logits
+from cogdsl.reinforce import Decision
 
 _HEADS = Param("heads", int, 1, minimum=1, maximum=64, doc="number of heads this block has")
 
@@ -129,9 +133,13 @@ def lay_out(fields: list[tuple[str, int, int, str, int]], offset: int) -> list[F
     return slices
 
 
-def group_layout(plan: GroupPlan, width: int, offset: int = 0) -> list[FieldSlice]:
-    """Lay the group's fields out from ``offset``: each addressing field for all heads, then erase, add."""
-    fields = [(f.name, plan.heads, f.size, f.activation, 0) for f in address_fields(plan.stages, width)]
+def group_layout(plan: GroupPlan, width: int, offset: int = 0, address_width: int = 0) -> list[FieldSlice]:
+    """Lay the group's fields out from ``offset``: each addressing field for all heads, then erase, add.
+
+    Keys span a whole slot, its learned address (``address_width``) and its content (``width``);
+    erase and add vectors span the content only."""
+    fields = [(f.name, plan.heads, f.size, f.activation, 0)
+              for f in address_fields(plan.stages, width + address_width)]
     if plan.writes:
         fields += [(name, plan.write_heads, width, activation, plan.read_heads)
                    for name, activation in WriteKind.extra_fields]
@@ -174,46 +182,69 @@ def ntm_groups(memory: str, heads: list[HeadUse], sink: DiagnosticSink) -> tuple
 
 
 class HeadGroup(nn.Module):
-    """Runs one group's addressing, reads and write preparation for one step."""
+    """Runs one group's addressing, reads and write preparation for one step.
+
+    A group with an ``lru`` stage keeps each head's moving average of its content logits as
+    state (:meth:`initial_usage`); a group with a ``hard`` stage samples its slots and records
+    a :class:`~cogdsl.reinforce.Decision` in :attr:`decision` while training.
+    """
 
     # The group does its memory's whole step (a dnc_memory) rather than hand writes to it.
     owns_memory = False
 
-    def __init__(self, plan: GroupPlan, width: int, offset: int):
+    def __init__(self, plan: GroupPlan, width: int, offset: int, address_width: int = 0):
         super().__init__()
         self.plan = plan
         self.width = width
-        self.layout = group_layout(plan, width, offset)
+        self.address_width = address_width
+        self.layout = group_layout(plan, width, offset, address_width)
         self.stage_names = tuple(s.name for s in plan.stages)
         self.similarity = content_similarity(plan.stages)
-        self.read_init = read_init_parameters(plan, width)
+        self.read_init = read_init_parameters(plan, width + address_width)
+        stages = {s.name: s for s in plan.stages}
+        self.lru_decay: float | None = stages["lru"].arg("decay") if "lru" in stages else None
+        self.samples = "hard" in stages
+        self.entropy_weight: float = stages["hard"].arg("entropy") if self.samples else 0.0
+        # REINFORCE's baseline b: one learned number, since the reward is already centred on the batch.
+        self.baseline = nn.Parameter(torch.zeros(1)) if self.samples else None
+        self.decision: Decision | None = None
 
     def fields(self, interface: torch.Tensor) -> dict[str, torch.Tensor]:
         """Slice and activate each field: (B, heads, size), or (B, heads) for size-1 fields."""
         return activate_fields(self.layout, interface)
 
     def forward(
-        self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None]:
+        self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor,
+        usage: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+               torch.Tensor | None]:
         """One step for every head of the group.
 
         Args:
             interface: (B, I) the controller's clamped interface vector.
-            memory: (B, N, W) the memory before this step's writes.
+            memory: (B, N, A + W) the memory before this step's writes, each slot's address (if
+                any) before its content.
             previous: (B, H, N) the group's weightings at the previous step.
+            usage: (B, H, N) for an ``lru`` group, the moving average of its content logits.
 
         Returns:
-            weights (B, H, N); reads (B, H_read, W) or None; and for write heads
-            (weights (B, H_write, N), erase (B, H_write, W), add (B, H_write, W)) or None.
+            weights (B, H, N); reads (B, H_read, A + W) or None; for write heads (weights
+            (B, H_write, N), erase (B, H_write, W), add (B, H_write, W)) or None; and an
+            ``lru`` group's new usage (B, H, N), else None.
         """
         f = self.fields(interface)
         names = self.stage_names
+        new_usage = None
         if names == ("content", "gate", "shift", "sharpen"):
             weights = ops.ntm_address(memory, previous, f["key"], f["strength"], f["gate"], f["shift"], f["gamma"],
                                       similarity=self.similarity)
         else:
             weights = previous
-            if "content" in names:
+            if self.lru_decay is not None:
+                assert usage is not None
+                logits = content_logits(memory, f["key"], f["strength"], self.similarity)
+                weights, new_usage = lru_weights(logits, usage, f["lru_gamma"], self.lru_decay)
+            elif "content" in names:
                 weights = ops.content_weights(memory, f["key"], f["strength"], self.similarity)
             if "gate" in names:
                 weights = ops.interpolate(weights, previous, f["gate"])
@@ -221,15 +252,34 @@ class HeadGroup(nn.Module):
                 weights = ops.shift(weights, f["shift"])
             if "sharpen" in names:
                 weights = ops.sharpen(weights, f["gamma"])
+            if self.samples:
+                weights = self._sample(weights)
         plan = self.plan
         reads = ops.read(memory, weights[:, :plan.read_heads]) if plan.reads else None
         writes = (weights[:, plan.read_heads:], f["erase"], f["add"]) if plan.writes else None
-        return weights, reads, writes
+        return weights, reads, writes, new_usage
+
+    def _sample(self, weights: torch.Tensor) -> torch.Tensor:
+        """The ``hard`` stage: one slot per head (:func:`~cogdsl.blocks.dntm.sample_slots`); while
+        training, the choice is recorded as :attr:`decision`."""
+        one_hot, log_prob, entropy = sample_slots(weights, self.training)
+        self.decision = None
+        if self.training:
+            assert self.baseline is not None
+            baseline = self.baseline.to(weights.dtype).expand(weights.shape[0])
+            self.decision = Decision(log_prob, baseline, entropy, self.entropy_weight, reward="likelihood")
+        return one_hot
+
+    def initial_usage(self, batch: int, slots: int, like: torch.Tensor) -> torch.Tensor | None:
+        """An ``lru`` group's moving average of content logits at t = 0, zeros (B, H, N); else None."""
+        return like.new_zeros(batch, self.plan.heads, slots) if self.lru_decay is not None else None
 
     @property
     def fusable(self) -> bool:
-        """Whether :meth:`address_read_write` can run this group: NTM addressing and at least one write head."""
-        return bool(self.plan.writes) and self.stage_names == ("content", "gate", "shift", "sharpen")
+        """Whether :meth:`address_read_write` can run this group: NTM addressing, at least one write head,
+        and slots that are all content (no address vectors)."""
+        return (bool(self.plan.writes) and self.stage_names == ("content", "gate", "shift", "sharpen")
+                and not self.address_width)
 
     def address_read_write(
         self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor

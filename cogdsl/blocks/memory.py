@@ -4,6 +4,10 @@ Step order: every head addresses, and every read head reads, the memory as it wa
 end of the previous step; then all of the memory's write heads write at once,
 M_t = M_{t-1} o prod_h (1 - w_h e_h^T) + sum_h w_h a_h^T (see :func:`cogdsl.ops.write`).
 So reads never see this step's writes, as in the NTM paper.
+
+With ``address_width: A`` each slot also has a learned address vector of A numbers beside
+its W numbers of content, as in the Dynamic NTM (see :mod:`cogdsl.blocks.dntm`): heads
+address and read [address ; content], A + W wide, and write the content only.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ _MEMORY_PARAMS = (
     Param("init_value", float, 1e-6, doc="the constant for init=constant"),
     Param("init_std", float, 0.1, minimum=0.0, doc="standard deviation for init=learned or random"),
 )
+_ADDRESS_WIDTH = Param("address_width", int, 0, minimum=0, maximum=65536,
+                       doc="A, the size of each slot's learned address vector (Dynamic NTM); 0 for none")
 
 
 @register
@@ -35,7 +41,7 @@ class MemoryKind(BlockKind):
     kind = "memory"
     family = "memory"
     doc = "NTM memory matrix of `slots` x `width`, read and written by `read`/`write` heads."
-    params = _MEMORY_PARAMS
+    params = (*_MEMORY_PARAMS, _ADDRESS_WIDTH)
     # Whether the memory's head group runs the memory's whole step (write included) in its place.
     owns_step = False
 
@@ -57,28 +63,45 @@ class MemoryKind(BlockKind):
         return ntm_groups(memory, heads, sink)
 
     @classmethod
-    def layout(cls, plan: GroupPlan, width: int, offset: int) -> list[FieldSlice]:
+    def read_width(cls, params: dict[str, Any]) -> int:
+        """The size of what one read head reads: a whole slot, its address (if any) and its content."""
+        return params["width"] + params.get("address_width", 0)
+
+    @classmethod
+    def layout(cls, plan: GroupPlan, params: dict[str, Any], offset: int) -> list[FieldSlice]:
         """Where a group's fields lie in its controller's interface vector, from ``offset``."""
-        return group_layout(plan, width, offset)
+        return group_layout(plan, params["width"], offset, params["address_width"])
 
     @classmethod
     def group_module(cls, plan: GroupPlan, params: dict[str, Any], offset: int) -> nn.Module:
         """The module that runs one group's step."""
-        return HeadGroup(plan, params["width"], offset)
+        return HeadGroup(plan, params["width"], offset, params["address_width"])
 
     @classmethod
     def build(cls, params: dict[str, Any]) -> NTMMemory:
-        return NTMMemory(params["slots"], params["width"], params["init"], params["init_value"], params["init_std"])
+        return NTMMemory(params["slots"], params["width"], params["init"], params["init_value"], params["init_std"],
+                         params.get("address_width", 0))
 
 
 class NTMMemory(nn.Module):
     """Holds how a memory starts; the memory itself lives in the model's state."""
 
-    def __init__(self, slots: int, width: int, init: str, init_value: float, init_std: float):
+    def __init__(self, slots: int, width: int, init: str, init_value: float, init_std: float,
+                 address_width: int = 0):
         super().__init__()
         self.slots, self.width, self.init, self.init_value, self.init_std = slots, width, init, init_value, init_std
         if init == "learned":
             self.initial = nn.Parameter(torch.randn(slots, width) * init_std)
+        # Each address about unit length, so that at first (the content near zero) cosine keys
+        # tell slots apart by where they are.
+        self.addresses = (nn.Parameter(torch.randn(slots, address_width) / address_width ** 0.5)
+                          if address_width else None)
+
+    def addressed(self, contents: torch.Tensor) -> torch.Tensor:
+        """What heads address and read: each slot's address before its content, (B, N, W) → (B, N, A + W)."""
+        if self.addresses is None:
+            return contents
+        return torch.cat([self.addresses.to(contents.dtype).expand(contents.shape[0], -1, -1), contents], dim=-1)
 
     def initial_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
         """The memory at t = 0, (B, N, W)."""

@@ -23,6 +23,7 @@ __all__ = [
     "SHARPEN_EPS",
     "SIMILARITIES",
     "compose_memory_step",
+    "content_logits",
     "content_weights",
     "interpolate",
     "ntm_address",
@@ -50,8 +51,10 @@ COSINE_EPS = 1e-8
 SHARPEN_EPS = 1e-16
 
 
-def content_weights(memory: Tensor, keys: Tensor, strengths: Tensor, similarity: str = "cosine") -> Tensor:
-    """softmax_N(β · sim(k, M_i)): memory (B,N,W), keys (B,H,W), strengths (B,H) → (B,H,N)."""
+def content_logits(memory: Tensor, keys: Tensor, strengths: Tensor, similarity: str = "cosine") -> Tensor:
+    """z_i = β · sim(k, M_i), the logits of content addressing: memory (B,N,W), keys (B,H,W),
+    strengths (B,H) → (B,H,N). Stages that shift the logits before the softmax (D-NTM's
+    least-recently-used addressing) start from here."""
     dots = torch.bmm(keys, memory.transpose(1, 2))  # (B, H, N)
     if similarity == "cosine":
         eps_sq = COSINE_EPS * COSINE_EPS
@@ -63,7 +66,12 @@ def content_weights(memory: Tensor, keys: Tensor, strengths: Tensor, similarity:
     else:
         allowed = ", ".join(repr(s) for s in SIMILARITIES)
         raise ValueError(f"content_weights: unknown similarity {similarity!r}; expected one of {allowed}")
-    return torch.softmax(strengths.unsqueeze(-1) * sim, dim=-1)
+    return strengths.unsqueeze(-1) * sim
+
+
+def content_weights(memory: Tensor, keys: Tensor, strengths: Tensor, similarity: str = "cosine") -> Tensor:
+    """softmax_N(β · sim(k, M_i)): memory (B,N,W), keys (B,H,W), strengths (B,H) → (B,H,N)."""
+    return torch.softmax(content_logits(memory, keys, strengths, similarity), dim=-1)
 
 
 def interpolate(content: Tensor, previous: Tensor, gate: Tensor) -> Tensor:

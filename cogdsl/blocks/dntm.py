@@ -1,0 +1,65 @@
+"""Dynamic NTM addressing (Gulcehre et al. 2016, "Dynamic Neural Turing Machine with
+Continuous and Discrete Addressing Schemes"): the equations of the ``lru`` and ``hard``
+stages, and of the learned address vectors a ``memory`` gets with ``address_width``.
+
+Address vectors. Each slot i holds a learned address a_i (A numbers, shared by every
+sequence and never written) beside its content c_i (W numbers, written as in an NTM).
+Heads address and read the whole slot, M_i = [a_i ; c_i]: keys are A + W wide and a read is
+A + W wide, so a head can find a slot by where it is (its address) as well as by what it
+holds; erase and add vectors are W wide and touch the content only.
+
+Least recently used (``lru``), on the content logits z = β K(k, M) (one per head)::
+
+    w_t = softmax(z_t − γ_t v_{t−1})          γ_t = sigmoid(·) in [0, 1], from the controller
+    v_t = λ v_{t−1} + (1 − λ) z_t              v_0 = 0, λ = the stage's ``decay``
+
+v is a moving average of the head's own recent logits, and γ says how much of it to take
+away: with λ = 0.1 and γ = 1, a slot whose logit stays the same keeps a tenth of it, so the
+head's focus spreads from the slots it has been using to the rest, and a slot whose logit
+rose since (one just written to match the key) wins over one that was already favoured.
+
+Discrete addressing (``hard``): each head samples one slot from the weighting the stages
+before it made, i ~ w (training), or takes i = argmax w (evaluation), and reads or writes
+that slot alone (the one-hot weighting). The sample has no gradient; the weighting learns by
+REINFORCE (:mod:`cogdsl.reinforce`) from the log-likelihood of the targets, standardised over
+the batch, as the D-NTM paper trains it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def lru_weights(logits: torch.Tensor, usage: torch.Tensor, gamma: torch.Tensor,
+                decay: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-recently-used addressing, w = softmax(z − γ v_prev) and v = λ v_prev + (1 − λ) z.
+
+    Args:
+        logits: z, (B, H, N), the content logits (up to a constant per row).
+        usage: v_prev, (B, H, N), the moving average of earlier logits.
+        gamma: γ, (B, H), how far to steer away from recently used slots.
+        decay: λ in [0, 1).
+
+    Returns:
+        the weights (B, H, N) and the new moving average v (B, H, N).
+    """
+    weights = torch.softmax(logits - gamma.unsqueeze(-1) * usage, dim=-1)
+    return weights, decay * usage + (1.0 - decay) * logits
+
+
+def sample_slots(weights: torch.Tensor, training: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Discrete addressing: one slot per head, i ~ w when ``training``, else i = argmax w.
+
+    weights (B, H, N) → the one-hot weighting (B, H, N) (no gradient), log pi = sum_h log w_{h, i_h}
+    (B,) and the entropy sum_h H(w_h) (B,).
+    """
+    batch, heads, slots = weights.shape
+    if training:
+        chosen = torch.multinomial(weights.detach().reshape(-1, slots), 1).view(batch, heads)
+    else:
+        chosen = weights.argmax(-1)
+    log_weights = weights.clamp_min(torch.finfo(weights.dtype).tiny).log()
+    log_prob = log_weights.gather(-1, chosen.unsqueeze(-1)).squeeze(-1).sum(-1)
+    entropy = -(weights * log_weights).sum(-1).sum(-1)
+    return F.one_hot(chosen, slots).to(weights.dtype), log_prob, entropy
