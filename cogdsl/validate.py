@@ -12,7 +12,7 @@ from __future__ import annotations
 import networkx as nx
 
 from cogdsl.blocks import REGISTRY
-from cogdsl.blocks.base import check_params, spelled
+from cogdsl.blocks.base import BlockKind, check_params, spelled
 from cogdsl.errors import Diagnostic, DiagnosticSink, Span, hint_for
 from cogdsl.graph import immediate_graph
 from cogdsl.groups import plan_groups
@@ -179,23 +179,40 @@ _CARRIED = {"vector": "a vector", "words": "word ids (one sentence)", "sentences
 
 def _check_carried(sources: tuple[Ref, ...], takes: tuple[str, ...], carries: dict[str, object], owner: str,
                    sink: DiagnosticSink) -> None:
-    """Each source carries what its reader takes: word-id inputs feed story memories and reasoning
-    blocks; everything else carries a vector. An image is also read as the vector of its pixels."""
+    """Each source carries what its reader takes: word-id inputs feed story memories, reasoning
+    blocks and embed blocks, at the step they are given; everything else carries a vector. An
+    image is also read as the vector of its pixels."""
     wanted = " or ".join(_CARRIED[t] for t in takes)
     for ref in sources:
         carried = carries.get(ref.name, "vector")
         if carried == "image" and "vector" in takes:
             continue
         if carried in _CARRIED and carried not in takes:
-            readers = {"words": "a reasoning block (hops, episodes)",
+            readers = {"words": "a reasoning block (hops, episodes) or an embed block",
                        "sentences": "a story memory (episodic_memory, kv_memory)",
                        "sequence": "an encoder (encoder, self_attention), or be looked over by attention ('on')",
                        "image": "a conv encoder, be looked at by glimpse or spatial_transformer ('on'), or feed "
                                 "a controller as its pixels"}
-            hint = (f"'{ref.name}' can feed {readers[str(carried)]}" if carried in readers
+            hint = (f"read it through an embed block: 'embed e(dim=20) <- {ref.name}', then wire 'e' here"
+                    if carried == "words" and "vector" in takes
+                    else f"'{ref.name}' can feed {readers[str(carried)]}" if carried in readers
                     else "wire an input declared as " + " or ".join(f"{t}({SIZE_KEYS[t]}=N)" for t in takes))
             sink.error("E310", f"{owner} reads {wanted}, but '{ref.name}' carries {_CARRIED[str(carried)]}",
                        ref.span, hint)
+        elif carried in ("words", "sentences") and ref.delay:
+            sink.error("E307", f"{owner}: '@prev' is not allowed on '{ref.name}', which carries word ids",
+                       ref.span, f"read '{ref.name}' at its own step; a recurrent block remembers earlier "
+                       "sentences in its state")
+
+
+def _check_source_count(block: Block, kind: type[BlockKind], sink: DiagnosticSink) -> None:
+    """A kind that reads at most ``max_sources`` sources (an embed block: one sentence) gets no more."""
+    if kind.max_sources is None or len(block.sources) <= kind.max_sources:
+        return
+    extra = block.sources[kind.max_sources]
+    sink.error("E206", f"{block.kind} '{block.name}' reads {kind.max_sources} source(s), found "
+               f"{len(block.sources)}", extra.span,
+               f"give each of {', '.join(repr(r.name) for r in block.sources)} its own {block.kind} block")
 
 
 def _check_block(block: Block, roles: dict[str, str], kinds: dict[str, str], sink: DiagnosticSink) -> None:
@@ -231,6 +248,8 @@ def _check_block(block: Block, roles: dict[str, str], kinds: dict[str, str], sin
     for ref in block.sources if "from" in kind.accepts else ():
         _value_sources(roles, ref, owner, sink)
         _check_read_source(ref, roles, kinds, owner, sink)
+    if "from" in kind.accepts:
+        _check_source_count(block, kind, sink)
     if block.memory is not None and "memory" in kind.accepts and kind.family != "attention":
         ok = _check_ref(block.memory, roles, owner, ("memory",), "a memory", sink, delay_ok=False)
         memory_kind = REGISTRY.get(kinds.get(block.memory.name, ""))

@@ -90,13 +90,37 @@ def _first_output(y: Any) -> torch.Tensor:
 
 
 @torch.no_grad()
-def run_one_sequence(model: torch.nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
-    """The first sequence of ``inputs`` ((T, I) or (B, T, I)) as (1, T, I), the model's raw outputs on
-    it and its trace (``return_weights``), run in eval mode and the model's mode restored after."""
+def run_one_sequence(model: torch.nn.Module, inputs: torch.Tensor | dict[str, torch.Tensor]
+                     ) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]:
+    """The first sequence of ``inputs`` ((T, I) or (B, T, I), or a task's inputs by kind, each (B, T, ...))
+    as (1, T, I), the model's raw outputs on it and its trace (``return_weights``), run in eval mode and
+    the model's mode restored after. Word ids are shown as each step's words (:func:`shown_inputs`)."""
+    if isinstance(inputs, dict):
+        given = {kind: value[:1] for kind, value in inputs.items()}
+        with evaluating(model):
+            logits, weights = model(model_inputs(model, given), raw=True, return_weights=True)
+        return shown_inputs(model, given), logits, weights
     x = (inputs if inputs.dim() == 3 else inputs.unsqueeze(0))[:1]
     with evaluating(model):
         logits, weights = model(x, raw=True, return_weights=True)
     return x, logits, weights
+
+
+def shown_inputs(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A task's per-step inputs by kind, (B, T, ...), as one (B, T, I) float picture: a vector input as it
+    is, word ids (``words`` (B, T, L), ``sentences`` (B, T, S, L)) as how often each word of the vocabulary
+    occurs at each step (channel i: word id i; padding shown as 0); whole inputs (a sequence, an image)
+    are not shown."""
+    parts = []
+    for name, kind in model.input_kinds.items():
+        value = inputs[kind]
+        if kind == "vector":
+            parts.append(value.float())
+        elif kind in ("words", "sentences"):
+            counts = torch.nn.functional.one_hot(value.flatten(2), model.shapes.sizes[name]).sum(2).float()
+            counts[..., 0] = 0.0  # (B, T, V), channel i word id i, padding left out
+            parts.append(counts)
+    return torch.cat(parts, dim=-1)
 
 
 @contextmanager
@@ -118,11 +142,12 @@ def run_batch(model: torch.nn.Module, batch: Batch) -> tuple[Any, dict[str, torc
 
 
 @torch.no_grad()
-def plot_weightings(model: torch.nn.Module, inputs: torch.Tensor, png_path: str | Path,
+def plot_weightings(model: torch.nn.Module, inputs: torch.Tensor | dict[str, torch.Tensor], png_path: str | Path,
                     targets: torch.Tensor | None = None, title: str | None = None) -> Path:
     """Inputs, targets and outputs of one sequence, then every head block's weighting, slots × time.
 
-    ``inputs`` (T, I) or (1, T, I); ``targets`` (T, O) or (1, T, O), optional. As in figure 6
+    ``inputs`` (T, I) or (1, T, I), or a task's inputs by kind (:func:`run_one_sequence`); ``targets``
+    (T, O) or (1, T, O), or class ids (T,) or (1, T) shown one-hot, optional. As in figure 6
     of Graves et al. 2014: time runs left to right, memory slots top to bottom, one panel per
     head (read and write heads alike), brighter is more weight.
     """
@@ -130,12 +155,14 @@ def plot_weightings(model: torch.nn.Module, inputs: torch.Tensor, png_path: str 
     probs = torch.sigmoid(_first_output(logits)[0]).cpu()  # (T, O)
     panels: list[tuple[str, torch.Tensor, str]] = [("inputs", x[0].cpu().T, "channel")]
     if targets is not None:
+        if not targets.is_floating_point():  # class ids (T,) or (1, T), shown one-hot
+            targets = torch.nn.functional.one_hot(targets.long(), probs.shape[-1]).float()
         t = targets if targets.dim() == 2 else targets[0]
         panels.append(("targets", t.cpu().T, "channel"))
     panels.append(("outputs (sigmoid)", probs.T, "channel"))
     for name, w in weights.items():  # (1, T, heads, N)
-        if ":" in name:
-            continue  # a dnc_memory's usage and read modes: `cogdsl trace` draws those
+        if ":" in name or w.dim() != 4:
+            continue  # a dnc_memory's usage and read modes (`cogdsl trace` draws those); an embed block's value
         heads = w.shape[2]
         for h in range(heads):
             label = f"{name} weighting" + (f" (head {h})" if heads > 1 else "")

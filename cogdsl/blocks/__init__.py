@@ -7,6 +7,7 @@ from cogdsl.blocks import (  # noqa: F401
     dmn,
     dnc,
     draw,
+    embed,
     heads,
     latent,
     memnet,

@@ -121,6 +121,8 @@ class BlockKind:
     # What each of its sources must carry: "vector", "words", "sentences", "sequence" or "image"
     # (see cogdsl.spec.INPUT_KINDS); an image is read as a vector of its pixels where a vector is taken.
     takes: ClassVar[tuple[str, ...]] = ("vector",)
+    # The most sources it reads (None: any number, concatenated); an embed block reads one sentence.
+    max_sources: ClassVar[int | None] = None
     # What its value carries when wired: "vector", or "sequence" (a whole sequence, (B, S, d)).
     carries: ClassVar[str] = "vector"
     # An attention-family block's ``on``: what it may look over ("sequence", "memory", "image").

@@ -65,8 +65,8 @@ EMBEDDING_STD = 0.1  # MemN2N 4.2: embeddings drawn from N(0, 0.1)
 
 _EMBEDDING = Param("embedding", int, 20, minimum=1, maximum=65536, doc="embedding size d of words and slots")
 _SLOTS = Param("slots", int, 50, minimum=1, maximum=100_000, doc="the most recent sentences kept, one slot each")
-_ENCODING = Param("encoding", str, "position", choices=("position", "bag"),
-                  doc="sentence encoding: position encoding or bag of words")
+ENCODING = Param("encoding", str, "position", choices=("position", "bag"),
+                 doc="sentence encoding: position encoding or bag of words")
 _TEMPORAL = Param("temporal", bool, True, doc="add a learned embedding of each slot's recency")
 _RANDOM_EMPTY = Param("random_empty", float, 0.0, minimum=0.0, maximum=1.0,
                       doc="while training, insert about this fraction of empty slots among a story's sentences")
@@ -120,6 +120,25 @@ def _no_padding_gradient(grad: torch.Tensor) -> torch.Tensor:
     return grad.index_fill(0, torch.tensor([0], device=grad.device), 0.0)
 
 
+def init_word_table(table: nn.Embedding) -> nn.Embedding:
+    """A word table (vocab, d) drawn from N(0, 0.1²) (MemN2N 4.2), with row 0 (padding) zero and untrained."""
+    nn.init.normal_(table.weight, std=EMBEDDING_STD)
+    with torch.no_grad():
+        table.weight[0].zero_()
+    table.weight.register_hook(_no_padding_gradient)
+    return table
+
+
+def sentence_vectors(table: nn.Embedding, words: torch.Tensor, position: bool) -> torch.Tensor:
+    """Sentences of word ids (..., L) → (..., d): ``sum_j l_j o E[x_j]``, with MemN2N's position encoding
+    ``l_j`` (:func:`position_weights`) if ``position``, else ``l_j = 1`` (bag of words). Padding (id 0) embeds
+    as zero, so it adds nothing."""
+    embedded = table(words)  # (..., L, d)
+    if position:
+        embedded = embedded * position_weights(words, table.embedding_dim, embedded.dtype)
+    return embedded.sum(-2)
+
+
 class SentenceMemory(nn.Module):
     """Embedding tables (and temporal tables) for a story's sentences and the question.
 
@@ -134,10 +153,7 @@ class SentenceMemory(nn.Module):
         self.random_empty = params["random_empty"]
         self.words = nn.ModuleList(nn.Embedding(vocab, self.dim, padding_idx=0) for _ in range(tables))
         for table in self.words:
-            nn.init.normal_(table.weight, std=EMBEDDING_STD)
-            with torch.no_grad():
-                table.weight[0].zero_()
-            table.weight.register_hook(_no_padding_gradient)
+            init_word_table(table)
         self.times = (nn.ParameterList(nn.Parameter(torch.randn(self.slots, self.dim) * EMBEDDING_STD)
                                        for _ in range(tables)) if params["temporal"] else None)
 
@@ -192,10 +208,7 @@ class SentenceMemory(nn.Module):
     # -- embedding ---------------------------------------------------------------------------
     def encode(self, words: torch.Tensor, table: int) -> torch.Tensor:
         """Sentences of word ids (..., L) → (..., d): ``sum_j l_j o E[x_j]``."""
-        embedded = self.words[table](words)  # (..., L, d)
-        if self.position:
-            embedded = embedded * position_weights(words, self.dim, embedded.dtype)
-        return embedded.sum(-2)
+        return sentence_vectors(self.words[table], words, self.position)
 
     def word_vectors(self, words: torch.Tensor, table: int) -> torch.Tensor:
         """Word ids (..., L) → their embeddings (..., L, d), for readers that run over words."""
@@ -276,7 +289,7 @@ class EpisodicMemoryKind(StoryMemoryKind):
     kind = "episodic_memory"
     doc = ("MemN2N memory: one slot per story sentence, embedded by tables A and C (bag of words or position "
            "encoding, temporal encoding, random empty slots while training).")
-    params = (_EMBEDDING, _SLOTS, _ENCODING, _TEMPORAL, _RANDOM_EMPTY)
+    params = (_EMBEDDING, _SLOTS, ENCODING, _TEMPORAL, _RANDOM_EMPTY)
 
 
 @register
@@ -284,7 +297,7 @@ class KVMemoryKind(StoryMemoryKind):
     kind = "kv_memory"
     doc = ("KV-MemNN memory: each sentence a (key, value) pair, one embedding A for questions, keys and values; "
            "hops update the query by R_k(u + o).")
-    params = (_EMBEDDING, _SLOTS, _ENCODING, _TEMPORAL, _RANDOM_EMPTY,
+    params = (_EMBEDDING, _SLOTS, ENCODING, _TEMPORAL, _RANDOM_EMPTY,
               Param("split", str, "sentence", choices=("sentence", "last_word"),
                     doc="sentence: key and value are the sentence; last_word: the key is the sentence without "
                         "its last word, the value that word"))

@@ -20,6 +20,8 @@ Registered tasks (:data:`TASKS`), each in its own module with its encoding drawn
 - ``graph_inference`` -- :class:`GraphInferenceTask`, DNC paper, "Graph tasks"
 - ``babi``, ``babi_joint`` -- :class:`BabiTask`, :class:`BabiJointTask`: question answering
   on generated bAbI-style stories (:mod:`cogdsl.tasks.babi`, :mod:`cogdsl.tasks.qa`)
+- ``babi_steps``, ``babi_joint_steps`` -- :class:`BabiStepsTask`, :class:`BabiJointStepsTask`: the same
+  questions read one sentence per step, for recurrent models (:mod:`cogdsl.tasks.qa_steps`)
 - ``reverse``, ``sort``, ``stutter`` -- :class:`ReverseTask`, :class:`SortTask`,
   :class:`StutterTask`: sequence to sequence, for attention models (:mod:`cogdsl.tasks.seq2seq`)
 - ``digits`` -- :class:`DigitsTask`: classify a digit in a cluttered image (the project's own
@@ -63,6 +65,7 @@ from cogdsl.tasks.formal import AnB2nTask, AnBmCnmTask, AnBnCnDnTask, AnBnCnTask
 from cogdsl.tasks.graph import GraphInferenceTask, GraphShortestPathTask, GraphTraversalTask
 from cogdsl.tasks.priority_sort import PrioritySortTask
 from cogdsl.tasks.qa import BabiJointTask, BabiTask
+from cogdsl.tasks.qa_steps import BabiJointStepsTask, BabiStepsTask
 from cogdsl.tasks.repeat_copy import RepeatCopyTask
 from cogdsl.tasks.seq2seq import ReverseTask, SortTask, StutterTask
 
@@ -95,6 +98,8 @@ for _cls in (
     GraphInferenceTask,
     BabiTask,
     BabiJointTask,
+    BabiStepsTask,
+    BabiJointStepsTask,
     ReverseTask,
     SortTask,
     StutterTask,
@@ -145,7 +150,9 @@ __all__ = [
     "AnBnCnTask",
     "AnBnTask",
     "AssociativeRecallTask",
+    "BabiJointStepsTask",
     "BabiJointTask",
+    "BabiStepsTask",
     "BabiTask",
     "Batch",
     "CopyTask",

@@ -482,7 +482,8 @@ def test_batch_checks_shapes() -> None:
 def test_registry() -> None:
     assert set(TASKS) == {
         "copy", "repeat_copy", "associative_recall", "priority_sort",
-        "graph_traversal", "graph_shortest_path", "graph_inference", "babi", "babi_joint", "reverse", "sort",
+        "graph_traversal", "graph_shortest_path", "graph_inference", "babi", "babi_joint", "babi_steps",
+        "babi_joint_steps", "reverse", "sort",
         "stutter", "digits", "reconstruct_digits", "anbn", "anbncn", "anbncndn", "anb2n", "anbmcnm", "mirror",
         "adding",
     }
