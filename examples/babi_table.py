@@ -5,6 +5,7 @@ passed (under 5% error, bAbI's criterion) and the CPU time.
     python examples/babi_table.py specs/memn2n_babi.cog                    # tasks 1 2 3 6 15 16, seeds 0 1 2
     python examples/babi_table.py specs/memn2n_babi.cog --joint            # one model for all six tasks
     python examples/babi_table.py specs/dmn_babi.cog --tasks 1 15 --seeds 0 --steps 500
+    python examples/babi_table.py specs/dntm_babi_steps.cog --tasks 1 2    # stories read a sentence per step
 
 Every run is an ordinary training run from the spec (its ``train:`` section, with the task
 and seed replaced), kept in ``--out``/<model>/<task>_seed<S>; ``--jobs`` runs train side by
@@ -37,8 +38,10 @@ def run_one(spec_path: str, joint: bool, number: int, seed: int, steps: int | No
     spec = cogdsl.load(spec_path)
     config = config_from_spec(spec, spec_path)
     size = train_size or config.task_params.get("train_size", 1000)
-    task_name, task_params = ("babi_joint", {"train_size": size}) if joint else (
-        "babi", {"number": number, "train_size": size})
+    # A spec that reads stories a sentence per step (babi_steps) keeps doing so.
+    reading = "_steps" if config.task.endswith("_steps") else ""
+    task_name, task_params = (f"babi_joint{reading}", {"train_size": size}) if joint else (
+        f"babi{reading}", {"number": number, "train_size": size})
     config = dataclasses.replace(config, task=task_name, task_params=task_params, seed=seed,
                                  steps=steps or config.steps, threads=1)
     started = time.process_time()
