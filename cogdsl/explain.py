@@ -114,6 +114,12 @@ def explain(model: CompiledModel) -> str:
                 lines.append(f"  {number}. {text}")
                 continue
             text = f"heads {heads} on {plan.memory} by {plan.controller}: address ({_terms(plan.stages, ' | ')})"
+            if group.address_width:
+                text += f" over each slot's learned address ({group.address_width}) and content ({group.width})"
+            if group.lru_decay is not None:
+                text += ", keeping the moving average of its content logits"
+            if group.samples:
+                text += ", one sampled slot per head (REINFORCE)"
             if plan.reads:
                 text += ", read the memory as of the previous step"
             if model.fused[int(name)]:

@@ -269,3 +269,15 @@ def test_hard_addressing_learns_its_keys_by_reinforce_alone(tmp_path: Path) -> N
     reinforce_loss(decisions, {"likelihood": likelihood}).backward()
     assert weight_grad[read_key_rows].abs().max() > 0
     assert group.baseline.grad is not None and group.baseline.grad.abs() > 0
+
+
+def test_explain_says_what_the_dntm_heads_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cogdsl.cli import main
+    from tests.tiny import write_spec
+
+    path = write_spec(tmp_path, dntm_text(read="content(cosine) | hard", write="content(cosine) | lru(0.2)"))
+    assert main(["compile", "--explain", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"learned address ({ADDRESS}) and content ({WIDTH})" in out
+    assert "lru(0.2)" in out and "moving average of its content logits" in out
+    assert "one sampled slot per head (REINFORCE)" in out
