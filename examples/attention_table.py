@@ -9,6 +9,7 @@ also the median fraction of steps it skipped.
     python examples/attention_table.py specs/mlp_digits.cog specs/stn_digits.cog specs/ram_digits.cog
     python examples/attention_table.py specs/bahdanau_reverse.cog --seeds 0 --steps 300 --lengths 5
     python examples/attention_table.py specs/lstm_adding.cog specs/clockwork_adding.cog specs/skip_rnn_adding.cog
+    python examples/attention_table.py specs/lstm_adding.cog --train-len 200 --lengths 200 500 --seeds 0
 
 Every run is an ordinary training run from the spec (its ``train:`` section, with the seed
 replaced), kept in ``--out``/<model>/seed<S>; ``--jobs`` runs train side by side, one torch
@@ -35,11 +36,16 @@ from cogdsl.train import EVAL_SEED, config_from_spec, eval_length, evaluate, mod
 from cogdsl.viz import evaluating
 
 
-def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ...], out: str) -> dict:
-    """Train one run; its perfect fraction and wrong symbols per sequence at each length, and its CPU seconds."""
+def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ...], out: str,
+            train_length: int | None = None) -> dict:
+    """Train one run; its perfect fraction and wrong symbols per sequence at each length, and its CPU seconds.
+
+    ``train_length`` trains on sequences of that one length (the task's min_len and max_len)."""
     spec = cogdsl.load(spec_path)
     config = config_from_spec(spec, spec_path)
-    config = dataclasses.replace(config, seed=seed, steps=steps or config.steps, threads=1)
+    task_params = (config.task_params if train_length is None
+                   else {**config.task_params, "min_len": train_length, "max_len": train_length})
+    config = dataclasses.replace(config, seed=seed, steps=steps or config.steps, threads=1, task_params=task_params)
     started = time.process_time()
     with contextlib.redirect_stdout(sys.stderr):  # the runs' evaluation lines; stdout is the table
         result = train(spec, config, Path(out) / spec.name / f"seed{seed}", force=True, progress=False)
@@ -95,12 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="override the specs' training steps")
     parser.add_argument("--lengths", type=int, nargs="+", default=None,
                         help="test lengths (default: each task's max_len)")
+    parser.add_argument("--train-len", type=int, default=None,
+                        help="train on sequences of this one length (tasks with min_len and max_len)")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side")
     parser.add_argument("--out", default="runs/attention", help="where the runs go")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     lengths = tuple(args.lengths or ())
-    jobs = [(spec, seed, args.steps, lengths, args.out) for spec in args.specs for seed in args.seeds]
+    jobs = [(spec, seed, args.steps, lengths, args.out, args.train_len) for spec in args.specs for seed in args.seeds]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             runs = list(pool.map(run_one, *zip(*jobs, strict=True)))

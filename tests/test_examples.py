@@ -145,3 +145,11 @@ def test_attention_table_reports_how_often_a_skip_rnn_skipped(tmp_path: Path) ->
     assert "(updates skipped: " in result.stdout.splitlines()[2]
     (run,) = json.loads((tmp_path / "r.json").read_text())["runs"]
     assert 0.0 <= run["scores"]["12"]["skipped"] < 1.0
+
+
+def test_attention_table_trains_at_the_length_it_is_given(tmp_path: Path) -> None:
+    result = run_script("examples/attention_table.py", "specs/lstm_adding.cog", "--seeds", "0", "--steps", "2",
+                        "--train-len", "13", "--lengths", "13", "--out", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    trained = (tmp_path / "runs" / "lstm_adding" / "seed0" / "spec.yaml").read_text()
+    assert "min_len: 13" in trained and "max_len: 13" in trained
