@@ -234,6 +234,7 @@ class CompiledModel(nn.Module):
         interfaces: dict[str, torch.Tensor] = {}
         pending_writes: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
         fused_writes: dict[str, torch.Tensor] = {}
+        addressed: dict[str, torch.Tensor] = {}  # each memory as heads see it, [addresses ; contents], once a step
         for unit, name in self.order:
             if unit == "controller":
                 controller_input = self._gather(name, values, state)
@@ -270,10 +271,12 @@ class CompiledModel(nn.Module):
                     writes = None
                     fused_writes[plan.memory] = new_memory
                 else:
+                    if plan.memory not in addressed:
+                        addressed[plan.memory] = self.memories[plan.memory].addressed(state[plan.memory])
                     usage_key = self.usage_keys.get(index)
                     weights, reads, writes, usage = group(
-                        interfaces[plan.controller], self.memories[plan.memory].addressed(state[plan.memory]),
-                        state[key], None if usage_key is None else state[usage_key])
+                        interfaces[plan.controller], addressed[plan.memory], state[key],
+                        None if usage_key is None else state[usage_key])
                     if usage_key is not None:
                         new_state[usage_key] = usage
                     if decisions is not None and getattr(group, "decision", None) is not None:

@@ -41,9 +41,6 @@ class Decision:
     reward: str = "success"
 
 
-REWARDS = ("success", "likelihood")
-
-
 def standardized(values: torch.Tensor) -> torch.Tensor:
     """(x - mean) / (std + 1e-6) over the batch, (B,) → (B,); zeros for a batch of one."""
     if values.numel() < 2:
@@ -55,7 +52,7 @@ def reinforce_loss(decisions: list[Decision], reward: torch.Tensor | dict[str, t
     """The REINFORCE surrogate loss of the module docstring, summed over ``decisions``.
 
     decisions: every step's :class:`Decision` (each (B,)); reward: R, (B,), or R by the name
-    each decision asks for (:data:`REWARDS`) → a scalar.
+    each decision asks for (``"success"``, ``"likelihood"``) → a scalar.
     """
     rewards = reward if isinstance(reward, dict) else {"success": reward}
     total = next(iter(rewards.values())).new_zeros(())

@@ -287,7 +287,7 @@ def model_inputs(model: torch.nn.Module, inputs: torch.Tensor | dict[str, torch.
 
 
 def rewards(task: Task, logits: torch.Tensor, batch: Batch, decisions: list[Decision]) -> dict[str, torch.Tensor]:
-    """The rewards the ``decisions`` ask for, by name (:data:`cogdsl.reinforce.REWARDS`), each (B,):
+    """The rewards the ``decisions`` ask for, by name (:class:`cogdsl.reinforce.Decision`), each (B,):
     the task's 0/1 success, and the standardised log-likelihood of the targets, -loss per sequence."""
     wanted = {decision.reward for decision in decisions}
     out = {}

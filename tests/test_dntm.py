@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from cogdsl import ops
 from cogdsl.blocks.dntm import lru_weights, sample_slots
 from cogdsl.ops.ntm import content_logits
 from cogdsl.reinforce import Decision, reinforce_loss, standardized
@@ -33,7 +34,7 @@ write w on mem by ctrl: {write}
 
 
 def fields_at_first_step(model, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The activated interface fields of group ``index`` at the first step of ``x``."""
+    """The activated interface fields of every group at the first step of ``x``, by group index."""
     state = model.initial_state(x.shape[0], x)
     controller_input = torch.cat([x[:, 0], state["prev:r"]], dim=-1)
     h, _ = model.controllers["ctrl"](controller_input, state["ctrl"])
@@ -85,7 +86,6 @@ def test_content_logits_are_the_log_of_content_weights_up_to_a_constant() -> Non
     strengths = torch.rand(2, 3) * 5
     for similarity in ("cosine", "dot"):
         logits = content_logits(memory, keys, strengths, similarity)
-        from cogdsl import ops
         torch.testing.assert_close(logits.softmax(-1), ops.content_weights(memory, keys, strengths, similarity))
     cosine = F.cosine_similarity(keys.unsqueeze(2), memory.unsqueeze(1), dim=-1)
     torch.testing.assert_close(content_logits(memory, keys, strengths), strengths.unsqueeze(-1) * cosine,
