@@ -65,6 +65,7 @@ from cogdsl.checkpoint import (
     save_checkpoint,
     spec_fingerprint,
 )
+from cogdsl.curriculum import LengthCurriculum
 from cogdsl.errors import DiagnosticSink, SpecError, UsageError
 from cogdsl.reinforce import Decision, reinforce_loss, standardized
 from cogdsl.spec import WHOLE_KINDS, Spec, Value
@@ -528,6 +529,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
         if meta.get("eval"):
             last_eval = EvalResult(**meta["eval"])
     linear = LinearStart(model, config.linear_start, checkpoint.meta.get("linear_start") if checkpoint else None)
+    curriculum = LengthCurriculum(task, config.curriculum_start, config.curriculum_every)
 
     # Every check has passed: from here on the folder is ours.
     try:
@@ -580,7 +582,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
         with _StopOnInterrupt() as interrupt:
             try:
                 while step < config.steps:
-                    batch: Batch = task.sample(config.batch, data)
+                    batch: Batch = curriculum.task_at(step).sample(config.batch, data)
                     if batch.mask.device != torch.device(device):
                         batch = batch.to(device)
                     set_learning_rate(optimizer, config, step)
@@ -600,6 +602,9 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
                     step += 1
                     if linear.active and linear.after_step(step):
                         bar.write(f"step {step}: {linear.ended}")
+                    if curriculum.active and step == curriculum.reached_at() and step > 0:
+                        bar.write(f"step {step}: curriculum reached the task's full range "
+                                  f"(longest length {curriculum.longest})")
                     sequences += config.batch
                     window_steps += 1
                     window_seqs += config.batch

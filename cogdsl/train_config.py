@@ -40,6 +40,11 @@ SETTINGS: tuple[Param, ...] = (
     Param("lr_decay_every", int, 0, minimum=0, doc="multiply the learning rate by lr_decay every this many steps; "
                                                    "0 keeps it fixed"),
     Param("lr_decay", float, 0.5, minimum=0.0, maximum=1.0, doc="the factor of each learning-rate decay"),
+    Param("curriculum_every", int, 0, minimum=0,
+          doc="length curriculum: raise the longest length drawn in training by one every this many steps, "
+              "up to the task's own; 0 draws the full range from the start"),
+    Param("curriculum_start", int, 0, minimum=0,
+          doc="the longest length the curriculum starts from (at least the task's shortest)"),
 )
 
 OPTIMIZERS: dict[str, tuple[Param, ...]] = {
@@ -78,6 +83,8 @@ class TrainConfig:
     linear_start: int = 0
     lr_decay_every: int = 0
     lr_decay: float = 0.5
+    curriculum_every: int = 0
+    curriculum_start: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
@@ -144,5 +151,26 @@ def resolve_train(train: Value | None, sink: DiagnosticSink, spec_span: Span = N
     recode(sink, start, "E603")
     if len(sink.items) > before or task_name is None or opt_name is None:
         return None
+    _check_curriculum(task_name, task_params, resolved, train, sink)
+    if len(sink.items) > before:
+        return None
     return TrainConfig(task=task_name, task_params=task_params, optimizer=opt_name, optimizer_params=opt_params,
                        **resolved)
+
+
+def _check_curriculum(task_name: str, task_params: dict[str, Any], resolved: dict[str, Any], train: Value,
+                      sink: DiagnosticSink) -> None:
+    """A curriculum needs a task with a length range, and a start inside that range."""
+    if resolved.get("curriculum_every", 0) <= 0:
+        return
+    task = make_task(task_name, **task_params)
+    if task.length_params is None:
+        sink.error("E603", f"curriculum_every: task '{task_name}' has no lengths for a curriculum to raise",
+                   train.key_span("curriculum_every"), "remove curriculum_every, or train a task with a length range")
+        return
+    high = task.length_params[1]
+    longest = task.length_range()[1]
+    if resolved.get("curriculum_start", 0) > longest:
+        sink.error("E603", f"curriculum_start {resolved['curriculum_start']} is beyond the task's longest length "
+                           f"({high} = {longest})", train.key_span("curriculum_start"),
+                   f"start at most at {longest}, or raise {high}")
