@@ -221,6 +221,33 @@ def test_a_stack_without_noop_only_pushes_or_pops(tmp_path: Path) -> None:
     assert bool((trace["s"][..., 2] == 0).all())
 
 
+def test_a_discrete_stack_takes_its_most_probable_action_alone_outside_training(tmp_path: Path) -> None:
+    """Joulin & Mikolov's test-time discretisation: in evaluation a = one_hot(argmax softmax(A q)) and
+    the contents follow stack_step with those actions; in training the same weights stay soft."""
+    torch.manual_seed(3)
+    stack = Stack(5, stacks=3, depth=6, width=2, top=2, noop=True, discrete=True).double()
+    query = torch.randn(4, 5, dtype=torch.float64)
+    contents = torch.rand(4, 3, 6, 2, dtype=torch.float64)
+    soft_top, soft_actions, _ = stack(query, None, contents)
+    assert bool((soft_actions < 1).all()) and bool((soft_actions > 0).all())
+    stack.eval()
+    top, actions, new_contents = stack(query, None, contents)
+    expected_actions = torch.nn.functional.one_hot(soft_actions.argmax(-1), 3).double()
+    torch.testing.assert_close(actions, expected_actions)
+    pushed = torch.sigmoid(stack.push(query)).view(4, 3, 2)
+    torch.testing.assert_close(new_contents, stack_step(contents, expected_actions, pushed))
+    torch.testing.assert_close(top, new_contents[:, :, :2].flatten(1))
+    assert not torch.allclose(top, soft_top)
+
+
+def test_a_discrete_stack_without_noop_never_chooses_it(tmp_path: Path) -> None:
+    model = compile_text(tmp_path, STRUCTURES.replace("top=2)", "top=2, noop=false, discrete=true)"))
+    model.eval()
+    _, trace = model(torch.randn(2, 6, 3, dtype=torch.float64), return_weights=True)
+    assert bool((trace["s"][..., 2] == 0).all())
+    assert bool((trace["s"].max(-1).values == 1).all())
+
+
 def test_a_stack_with_an_unknown_parameter_is_refused() -> None:
     with pytest.raises(SpecError, match="E202"):
         cogdsl.compile(parse_cog(STRUCTURES.replace("top=2)", "tops=2)"), "s.cog"))

@@ -17,7 +17,9 @@ no push writes)::
     s_t[0] = a_push v + a_pop s_{t-1}[1] + a_noop s_{t-1}[0]
     s_t[i] = a_push s_{t-1}[i-1] + a_pop s_{t-1}[i+1] + a_noop s_{t-1}[i]      (below the depth: empty)
 
-The value is the top ``top`` elements of every stack, (B, stacks · top · width).
+The value is the top ``top`` elements of every stack, (B, stacks · top · width). With
+``discrete``, outside training each stack takes its most probable action alone (a one-hot a),
+as the paper does at test time: small leaks of a soft pop into a push add up over long strings.
 
 **queue** and **deque** (Grefenstette et al. 2015, sections 3.1-3.3). Elements are rows V[i] with
 strengths s[i] in [0, 1]; from q, the push strength d = sigmoid, the pop strength u = sigmoid
@@ -75,9 +77,11 @@ class Stack(nn.Module):
     """Joulin & Mikolov's stacks: query (B, Q), contents (B, S, depth, width) → the top elements
     (B, S · top · width), the action probabilities (B, S, 3), the new contents."""
 
-    def __init__(self, query_size: int, stacks: int, depth: int, width: int, top: int, noop: bool):
+    def __init__(self, query_size: int, stacks: int, depth: int, width: int, top: int, noop: bool,
+                 discrete: bool = False):
         super().__init__()
         self.stacks, self.depth, self.width, self.top, self.noop = stacks, depth, width, top, noop
+        self.discrete = discrete
         self.act = nn.Linear(query_size, stacks * 3)
         self.push = nn.Linear(query_size, stacks * width)
 
@@ -91,6 +95,8 @@ class Stack(nn.Module):
         if not self.noop:  # push or pop only, as in the paper's first variant
             scores = scores.masked_fill(torch.arange(3, device=scores.device) == NOOP, float("-inf"))
         actions = torch.softmax(scores, -1)
+        if self.discrete and not self.training:
+            actions = F.one_hot(actions.argmax(-1), 3).to(actions.dtype)
         pushed = torch.sigmoid(self.push(query)).view(-1, self.stacks, self.width)
         contents = stack_step(contents, actions, pushed)
         return contents[:, :, :self.top].flatten(1), actions, contents
@@ -174,7 +180,9 @@ class StackKind(LookKind):
                         Param("depth", int, 50, minimum=2, maximum=100000, doc="elements each stack holds"),
                         Param("width", int, 1, minimum=1, maximum=4096, doc="size of each element"),
                         Param("top", int, 1, minimum=1, maximum=64, doc="elements read from the top of each stack"),
-                        Param("noop", bool, True, doc="whether no-op is an action beside push and pop"))
+                        Param("noop", bool, True, doc="whether no-op is an action beside push and pop"),
+                        Param("discrete", bool, False,
+                              doc="outside training, take each stack's most probable action alone"))
     accepts = frozenset({"from"})
     requires = frozenset({"from"})
     stateful = True
@@ -186,11 +194,13 @@ class StackKind(LookKind):
     @classmethod
     def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         return Stack(query_size, params["stacks"], params["depth"], params["width"],
-                     min(params["top"], params["depth"]), params["noop"])
+                     min(params["top"], params["depth"]), params["noop"], params["discrete"])
 
     @classmethod
     def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
         actions = "push, pop or no-op" if params["noop"] else "push or pop"
+        if params["discrete"]:
+            actions += " (the most probable alone outside training)"
         return (f"stack {name}: [{sources}] choose {actions} for each of {params['stacks']} stack(s) of "
                 f"{params['depth']} x {params['width']} (kept in the state) -> the top {params['top']}: {size}")
 
