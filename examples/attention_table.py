@@ -10,6 +10,7 @@ also the median fraction of steps it skipped.
     python examples/attention_table.py specs/bahdanau_reverse.cog --seeds 0 --steps 300 --lengths 5
     python examples/attention_table.py specs/lstm_adding.cog specs/clockwork_adding.cog specs/skip_rnn_adding.cog
     python examples/attention_table.py specs/lstm_adding.cog --train-len 200 --lengths 200 500 --seeds 0
+    python examples/attention_table.py specs/skip_rnn_adding.cog --train-len 500 --curriculum 10 10 --lengths 500
 
 Every run is an ordinary training run from the spec (its ``train:`` section, with the seed
 replaced), kept in ``--out``/<model>/seed<S>; ``--jobs`` runs train side by side, one torch
@@ -37,15 +38,23 @@ from cogdsl.viz import evaluating
 
 
 def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ...], out: str,
-            train_length: int | None = None) -> dict:
+            train_length: int | None = None, curriculum: tuple[int, int] | None = None) -> dict:
     """Train one run; its perfect fraction and wrong symbols per sequence at each length, and its CPU seconds.
 
-    ``train_length`` trains on sequences of that one length (the task's min_len and max_len)."""
+    ``train_length`` trains on sequences of that one length (the task's min_len and max_len);
+    ``curriculum`` (every, start) draws lengths from [start, L_t], L_t rising by one every
+    ``every`` steps from ``start`` to max_len (:mod:`cogdsl.curriculum`)."""
     spec = cogdsl.load(spec_path)
     config = config_from_spec(spec, spec_path)
     task_params = (config.task_params if train_length is None
                    else {**config.task_params, "min_len": train_length, "max_len": train_length})
-    config = dataclasses.replace(config, seed=seed, steps=steps or config.steps, threads=1, task_params=task_params)
+    schedule = {}
+    if curriculum is not None:
+        every, start = curriculum
+        task_params = {**task_params, "min_len": start}
+        schedule = {"curriculum_every": every, "curriculum_start": start}
+    config = dataclasses.replace(config, seed=seed, steps=steps or config.steps, threads=1, task_params=task_params,
+                                 **schedule)
     started = time.process_time()
     with contextlib.redirect_stdout(sys.stderr):  # the runs' evaluation lines; stdout is the table
         result = train(spec, config, Path(out) / spec.name / f"seed{seed}", force=True, progress=False)
@@ -103,12 +112,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="test lengths (default: each task's max_len)")
     parser.add_argument("--train-len", type=int, default=None,
                         help="train on sequences of this one length (tasks with min_len and max_len)")
+    parser.add_argument("--curriculum", type=int, nargs=2, default=None, metavar=("EVERY", "START"),
+                        help="train on lengths from START up to a longest length that rises by one every EVERY "
+                             "steps until the training length")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side")
     parser.add_argument("--out", default="runs/attention", help="where the runs go")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     lengths = tuple(args.lengths or ())
-    jobs = [(spec, seed, args.steps, lengths, args.out, args.train_len) for spec in args.specs for seed in args.seeds]
+    curriculum = tuple(args.curriculum) if args.curriculum else None
+    jobs = [(spec, seed, args.steps, lengths, args.out, args.train_len, curriculum)
+            for spec in args.specs for seed in args.seeds]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
             runs = list(pool.map(run_one, *zip(*jobs, strict=True)))

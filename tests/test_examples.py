@@ -153,3 +153,13 @@ def test_attention_table_trains_at_the_length_it_is_given(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     trained = (tmp_path / "runs" / "lstm_adding" / "seed0" / "spec.yaml").read_text()
     assert "min_len: 13" in trained and "max_len: 13" in trained
+
+
+def test_attention_table_trains_on_a_curriculum_when_asked(tmp_path: Path) -> None:
+    result = run_script("examples/attention_table.py", "specs/lstm_adding.cog", "--seeds", "0", "--steps", "3",
+                        "--train-len", "20", "--curriculum", "1", "6", "--lengths", "20",
+                        "--out", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    trained = (tmp_path / "runs" / "lstm_adding" / "seed0" / "spec.yaml").read_text()
+    assert "min_len: 6" in trained and "max_len: 20" in trained
+    assert "curriculum_every: 1" in trained and "curriculum_start: 6" in trained
