@@ -128,6 +128,7 @@ class TrainResult:
     eval: EvalResult | None
     checkpoint: Path | None
     stopped: str  # "done", "time" (max_minutes), "interrupted" (Ctrl-C) or "already done"
+    best: Path | None = None  # checkpoints/best.safetensors with keep_best
 
     @property
     def interrupted(self) -> bool:
@@ -266,6 +267,34 @@ class LinearStart:
 
     def state(self) -> dict[str, Any]:
         return {"active": self.active, "best": self.best if math.isfinite(self.best) else None}
+
+
+BEST_CHECKPOINT = "best.safetensors"
+
+
+class BestKeeper:
+    """``keep_best``: after each scheduled evaluation whose validation loss is the lowest so far,
+    the model's weights go to ``checkpoints/best.safetensors`` (with the step and the evaluation
+    in its metadata), so a run that gets worse later still has its best point."""
+
+    def __init__(self, out: Path, enabled: bool, saved: dict[str, Any] | None = None):
+        self.path = out / CHECKPOINT_DIR / BEST_CHECKPOINT
+        self.enabled = enabled
+        self.loss = float((saved or {}).get("loss") or math.inf)
+        self.step = (saved or {}).get("step")
+
+    def after_evaluation(self, model: torch.nn.Module, evaluation: EvalResult, step: int,
+                         meta: dict[str, Any]) -> bool:
+        """Save the weights if ``evaluation`` improves on the best; True when it did."""
+        if not self.enabled or not evaluation.loss < self.loss:
+            return False
+        self.loss, self.step = evaluation.loss, step
+        save_checkpoint(self.path, model=model, optimizer=None, data_generator=None,
+                        meta={**meta, "step": step, "eval": dataclasses.asdict(evaluation), "best": self.state()})
+        return True
+
+    def state(self) -> dict[str, Any]:
+        return {"loss": self.loss if math.isfinite(self.loss) else None, "step": self.step}
 
 
 # -- evaluation ----------------------------------------------------------------------------------------
@@ -530,6 +559,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
             last_eval = EvalResult(**meta["eval"])
     linear = LinearStart(model, config.linear_start, checkpoint.meta.get("linear_start") if checkpoint else None)
     curriculum = LengthCurriculum(task, config.curriculum_start, config.curriculum_every)
+    best = BestKeeper(out, config.keep_best, checkpoint.meta.get("best") if checkpoint else None)
 
     # Every check has passed: from here on the folder is ours.
     try:
@@ -563,7 +593,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
             "window": {"loss_sum": float(loss_sum), "bits_sum": float(bits_sum), "steps": window_steps,
                        "sequences": window_seqs},
             "eval": dataclasses.asdict(last_eval) if last_eval is not None else None,
-            "stopped": stopped, "spec_yaml": spec_yaml, "linear_start": linear.state(),
+            "stopped": stopped, "spec_yaml": spec_yaml, "linear_start": linear.state(), "best": best.state(),
         }
         path = save_checkpoint(out / CHECKPOINT_DIR / checkpoint_name(step), model=model, optimizer=optimizer,
                                data_generator=data, meta=meta)
@@ -636,6 +666,10 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
                             scheduled = step % config.eval_every == 0
                             if linear.active and scheduled and linear.after_evaluation(evaluation.loss, step):
                                 bar.write(f"step {step}: {linear.ended}")
+                            if scheduled:
+                                best.after_evaluation(model, evaluation, step, {
+                                    "model": spec.name, "seed": config.seed, "versions": versions,
+                                    "spec_fingerprint": fingerprint, "spec_yaml": spec_yaml})
                         log.row(step=step, sequences=sequences, seconds=seconds, loss=last_loss, bit_errors=last_bits,
                                 seq_per_sec=rate, eval_loss=evaluation.loss if evaluation else None,
                                 eval_bit_errors=evaluation.bit_errors if evaluation else None)
@@ -675,7 +709,8 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
     if stopped != "already done" or not curve.exists():
         plot_learning_curve(out / "log.csv", curve, title=f"{spec.name} learning curve")
     return TrainResult(out_dir=out, model=model, config=config, step=step, sequences=sequences, seconds=seconds,
-                       loss=last_loss, bit_errors=last_bits, eval=last_eval, checkpoint=last_saved, stopped=stopped)
+                       loss=last_loss, bit_errors=last_bits, eval=last_eval, checkpoint=last_saved, stopped=stopped,
+                       best=best.path if best.enabled and best.path.exists() else None)
 
 
 # -- the commands ----------------------------------------------------------------------------------------------
@@ -750,7 +785,13 @@ def describe_result(name: str, result: TrainResult, max_minutes: float | None = 
     files = ["log.csv", "learning_curve.png"]
     if result.checkpoint is not None:
         files.append(os.path.relpath(result.checkpoint, result.out_dir))
+    if result.best is not None:
+        files.append(os.path.relpath(result.best, result.out_dir))
     lines.append(f"  run folder: {result.out_dir} ({', '.join(files)})")
+    if result.best is not None:
+        best = read_checkpoint_meta(result.best)
+        lines.append(f"  best evaluation (kept): step {best.get('step')}, validation loss "
+                     f"{_num(float(best['eval']['loss']))}; evaluate it with: cogdsl eval SPEC {result.best}")
     if result.stopped in ("time", "interrupted"):
         lines.append(f"  continue with: cogdsl train SPEC --out {result.out_dir} --resume")
     return "\n".join(lines)

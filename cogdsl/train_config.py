@@ -45,6 +45,9 @@ SETTINGS: tuple[Param, ...] = (
               "up to the task's own; 0 draws the full range from the start"),
     Param("curriculum_start", int, 0, minimum=0,
           doc="the longest length the curriculum starts from (at least the task's shortest)"),
+    Param("keep_best", bool, False,
+          doc="also keep checkpoints/best.safetensors, the weights of the evaluation with the lowest validation "
+              "loss so far (model selection, as the stack-RNN and MemN2N papers pick their runs)"),
 )
 
 OPTIMIZERS: dict[str, tuple[Param, ...]] = {
@@ -85,6 +88,7 @@ class TrainConfig:
     lr_decay: float = 0.5
     curriculum_every: int = 0
     curriculum_start: int = 0
+    keep_best: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
