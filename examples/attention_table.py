@@ -14,7 +14,8 @@ also the median fraction of steps it skipped.
 
 Every run is an ordinary training run from the spec (its ``train:`` section, with the seed
 replaced), kept in ``--out``/<model>/seed<S>; ``--jobs`` runs train side by side, one torch
-thread each. Each evaluation scores 1,000 fresh sequences of one length.
+thread each. Each evaluation scores 1,000 fresh sequences of one length; a spec with
+``keep_best`` is scored with the weights of its best validation, not its last.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 import torch
 
 import cogdsl
+from cogdsl.checkpoint import load_checkpoint, load_model_state
 from cogdsl.tasks import make_task
 from cogdsl.train import EVAL_SEED, config_from_spec, eval_length, evaluate, model_inputs, train
 from cogdsl.viz import evaluating
@@ -59,6 +61,8 @@ def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ..
     with contextlib.redirect_stdout(sys.stderr):  # the runs' evaluation lines; stdout is the table
         result = train(spec, config, Path(out) / spec.name / f"seed{seed}", force=True, progress=False)
     cpu = time.process_time() - started
+    if result.best is not None:  # keep_best: score the weights of the best validation
+        load_model_state(result.model, load_checkpoint(result.best), spec.name)
     task = make_task(config.task, **config.task_params)
     scores = {}
     for length in lengths or ((eval_length(task),) if task.length_params else (None,)):  # None: the digits

@@ -8,7 +8,8 @@ whose whole predictable part is right at each test n: the median over seeds, wit
 Each spec's single input and output are resized to the task's alphabet and its task replaced
 (the task's own training range, n up to 19); every run is an ordinary training run kept in
 ``--out``/<task>/<model>/seed<S>; ``--jobs`` runs train side by side, one torch thread each.
-Each evaluation scores 1,000 fresh strings with every string's n fixed to the test n.
+Each evaluation scores 1,000 fresh strings with every string's n fixed to the test n; a spec
+with ``keep_best`` is scored with the weights of its best validation, not its last.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from pathlib import Path
 import yaml
 
 import cogdsl
+from cogdsl.checkpoint import load_checkpoint, load_model_state, read_checkpoint_meta
 from cogdsl.emit import to_yaml
 from cogdsl.pipeline import parse_text
 from cogdsl.spec import Spec
 from cogdsl.tasks import make_task
-from cogdsl.train import config_from_spec, evaluate, train
+from cogdsl.train import TrainResult, config_from_spec, evaluate, train
 
 TASKS = ("anbn", "anbncn", "anbncndn", "anb2n", "anbmcnm", "mirror")
 
@@ -63,13 +65,20 @@ def run_one(spec_path: str, task_name: str, seed: int, steps: int | None, length
         result = train(spec, config, Path(out) / task_name / cogdsl.load(spec_path).name / f"seed{seed}",
                        force=True, progress=False)
     cpu = time.process_time() - started
+    if result.best is not None:  # keep_best: score the weights of the best validation
+        load_model_state(result.model, load_checkpoint(result.best), spec.name)
     task = make_task(task_name)
     scores = {}
     for n in lengths:
         test = evaluate(result.model, task, length=n, sequences=1000)
         scores[str(n)] = {"perfect": test.perfect, "wrong": test.bit_errors}
     return {"spec": cogdsl.load(spec_path).name, "task": task_name, "seed": seed, "scores": scores,
-            "cpu_seconds": cpu}
+            "cpu_seconds": cpu, "scored_step": scored_step(result)}
+
+
+def scored_step(result: TrainResult) -> int:
+    """The step whose weights were scored: the best validation's with keep_best, else the last."""
+    return int(read_checkpoint_meta(result.best)["step"]) if result.best is not None else result.step
 
 
 def table(runs: list[dict], lengths: tuple[int, ...]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import runpy
@@ -163,3 +164,18 @@ def test_attention_table_trains_on_a_curriculum_when_asked(tmp_path: Path) -> No
     trained = (tmp_path / "runs" / "lstm_adding" / "seed0" / "spec.yaml").read_text()
     assert "min_len: 6" in trained and "max_len: 20" in trained
     assert "curriculum_every: 1" in trained and "curriculum_start: 6" in trained
+
+
+def test_stack_table_scores_the_best_validation_of_a_spec_that_keeps_it(tmp_path: Path) -> None:
+    spec = tmp_path / "stack_best.cog"
+    spec.write_text(Path("specs/stack_anbn.cog").read_text().replace("seed 0", "seed 0; keep_best true")
+                    .replace("eval_every 250", "eval_every 2").replace("eval_size 200", "eval_size 20"))
+    out = tmp_path / "runs"
+    result = run_script("examples/stack_table.py", str(spec), "--tasks", "anbn", "--seeds", "0", "--steps", "8",
+                        "--lengths", "4", "--out", str(out), "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    (run,) = json.loads((tmp_path / "r.json").read_text())["runs"]
+    with (out / "anbn" / "stack_anbn" / "seed0" / "log.csv").open() as f:
+        losses = {int(row["step"]): float(row["eval_loss"]) for row in csv.DictReader(f) if row["eval_loss"]}
+    assert sorted(losses) == [2, 4, 6, 8]
+    assert run["scored_step"] == min(losses, key=losses.__getitem__)
