@@ -1,6 +1,8 @@
 """Train next-symbol specs (a stack-augmented RNN and its LSTM baseline) on each of the stack-RNN
 paper's tasks for several seeds and print, as a Markdown table, the fraction of test strings
-whose whole predictable part is right at each test n: the median over seeds, with the CPU time.
+whose whole predictable part is right at each test n: the median over seeds, each seed's at the
+longest n, the seed with the lowest validation loss's (the paper picks its models on a
+validation set), and the CPU time.
 
     python examples/stack_table.py specs/stack_anbn.cog specs/lstm_anbn.cog
     python examples/stack_table.py specs/stack_anbn.cog --tasks anbn anbncn --seeds 0 --steps 300 --lengths 10 40
@@ -72,26 +74,36 @@ def run_one(spec_path: str, task_name: str, seed: int, steps: int | None, length
     for n in lengths:
         test = evaluate(result.model, task, length=n, sequences=1000)
         scores[str(n)] = {"perfect": test.perfect, "wrong": test.bit_errors}
+    step, valid_loss = scored_point(result)
     return {"spec": cogdsl.load(spec_path).name, "task": task_name, "seed": seed, "scores": scores,
-            "cpu_seconds": cpu, "scored_step": scored_step(result)}
+            "cpu_seconds": cpu, "scored_step": step, "valid_loss": valid_loss}
 
 
-def scored_step(result: TrainResult) -> int:
-    """The step whose weights were scored: the best validation's with keep_best, else the last."""
-    return int(read_checkpoint_meta(result.best)["step"]) if result.best is not None else result.step
+def scored_point(result: TrainResult) -> tuple[int, float]:
+    """The step whose weights were scored and their validation loss: the best validation's with
+    keep_best, else the last step's."""
+    if result.best is not None:
+        meta = read_checkpoint_meta(result.best)
+        return int(meta["step"]), float(meta["eval"]["loss"])
+    assert result.eval is not None
+    return result.step, result.eval.loss
 
 
 def table(runs: list[dict], lengths: tuple[int, ...]) -> str:
-    """A row per (task, spec): the median perfect fraction at each test n, each seed's at the last n."""
+    """A row per (task, spec): the median perfect fraction at each test n, each seed's at the last n,
+    and, as the paper picks its models, the one whose validation loss (at the longest trained n) is lowest."""
     lines = ["| task | spec | " + " | ".join(f"perfect at n = {n}" for n in lengths) + " | at n = "
-             f"{lengths[-1]}, each seed | CPU s/run |", "|---|---|" + "---|" * len(lengths) + "---|---|"]
+             f"{lengths[-1]}, each seed | at n = {lengths[-1]}, the seed of lowest validation loss | CPU s/run |",
+             "|---|---|" + "---|" * len(lengths) + "---|---|---|"]
     for task in dict.fromkeys(run["task"] for run in runs):
         for spec in dict.fromkeys(run["spec"] for run in runs if run["task"] == task):
             mine = sorted((r for r in runs if r["task"] == task and r["spec"] == spec), key=lambda r: r["seed"])
             cells = [f"{100 * statistics.median(r['scores'][str(n)]['perfect'] for r in mine):.1f}%" for n in lengths]
             each = ", ".join(f"{100 * r['scores'][str(lengths[-1])]['perfect']:.1f}%" for r in mine)
+            chosen = min(mine, key=lambda r: r["valid_loss"])
+            selected = f"{100 * chosen['scores'][str(lengths[-1])]['perfect']:.1f}% (seed {chosen['seed']})"
             cpu = statistics.mean(r["cpu_seconds"] for r in mine)
-            lines.append(f"| {task} | `{spec}` | {' | '.join(cells)} | {each} | {cpu:.0f} |")
+            lines.append(f"| {task} | `{spec}` | {' | '.join(cells)} | {each} | {selected} | {cpu:.0f} |")
     return "\n".join(lines)
 
 

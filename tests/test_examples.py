@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.tiny import tiny_ntm
@@ -179,3 +180,15 @@ def test_stack_table_scores_the_best_validation_of_a_spec_that_keeps_it(tmp_path
         losses = {int(row["step"]): float(row["eval_loss"]) for row in csv.DictReader(f) if row["eval_loss"]}
     assert sorted(losses) == [2, 4, 6, 8]
     assert run["scored_step"] == min(losses, key=losses.__getitem__)
+    assert run["valid_loss"] == pytest.approx(losses[run["scored_step"]], rel=1e-5)
+
+
+def test_stack_table_picks_the_seed_of_lowest_validation_loss() -> None:
+    stack_table = runpy.run_path(str(EXAMPLES / "stack_table.py"), run_name="stack_table")
+
+    def run(seed: int, valid_loss: float, perfect: float) -> dict:
+        return {"task": "anbn", "spec": "s", "seed": seed, "valid_loss": valid_loss, "cpu_seconds": 1.0,
+                "scores": {"60": {"perfect": perfect}}}
+
+    rows = stack_table["table"]([run(0, 0.5, 0.0), run(1, 0.01, 1.0), run(2, 0.2, 0.25)], (60,)).splitlines()
+    assert rows[2] == "| anbn | `s` | 25.0% | 0.0%, 100.0%, 25.0% | 100.0% (seed 1) | 1 |"
