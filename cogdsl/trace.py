@@ -147,6 +147,13 @@ def _output_activation(model: torch.nn.Module) -> tuple[str, Callable[[torch.Ten
     return (str(outputs[0].activation.data) if outputs[0].activation else "none"), model.activations[outputs[0].name]
 
 
+def busiest_stack(actions: torch.Tensor) -> int:
+    """The stack that both pushes and pops most: argmax_k min(sum_t push_t[k], sum_t pop_t[k]) of
+    actions (T, stacks, 3). A stack that only pushes (a clock) or never acts loses to one that
+    rises and falls with what it stores."""
+    return int(torch.minimum(actions[:, :, 0].sum(0), actions[:, :, 1].sum(0)).argmax())
+
+
 def _structure_panels(model: torch.nn.Module, trace: dict[str, torch.Tensor]
                       ) -> dict[str, tuple[torch.Tensor, tuple[str, ...] | None]]:
     """Panels (rows, T) for the stacks, queues, deques and multiscale controllers of ``model``, from one
@@ -159,7 +166,7 @@ def _structure_panels(model: torch.nn.Module, trace: dict[str, torch.Tensor]
             stacks = tuple(f"stack {k + 1}" for k in range(actions.shape[1]))
             panels[f"{name}: push probability of each stack"] = (actions[:, :, 0].T, stacks)
             panels[f"{name}: pop probability of each stack"] = (actions[:, :, 1].T, stacks)
-            busiest = int(actions[:, :, :2].sum(-1).mean(0).argmax())  # the stack that pushes and pops most
+            busiest = busiest_stack(actions)
             top = contents[:, busiest, :min(16, contents.shape[2]), 0].clamp_min(0)  # the empty value -1 shows as 0
             panels[f"{name}: stack {busiest + 1} (pushes and pops most), its top {top.shape[1]} elements, "
                    "first channel"] = (top.T, None)

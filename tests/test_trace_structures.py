@@ -62,3 +62,13 @@ train {
 """)
     trace = train_then_trace(tmp_path, spec, "--len", "5")
     assert (trace / "weightings.png").stat().st_size > 5000
+
+
+def test_the_stack_drawn_is_the_one_that_both_pushes_and_pops_most() -> None:
+    from cogdsl.trace import busiest_stack
+
+    push, pop, noop = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]
+    # Stack 1 pushes at every step, stack 2 pushes then pops, stack 3 does nothing.
+    actions = torch.tensor([[push, push, noop]] * 4 + [[push, pop, noop]] * 4)
+    assert busiest_stack(actions) == 1
+    assert busiest_stack(actions[:, [0, 2, 1]]) == 2
