@@ -172,8 +172,13 @@ def _check_curriculum(task_name: str, task_params: dict[str, Any], resolved: dic
         sink.error("E603", f"curriculum_every: task '{task_name}' has no lengths for a curriculum to raise",
                    train.key_span("curriculum_every"), "remove curriculum_every, or train a task with a length range")
         return
-    high = task.length_params[1]
-    longest = task.length_range()[1]
+    low, high = task.length_params
+    shortest, longest = task.length_range()
+    if shortest == longest:
+        sink.error("E603", f"curriculum_every: the task's lengths are fixed ({low} = {high} = {longest}), so there "
+                           "is nothing to raise", train.key_span("curriculum_every"),
+                   f"lower {low} to the length the curriculum should start from")
+        return
     if resolved.get("curriculum_start", 0) > longest:
         sink.error("E603", f"curriculum_start {resolved['curriculum_start']} is beyond the task's longest length "
                            f"({high} = {longest})", train.key_span("curriculum_start"),

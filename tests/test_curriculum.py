@@ -89,3 +89,11 @@ def test_a_training_run_follows_the_curriculum_and_says_when_it_reaches_the_full
     assert all(n <= min(12, 4 + step) for step, n in enumerate(drawn))
     assert max(drawn[:2]) <= 5 < max(drawn)
     assert "step 8: curriculum reached the task's full range (longest length 12)" in capsys.readouterr().out
+
+
+def test_a_curriculum_over_fixed_lengths_is_refused_with_what_to_lower(tmp_path: Path) -> None:
+    path = tmp_path / "fixed.cog"
+    path.write_text(SPEC.replace("min_n=2, max_n=12", "min_n=12, max_n=12").replace("SETTINGS", "curriculum_every 5"))
+    with pytest.raises(SpecError) as error:
+        cogdsl.load(path)
+    assert "lengths are fixed (min_n = max_n = 12)" in str(error.value) and "lower min_n" in str(error.value)
