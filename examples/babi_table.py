@@ -9,7 +9,8 @@ passed (under 5% error, bAbI's criterion) and the CPU time.
 
 Every run is an ordinary training run from the spec (its ``train:`` section, with the task
 and seed replaced), kept in ``--out``/<model>/<task>_seed<S>; ``--jobs`` runs train side by
-side, one torch thread each.
+side, one torch thread each. A spec with ``keep_best`` is scored with the weights of its best
+validation, not its last.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cogdsl
+from cogdsl.checkpoint import load_checkpoint, load_model_state
 from cogdsl.tasks import make_task
 from cogdsl.tasks.babi import BABI_TASKS
 from cogdsl.train import config_from_spec, evaluate, train
@@ -49,6 +51,8 @@ def run_one(spec_path: str, joint: bool, number: int, seed: int, steps: int | No
         folder = f"{'joint' if joint else number}_seed{seed}" + ("_10k" if size == 10000 else "")
         result = train(spec, config, Path(out) / spec.name / folder, force=True, progress=False)
     cpu = time.process_time() - started
+    if result.best is not None:  # keep_best: score the weights of the best validation
+        load_model_state(result.model, load_checkpoint(result.best), spec.name)
     task = make_task(task_name, **task_params)
     test = evaluate(result.model, task, sequences=10**9, split="test")
     if joint:
