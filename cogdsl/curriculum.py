@@ -41,17 +41,11 @@ class LengthCurriculum:
             self.shortest, self.longest = task.length_range()
         self._cache: dict[int, Task] = {}
 
-    def longest_at(self, step: int) -> int:
-        """The longest length drawn at ``step``."""
-        if not self.active:
-            return self.task.length_range()[1]
-        return longest_length(step, self.start, self.every, self.shortest, self.longest)
-
     def task_at(self, step: int) -> Task:
-        """The task with its longest length set to :meth:`longest_at` (``step``)."""
+        """The task with its longest length set to L_t (:func:`longest_length`) for ``step``."""
         if not self.active:
             return self.task
-        longest = self.longest_at(step)
+        longest = longest_length(step, self.start, self.every, self.shortest, self.longest)
         if longest == self.longest:
             return self.task
         if longest not in self._cache:

@@ -284,14 +284,13 @@ class BestKeeper:
         self.step = (saved or {}).get("step")
 
     def after_evaluation(self, model: torch.nn.Module, evaluation: EvalResult, step: int,
-                         meta: dict[str, Any]) -> bool:
-        """Save the weights if ``evaluation`` improves on the best; True when it did."""
+                         meta: dict[str, Any]) -> None:
+        """Save the weights (with ``meta``, the run's identity) if ``evaluation`` improves on the best."""
         if not self.enabled or not evaluation.loss < self.loss:
-            return False
+            return
         self.loss, self.step = evaluation.loss, step
         save_checkpoint(self.path, model=model, optimizer=None, data_generator=None,
                         meta={**meta, "step": step, "eval": dataclasses.asdict(evaluation), "best": self.state()})
-        return True
 
     def state(self) -> dict[str, Any]:
         return {"loss": self.loss if math.isfinite(self.loss) else None, "step": self.step}
@@ -585,15 +584,18 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
     last_loss: float | None = None
     last_bits: float | None = None
 
+    # What every checkpoint of this run says about where it came from.
+    identity = {"model": spec.name, "seed": config.seed, "versions": versions, "spec_fingerprint": fingerprint,
+                "spec_yaml": spec_yaml}
+
     def save() -> Path:
         meta = {
-            "model": spec.name, "step": step, "sequences": sequences, "seconds": round(seconds, 3),
-            "seed": config.seed, "config": dataclasses.asdict(config), "versions": versions,
-            "spec_fingerprint": fingerprint, "device": str(device),
+            **identity, "step": step, "sequences": sequences, "seconds": round(seconds, 3),
+            "config": dataclasses.asdict(config), "device": str(device),
             "window": {"loss_sum": float(loss_sum), "bits_sum": float(bits_sum), "steps": window_steps,
                        "sequences": window_seqs},
             "eval": dataclasses.asdict(last_eval) if last_eval is not None else None,
-            "stopped": stopped, "spec_yaml": spec_yaml, "linear_start": linear.state(), "best": best.state(),
+            "stopped": stopped, "linear_start": linear.state(), "best": best.state(),
         }
         path = save_checkpoint(out / CHECKPOINT_DIR / checkpoint_name(step), model=model, optimizer=optimizer,
                                data_generator=data, meta=meta)
@@ -667,9 +669,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
                             if linear.active and scheduled and linear.after_evaluation(evaluation.loss, step):
                                 bar.write(f"step {step}: {linear.ended}")
                             if scheduled:
-                                best.after_evaluation(model, evaluation, step, {
-                                    "model": spec.name, "seed": config.seed, "versions": versions,
-                                    "spec_fingerprint": fingerprint, "spec_yaml": spec_yaml})
+                                best.after_evaluation(model, evaluation, step, identity)
                         log.row(step=step, sequences=sequences, seconds=seconds, loss=last_loss, bit_errors=last_bits,
                                 seq_per_sec=rate, eval_loss=evaluation.loss if evaluation else None,
                                 eval_bit_errors=evaluation.bit_errors if evaluation else None)
@@ -711,6 +711,14 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
     return TrainResult(out_dir=out, model=model, config=config, step=step, sequences=sequences, seconds=seconds,
                        loss=last_loss, bit_errors=last_bits, eval=last_eval, checkpoint=last_saved, stopped=stopped,
                        best=best.path if best.enabled and best.path.exists() else None)
+
+
+def use_best_weights(result: TrainResult) -> torch.nn.Module:
+    """The model a run is scored with: ``result.model`` with the weights of its best validation
+    loaded when it kept them (``keep_best``), else as training left it."""
+    if result.best is not None:
+        load_model_state(result.model, load_checkpoint(result.best), result.model.spec.name)
+    return result.model
 
 
 # -- the commands ----------------------------------------------------------------------------------------------

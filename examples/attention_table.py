@@ -33,9 +33,8 @@ from pathlib import Path
 import torch
 
 import cogdsl
-from cogdsl.checkpoint import load_checkpoint, load_model_state
 from cogdsl.tasks import make_task
-from cogdsl.train import EVAL_SEED, config_from_spec, eval_length, evaluate, model_inputs, train
+from cogdsl.train import EVAL_SEED, config_from_spec, eval_length, evaluate, model_inputs, train, use_best_weights
 from cogdsl.viz import evaluating
 
 
@@ -61,8 +60,7 @@ def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ..
     with contextlib.redirect_stdout(sys.stderr):  # the runs' evaluation lines; stdout is the table
         result = train(spec, config, Path(out) / spec.name / f"seed{seed}", force=True, progress=False)
     cpu = time.process_time() - started
-    if result.best is not None:  # keep_best: score the weights of the best validation
-        load_model_state(result.model, load_checkpoint(result.best), spec.name)
+    use_best_weights(result)  # keep_best: score the weights of the best validation
     task = make_task(config.task, **config.task_params)
     scores = {}
     for length in lengths or ((eval_length(task),) if task.length_params else (None,)):  # None: the digits

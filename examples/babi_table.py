@@ -26,10 +26,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import cogdsl
-from cogdsl.checkpoint import load_checkpoint, load_model_state
 from cogdsl.tasks import make_task
 from cogdsl.tasks.babi import BABI_TASKS
-from cogdsl.train import config_from_spec, evaluate, train
+from cogdsl.train import config_from_spec, evaluate, train, use_best_weights
 
 PASS = 0.05  # bAbI: a task is passed with under 5% test error
 
@@ -51,8 +50,7 @@ def run_one(spec_path: str, joint: bool, number: int, seed: int, steps: int | No
         folder = f"{'joint' if joint else number}_seed{seed}" + ("_10k" if size == 10000 else "")
         result = train(spec, config, Path(out) / spec.name / folder, force=True, progress=False)
     cpu = time.process_time() - started
-    if result.best is not None:  # keep_best: score the weights of the best validation
-        load_model_state(result.model, load_checkpoint(result.best), spec.name)
+    use_best_weights(result)  # keep_best: score the weights of the best validation
     task = make_task(task_name, **task_params)
     test = evaluate(result.model, task, sequences=10**9, split="test")
     if joint:

@@ -29,12 +29,12 @@ from pathlib import Path
 import yaml
 
 import cogdsl
-from cogdsl.checkpoint import load_checkpoint, load_model_state, read_checkpoint_meta
+from cogdsl.checkpoint import read_checkpoint_meta
 from cogdsl.emit import to_yaml
 from cogdsl.pipeline import parse_text
 from cogdsl.spec import Spec
 from cogdsl.tasks import make_task
-from cogdsl.train import TrainResult, config_from_spec, evaluate, train
+from cogdsl.train import TrainResult, config_from_spec, evaluate, train, use_best_weights
 
 TASKS = ("anbn", "anbncn", "anbncndn", "anb2n", "anbmcnm", "mirror")
 
@@ -67,8 +67,7 @@ def run_one(spec_path: str, task_name: str, seed: int, steps: int | None, length
         result = train(spec, config, Path(out) / task_name / cogdsl.load(spec_path).name / f"seed{seed}",
                        force=True, progress=False)
     cpu = time.process_time() - started
-    if result.best is not None:  # keep_best: score the weights of the best validation
-        load_model_state(result.model, load_checkpoint(result.best), spec.name)
+    use_best_weights(result)  # keep_best: score the weights of the best validation
     task = make_task(task_name)
     scores = {}
     for n in lengths:
