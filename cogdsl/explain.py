@@ -5,6 +5,7 @@ from __future__ import annotations
 from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.addressing import ResolvedStage
 from cogdsl.blocks.base import LookKind
+from cogdsl.blocks.dnc import CONTENT_MODIFIERS
 from cogdsl.lower import CompiledModel
 
 
@@ -13,8 +14,23 @@ def _table(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
     return [indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
+def _stage(stage: ResolvedStage) -> str:
+    return stage.name + (f"({', '.join(str(v) for _, v in stage.args)})" if stage.args else "")
+
+
 def _terms(stages: tuple[ResolvedStage, ...], joiner: str) -> str:
-    return joiner.join(s.name + (f"({', '.join(str(v) for _, v in s.args)})" if s.args else "") for s in stages)
+    return joiner.join(_stage(s) for s in stages)
+
+
+def _mixture(stages: tuple[ResolvedStage, ...]) -> str:
+    """A dnc_memory address as written: terms joined by ' + ', and content piped into lru and hard."""
+    terms: list[str] = []
+    for stage in stages:
+        if stage.name in CONTENT_MODIFIERS:
+            terms[-1] += " | " + _stage(stage)
+        else:
+            terms.append(_stage(stage))
+    return " + ".join(terms)
 
 
 _UPDATES = {"add": "u <- u + o", "linear": "u <- H u + o", "rotate": "u <- R_k(u + o)"}
@@ -107,10 +123,15 @@ def explain(model: CompiledModel) -> str:
             if group.owns_memory:
                 text = f"heads {heads} on {plan.memory} by {plan.controller}: usage"
                 if plan.writes:
-                    text += f", write ({_terms(plan.write_stages, ' + ')}), temporal links"
+                    text += f", write ({_mixture(plan.write_stages)}), temporal links"
                 if plan.reads:
                     modes = ", ".join(group.modes)
-                    text += f", then read the new memory ({_terms(plan.stages, ' + ')}; modes {modes})"
+                    text += f", then read the new memory ({_mixture(plan.stages)}; modes {modes})"
+                if group.lru_keys:
+                    text += f"; {' and '.join(group.lru_keys)} content keep the moving average of their logits"
+                sampling = [role for role, pipe in group.pipes.items() if "hard" in pipe]
+                if sampling:
+                    text += f"; {' and '.join(sampling)} content sample one slot per head (REINFORCE)"
                 lines.append(f"  {number}. {text}")
                 continue
             text = f"heads {heads} on {plan.memory} by {plan.controller}: address ({_terms(plan.stages, ' | ')})"

@@ -279,8 +279,8 @@ class CompiledModel(nn.Module):
                         None if usage_key is None else state[usage_key])
                     if usage_key is not None:
                         new_state[usage_key] = usage
-                    if decisions is not None and getattr(group, "decision", None) is not None:
-                        decisions.append(group.decision)
+                if decisions is not None and getattr(group, "decision", None) is not None:
+                    decisions.append(group.decision)
                 new_state[key] = weights
                 slices = self.head_slices[index]
                 if reads is not None:

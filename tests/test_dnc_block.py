@@ -130,11 +130,6 @@ def similarity(key: list[float], row: list[float], kind: str) -> float:
     return dot / norms
 
 
-def content_weighting(memory: list[list[float]], key: list[float], strength: float, kind: str) -> list[float]:
-    """C(M, k, beta)[i] = exp(beta D(k, M[i])) / sum_j exp(beta D(k, M[j]))."""
-    return softmax([strength * similarity(key, row, kind) for row in memory])
-
-
 def usage_update(usage: list[float], previous_writes: list[list[float]], previous_reads: list[list[float]],
                  free_gates: list[float]) -> list[float]:
     """u_t = (u_{t-1} + w^w_{t-1} - u_{t-1} o w^w_{t-1}) o psi_t, psi_t = prod_r (1 - f_r w^r_{t-1,r}).
@@ -225,7 +220,8 @@ def oracle_modes(read_terms: tuple[str, ...], writers: int) -> list[str]:
 def oracle_step(f: dict[str, list], memory: list[list[float]], previous_reads: list[list[float]],
                 previous_writes: list[list[float]], usage: list[float], links: list[list[list[float]]],
                 precedences: list[list[float]], read_terms: tuple[str, ...], write_terms: tuple[str, ...],
-                read_similarity: str, write_similarity: str) -> dict[str, list]:
+                read_similarity: str, write_similarity: str, lru_decays: dict[str, float] | None = None,
+                recency: dict[str, list[list[float]]] | None = None) -> dict[str, list]:
     """One DNC step for one batch element, in the paper's order:
 
     1. usage u_t from u_{t-1}, last step's write weights and the free gates on last step's reads;
@@ -237,8 +233,24 @@ def oracle_step(f: dict[str, list], memory: list[list[float]], previous_reads: l
     5. read weights w^r = sum_m pi_m (mode m) over backward b = L_t^T w^r_{t-1}, content
        C(M_t, k^r, beta^r) and forward f = L_t w^r_{t-1} (one of each direction per write head),
        then reads r = M_t^T w^r from the new memory.
+
+    A role ("read", "write") in ``lru_decays`` takes its content weighting as the Dynamic NTM's
+    least recently used one, softmax_i(z_i - gamma v_i) with z_i = beta D(k, M[i]) and v the
+    head's moving average of its logits from ``recency``, updated to lambda v + (1 - lambda) z.
     """
     writers = len(previous_writes)
+    lru_decays = lru_decays or {}
+    new_recency: dict[str, list[list[float]]] = {role: [] for role in lru_decays}
+
+    def content_of(role: str, head: int, rows: list[list[float]], kind: str) -> list[float]:
+        logits = [f[f"{role}_strength"][head] * similarity(f[f"{role}_key"][head], row, kind) for row in rows]
+        if role not in lru_decays:
+            return softmax(logits)
+        assert recency is not None
+        decay, gamma, average = lru_decays[role], f[f"{role}_lru_gamma"][head], recency[role][head]
+        new_recency[role].append([decay * v + (1.0 - decay) * z for v, z in zip(average, logits, strict=True)])
+        return softmax([z - gamma * v for z, v in zip(logits, average, strict=True)])
+
     usage = usage_update(usage, previous_writes, previous_reads, f["free_gate"])
 
     writes = []
@@ -252,7 +264,7 @@ def oracle_step(f: dict[str, list], memory: list[list[float]], previous_reads: l
         else:
             allocation, mix = [0.0] * len(usage), 0.0
         if "content" in write_terms:
-            content = content_weighting(memory, f["write_key"][k], f["write_strength"][k], write_similarity)
+            content = content_of("write", k, memory, write_similarity)
         else:
             content = [0.0] * len(usage)
         writes.append([gate * (mix * a + (1.0 - mix) * c) for a, c in zip(allocation, content, strict=True)])
@@ -266,8 +278,7 @@ def oracle_step(f: dict[str, list], memory: list[list[float]], previous_reads: l
         candidates = []
         for term in read_terms:
             if term == "content":
-                candidates.append(content_weighting(new_memory, f["read_key"][r], f["read_strength"][r],
-                                                    read_similarity))
+                candidates.append(content_of("read", r, new_memory, read_similarity))
             elif term == "forward":
                 candidates += [forward_weighting(new_links[k], previous) for k in range(writers)]
             else:
@@ -278,7 +289,7 @@ def oracle_step(f: dict[str, list], memory: list[list[float]], previous_reads: l
         reads.append(read_vector(new_memory, weights))
         all_modes.append(modes)
     return {"weights": read_weights + writes, "reads": reads, "memory": new_memory, "usage": usage,
-            "link": new_links, "precedence": new_precedences, "modes": all_modes}
+            "link": new_links, "precedence": new_precedences, "modes": all_modes, "lru": new_recency}
 
 
 # ----------------------------------------------------------------------------------------
@@ -317,7 +328,11 @@ def random_state(group: DNCGroup, batch: int, g: torch.Generator, ties: bool = F
     precedence = torch.softmax(torch.randn(batch, writers, n, generator=g, dtype=f64), dim=-1)
     precedence = precedence * torch.rand(batch, writers, 1, generator=g, dtype=f64)
     usage_key, link_key, precedence_key = group.state_keys
-    return memory, previous, {usage_key: usage, link_key: link, precedence_key: precedence}
+    state = {usage_key: usage, link_key: link, precedence_key: precedence}
+    for role, key in group.lru_keys.items():  # moving averages of logits: any real numbers
+        heads_of_role = plan.read_heads if role == "read" else writers
+        state[key] = 2 * torch.randn(batch, heads_of_role, n, generator=g, dtype=f64)
+    return memory, previous, state
 
 
 def as_tensor(values: list) -> torch.Tensor:
@@ -345,6 +360,12 @@ CASES = {
     "read content only": dict(read="content(cosine)"),
     "read forward + content(dot)": dict(read="forward + content(dot)"),
     "two write heads, forward + content(dot), one read head": dict(writes=2, reads=1, read="forward + content(dot)"),
+    # Dynamic NTM least-recently-used content terms (cogdsl.blocks.dntm), from a random moving average
+    "write content | lru": dict(write="content(cosine) | lru(0.3) + allocate"),
+    "read and write content | lru": dict(read="backward + content(dot) | lru + forward",
+                                         write="content(cosine) | lru(0.5)"),
+    "two write heads, content | lru": dict(writes=2, write="content(cosine) | lru + allocate",
+                                           read="content(cosine) | lru(0.2)"),
 }
 
 
@@ -370,8 +391,11 @@ def test_steps_match_the_oracle(tmp_path: Path, case: str) -> None:
     model, group = dnc_group(tmp_path, dnc_spec(**options))
     plan = group.plan
     reads_n, writers = plan.read_heads, plan.write_heads
-    read_terms = tuple(s.name for s in plan.stages)
-    write_terms = tuple(s.name for s in plan.write_stages)
+    read_terms = tuple(s.name for s in plan.stages if s.name != "lru")
+    write_terms = tuple(s.name for s in plan.write_stages if s.name != "lru")
+    lru_decays = {role: s.arg("decay") for role, stages in (("read", plan.stages), ("write", plan.write_stages))
+                  for s in stages if s.name == "lru"}
+    assert set(lru_decays) == set(group.lru_keys)
     read_similarity = next((s.arg("similarity") for s in plan.stages if s.name == "content"), "cosine")
     write_similarity = next((s.arg("similarity") for s in plan.write_stages if s.name == "content"), "cosine")
     assert group.modes == tuple(oracle_modes(read_terms, writers))
@@ -382,7 +406,8 @@ def test_steps_match_the_oracle(tmp_path: Path, case: str) -> None:
     usage_key, link_key, precedence_key = group.state_keys
     oracle = [
         {"memory": memory[b].tolist(), "weights": previous[b].tolist(), "usage": state[usage_key][b].tolist(),
-         "link": state[link_key][b].tolist(), "precedence": state[precedence_key][b].tolist()}
+         "link": state[link_key][b].tolist(), "precedence": state[precedence_key][b].tolist(),
+         "lru": {role: state[key][b].tolist() for role, key in group.lru_keys.items()}}
         for b in range(batch)
     ]
     for step in range(3):
@@ -396,7 +421,8 @@ def test_steps_match_the_oracle(tmp_path: Path, case: str) -> None:
                 close(fields[name][b], as_tensor(values), f"{case}: field {name}")
             o.update(oracle_step({name: t[b].tolist() for name, t in fields.items()}, o["memory"],
                                  o["weights"][:reads_n], o["weights"][reads_n:], o["usage"], o["link"],
-                                 o["precedence"], read_terms, write_terms, read_similarity, write_similarity))
+                                 o["precedence"], read_terms, write_terms, read_similarity, write_similarity,
+                                 lru_decays, o["lru"]))
             where = f"{case}, step {step}, batch {b}"
             close(weights[b], as_tensor(o["weights"]), f"{where}: weights (reads, then writes)")
             close(reads[b], as_tensor(o["reads"]), f"{where}: reads")
@@ -406,6 +432,8 @@ def test_steps_match_the_oracle(tmp_path: Path, case: str) -> None:
             close(state[link_key][b], as_tensor(o["link"]), f"{where}: links")
             close(state[precedence_key][b], as_tensor(o["precedence"]), f"{where}: precedences")
             close(extras["modes"][b], as_tensor(o["modes"]), f"{where}: read modes")
+            for role, key in group.lru_keys.items():
+                close(state[key][b], as_tensor(o["lru"][role]), f"{where}: {role} lru moving average")
             if ties and step == 0:  # the case is only worth its name if the allocation met ties
                 assert len(set(o["usage"])) < len(o["usage"])
 

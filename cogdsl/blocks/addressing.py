@@ -87,7 +87,7 @@ _stage(StageKind(
     "lru", "least recently used (Dynamic NTM): the content softmax taken of beta K(k, M) - gamma v, v the "
     "moving average (decay lambda) of the head's earlier content logits, so the head avoids slots it just used",
     (Param("decay", float, 0.1, minimum=0.0, maximum=0.99),),
-    lambda args, width, memory: (Field("lru_gamma", 1, "sigmoid"),), _NTM,
+    lambda args, width, memory: (Field("lru_gamma", 1, "sigmoid"),), _NTM | _DNC,
 ))
 _stage(StageKind(
     "gate", "interpolation with the head's previous weighting",
@@ -106,7 +106,7 @@ _stage(StageKind(
     "hard", "discrete addressing (Dynamic NTM): each head samples one slot from the weighting so far (its "
     "argmax in evaluation) and uses it alone; trained by REINFORCE, with an entropy bonus of the given weight",
     (Param("entropy", float, 0.0, minimum=0.0),),
-    lambda args, width, memory: (), _NTM,
+    lambda args, width, memory: (), _NTM | _DNC,
 ))
 _stage(StageKind(
     "allocate", "DNC write: the least-used slots, from usage sorted ascending; mixed with content by the "

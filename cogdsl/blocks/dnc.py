@@ -50,6 +50,22 @@ head has no sharpening stage, so a strength of at least 1 keeps a content weight
 least as sharp as softmax(similarity) and never lets it fade into the uniform weighting,
 which would smear reads and writes over every slot.
 
+**Dynamic NTM stages** (Gulcehre et al. 2016; the equations are in :mod:`cogdsl.blocks.dntm`).
+A content term, read or write, may be piped into ``lru`` and then ``hard``::
+
+    write w on mem by ctrl: content(cosine) | lru + allocate
+    read  r on mem by ctrl: backward + content(cosine) | hard(0.01) + forward
+
+``lru`` takes the content term of softmax(z - gamma v), z = beta K(k, M), with v the head's
+moving average of its own content logits (state ``lru_read:MEM`` / ``lru_write:MEM``, per
+head, zero at t = 0) and gamma a sigmoid field (``read_lru_gamma``, ``write_lru_gamma``).
+``hard`` replaces the content term by the one-hot of a slot drawn from it (its argmax in
+evaluation); the rest of the mixture stays soft (a read mixes the sampled slot with the
+link-following modes; a write gates it and mixes it with allocation), and the choice learns
+by REINFORCE. Reads' and writes' samples make one decision per step: their log-probabilities
+add. Allocation and the link modes take no pipe: they are already computed from usage and
+links, not from a key, so there is nothing for the stages to act on.
+
 ``stop_usage_gradient: true`` stops the gradient into the previous write weights in the usage
 update, as DeepMind's reference code does; the default follows the paper's equations and
 differentiates through everything.
@@ -65,13 +81,18 @@ from torch import nn
 from cogdsl import ops
 from cogdsl.blocks.addressing import ResolvedStage, content_similarity, resolve_stage
 from cogdsl.blocks.base import Param, register
+from cogdsl.blocks.dntm import lru_weights, sample_slots
 from cogdsl.blocks.heads import FieldSlice, GroupPlan, HeadUse, activate_fields, lay_out, read_init_parameters
 from cogdsl.blocks.memory import _MEMORY_PARAMS, MemoryKind
 from cogdsl.errors import DiagnosticSink
+from cogdsl.ops.ntm import content_logits
+from cogdsl.reinforce import Decision
 from cogdsl.spec import Address
 
 READ_TERMS = ("backward", "content", "forward")
 WRITE_TERMS = ("content", "allocate")
+# Dynamic NTM stages that may follow a content term, in this order.
+CONTENT_MODIFIERS = ("lru", "hard")
 
 
 @register
@@ -96,31 +117,51 @@ class DNCMemoryKind(MemoryKind):
     @classmethod
     def resolve_address(cls, address: Address, owner: str, sink: DiagnosticSink,
                         writes: bool) -> tuple[ResolvedStage, ...] | None:
-        """A mixture of distinct single-stage terms: write heads mix content and allocate, read heads
-        backward, content and forward."""
+        """A mixture of distinct terms: write heads mix content and allocate, read heads backward,
+        content and forward. Each term is one weighting, except that content may be piped on to
+        the Dynamic NTM's ``lru`` and then ``hard``: ``content(cosine) | lru | hard``.
+
+        The stages come back flat, in the order written (e.g. backward, content, lru, forward);
+        an ``lru`` or ``hard`` belongs to the content term before it."""
         allowed = WRITE_TERMS if writes else READ_TERMS
         role = "write" if writes else "read"
         example = cls.default_address(writes)
-        terms: list[ResolvedStage] = []
+        stages: list[ResolvedStage] = []
         for term in address.terms:
-            if len(term.stages) != 1:
-                sink.error("E402", f"{owner}: on a dnc_memory each term of the mixture is one weighting; "
-                           "'|' pipes are for NTM memories", term.stages[1].span, f"write e.g. '{example}'")
+            resolved = [resolve_stage(stage, owner, sink) for stage in term.stages]
+            if any(r is None for r in resolved):
                 return None
-            resolved = resolve_stage(term.stages[0], owner, sink)
-            if resolved is None:
-                return None
+            weighting, *modifiers = [r for r in resolved if r is not None]
             span = term.stages[0].span
-            if resolved.name not in allowed:
-                sink.error("E402", f"{owner}: '{resolved.name}' is not a {role} weighting of a dnc_memory", span,
+            if weighting.name in CONTENT_MODIFIERS:
+                sink.error("E402", f"{owner}: '{weighting.name}' is not a {role} weighting of a dnc_memory; it "
+                           "reshapes a content weighting piped into it", span,
+                           f"pipe content into it: 'content(cosine) | {weighting.name}'")
+                return None
+            if weighting.name not in allowed:
+                sink.error("E402", f"{owner}: '{weighting.name}' is not a {role} weighting of a dnc_memory", span,
                            f"{role} heads on a dnc_memory mix {', '.join(allowed)}, e.g. '{example}'")
                 return None
-            if any(t.name == resolved.name for t in terms):
-                sink.error("E402", f"{owner}: '{resolved.name}' appears twice in the mixture", span,
+            if any(s.name == weighting.name for s in stages):
+                sink.error("E402", f"{owner}: '{weighting.name}' appears twice in the mixture", span,
                            "use each weighting once")
                 return None
-            terms.append(resolved)
-        return tuple(terms)
+            for stage, modifier in zip(term.stages[1:], modifiers, strict=True):
+                if weighting.name != "content" or modifier.name not in CONTENT_MODIFIERS:
+                    sink.error("E402", f"{owner}: '{weighting.name} | {modifier.name}': on a dnc_memory a term "
+                               "is one weighting, and only content pipes on, into "
+                               f"{' and then '.join(CONTENT_MODIFIERS)}", stage.span,
+                               f"write '{example}', or 'content(cosine) | lru | hard' for the content term")
+                    return None
+            last = -1
+            for stage, modifier in zip(term.stages[1:], modifiers, strict=True):
+                if CONTENT_MODIFIERS.index(modifier.name) <= last:
+                    sink.error("E402", f"{owner}: after content, 'lru' comes first and 'hard' last, each once",
+                               stage.span, "write 'content(cosine) | lru | hard'")
+                    return None
+                last = CONTENT_MODIFIERS.index(modifier.name)
+            stages += [weighting, *modifiers]
+        return tuple(stages)
 
     @classmethod
     def plan_groups(cls, memory: str, heads: list[HeadUse], sink: DiagnosticSink) -> tuple[GroupPlan, ...]:
@@ -169,6 +210,8 @@ def read_modes(plan: GroupPlan) -> tuple[str, ...]:
     writers = plan.write_heads
     modes: list[str] = []
     for stage in plan.stages:
+        if stage.name in CONTENT_MODIFIERS:
+            continue
         if stage.name == "content":
             modes.append("content")
         else:
@@ -177,7 +220,8 @@ def read_modes(plan: GroupPlan) -> tuple[str, ...]:
 
 
 def dnc_layout(plan: GroupPlan, width: int, offset: int) -> list[FieldSlice]:
-    """The group's interface fields: the read heads' (key, strength, free gate, modes), then the write heads'."""
+    """The group's interface fields: the read heads' (key, strength, lru gamma, free gate, modes), then the
+    write heads'."""
     reads, writes = plan.read_heads, plan.write_heads
     read_terms = {s.name for s in plan.stages}
     write_terms = {s.name for s in plan.write_stages}
@@ -185,6 +229,8 @@ def dnc_layout(plan: GroupPlan, width: int, offset: int) -> list[FieldSlice]:
     if reads:
         if "content" in read_terms:
             fields += [("read_key", reads, width, "identity", 0), ("read_strength", reads, 1, "oneplus", 0)]
+        if "lru" in read_terms:
+            fields.append(("read_lru_gamma", reads, 1, "sigmoid", 0))
         fields.append(("free_gate", reads, 1, "sigmoid", 0))
         modes = len(read_modes(plan))
         if modes > 1:
@@ -192,15 +238,22 @@ def dnc_layout(plan: GroupPlan, width: int, offset: int) -> list[FieldSlice]:
     if writes:
         if "content" in write_terms:
             fields += [("write_key", writes, width, "identity", reads), ("write_strength", writes, 1, "oneplus", reads)]
+        if "lru" in write_terms:
+            fields.append(("write_lru_gamma", writes, 1, "sigmoid", reads))
         fields += [("erase", writes, width, "sigmoid", reads), ("add", writes, width, "identity", reads)]
-        if write_terms == {"content", "allocate"}:
+        if {"content", "allocate"} <= write_terms:
             fields.append(("allocation_gate", writes, 1, "sigmoid", reads))
         fields.append(("write_gate", writes, 1, "sigmoid", reads))
     return lay_out(fields, offset)
 
 
 class DNCGroup(nn.Module):
-    """Every head of one ``dnc_memory``: the memory's whole step (usage, write, links, reads)."""
+    """Every head of one ``dnc_memory``: the memory's whole step (usage, write, links, reads).
+
+    A content term piped into ``lru`` keeps, per head of its role, the moving average of its
+    content logits as state (:attr:`lru_keys`); one piped into ``hard`` samples its slot and,
+    while training, records a :class:`~cogdsl.reinforce.Decision` in :attr:`decision`.
+    """
 
     owns_memory = True
     fusable = False
@@ -210,8 +263,8 @@ class DNCGroup(nn.Module):
         self.plan = plan
         self.width, self.slots = width, slots
         self.layout = dnc_layout(plan, width, offset)
-        self.read_terms = tuple(s.name for s in plan.stages)
-        self.write_terms = tuple(s.name for s in plan.write_stages)
+        self.read_terms = tuple(s.name for s in plan.stages if s.name not in CONTENT_MODIFIERS)
+        self.write_terms = tuple(s.name for s in plan.write_stages if s.name not in CONTENT_MODIFIERS)
         self.modes = read_modes(plan)
         self.stop_usage_gradient = stop_usage_gradient
         self.read_similarity = content_similarity(plan.stages)
@@ -219,6 +272,14 @@ class DNCGroup(nn.Module):
         memory = plan.memory
         self.state_keys = (f"usage:{memory}", f"link:{memory}", f"precedence:{memory}")
         self.read_init = read_init_parameters(plan, width)
+        # The content term's Dynamic NTM stages, by role ("read", "write").
+        self.pipes = {"read": {s.name: s for s in plan.stages if s.name in CONTENT_MODIFIERS},
+                      "write": {s.name: s for s in plan.write_stages if s.name in CONTENT_MODIFIERS}}
+        self.lru_keys = {role: f"lru_{role}:{memory}" for role, pipe in self.pipes.items() if "lru" in pipe}
+        self.samples = any("hard" in pipe for pipe in self.pipes.values())
+        # REINFORCE's baseline b: one learned number, since the reward is already centred on the batch.
+        self.baseline = nn.Parameter(torch.zeros(1)) if self.samples else None
+        self.decision: Decision | None = None
 
     def fields(self, interface: torch.Tensor) -> dict[str, torch.Tensor]:
         return activate_fields(self.layout, interface)
@@ -228,11 +289,16 @@ class DNCGroup(nn.Module):
         return like.new_zeros(batch, self.plan.heads, slots)
 
     def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Usage (B, N), links (B, K, N, N) and precedences (B, K, N), all zero."""
+        """Usage (B, N), links (B, K, N, N) and precedences (B, K, N), all zero; and for an ``lru``
+        content term, its heads' moving averages of content logits, (B, R or K, N), zero."""
         usage, link, precedence = self.state_keys
         writers, slots = self.plan.write_heads, self.slots
-        return {usage: like.new_zeros(batch, slots), link: like.new_zeros(batch, writers, slots, slots),
-                precedence: like.new_zeros(batch, writers, slots)}
+        state = {usage: like.new_zeros(batch, slots), link: like.new_zeros(batch, writers, slots, slots),
+                 precedence: like.new_zeros(batch, writers, slots)}
+        heads = {"read": self.plan.read_heads, "write": writers}
+        for role, key in self.lru_keys.items():
+            state[key] = like.new_zeros(batch, heads[role], slots)
+        return state
 
     def step(self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor,
              state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor,
@@ -243,12 +309,13 @@ class DNCGroup(nn.Module):
             interface: (B, I) the controller's clamped interface vector.
             memory: (B, N, W) M_{t-1}.
             previous: (B, R + K, N) last step's read weights, then write weights.
-            state: the memory's usage, links and precedences by :attr:`state_keys`.
+            state: the memory's usage, links and precedences by :attr:`state_keys`, and the
+                ``lru`` moving averages by :attr:`lru_keys`.
 
         Returns:
             weights (B, R + K, N) (reads, then writes); reads (B, R, W) or None; the new
-            memory M_t; the new usage, links and precedences by key; and, for pictures,
-            ``modes`` (B, R, M) and ``usage`` (B, N).
+            memory M_t; the new usage, links, precedences (and ``lru`` averages) by key; and,
+            for pictures, ``modes`` (B, R, M) and ``usage`` (B, N).
         """
         f = self.fields(interface)
         plan = self.plan
@@ -257,6 +324,8 @@ class DNCGroup(nn.Module):
         usage_key, link_key, precedence_key = self.state_keys
         usage, link, precedence = state[usage_key], state[link_key], state[precedence_key]
         previous_read, previous_write = previous[:, :reads_n], previous[:, reads_n:]
+        updates: dict[str, torch.Tensor] = {}
+        samples: list[tuple[torch.Tensor, torch.Tensor, float]] = []
 
         if writes_n:
             written = 1 - torch.prod(1 - previous_write, dim=1)  # the write heads together, (B, N)
@@ -266,7 +335,7 @@ class DNCGroup(nn.Module):
                 usage = ops.dnc_usage(usage, written, previous_read, f["free_gate"])
             else:
                 usage = usage + written - usage * written
-            write_weights = self._write_weights(f, memory, usage)
+            write_weights = self._write_weights(f, memory, usage, state, updates, samples)
             new_memory = ops.write(memory, write_weights, f["erase"], f["add"])
             flat_link, flat_precedence = ops.dnc_link(link.reshape(batch * writes_n, slots, slots),
                                                       precedence.reshape(batch * writes_n, slots),
@@ -280,20 +349,63 @@ class DNCGroup(nn.Module):
         reads = modes = None
         read_weights = previous_read
         if reads_n:
-            read_weights, modes = self._read_weights(f, new_memory, link, previous_read)
+            read_weights, modes = self._read_weights(f, new_memory, link, previous_read, state, updates, samples)
             reads = ops.read(new_memory, read_weights)
+        self._decide(samples, batch, interface)
         weights = torch.cat([read_weights, write_weights], dim=1)
         extras = {"usage": usage}
         if modes is not None:
             extras["modes"] = modes
-        return weights, reads, new_memory, {usage_key: usage, link_key: link, precedence_key: precedence}, extras
+        updates.update({usage_key: usage, link_key: link, precedence_key: precedence})
+        return weights, reads, new_memory, updates, extras
 
-    def _write_weights(self, f: dict[str, torch.Tensor], memory: torch.Tensor, usage: torch.Tensor) -> torch.Tensor:
+    def _content(self, role: str, f: dict[str, torch.Tensor], memory: torch.Tensor,
+                 state: dict[str, torch.Tensor], updates: dict[str, torch.Tensor],
+                 samples: list[tuple[torch.Tensor, torch.Tensor, float]]) -> torch.Tensor:
+        """The content term of one role's heads, (B, heads, N): c = softmax(z), z = beta K(k, M);
+        with ``lru``, c = softmax(z - gamma v) and v <- lambda v + (1 - lambda) z (into ``updates``);
+        with ``hard``, the one-hot of a slot drawn from c (argmax in evaluation), its log-probability
+        and entropy appended to ``samples``."""
+        similarity = self.read_similarity if role == "read" else self.write_similarity
+        key, strength = f[f"{role}_key"], f[f"{role}_strength"]
+        pipe = self.pipes[role]
+        if "lru" in pipe:
+            logits = content_logits(memory, key, strength, similarity)
+            lru_key = self.lru_keys[role]
+            weights, updates[lru_key] = lru_weights(logits, state[lru_key], f[f"{role}_lru_gamma"],
+                                                    pipe["lru"].arg("decay"))
+        else:
+            weights = ops.content_weights(memory, key, strength, similarity)
+        if "hard" in pipe:
+            weights, log_prob, entropy = sample_slots(weights, self.training)
+            samples.append((log_prob, entropy, pipe["hard"].arg("entropy")))
+        return weights
+
+    def _decide(self, samples: list[tuple[torch.Tensor, torch.Tensor, float]], batch: int,
+                like: torch.Tensor) -> None:
+        """While training, one :class:`~cogdsl.reinforce.Decision` for this step's samples (reads'
+        and writes' together: their log-probabilities add, and each entropy keeps its own weight)."""
+        self.decision = None
+        if not (self.training and samples):
+            return
+        assert self.baseline is not None
+        baseline = self.baseline.to(like.dtype).expand(batch)
+        if len(samples) == 1:
+            log_prob, entropy, weight = samples[0]
+            self.decision = Decision(log_prob, baseline, entropy, weight, reward="likelihood")
+        else:
+            log_prob = sum((s[0] for s in samples), like.new_zeros(batch))
+            bonus = sum((s[2] * s[1] for s in samples), like.new_zeros(batch))
+            self.decision = Decision(log_prob, baseline, bonus, 1.0, reward="likelihood")
+
+    def _write_weights(self, f: dict[str, torch.Tensor], memory: torch.Tensor, usage: torch.Tensor,
+                       state: dict[str, torch.Tensor], updates: dict[str, torch.Tensor],
+                       samples: list[tuple[torch.Tensor, torch.Tensor, float]]) -> torch.Tensor:
         """w^w_k = g_w (g_a a_k + (1 - g_a) c_k), (B, K, N); a_k sees heads 0..k-1 as written."""
         write_gate = f["write_gate"].unsqueeze(-1)  # (B, K, 1)
         content = allocation = None
         if "content" in self.write_terms:
-            content = ops.content_weights(memory, f["write_key"], f["write_strength"], self.write_similarity)
+            content = self._content("write", f, memory, state, updates, samples)
         if "allocate" in self.write_terms:
             # g_a, (B, K): 1 when allocation is the only term
             allocation_gate = f["allocation_gate"] if content is not None else torch.ones_like(f["write_gate"])
@@ -313,7 +425,8 @@ class DNCGroup(nn.Module):
         return write_gate * chosen
 
     def _read_weights(self, f: dict[str, torch.Tensor], memory: torch.Tensor, link: torch.Tensor,
-                      previous_read: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                      previous_read: torch.Tensor, state: dict[str, torch.Tensor], updates: dict[str, torch.Tensor],
+                      samples: list[tuple[torch.Tensor, torch.Tensor, float]]) -> tuple[torch.Tensor, torch.Tensor]:
         """w^r = sum_m pi_m (mode m's weighting), (B, R, N); and the modes pi (B, R, M)."""
         batch, reads_n, slots = previous_read.shape
         writes_n = self.plan.write_heads
@@ -328,8 +441,7 @@ class DNCGroup(nn.Module):
         parts = []
         for term in self.read_terms:
             if term == "content":
-                parts.append(ops.content_weights(memory, f["read_key"], f["read_strength"],
-                                                 self.read_similarity).unsqueeze(2))
+                parts.append(self._content("read", f, memory, state, updates, samples).unsqueeze(2))
             else:
                 parts.append(forward if term == "forward" else backward)
         candidates = torch.cat(parts, dim=2)  # (B, R, M, N)
@@ -338,4 +450,3 @@ class DNCGroup(nn.Module):
         else:
             modes = candidates.new_ones(batch, reads_n, 1)
         return (modes.unsqueeze(-1) * candidates).sum(dim=2), modes
-
