@@ -34,6 +34,7 @@ import torch
 
 import cogdsl
 from cogdsl.tasks import make_task
+from cogdsl.tasks.adding import AddingTask, marker_windows
 from cogdsl.train import EVAL_SEED, config_from_spec, eval_length, evaluate, model_inputs, train, use_best_weights
 from cogdsl.viz import evaluating
 
@@ -72,13 +73,27 @@ def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ..
 
 
 @torch.no_grad()
-def skipped_updates(model: torch.nn.Module, task: object, length: int | None) -> float | None:
-    """The fraction of steps a model's skip_rnn controllers skipped on 1,000 test sequences (None without one)."""
+def skipped_updates(model: torch.nn.Module, task: object, length: int | None) -> dict[str, float] | None:
+    """The fraction of steps a model's skip_rnn controllers skipped on 1,000 test sequences (None without one):
+    ``all`` of them, and on the adding problem also ``marked``, the steps a marker can be on (the first
+    10% and the last half), where a skip can miss a value to add, and ``free``, the steps between, where
+    no marker ever is."""
     batch = task.sample(1000, torch.Generator().manual_seed(EVAL_SEED), length=length)  # type: ignore[attr-defined]
     with evaluating(model):
         _, trace = model(model_inputs(model, batch.inputs), return_weights=True, steps=batch.steps)
     updates = [value for name, value in trace.items() if name.endswith(":updates")]
-    return None if not updates else 1 - float(torch.cat([u.flatten() for u in updates]).mean())
+    if not updates:
+        return None
+    skipped = 1 - torch.cat([u.reshape(u.shape[0], u.shape[1], -1) for u in updates], dim=-1)  # (B, T, units)
+    fractions = {"all": float(skipped.mean())}
+    if isinstance(task, AddingTask):
+        (first, first_end), (second, _) = marker_windows(skipped.shape[1])
+        marked = torch.zeros(skipped.shape[1], dtype=torch.bool)
+        marked[first:first_end] = True
+        marked[second:] = True
+        fractions["marked"] = float(skipped[:, marked].mean())
+        fractions["free"] = float(skipped[:, ~marked].mean()) if (~marked).any() else 0.0
+    return fractions
 
 
 def table(runs: list[dict]) -> str:
@@ -99,8 +114,12 @@ def table(runs: list[dict]) -> str:
         each = ", ".join(f"{100 * run['scores'][lengths[0]]['perfect']:.1f}%" for run in mine)
         cpu = statistics.mean(run["cpu_seconds"] for run in mine)
         skipped = [run["scores"][lengths[0]].get("skipped") for run in mine]
-        if all(fraction is not None for fraction in skipped):  # a skip RNN: how often it did not update
-            each += f" (updates skipped: {100 * statistics.median(skipped):.0f}%)"  # type: ignore[type-var]
+        if all(fractions is not None for fractions in skipped):  # a skip RNN: how often it did not update
+            each += f" (updates skipped: {100 * statistics.median(f['all'] for f in skipped):.0f}%"
+            if all("marked" in f for f in skipped):
+                each += (f"; {100 * statistics.median(f['free'] for f in skipped):.0f}% of the steps no marker is "
+                         f"on, {100 * statistics.median(f['marked'] for f in skipped):.0f}% of those one can be on")
+            each += ")"
         lines.append(f"| `{spec}` | {mine[0]['task']} | {' | '.join(cells)} | {each} | {cpu:.0f} |")
     return "\n".join(lines)
 

@@ -146,8 +146,12 @@ def test_attention_table_reports_how_often_a_skip_rnn_skipped(tmp_path: Path) ->
                         "--lengths", "12", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr
     assert "(updates skipped: " in result.stdout.splitlines()[2]
+    assert "of the steps no marker is on" in result.stdout.splitlines()[2]
     (run,) = json.loads((tmp_path / "r.json").read_text())["runs"]
-    assert 0.0 <= run["scores"]["12"]["skipped"] < 1.0
+    skipped = run["scores"]["12"]["skipped"]
+    assert 0.0 <= skipped["all"] < 1.0 and 0.0 <= skipped["marked"] <= 1.0 and 0.0 <= skipped["free"] <= 1.0
+    # At T = 12 a marker can be on step 0 and steps 6 .. 11: 7 steps, and 5 where none is.
+    assert skipped["all"] == pytest.approx((7 * skipped["marked"] + 5 * skipped["free"]) / 12)
 
 
 def test_attention_table_trains_at_the_length_it_is_given(tmp_path: Path) -> None:
