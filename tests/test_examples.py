@@ -146,12 +146,30 @@ def test_attention_table_reports_how_often_a_skip_rnn_skipped(tmp_path: Path) ->
                         "--lengths", "12", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr
     assert "(updates skipped: " in result.stdout.splitlines()[2]
-    assert "of the steps no marker is on" in result.stdout.splitlines()[2]
+    assert "both markers read: " in result.stdout.splitlines()[2]
     (run,) = json.loads((tmp_path / "r.json").read_text())["runs"]
     skipped = run["scores"]["12"]["skipped"]
-    assert 0.0 <= skipped["all"] < 1.0 and 0.0 <= skipped["marked"] <= 1.0 and 0.0 <= skipped["free"] <= 1.0
-    # At T = 12 a marker can be on step 0 and steps 6 .. 11: 7 steps, and 5 where none is.
-    assert skipped["all"] == pytest.approx((7 * skipped["marked"] + 5 * skipped["free"]) / 12)
+    assert 0.0 <= skipped["all"] < 1.0 and 0.0 <= skipped["read_both"] <= 1.0
+
+
+@pytest.mark.parametrize("bias", [30.0, -30.0])
+def test_skipped_updates_counts_skips_and_the_markers_read(bias: float) -> None:
+    """An update gate forced open updates at every step and reads both markers; forced shut, the
+    skip RNN updates only at step 0 (its first step always updates) and never reads the second marker."""
+    import cogdsl
+    from cogdsl.tasks import make_task
+
+    table = runpy.run_path(str(EXAMPLES / "attention_table.py"))
+    model = cogdsl.compile(cogdsl.load(ROOT / "specs" / "skip_rnn_adding.cog"))
+    gate = model.controllers["ctrl"].update_gate
+    with torch.no_grad():
+        gate.weight.zero_()
+        gate.bias.fill_(bias)
+    skipped = table["skipped_updates"](model, make_task("adding"), 20)
+    if bias > 0:
+        assert skipped == {"all": 0.0, "read_both": 1.0}
+    else:
+        assert skipped["all"] == pytest.approx(19 / 20) and skipped["read_both"] == 0.0
 
 
 def test_attention_table_trains_at_the_length_it_is_given(tmp_path: Path) -> None:

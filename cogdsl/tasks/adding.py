@@ -26,6 +26,13 @@ et al. 2015, so the sum lies in [0, 2] (the two differ only by a shift of the ta
 ``batch.info["markers"]`` holds the two marked steps of each sequence, (B, 2) long, first then
 second.
 
+**What a skip RNN can skip.** A skipped step's input is never read, so a model that gets every
+sum must update at each step until it has read the first marker, and from step ``⌊T/2⌋`` until it
+has read the second; it may skip the rest (after the first marker until ``⌊T/2⌋``, and after the
+second). With the markers uniform in their windows that is (⌊T/10⌋ + 1)/2 + (T - ⌊T/2⌋ + 1)/2
+updates on average, 31 of 100 at T = 100: a skip RNN can solve the task skipping about 69% of
+its updates, but only by deciding from what it has read, not by a fixed schedule.
+
 **Scores.** :meth:`AddingTask.loss_of` is the squared error at the scored step, averaged over
 the batch: the mean squared error the papers report. The constant answer 1, the best one that
 ignores the inputs, scores E[(X + Y - 1)²] = Var X + Var Y = 1/12 + 1/12 = 1/6 ≈ 0.167 for X, Y
