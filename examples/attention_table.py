@@ -11,11 +11,13 @@ also the median fraction of steps it skipped.
     python examples/attention_table.py specs/lstm_adding.cog specs/clockwork_adding.cog specs/skip_rnn_adding.cog
     python examples/attention_table.py specs/lstm_adding.cog --train-len 200 --lengths 200 500 --seeds 0
     python examples/attention_table.py specs/skip_rnn_adding.cog --train-len 500 --curriculum 10 10 --lengths 500
+    python examples/attention_table.py specs/skip_rnn_adding.cog --curriculum 20 10 --steps 12000 --keep-best
 
 Every run is an ordinary training run from the spec (its ``train:`` section, with the seed
 replaced), kept in ``--out``/<model>/seed<S>; ``--jobs`` runs train side by side, one torch
 thread each. Each evaluation scores 1,000 fresh sequences of one length; a spec with
-``keep_best`` is scored with the weights of its best validation, not its last.
+``keep_best`` (or any spec under ``--keep-best``) is scored with the weights of its best
+validation, not its last.
 """
 
 from __future__ import annotations
@@ -40,12 +42,14 @@ from cogdsl.viz import evaluating
 
 
 def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ...], out: str,
-            train_length: int | None = None, curriculum: tuple[int, int] | None = None) -> dict:
+            train_length: int | None = None, curriculum: tuple[int, int] | None = None,
+            keep_best: bool = False) -> dict:
     """Train one run; its perfect fraction and wrong symbols per sequence at each length, and its CPU seconds.
 
     ``train_length`` trains on sequences of that one length (the task's min_len and max_len);
     ``curriculum`` (every, start) draws lengths from [start, L_t], L_t rising by one every
-    ``every`` steps from ``start`` to max_len (:mod:`cogdsl.curriculum`)."""
+    ``every`` steps from ``start`` to max_len (:mod:`cogdsl.curriculum`); ``keep_best`` keeps and scores
+    the weights of the lowest validation loss, as the spec's ``keep_best: true`` does."""
     spec = cogdsl.load(spec_path)
     config = config_from_spec(spec, spec_path)
     task_params = (config.task_params if train_length is None
@@ -56,7 +60,7 @@ def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ..
         task_params = {**task_params, "min_len": start}
         schedule = {"curriculum_every": every, "curriculum_start": start}
     config = dataclasses.replace(config, seed=seed, steps=steps or config.steps, threads=1, task_params=task_params,
-                                 **schedule)
+                                 keep_best=config.keep_best or keep_best, **schedule)
     started = time.process_time()
     with contextlib.redirect_stdout(sys.stderr):  # the runs' evaluation lines; stdout is the table
         result = train(spec, config, Path(out) / spec.name / f"seed{seed}", force=True, progress=False)
@@ -130,13 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--curriculum", type=int, nargs=2, default=None, metavar=("EVERY", "START"),
                         help="train on lengths from START up to a longest length that rises by one every EVERY "
                              "steps until the training length")
+    parser.add_argument("--keep-best", action="store_true",
+                        help="keep the weights of the lowest validation loss and score those (train: keep_best)")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained side by side")
     parser.add_argument("--out", default="runs/attention", help="where the runs go")
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     lengths = tuple(args.lengths or ())
     curriculum = tuple(args.curriculum) if args.curriculum else None
-    jobs = [(spec, seed, args.steps, lengths, args.out, args.train_len, curriculum)
+    jobs = [(spec, seed, args.steps, lengths, args.out, args.train_len, curriculum, args.keep_best)
             for spec in args.specs for seed in args.seeds]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:

@@ -180,6 +180,18 @@ def test_attention_table_trains_at_the_length_it_is_given(tmp_path: Path) -> Non
     assert "min_len: 13" in trained and "max_len: 13" in trained
 
 
+def test_attention_table_keeps_the_best_weights_when_asked(tmp_path: Path) -> None:
+    spec = tmp_path / "lstm_adding.cog"
+    spec.write_text((ROOT / "specs" / "lstm_adding.cog").read_text().replace("eval_every 500; eval_size 1000",
+                                                                             "eval_every 1; eval_size 10"))
+    result = run_script("examples/attention_table.py", str(spec), "--seeds", "0", "--steps", "2",
+                        "--lengths", "13", "--keep-best", "--out", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "runs" / "lstm_adding" / "seed0"
+    assert "keep_best: true" in (run / "spec.yaml").read_text()
+    assert (run / "checkpoints" / "best.safetensors").is_file()
+
+
 def test_attention_table_trains_on_a_curriculum_when_asked(tmp_path: Path) -> None:
     result = run_script("examples/attention_table.py", "specs/lstm_adding.cog", "--seeds", "0", "--steps", "3",
                         "--train-len", "20", "--curriculum", "1", "6", "--lengths", "20",
