@@ -146,6 +146,7 @@ class DNCMemoryKind(MemoryKind):
                 sink.error("E402", f"{owner}: '{weighting.name}' appears twice in the mixture", span,
                            "use each weighting once")
                 return None
+            last = -1
             for stage, modifier in zip(term.stages[1:], modifiers, strict=True):
                 if weighting.name != "content" or modifier.name not in CONTENT_MODIFIERS:
                     sink.error("E402", f"{owner}: '{weighting.name} | {modifier.name}': on a dnc_memory a term "
@@ -153,13 +154,12 @@ class DNCMemoryKind(MemoryKind):
                                f"{' and then '.join(CONTENT_MODIFIERS)}", stage.span,
                                f"write '{example}', or 'content(cosine) | lru | hard' for the content term")
                     return None
-            last = -1
-            for stage, modifier in zip(term.stages[1:], modifiers, strict=True):
-                if CONTENT_MODIFIERS.index(modifier.name) <= last:
+                position = CONTENT_MODIFIERS.index(modifier.name)
+                if position <= last:
                     sink.error("E402", f"{owner}: after content, 'lru' comes first and 'hard' last, each once",
                                stage.span, "write 'content(cosine) | lru | hard'")
                     return None
-                last = CONTENT_MODIFIERS.index(modifier.name)
+                last = position
             stages += [weighting, *modifiers]
         return tuple(stages)
 
