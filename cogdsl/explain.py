@@ -50,7 +50,9 @@ def _layer(model: CompiledModel, name: str) -> str:
     memory, plan = model.read_memory[name], shapes.read_plans[name]
     if block.kind == "episodes":
         return (f"episodes {name} on {memory}: question {source} through a GRU, {params['count']} episodes of "
-                f"{params['gate']} fact gates and an attention GRU, memory GRU across episodes")
+                f"{params['gate']} fact gates and an attention GRU, "
+                + ("memory GRU across episodes" if params["update"] == "gru"
+                   else "memory m <- ReLU(W_i [m; e_i; q] + b_i), one layer per episode"))
     tied = [output for output, reader in shapes.tied_answers.items() if reader == name]
     return (f"hops {name} on {memory}: question {source} by table {plan.query_table}, {params['count']} hops "
             f"(keys by tables {','.join(map(str, plan.key_tables))}, values by tables "

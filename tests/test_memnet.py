@@ -248,7 +248,7 @@ def cell_weights(module: torch.nn.Module, suffix: str = "") -> tuple[torch.Tenso
 
 
 def episodes_oracle(model: cogdsl.CompiledModel, story: torch.Tensor, question: torch.Tensor, gate: str,
-                    fusion: bool) -> torch.Tensor:
+                    fusion: bool, update: str = "gru") -> torch.Tensor:
     """DMN episodes, one batch element at a time; the logits (B, V)."""
     memory, episodes = model.layers["mem"], model.layers["reason"]
     table = memory.words[0].weight.detach().double()
@@ -256,7 +256,11 @@ def episodes_oracle(model: cogdsl.CompiledModel, story: torch.Tensor, question: 
     dim = memory.dim
     question_gru = cell_weights(episodes.question_gru, "_l0")
     attention_gru = cell_weights(episodes.attention_cell)
-    memory_gru = cell_weights(episodes.memory_cell)
+    if update == "relu":  # DMN+: one untied layer per episode on [m; e; q]
+        memory_layers = [(layer.weight.detach().double(), layer.bias.detach().double())
+                         for layer in episodes.memory_layers]
+    else:
+        memory_gru = cell_weights(episodes.memory_cell)
     w1, b1 = episodes.gate[0].weight.detach().double(), episodes.gate[0].bias.detach().double()
     w2, b2 = episodes.gate[2].weight.detach().double()[0], float(episodes.gate[2].bias.detach().double()[0])
     out = model.outputs["answer"]
@@ -287,7 +291,7 @@ def episodes_oracle(model: cogdsl.CompiledModel, story: torch.Tensor, question: 
         for word in real_words(question[b]):
             q = gru_cell(table[word], q, *question_gru)
         m = q
-        for _ in range(episodes.count):
+        for episode in range(episodes.count):
             scores = []
             for c in facts:
                 z = torch.cat([c * q, c * m, (c - q).abs(), (c - m).abs()])
@@ -296,7 +300,11 @@ def episodes_oracle(model: cogdsl.CompiledModel, story: torch.Tensor, question: 
             h = torch.zeros(dim, dtype=torch.float64)
             for g_t, c in zip(gates, facts, strict=True):
                 h = g_t * gru_cell(c, h, *attention_gru) + (1 - g_t) * h
-            m = gru_cell(h, m, *memory_gru)
+            if update == "relu":
+                weight, bias = memory_layers[episode]
+                m = torch.clamp(weight @ torch.cat([m, h, q]) + bias, min=0.0)
+            else:
+                m = gru_cell(h, m, *memory_gru)
         logits.append(out.weight.detach().double() @ m + out.bias.detach().double())
     return torch.stack(logits)
 
@@ -534,14 +542,15 @@ def test_random_empty_slots(tmp_path: Path) -> None:
 # 7. DMN episodes against the loop oracle
 # ----------------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("update", ["gru", "relu"])
 @pytest.mark.parametrize("gate", ["softmax", "sigmoid"])
 @pytest.mark.parametrize("fusion", [False, True])
-def test_episodes_match_oracle(tmp_path: Path, float64_default: None, gate: str, fusion: bool) -> None:
+def test_episodes_match_oracle(tmp_path: Path, float64_default: None, gate: str, fusion: bool, update: str) -> None:
     text = qa_spec(memory_params=", encoding=position, temporal=true", reader="episodes",
-                   reader_params=f"count=3, gate={gate}, fusion={str(fusion).lower()}")
+                   reader_params=f"count=3, gate={gate}, fusion={str(fusion).lower()}, update={update}")
     model = double_model(tmp_path, text)
     story, question = random_batch(8)
-    expected = episodes_oracle(model, story, question, gate, fusion)
+    expected = episodes_oracle(model, story, question, gate, fusion, update)
     with torch.no_grad():
         got = run(model, story, question)
         gates = attention(model, story, question)
@@ -553,6 +562,20 @@ def test_episodes_match_oracle(tmp_path: Path, float64_default: None, gate: str,
             assert torch.allclose(gates[b, :, :n].sum(-1), torch.ones(3, dtype=torch.float64), atol=1e-12)
         else:
             assert torch.all((gates[b, :, :n] > 0) & (gates[b, :, :n] < 1))
+
+
+@pytest.mark.parametrize(("update", "said"), [
+    ("gru", "memory GRU across episodes"),
+    ("relu", "memory m <- ReLU(W_i [m; e_i; q] + b_i), one layer per episode"),
+])
+def test_explain_says_how_the_memory_is_updated(tmp_path: Path, capsys: pytest.CaptureFixture[str], update: str,
+                                                said: str) -> None:
+    from cogdsl.cli import main
+
+    path = tmp_path / "dmn.cog"
+    path.write_text(qa_spec(reader="episodes", reader_params=f"count=2, update={update}"))
+    assert main(["compile", "--explain", str(path)]) == 0
+    assert said in capsys.readouterr().out
 
 
 # ----------------------------------------------------------------------------------------

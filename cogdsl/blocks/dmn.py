@@ -19,8 +19,10 @@ Networks for Visual and Textual Question Answering")::
   (``gate=softmax``, DMN+) or a sigmoid (``gate=sigmoid``, DMN); then the attention-gated
   GRU ``h_t = g_t GRU(c_t, h_{t-1}) + (1 - g_t) h_{t-1}`` over the facts, and the episode
   ``e_i = h_M``.
-- **Memory**: ``m_i = GRU(e_i, m_{i-1})``, a second GRU across episodes. The block's value
-  is m_count, (B, d); the answer layer is the spec's output.
+- **Memory**: ``m_i = GRU(e_i, m_{i-1})``, a second GRU across episodes (``update=gru``, DMN);
+  or DMN+'s untied ReLU layer ``m_i = ReLU(W_i [m_{i-1}; e_i; q] + b_i)``, one W_i per
+  episode (``update=relu``), which Xiong et al. found more accurate. The block's value is
+  m_count, (B, d); the answer layer is the spec's output.
 """
 
 from __future__ import annotations
@@ -38,14 +40,17 @@ from cogdsl.blocks.memnet import ReadPlan, ReasoningKind, SentenceMemory, Stored
 class Episodes(nn.Module):
     """The DMN episodic memory module (see the module docstring)."""
 
-    def __init__(self, count: int, dim: int, gate: str, fusion: bool):
+    def __init__(self, count: int, dim: int, gate: str, fusion: bool, update: str = "gru"):
         super().__init__()
-        self.count, self.gate_kind = count, gate
+        self.count, self.gate_kind, self.update = count, gate, update
         self.question_gru = nn.GRU(dim, dim, batch_first=True)
         self.fusion = nn.GRU(dim, dim, batch_first=True, bidirectional=True) if fusion else None
         self.gate = nn.Sequential(nn.Linear(4 * dim, dim), nn.Tanh(), nn.Linear(dim, 1))
         self.attention_cell = nn.GRUCell(dim, dim)
-        self.memory_cell = nn.GRUCell(dim, dim)
+        if update == "relu":
+            self.memory_layers = nn.ModuleList(nn.Linear(3 * dim, dim) for _ in range(count))
+        else:
+            self.memory_cell = nn.GRUCell(dim, dim)
 
     def forward(self, question: torch.Tensor, memory: SentenceMemory, stored: Stored
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,7 +67,7 @@ class Episodes(nn.Module):
         q = last[0]  # (B, d)
         m = q
         gates = []
-        for _ in range(self.count):
+        for episode in range(self.count):
             qe, me = q.unsqueeze(1), m.unsqueeze(1)
             z = torch.cat([facts * qe, facts * me, (facts - qe).abs(), (facts - me).abs()], dim=-1)
             scores = self.gate(z).squeeze(-1)  # (B, M)
@@ -74,7 +79,10 @@ class Episodes(nn.Module):
             for t in range(facts.shape[1]):
                 g_t = g[:, t:t + 1]
                 h = g_t * self.attention_cell(facts[:, t], h) + (1 - g_t) * h
-            m = self.memory_cell(h, m)
+            if self.update == "relu":
+                m = torch.relu(self.memory_layers[episode](torch.cat([m, h, q], dim=-1)))
+            else:
+                m = self.memory_cell(h, m)
             gates.append(g)
         return m, torch.stack(gates, dim=1)
 
@@ -83,11 +91,14 @@ class Episodes(nn.Module):
 class EpisodesKind(ReasoningKind):
     kind = "episodes"
     doc = ("DMN episodic memory module: attention-gated GRU over the facts for each episode, "
-           "m_i = GRU(e_i, m_{i-1}); the value is the last memory m.")
+           "m_i = GRU(e_i, m_{i-1}) or DMN+'s ReLU(W_i [m_{i-1}; e_i; q] + b_i); the value is the last memory m.")
     params = (Param("count", int, 3, minimum=1, maximum=16, doc="number of episodes (passes over the facts)"),
               Param("gate", str, "softmax", choices=("softmax", "sigmoid"),
                     doc="normalise the fact gates by a softmax over facts (DMN+) or a sigmoid each (DMN)"),
-              Param("fusion", bool, True, doc="run a bidirectional GRU over the facts first (DMN+ input fusion)"))
+              Param("fusion", bool, True, doc="run a bidirectional GRU over the facts first (DMN+ input fusion)"),
+              Param("update", str, "gru", choices=("gru", "relu"),
+                    doc="memory update: m_i = GRU(e_i, m_{i-1}) (DMN), or ReLU(W_i [m_{i-1}; e_i; q] + b_i) with "
+                        "one W_i per episode (DMN+)"))
 
     @classmethod
     def read_plan(cls, params: dict[str, Any], memory_kind: type[StoryMemoryKind]) -> ReadPlan:
@@ -95,4 +106,4 @@ class EpisodesKind(ReasoningKind):
 
     @classmethod
     def build(cls, params: dict[str, Any], plan: ReadPlan, dim: int) -> nn.Module:
-        return Episodes(params["count"], dim, params["gate"], params["fusion"])
+        return Episodes(params["count"], dim, params["gate"], params["fusion"], params["update"])
