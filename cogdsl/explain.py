@@ -131,9 +131,8 @@ def explain(model: CompiledModel) -> str:
                     text += f", then read the new memory ({_mixture(plan.stages)}; modes {modes})"
                 if group.lru_keys:
                     text += f"; {' and '.join(group.lru_keys)} content keep the moving average of their logits"
-                sampling = [role for role, pipe in group.pipes.items() if "hard" in pipe]
-                if sampling:
-                    text += f"; {' and '.join(sampling)} content sample one slot per head (REINFORCE)"
+                if group.entropy_weights:
+                    text += f"; {' and '.join(group.entropy_weights)} content sample one slot per head (REINFORCE)"
                 lines.append(f"  {number}. {text}")
                 continue
             text = f"heads {heads} on {plan.memory} by {plan.controller}: address ({_terms(plan.stages, ' | ')})"

@@ -205,17 +205,21 @@ class DNCMemoryKind(MemoryKind):
         return DNCGroup(plan, params["width"], params["slots"], offset, params["stop_usage_gradient"])
 
 
+def mixture_terms(stages: tuple[ResolvedStage, ...]) -> tuple[str, ...]:
+    """The weightings a mixture mixes, in order (e.g. backward, content, forward): its stages
+    without the ``lru`` and ``hard`` piped after content."""
+    return tuple(s.name for s in stages if s.name not in CONTENT_MODIFIERS)
+
+
 def read_modes(plan: GroupPlan) -> tuple[str, ...]:
     """The read modes in order, e.g. ('backward', 'content', 'forward'); per write head when there are several."""
     writers = plan.write_heads
     modes: list[str] = []
-    for stage in plan.stages:
-        if stage.name in CONTENT_MODIFIERS:
-            continue
-        if stage.name == "content":
+    for term in mixture_terms(plan.stages):
+        if term == "content":
             modes.append("content")
         else:
-            modes += [stage.name] if writers == 1 else [f"{stage.name}:{k}" for k in range(writers)]
+            modes += [term] if writers == 1 else [f"{term}:{k}" for k in range(writers)]
     return tuple(modes)
 
 
@@ -263,8 +267,8 @@ class DNCGroup(nn.Module):
         self.plan = plan
         self.width, self.slots = width, slots
         self.layout = dnc_layout(plan, width, offset)
-        self.read_terms = tuple(s.name for s in plan.stages if s.name not in CONTENT_MODIFIERS)
-        self.write_terms = tuple(s.name for s in plan.write_stages if s.name not in CONTENT_MODIFIERS)
+        self.read_terms = mixture_terms(plan.stages)
+        self.write_terms = mixture_terms(plan.write_stages)
         self.modes = read_modes(plan)
         self.stop_usage_gradient = stop_usage_gradient
         self.read_similarity = content_similarity(plan.stages)
@@ -272,11 +276,14 @@ class DNCGroup(nn.Module):
         memory = plan.memory
         self.state_keys = (f"usage:{memory}", f"link:{memory}", f"precedence:{memory}")
         self.read_init = read_init_parameters(plan, width)
-        # The content term's Dynamic NTM stages, by role ("read", "write").
-        self.pipes = {"read": {s.name: s for s in plan.stages if s.name in CONTENT_MODIFIERS},
-                      "write": {s.name: s for s in plan.write_stages if s.name in CONTENT_MODIFIERS}}
-        self.lru_keys = {role: f"lru_{role}:{memory}" for role, pipe in self.pipes.items() if "lru" in pipe}
-        self.samples = any("hard" in pipe for pipe in self.pipes.values())
+        # The content term's Dynamic NTM stages, by role ("read", "write"): lru's decay and hard's
+        # entropy weight, for the roles that pipe into them.
+        roles = {"read": plan.stages, "write": plan.write_stages}
+        self.lru_decays = {role: s.arg("decay") for role, stages in roles.items() for s in stages if s.name == "lru"}
+        self.entropy_weights = {role: s.arg("entropy") for role, stages in roles.items() for s in stages
+                                if s.name == "hard"}
+        self.lru_keys = {role: f"lru_{role}:{memory}" for role in self.lru_decays}
+        self.samples = bool(self.entropy_weights)
         # REINFORCE's baseline b: one learned number, since the reward is already centred on the batch.
         self.baseline = nn.Parameter(torch.zeros(1)) if self.samples else None
         self.decision: Decision | None = None
@@ -368,17 +375,16 @@ class DNCGroup(nn.Module):
         and entropy appended to ``samples``."""
         similarity = self.read_similarity if role == "read" else self.write_similarity
         key, strength = f[f"{role}_key"], f[f"{role}_strength"]
-        pipe = self.pipes[role]
-        if "lru" in pipe:
+        if role in self.lru_decays:
             logits = content_logits(memory, key, strength, similarity)
             lru_key = self.lru_keys[role]
             weights, updates[lru_key] = lru_weights(logits, state[lru_key], f[f"{role}_lru_gamma"],
-                                                    pipe["lru"].arg("decay"))
+                                                    self.lru_decays[role])
         else:
             weights = ops.content_weights(memory, key, strength, similarity)
-        if "hard" in pipe:
+        if role in self.entropy_weights:
             weights, log_prob, entropy = sample_slots(weights, self.training)
-            samples.append((log_prob, entropy, pipe["hard"].arg("entropy")))
+            samples.append((log_prob, entropy, self.entropy_weights[role]))
         return weights
 
     def _decide(self, samples: list[tuple[torch.Tensor, torch.Tensor, float]], batch: int,
