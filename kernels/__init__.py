@@ -12,7 +12,9 @@ One file per family, each with its forward kernel, its backward kernel, the
 * :mod:`~cogdsl.kernels.dnc` -- the DNC's usage, allocation (sorted on the GPU), temporal
   links and directional weightings;
 * :mod:`~cogdsl.kernels.additive` -- additive (Bahdanau) attention over a sequence: score,
-  softmax and context fused (online softmax, tiled over the sequence).
+  softmax and context fused (online softmax, tiled over the sequence);
+* :mod:`~cogdsl.kernels.hop` -- a memory network hop's read: dot-product scores, the softmax
+  over the kept slots and the weighted sum of the values fused (online softmax, tiled over slots).
 
 The PyTorch references they are tested against are :mod:`cogdsl.ops.ntm`, :mod:`cogdsl.ops.dnc`
 and :mod:`cogdsl.ops.attention`. Programs run one per batch element (the attention forward:
@@ -52,6 +54,7 @@ OPS: dict[str, str] = {
     "dnc_link": "dnc",
     "dnc_directional": "dnc",
     "additive_attention": "additive",
+    "hop_read": "hop",
 }
 
 _max_slots: contextvars.ContextVar[int | None] = contextvars.ContextVar("cogdsl_max_tile_slots", default=None)

@@ -42,6 +42,8 @@ The block's value is u_{K+1}, (B, d); the answer layer ``a = softmax(W u_{K+1})`
 spec's output, whose W is the last value table C^K (MemN2N's ``W^T = C^K``) with
 ``tie_answer=true``. *Linear start* (MemN2N 4.2, the training setting ``linear_start``) drops the
 softmax of every hop (p_i = u_k . m_i on the story's slots) until it is switched back on.
+With the softmax on, a hop's read is :func:`cogdsl.ops.hop_read` (the fused Triton kernel on
+CUDA, the PyTorch reference elsewhere).
 
 **Key-value split** (``kv_memory(split=...)``): ``sentence`` makes key and value the whole
 sentence (KV-MemNN's sentence-level memory: key with temporal encoding, value without);
@@ -59,6 +61,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cogdsl import ops
 from cogdsl.blocks.base import BlockKind, Param, register
 
 EMBEDDING_STD = 0.1  # MemN2N 4.2: embeddings drawn from N(0, 0.1)
@@ -339,8 +342,11 @@ class Hops(nn.Module):
         attention = []
         for hop in range(self.count):
             keys_k, values_k = keys[plan.key_tables[hop]], values[plan.value_tables[hop]]
-            p = masked_attention(torch.einsum("bmd,bd->bm", keys_k, u), stored.mask, self.linear)
-            o = torch.einsum("bm,bmd->bd", p, values_k)
+            if self.linear:
+                p = masked_attention(torch.einsum("bmd,bd->bm", keys_k, u), stored.mask, linear=True)
+                o = torch.einsum("bm,bmd->bd", p, values_k)
+            else:
+                o, p = ops.hop_read(u, keys_k, values_k, stored.mask)
             if plan.update == "add":
                 u = u + o
             elif plan.update == "linear":

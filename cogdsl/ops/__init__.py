@@ -11,15 +11,17 @@ lookup, not the check), then calls the implementation chosen by :mod:`cogdsl.ops
 ``with cogdsl.ops.use_backend("torch"):`` or ``COGDSL_BACKEND=torch``.
 
 Shape letters: B batch, H heads, N memory slots, W slot width, K = 2s+1 shift offsets
-(−s..s); for attention over a sequence, S elements, A score units per head, D key width.
+(−s..s); for attention over a sequence, S elements, A score units per head, D key width
+(for a memory network hop's read, W is the value width and D the key and query width).
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from cogdsl import kernels as _kernels  # noqa: F401  (registers the "triton" backend, lazily)
-from cogdsl.ops import attention as _attention  # noqa: F401  (registers additive_attention's "torch" backend)
+from cogdsl.ops import attention as _attention  # noqa: F401  (registers additive_attention and hop_read on "torch")
 from cogdsl.ops import dnc as _dnc  # noqa: F401  (registers the DNC ops' "torch" backend)
 from cogdsl.ops import ntm as _ntm
 from cogdsl.ops import ntm_grad as _ntm_grad  # noqa: F401  (registers the "torch" backend)
@@ -43,6 +45,7 @@ __all__ = [
     "dnc_directional",
     "dnc_link",
     "dnc_usage",
+    "hop_read",
     "interpolate",
     "ntm_address",
     "ntm_memory_step",
@@ -551,3 +554,36 @@ def additive_attention(query_projection: Tensor, key_projection: Tensor, v: Tens
             raise TypeError(f"additive_attention: every argument must have the same dtype, got {listed}")
         _remember(key)
     return _resolve("additive_attention", query_projection.is_cuda)(query_projection, key_projection, v, keys)
+
+
+def hop_read(query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """A memory network hop's read (Sukhbaatar et al. 2015, eq. 1-2): attention over the kept slots, then their sum.
+
+        p[b, i] = exp(m[b, i] · u[b]) / Σ_{j kept} exp(m[b, j] · u[b])    (0 where mask[b, i] is False)
+        o[b]    = Σ_i p[b, i] · c[b, i]
+
+    A row with no kept slot (an empty story) gives zero weights and a zero read. The mask is
+    not differentiable; every other input is.
+
+    Args:
+      query: (B, D) the hop's controller state u.
+      keys: (B, N, D) the input memory m_i, one slot per sentence.
+      values: (B, N, W) the output memory c_i.
+      mask: (B, N) bool, True for a slot that holds a sentence.
+
+    Returns:
+      (read o (B, W), weights p (B, N)).
+    """
+    arguments = (query, keys, values, mask)
+    key = _shape_key("hop_read", arguments, *(getattr(t, "dtype", None) for t in arguments))
+    if key not in _VALID:
+        _check_shapes("hop_read", ("query", query, "BD"), ("keys", keys, "BND"), ("values", values, "BNW"),
+                      ("mask", mask, "BN"))
+        if mask.dtype != torch.bool:
+            raise TypeError(f"hop_read: mask must be a bool tensor, got {str(mask.dtype).removeprefix('torch.')}")
+        dtypes = {"query": query.dtype, "keys": keys.dtype, "values": values.dtype}
+        if len(set(dtypes.values())) > 1:
+            listed = ", ".join(f"{name} {str(dtype).removeprefix('torch.')}" for name, dtype in dtypes.items())
+            raise TypeError(f"hop_read: query, keys and values must have the same dtype, got {listed}")
+        _remember(key)
+    return _resolve("hop_read", query.is_cuda)(query, keys, values, mask)

@@ -18,6 +18,16 @@ shape-checked entry point is :func:`cogdsl.ops.additive_attention`, and the Trit
 (:mod:`cogdsl.kernels.additive`) is tested against this function.
 
 Shape letters: B batch, H heads, S sequence elements, A score units per head, D key width.
+
+It also holds the reference of a memory network hop's read (Sukhbaatar et al. 2015, eq. 1-2),
+dot-product attention over a story's slots with a mask for the empty ones::
+
+    p[b, i] = exp(m[b, i] · u[b]) / Σ_{j kept} exp(m[b, j] · u[b])   (0 for a slot not kept)
+    o[b]    = Σ_i p[b, i] · c[b, i]
+
+the computation :class:`cogdsl.blocks.memnet.Hops` did inline before it called
+:func:`cogdsl.ops.hop_read`, operation for operation. Shapes: query u (B, D), keys m (B, N, D),
+values c (B, N, W), mask (B, N) → read o (B, W), weights p (B, N); N memory slots, W value width.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ from torch import Tensor
 
 from cogdsl.ops.backend import register
 
-__all__ = ["additive_attention"]
+__all__ = ["additive_attention", "hop_read"]
 
 
 def additive_attention(query_projection: Tensor, key_projection: Tensor, v: Tensor,
@@ -43,3 +53,17 @@ def additive_attention(query_projection: Tensor, key_projection: Tensor, v: Tens
 
 
 register("additive_attention", "torch", additive_attention)
+
+
+def hop_read(query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """A memory network hop's read: softmax over the kept slots of key · query, then the weighted sum of values.
+
+    query (B,D), keys (B,N,D), values (B,N,W), mask (B,N) bool → (read (B,W), weights (B,N));
+    a row with no kept slot reads zeros.
+    """
+    scores = torch.einsum("bnd,bd->bn", keys, query)
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).nan_to_num(0.0)
+    return torch.einsum("bn,bnw->bw", weights, values), weights
+
+
+register("hop_read", "torch", hop_read)

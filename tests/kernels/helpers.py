@@ -35,7 +35,7 @@ ARGS: dict[str, tuple[str, ...]] = {
 SIMILARITY_OPS = {"content_weights", "ntm_address", "ntm_memory_step"}
 #: The names of the outputs of the ops with more than one.
 OUTPUTS: dict[str, tuple[str, ...]] = {"ntm_memory_step": ("weights", "reads", "memory"),
-                                       "additive_attention": ("context", "weights")}
+                                       "additive_attention": ("context", "weights"), "hop_read": ("read", "weights")}
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ KERNEL_OPS = sorted(op for op in kernels.OPS if op in ARGS)
 
 
 def test_every_kernel_op_is_covered_here_or_in_test_dnc() -> None:
-    from tests.kernels import test_additive, test_dnc
+    from tests.kernels import test_additive, test_dnc, test_hop
 
-    assert set(kernels.OPS) == set(ARGS) | set(test_dnc.ARGS) | set(test_additive.ARGS)
+    assert set(kernels.OPS) == set(ARGS) | set(test_dnc.ARGS) | set(test_additive.ARGS) | set(test_hop.ARGS)
 
 
 def _args(op: str, device: str, seed: int = 0, slots: int = 37) -> list[torch.Tensor]:
