@@ -517,6 +517,57 @@ def vocabulary() -> Vocabulary:
     return Vocabulary(_all_words())
 
 
+#: The word classes a relabelling permutes (:func:`relabellings`): each a tuple of interchangeable
+#: *units*, and a unit's forms move together (task 15's singular and plural species, ``wolf`` with
+#: ``wolves``). ``sheep`` is its own plural, so no word-level map could send it to two forms of
+#: another species: it is the one name that is never relabelled.
+RELABEL_CLASSES: tuple[tuple[Sentence, ...], ...] = (
+    tuple((w,) for w in PEOPLE),
+    tuple((w,) for w in PLACES),
+    tuple((w,) for w in OBJECTS),
+    tuple((w,) for w in DEDUCTION_NAMES),
+    tuple((one, many) for one, many in FEARFUL.items() if one != many),
+    tuple((w,) for w in INDUCTION_SPECIES),
+    tuple((w,) for w in COLORS),
+    tuple((w,) for w in INDUCTION_NAMES),
+)
+
+
+@functools.cache
+def _relabel_ids() -> tuple[torch.Tensor, ...]:
+    """Each class of :data:`RELABEL_CLASSES` as a (units, forms) tensor of word ids."""
+    vocab = vocabulary()
+    return tuple(torch.tensor([vocab.ids(unit) for unit in units]) for units in RELABEL_CLASSES)
+
+
+def relabellings(count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` random relabellings of the vocabulary, as (count, V) long maps from word id to word id.
+
+    Row r maps each class of :data:`RELABEL_CLASSES` onto itself by a uniform random permutation
+    of its units (drawn from ``generator``) and every other id, padding included, to itself. A
+    bAbI-style task's answer is the same function of the story whatever the people, places,
+    objects and animals are called, so a relabelled question is another valid question: this
+    is data augmentation that keeps the task, and a model cannot memorise which names go together.
+    """
+    table = torch.arange(len(vocabulary())).repeat(count, 1)
+    for units in _relabel_ids():  # (U, F)
+        order = torch.rand(count, units.shape[0], generator=generator, device=generator.device).argsort(1).cpu()
+        table[:, units.flatten()] = units[order].flatten(1)  # (count, U, F) -> the forms in units.flatten()'s order
+    return table
+
+
+def relabel(data: dict[str, torch.Tensor], table: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Encoded questions (:func:`encode`, B of them) with their words mapped by ``table`` (B, V): the story,
+    the question and the answer of question b by row b. The other entries are kept."""
+    count = table.shape[0]
+
+    def mapped(ids: torch.Tensor) -> torch.Tensor:
+        return table.gather(1, ids.reshape(count, -1)).view(ids.shape)
+
+    return {**data, "story": mapped(data["story"]), "question": mapped(data["question"]),
+            "answer": mapped(data["answer"])}
+
+
 def lengths(qas: Sequence[QA]) -> tuple[int, int]:
     """``(max sentences in a story, max words in a sentence or question)`` over ``qas``."""
     sentences = max((len(q.story) for q in qas), default=0)

@@ -15,9 +15,11 @@ Unlike the algorithmic tasks these have fixed data sets, as bAbI has: training b
 drawn (uniformly, with replacement) from the ``train_size`` training questions; the
 evaluations during training score the validation split (a tenth of that size; MemN2N holds
 out 10% for validation) and ``cogdsl eval`` the 1,000-question test split of each task.
-Stories are padded to the longest story of the split (up to 48 sentences in the generated
-splits; a memory keeps its ``slots`` most recent) and sentences to
-:data:`~cogdsl.tasks.babi.MAX_WORDS` words.
+With ``relabel: true`` each training question's people, places, objects and animals are
+renamed at random within their kind as it is drawn (data augmentation; the answer is the
+same function of the story whatever the names). Stories are padded to the longest story of
+the split (up to 48 sentences in the generated splits; a memory keeps its ``slots`` most
+recent) and sentences to :data:`~cogdsl.tasks.babi.MAX_WORDS` words.
 """
 
 from __future__ import annotations
@@ -28,7 +30,17 @@ from typing import ClassVar
 
 import torch
 
-from cogdsl.tasks.babi import BABI_TASKS, MAX_WORDS, SIZES, encode, generate_split, lengths, vocabulary
+from cogdsl.tasks.babi import (
+    BABI_TASKS,
+    MAX_WORDS,
+    SIZES,
+    encode,
+    generate_split,
+    lengths,
+    relabel,
+    relabellings,
+    vocabulary,
+)
 from cogdsl.tasks.base import Batch, Task, TaskParam, ce_per_sequence, class_loss, wrong_classes
 
 answer_loss = class_loss  # the names the QA tests and users know
@@ -36,6 +48,9 @@ wrong_answers = wrong_classes
 
 _TRAIN_SIZE = TaskParam("train_size", int, 1000, choices=tuple(SIZES.values()),
                         doc="training questions per task (bAbI's 1k and 10k sets)")
+_RELABEL = TaskParam("relabel", bool, False,
+                     doc="rename the people, places, objects and animals of each training question by a random "
+                         "permutation within their kind (data augmentation; evaluation questions are kept)")
 
 
 @functools.cache
@@ -63,6 +78,7 @@ class BabiTask(Task):
         TaskParam("number", int, 1, choices=tuple(BABI_TASKS), doc="the bAbI task: " + ", ".join(
             f"{n} {title.replace('_', ' ')}" for n, title in BABI_TASKS.items())),
         _TRAIN_SIZE,
+        _RELABEL,
     )
 
     @property
@@ -95,11 +111,15 @@ class BabiTask(Task):
                      {"task": data["task"][rows], "supporting": data["supporting"][rows]})
 
     def sample(self, batch: int, generator: torch.Generator, length: int | None = None) -> Batch:
-        """``batch`` training questions drawn uniformly with replacement (``length`` is ignored)."""
+        """``batch`` training questions drawn uniformly with replacement (``length`` is ignored),
+        each relabelled at random (:func:`~cogdsl.tasks.babi.relabellings`) when ``relabel`` is on."""
         batch = self._check_batch(batch)
         data = self.data("train")
-        rows = torch.randint(data["answer"].shape[0], (batch,), generator=generator, device=generator.device)
-        return self.batch_of(data, rows.cpu()).to(generator.device)
+        rows = torch.randint(data["answer"].shape[0], (batch,), generator=generator, device=generator.device).cpu()
+        if self.config["relabel"]:
+            data = relabel({name: values[rows] for name, values in data.items()}, relabellings(batch, generator))
+            rows = torch.arange(batch)
+        return self.batch_of(data, rows).to(generator.device)
 
     def evaluation_batches(self, sequences: int, seed: int, batch: int, length: int | None,
                            split: str = "test") -> Iterator[Batch]:
@@ -131,7 +151,7 @@ class BabiJointTask(BabiTask):
     """All six generated bAbI-style tasks at once, sharing one vocabulary (joint training)."""
 
     name = "babi_joint"
-    params: ClassVar[tuple[TaskParam, ...]] = (_TRAIN_SIZE,)
+    params: ClassVar[tuple[TaskParam, ...]] = (_TRAIN_SIZE, _RELABEL)
 
     @property
     def numbers(self) -> tuple[int, ...]:

@@ -346,7 +346,7 @@ def test_evaluate_one_task_on_the_valid_split() -> None:
 def test_every_generated_task_number_is_accepted(number: int) -> None:
     task = make_task("babi", number=number)
     assert isinstance(task, BabiTask) and task.numbers == (number,)
-    assert task.config == {"number": number, "train_size": 1000}
+    assert task.config == {"number": number, "train_size": 1000, "relabel": False}
 
 
 @pytest.mark.parametrize("number", [0, 4, 5, 7, 20, -1, True, "1", 1.0])
