@@ -1,7 +1,7 @@
-"""``cogdsl bench``: the NTM memory step, the DNC step, additive attention and a whole training step, timed on
-every execution path.
+"""``cogdsl bench``: the NTM memory step, the DNC step, additive attention, a memory network hop's read and a whole
+training step, timed on every execution path.
 
-Four sections, each a table with one row per (size, path):
+Five sections, each a table with one row per (size, path):
 
 * **memory step** -- :func:`cogdsl.ops.ntm_memory_step` with 1 read and 1 write head, shift
   offsets -1..1, float32, at batch B, width W and each slot count N: the forward alone (under
@@ -21,6 +21,13 @@ Four sections, each a table with one row per (size, path):
   plus the backward of a fixed random projection of both outputs (context, weights) with
   respect to all four inputs. CUDA only: it compares the kernel with eager PyTorch and
   ``torch.compile``, and has no Triton row to compare with on a CPU, so there it is not run;
+* **hop read** -- :func:`cogdsl.ops.hop_read`, a memory network (MemN2N) hop's read (the scores
+  m_i·u, the softmax over a story's kept slots and the read Σ_i p_i c_i), float32, at batch B,
+  each slot count N and key width D = value width W: query (B, D), keys (B, N, D), values (B, N, W)
+  and a mask (B, N) that keeps a prefix of each row, stories of 1..N sentences, as
+  :class:`cogdsl.blocks.memnet.SentenceMemory` stores them; the forward alone and the forward plus
+  the backward of a fixed random projection of both outputs (read, weights) with respect to the
+  query, the keys and the values. CUDA only, as additive attention, for the same reason;
 * **training step** -- a spec compiled by :func:`cogdsl.compile`, trained as ``cogdsl train``
   trains it (the spec's task, loss, gradient clipping and optimizer): the forward over one
   batch of sequences alone, and one whole step (forward, loss, backward, clip, optimizer step).
@@ -32,8 +39,8 @@ Paths:
 * ``eager-reference`` -- the plain autograd equations, :mod:`cogdsl.ops.ntm` (memory step only);
 * ``compiled-reference`` -- ``torch.compile`` of the reference: of
   :func:`cogdsl.ops.ntm.ntm_memory_step`, of the DNC step (:func:`dnc_step`) on the ``torch``
-  backend, of :func:`cogdsl.ops.attention.additive_attention`, and of the model's time step
-  (``CompiledModel.step``, one graph reused for every step:
+  backend, of :func:`cogdsl.ops.attention.additive_attention`, of :func:`cogdsl.ops.attention.hop_read`,
+  and of the model's time step (``CompiledModel.step``, one graph reused for every step:
   compiling the whole unrolled sequence takes minutes) on the ``torch`` backend.
 
 A time is the median of repeated calls after warm-up calls (:class:`Timing`; CUDA events on a GPU).
@@ -44,7 +51,9 @@ counted with M: forward 2·B·(N² + N·W)·itemsize, forward + backward 5·B·(
 (:func:`dnc_step_bytes`); for additive attention the key projection kp (B, H, S, A) and the
 keys (B, S, D) are read once forward, and read once and their gradients written once backward:
 forward B·(H·S·A + S·D)·itemsize, forward + backward 3·B·(H·S·A + S·D)·itemsize
-(:func:`additive_attention_bytes`). On CUDA each GB/s is also given as a
+(:func:`additive_attention_bytes`); for the hop read the keys (B, N, D) and the values (B, N, W)
+likewise: forward B·N·(D + W)·itemsize, forward + backward 3·B·N·(D + W)·itemsize
+(:func:`hop_read_bytes`). On CUDA each GB/s is also given as a
 percentage of the device's copy bandwidth, measured by copying a 1 GiB buffer.
 """
 
@@ -93,19 +102,26 @@ __all__ = [
     "dnc_step_backends",
     "dnc_step_bytes",
     "dnc_step_inputs",
+    "hop_read_bytes",
+    "hop_read_inputs",
+    "hop_read_paths",
     "median_ms",
     "memory_step_bytes",
 ]
 
 TRITON, EAGER, EAGER_REFERENCE, COMPILED_REFERENCE = "triton", "eager", "eager-reference", "compiled-reference"
 MEMORY_STEP, DNC_STEP, TRAINING_STEP = "memory step", "dnc step", "training step"
-ADDITIVE_ATTENTION = "additive attention"
-SECTIONS = (MEMORY_STEP, DNC_STEP, ADDITIVE_ATTENTION, TRAINING_STEP)
+ADDITIVE_ATTENTION, HOP_READ = "additive attention", "hop read"
+SECTIONS = (MEMORY_STEP, DNC_STEP, ADDITIVE_ATTENTION, HOP_READ, TRAINING_STEP)
 DEFAULT_SLOTS = (128, 4096, 65536)
 DEFAULT_DNC_SLOTS = (256, 1024)
 #: Additive attention's sequence lengths S and widths A = D (score units = key width), each with each.
 DEFAULT_ATTENTION_LENGTHS = (50, 100, 200, 400)
 DEFAULT_ATTENTION_WIDTHS = (64, 256)
+#: The hop read's slot counts N (MemN2N keeps a story's last 50 sentences; the others are longer memories) and
+#: widths D = W (MemN2N's embedding d: 20 on bAbI's 1k training set, 50 on 10k), each with each.
+DEFAULT_HOP_SLOTS = (50, 500, 5000, 50000)
+DEFAULT_HOP_WIDTHS = (20, 50)
 DEFAULT_SPEC = "specs/ntm_copy.yaml"
 
 #: The memory step's heads: 1 read and 1 write head with shift offsets -1..1, as the NTM copy model has.
@@ -138,6 +154,12 @@ ATTENTION_BYTES_NOTE = ("GB/s = bytes that must move / time, the key projection 
                         "weights (B·H·(A + D + S)) are not counted")
 ATTENTION_NEEDS_GPU = ("additive attention: not run: it compares the Triton kernel with eager PyTorch and "
                        "torch.compile, and needs a CUDA GPU")
+HOP_BYTES_NOTE = ("GB/s = bytes that must move / time, the keys (B, N, D) and the values (B, N, W): fwd "
+                  "B·N·(D + W)·{size} (keys and values read once); fwd+bwd 3·B·N·(D + W)·{size} (adds the "
+                  "backward's reads of the keys and values and writes of their gradients); the query, the read, "
+                  "the mask and the weights (B·(D + W) and B·N) are not counted")
+HOP_NEEDS_GPU = ("hop read: not run: it compares the Triton kernel with eager PyTorch and torch.compile, and needs "
+                 "a CUDA GPU")
 #: What each path runs, per section.
 PATH_NOTES = {
     MEMORY_STEP: {
@@ -156,6 +178,11 @@ PATH_NOTES = {
         EAGER: "cogdsl's torch backend: cogdsl.ops.attention.additive_attention, plain autograd",
         COMPILED_REFERENCE: "torch.compile(cogdsl.ops.attention.additive_attention)",
     },
+    HOP_READ: {
+        TRITON: "the fused Triton kernel (kernels/hop.py)",
+        EAGER: "cogdsl's torch backend: cogdsl.ops.attention.hop_read, plain autograd",
+        COMPILED_REFERENCE: "torch.compile(cogdsl.ops.attention.hop_read)",
+    },
     TRAINING_STEP: {
         TRITON: "backend auto: the Triton kernels where cogdsl has one, the torch backend elsewhere",
         EAGER: "cogdsl's torch backend",
@@ -173,7 +200,8 @@ class BenchOptions:
 
     ``train_slots`` None times the training step at the spec's own memory size; ``warmup`` and
     ``repeats`` None take :meth:`Timing.default` for the device. Additive attention is timed at
-    every (``attention_lengths``, ``attention_widths``) pair, with A = D = the width.
+    every (``attention_lengths``, ``attention_widths``) pair, with A = D = the width; the hop read
+    at every (``hop_slots``, ``hop_widths``) pair, with D = W = the width.
     """
 
     spec: str = DEFAULT_SPEC
@@ -181,6 +209,8 @@ class BenchOptions:
     dnc_slots: tuple[int, ...] = DEFAULT_DNC_SLOTS
     attention_lengths: tuple[int, ...] = DEFAULT_ATTENTION_LENGTHS
     attention_widths: tuple[int, ...] = DEFAULT_ATTENTION_WIDTHS
+    hop_slots: tuple[int, ...] = DEFAULT_HOP_SLOTS
+    hop_widths: tuple[int, ...] = DEFAULT_HOP_WIDTHS
     batch: int = 64
     width: int = 20
     length: int | None = None
@@ -197,7 +227,8 @@ class BenchOptions:
         """Raise :class:`UsageError` on a size or count out of range."""
         for name, values in (("--slots", self.slots), ("--dnc-slots", self.dnc_slots),
                              ("--train-slots", self.train_slots or ()), ("attention_lengths", self.attention_lengths),
-                             ("attention_widths", self.attention_widths)):
+                             ("attention_widths", self.attention_widths), ("hop_slots", self.hop_slots),
+                             ("hop_widths", self.hop_widths)):
             for value in values:
                 _check_at_least(name, value, 1)
         if not self.slots and MEMORY_STEP in self.sections:
@@ -206,6 +237,8 @@ class BenchOptions:
             raise UsageError("--dnc-slots needs at least one slot count")
         if not (self.attention_lengths and self.attention_widths) and ADDITIVE_ATTENTION in self.sections:
             raise UsageError("additive attention needs at least one sequence length and one width")
+        if not (self.hop_slots and self.hop_widths) and HOP_READ in self.sections:
+            raise UsageError("the hop read needs at least one slot count and one width")
         _check_at_least("--batch", self.batch, 1)
         _check_at_least("--width", self.width, 1)
         _check_at_least("--warmup", self.warmup, 0)
@@ -253,7 +286,8 @@ class Row:
     For the memory step ``steps`` is 1; for the training step it is the sequence's time steps T,
     ``ms_forward`` the forward over the sequence and ``ms_forward_backward`` the whole step. For
     additive attention ``slots`` is the sequence length S, ``width`` the key width D and
-    ``hidden`` the score units A (None in the other sections).
+    ``hidden`` the score units A (None in the other sections); for the hop read ``slots`` is N,
+    ``width`` the value width W and ``key_width`` the key width D (None in the other sections).
     """
 
     section: str
@@ -276,6 +310,8 @@ class Row:
     baseline: str | None = None
     #: additive attention's score units A per head
     hidden: int | None = None
+    #: the hop read's key (and query) width D
+    key_width: int | None = None
 
     @property
     def gbps_forward(self) -> float | None:
@@ -317,6 +353,7 @@ class BenchResult:
                 "bytes_definition": BYTES_NOTE.format(size="itemsize"),
                 "dnc_bytes_definition": DNC_BYTES_NOTE.format(size="itemsize"),
                 "attention_bytes_definition": ATTENTION_BYTES_NOTE.format(size="itemsize"),
+                "hop_bytes_definition": HOP_BYTES_NOTE.format(size="itemsize"),
                 "rows": [row.to_json() for row in self.rows]}
 
 
@@ -350,6 +387,19 @@ def additive_attention_bytes(batch: int, heads: int, length: int, hidden: int, w
     dK once. qp, v, the context, the weights and their gradients are not counted.
     """
     elements = batch * (heads * length * hidden + length * width)
+    return elements * itemsize, 3 * elements * itemsize
+
+
+def hop_read_bytes(batch: int, slots: int, key_width: int, value_width: int, itemsize: int = 4) -> tuple[int, int]:
+    """(forward, forward + backward) bytes that must move in a hop's read: E and 3·E, E = B·N·(D + W).
+
+    The model: the keys (B, N, D) and the values (B, N, W) are the arrays of size N·width; the
+    forward must read each once (the scores and the read need every key and every value, and
+    the weights it writes are B·N, the read B·W, small next to them). The backward reads the
+    keys and the values once more and writes their gradients once. The query (B, D), the mask
+    (B, N), the read, the weights and their gradients are not counted.
+    """
+    elements = batch * slots * (key_width + value_width)
     return elements * itemsize, 3 * elements * itemsize
 
 
@@ -543,7 +593,8 @@ def _fill_row(row: Row, time: Callable[[], None]) -> None:
 
 def _time_step(path: str, function: Callable[..., Any], inputs: list[Tensor], projections: list[Tensor],
                row: Row, *, timing: Timing, device: torch.device, backend: str | None = None) -> None:
-    """Fill ``row`` with the path's forward and forward+backward times.
+    """Fill ``row`` with the path's forward and forward+backward times (the backward: the gradients of every input
+    that requires grad).
 
     ``backend``, if given, is forced around each call (outside the compiled function, for ``compiled-reference``).
     """
@@ -551,6 +602,8 @@ def _time_step(path: str, function: Callable[..., Any], inputs: list[Tensor], pr
 
     def on_backend() -> contextlib.AbstractContextManager[object]:
         return ops.use_backend(backend) if backend is not None else contextlib.nullcontext()
+
+    differentiable = [t for t in inputs if t.requires_grad]  # not the hop read's bool mask
 
     def forward() -> None:
         with torch.no_grad(), on_backend():
@@ -560,7 +613,7 @@ def _time_step(path: str, function: Callable[..., Any], inputs: list[Tensor], pr
         with on_backend():
             outputs = function(*inputs)
             loss = sum((out * proj).sum() for out, proj in zip(outputs, projections, strict=True))
-            torch.autograd.grad(loss, inputs)
+            torch.autograd.grad(loss, differentiable)
 
     with _quiet_compile() if path == COMPILED_REFERENCE else contextlib.nullcontext():
         if path == COMPILED_REFERENCE:
@@ -709,19 +762,44 @@ def additive_attention_inputs(batch: int, heads: int, length: int, hidden: int, 
     return ([t.to(device).requires_grad_(True) for t in inputs], [t.to(device) for t in projections])
 
 
+def _op_paths(op: Callable[..., Any], reference: Callable[..., Any], device: torch.device,
+              compile: bool) -> dict[str, tuple[Callable[..., Any], str | None]]:
+    """Path name -> (function, the backend forced around it) for an op of :mod:`cogdsl.ops` with a Triton kernel.
+
+    ``op`` is the public, shape-checked op (on ``triton`` when ``device`` is CUDA, and on ``torch``);
+    ``reference`` its PyTorch reference, compiled in :func:`_time_step` one size at a time.
+    """
+    functions: dict[str, tuple[Callable[..., Any], str | None]] = {}
+    if device.type == "cuda":
+        functions[TRITON] = (op, "triton")
+    functions[EAGER] = (op, "torch")
+    if compile:
+        functions[COMPILED_REFERENCE] = (reference, None)
+    return functions
+
+
+def _time_paths(template: Row, functions: dict[str, tuple[Callable[..., Any], str | None]], inputs: list[Tensor],
+                projections: list[Tensor], *, label: str, timing: Timing, device: torch.device,
+                progress: Callable[[str], None]) -> list[Row]:
+    """One row per path of ``functions`` at one size: ``template`` (its path unset) with the path's times."""
+    rows: list[Row] = []
+    for path, (function, backend) in functions.items():
+        progress(f"{label}: {path}")
+        row = dataclasses.replace(template, path=path)
+        _fill_row(row, partial(_time_step, path, function, inputs, projections, row, timing=timing, device=device,
+                               backend=backend))
+        rows.append(row)
+        _free(device)
+    return rows
+
+
 def additive_attention_paths(device: torch.device, compile: bool) -> dict[str, tuple[Callable[..., Any],
                                                                                           str | None]]:
     """Path name -> (a function with ``additive_attention``'s arguments, the backend forced around it)."""
     from cogdsl import ops
     from cogdsl.ops import attention
 
-    functions: dict[str, tuple[Callable[..., Any], str | None]] = {}
-    if device.type == "cuda":
-        functions[TRITON] = (ops.additive_attention, "triton")
-    functions[EAGER] = (ops.additive_attention, "torch")
-    if compile:  # compiled in _time_step, one size at a time
-        functions[COMPILED_REFERENCE] = (attention.additive_attention, None)
-    return functions
+    return _op_paths(ops.additive_attention, attention.additive_attention, device, compile)
 
 
 def bench_additive_attention(options: BenchOptions, device: torch.device, *, timing: Timing,
@@ -739,13 +817,68 @@ def bench_additive_attention(options: BenchOptions, device: torch.device, *, tim
                                                             device)
             nbytes = additive_attention_bytes(options.batch, ATTENTION_HEADS, length, width, width,
                                               inputs[0].element_size())
-            for path, (function, backend) in functions.items():
-                progress(f"additive attention, S={length}, A=D={width}: {path}")
-                row = Row(ADDITIVE_ATTENTION, path, options.batch, length, width, 1, *nbytes, hidden=width)
-                _fill_row(row, partial(_time_step, path, function, inputs, projections, row, timing=timing,
-                                       device=device, backend=backend))
-                rows.append(row)
-                _free(device)
+            template = Row(ADDITIVE_ATTENTION, "", options.batch, length, width, 1, *nbytes, hidden=width)
+            rows += _time_paths(template, functions, inputs, projections,
+                                label=f"additive attention, S={length}, A=D={width}", timing=timing, device=device,
+                                progress=progress)
+            del inputs, projections
+            _free(device)
+    return rows
+
+
+# -- a memory network hop's read -------------------------------------------------------------------------
+
+
+def hop_read_inputs(batch: int, slots: int, key_width: int, value_width: int, device: torch.device,
+                    seed: int = 0) -> tuple[list[Tensor], list[Tensor]]:
+    """Random inputs of :func:`cogdsl.ops.hop_read` as a MemN2N hop gets them, and projections of its outputs.
+
+    Returns (query (B, D), keys (B, N, D), values (B, N, W), mask (B, N) bool): the query, keys and
+    values normal and requiring grad; the mask as :class:`cogdsl.blocks.memnet.SentenceMemory`
+    stores a batch of stories, the kept slots first: row b keeps its first n_b slots, n_b drawn
+    uniformly from 1..N (no story is empty), and the longest story fills all N (the block trims
+    the slots to the longest story). The slots not kept hold random keys and values too (the
+    block's are zero; no path reads them for its result). And (g_read (B, W), g_weights (B, N)),
+    the tensors the backward's loss projects the read and the weights onto.
+    """
+    generator = torch.Generator().manual_seed(seed)
+
+    def normal(*shape: int) -> Tensor:
+        return torch.randn(*shape, generator=generator)
+
+    differentiable = [normal(batch, key_width), normal(batch, slots, key_width), normal(batch, slots, value_width)]
+    lengths = torch.randint(1, slots + 1, (batch,), generator=generator)
+    lengths[lengths.argmax()] = slots
+    mask = torch.arange(slots) < lengths[:, None]
+    projections = [normal(batch, value_width), normal(batch, slots)]
+    return ([*(t.to(device).requires_grad_(True) for t in differentiable), mask.to(device)],
+            [t.to(device) for t in projections])
+
+
+def hop_read_paths(device: torch.device, compile: bool) -> dict[str, tuple[Callable[..., Any], str | None]]:
+    """Path name -> (a function with ``hop_read``'s arguments, the backend forced around it)."""
+    from cogdsl import ops
+    from cogdsl.ops import attention
+
+    return _op_paths(ops.hop_read, attention.hop_read, device, compile)
+
+
+def bench_hop_read(options: BenchOptions, device: torch.device, *, timing: Timing,
+                   progress: Callable[[str], None]) -> list[Row]:
+    """One row per (slot count N, width D = W, path): a memory network hop's read, forward and forward+backward times.
+
+    :func:`bench` runs it on CUDA only (it is there to compare the kernel with the other paths);
+    called directly it runs the paths that run on ``device``.
+    """
+    rows: list[Row] = []
+    functions = hop_read_paths(device, options.compile)
+    for width in options.hop_widths:
+        for slots in options.hop_slots:
+            inputs, projections = hop_read_inputs(options.batch, slots, width, width, device)
+            nbytes = hop_read_bytes(options.batch, slots, width, width, inputs[0].element_size())
+            template = Row(HOP_READ, "", options.batch, slots, width, 1, *nbytes, key_width=width)
+            rows += _time_paths(template, functions, inputs, projections, label=f"hop read, N={slots}, D=W={width}",
+                                timing=timing, device=device, progress=progress)
             del inputs, projections
             _free(device)
     return rows
@@ -863,11 +996,11 @@ def bench_training_step(options: BenchOptions, setup: _TrainingSetup, device: to
 def add_ratios(rows: list[Row]) -> None:
     """Set each row's ratio: its fwd+bwd time / triton's at the same section and size (eager's without triton).
 
-    The size is (N, W), or (S, D, A) for additive attention.
+    The size is (N, W), or (S, D, A) for additive attention, or (N, D, W) for the hop read.
     """
-    groups: dict[tuple[str, int, int, int | None], list[Row]] = {}
+    groups: dict[tuple[str, int, int, int | None, int | None], list[Row]] = {}
     for row in rows:
-        groups.setdefault((row.section, row.slots, row.width, row.hidden), []).append(row)
+        groups.setdefault((row.section, row.slots, row.width, row.hidden, row.key_width), []).append(row)
     for group in groups.values():
         times = {r.path: r.ms_forward_backward for r in group if r.ms_forward_backward}
         baseline = TRITON if TRITON in times else EAGER if EAGER in times else None
@@ -922,20 +1055,26 @@ def _compile_note(row: Row) -> str:
     return note
 
 
+#: The size columns of each section that has more than N.
+SIZE_COLUMNS = {ADDITIVE_ATTENTION: ("S", "A", "D"), HOP_READ: ("N", "D", "W")}
+
+
 def _size_cells(row: Row) -> list[str]:
-    """The size columns of a row: S, A, D for additive attention, else N ('-' for no memory)."""
+    """The size columns of a row: S, A, D for additive attention, N, D, W for the hop read, else N ('-' for none)."""
     if row.section == ADDITIVE_ATTENTION:
         return [str(row.slots), str(row.hidden), str(row.width)]
+    if row.section == HOP_READ:
+        return [str(row.slots), str(row.key_width), str(row.width)]
     return [str(row.slots) if row.slots else "-"]
 
 
 def render_table(rows: list[Row], copy_gbps: float | None) -> str:
     """A plain-text table: N | path | ms fwd | ms fwd+bwd | GB/s fwd | GB/s fwd+bwd | ratio | note.
 
-    Additive attention's rows have S | A | D where the others have N.
+    Additive attention's rows have S | A | D and the hop read's N | D | W where the others have N.
     """
     suffix = " (% copy)" if copy_gbps is not None else ""
-    sizes = ["S", "A", "D"] if rows and rows[0].section == ADDITIVE_ATTENTION else ["N"]
+    sizes = list(SIZE_COLUMNS.get(rows[0].section, ("N",))) if rows else ["N"]
     header = [*sizes, "path", "ms fwd", "ms fwd+bwd", f"GB/s fwd{suffix}", f"GB/s fwd+bwd{suffix}", "ratio", "note"]
     cells = [header]
     for r in rows:
@@ -987,6 +1126,12 @@ def render(result: BenchResult) -> str:
             times = ("ms fwd: forward under no_grad; ms fwd+bwd: forward + backward of a projection of both outputs "
                      "(context, weights) with respect to all 4 inputs")
             moved = ATTENTION_BYTES_NOTE.format(size="4")
+        elif section == HOP_READ:
+            title = (f"hop read: ops.hop_read, B={first.batch}, N slots (row b keeps its first 1..N, one row all N), "
+                     "D key width, W value width, float32")
+            times = ("ms fwd: forward under no_grad; ms fwd+bwd: forward + backward of a projection of both outputs "
+                     "(read, weights) with respect to the query, the keys and the values")
+            moved = HOP_BYTES_NOTE.format(size="4")
         else:
             memory = f"W={first.width}" if first.width else "no memory"
             title = f"training step: {result.spec_name}, B={first.batch}, T={first.steps} time steps, {memory}, float32"
@@ -995,7 +1140,8 @@ def render(result: BenchResult) -> str:
             moved = ("GB/s: the memory step's bytes only, T x the memory step's (fwd 2·B·N·W·4, fwd+bwd 5·B·N·W·4), "
                      "M read once and written once per time step; the controller's traffic is not counted")
         baselines = {r.baseline for r in rows if r.baseline}
-        size = "S, A and D" if section == ADDITIVE_ATTENTION else "N"
+        columns = SIZE_COLUMNS.get(section, ("N",))
+        size = f"{', '.join(columns[:-1])} and {columns[-1]}" if len(columns) > 1 else columns[0]
         ratio = (f"ratio: ms fwd+bwd / {baselines.pop()}'s at the same {size} (how many times slower)"
                  if len(baselines) == 1 else "ratio: -")
         legend = "; ".join(f"{p} = {PATH_NOTES[section][p]}" for p in dict.fromkeys(r.path for r in rows))
@@ -1033,11 +1179,14 @@ def bench(options: BenchOptions, *, progress: Callable[[str], None] | None = Non
             result.rows += bench_memory_step(options, device, timing=timing, progress=say)
         if DNC_STEP in options.sections:
             result.rows += bench_dnc_step(options, device, timing=timing, progress=say)
-        if ADDITIVE_ATTENTION in options.sections:
-            if device.type == "cuda":
-                result.rows += bench_additive_attention(options, device, timing=timing, progress=say)
+        for section, run, needs_gpu in ((ADDITIVE_ATTENTION, bench_additive_attention, ATTENTION_NEEDS_GPU),
+                                        (HOP_READ, bench_hop_read, HOP_NEEDS_GPU)):
+            if section not in options.sections:
+                continue
+            if device.type == "cuda":  # these compare the Triton kernel with the other paths: no kernel, no section
+                result.rows += run(options, device, timing=timing, progress=say)
             else:
-                result.skipped.append(ATTENTION_NEEDS_GPU)
+                result.skipped.append(needs_gpu)
         if setup is not None:
             result.rows += bench_training_step(options, setup, device, timing=timing, progress=say)
     finally:
@@ -1059,7 +1208,7 @@ def options_from_args(args: Any) -> BenchOptions:
 def bench_command(args: Any) -> int:
     """``cogdsl bench [SPEC] [--slots N ...] [--dnc-slots N ...] [--batch B] [--width W] [--len T]
     [--train-slots N ...] [--warmup K] [--repeats R] [--no-compile]
-    [--only memory-step|dnc-step|training-step|additive-attention] [--threads T] [--json PATH]``.
+    [--only memory-step|dnc-step|additive-attention|hop-read|training-step] [--threads T] [--json PATH]``.
 
     Prints the tables on standard output and what is being timed on standard error.
     """

@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, help="timed calls; the median is reported (default 20 on a GPU; on a CPU "
                    "at least 3, more until 1 s has passed)")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows")
-    p.add_argument("--only", choices=("memory-step", "dnc-step", "training-step", "additive-attention"),
+    p.add_argument("--only", choices=("memory-step", "dnc-step", "training-step", "additive-attention", "hop-read"),
                    help="time one section only")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1, as cogdsl train)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")

@@ -7,6 +7,7 @@ with inductor's cache cold, about 4 s warm); the other runs pass --no-compile.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -22,6 +23,8 @@ from cogdsl.bench import (
     ATTENTION_NEEDS_GPU,
     COMPILED_REFERENCE,
     EAGER,
+    HOP_NEEDS_GPU,
+    HOP_READ,
     NEEDS_GPU,
     TRITON,
     BenchOptions,
@@ -32,12 +35,18 @@ from cogdsl.bench import (
     additive_attention_bytes,
     additive_attention_inputs,
     additive_attention_paths,
+    bench,
     bench_additive_attention,
+    bench_hop_read,
     dnc_group,
     dnc_step,
     dnc_step_backends,
     dnc_step_inputs,
+    hop_read_bytes,
+    hop_read_inputs,
+    hop_read_paths,
     machine,
+    options_from_args,
     render,
     render_table,
 )
@@ -310,7 +319,7 @@ def test_cpu_bench_does_not_run_additive_attention_and_says_so(cpu_run):
         pytest.skip("this machine has a GPU")
     assert ATTENTION_NEEDS_GPU in out.splitlines()
     assert "additive attention:" not in out.replace(ATTENTION_NEEDS_GPU, "")  # no table
-    assert data["skipped"] == [ATTENTION_NEEDS_GPU]
+    assert data["skipped"] == [ATTENTION_NEEDS_GPU, HOP_NEEDS_GPU]  # the hop read is CUDA only too
     assert ADDITIVE_ATTENTION not in {row["section"] for row in data["rows"]}
 
 
@@ -380,3 +389,158 @@ def test_attention_sizes_are_checked(field):
     with pytest.raises(UsageError, match="at least one sequence length and one width"):
         BenchOptions(**{field: ()}).check()
     BenchOptions(**{field: ()}, sections=("memory step",)).check()  # not timed: not needed
+
+
+# -- a memory network hop's read ---------------------------------------------------------------------------
+
+
+def test_cpu_bench_does_not_run_the_hop_read_and_says_so(cpu_run):
+    code, out, err, data = cpu_run
+    assert code == 0, err
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert HOP_NEEDS_GPU in out.splitlines()
+    assert "hop read:" not in out.replace(HOP_NEEDS_GPU, "")  # no table
+    assert HOP_NEEDS_GPU in data["skipped"]
+    assert HOP_READ not in {row["section"] for row in data["rows"]}
+
+
+def test_the_hop_read_alone_on_the_cpu_only_says_why_it_did_not_run():
+    """``--only hop-read`` as the CLI parses it: the section alone, on a CPU no row and the one-line reason."""
+    args = argparse.Namespace(spec="unused.yaml", slots=[8], dnc_slots=[8], batch=2, width=4, length=None,
+                              train_slots=None, warmup=0, repeats=1, no_compile=True, only="hop-read", threads=1,
+                              json=None)
+    options = options_from_args(args)
+    assert options.sections == (HOP_READ,)
+    assert options.command_line().endswith("--only hop-read")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = bench(options)
+    assert (result.rows, result.skipped) == ([], [HOP_NEEDS_GPU])
+    assert HOP_NEEDS_GPU in render(result).splitlines()
+
+
+def test_hop_read_paths():
+    """Triton first on CUDA (the ratios' baseline), then the torch backend, then torch.compile of the reference."""
+    on_gpu = hop_read_paths(torch.device("cuda"), compile=True)
+    assert list(on_gpu) == [TRITON, EAGER, COMPILED_REFERENCE]
+    assert on_gpu[TRITON] == (ops.hop_read, "triton")
+    assert on_gpu[EAGER] == (ops.hop_read, "torch")
+    assert on_gpu[COMPILED_REFERENCE] == (attention.hop_read, None)
+    assert hop_read_paths(torch.device("cpu"), compile=True) == {EAGER: (ops.hop_read, "torch"),
+                                                                  COMPILED_REFERENCE: (attention.hop_read, None)}
+    assert list(hop_read_paths(torch.device("cpu"), compile=False)) == [EAGER]
+
+
+def test_hop_read_inputs_are_what_the_block_makes():
+    inputs, projections = hop_read_inputs(6, 50, 5, 4, torch.device("cpu"))
+    query, keys, values, mask = inputs
+    assert [tuple(t.shape) for t in inputs] == [(6, 5), (6, 50, 5), (6, 50, 4), (6, 50)]
+    assert all(t.requires_grad and t.dtype == torch.float32 for t in (query, keys, values))
+    assert all(float(t.detach().std()) > 0 for t in (query, keys, values))  # random, not zeros
+    assert mask.dtype == torch.bool and not mask.requires_grad
+    lengths = mask.sum(-1)
+    assert torch.equal(mask, torch.arange(50) < lengths[:, None])  # each row keeps a prefix of its slots
+    assert int(lengths.min()) >= 1 and int(lengths.max()) == 50  # no empty story; the longest fills the slots
+    assert bool((lengths < 50).any()) and len(set(lengths.tolist())) > 1  # stories of different lengths
+    assert [tuple(p.shape) for p in projections] == [(6, 4), (6, 50)]  # read, weights
+    with torch.no_grad():
+        read, weights = ops.hop_read(*inputs)
+    assert torch.allclose(weights.sum(-1), torch.ones(6))  # a distribution over each row's kept slots
+    assert not weights[~mask].any() and bool((weights[mask] > 0).all())
+    assert read.shape == (6, 4) and float(read.abs().sum()) > 0
+
+
+def test_hop_read_bytes():
+    # keys (B, N, D) and values (B, N, W) read once forward; read again and their gradients written backward
+    assert hop_read_bytes(64, 50, 20, 30) == (64 * 50 * 50 * 4, 3 * 64 * 50 * 50 * 4)
+    assert hop_read_bytes(2, 3, 4, 5, itemsize=2) == (2 * 3 * 9 * 2, 3 * 2 * 3 * 9 * 2)
+
+
+def test_hop_read_section_on_the_cpu_at_tiny_sizes():
+    """Called directly (bench() runs it on CUDA only), the section times every path that runs here: one row per
+    (N, D = W, path), with its bytes, and a table with N, D and W columns."""
+    options = BenchOptions(hop_slots=(5, 9), hop_widths=(3, 4), batch=2, compile=False)
+    progress: list[str] = []
+    rows = bench_hop_read(options, torch.device("cpu"), timing=Timing(0, 1), progress=progress.append)
+    add_ratios(rows)
+    assert [(r.slots, r.key_width, r.width, r.path) for r in rows] == [(n, w, w, EAGER) for w in (3, 4)
+                                                                       for n in (5, 9)]
+    assert progress[0] == "hop read, N=5, D=W=3: eager"
+    for row in rows:
+        assert row.section == HOP_READ and row.batch == 2 and row.steps == 1 and row.hidden is None
+        elements = 2 * row.slots * (row.key_width + row.width)  # the keys (N, D) and the values (N, W)
+        assert (row.bytes_forward, row.bytes_forward_backward) == (elements * 4, 3 * elements * 4)
+        assert (row.bytes_forward, row.bytes_forward_backward) == hop_read_bytes(2, row.slots, row.key_width,
+                                                                                 row.width)
+        assert row.ms_forward > 0 and row.ms_forward_backward > 0 and not row.note
+        assert (row.ratio, row.baseline) == (1.0, EAGER)  # each size is its own group
+        assert row.to_json()["key_width"] == row.key_width
+    result = BenchResult(command="cogdsl bench", machine=machine(torch.device("cpu")), copy_gbps=None, rows=rows)
+    text = render(result)
+    assert "hop read: ops.hop_read, B=2, N slots" in text
+    lines = text.splitlines()
+    header = next(line for line in lines if line.split()[:4] == ["N", "D", "W", "path"])
+    body = lines[lines.index(header) + 1: lines.index(header) + 5]
+    assert [line.split()[:4] for line in body] == [[str(n), str(w), str(w), EAGER] for w in (3, 4) for n in (5, 9)]
+    assert "3·B·N·(D + W)·4" in text and "at the same N, D and W" in text
+    assert "eager = cogdsl's torch backend: cogdsl.ops.attention.hop_read" in text
+
+
+def test_the_hop_read_backward_differentiates_all_but_the_mask():
+    """The fwd+bwd time includes the gradients of the query, the keys and the values (the bool mask has none)."""
+    options = BenchOptions(hop_slots=(6,), hop_widths=(3,), batch=2, compile=False)
+    seen: list[tuple[torch.Size, ...]] = []
+    grad = torch.autograd.grad
+
+    def spy(outputs, inputs, *args, **kwargs):
+        seen.append(tuple(t.shape for t in inputs))
+        return grad(outputs, inputs, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.autograd, "grad", spy)
+        (row,) = bench_hop_read(options, torch.device("cpu"), timing=Timing(0, 1), progress=lambda _: None)
+    assert not row.note, row.note
+    assert set(seen) == {((2, 3), (2, 6, 3), (2, 6, 3))}
+
+
+def test_ratios_of_the_hop_read_compare_the_same_n_d_and_w():
+    def row(path: str, slots: int, key_width: int, width: int, ms: float, section: str = HOP_READ) -> Row:
+        return Row(section, path, 64, slots, width, 1, 1, 1, ms_forward=ms, ms_forward_backward=ms,
+                   key_width=key_width)
+
+    rows = [row(TRITON, 50, 20, 20, 1.0), row(EAGER, 50, 20, 20, 4.0), row(COMPILED_REFERENCE, 50, 20, 20, 2.0),
+            row(TRITON, 50, 50, 20, 2.0), row(EAGER, 50, 50, 20, 3.0),  # another D
+            row(TRITON, 50, 20, 50, 4.0), row(EAGER, 50, 20, 50, 6.0),  # another W
+            row(TRITON, 500, 20, 20, 8.0), row(EAGER, 500, 20, 20, 10.0)]  # another N
+    add_ratios(rows)
+    assert [(r.ratio, r.baseline) for r in rows] == [(1.0, TRITON), (4.0, TRITON), (2.0, TRITON), (1.0, TRITON),
+                                                     (1.5, TRITON), (1.0, TRITON), (1.5, TRITON), (1.0, TRITON),
+                                                     (1.25, TRITON)]
+    other = [row(EAGER, 50, 20, 20, 6.0, section=ADDITIVE_ATTENTION)]  # another section at the same sizes
+    add_ratios(rows + other)
+    assert (other[0].ratio, other[0].baseline) == (1.0, EAGER)
+    header, *body = render_table(rows, copy_gbps=None).splitlines()
+    assert header.split()[:4] == ["N", "D", "W", "path"]
+    assert [line.split()[:3] for line in body[3:7]] == [["50", "50", "20"]] * 2 + [["50", "20", "50"]] * 2
+
+
+@pytest.mark.parametrize("field", ["hop_slots", "hop_widths"])
+def test_hop_sizes_are_checked(field):
+    with pytest.raises(UsageError, match=f"{field} must be at least 1, got 0"):
+        BenchOptions(**{field: (50, 0)}).check()
+    with pytest.raises(UsageError, match="at least one slot count and one width"):
+        BenchOptions(**{field: ()}).check()
+    BenchOptions(**{field: ()}, sections=("memory step",)).check()  # not timed: not needed
+
+
+def test_the_cli_offers_every_section_to_only():
+    """``cogdsl bench --only`` takes each section's name with dashes, and no other: a new section is reachable."""
+    from cogdsl.bench import SECTIONS
+    from cogdsl.cli import build_parser
+
+    parser = build_parser()
+    bench_parser = next(action for action in parser._subparsers._group_actions  # type: ignore[union-attr]
+                        if isinstance(action, argparse._SubParsersAction)).choices["bench"]
+    only = next(action for action in bench_parser._actions if action.dest == "only")
+    assert set(only.choices) == {section.replace(" ", "-") for section in SECTIONS}

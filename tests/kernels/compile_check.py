@@ -52,6 +52,8 @@ def _compile(job: dict[str, Any]) -> dict[str, Any]:
     for index, arg in enumerate(kernel.arg_names):
         if arg == "order_ptr":  # the DNC's sorted slot order
             signature[arg] = "*i32"
+        elif arg == "mask_ptr":  # the hop read's kept slots, bool bytes
+            signature[arg] = "*u8"
         elif arg.endswith("_ptr"):
             signature[arg] = "*" + dtype
         elif arg in constants:

@@ -21,6 +21,7 @@ from torch import Tensor
 from cogdsl import kernels, ops
 from cogdsl.blocks.memnet import Hops, ReadPlan
 from cogdsl.ops import attention, backend
+from tests.kernels.compile_check import compile_kernels
 from tests.kernels.helpers import check_op, count_launches
 
 #: The op's positional tensor arguments, in order (the dispatch test reads the op names).
@@ -295,3 +296,33 @@ def test_hops_block_runs_the_kernel_and_matches_the_torch_backend(device: str, l
     for want, got in zip(grads_t, grads_k, strict=True):
         assert want.abs().max() > 0
         torch.testing.assert_close(got, want, atol=2e-5, rtol=1e-4)
+
+
+# -- compiled for real GPUs, with no GPU present ---------------------------------------------------------
+
+COMPILE_CASES = [
+    ("fp32", (50, 20, 20), 90),  # MemN2N: 50 slots, d = 20
+    ("fp32", (4096, 256, 256), 90),  # a large memory: BLOCK_N set by the register budget
+    ("fp64", (37, 7, 5), 80),
+]
+
+
+def test_kernels_compile_to_a_cubin_without_spills() -> None:
+    """Both kernels reach PTX and a cubin for sm_90 and sm_80, float32 and float64, with and without the
+    weights' gradient; none spills registers to local memory."""
+    from cogdsl.kernels.hop import hop_blocks
+
+    jobs = []
+    for name in (FORWARD, BACKWARD):
+        for dtype, sizes, arch in COMPILE_CASES:
+            for has_d_weights in (True, False) if name == BACKWARD else (None,):
+                constants: dict[str, object] = dict(hop_blocks(*sizes))
+                if has_d_weights is not None:
+                    constants["HAS_D_WEIGHTS"] = has_d_weights
+                jobs.append({"module": "hop", "kernel": name, "dtype": dtype, "arch": arch, "constants": constants})
+    results = compile_kernels(jobs)
+    assert len(results) == len(COMPILE_CASES) * 3
+    for result in results:
+        assert "error" not in result, result
+        assert result["target"] and result["cubin"] > 0, result
+        assert not result["spills"], f"{result['kernel']} spills to local memory: {result}"
