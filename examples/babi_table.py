@@ -8,8 +8,9 @@ passed (under 5% error, bAbI's criterion) and the CPU time.
     python examples/babi_table.py specs/dntm_babi_steps.cog --tasks 1 2    # stories read a sentence per step
 
 Every run is an ordinary training run from the spec (its ``train:`` section, with the task
-and seed replaced), kept in ``--out``/<model>/<task>_seed<S>; ``--jobs`` runs train side by
-side, one torch thread each. A spec with ``keep_best`` is scored with the weights of its best
+number, training size and seed replaced, its other task settings such as ``relabel`` kept),
+kept in ``--out``/<model>/<task>_seed<S>; ``--jobs`` runs train side by side, one torch
+thread each. A spec with ``keep_best`` is scored with the weights of its best
 validation, not its last.
 """
 
@@ -41,8 +42,10 @@ def run_one(spec_path: str, joint: bool, number: int, seed: int, steps: int | No
     size = train_size or config.task_params.get("train_size", 1000)
     # A spec that reads stories a sentence per step (babi_steps) keeps doing so.
     reading = "_steps" if config.task.endswith("_steps") else ""
-    task_name, task_params = (f"babi_joint{reading}", {"train_size": size}) if joint else (
-        f"babi{reading}", {"number": number, "train_size": size})
+    # The spec's other task settings (relabel) are kept; the task number and size are the table's.
+    kept = {name: value for name, value in config.task_params.items() if name not in ("number", "train_size")}
+    task_name, task_params = (f"babi_joint{reading}", {**kept, "train_size": size}) if joint else (
+        f"babi{reading}", {**kept, "number": number, "train_size": size})
     config = dataclasses.replace(config, task=task_name, task_params=task_params, seed=seed,
                                  steps=steps or config.steps, threads=1)
     started = time.process_time()

@@ -108,6 +108,19 @@ def test_babi_table_trains_per_task_and_jointly(tmp_path: Path) -> None:
     assert "one joint model per seed" in joint.stdout and (out / "memn2n_babi" / "joint_seed0").is_dir()
 
 
+def test_babi_table_keeps_the_specs_other_task_settings(tmp_path: Path) -> None:
+    """A spec's ``relabel=true`` reaches every run, per task and joint (the table replaces the number and size only)."""
+    out = tmp_path / "runs"
+    for extra in (["--tasks", "3"], ["--joint"]):
+        result = run_script("examples/babi_table.py", "specs/memn2n_babi_relabel.cog", *extra, "--seeds", "0",
+                            "--steps", "2", "--out", str(out))
+        assert result.returncode == 0, result.stderr
+    for folder, task in (("3_seed0", "{name: babi, relabel: true, number: 3, train_size: 1000}"),
+                         ("joint_seed0", "{name: babi_joint, relabel: true, train_size: 1000}")):
+        saved = (out / "memn2n_babi_relabel" / folder / "spec.yaml").read_text()
+        assert f"task: {task}" in saved, saved
+
+
 def test_attention_table_trains_each_spec_and_seed(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     result = run_script("examples/attention_table.py", "specs/bahdanau_reverse.cog", "specs/encdec_reverse.cog",
