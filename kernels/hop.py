@@ -39,6 +39,7 @@ from typing import Any
 import torch
 import triton
 import triton.language as tl
+from torch.autograd.function import once_differentiable
 
 from cogdsl.kernels import max_tile_slots
 from cogdsl.kernels.tiles import LAUNCH, TILE_ELEMENTS, contiguous
@@ -174,10 +175,10 @@ class HopRead(torch.autograd.Function):
                                                value_width, **LAUNCH,
                                                **hop_blocks(slots, key_width, value_width))
         ctx.save_for_backward(query, keys, values, read, weights)
-        ctx.mark_non_differentiable(mask)
         return read, weights
 
     @staticmethod
+    @once_differentiable
     def backward(ctx: Any, d_read: torch.Tensor | None,
                  d_weights: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
         query, keys, values, read, weights = ctx.saved_tensors

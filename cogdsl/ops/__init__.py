@@ -582,6 +582,9 @@ def hop_read(query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple
         if mask.dtype != torch.bool:
             raise TypeError(f"hop_read: mask must be a bool tensor, got {str(mask.dtype).removeprefix('torch.')}")
         dtypes = {"query": query.dtype, "keys": keys.dtype, "values": values.dtype}
+        if query.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"hop_read: query, keys and values must be float32 or float64, got "
+                            f"{str(query.dtype).removeprefix('torch.')}")
         if len(set(dtypes.values())) > 1:
             listed = ", ".join(f"{name} {str(dtype).removeprefix('torch.')}" for name, dtype in dtypes.items())
             raise TypeError(f"hop_read: query, keys and values must have the same dtype, got {listed}")

@@ -56,9 +56,9 @@ register("additive_attention", "torch", additive_attention)
 
 
 def hop_read(query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """A memory network hop's read: softmax over the kept slots of key · query, then the weighted sum of values.
+    """p_i = exp(m_i · u) / Σ_{j kept} exp(m_j · u) on the kept slots (0 elsewhere), then o = Σ_i p_i c_i.
 
-    query (B,D), keys (B,N,D), values (B,N,W), mask (B,N) bool → (read (B,W), weights (B,N));
+    query u (B,D), keys m (B,N,D), values c (B,N,W), mask (B,N) bool → (read o (B,W), weights p (B,N));
     a row with no kept slot reads zeros.
     """
     scores = torch.einsum("bnd,bd->bn", keys, query)

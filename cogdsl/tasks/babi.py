@@ -560,6 +560,8 @@ def relabel(data: dict[str, torch.Tensor], table: torch.Tensor) -> dict[str, tor
     """Encoded questions (:func:`encode`, B of them) with their words mapped by ``table`` (B, V): the story,
     the question and the answer of question b by row b. The other entries are kept."""
     count = table.shape[0]
+    if count != data["answer"].shape[0]:
+        raise ValueError(f"relabel: {count} relabellings for {data['answer'].shape[0]} questions; one per question")
 
     def mapped(ids: torch.Tensor) -> torch.Tensor:
         return table.gather(1, ids.reshape(count, -1)).view(ids.shape)

@@ -44,7 +44,7 @@ def make_inputs(seed: int, *, batch: int = 3, slots: int = 37, width: int = 6, v
     lengths = torch.randint(1, slots + 1, (batch,), generator=g)
     mask = torch.arange(slots)[None, :] < lengths[:, None]
     mask &= torch.rand(batch, slots, generator=g) > 0.2
-    mask[torch.arange(batch), torch.randint(0, 1, (batch,))] = True  # at least one kept slot per row
+    mask[:, 0] = True  # at least one kept slot per row
     if empty_row:
         mask[-1] = False
     return {
@@ -118,6 +118,19 @@ def test_empty_story_reads_zeros_with_finite_gradients(device: str) -> None:
     for g in grads:
         assert g is not None and torch.isfinite(g).all()
         assert not g[-1].any()  # nothing flows into the empty story
+
+
+def test_leading_tiles_with_no_kept_slot(device: str) -> None:
+    """Kept slots only after two whole tiles of dropped ones: the running maximum starts from the sentinel and the
+    first kept tile must not be scaled by the empty ones."""
+    x = make_inputs(3, batch=2, slots=21, width=4)
+    x["mask"][:, :10] = False
+    x["mask"][:, 10] = True
+    with kernels.tiling(4):
+        (_, weights), grads, _ = check_hop(x, dtype=torch.float32, device=device, seed=3)
+    assert not weights[:, :10].any()
+    torch.testing.assert_close(weights.sum(-1).cpu(), torch.ones(2))
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
 def test_sharp_softmax_needs_the_running_maximum(device: str) -> None:
@@ -224,6 +237,8 @@ def test_wrong_mask_or_dtype_raises(device: str) -> None:
     with pytest.raises(TypeError, match="hop_read: query, keys and values must have the same dtype, got query "
                                         "float32, keys float32, values float64"):
         ops.hop_read(query, keys, values.double(), mask)
+    with pytest.raises(TypeError, match="hop_read: query, keys and values must be float32 or float64, got float16"):
+        ops.hop_read(query.half(), keys.half(), values.half(), mask)
     with pytest.raises(TypeError, match=r"hop_read: keys must be a torch.Tensor of shape \(B, N, D\), got list"):
         ops.hop_read(query, keys.tolist(), values, mask)
 
@@ -308,8 +323,8 @@ COMPILE_CASES = [
 
 
 def test_kernels_compile_to_a_cubin_without_spills() -> None:
-    """Both kernels reach PTX and a cubin for sm_90 and sm_80, float32 and float64, with and without the
-    weights' gradient; none spills registers to local memory."""
+    """Both kernels reach PTX and a cubin (float32 for sm_90, float64 for sm_80), the backward with and without
+    the weights' gradient; none spills registers to local memory."""
     from cogdsl.kernels.hop import hop_blocks
 
     jobs = []

@@ -100,3 +100,10 @@ def test_evaluation_splits_are_never_relabelled(name: str, params: dict[str, int
 def test_relabel_must_be_a_bool() -> None:
     with pytest.raises(TaskParamError, match="relabel"):
         make_task("babi", number=1, relabel=3)
+
+
+def test_relabel_needs_one_relabelling_per_question() -> None:
+    data = make_task("babi", number=1).data("train")
+    part = {name: values[:4] for name, values in data.items()}
+    with pytest.raises(ValueError, match="relabel: 2 relabellings for 4 questions"):
+        relabel(part, relabellings(2, torch.Generator().manual_seed(0)))
