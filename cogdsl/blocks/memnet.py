@@ -63,6 +63,7 @@ from torch import nn
 
 from cogdsl import ops
 from cogdsl.blocks.base import BlockKind, Param, register
+from cogdsl.ops.attention import masked_softmax
 
 EMBEDDING_STD = 0.1  # MemN2N 4.2: embeddings drawn from N(0, 0.1)
 
@@ -315,7 +316,7 @@ def masked_attention(scores: torch.Tensor, mask: torch.Tensor, linear: bool) -> 
     """softmax over the kept slots of ``scores`` (B, M) (0 elsewhere); with ``linear``, the scores themselves."""
     if linear:
         return scores * mask
-    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).nan_to_num(0.0)
+    return masked_softmax(scores, mask)
 
 
 class Hops(nn.Module):

@@ -37,7 +37,7 @@ from torch import Tensor
 
 from cogdsl.ops.backend import register
 
-__all__ = ["additive_attention", "hop_read"]
+__all__ = ["additive_attention", "hop_read", "masked_softmax"]
 
 
 def additive_attention(query_projection: Tensor, key_projection: Tensor, v: Tensor,
@@ -55,14 +55,21 @@ def additive_attention(query_projection: Tensor, key_projection: Tensor, v: Tens
 register("additive_attention", "torch", additive_attention)
 
 
+def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
+    """p_i = exp(s_i) / Σ_{j kept} exp(s_j) over the last axis, 0 where ``mask`` is False (a row with none kept: 0).
+
+    scores (..., N), mask (..., N) bool → (..., N).
+    """
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).nan_to_num(0.0)
+
+
 def hop_read(query: Tensor, keys: Tensor, values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     """p_i = exp(m_i · u) / Σ_{j kept} exp(m_j · u) on the kept slots (0 elsewhere), then o = Σ_i p_i c_i.
 
     query u (B,D), keys m (B,N,D), values c (B,N,W), mask (B,N) bool → (read o (B,W), weights p (B,N));
     a row with no kept slot reads zeros.
     """
-    scores = torch.einsum("bnd,bd->bn", keys, query)
-    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).nan_to_num(0.0)
+    weights = masked_softmax(torch.einsum("bnd,bd->bn", keys, query), mask)
     return torch.einsum("bn,bnw->bw", weights, values), weights
 
 
