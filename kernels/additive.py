@@ -66,7 +66,7 @@ import triton
 import triton.language as tl
 
 from cogdsl.kernels import max_tile_slots
-from cogdsl.kernels.tiles import LAUNCH, TILE_ELEMENTS, contiguous
+from cogdsl.kernels.tiles import LAUNCH, TILE_ELEMENTS, contiguous, online_softmax_tile
 
 __all__ = ["AdditiveAttention", "additive_attention", "additive_blocks"]
 
@@ -128,15 +128,9 @@ def _additive_forward_kernel(query_ptr, key_proj_ptr, v_ptr, keys_ptr, context_p
                            mask=element_mask[:, None] & unit_mask[None, :], other=0.0)
         scores = tl.sum(tanh(query[None, :] + key_proj) * v[None, :], axis=1)
         tl.store(weights_ptr + elements, scores, mask=element_mask)
-        scores = tl.where(element_mask, scores, -1.0e38)
-        new_max = tl.maximum(row_max, tl.max(scores, axis=0))
-        rescale = tl.exp(row_max - new_max)
-        exps = tl.where(element_mask, tl.exp(scores - new_max), 0.0)
         keys = tl.load(keys_ptr + elements[:, None] * keys_stride_s + columns[None, :],
                        mask=element_mask[:, None] & column_mask[None, :], other=0.0)
-        row_sum = row_sum * rescale + tl.sum(exps, axis=0)
-        context = context * rescale + tl.sum(exps[:, None] * keys, axis=0)
-        row_max = new_max
+        row_max, row_sum, context = online_softmax_tile(row_max, row_sum, context, scores, element_mask, keys)
     row_sum = tl.where(row_sum > 0, row_sum, 1.0)  # S = 0: an all-zero context, not 0/0
     tl.store(context_ptr + row * D + columns, context / row_sum, mask=column_mask)
     tl.debug_barrier()  # the scores were written by other threads of this program

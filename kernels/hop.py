@@ -11,9 +11,10 @@ A row with no kept slot has l = 0: its weights and its read are zero, as the ref
 ``nan_to_num`` makes them. Reference: :func:`cogdsl.ops.attention.hop_read`.
 
 **Forward**: one program per batch element walks the N slots in tiles of ``BLOCK_N`` with an
-online softmax (as :mod:`cogdsl.kernels.additive`): each tile's scores update the running
-maximum m, and the running sum l and the unnormalised read Σ_i exp(s_i − m) c_i are rescaled
-by exp(m_old − m_new), so one pass over the keys and values gives the read. The scores are
+online softmax (:func:`~cogdsl.kernels.tiles.online_softmax_tile`, as additive attention):
+each tile's scores update the running maximum m, and the running sum l and the unnormalised
+read Σ_i exp(s_i − m) c_i are rescaled by exp(m_old − m_new), so one pass over the keys and
+values gives the read. The scores are
 stored in the weights row on the way, and a second pass over that (N,) row normalises them.
 
 **Backward**, with do = dL/do (W,) and dp = dL/dp (N,) (zero when the weights are not used)::
@@ -42,7 +43,7 @@ import triton.language as tl
 from torch.autograd.function import once_differentiable
 
 from cogdsl.kernels import max_tile_slots
-from cogdsl.kernels.tiles import LAUNCH, TILE_ELEMENTS, contiguous
+from cogdsl.kernels.tiles import LAUNCH, TILE_ELEMENTS, contiguous, online_softmax_tile
 
 __all__ = ["HopRead", "hop_blocks", "hop_read"]
 
@@ -88,15 +89,9 @@ def _hop_read_forward_kernel(query_ptr, keys_ptr, values_ptr, mask_ptr, read_ptr
                        other=0.0)
         scores = tl.sum(keys * query[None, :], axis=1)
         tl.store(weights_ptr + slots, scores, mask=in_range)
-        scores = tl.where(kept, scores, -1.0e38)
-        new_max = tl.maximum(row_max, tl.max(scores, axis=0))
-        rescale = tl.exp(row_max - new_max)
-        exps = tl.where(kept, tl.exp(scores - new_max), 0.0)
         values = tl.load(values_ptr + slots[:, None] * W + columns[None, :],
                          mask=kept[:, None] & column_mask[None, :], other=0.0)
-        row_sum = row_sum * rescale + tl.sum(exps, axis=0)
-        read = read * rescale + tl.sum(exps[:, None] * values, axis=0)
-        row_max = new_max
+        row_max, row_sum, read = online_softmax_tile(row_max, row_sum, read, scores, kept, values)
     row_sum = tl.where(row_sum > 0, row_sum, 1.0)  # no kept slot: a zero read, not 0/0
     tl.store(read_ptr + batch * W + columns, read / row_sum, mask=column_mask)
     tl.debug_barrier()  # the scores were written by other threads of this program

@@ -71,3 +71,20 @@ def load_rows(pointer, rows, row_count, row_length, columns, column_mask):
 def store_rows(pointer, values, rows, row_count, row_length, columns, column_mask):
     mask = (rows[:, None] < row_count) & column_mask[None, :]
     tl.store(pointer + rows[:, None] * row_length + columns[None, :], values, mask=mask)
+
+
+@triton.jit
+def online_softmax_tile(row_max, row_sum, total, scores, valid, values):
+    """One tile of an online softmax and the weighted sum it normalises.
+
+    With the running maximum m, sum l = Σ exp(s_j − m) and total t = Σ exp(s_j − m) v_j of the
+    tiles so far, and this tile's scores (T,), where ``valid`` (T,) marks the lanes that count,
+    and values (T, C): m' = max(m, max s), then l and t are rescaled by exp(m − m') and this
+    tile's exp(s − m') added. Returns (m', l', t').
+    """
+    scores = tl.where(valid, scores, -1.0e38)
+    new_max = tl.maximum(row_max, tl.max(scores, axis=0))
+    rescale = tl.exp(row_max - new_max)
+    exps = tl.where(valid, tl.exp(scores - new_max), 0.0)
+    return (new_max, row_sum * rescale + tl.sum(exps, axis=0),
+            total * rescale + tl.sum(exps[:, None] * values, axis=0))
