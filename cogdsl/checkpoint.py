@@ -5,7 +5,10 @@ A run folder's ``checkpoints/`` holds, for every saved step::
     step_00001000.safetensors   model.*  the model's parameters and buffers (state_dict names)
                                 optim.*  the optimizer's per-parameter state, flattened:
                                          optim.<param index>.<key> (e.g. optim.3.square_avg)
-                                rng.data   the training-data generator's state (uint8)
+                                stream.<rank>.<key>  each process's training-data stream
+                                           (cogdsl.training.streams: key "data", the
+                                           generator, and "lengths" on a GPU), uint8
+                                rng.data   the first stream's generator again (older readers)
                                 rng.torch  torch's global generator state (uint8)
                                 header metadata "cogdsl": the JSON below
     step_00001000.json          the same JSON, for people: step, sequences seen, seed, the
@@ -13,8 +16,16 @@ A run folder's ``checkpoints/`` holds, for every saved step::
                                 the resolved spec as YAML text
 
 Everything that is not a tensor (optimizer hyper-parameters, a ``None`` momentum buffer,
-the partial log window) goes in the JSON. Files are written to a temporary name and moved
-into place with ``os.replace``, so a crash never leaves a half-written checkpoint.
+the partial log window, a vocabulary read from data files under ``task_state``) goes in the
+JSON. Files are written to a temporary name in the same folder, flushed to the disk
+(``fsync``) and moved into place with ``os.replace``, so a kill or a crash during a save
+leaves the previous checkpoint whole and at worst a ``.step_*.tmp`` file, which is ignored
+and removed by the next save. :func:`load_resumable` skips a damaged newest checkpoint (a
+disk that filled up, a copy cut short) for the newest whole one, and says so.
+
+``cogdsl.save(model, path)`` writes the same format from Python (model tensors and the JSON:
+model name, spec fingerprint, the spec as YAML), which ``cogdsl eval``, ``trace`` and
+``predict`` read like any other checkpoint; docs/checkpoints.md describes the format.
 
 Reading never unpickles: tensors come from :func:`safetensors.safe_open`, metadata from
 its JSON header.
@@ -46,6 +57,7 @@ MODEL_PREFIX = "model."
 OPTIM_PREFIX = "optim."
 RNG_DATA = "rng.data"
 RNG_TORCH = "rng.torch"
+STREAM_PREFIX = "stream."
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step_(\d{8,})\.safetensors$")
 
@@ -153,8 +165,28 @@ def _temporary(path: Path) -> str:
     return tmp
 
 
+def _fsync_file(path: str | Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the platform allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder, flushed to the disk, and
+    ``os.replace``: a reader sees the old file or the new one, never part of one."""
     path = Path(path)
     tmp = _temporary(path)
     try:
@@ -166,6 +198,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -199,11 +232,14 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
 
 
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    data_generator: torch.Generator | None, meta: dict[str, Any]) -> Path:
+                    data_generator: torch.Generator | None = None, meta: dict[str, Any],
+                    streams: list[dict[str, torch.Tensor]] | None = None) -> Path:
     """Write a checkpoint (and its .json beside it) atomically; returns the .safetensors path.
 
     ``meta`` must be JSON-serialisable; the optimizer's non-tensor state is added under
-    ``meta["optimizer"]``.
+    ``meta["optimizer"]``. ``streams`` are the data streams' states by process rank
+    (:meth:`cogdsl.training.streams.Stream.state`); ``data_generator`` is the one stream of a
+    run that has only a generator.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,17 +250,26 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         optim, optim_meta = optimizer_tensors(optimizer)
         tensors.update({k: v.clone() for k, v in optim.items()})
         meta["optimizer"] = {**meta.get("optimizer", {}), **optim_meta}
-    if data_generator is not None:
-        tensors[RNG_DATA] = data_generator.get_state().clone()
+    if streams is None and data_generator is not None:
+        streams = [{"data": data_generator.get_state()}]
+    for rank, state in enumerate(streams or ()):
+        for key, tensor in state.items():
+            tensors[f"{STREAM_PREFIX}{rank}.{key}"] = tensor.detach().cpu().contiguous().clone()
+    if streams and "data" in streams[0]:
+        tensors[RNG_DATA] = streams[0]["data"].detach().cpu().clone()
     tensors[RNG_TORCH] = torch.get_rng_state().clone()
     text = json.dumps(_json_safe(meta), indent=2, sort_keys=False)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a save that was killed
+        stale.unlink(missing_ok=True)
     tmp = _temporary(path)
     try:
         save_file(tensors, tmp, metadata={"format": FORMAT, "cogdsl": text})
+        _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
     atomic_write_text(path.with_suffix(".json"), text + "\n")
     return path
 
@@ -257,6 +302,22 @@ def prune_checkpoints(run_dir: str | Path, keep: int = 3, every: int | None = No
 # -- reading ----------------------------------------------------------------------------------
 
 
+def _refuse_pickle(path: Path) -> None:
+    """A ``torch.save`` file (a zip archive or a raw pickle) gets its own message: it is refused because
+    unpickling runs code, and the message says how to write a checkpoint cogdsl reads."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+    except OSError:
+        return  # reported by the reader below
+    if head[8:9] == b"{":
+        return  # a safetensors file: 8 bytes of header length, then the JSON header
+    if head.startswith(b"PK\x03\x04") or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        raise CheckpointError(f"{path}: this looks like a torch.save (pickle) file; cogdsl reads only safetensors "
+                              "checkpoints, which cannot run code when loaded: save the model with "
+                              "cogdsl.save(model, path)")
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read a checkpoint (a .safetensors file, or a run folder: its latest) without unpickling anything.
 
@@ -266,6 +327,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             holds no model tensors.
     """
     path = resolve_checkpoint_path(path)
+    _refuse_pickle(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             header = handle.metadata() or {}
@@ -298,6 +360,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 def read_checkpoint_meta(path: str | Path) -> dict[str, Any]:
     """Only the JSON metadata of a checkpoint (read from its header; cheap). Errors as :func:`load_checkpoint`."""
     path = resolve_checkpoint_path(path)
+    _refuse_pickle(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as handle:
             header = handle.metadata() or {}
@@ -376,6 +439,67 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) 
         optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
     except (ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"{checkpoint.path}: optimizer state does not fit this optimizer: {err}") from None
+
+
+def stream_states(checkpoint: Checkpoint) -> list[dict[str, torch.Tensor]]:
+    """The data streams' states by process rank (older checkpoints: ``rng.data`` as rank 0's ``data``)."""
+    states: dict[int, dict[str, torch.Tensor]] = {}
+    for name, tensor in checkpoint.tensors.items():
+        if name.startswith(STREAM_PREFIX):
+            rank, _, key = name[len(STREAM_PREFIX):].partition(".")
+            if rank.isdigit() and key:
+                states.setdefault(int(rank), {})[key] = tensor
+    if not states and RNG_DATA in checkpoint.tensors:
+        states[0] = {"data": checkpoint.tensors[RNG_DATA]}
+    if sorted(states) != list(range(len(states))):
+        raise CheckpointError(f"{checkpoint.path}: data streams for processes {sorted(states)}; expected 0 to "
+                              f"{len(states) - 1}")
+    return [states[rank] for rank in range(len(states))]
+
+
+def restore_torch_rng(checkpoint: Checkpoint) -> None:
+    """Put torch's global generator back where it was (what dropout and sampling blocks draw from)."""
+    if RNG_TORCH in checkpoint.tensors:
+        try:
+            torch.set_rng_state(checkpoint.tensors[RNG_TORCH].to(torch.uint8))
+        except RuntimeError as err:
+            raise CheckpointError(f"{checkpoint.path}: bad torch generator state: {err}") from None
+
+
+def load_resumable(run_dir: str | Path) -> tuple[Checkpoint, list[tuple[Path, str]]]:
+    """The newest checkpoint of a run folder that reads whole, and each newer one that did not, with why.
+
+    Raises:
+        UsageError: the folder has no checkpoint.
+        CheckpointError: no checkpoint in it reads whole (the newest one's problem is reported).
+    """
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise UsageError(f"{run_dir}: no checkpoints in this folder (expected {CHECKPOINT_DIR}/step_*.safetensors)")
+    damaged: list[tuple[Path, str]] = []
+    for path in reversed(found):
+        try:
+            return load_checkpoint(path), damaged
+        except CheckpointError as err:
+            damaged.append((path, str(err).removeprefix(f"{path}: ")))
+    newest, reason = damaged[0]
+    raise CheckpointError(f"{newest}: {reason}; and no older checkpoint in {Path(run_dir) / CHECKPOINT_DIR} reads "
+                          "whole either")
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a damaged checkpoint (and its .json) to ``*.damaged`` so that no later save or resume takes it
+    for a whole one; nothing is deleted. Returns the new name."""
+    target = path.with_name(path.name + ".damaged")
+    counter = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.damaged{counter}")
+        counter += 1
+    os.replace(path, target)
+    sidecar = path.with_suffix(".json")
+    if sidecar.exists():
+        os.replace(sidecar, target.with_name(target.name.replace(".safetensors", ".json")))
+    return target
 
 
 def restore_generator(generator: torch.Generator, checkpoint: Checkpoint) -> None:

@@ -1,7 +1,9 @@
-"""The ``cogdsl`` command: validate, fmt, compile, train, eval, trace, bench.
+"""The ``cogdsl`` command: validate, fmt, compile, train, eval, predict, trace, bench.
 
-Every user error (a bad spec, a missing file, a wrong option, a bad checkpoint) prints
-one clear message and exits with status 1; there are no tracebacks for bad input.
+Every user error (a bad spec, a missing file, a wrong option, a bad checkpoint or data file)
+prints one clear message and exits with status 1; there are no tracebacks for bad input.
+Ctrl-C exits with status 130, at any moment, start-up included. ``cogdsl --help`` and
+``cogdsl --version`` answer without importing torch.
 """
 
 from __future__ import annotations
@@ -13,7 +15,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cogdsl.errors import CogdslError, Diagnostic, Span, SpecError, UsageError
-from cogdsl.pipeline import SPEC_SUFFIXES, check, compile_spec, read_spec_file
+from cogdsl.spec import SPEC_SUFFIXES
+
+DEVICE_HELP = ("where to run: auto (a CUDA GPU when torch sees one, else the CPU; the default), cpu, cuda or "
+               "cuda:N; under torchrun each process takes the GPU of its local rank")
+THREADS_HELP = "CPU threads for torch; 0 leaves torch's default (one per core)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,15 +41,31 @@ def _spec_files(paths: Sequence[str]) -> Iterator[Path]:
             yield path
 
 
+def _missing(path: Path) -> Diagnostic:
+    return Diagnostic("E008", "no such file or folder", Span(str(path), 0, 0))
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
+    from cogdsl.pipeline import check, read_spec_file, validate_spec
+    from cogdsl.task_sizes import task_of
+
     files = list(_spec_files(args.paths))
     if not files:
         raise UsageError(f"no spec files (.yaml, .yml, .cog) in {', '.join(args.paths)}")
     report: list[dict[str, object]] = []
-    failed = 0
+    failed = unchecked = 0
     for path in files:
         try:
-            check(read_spec_file(path))
+            if not path.exists():
+                raise UsageError(f"{path}: no such file or folder")
+            spec = read_spec_file(path)
+            if args.no_data:
+                validate_spec(spec)
+                task = task_of(spec)
+                if task is not None and task.reads_files:
+                    unchecked += 1
+                    continue
+            check(spec)
         except SpecError as err:
             failed += 1
             if args.format == "json":
@@ -52,23 +74,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 print(err.render())
         except UsageError:
             failed += 1
-            diagnostic = Diagnostic("E008", "no such file or folder", Span(str(path), 0, 0))
+            diagnostic = _missing(path)
             report.append(diagnostic.to_json())
             if args.format != "json":
                 print(diagnostic.render())
     if args.format == "json":
-        print(json.dumps({"files": len(files), "failed": failed, "diagnostics": report}, indent=2))
+        summary: dict[str, object] = {"files": len(files), "failed": failed, "diagnostics": report}
+        if args.no_data:
+            summary["sizes_not_checked"] = unchecked
+        print(json.dumps(summary, indent=2))
     else:
         errors = "no errors" if not failed else f"{failed} of {len(files)} files have errors"
-        print(f"checked {len(files)} spec file{'s' if len(files) != 1 else ''}: {errors}", file=sys.stderr)
+        note = (f"; {unchecked} train on data files, whose sizes were not checked (--no-data)" if unchecked else "")
+        print(f"checked {len(files)} spec file{'s' if len(files) != 1 else ''}: {errors}{note}", file=sys.stderr)
     return 1 if failed else 0
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
     from cogdsl.emit import to_cog, to_yaml
+    from cogdsl.pipeline import read_spec_file, validate_spec
 
     spec = read_spec_file(args.file)
-    check(spec)
+    validate_spec(spec)  # no data read: a spec's text converts without its task's files
     text = to_cog(spec) if args.to == "cog" else to_yaml(spec)
     if args.output is None:
         sys.stdout.write(text)
@@ -76,13 +103,16 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
-    out.write_text(text, encoding="utf-8")
+    from cogdsl.checkpoint import atomic_write_text
+
+    atomic_write_text(out, text)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from cogdsl.explain import explain
+    from cogdsl.pipeline import compile_spec
 
     model = compile_spec(args.spec)
     if args.explain:
@@ -100,14 +130,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    import torch
-
     from cogdsl.train import eval_command
 
-    if args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
     return eval_command(args)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from cogdsl.predict import predict_command
+
+    return predict_command(args)
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -122,67 +153,106 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_command(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="cogdsl", description="Validate, compile and train cognitive-architecture specs.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+def _version() -> str:
+    from cogdsl import __version__
 
-    p = sub.add_parser("validate", help="check spec files or folders; exit 1 on any error")
+    return f"cogdsl {__version__}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``cogdsl`` command's parser (its subcommands' parsers by name in ``.commands``)."""
+    parser = _Parser(prog="cogdsl", description="Validate, compile and train cognitive-architecture specs.")
+    parser.add_argument("--version", action="version", version=_version(), help="print cogdsl's version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    commands: dict[str, argparse.ArgumentParser] = {}
+
+    p = commands["validate"] = sub.add_parser("validate", help="check spec files or folders; exit 1 on any error")
     p.add_argument("paths", nargs="+", help="spec files or folders (searched for .yaml, .yml, .cog)")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="text for people (default) or json "
+                   "for tools")
+    p.add_argument("--no-data", action="store_true", help="do not read the data files a spec's task names (bAbI "
+                   "files, sequence files); the sizes they give are then not checked")
     p.set_defaults(run=cmd_validate)
 
-    p = sub.add_parser("fmt", help="convert a spec between .cog and YAML without loss")
-    p.add_argument("file")
-    p.add_argument("--to", choices=("cog", "yaml"), required=True)
+    p = commands["fmt"] = sub.add_parser("fmt", help="convert a spec between .cog and YAML without loss")
+    p.add_argument("file", help="the spec to convert")
+    p.add_argument("--to", choices=("cog", "yaml"), required=True, help="the form to write")
     p.add_argument("-o", "--output", help="write here instead of standard output")
     p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     p.set_defaults(run=cmd_fmt)
 
-    p = sub.add_parser("compile", help="compile a spec; --explain prints its interface layout and step order")
-    p.add_argument("spec")
-    p.add_argument("--explain", action="store_true")
+    p = commands["compile"] = sub.add_parser("compile", help="compile a spec; --explain prints its interface "
+                                             "layout and step order")
+    p.add_argument("spec", help="the spec file")
+    p.add_argument("--explain", action="store_true", help="print the step order, each controller's interface "
+                   "layout and the parameters per block")
     p.set_defaults(run=cmd_compile)
 
-    p = sub.add_parser("train", help="train a spec on its task (the spec's train: section)")
-    p.add_argument("spec")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--batch", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
-    p.add_argument("--out", help="output folder (default runs/MODEL)")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    p.add_argument("--max-minutes", type=float, help="stop after this much training time")
+    p = commands["train"] = sub.add_parser("train", help="train a spec on its task (the spec's train: section); "
+                                           "torchrun --nproc-per-node K -m cogdsl train SPEC for K processes")
+    p.add_argument("spec", help="the spec file")
+    p.add_argument("--steps", type=int, help="training steps (overrides the spec's)")
+    p.add_argument("--batch", type=int, help="sequences per step, over all processes (overrides the spec's)")
+    p.add_argument("--lr", type=float, help="learning rate (overrides the spec's optimizer's)")
+    p.add_argument("--seed", type=int, help="seed of the parameters and the data (overrides the spec's)")
+    p.add_argument("--threads", type=int, help=THREADS_HELP + " (default: the spec's threads, 1)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--out", help="the run folder (default runs/MODEL)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest whole checkpoint in --out")
+    p.add_argument("--auto-resume", action="store_true", help="continue the run in --out if it has a checkpoint, "
+                   "else start it: one command for a job that a cluster may requeue")
+    p.add_argument("--force", action="store_true", help="replace an existing run folder")
+    p.add_argument("--max-minutes", type=float, help="stop after this much training time (and checkpoint)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files in the run folder")
     p.set_defaults(run=cmd_train)
 
-    p = sub.add_parser("eval", help="bit errors per sequence of a checkpoint at a chosen length")
-    p.add_argument("spec")
-    p.add_argument("checkpoint")
-    p.add_argument("--len", dest="length", type=int, help="sequence length (default: the task's max_len)")
-    p.add_argument("--sequences", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=1234)
+    p = commands["eval"] = sub.add_parser("eval", help="errors of a trained checkpoint on fresh sequences or the "
+                                          "test split (the error rate, for questions)")
+    p.add_argument("spec", help="the spec the checkpoint was trained from")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint, or a run folder (its newest)")
+    p.add_argument("--len", dest="length", type=int, help="sequence length (default: the task's max_len; "
+                   "docs/tasks.md says what it means for each task)")
+    p.add_argument("--sequences", type=int, default=1000, help="how many sequences or questions (default 1000)")
+    p.add_argument("--seed", type=int, default=1234, help="seed of the fresh sequences (default 1234)")
     p.add_argument("--plot", help="save a PNG of the head weightings over one sequence")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1)")
+    p.add_argument("--force", action="store_true", help="overwrite --plot if it exists")
+    p.add_argument("--threads", type=int, default=1, help=THREADS_HELP + " (default 1)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=cmd_eval)
 
-    p = sub.add_parser("trace", help="PNGs of a checkpoint's memory activity over one sequence: weightings, "
-                       "and for a dnc_memory read modes and usage; for a QA model, each hop's attention "
-                       "over one story, as a table and hops.png; for a sequence-to-sequence model, each "
-                       "attention block's alignment matrix, as a table and alignment.png")
-    p.add_argument("spec")
-    p.add_argument("checkpoint", help="a .safetensors checkpoint, or a run folder (its latest checkpoint)")
-    p.add_argument("--out", help="folder for weightings.png, modes.png, usage.png (default runs/MODEL/trace)")
+    p = commands["predict"] = sub.add_parser("predict", help="run a trained model on new data: sequence files "
+                                             "(.npz, .safetensors) in and out, or bAbI text in and one answer per "
+                                             "question out")
+    p.add_argument("spec", help="the spec the checkpoint was trained from")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint, or a run folder (its newest)")
+    p.add_argument("--input", required=True, help="the data: a .npz or .safetensors file with 'inputs' (N, T, I) "
+                   "(and 'mask' or 'lengths'), or a bAbI .txt file")
+    p.add_argument("--output", required=True, help="where to write: .npz or .safetensors ('outputs', N x T x O) for "
+                   "sequences, a text file (one answer per line) for bAbI")
+    p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    p.add_argument("--batch", type=int, default=256, help="sequences or questions per forward pass (default 256)")
+    p.add_argument("--threads", type=int, default=1, help=THREADS_HELP + " (default 1)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.set_defaults(run=cmd_predict)
+
+    p = commands["trace"] = sub.add_parser(
+        "trace", help="PNGs of a checkpoint's memory activity over one sequence: weightings, and for a dnc_memory "
+        "read modes and usage; for a QA model, each hop's attention over one story, as a table and hops.png; for a "
+        "sequence-to-sequence model, each attention block's alignment matrix, as a table and alignment.png")
+    p.add_argument("spec", help="the spec the checkpoint was trained from")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint, or a run folder (its newest)")
+    p.add_argument("--out", help="folder for the PNGs (default: trace/ in the run folder of the checkpoint)")
     p.add_argument("--len", dest="length", type=int, help="sequence length (default: the task's max_len)")
     p.add_argument("--seed", type=int, default=1234, help="seed of the sequence (default 1234)")
     p.add_argument("--question", type=int, default=0,
                    help="QA models: the test question whose hop attention is drawn (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite PNGs that are already in --out")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.set_defaults(run=cmd_trace)
 
-    p = sub.add_parser("bench", help="time the memory step, the DNC step and a training step: Triton, eager and "
-                       "torch.compile")
+    p = commands["bench"] = sub.add_parser("bench", help="time the memory step, the DNC step and a training step: "
+                                           "Triton, eager and torch.compile")
     p.add_argument("spec", nargs="?", default="specs/ntm_copy.yaml", help="spec for the training step "
                    "(default specs/ntm_copy.yaml)")
     p.add_argument("--slots", type=int, nargs="+", default=[128, 4096, 65536], metavar="N",
@@ -205,20 +275,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1, as cogdsl train)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     p.set_defaults(run=cmd_bench)
+    parser.commands = commands  # type: ignore[attr-defined]
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the subcommand's own usage, which lists the options it does take
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")  # type: ignore[attr-defined]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     try:
-        return int(args.run(args))
-    except SpecError as err:
-        print(err.render(), file=sys.stderr)
-        return 1
-    except CogdslError as err:
-        print(f"cogdsl {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        args = _parse(argv)
+        try:
+            return int(args.run(args))
+        except SpecError as err:
+            print(err.render(), file=sys.stderr)
+            return 1
+        except CogdslError as err:
+            print(f"cogdsl {args.command}: error: {err}", file=sys.stderr)
+            return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -37,7 +37,9 @@ class LengthCurriculum:
         self.active = every > 0
         if self.active:
             if task.length_params is None:
-                raise ValueError(f"task '{task.name}' has no lengths for a curriculum to raise")
+                from cogdsl.errors import UsageError
+
+                raise UsageError(f"curriculum_every: task '{task.name}' has no lengths for a curriculum to raise")
             self.shortest, self.longest = task.length_range()
         self._cache: dict[int, Task] = {}
 

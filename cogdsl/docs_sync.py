@@ -1,22 +1,43 @@
-"""Rewrite the README's generated reference block: ``python -m cogdsl.docs_sync README.md``."""
+"""Rewrite the generated blocks of a Markdown file: ``python -m cogdsl.docs_sync README.md`` (the
+reference tables) or ``python -m cogdsl.docs_sync docs/tasks.md`` (the task reference)."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from cogdsl.docs import reference
+from cogdsl.docs import reference, task_reference
 
 START, END = "<!-- reference:start -->", "<!-- reference:end -->"
+TASKS_START, TASKS_END = "<!-- tasks:start -->", "<!-- tasks:end -->"
+
+
+def _replace_between(text: str, start: str, end: str, generated: str) -> str:
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{generated}\n{end}{tail}"
 
 
 def with_reference(text: str) -> str:
     """``text`` with everything between the reference markers replaced by the generated tables."""
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{reference()}\n{END}{tail}"
+    return _replace_between(text, START, END, reference())
+
+
+def with_task_reference(text: str) -> str:
+    """``text`` with everything between the task markers replaced by :func:`cogdsl.docs.task_reference`."""
+    return _replace_between(text, TASKS_START, TASKS_END, task_reference())
+
+
+def synced(text: str) -> str:
+    """``text`` with each generated block it holds rewritten; a file with no task block is given the
+    reference tables (and, as before, one with neither block is an error)."""
+    if TASKS_START in text:
+        text = with_task_reference(text)
+    if START in text or TASKS_START not in text:
+        text = with_reference(text)
+    return text
 
 
 if __name__ == "__main__":
     path = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
-    path.write_text(with_reference(path.read_text(encoding="utf-8")), encoding="utf-8")
+    path.write_text(synced(path.read_text(encoding="utf-8")), encoding="utf-8")

@@ -84,15 +84,26 @@ def _block_cog(block: Block) -> str:
 def _output_cog(output: Output) -> str:
     sources = _refs_cog(output.sources)
     body = f"{output.activation.data}({sources})" if output.activation is not None else sources
-    return f"output {output.name}: {output.size.data} = {body}"
+    size = f": {output.size.data}" if output.size.data is not None else ""
+    return f"output {output.name}{size} = {body}"
 
 
 def _input_cog(item: Input) -> str:
-    return str(item.size.data) if item.is_vector else f"{item.kind.data}({_size_key(item)}={item.size.data})"
+    """What follows ``input NAME``: ``: 9``, ``: sentences(vocab=69)``, ``: sentences`` or nothing (the task's
+    sizes)."""
+    if item.size.data is None:
+        return "" if item.is_vector else f": {item.kind.data}"
+    return f": {item.size.data}" if item.is_vector else f": {item.kind.data}({_size_key(item)}={item.size.data})"
 
 
 def _size_key(item: Input) -> str:
     return SIZE_KEYS.get(str(item.kind.data), "vocab")
+
+
+def _input_yaml(item: Input) -> Any:
+    if item.size.data is None:
+        return _FlowMap(kind=item.kind.data)
+    return item.size.data if item.is_vector else _FlowMap(kind=item.kind.data, **{_size_key(item): item.size.data})
 
 
 def to_cog(spec: Spec) -> str:
@@ -101,7 +112,7 @@ def to_cog(spec: Spec) -> str:
     if spec.doc is not None:
         lines.append(f"doc {quote(str(spec.doc.data))}")
     lines.append("")
-    lines += [f"input  {i.name}: {_input_cog(i)}" for i in spec.inputs]
+    lines += [f"input  {i.name}{_input_cog(i)}" for i in spec.inputs]
     lines += [_output_cog(o) for o in spec.outputs]
     lines.append("")
     lines += [_block_cog(b) for b in spec.blocks]
@@ -131,11 +142,11 @@ def to_yaml(spec: Spec) -> str:
     doc: dict[str, Any] = {"cogdsl": spec.version.data, "model": spec.name}
     if spec.doc is not None:
         doc["doc"] = spec.doc.data
-    doc["inputs"] = {i.name: i.size.data if i.is_vector else _FlowMap(kind=i.kind.data, **{_size_key(i): i.size.data})
-                     for i in spec.inputs}
+    doc["inputs"] = {i.name: _input_yaml(i) for i in spec.inputs}
     outputs = {}
     for o in spec.outputs:
-        entry = _FlowMap(size=o.size.data, **{"from": _Flow(str(r) for r in o.sources)})
+        entry = _FlowMap(**({"size": o.size.data} if o.size.data is not None else {}),
+                         **{"from": _Flow(str(r) for r in o.sources)})
         if o.activation is not None:
             entry["activation"] = o.activation.data
         outputs[o.name] = entry

@@ -57,6 +57,7 @@ CODES: dict[str, str] = {
     "E601": "unknown task",
     "E602": "invalid task parameter",
     "E603": "invalid training setting",
+    "E604": "a data file the task reads is missing or malformed",
 }
 
 
@@ -153,9 +154,22 @@ class UsageError(CogdslError):
     """Wrong command-line use: a missing file, a bad option, an existing output folder."""
 
 
+class DataFileError(CogdslError):
+    """A data file (bAbI text, sequence arrays, your own inputs) is missing or malformed.
+
+    ``str(err)`` is ``path:line: message`` (``path: message`` when the whole file is meant, line 0),
+    so an editor or a terminal can jump to the line."""
+
+    def __init__(self, path: str | object, message: str, line: int = 0) -> None:
+        self.path, self.line, self.message = str(path), line, message
+        super().__init__(f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}")
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
     """A ``did you mean 'x'?`` hint for the closest choice, or None if nothing is close."""
-    close = difflib.get_close_matches(name, sorted(choices), n=1, cutoff=0.6)
+    listed = sorted(choices)
+    same = [c for c in listed if c.lower() == str(name).lower()]  # `kind: LSTM` means lstm
+    close = same or difflib.get_close_matches(name, listed, n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
 
 

@@ -32,7 +32,8 @@ from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError
 from cogdsl.graph import immediate_graph
 from cogdsl.groups import plan_groups
 from cogdsl.spec import SIZE_KEYS, Block, Spec
-from cogdsl.tasks import make_task
+from cogdsl.task_sizes import task_kinds, task_of
+from cogdsl.tasks import Task
 from cogdsl.train_config import TrainConfig, resolve_train
 
 Unit = tuple[str, str]  # ("controller", name) | ("group", index) | ("output", name) | ("write", memory)
@@ -65,8 +66,9 @@ def resolved_params(block: Block) -> dict[str, Any]:
     return check_params(kind.params, block.params, block.param_span, block.name, block.span, DiagnosticSink())
 
 
-def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
-    """Shapes of a validated spec; raises ShapeError where sizes do not fit (e.g. the task's)."""
+def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None = None) -> Shapes:
+    """Shapes of a validated spec with every size written (:mod:`cogdsl.task_sizes`); raises ShapeError where
+    sizes do not fit (e.g. ``task``'s, by default the task the train section names)."""
     params = {b.name: resolved_params(b) for b in spec.blocks}
     kinds = {b.name: REGISTRY[b.kind] for b in spec.blocks}
     sides = {i.name: i.size.data for i in spec.inputs if i.kind.data == "image"}
@@ -111,7 +113,9 @@ def infer(spec: Spec, graph: nx.MultiDiGraph) -> Shapes:
         interface_sizes[plan.controller] = layout[-1].stop if layout else offset
 
     train = resolve_train(spec.train, DiagnosticSink())
-    _check_task_shapes(spec, train)
+    if task is None and train is not None and train.task:
+        task = task_of(spec)
+    _check_task_shapes(spec, task)
     tied_answers = _tied_answers(spec, params, vocabs)
     return Shapes(
         params=params,
@@ -288,14 +292,16 @@ def _step_order(spec: Spec, graph: nx.MultiDiGraph, plans: tuple[GroupPlan, ...]
     return tuple(order)
 
 
-def _check_task_shapes(spec: Spec, train: TrainConfig | None) -> None:
+def _check_task_shapes(spec: Spec, task: Task | None) -> None:
     """The model's inputs (matched by kind) and its one output have the sizes the task feeds and expects."""
-    if train is None:
+    if task is None:
         return
-    task = make_task(train.task, **train.task_params)
     problems = []
-    what = f"task {train.task}({', '.join(f'{k}={v}' for k, v in train.task_params.items())})"
-    wanted = task.input_kinds
+    config = resolve_train(spec.train, DiagnosticSink())
+    written = config.task_params if config is not None and config.task == task.name else {}
+    what = ("your data" if task.name == "data"
+            else f"task {task.name}({', '.join(f'{k}={v}' for k, v in written.items())})")
+    wanted, output_size = task_kinds(spec, task)
     given = {str(i.kind.data): [j for j in spec.inputs if j.kind.data == i.kind.data] for i in spec.inputs}
     if set(given) != set(wanted) or any(len(items) != 1 for items in given.values()) or len(spec.outputs) != 1:
         feeds = " and ".join(f"one {kind} input" if kind != "vector" else "one input" for kind in wanted)
@@ -313,12 +319,15 @@ def _check_task_shapes(spec: Spec, train: TrainConfig | None) -> None:
                 field = SIZE_KEYS.get(kind, "size")
                 problems.append(Diagnostic("E501", f"size mismatch: {what} feeds {fed} but input "
                                            f"'{source.name}' has {field} {source.size.data}", source.size.span,
-                                           f"set the {field} of '{source.name}' to {size}"))
+                                           f"set the {field} of '{source.name}' to {size}, or leave it out to "
+                                           "take the task's"))
         (target,) = spec.outputs
-        if target.size.data != task.output_size:
-            problems.append(Diagnostic("E501", f"size mismatch: {what} expects {task.output_size} outputs but output "
+        exact = task.output_size_exact
+        if target.size.data != output_size and (exact or target.size.data < output_size):
+            problems.append(Diagnostic("E501", f"size mismatch: {what} expects {output_size} outputs but output "
                                        f"'{target.name}' has size {target.size.data}", target.size.span,
-                                       f"set the size of '{target.name}' to {task.output_size}"))
+                                       f"set the size of '{target.name}' to {output_size}, or leave it out to "
+                                       "take the task's"))
     if problems:
         raise ShapeError(problems, {spec.file: spec.source or ""})
 

@@ -375,10 +375,20 @@ class CompiledModel(nn.Module):
             missing = set(self.input_names) - set(given)
             if missing:
                 raise ValueError(f"missing inputs {sorted(missing)}; the model takes {list(self.input_names)}")
-            return given
+            return self._in_dtype(given)
         if len(self.input_names) != 1:
             raise ValueError(f"this model has inputs {list(self.input_names)}: pass a dict by name")
-        return {self.input_names[0]: x_t}
+        return self._in_dtype({self.input_names[0]: x_t})
+
+    def _in_dtype(self, given: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A step's vector inputs in the parameters' dtype (a float64 step of a float32 model is converted)."""
+        parameter = next(self.parameters(), None)
+        if parameter is None or not parameter.is_floating_point():
+            return given
+        for name, value in given.items():
+            if self.input_kinds.get(name) == "vector" and value.is_floating_point() and value.dtype != parameter.dtype:
+                given[name] = value.to(parameter.dtype)
+        return given
 
     def _gather(self, name: str, values: dict[str, torch.Tensor], state: State) -> torch.Tensor:
         parts = [state[f"prev:{src}"] if delay else values[src].flatten(1) if flat else values[src]
@@ -421,7 +431,7 @@ class CompiledModel(nn.Module):
         ys: list[Any] = []
         for t in range(steps):
             x_t = {**{k: v[:, t] for k, v in per_step.items()}, **whole} if isinstance(x, dict) else (
-                x[:, t] if per_step else x)
+                first[:, t] if per_step else first)
             y_t, state = self.step(x_t, state, raw=raw, trace=trace, decisions=decisions, penalties=penalties)
             ys.append(y_t)
         if isinstance(ys[0], dict):
@@ -434,11 +444,18 @@ class CompiledModel(nn.Module):
         return y
 
     def _check_sizes(self, x: torch.Tensor | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The inputs by name, each checked against its kind and size."""
+        """The inputs by name, each checked against its kind and size; values (vectors, sequences, images) in
+        another dtype than the model's parameters (float64 from NumPy, say) are converted to theirs."""
         given = x if isinstance(x, dict) else {self.input_names[0]: x} if len(self.input_names) == 1 else None
         if given is None:
             raise ValueError(f"this model has inputs {list(self.input_names)}: pass a dict by name")
+        parameter = next(self.parameters(), None)
+        dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else None
+        given = dict(given)
         for name, tensor in given.items():
+            if (dtype is not None and self.input_kinds.get(name) in ("vector", "sequence", "image")
+                    and tensor.is_floating_point() and tensor.dtype != dtype):
+                tensor = given[name] = tensor.to(dtype)
             if name not in self.input_names:
                 raise ValueError(f"unknown input '{name}'; the model takes {list(self.input_names)}")
             kind = self.input_kinds[name]
@@ -461,7 +478,9 @@ class CompiledModel(nn.Module):
             if kind in ("words", "sentences"):
                 if tensor.dtype != torch.long:
                     raise ValueError(f"input '{name}' carries word ids: expected a long tensor, got {tensor.dtype}")
-                if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= expected):
+                # Checked on the CPU only: reading a GPU tensor's values would make the host wait for it.
+                if tensor.device.type == "cpu" and tensor.numel() and (
+                        int(tensor.min()) < 0 or int(tensor.max()) >= expected):
                     raise ValueError(f"input '{name}' has word ids outside 0 .. {expected - 1} (its vocab)")
         return given
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import lark
@@ -236,13 +237,13 @@ class _Builder:
             elif kind == "input_stmt":
                 inputs.append(self.input(stmt))
             elif kind == "output_stmt":
-                name, size, body = stmt.children
+                name, *size, body = stmt.children  # `output y: 8 = ...`, or `output y = ...` (the task's size)
                 activation = None
                 if body.data == "activated":
                     act_token, body = body.children
                     activation = Value(str(act_token), self.span(act_token))
-                outputs.append(Output(str(name), Value(int(size), self.span(size)), self.sources(body),
-                                      activation, self.span(name)))
+                written = Value(int(size[0]), self.span(size[0])) if size else Value(None, self.span(name))
+                outputs.append(Output(str(name), written, self.sources(body), activation, self.span(name)))
             elif kind == "block_stmt":
                 blocks.append(self.block(stmt))
             else:
@@ -264,9 +265,15 @@ class _Builder:
         )
 
     def input(self, stmt: lark.Tree) -> Input:
-        name, body = stmt.children
+        name, *rest = stmt.children
+        if not rest:  # `input x`: a vector of the size the task gives
+            return Input(str(name), Value(None, self.span(name)), self.span(name))
+        (body,) = rest
         if not isinstance(body, lark.Tree):  # `x: 9`
             return Input(str(name), Value(int(body), self.span(body)), self.span(name))
+        if len(body.children) == 1:  # `story: sentences`, `story: sentences()`: the task's vocabulary
+            (kind,) = body.children
+            return Input(str(name), Value(None, self.span(kind)), self.span(name), Value(str(kind), self.span(kind)))
         kind, key, size = body.children  # `story: sentences(vocab=69)`, `src: sequence(size=10)`
         wanted = SIZE_KEYS.get(str(kind), "vocab")
         if str(key) != wanted:
@@ -304,12 +311,27 @@ def unquote(text: str) -> str:
     return re.sub(r'\\(.)', lambda m: escapes.get(m.group(1), m.group(0)), text[1:-1])
 
 
+_YAML_KEY = re.compile(r"^(cogdsl|model|doc|inputs|outputs|blocks|train)\s*:", re.MULTILINE)
+
+
+def looks_like_yaml(text: str) -> bool:
+    """Whether ``text`` has the top-level keys of a YAML spec (``model: ...``, ``blocks:``), which a .cog file
+    never has: a YAML spec saved, or pasted, under a .cog name."""
+    return len(set(_YAML_KEY.findall(text))) >= 2
+
+
 def parse_cog(text: str, file: str = "<string>") -> Spec:
     """Parse a whole .cog file into a :class:`Spec`; raises SpecSyntaxError or SpecError."""
     try:
         return _Builder(file).spec(_parse(text, "spec", file), text)
     except SpecError as err:
-        raise type(err)(err.diagnostics, {file: text}) from None
+        diagnostics = err.diagnostics
+        if isinstance(err, SpecSyntaxError) and looks_like_yaml(text):
+            first = diagnostics[0]
+            hint = (f"this looks like a YAML spec: save it as a .yaml file (the suffix says which form a file is "
+                    f"in), or convert it with 'cogdsl fmt --to cog {Path(file).with_suffix('.yaml').name}'")
+            diagnostics = [Diagnostic(first.code, first.message, first.span, hint), *diagnostics[1:]]
+        raise type(err)(diagnostics, {file: text}) from None
 
 
 def _expression(text: str, span: Span, start: str, what: str) -> tuple[lark.Tree, _Builder]:

@@ -307,24 +307,22 @@ def _ref(value: Value | None, reader: _Reader, sink: DiagnosticSink) -> Ref | No
 
 def _input(name: str, value: Value, sink: DiagnosticSink) -> Input:
     """``x: 9`` (a vector input), ``story: {kind: sentences, vocab: 69}`` (word ids) or
-    ``src: {kind: sequence, size: 10}`` (a whole sequence)."""
+    ``src: {kind: sequence, size: 10}`` (a whole sequence). A size left out (``x: {kind: vector}``,
+    ``x:`` with no value, ``story: {kind: sentences}``) is the size the train section's task gives."""
     key_span = getattr(value, "key_span", value.span)
     if not isinstance(value.data, dict):
-        return Input(name, _strip(value), key_span)
+        return Input(name, _strip(value) if value.data is not None else Value(None, key_span), key_span)
     fields = value.data
     kind = fields.get("kind")
-    size_key = SIZE_KEYS.get(kind.data, "vocab") if kind is not None and isinstance(kind.data, str) else "vocab"
+    kind_name = kind.data if kind is not None and isinstance(kind.data, str) else "vector"
+    size_key = SIZE_KEYS.get(kind_name, "size")
     unknown = [key for key in fields if key not in ("kind", size_key)]
     for key in unknown:
         sink.error("E006", f"unknown field '{key}' in input '{name}'", fields[key].key_span,
                    hint_for(key, ("kind", size_key), "input fields"))
     size = fields.get(size_key)
-    if (kind is None or size is None) and not unknown:  # a misspelt size field is one problem
-        sink.error("E007", f"input '{name}' needs 'kind' and '{size_key}'", key_span,
-                   "e.g. 'story: {kind: sentences, vocab: 69}' or 'src: {kind: sequence, size: 10}', "
-                   "or a size such as 'x: 9'")
     return Input(name, _strip(size) if size is not None else Value(None, key_span), key_span,
-                 _strip(kind) if kind is not None else Value(None, key_span))
+                 _strip(kind) if kind is not None else Value("vector", key_span))
 
 
 def _output(name: str, value: Value, reader: _Reader, sink: DiagnosticSink) -> Output | None:
@@ -338,10 +336,7 @@ def _output(name: str, value: Value, reader: _Reader, sink: DiagnosticSink) -> O
         if key not in OUTPUT_FIELDS:
             sink.error("E006", f"unknown field '{key}' in output '{name}'", item.key_span,
                        hint_for(key, OUTPUT_FIELDS, "output fields"))
-    size = fields.get("size")
-    if size is None:
-        sink.error("E007", f"output '{name}' has no 'size'", key_span, "add 'size: N'")
-        size = Value(None, key_span)
+    size = fields.get("size", Value(None, key_span))  # left out: the task's output size
     sources = _refs(fields["from"], reader, sink) if "from" in fields else ()
     activation = fields.get("activation")
     return Output(name, _strip(size), sources, _strip(activation) if activation is not None else None, key_span)

@@ -1,4 +1,4 @@
-"""The passes, as a list: parse → build graph → validate → infer → lower.
+"""The passes, as a list: parse → build graph → validate → sizes from the task → infer → lower.
 
 Each pass is a pure function in its own module. ``COGDSL_DEBUG=1`` prints what each pass
 produced, on standard error.
@@ -18,10 +18,11 @@ from cogdsl.infer import Shapes, infer
 from cogdsl.lower import CompiledModel, lower
 from cogdsl.parse_cog import parse_cog
 from cogdsl.parse_yaml import parse_yaml
+from cogdsl.spec import SPEC_SUFFIXES as SPEC_SUFFIXES  # re-exported
 from cogdsl.spec import Spec
+from cogdsl.task_sizes import derive_sizes, leaves_sizes, task_of
+from cogdsl.tasks import Task
 from cogdsl.validate import validate
-
-SPEC_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".cog": "cog"}
 
 
 def _debug(name: str, value: object) -> None:
@@ -59,23 +60,57 @@ def read_spec_file(path: str | Path) -> Spec:
     return parse_text(text, str(path), form)
 
 
-def check(spec: Spec) -> tuple[nx.MultiDiGraph, Shapes]:
-    """Build the graph, validate and infer shapes; raises SpecError with every problem found."""
+def validate_spec(spec: Spec) -> nx.MultiDiGraph:
+    """Build the graph and validate; raises SpecError with every problem found. Sizes are not checked yet
+    (a spec may leave them to its task): :func:`check` does that."""
     graph = build_graph(spec)
     _debug("graph", graph)
     diagnostics = validate(spec, graph)
     if diagnostics:
         raise SpecError(diagnostics, {spec.file: spec.source or ""})
-    shapes = infer(spec, graph)
+    return graph
+
+
+def analyse(spec: Spec, task: Task | None = None) -> tuple[Spec, nx.MultiDiGraph, Shapes]:
+    """Validate, take the sizes the spec leaves out from ``task`` (default: the task its train section names),
+    and infer shapes; the spec with every size written, its graph and its shapes.
+
+    Raises:
+        SpecError: every problem found; E604 when a data file the task reads is missing or malformed, E007
+            for a size left out with no task to give it.
+    """
+    graph = validate_spec(spec)
+    return _sized(spec, graph, task if task is not None else task_of(spec))
+
+
+def _sized(spec: Spec, graph: nx.MultiDiGraph, task: Task | None) -> tuple[Spec, nx.MultiDiGraph, Shapes]:
+    sized = derive_sizes(spec, task)
+    if sized is not spec:
+        _debug("sizes", sized)
+    shapes = infer(sized, graph, task)
     _debug("infer", shapes)
+    return sized, graph, shapes
+
+
+def check(spec: Spec, task: Task | None = None) -> tuple[nx.MultiDiGraph, Shapes | None]:
+    """Build the graph, validate and infer shapes; raises SpecError with every problem found.
+
+    A spec that leaves sizes out and names no task is complete only with the data it is trained on
+    (``cogdsl.train(spec, data=...)``): it is validated, and its shapes (None) wait for that data."""
+    graph = validate_spec(spec)
+    if task is None:
+        task = task_of(spec)
+    if task is None and leaves_sizes(spec):
+        return graph, None
+    _, graph, shapes = _sized(spec, graph, task)
     return graph, shapes
 
 
-def compile_spec(spec: Spec | str | Path) -> CompiledModel:
-    """Spec (or path) → CompiledModel."""
+def compile_spec(spec: Spec | str | Path, task: Task | None = None) -> CompiledModel:
+    """Spec (or path) → CompiledModel; sizes the spec leaves out come from ``task`` (default: its own)."""
     if not isinstance(spec, Spec):
         spec = read_spec_file(spec)
-    _, shapes = check(spec)
-    model = lower(spec, shapes)
+    sized, _, shapes = analyse(spec, task)
+    model = lower(sized, shapes)
     _debug("lower", f"{type(model).__name__} with {sum(p.numel() for p in model.parameters())} parameters")
     return model

@@ -16,6 +16,8 @@ from typing import Any
 from cogdsl.errors import NO_SPAN, Span
 
 SUPPORTED_VERSIONS = (1,)
+SPEC_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".cog": "cog"}
+"""The suffixes of spec files, and the form each is written in."""
 
 
 @dataclass(frozen=True)
@@ -124,9 +126,10 @@ is a whole square greyscale image, (B, size, size), also seen by every step: vis
 attention (glimpses, spatial transformers) looks at it, a ``conv`` encoder reads it, and
 a controller or output wired to it reads its size x size pixels as one vector."""
 
-SIZE_KEYS = {"words": "vocab", "sentences": "vocab", "sequence": "size", "image": "size"}
-"""How each non-vector input kind spells its size: ``sentences(vocab=69)``, ``sequence(size=10)``,
-``image(size=40)`` (the side in pixels)."""
+SIZE_KEYS = {"vector": "size", "words": "vocab", "sentences": "vocab", "sequence": "size", "image": "size"}
+"""How each input kind spells its size: ``sentences(vocab=69)``, ``sequence(size=10)``,
+``image(size=40)`` (the side in pixels); a vector's is its number (``x: 9``, or ``{kind: vector, size: 9}``).
+A size left out is derived from the train section's task (:mod:`cogdsl.task_sizes`)."""
 
 WHOLE_KINDS = ("sequence", "image")
 """Input kinds given whole, with no time axis: every step sees all of it."""
@@ -134,7 +137,8 @@ WHOLE_KINDS = ("sequence", "image")
 
 @dataclass(frozen=True)
 class Input:
-    """A model input: ``x: 9`` (a vector of 9 channels) or ``story: sentences(vocab=69)``."""
+    """A model input: ``x: 9`` (a vector of 9 channels) or ``story: sentences(vocab=69)``; ``size`` holds
+    None when the spec leaves it to the task."""
 
     name: str
     size: Value

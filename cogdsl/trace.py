@@ -283,7 +283,7 @@ def _trace_hops(name: str, task: Any, model: torch.nn.Module, step: int, out: Pa
 
     if not hasattr(task, "data"):
         raise UsageError(f"{name} has reasoning blocks but its task {task.name} has no stories to trace")
-    count = task.data("test")["answer"].shape[0]
+    count = task.split_size("test")
     if args.question is None or not 0 <= args.question < count:
         raise UsageError(f"--question must be a test question, 0 .. {count - 1}; got {args.question}")
     _prepare_out(out, [HOPS_PNG], args.force)
@@ -347,13 +347,22 @@ def _trace_glimpses(name: str, task: Any, model: torch.nn.Module, step: int, out
     return _print_and_draw(glimpse_table(trace), draw, out)
 
 
+def run_folder_of(checkpoint: Path) -> Path:
+    """The run folder a checkpoint belongs to: the folder above ``checkpoints/``, else the checkpoint's own folder."""
+    from cogdsl.checkpoint import CHECKPOINT_DIR
+
+    folder = checkpoint.parent
+    return folder.parent if folder.name == CHECKPOINT_DIR else folder
+
+
 def trace_command(args: Any) -> int:
     """``cogdsl trace SPEC CHECKPOINT [--out DIR --len L --seed S --force]``: PNGs of memory activity."""
     from cogdsl.train import _check_positive, eval_length, load_trained
 
     _check_positive("--seed", args.seed, 0)
-    spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length)
-    out = Path(args.out) if args.out else Path("runs") / spec.name / "trace"
+    spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length,
+                                                 getattr(args, "device", "cpu"))
+    out = Path(args.out) if args.out else run_folder_of(checkpoint.path) / "trace"
     if getattr(model, "read_memory", None):
         return _trace_hops(spec.name, task, model, checkpoint.step, out, args)
     if "sequence" in task.input_kinds:

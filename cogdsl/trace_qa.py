@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from cogdsl.tasks.babi import vocabulary
 from cogdsl.tasks.qa import BabiTask
 from cogdsl.viz import _save, run_batch
 
@@ -46,22 +45,21 @@ class HopTrace:
     attention: dict[str, torch.Tensor]
 
 
-def _text(ids: torch.Tensor) -> str:
-    words = vocabulary()
-    return " ".join(words.word(int(i)) for i in ids if int(i) != 0)
+def _text(task: BabiTask, ids: torch.Tensor) -> str:
+    return " ".join(task.answer_word(int(i)) for i in ids if int(i) != 0)
 
 
 @torch.no_grad()
 def record_hops(model: torch.nn.Module, task: BabiTask, question: int = 0, split: str = "test") -> HopTrace:
     """Run ``model`` (in eval mode, restored after) on question ``question`` of ``split``."""
-    data = task.data(split)
-    count = data["answer"].shape[0]
+    count = task.split_size(split)
     if not 0 <= question < count:
         raise IndexError(f"question {question} is not in the {split} split (questions 0 .. {count - 1})")
-    batch = task.batch_of(data, torch.tensor([question]))
+    data = task.question_rows(split, torch.tensor([question]))
+    batch = task.batch_of(data, torch.tensor([0]))
     logits, trace = run_batch(model, batch)
-    story = data["story"][question]
-    sentences = tuple(_text(row) for row in story if int(row.ne(0).sum()) > 0)
+    story = data["story"][0]
+    sentences = tuple(_text(task, row) for row in story if int(row.ne(0).sum()) > 0)
     attention: dict[str, torch.Tensor] = {}
     for block, memory in model.read_memory.items():
         weights = trace[block][0, 0].float().cpu()  # (hops, M)
@@ -70,13 +68,12 @@ def record_hops(model: torch.nn.Module, task: BabiTask, question: int = 0, split
         kept = (rows >= 0) & (rows < len(sentences))
         by_sentence[:, rows[kept]] = weights[:, kept]
         attention[block] = by_sentence
-    words = vocabulary()
     return HopTrace(
         sentences=sentences,
-        question=_text(data["question"][question]),
-        answer=words.word(int(data["answer"][question])),
-        predicted=words.word(int(logits[0, 0].argmax())),
-        supporting=frozenset(int(i) for i in data["supporting"][question].nonzero().flatten()),
+        question=_text(task, data["question"][0]),
+        answer=task.answer_word(int(data["answer"][0])),
+        predicted=task.answer_word(int(logits[0, 0].argmax())),
+        supporting=frozenset(int(i) for i in data["supporting"][0].nonzero().flatten()),
         attention=attention,
     )
 

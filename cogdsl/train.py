@@ -1,47 +1,38 @@
-"""Training and evaluation: the loop behind ``cogdsl train`` and ``cogdsl eval``.
+"""Training and evaluation: the loop behind ``cogdsl train``, ``cogdsl eval`` and ``cogdsl.train``.
 
+    result = cogdsl.train("specs/ntm_copy.yaml", steps=2000, device="auto")   # this module, called
     spec = cogdsl.load("specs/ntm_copy.yaml")
     config = config_from_spec(spec).with_overrides(steps=2000, lr=1e-3)
-    result = train(spec, config, "runs/ntm_copy")           # a run folder, below
+    result = train(spec, config, "runs/ntm_copy")           # a run folder (cogdsl.training.run_folder)
     print(evaluate(result.model, make_task("copy", bits=8), length=40).describe("ntm_copy"))
 
-One training step: draw a batch from the task's data generator, run the model on it
-(``raw=True``: logits), ``loss = sequence_loss(logits, batch)`` (BCE with logits, summed
-over the scored bits of a sequence, averaged over the batch), backward, clip every
-gradient component to ``[-clip, clip]`` (and the total norm to ``clip_norm``), optimizer
-step. Loss and bit errors are summed as tensors and read out only every ``log_every``
-steps, so the loop never waits on ``.item()``.
-
-A run folder (default ``runs/<model>``)::
-
-    spec.yaml            the spec as trained: the train section with the overrides applied
-    log.csv              step, sequences, seconds, loss, bit_errors, seq_per_sec,
-                         eval_loss, eval_bit_errors (the last two on evaluation rows)
-    learning_curve.png   redrawn after an evaluation (at most every CURVE_SECONDS) and at the end
-    checkpoints/         step_XXXXXXXX.safetensors + .json (see cogdsl.checkpoint);
-                         the last 3 and the final one are kept
+One training step: take a batch from the run's stream (the spec's task, or your data;
+:mod:`cogdsl.training.streams`), run the model on it (``raw=True``: logits), the task's loss
+(BCE with logits summed over the scored bits of a sequence and averaged over the batch, for the
+algorithmic tasks), backward, clip every gradient component to ``[-clip, clip]`` (and the total
+norm to ``clip_norm``), optimizer step. Loss and errors are summed as tensors and read out only
+every ``log_every`` steps, so the loop never waits on ``.item()``.
 
 Seeds: ``torch.manual_seed(seed)`` before compiling fixes the parameters; the training data
-come from their own generator seeded with ``seed``; evaluation always uses the same fresh
-sequences (seed :data:`EVAL_SEED`), so evaluations compare across steps and runs.
+come from their own generator seeded with ``seed`` (process r of a torchrun run: its rank
+seed); evaluation always uses the same fresh sequences (seed :data:`EVAL_SEED`), or the
+validation split of a task with fixed splits, so evaluations compare across steps and runs.
 
-``resume`` continues from the latest checkpoint: parameters, optimizer state, data
-generator, step count and the CSV log (appended), so a run stopped and resumed ends where
-an uninterrupted one would.
+``resume`` continues from the newest whole checkpoint: parameters, optimizer state, every
+process's data stream, step count and the CSV log (appended), so a run stopped and resumed
+ends where an uninterrupted one would. On a GPU, and under torchrun with DistributedDataParallel,
+see docs/gpu.md; on your own data, docs/data.md.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,29 +45,33 @@ from cogdsl.checkpoint import (
     Checkpoint,
     atomic_write_text,
     checkpoint_name,
-    latest_checkpoint,
     library_versions,
     load_checkpoint,
     load_model_state,
+    load_resumable,
     prune_checkpoints,
     read_checkpoint_meta,
-    restore_generator,
     restore_optimizer,
+    restore_torch_rng,
     save_checkpoint,
+    set_aside,
     spec_fingerprint,
+    stream_states,
 )
 from cogdsl.curriculum import LengthCurriculum
 from cogdsl.errors import DiagnosticSink, SpecError, UsageError
 from cogdsl.reinforce import Decision, reinforce_loss, standardized
 from cogdsl.spec import WHOLE_KINDS, Spec, Value
-from cogdsl.tasks import Batch, Task, make_task
-from cogdsl.train_config import OPTIMIZERS, SETTINGS, TrainConfig, resolve_train
+from cogdsl.tasks import Batch, Task
+from cogdsl.train_config import OPTIMIZERS, SETTINGS, TrainConfig, build_task, resolve_train
+from cogdsl.training.devices import describe_device
+from cogdsl.training.run_folder import LOG_COLUMNS as LOG_COLUMNS  # re-exported: tests and tools read it here
+from cogdsl.training.run_folder import RunLog, check_run_dir, log_columns
+from cogdsl.training.signals import StopOnSignal
 
 EVAL_SEED = 1234
-LOG_COLUMNS = ("step", "sequences", "seconds", "loss", "bit_errors", "seq_per_sec", "eval_loss", "eval_bit_errors")
 KEEP_CHECKPOINTS = 3
 CURVE_SECONDS = 30.0  # drawing the curve takes about a second: not after every one of many quick evaluations
-_RUN_MARKERS = ("spec.yaml", "log.csv", CHECKPOINT_DIR)
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -101,13 +96,16 @@ class EvalResult:
     metrics: dict[str, float] = field(default_factory=dict)  # the task's own scores, means over sequences
     unit: str = "bit errors"  # what bit_errors counts: the task's error_unit
     split: str = "test"
+    items: str = "sequences"  # what one example is: the task's items ("questions", "images")
+    error_rate: bool = False  # one answer per example: the errors are an error rate
 
     def describe(self, name: str) -> str:
         at = f" at length {self.length}" if self.length is not None else ""
         extra = "".join(f", {metric.replace('_', ' ')} {100 * value:.1f}%" for metric, value in self.metrics.items()
                         if math.isfinite(value))
-        if self.unit == "wrong answers":
-            return (f"{name}: {100 * (1 - self.perfect):.1f}% {self.split} error ({self.sequences} questions)"
+        if self.error_rate or self.unit == "wrong answers":
+            items = self.items if self.items != "sequences" else "questions"
+            return (f"{name}: {100 * (1 - self.perfect):.1f}% {self.split} error ({self.sequences} {items})"
                     f"{extra}, loss {_num(self.loss)}")
         return (f"{name}{at}: {_num(self.bit_errors)} {self.unit} per sequence (mean over {self.sequences} "
                 f"sequences), {100 * self.perfect:.1f}% sequences perfect{extra}, loss {_num(self.loss)}")
@@ -127,8 +125,11 @@ class TrainResult:
     bit_errors: float | None
     eval: EvalResult | None
     checkpoint: Path | None
-    stopped: str  # "done", "time" (max_minutes), "interrupted" (Ctrl-C) or "already done"
+    stopped: str  # "done", "time" (max_minutes), "interrupted" (Ctrl-C, SIGTERM) or "already done"
     best: Path | None = None  # checkpoints/best.safetensors with keep_best
+    device: str = "cpu"  # where it trained (rank 0's device under torchrun)
+    processes: int = 1  # how many processes trained it (torchrun)
+    signal: str | None = None  # what stopped an interrupted run: "SIGINT" (Ctrl-C) or "SIGTERM"
 
     @property
     def interrupted(self) -> bool:
@@ -146,8 +147,10 @@ def config_from_spec(spec: Spec, what: str | None = None) -> TrainConfig:
         SpecError: the section has errors (``cogdsl.load`` reports them already).
     """
     if spec.train is None:
-        raise UsageError(f"{what or spec.file} has no train: section (spec '{spec.name}'); "
-                         "add one naming a task, e.g. 'train: {task: {name: copy}}'")
+        example = ("'train { task copy(bits=8) }'" if spec.file.endswith(".cog")
+                   else "'train: {task: {name: copy, bits: 8}}'")
+        raise UsageError(f"{what or spec.file} has no train section (spec '{spec.name}'); add one naming a task, "
+                         f"e.g. {example}")
     sink = DiagnosticSink()
     config = resolve_train(spec.train, sink)
     if sink.items or config is None:
@@ -171,7 +174,7 @@ def spec_with_config(spec: Spec, config: TrainConfig) -> Spec:
     """
     base = config_from_spec(spec) if spec.train is not None else None
     train: dict[str, Any] = dict(spec.train.plain()) if spec.train is not None else {}
-    if base is None or config.task != base.task or config.task_params != base.task_params:
+    if config.task and (base is None or config.task != base.task or config.task_params != base.task_params):
         train["task"] = {"name": config.task, **config.task_params}
     if base is None or config.optimizer != base.optimizer:
         defaults = {p.name: p.default for p in OPTIMIZERS.get(config.optimizer, ())}
@@ -336,7 +339,8 @@ def _logits(model: torch.nn.Module, batch: Batch, decisions: list[Decision] | No
         steps["decisions"] = decisions
     if penalties is not None:
         steps["penalties"] = penalties
-    y = model(model_inputs(model, batch.inputs), raw=True, **steps)
+    module = getattr(model, "module", model)  # the compiled model inside a DistributedDataParallel
+    y = model(model_inputs(module, batch.inputs), raw=True, **steps)
     return next(iter(y.values())) if isinstance(y, dict) else y
 
 
@@ -373,122 +377,17 @@ def evaluate(model: torch.nn.Module, task: Task, *, length: int | None = None, s
                     scores.setdefault(metric, []).append(values.cpu())
     finally:
         model.train(was_training)
+    if not errors:
+        raise UsageError(f"task {task.name} has no {split} {task.items} to evaluate")
     per_sequence = torch.cat(errors)
     counted = per_sequence.numel()
     return EvalResult(length=length, sequences=counted, bit_errors=float(per_sequence.mean()),
                       loss=float(loss_total) / counted, perfect=float((per_sequence == 0).float().mean()),
                       metrics={metric: float(torch.cat(values).nanmean()) for metric, values in scores.items()},
-                      unit=task.error_unit, split=split)
+                      unit=task.error_unit, split=split, items=task.items, error_rate=task.error_rate)
 
 
-# -- the run folder ---------------------------------------------------------------------------------------
-
-
-def _looks_like_run(folder: Path) -> bool:
-    return any((folder / marker).exists() for marker in _RUN_MARKERS)
-
-
-def check_run_dir(out: Path, *, resume: bool, force: bool) -> Path | None:
-    """Check what may be done with the output folder, touching nothing; the checkpoint to resume, if resuming.
-
-    Raises:
-        UsageError: the folder exists (without resume or force), has nothing to resume, or
-            is not a run folder that force could replace.
-    """
-    if resume and force:
-        raise UsageError("pass either --resume or --force, not both")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out} exists and is not a folder; choose another --out")
-    nonempty = out.is_dir() and any(out.iterdir())
-    if resume:
-        if not nonempty:
-            raise UsageError(f"{out}: no run to resume there; leave out --resume to start one")
-        latest = latest_checkpoint(out)
-        if latest is None:
-            raise UsageError(f"{out} has no checkpoint to resume from; pass --force to start the run again")
-        return latest
-    if nonempty:
-        if not force:
-            raise UsageError(f"{out} exists; pass --resume to continue it or --force to replace it")
-        resolved = out.resolve()
-        if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents or resolved == Path.home():
-            raise UsageError(f"{out} is the current folder, one of its parents or the home folder; "
-                             "--force will not delete it: choose another --out")
-        if not _looks_like_run(out):
-            raise UsageError(f"{out} is not a cogdsl run folder (it has no spec.yaml, log.csv or {CHECKPOINT_DIR}/); "
-                             "--force only replaces run folders: choose another --out")
-    return None
-
-
-class _Log:
-    """log.csv, appended one row at a time (flushed, so a crash loses at most the current row)."""
-
-    def __init__(self, path: Path, keep_through: int | None):
-        self.path = path
-        if keep_through is not None and path.exists():
-            self._drop_rows_after(keep_through)
-        fresh = not path.exists() or path.stat().st_size == 0
-        self.handle = open(path, "a", newline="", encoding="utf-8")
-        self.writer = csv.writer(self.handle)
-        if fresh:
-            self.writer.writerow(LOG_COLUMNS)
-            self.handle.flush()
-
-    def _drop_rows_after(self, step: int) -> None:
-        """Rows a crashed run wrote after its last checkpoint would repeat on resume: drop them."""
-        with open(self.path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-        if not rows:
-            return
-        kept = [rows[0]] + [r for r in rows[1:] if r and r[0].strip().isdigit() and int(r[0]) <= step]
-        if len(kept) != len(rows):
-            text = io.StringIO()
-            csv.writer(text).writerows(kept)
-            atomic_write_text(self.path, text.getvalue())
-
-    def row(self, **values: Any) -> None:
-        self.writer.writerow([_cell(values.get(column)) for column in LOG_COLUMNS])
-        self.handle.flush()
-
-    def close(self) -> None:
-        self.handle.close()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}" if math.isfinite(value) else str(value)
-    return str(value)
-
-
-class _StopOnInterrupt:
-    """The first Ctrl-C asks the loop to stop after the current step (and save); a second one stops at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-        self._installed = False
-
-    def __enter__(self) -> _StopOnInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.requested = True
-        signal.signal(signal.SIGINT, self._restore_target())
-        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to stop at once)",
-              file=sys.stderr, flush=True)
-
-    def _restore_target(self) -> Any:
-        return self._previous if self._previous is not None else signal.default_int_handler
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._restore_target())
+# -- training -------------------------------------------------------------------------------------------
 
 
 def _warn_fingerprint(checkpoint_meta: dict[str, Any], spec: Spec, where: Path) -> None:
@@ -499,96 +398,207 @@ def _warn_fingerprint(checkpoint_meta: dict[str, Any], spec: Spec, where: Path) 
               f"same shapes as '{spec.name}'; using it anyway", file=sys.stderr)
 
 
-# -- training -------------------------------------------------------------------------------------------
+def _apply_settings(config: TrainConfig, settings: dict[str, Any]) -> TrainConfig:
+    """``config`` with the keyword settings of :func:`train` (``steps=``, ``batch=``, ``lr=`` ...) applied."""
+    if not settings:
+        return config
+    known = ["lr", *(p.name for p in SETTINGS)]
+    for name in settings:
+        if name not in known:
+            raise UsageError(f"train(): unknown setting '{name}'{hint_suffix(name, known)}; settings are "
+                             f"{', '.join(known)}")
+    return config.with_overrides(**settings)
+
+
+def hint_suffix(name: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: str | Path | None = None, *,
           resume: bool = False, force: bool = False, progress: bool = True, max_minutes: float | None = None,
-          device: str | torch.device = "cpu") -> TrainResult:
-    """Train ``spec`` on its task with ``config`` (default: the spec's own ``train:`` section).
+          device: str | torch.device = "auto", data: Any = None, eval_data: Any = None, tensorboard: bool = True,
+          **settings: Any) -> TrainResult:
+    """Train ``spec`` with ``config`` (default: the spec's own ``train:`` section) on its task or on ``data``.
 
-    Writes the run folder ``out_dir`` (default ``runs/<model>``), described in the module
-    docstring. Stops after ``config.steps`` steps, after ``max_minutes`` of wall time, or
-    on Ctrl-C (after the current step); in every case the last state is checkpointed.
+    ``cogdsl.train`` is this function::
+
+        result = cogdsl.train("specs/ntm_copy.yaml", steps=2000, device="cuda", out_dir="runs/copy")
+        result = cogdsl.train(spec, data=my_loader, eval_data=my_valid_set, steps=5000, lr=1e-3)
+
+    Writes the run folder ``out_dir`` (default ``runs/<model>``; :mod:`cogdsl.training.run_folder`).
+    Stops after ``config.steps`` steps, after ``max_minutes`` of wall time, or on Ctrl-C or SIGTERM
+    (after the current step); in every case the last state is checkpointed.
+
+    Args:
+        device: ``auto`` (CUDA when there is a GPU, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; under
+            ``torchrun`` each process takes the GPU of its local rank (:mod:`cogdsl.training.distributed`).
+        data: your own training data instead of the spec's task: a torch ``Dataset``, a ``DataLoader`` or
+            any iterable of batches (:mod:`cogdsl.training.user_data` lists the forms a batch may take).
+        eval_data: the data the periodic evaluations score (same forms); without it, a run on ``data``
+            evaluates on the spec's task if it names one, else not at all.
+        tensorboard: write TensorBoard event files into the run folder.
+        settings: overrides of the train section: ``steps``, ``batch``, ``lr``, ``seed``, ``eval_every`` ...
 
     Raises:
         UsageError: the output folder exists and neither ``resume`` nor ``force`` is given,
-            or there is nothing to resume.
-        CheckpointError: the checkpoint to resume is corrupt or from another architecture.
+            there is nothing to resume, a bad device or setting.
+        CheckpointError: no checkpoint to resume reads whole, or it is from another architecture.
         SpecError: the spec (or its train section) has errors.
     Nothing in the output folder is touched before every check has passed.
     """
-    import cogdsl
-    from cogdsl.emit import to_yaml
-    from cogdsl.viz import plot_learning_curve
+    from cogdsl.pipeline import read_spec_file, validate_spec
+    from cogdsl.training import distributed
 
     if not isinstance(spec, Spec):
-        spec = cogdsl.load(spec)
+        spec = read_spec_file(spec)
+        validate_spec(spec)  # shapes are checked when the model is compiled for its task or data
     if config is None:
-        config = config_from_spec(spec)
+        if spec.train is None and data is None:
+            raise UsageError(f"{spec.file} has no train section (spec '{spec.name}'): name a task in one, or pass "
+                             "your own data: cogdsl.train(spec, data=...)")
+        config = default_config(spec) if spec.train is None else config_from_spec(spec)
+    config = _apply_settings(config, settings)
     if max_minutes is not None and not max_minutes > 0:
         raise UsageError(f"--max-minutes must be a positive number of minutes, got {max_minutes}")
-    out = Path(out_dir) if out_dir is not None else Path("runs") / spec.name
-    to_resume = check_run_dir(out, resume=resume, force=force)
+    place, run_device = distributed.start(str(device) if isinstance(device, torch.device) else device)
+    finished = False
+    try:
+        result = _train(spec, config, out_dir, resume=resume, force=force, progress=progress and place.is_main,
+                        max_minutes=max_minutes, device=run_device, place=place, data=data, eval_data=eval_data,
+                        tensorboard=tensorboard)
+        finished = True
+        return result
+    finally:
+        distributed.stop(place, clean=finished)
 
-    task = make_task(config.task, **config.task_params)
+
+def default_config(spec: Spec) -> TrainConfig:
+    """The settings of a run on your own data when the spec has no ``train:`` section: every default."""
+    defaults = {p.name: p.default for p in OPTIMIZERS["rmsprop"]}
+    return TrainConfig(task="", task_params={}, optimizer="rmsprop", optimizer_params=defaults)
+
+
+def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resume: bool, force: bool,
+           progress: bool, max_minutes: float | None, device: torch.device, place: Any, data: Any,
+           eval_data: Any, tensorboard: bool) -> TrainResult:
+    from cogdsl.emit import to_yaml
+    from cogdsl.pipeline import compile_spec
+    from cogdsl.training import distributed
+    from cogdsl.training.streams import TaskStream, rank_seed
+    from cogdsl.training.tracking import Tracker
+    from cogdsl.training.user_data import DataStream, DataTask
+    from cogdsl.viz import plot_learning_curve
+
+    main = place.is_main
+    out = Path(out_dir) if out_dir is not None else Path("runs") / spec.name
+    check_run_dir(out, resume=resume, force=force)
+
+    # The checkpoint to resume: rank 0 picks the newest whole one, every process reads that one.
+    checkpoint: Checkpoint | None = None
+    if resume:
+        chosen = None
+        if main:
+            checkpoint, damaged = load_resumable(out)
+            for path, reason in damaged:
+                print(f"warning: {path} is damaged ({reason}); it is kept as {set_aside(path).name} and the run "
+                      f"resumes from {checkpoint.path.name}", file=sys.stderr)
+            chosen = str(checkpoint.path)
+        chosen = distributed.from_main(chosen, place)
+        if checkpoint is None:
+            checkpoint = load_checkpoint(chosen)
+    saved_task_state = checkpoint.meta.get("task_state") if checkpoint is not None else None
+    share = distributed.local_batch(config.batch, place)
+    seed = rank_seed(config.seed, place.rank)
+
+    named = build_task(config, spec, saved_task_state) if config.task else None
+    if named is not None and named.reads_files:  # the run folder's spec.yaml reads the same files from anywhere
+        config = dataclasses.replace(config, task_params=dict(named.shown_params()))
+    task: Task
+    if data is not None or eval_data is not None or named is None:
+        # One shuffle of a Dataset for every process (the run's seed), each taking its own share of it.
+        task = DataTask(spec, data=data, eval_data=eval_data, task=named, batch=share, seed=config.seed,
+                        rank=place.rank, world=place.world)
+    else:
+        task = named
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    model = cogdsl.compile(spec).to(device)
+    model = compile_spec(spec, task=task).to(device)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(parameters, config)
-    data = torch.Generator().manual_seed(config.seed)
+    stream: Any = DataStream(task, device) if data is not None else TaskStream(named or task, device, seed)
 
     step, sequences, seconds = 0, 0, 0.0
     window = {"loss_sum": 0.0, "bits_sum": 0.0, "steps": 0, "sequences": 0}
     last_eval: EvalResult | None = None
-    checkpoint: Checkpoint | None = None
-    if to_resume is not None:
-        checkpoint = load_checkpoint(to_resume)
+    if checkpoint is not None:
         load_model_state(model, checkpoint, spec.name)
         restore_optimizer(optimizer, checkpoint)
-        restore_generator(data, checkpoint)
-        _warn_fingerprint(checkpoint.meta, spec, to_resume)
+        restore_torch_rng(checkpoint)
         meta = checkpoint.meta
         step, sequences = int(meta.get("step", 0)), int(meta.get("sequences", 0))
         seconds = float(meta.get("seconds", 0.0))
         window.update({k: v for k, v in (meta.get("window") or {}).items() if k in window})
         if meta.get("eval"):
             last_eval = EvalResult(**meta["eval"])
+        _restore_stream(stream, checkpoint, place, config.seed, step, main)
+        if main:
+            _warn_fingerprint(meta, model.spec, checkpoint.path)
     linear = LinearStart(model, config.linear_start, checkpoint.meta.get("linear_start") if checkpoint else None)
-    curriculum = LengthCurriculum(task, config.curriculum_start, config.curriculum_every)
+    # The task batches are drawn from: the named task, unless the run trains on your data.
+    drawn_from = named if named is not None and data is None else task
+    curriculum = LengthCurriculum(drawn_from, config.curriculum_start, config.curriculum_every)
     best = BestKeeper(out, config.keep_best, checkpoint.meta.get("best") if checkpoint else None)
+    trained: torch.nn.Module = model
+    first: Batch | None = None
+    if place.active:
+        if place.rank > 0:  # the model's own draws (dropout, sampling blocks) differ between processes
+            torch.manual_seed(rank_seed(config.seed, place.rank))
+        first = stream.next(curriculum.task_at(step), share) if step < config.steps else None
+        trained = _distributed_model(model, device, first, task)
+    # Each process's loss is weighted by its share of the global batch, so the gradient DDP averages
+    # is the gradient of the mean over the global batch.
+    weight = share * place.world / config.batch
 
-    # Every check has passed: from here on the folder is ours.
-    try:
-        if force and out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create the output folder {out}: {err.strerror or err}") from None
-    resolved = spec_with_config(spec, config)
-    spec_yaml = to_yaml(resolved)
-    atomic_write_text(out / "spec.yaml", spec_yaml)
-    fingerprint = spec_fingerprint(spec)
-    versions = library_versions()
-    log = _Log(out / "log.csv", keep_through=step if to_resume is not None else None)
+    # Every check has passed: from here on the folder is ours (rank 0's).
+    distributed.barrier(place)
+    # The spec as trained: every size written (those left to the task or data filled in), so that the run
+    # folder's spec.yaml and a checkpoint's spec_yaml compile without the data that gave them.
+    spec_yaml = to_yaml(spec_with_config(model.spec, config))
+    if main:
+        try:
+            if force and out.exists():
+                shutil.rmtree(out)
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"cannot create the output folder {out}: {err.strerror or err}") from None
+        atomic_write_text(out / "spec.yaml", spec_yaml)
+    log = RunLog(out / "log.csv", keep_through=step if checkpoint is not None else None,
+                 columns=log_columns(task.items, task.error_name)) if main else None
+    tracker = Tracker(out, enabled=tensorboard and main, purge_step=step + 1 if checkpoint is not None else None)
     curve = out / "learning_curve.png"
 
     loss_sum = torch.tensor(float(window["loss_sum"]), device=device)
     bits_sum = torch.tensor(float(window["bits_sum"]), device=device)
     window_steps, window_seqs = int(window["steps"]), int(window["sequences"])
     window_seconds = 0.0
-    last_saved: Path | None = to_resume
-    last_saved_step = step if to_resume is not None else -1
+    last_saved: Path | None = checkpoint.path if checkpoint is not None else None
+    last_saved_step = step if checkpoint is not None else -1
     last_loss: float | None = None
     last_bits: float | None = None
 
     # What every checkpoint of this run says about where it came from.
-    identity = {"model": spec.name, "seed": config.seed, "versions": versions, "spec_fingerprint": fingerprint,
-                "spec_yaml": spec_yaml}
+    identity = {"model": spec.name, "seed": config.seed, "versions": library_versions(),
+                "spec_fingerprint": spec_fingerprint(model.spec), "spec_yaml": spec_yaml,
+                "task_state": task.data_state(), "processes": place.world}
 
-    def save() -> Path:
+    def save(states: list[dict[str, torch.Tensor]] | None) -> Path | None:
+        """Checkpoint the run (rank 0) with every process's data-stream state."""
+        if not main:
+            return None
         meta = {
             **identity, "step": step, "sequences": sequences, "seconds": round(seconds, 3),
             "config": dataclasses.asdict(config), "device": str(device),
@@ -598,119 +608,217 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
             "stopped": stopped, "linear_start": linear.state(), "best": best.state(),
         }
         path = save_checkpoint(out / CHECKPOINT_DIR / checkpoint_name(step), model=model, optimizer=optimizer,
-                               data_generator=data, meta=meta)
+                               meta=meta, streams=states)
         prune_checkpoints(out, keep=KEEP_CHECKPOINTS, every=config.checkpoint_every)
         return path
 
     stopped = "done" if step < config.steps else "already done"
     bar = tqdm(total=config.steps, initial=min(step, config.steps), disable=not progress, unit="step",
                desc=spec.name, dynamic_ncols=True, file=sys.stderr)
+    if main and progress and device.type != "cpu":
+        bar.write(f"training on {describe_device(device)}" + (f", {place.world} processes" if place.active else ""))
     started = time.perf_counter()
     deadline = started + 60.0 * max_minutes if max_minutes is not None else None
     mark = started
     drawn = -math.inf
-    model.train()
+    trained.train()
     try:
-        with _StopOnInterrupt() as interrupt:
+        with StopOnSignal() as interrupt:
             try:
                 while step < config.steps:
-                    batch: Batch = curriculum.task_at(step).sample(config.batch, data)
-                    if batch.mask.device != torch.device(device):
-                        batch = batch.to(device)
+                    batch: Batch = first if first is not None else stream.next(curriculum.task_at(step), share)
+                    first = None
                     set_learning_rate(optimizer, config, step)
                     decisions: list[Decision] | None = [] if getattr(model, "stochastic", None) else None
                     penalties: list[torch.Tensor] | None = [] if getattr(model, "penalized", None) else None
-                    logits = _logits(model, batch, decisions, penalties)  # (B, T, O)
+                    logits = _logits(trained, batch, decisions, penalties)  # (B, T, O)
                     loss = task.loss_of(logits, batch)
                     objective = loss if not decisions else loss + reinforce_loss(
                         decisions, rewards(task, logits.detach(), batch, decisions))
                     if penalties:  # summed over steps, averaged over the batch, like the task's loss
                         objective = objective + torch.stack(penalties).sum(0).mean()
-                    objective.backward()
+                    (objective * weight if weight != 1 else objective).backward()
                     apply_gradients(parameters, optimizer, config)
                     with torch.no_grad():
                         loss_sum += loss.detach()
                         bits_sum += task.errors(logits.detach(), batch).sum()
                     step += 1
-                    if linear.active and linear.after_step(step):
+                    if linear.active and linear.after_step(step) and main:
                         bar.write(f"step {step}: {linear.ended}")
-                    if curriculum.active and step == curriculum.reached_at() and step > 0:
+                    if main and curriculum.active and step == curriculum.reached_at() and step > 0:
                         bar.write(f"step {step}: curriculum reached the task's full range "
                                   f"(longest length {curriculum.longest})")
-                    sequences += config.batch
                     window_steps += 1
-                    window_seqs += config.batch
+                    window_seqs += batch.batch_size
 
-                    if interrupt.requested:
-                        stopped = "interrupted"
-                    elif deadline is not None and time.perf_counter() >= deadline:
-                        stopped = "time"
+                    scheduled = (step % config.log_every == 0 or step % config.eval_every == 0
+                                 or step % config.checkpoint_every == 0 or step >= config.steps)
+                    # One process decides alone; several agree, every few steps, so that all stop together.
+                    if not place.active or scheduled or step % AGREE_EVERY == 0:
+                        late = deadline is not None and time.perf_counter() >= deadline
+                        requested, late = distributed.any_process([interrupt.requested, late], place, device)
+                        if requested:
+                            stopped = "interrupted"
+                        elif late:
+                            stopped = "time"
                     final = step >= config.steps or stopped != "done"
                     do_eval = step % config.eval_every == 0 or (final and stopped != "interrupted")
-                    do_log = step % config.log_every == 0 or do_eval or final
                     do_save = step % config.checkpoint_every == 0 or final
-                    if not (do_log or do_save):
+                    do_log = step % config.log_every == 0 or do_eval or do_save
+                    if not do_log:
                         continue
                     now = time.perf_counter()
                     seconds += now - mark
                     window_seconds += now - mark
-                    if do_log:
-                        last_loss = float(loss_sum) / max(window_steps, 1)
-                        last_bits = float(bits_sum) / max(window_seqs, 1)
-                        rate = window_seqs / window_seconds if window_seconds > 0 else None
-                        evaluation = None
-                        if do_eval:
+                    totals = distributed.sum_over_processes(torch.stack([
+                        loss_sum, bits_sum, torch.tensor(float(window_seqs), device=device)]), place)
+                    window_total = round(float(totals[2]))
+                    sequences += window_total
+                    last_loss = float(totals[0]) / max(window_steps, 1) / place.world
+                    last_bits = float(totals[1]) / max(window_total, 1)
+                    rate = window_total / window_seconds if window_seconds > 0 else None
+                    evaluation = None
+                    if do_eval:
+                        if main and task.can_evaluate:
                             evaluation = evaluate(model, task, sequences=config.eval_size, seed=EVAL_SEED,
                                                   split="valid")
                             last_eval = evaluation
-                            # Only the scheduled evaluations: a run stopped and resumed must end
-                            # linear start where an uninterrupted run would.
-                            scheduled = step % config.eval_every == 0
-                            if linear.active and scheduled and linear.after_evaluation(evaluation.loss, step):
-                                bar.write(f"step {step}: {linear.ended}")
-                            if scheduled:
-                                best.after_evaluation(model, evaluation, step, identity)
+                        eval_loss = distributed.from_main(evaluation.loss if evaluation else None, place)
+                        # Only the scheduled evaluations: a run stopped and resumed must end
+                        # linear start where an uninterrupted run would.
+                        on_schedule = step % config.eval_every == 0
+                        if (linear.active and on_schedule and eval_loss is not None
+                                and linear.after_evaluation(eval_loss, step) and main):
+                            bar.write(f"step {step}: {linear.ended}")
+                        if on_schedule and evaluation is not None:
+                            best.after_evaluation(model, evaluation, step, identity)
+                    if log is not None:
                         log.row(step=step, sequences=sequences, seconds=seconds, loss=last_loss, bit_errors=last_bits,
                                 seq_per_sec=rate, eval_loss=evaluation.loss if evaluation else None,
                                 eval_bit_errors=evaluation.bit_errors if evaluation else None)
-                        loss_sum.zero_()
-                        bits_sum.zero_()
-                        window_steps = window_seqs = 0
-                        window_seconds = 0.0
-                        bar.set_postfix_str(f"loss={last_loss:.3g}, bits={last_bits:.3g}", refresh=False)
-                        bar.update(step - bar.n)
-                        if evaluation is not None:
-                            bar.write(f"step {step}: evaluation: {evaluation.describe(spec.name)}")
-                            if time.perf_counter() - drawn >= CURVE_SECONDS:
-                                plot_learning_curve(out / "log.csv", curve, title=f"{spec.name} learning curve")
-                                drawn = time.perf_counter()
+                    _track(tracker, step, task, last_loss, last_bits, rate, optimizer, evaluation, model)
+                    loss_sum.zero_()
+                    bits_sum.zero_()
+                    window_steps = window_seqs = 0
+                    window_seconds = 0.0
+                    bar.set_postfix_str(f"loss={last_loss:.3g}, {_short(task)}={last_bits:.3g}", refresh=False)
+                    bar.update(step - bar.n)
+                    if evaluation is not None:
+                        bar.write(f"step {step}: evaluation: {evaluation.describe(spec.name)}")
+                        if main and time.perf_counter() - drawn >= CURVE_SECONDS:
+                            plot_learning_curve(out / "log.csv", curve, title=f"{spec.name} learning curve")
+                            drawn = time.perf_counter()
                     if do_save:
-                        last_saved, last_saved_step = save(), step
+                        states = distributed.gather_to_main(stream.state(), place)
+                        last_saved, last_saved_step = save(states) or last_saved, step
                     mark = time.perf_counter()
                     if final:
                         break
             except KeyboardInterrupt:
-                # A second Ctrl-C (or one outside the main thread): keep what the completed steps did.
+                # A second signal (or Ctrl-C outside the main thread): keep what the completed steps did.
+                # Several processes cannot agree any more: rank 0 saves its own data stream only.
                 stopped = "interrupted"
                 optimizer.zero_grad(set_to_none=True)
                 seconds += time.perf_counter() - mark
-                if window_steps:
+                if window_steps and log is not None:
                     last_loss = float(loss_sum) / window_steps
                     last_bits = float(bits_sum) / max(window_seqs, 1)
+                    sequences += window_seqs * place.world
                     log.row(step=step, sequences=sequences, seconds=seconds, loss=last_loss, bit_errors=last_bits)
                     loss_sum.zero_()
                     bits_sum.zero_()
                     window_steps = window_seqs = 0
                 if step != last_saved_step and step > 0:
-                    last_saved, last_saved_step = save(), step
+                    last_saved, last_saved_step = save([stream.state()]) or last_saved, step
     finally:
         bar.close()
-        log.close()
-    if stopped != "already done" or not curve.exists():
+        if log is not None:
+            log.close()
+        tracker.close()
+    if main and (stopped != "already done" or not curve.exists()):
         plot_learning_curve(out / "log.csv", curve, title=f"{spec.name} learning curve")
     return TrainResult(out_dir=out, model=model, config=config, step=step, sequences=sequences, seconds=seconds,
                        loss=last_loss, bit_errors=last_bits, eval=last_eval, checkpoint=last_saved, stopped=stopped,
-                       best=best.path if best.enabled and best.path.exists() else None)
+                       best=best.path if best.enabled and best.path.exists() else None, device=str(device),
+                       processes=place.world, signal=interrupt.signal_name if stopped == "interrupted" else None)
+
+
+def _distributed_model(model: torch.nn.Module, device: torch.device, batch: Batch | None,
+                       task: Task) -> torch.nn.Module:
+    """``model`` wrapped in DistributedDataParallel. Whether some parameters get no gradient in a step (which
+    DDP must be told, at a cost on every step) is found by one backward pass on the first batch, whose
+    gradients are then dropped."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    unused = True
+    if batch is not None:
+        decisions: list[Decision] | None = [] if getattr(model, "stochastic", None) else None
+        penalties: list[torch.Tensor] | None = [] if getattr(model, "penalized", None) else None
+        logits = _logits(model, batch, decisions, penalties)
+        objective = task.loss_of(logits, batch)
+        if penalties:
+            objective = objective + torch.stack(penalties).sum(0).mean()
+        objective.backward()
+        unused = any(p.grad is None for p in model.parameters() if p.requires_grad)
+        model.zero_grad(set_to_none=True)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                   find_unused_parameters=unused)
+
+
+AGREE_EVERY = 10
+"""Under torchrun, the processes agree whether to stop (a signal, --max-minutes) at least every this many steps."""
+
+
+def _short(task: Task) -> str:
+    return "error" if task.error_rate else "bits" if task.error_name == "bit_errors" else "errors"
+
+
+def _restore_stream(stream: Any, checkpoint: Checkpoint, place: Any, seed: int, step: int, main: bool) -> None:
+    """Continue this process's data stream from the checkpoint; when that cannot be (another number of
+    processes, a stream saved on another kind of device), start a fresh one from the seed and the step."""
+    from cogdsl.training.streams import rank_seed
+
+    states = stream_states(checkpoint)
+    why = None
+    if len(states) != place.world:
+        why = f"it was saved by {len(states)} process(es) and this run has {place.world}"
+    else:
+        try:
+            stream.restore(states[place.rank])
+        except (RuntimeError, KeyError, ValueError) as err:
+            why = f"its data stream cannot continue here ({str(err).splitlines()[0]})"
+    if why is None:
+        return
+    fresh = rank_seed(seed + 7919 * step, place.rank)
+    stream.reseed(fresh)
+    if main:
+        print(f"warning: {checkpoint.path.name}: {why}; the training data continue from a fresh stream "
+              f"(seed {seed}, step {step})", file=sys.stderr)
+
+
+def _track(tracker: Any, step: int, task: Task, loss: float | None, errors: float | None, rate: float | None,
+           optimizer: torch.optim.Optimizer, evaluation: EvalResult | None, model: torch.nn.Module) -> None:
+    """The log row's numbers, and an evaluation's, as TensorBoard scalars; a picture of the model at work."""
+    if tracker.writer is None:
+        return
+    per_second = "seq_per_sec" if task.items == "sequences" else f"{task.items}_per_sec"
+    tracker.scalars(step, "train", {"loss": loss, task.error_name: errors, per_second: rate,
+                                    "lr": float(optimizer.param_groups[0]["lr"])})
+    if evaluation is None:
+        return
+    valid_errors = 1.0 - evaluation.perfect if task.error_rate else evaluation.bit_errors
+    tracker.scalars(step, "valid", {"loss": evaluation.loss, task.error_name: valid_errors,
+                                    "perfect": evaluation.perfect, **evaluation.metrics})
+    if can_plot_weightings(model, task):
+        from cogdsl.viz import plot_weightings
+
+        def draw(path: Path) -> None:
+            length = eval_length(task)
+            sample = task.sample(1, torch.Generator().manual_seed(EVAL_SEED), length=length)
+            plot_weightings(model, sample.inputs, path, targets=sample.targets, title=f"step {step}")
+
+        tracker.picture(step, "valid/weightings", draw)
+    tracker.flush()
 
 
 def use_best_weights(result: TrainResult) -> torch.nn.Module:
@@ -729,28 +837,43 @@ def _check_positive(name: str, value: float | None, minimum: float = 1) -> None:
         raise UsageError(f"{name} must be at least {minimum:g}, got {value:g}")
 
 
+def set_threads(threads: int | None, option: str = "--threads") -> None:
+    """``--threads N``: N CPU threads for torch; 0 leaves torch's default (one per core), as in ``train:``."""
+    if threads is None:
+        return
+    _check_positive(option, threads, 0)
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
 def _saved_config(out: Path) -> TrainConfig | None:
-    """The config the run in ``out`` was trained with (from its latest checkpoint), if there is one."""
-    latest = latest_checkpoint(out) if out.is_dir() else None
-    if latest is None:
-        return None
-    saved = read_checkpoint_meta(latest).get("config")
-    if not isinstance(saved, dict):
-        return None
-    try:
-        return TrainConfig(**saved)
-    except TypeError:
-        return None
+    """The config the run in ``out`` was trained with (from its newest readable checkpoint), if there is one."""
+    from cogdsl.checkpoint import list_checkpoints
+    from cogdsl.errors import CheckpointError
+
+    for path in reversed(list_checkpoints(out) if out.is_dir() else []):
+        try:
+            saved = read_checkpoint_meta(path).get("config")
+        except CheckpointError:
+            continue  # a damaged checkpoint: train() falls back past it and says so
+        if not isinstance(saved, dict):
+            return None
+        try:
+            return TrainConfig(**saved)
+        except TypeError:
+            return None
+    return None
 
 
 def train_command(args: Any) -> int:
-    """``cogdsl train SPEC [--steps N --batch B --lr LR --seed S --threads T --out DIR --resume|--force
-    --max-minutes M --no-progress]``; 0 when done, 130 when stopped by Ctrl-C.
+    """``cogdsl train SPEC [--steps N --batch B --lr LR --seed S --threads T --device D --out DIR
+    --resume|--force --max-minutes M --no-progress --no-tensorboard]``; 0 when done, 130 when stopped by
+    Ctrl-C or SIGTERM.
 
     With ``--resume`` the run's own settings (from its checkpoint) are the base that the
     command-line overrides change, so ``--resume`` alone continues the run as it was started.
     """
-    import cogdsl
+    from cogdsl.pipeline import read_spec_file, validate_spec
 
     _check_positive("--steps", args.steps)
     _check_positive("--batch", args.batch)
@@ -760,34 +883,51 @@ def train_command(args: Any) -> int:
         raise UsageError(f"--lr must be a positive number, got {args.lr:g}")
     if args.max_minutes is not None and not (args.max_minutes > 0 and math.isfinite(args.max_minutes)):
         raise UsageError(f"--max-minutes must be a positive number of minutes, got {args.max_minutes:g}")
-    spec = cogdsl.load(args.spec)
+    spec = read_spec_file(args.spec)
+    validate_spec(spec)
     base = config_from_spec(spec, args.spec)
     out = Path(args.out) if args.out else Path("runs") / spec.name
+    if getattr(args, "auto_resume", False):
+        if args.resume or args.force:
+            raise UsageError("--auto-resume decides for itself; leave out --resume and --force")
+        from cogdsl.checkpoint import list_checkpoints
+
+        args.resume = bool(list_checkpoints(out))
     if args.resume and not args.force:
         base = _saved_config(out) or base
     config = base.with_overrides(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads)
     result = train(spec, config, out, resume=args.resume, force=args.force, progress=not args.no_progress,
-                   max_minutes=args.max_minutes)
-    print(describe_result(spec.name, result, max_minutes=args.max_minutes))
+                   max_minutes=args.max_minutes, device=args.device, tensorboard=not args.no_tensorboard)
+    from cogdsl.training.distributed import from_environment
+
+    if from_environment().is_main:
+        print(describe_result(spec.name, result, max_minutes=args.max_minutes, spec_path=args.spec))
     return 130 if result.interrupted else 0
 
 
-def describe_result(name: str, result: TrainResult, max_minutes: float | None = None) -> str:
-    """A few lines for the end of ``cogdsl train``."""
+def describe_result(name: str, result: TrainResult, max_minutes: float | None = None,
+                    spec_path: str | Path | None = None) -> str:
+    """A few lines for the end of ``cogdsl train``; ``spec_path`` goes into the command that continues the run."""
     config = result.config
+    unit = result.eval.unit if result.eval is not None else "bit errors"
+    items = result.eval.items if result.eval is not None else "sequences"
     if result.stopped == "already done":
         lines = [f"{name}: the run in {result.out_dir} is already at step {result.step} of {config.steps}; "
                  "pass --steps with a larger number to train further"]
     else:
-        rate = f", {result.sequences / result.seconds:,.0f} sequences/s" if result.seconds > 0 else ""
+        rate = f", {result.sequences / result.seconds:,.0f} {items}/s" if result.seconds > 0 else ""
         why = {"done": "", "time": f"; stopped after --max-minutes {max_minutes:g}" if max_minutes else "; time is up",
-               "interrupted": "; stopped by Ctrl-C"}[result.stopped]
-        lines = [f"{name}: step {result.step} of {config.steps} ({result.sequences:,} sequences in "
-                 f"{result.seconds:,.0f} s{rate}){why}"]
+               "interrupted": f"; stopped by {_SIGNALS.get(result.signal or '', 'a signal')}"}[result.stopped]
+        where = f" on {result.device}" if result.device != "cpu" else ""
+        where += f" in {result.processes} processes" if result.processes > 1 else ""
+        lines = [f"{name}: step {result.step} of {config.steps} ({result.sequences:,} {items} in "
+                 f"{result.seconds:,.0f} s{rate}{where}){why}"]
         if result.loss is not None and result.bit_errors is not None:
-            unit = result.eval.unit if result.eval is not None else "bit errors"
-            lines.append(f"  last training steps: loss {_num(result.loss)}, {_num(result.bit_errors)} "
-                         f"{unit} per sequence")
+            if result.eval is not None and result.eval.error_rate:
+                errors = f"error rate {100 * result.bit_errors:.1f}%"
+            else:
+                errors = f"{_num(result.bit_errors)} {unit} per sequence"
+            lines.append(f"  last training steps: loss {_num(result.loss)}, {errors}")
     if result.eval is not None:
         lines.append(f"  last evaluation: {result.eval.describe(name)}")
     files = ["log.csv", "learning_curve.png"]
@@ -796,51 +936,80 @@ def describe_result(name: str, result: TrainResult, max_minutes: float | None = 
     if result.best is not None:
         files.append(os.path.relpath(result.best, result.out_dir))
     lines.append(f"  run folder: {result.out_dir} ({', '.join(files)})")
+    shown = _quoted(spec_path) if spec_path is not None else "SPEC"
     if result.best is not None:
         best = read_checkpoint_meta(result.best)
         lines.append(f"  best evaluation (kept): step {best.get('step')}, validation loss "
-                     f"{_num(float(best['eval']['loss']))}; evaluate it with: cogdsl eval SPEC {result.best}")
+                     f"{_num(float(best['eval']['loss']))}; evaluate it with: cogdsl eval {shown} "
+                     f"{_quoted(result.best)}")
     if result.stopped in ("time", "interrupted"):
-        lines.append(f"  continue with: cogdsl train SPEC --out {result.out_dir} --resume")
+        lines.append(f"  continue with: cogdsl train {shown} --out {_quoted(result.out_dir)} --resume")
     return "\n".join(lines)
 
 
-def load_trained(spec_path: str, checkpoint_path: str, length: int | None = None
-                 ) -> tuple[Spec, Task, torch.nn.Module, Checkpoint]:
-    """The spec, its training task, the compiled model with the checkpoint's weights, and the checkpoint.
+_SIGNALS = {"SIGINT": "Ctrl-C", "SIGTERM": "SIGTERM", "": "Ctrl-C"}
 
-    For the commands that read a trained run (``eval``, ``trace``): every problem (a bad
-    spec, no ``train:`` task, ``length`` below the task's minimum, a missing, corrupt or
-    foreign checkpoint) is a user error, never a traceback.
+
+def _quoted(path: str | Path) -> str:
+    import shlex
+
+    return shlex.quote(str(path))
+
+
+def can_plot_weightings(model: torch.nn.Module, task: Task) -> bool:
+    """Whether head weightings over one sequence can be drawn (``eval --plot``, TensorBoard): not for QA
+    models, sequence-to-sequence models or models that look at images (``cogdsl trace`` draws those)."""
+    kinds = task.input_kinds
+    return not getattr(model, "read_memory", None) and "sequence" not in kinds and "image" not in kinds
+
+
+def load_trained(spec_path: str, checkpoint_path: str, length: int | None = None,
+                 device: str | torch.device = "cpu") -> tuple[Spec, Task, torch.nn.Module, Checkpoint]:
+    """The spec, its training task, the compiled model with the checkpoint's weights on ``device``, and the
+    checkpoint.
+
+    The task reads what it derived from data when it trained (a vocabulary) from the checkpoint, so a
+    model trained on data files is evaluated with the word ids it learned. For the commands that read a
+    trained run (``eval``, ``trace``, ``predict``): every problem (a bad spec, no ``train:`` task,
+    ``length`` below the task's minimum, a missing, corrupt or foreign checkpoint) is a user error,
+    never a traceback. A checkpoint loads on any device, whatever device it was saved on.
     """
-    import cogdsl
+    from cogdsl.pipeline import compile_spec, read_spec_file, validate_spec
+    from cogdsl.training.devices import resolve_device
 
-    spec = cogdsl.load(spec_path)
+    run_device = resolve_device(device)
+    spec = read_spec_file(spec_path)
+    validate_spec(spec)
     config = config_from_spec(spec, spec_path)
-    task = make_task(config.task, **config.task_params)
+    checkpoint = load_checkpoint(checkpoint_path)
+    task = build_task(config, spec, checkpoint.meta.get("task_state"))
     if length is not None and task.length_params is None:
-        raise UsageError(f"--len: task {task.name} has stories, not sequence lengths; leave --len out")
+        raise UsageError(f"--len: task {task.name} has no sequence lengths (its examples come whole); "
+                         "leave --len out")
     if length is not None and length < task.min_length:
         raise UsageError(f"--len must be at least {task.min_length} for task {task.name}, got {length}")
-    model = cogdsl.compile(spec)
-    checkpoint = load_checkpoint(checkpoint_path)
+    model = compile_spec(spec, task=task)
     load_model_state(model, checkpoint, spec.name)
-    _warn_fingerprint(checkpoint.meta, spec, checkpoint.path)
-    return spec, task, model, checkpoint
+    _warn_fingerprint(checkpoint.meta, model.spec, checkpoint.path)
+    return spec, task, model.to(run_device), checkpoint
 
 
 def eval_command(args: Any) -> int:
-    """``cogdsl eval SPEC CHECKPOINT [--len L --sequences N --seed S --plot PNG]``: bit errors per sequence."""
+    """``cogdsl eval SPEC CHECKPOINT [--len L --sequences N --seed S --plot PNG --force --device D --threads T]``:
+    errors per sequence (or the error rate of questions) on fresh sequences or the test split."""
 
     _check_positive("--sequences", args.sequences)
     _check_positive("--seed", args.seed, 0)
+    set_threads(args.threads)
     plot = Path(args.plot) if args.plot else None
     if plot is not None:
         if plot.suffix.lower() != ".png":
             raise UsageError(f"--plot {plot}: the plot is a PNG; give a file name ending in .png")
         if not plot.parent.is_dir():
             raise UsageError(f"--plot {plot}: no such folder {plot.parent}")
-    spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length)
+        if plot.exists() and not args.force:
+            raise UsageError(f"--plot {plot} exists; pass --force to overwrite it")
+    spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length, args.device)
     if plot is not None and getattr(model, "read_memory", None):
         raise UsageError(f"--plot draws head weightings over a sequence; for {spec.name}, a QA model, draw each "
                          "hop's attention with: cogdsl trace SPEC CHECKPOINT --question N")
@@ -864,3 +1033,14 @@ def eval_command(args: Any) -> int:
             raise UsageError(f"--plot {plot}: cannot write it: {err.strerror or err}") from None
         print(f"wrote {plot}", file=sys.stderr)
     return 0
+
+
+class _CallableModule(types.ModuleType):
+    """``cogdsl.train`` is this module and, called, :func:`train`: ``cogdsl.train(spec, steps=...)`` trains, and
+    ``from cogdsl.train import evaluate`` keeps working."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

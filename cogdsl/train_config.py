@@ -14,12 +14,13 @@ Gradient clipping is by value, as in the NTM paper; ``clip_norm`` adds a norm cl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cogdsl.blocks.base import Param, check_params, recode
-from cogdsl.errors import NO_SPAN, DiagnosticSink, Span, hint_for
-from cogdsl.spec import Value
-from cogdsl.tasks import TASKS, TaskParamError, make_task
+from cogdsl.errors import NO_SPAN, DiagnosticSink, Span, UsageError, hint_for
+from cogdsl.spec import Spec, Value
+from cogdsl.tasks import TASKS, Task, TaskParamError, make_task
 
 SETTINGS: tuple[Param, ...] = (
     Param("batch", int, 16, minimum=1, maximum=65536, doc="sequences per training step"),
@@ -122,10 +123,10 @@ def resolve_train(train: Value | None, sink: DiagnosticSink, spec_span: Span = N
     entries: dict[str, Value] = train.data
     before = len(sink.items)
     task_value = entries.get("task")
-    task_name, task_params = None, {}
+    task_name: str | None = None
+    task_params: dict[str, Any] = {}
     if task_value is None:
-        sink.error("E603", "the train section names no task", train.span,
-                   f"add e.g. 'task: {{name: copy}}'; tasks are {', '.join(sorted(TASKS))}")
+        task_name = ""  # settings only: a run on your own data (cogdsl.train(spec, data=...)) names no task
     else:
         task_name, given = _named_table(task_value, "task", sink)
         if task_name is not None and task_name not in TASKS:
@@ -155,7 +156,8 @@ def resolve_train(train: Value | None, sink: DiagnosticSink, spec_span: Span = N
     recode(sink, start, "E603")
     if len(sink.items) > before or task_name is None or opt_name is None:
         return None
-    _check_curriculum(task_name, task_params, resolved, train, sink)
+    if task_name:
+        _check_curriculum(task_name, task_params, resolved, train, sink)
     if len(sink.items) > before:
         return None
     return TrainConfig(task=task_name, task_params=task_params, optimizer=opt_name, optimizer_params=opt_params,
@@ -183,3 +185,32 @@ def _check_curriculum(task_name: str, task_params: dict[str, Any], resolved: dic
         sink.error("E603", f"curriculum_start {resolved['curriculum_start']} is beyond the task's longest length "
                            f"({high} = {longest})", train.key_span("curriculum_start"),
                    f"start at most at {longest}, or raise {high}")
+
+
+def build_task(config: TrainConfig, spec: Spec | None = None, data_state: dict[str, Any] | None = None) -> Task:
+    """The task ``config`` names, told the activation of ``spec``'s output (for tasks whose loss follows it)
+    and, from a checkpoint, the data state (a vocabulary) the model was trained with.
+
+    Building a task reads no data file; its sizes (``input_kinds``, ``output_size``) and its batches do.
+
+    Raises:
+        UsageError: the config names no task.
+    """
+    if not config.task:
+        raise UsageError("the spec's train section names no task: name one (task: {name: ...}) or, in Python, pass "
+                         "your own data with cogdsl.train(spec, data=...)")
+    task = make_task(config.task, **config.task_params)
+    if spec is not None:
+        task.locate(spec_folder(spec))
+    if spec is not None and len(spec.outputs) == 1:
+        activation = spec.outputs[0].activation
+        task.follow_output(str(activation.data) if activation is not None else "none")
+    if data_state:
+        task.load_data_state(data_state)
+    return task
+
+
+def spec_folder(spec: Spec) -> Path:
+    """The folder of the file a spec was read from (the current folder for a spec written in code)."""
+    file = Path(spec.file)
+    return file.parent if spec.file and not spec.file.startswith("<") else Path.cwd()

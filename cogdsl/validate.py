@@ -39,6 +39,8 @@ def validate(spec: Spec, graph: nx.MultiDiGraph) -> list[Diagnostic]:
         if item.kind.data not in INPUT_KINDS[1:] and not item.is_vector:
             sink.error("E205", f"input '{item.name}': unknown input kind {spelled(item.kind.data)}", item.kind.span,
                        hint_for(str(item.kind.data), INPUT_KINDS[1:], "input kinds") + " (a vector input is a size)")
+        elif size is None:
+            pass  # left to the task (cogdsl.task_sizes), which reports it when there is no task to give it
         elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
             sink.error("E204", f"input '{item.name}': {what} must be a positive integer, found {size!r}",
                        item.size.span, "e.g. 'x: 9'" if item.is_vector else

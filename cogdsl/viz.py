@@ -50,28 +50,54 @@ def read_log(csv_path: str | Path) -> list[dict[str, float | None]]:
         return [{k: _float(v) for k, v in row.items() if k is not None} for row in csv.DictReader(handle)]
 
 
-def plot_learning_curve(csv_path: str | Path, png_path: str | Path, title: str | None = None) -> Path:
-    """Loss (log scale) and bit errors per sequence against sequences seen, training and evaluation.
+def read_log_by_role(csv_path: str | Path) -> tuple[dict[str, str], list[dict[str, float | None]]]:
+    """The column names of a run's ``log.csv`` by role (:data:`cogdsl.training.run_folder.LOG_ROLES`: a QA
+    run's ``sequences`` column is ``questions``, its ``bit_errors`` column ``error_rate``) and its rows by role."""
+    from cogdsl.training.run_folder import LOG_ROLES
 
-    Reads the CSV that :func:`cogdsl.train.train` writes (columns ``sequences``, ``loss``,
-    ``bit_errors``, ``eval_loss``, ``eval_bit_errors``).
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), [])
+    names = dict(zip(LOG_ROLES, header, strict=False))
+    rows = [{role: row.get(name) for role, name in names.items()} for row in read_log(csv_path)]
+    return names, rows
+
+
+def _label(name: str, items: str) -> str:
+    """The axis label of an errors column: ``error rate (%)``, ``bit errors per sequence``."""
+    if name == "error_rate":
+        return "error rate (%)"
+    return f"{name.replace('_', ' ')} per {items.removesuffix('s')}"
+
+
+def plot_learning_curve(csv_path: str | Path, png_path: str | Path, title: str | None = None) -> Path:
+    """Loss (log scale) and errors (bit errors per sequence, or the error rate of questions or images) against
+    the sequences (questions, images) seen, training and evaluation.
+
+    Reads the CSV that :func:`cogdsl.train.train` writes, by the role of each column (``sequences``, ``loss``,
+    ``bit_errors``, ``eval_loss``, ``eval_bit_errors`` for the algorithmic tasks).
     """
-    rows = read_log(csv_path)
+    names, rows = read_log_by_role(csv_path)
+    items = names.get("sequences", "sequences")
+    rate = names.get("bit_errors") == "error_rate"
 
     def series(key: str) -> tuple[list[float], list[float]]:
         points = [(r["sequences"], r[key]) for r in rows if r.get("sequences") is not None and r.get(key) is not None]
-        return [p[0] for p in points], [p[1] for p in points]  # type: ignore[misc]
+        scale = 100.0 if rate and key.endswith("bit_errors") else 1.0
+        return [p[0] for p in points], [scale * p[1] for p in points]  # type: ignore[misc]
 
-    fig = Figure(figsize=(8, 6.5), layout="constrained")
+    # Fixed margins: the curve is redrawn during every run, and a constrained layout costs half its time.
+    fig = Figure(figsize=(8, 6.5))
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.93, bottom=0.08, hspace=0.08)
     ax_loss, ax_bits = fig.subplots(2, 1, sharex=True)
-    for ax, key, label in ((ax_loss, "loss", "loss (nats per sequence)"),
-                           (ax_bits, "bit_errors", "bit errors per sequence")):
+    per = items.removesuffix("s")
+    for ax, key, label in ((ax_loss, "loss", f"loss (nats per {per})"),
+                           (ax_bits, "bit_errors", _label(names.get("bit_errors", "bit_errors"), items))):
         xs, ys = series(key)
         ax.plot(xs, ys, color="tab:blue", linewidth=1.2, label="training")
         ex, ey = series(f"eval_{key}")
         if ex:
             ax.plot(ex, ey, color="tab:orange", marker="o", markersize=4, linewidth=1.2,
-                    label="evaluation (max length)")
+                    label="evaluation (validation)" if rate else "evaluation (max length)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
         if xs or ex:
@@ -80,7 +106,7 @@ def plot_learning_curve(csv_path: str | Path, png_path: str | Path, title: str |
     if positive:
         ax_loss.set_yscale("log")
     ax_bits.set_ylim(bottom=0)
-    ax_bits.set_xlabel("sequences seen")
+    ax_bits.set_xlabel(f"{items} seen")
     fig.suptitle(title or "learning curve")
     return _save(fig, png_path)
 
@@ -95,15 +121,33 @@ def run_one_sequence(model: torch.nn.Module, inputs: torch.Tensor | dict[str, to
     """The first sequence of ``inputs`` ((T, I) or (B, T, I), or a task's inputs by kind, each (B, T, ...))
     as (1, T, I), the model's raw outputs on it and its trace (``return_weights``), run in eval mode and
     the model's mode restored after. Word ids are shown as each step's words (:func:`shown_inputs`)."""
+    device = _device_of(model)
     if isinstance(inputs, dict):
         given = {kind: value[:1] for kind, value in inputs.items()}
         with evaluating(model):
-            logits, weights = model(model_inputs(model, given), raw=True, return_weights=True)
-        return shown_inputs(model, given), logits, weights
+            logits, weights = model(model_inputs(model, _to(given, device)), raw=True, return_weights=True)
+        return shown_inputs(model, given), _to(logits, "cpu"), _to(weights, "cpu")
     x = (inputs if inputs.dim() == 3 else inputs.unsqueeze(0))[:1]
     with evaluating(model):
-        logits, weights = model(x, raw=True, return_weights=True)
-    return x, logits, weights
+        logits, weights = model(_to(x, device), raw=True, return_weights=True)
+    return x, _to(logits, "cpu"), _to(weights, "cpu")
+
+
+def _device_of(model: torch.nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def _to(value: Any, device: torch.device | str) -> Any:
+    """Tensors in ``value`` (nested in dicts, lists and tuples) on ``device``: a model on a GPU is fed and read
+    from the CPU, where the plots are drawn."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {key: _to(item, device) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to(item, device) for item in value)
+    return value
 
 
 def shown_inputs(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -138,7 +182,8 @@ def run_batch(model: torch.nn.Module, batch: Batch) -> tuple[Any, dict[str, torc
     """A task batch's raw outputs and its trace (``return_weights``), in eval mode (restored after), for
     the batch's number of steps."""
     with evaluating(model):
-        return model(model_inputs(model, batch.inputs), raw=True, return_weights=True, steps=batch.steps)
+        inputs = _to(model_inputs(model, batch.inputs), _device_of(model))
+        return _to(model(inputs, raw=True, return_weights=True, steps=batch.steps), "cpu")
 
 
 @torch.no_grad()

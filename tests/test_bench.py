@@ -306,7 +306,7 @@ def test_spec_without_train_section_exits_1(tmp_path):
     path.write_text(tiny_ntm(train=None), encoding="utf-8")
     code, out, err = run_cli(["bench", str(path), "--no-compile", "--slots", "8"])
     assert code == 1 and out == ""
-    assert err.count("\n") == 1 and "has no train: section" in err and "Traceback" not in err
+    assert err.count("\n") == 1 and "has no train section" in err and "Traceback" not in err
 
 
 # -- additive attention -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch
 
 import cogdsl
 from cogdsl.curriculum import LengthCurriculum, longest_length
-from cogdsl.errors import SpecError
+from cogdsl.errors import SpecError, UsageError
 from cogdsl.tasks import make_task
 from cogdsl.train import config_from_spec, train
 
@@ -59,7 +59,7 @@ def test_each_step_draws_lengths_up_to_its_longest_and_reaches_the_full_range() 
 
 
 def test_a_curriculum_on_a_task_without_lengths_is_refused() -> None:
-    with pytest.raises(ValueError, match="no lengths"):
+    with pytest.raises(UsageError, match="no lengths"):
         LengthCurriculum(make_task("digits"), start=3, every=10)
 
 

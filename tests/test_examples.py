@@ -241,3 +241,48 @@ def test_stack_table_picks_the_seed_of_lowest_validation_loss() -> None:
 
     rows = stack_table["table"]([run(0, 0.5, 0.0), run(1, 0.01, 1.0), run(2, 0.2, 0.25)], (60,)).splitlines()
     assert rows[2] == "| anbn | `s` | 25.0% | 0.0%, 100.0%, 25.0% | 100.0% (seed 1) | 1 |"
+
+
+def test_custom_task_registers_a_task_a_spec_names(tmp_path):
+    result = run_script(str(EXAMPLES / "custom_task.py"), "30")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("parity at length 8: ")
+    shutil_rmtree(ROOT / "runs" / "parity")
+
+
+def test_your_data_trains_on_a_dataset_with_evaluation():
+    result = run_script(str(EXAMPLES / "your_data.py"), "30")
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("echo: ") and "(mean over 200 sequences)" in last
+    shutil_rmtree(ROOT / "runs" / "echo")
+
+
+def test_a_package_publishes_a_task_the_command_line_knows(tmp_path):
+    """The entry-point group cogdsl.tasks: an installed package's task works in `cogdsl train` and `eval`, and
+    a package whose task does not load is a warning."""
+    (tmp_path / "parity_plugin.py").write_text((EXAMPLES / "custom_task.py").read_text().split("SPEC =")[0])
+    for name, entry in (("parity_plugin", "running_parity = parity_plugin:RunningParity"),
+                        ("broken", "broken = no_such_module:Task")):
+        info = tmp_path / f"{name}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text(f"[cogdsl.tasks]\n{entry}\n")
+    spec = tmp_path / "parity.cog"
+    spec.write_text("model p\ninput x\noutput y = sigmoid(c)\ngru c(hidden=4) <- x\n"
+                    "train { task running_parity(max_len=4); batch 4; steps 3 }\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    run = [sys.executable, "-m", "cogdsl"]
+    done = subprocess.run([*run, "train", str(spec), "--out", str(tmp_path / "run"), "--no-progress"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "task plugin 'broken' (no_such_module:Task) was not loaded" in done.stderr
+    done = subprocess.run([*run, "eval", str(spec), str(tmp_path / "run"), "--sequences", "8"], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith("p at length 4: "), done.stderr
+
+
+def shutil_rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -97,3 +97,23 @@ def test_a_cuda_training_step_on_the_kernels_never_synchronises(model_name: str)
         finally:
             torch.cuda.set_sync_debug_mode("default")
     assert torch.isfinite(loss.detach()).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_device_cuda_step_draws_its_batch_on_the_gpu_without_synchronising():
+    """What ``cogdsl train --device cuda`` does each step: the stream draws the batch on the GPU (its length
+    on the host), then forward, backward and the optimizer step, with no synchronising call."""
+    from cogdsl.training.streams import TaskStream
+
+    model, optimizer, _ = _setup("cuda")
+    task = make_task("copy", bits=4, min_len=1, max_len=3)
+    stream = TaskStream(task, torch.device("cuda"), seed=1)
+    with ops.use_backend("triton"):
+        _train_step(model, optimizer, stream.next(task, 4))  # compiles the kernels, fills caches
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            loss = _train_step(model, optimizer, stream.next(task, 4))
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(loss.detach()).all()

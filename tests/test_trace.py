@@ -75,7 +75,7 @@ def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 def test_dnc_trace_writes_three_pngs(dnc, tmp_path, monkeypatch, capsys):
     spec, checkpoint = dnc
     monkeypatch.chdir(tmp_path)
-    out = Path("runs") / "tiny_dnc" / "trace"  # the default --out
+    out = checkpoint.parent / "trace"  # the default --out: trace/ beside a checkpoint outside a run folder
     assert main(["trace", str(spec), str(checkpoint), "--len", "3"]) == 0
     assert capsys.readouterr().out.split() == [w for name in ALL for w in ("wrote", str(out / name))]
     sizes = {name: png_size(out / name) for name in ALL}
@@ -138,7 +138,7 @@ def test_bad_input(dnc, ntm, tmp_path, capsys):
             assert err.startswith("cogdsl trace: error: ") and err.count("\n") == 1, (what, err)
         errors[what] = err
     assert "different architecture" in errors["another spec's checkpoint"]
-    assert "no train: section" in errors["no train section"]
+    assert "no train section" in errors["no train section"]
     assert "--force" not in errors["out is a file"]
     assert not (tmp_path / "trace").exists()  # nothing is created for bad input
 

@@ -186,7 +186,7 @@ def test_spec_without_train_section(tmp_path, capsys):
     path = tmp_path / "notrain.yaml"
     path.write_text(text)
     assert main(["train", str(path), "--out", str(tmp_path / "r")]) == 1
-    assert "has no train: section" in capsys.readouterr().err
+    assert "has no train section" in capsys.readouterr().err
 
 
 def test_max_minutes_stops_and_checkpoints(tmp_path):

@@ -109,12 +109,15 @@ def test_a_few_steps_write_a_run_folder(tmp_path: Path) -> None:
     run = tmp_path / "run"
     result = train(spec, config, run, progress=False)
     assert isinstance(result, TrainResult) and result.step == 4 and result.stopped == "done"
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "learning_curve.png", "log.csv", "spec.yaml"]
+    files = sorted(p.name for p in run.iterdir() if not p.name.startswith("events.out.tfevents."))
+    assert files == ["checkpoints", "learning_curve.png", "log.csv", "spec.yaml"]
     assert [p.name for p in sorted((run / "checkpoints").glob("*.safetensors"))] == [
         "step_00000002.safetensors", "step_00000004.safetensors"]
     rows = read_rows(run)
+    assert list(rows[0]) == ["step", "questions", "seconds", "loss", "error_rate", "questions_per_sec", "eval_loss",
+                             "eval_error_rate"]
     assert [int(r["step"]) for r in rows] == [2, 4] and all(r["eval_loss"] for r in rows)
-    assert all(0 <= float(r["bit_errors"]) <= 1 and 0 <= float(r["eval_bit_errors"]) <= 1 for r in rows)
+    assert all(0 <= float(r["error_rate"]) <= 1 and 0 <= float(r["eval_error_rate"]) <= 1 for r in rows)
 
     assert result.eval is not None
     assert result.eval.unit == "wrong answers" and result.eval.split == "valid"
@@ -123,7 +126,8 @@ def test_a_few_steps_write_a_run_folder(tmp_path: Path) -> None:
     assert text.startswith("memn2n_babi: ") and "% valid error (20 questions)" in text
     assert f"{100 * (1 - result.eval.perfect):.1f}% valid error" in text
     summary = describe_result("memn2n_babi", result)
-    assert "wrong answers per sequence" in summary and "% valid error" in summary
+    assert "error rate " in summary and "% valid error" in summary and "per sequence" not in summary
+    assert "questions in" in summary and "questions/s" in summary
 
     meta = json.loads(sorted((run / "checkpoints").glob("*.json"))[-1].read_text())
     assert meta["eval"]["unit"] == "wrong answers" and meta["eval"]["split"] == "valid"
@@ -483,4 +487,4 @@ def test_eval_plot_on_a_qa_checkpoint(qa_run: tuple[Path, Path], tmp_path: Path,
 def test_eval_len_is_refused_for_a_qa_task(qa_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     spec_path, run = qa_run
     assert main(["eval", str(spec_path), str(run), "--len", "5"]) == 1
-    assert "has stories, not sequence lengths" in capsys.readouterr().err
+    assert "task babi has no sequence lengths (its examples come whole)" in capsys.readouterr().err

@@ -36,6 +36,13 @@ Registered tasks (:data:`TASKS`), each in its own module with its encoding drawn
   sequence; Hochreiter & Schmidhuber 1997, as set up by Le et al. 2015 and Campos et al. 2018
   (Skip RNN) (:mod:`cogdsl.tasks.adding`)
 
+Your own data (docs/data.md):
+
+- ``babi_files``, ``babi_files_steps`` -- :class:`BabiFilesTask`, :class:`BabiFilesStepsTask`: the bAbI
+  files in the official text format, one task or a folder of them (:mod:`cogdsl.tasks.babi_files`)
+- ``sequences`` -- :class:`SequencesTask`: your own sequences from ``.npz`` or ``.safetensors`` files
+  (:mod:`cogdsl.tasks.sequences`)
+
 The algorithmic tasks' targets are bits and their ``loss`` is ``"bce"``: the model's raw
 outputs are logits for :func:`sequence_loss` (BCE-with-logits) and :func:`bit_errors`. The
 QA tasks' targets are answer words (the formal-language tasks', next symbols) and their loss is
@@ -50,6 +57,7 @@ import difflib
 
 from cogdsl.tasks.adding import AddingTask
 from cogdsl.tasks.associative_recall import AssociativeRecallTask
+from cogdsl.tasks.babi_files import BabiFilesStepsTask, BabiFilesTask
 from cogdsl.tasks.base import (
     Batch,
     Task,
@@ -68,8 +76,55 @@ from cogdsl.tasks.qa import BabiJointTask, BabiTask
 from cogdsl.tasks.qa_steps import BabiJointStepsTask, BabiStepsTask
 from cogdsl.tasks.repeat_copy import RepeatCopyTask
 from cogdsl.tasks.seq2seq import ReverseTask, SortTask, StutterTask
+from cogdsl.tasks.sequences import SequencesTask
 
-TASKS: dict[str, type[Task]] = {}
+
+class _Registry(dict):  # type: ignore[type-arg]
+    """The task registry: a dict that, the first time it is read, also registers the tasks installed packages
+    publish (:data:`PLUGIN_GROUP`). Reading is what waits, not importing cogdsl, so that a plugin may import
+    any part of cogdsl without a circular import."""
+
+    _loaded = False
+
+    def _ensure(self) -> None:
+        if not self._loaded:
+            type(self)._loaded = True
+            _load_plugins()
+
+    def __contains__(self, key: object) -> bool:
+        self._ensure()
+        return super().__contains__(key)
+
+    def __getitem__(self, key: str) -> type[Task]:
+        self._ensure()
+        return super().__getitem__(key)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        self._ensure()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._ensure()
+        return super().__len__()
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self._ensure()
+        return super().get(key, default)
+
+    def keys(self):  # type: ignore[no-untyped-def]
+        self._ensure()
+        return super().keys()
+
+    def values(self):  # type: ignore[no-untyped-def]
+        self._ensure()
+        return super().values()
+
+    def items(self):  # type: ignore[no-untyped-def]
+        self._ensure()
+        return super().items()
+
+
+TASKS: dict[str, type[Task]] = _Registry()
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -78,7 +133,7 @@ def register_task(cls: type[Task]) -> type[Task]:
     Raises:
         ValueError: another class is already registered under that name.
     """
-    existing = TASKS.get(cls.name)
+    existing = dict.get(TASKS, cls.name)
     if existing is not None and existing is not cls:
         raise ValueError(
             f"task name '{cls.name}' is already taken by {existing.__module__}."
@@ -112,8 +167,31 @@ for _cls in (
     AnBmCnmTask,
     MirrorTask,
     AddingTask,
+    BabiFilesTask,
+    BabiFilesStepsTask,
+    SequencesTask,
 ):
     register_task(_cls)
+
+PLUGIN_GROUP = "cogdsl.tasks"
+"""The entry-point group under which a package publishes its tasks, so that the ``cogdsl`` command knows
+them: ``[project.entry-points."cogdsl.tasks"] running_parity = "mypackage.tasks:RunningParity"``."""
+
+
+def _load_plugins() -> None:
+    """Register the tasks installed packages publish (:data:`PLUGIN_GROUP`); one that fails to load is a
+    warning, never a reason for cogdsl not to start."""
+    import warnings
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            loaded = entry.load()
+            if not (isinstance(loaded, type) and issubclass(loaded, Task)):
+                raise TypeError(f"{entry.value} is not a cogdsl Task class")
+            register_task(loaded)
+        except Exception as err:  # a plugin's own error, of any kind
+            warnings.warn(f"cogdsl: task plugin '{entry.name}' ({entry.value}) was not loaded: {err}", stacklevel=2)
 
 
 def get_task(name: str) -> type[Task]:
@@ -150,6 +228,8 @@ __all__ = [
     "AnBnCnTask",
     "AnBnTask",
     "AssociativeRecallTask",
+    "BabiFilesStepsTask",
+    "BabiFilesTask",
     "BabiJointStepsTask",
     "BabiJointTask",
     "BabiStepsTask",
@@ -165,6 +245,7 @@ __all__ = [
     "PrioritySortTask",
     "RepeatCopyTask",
     "ReverseTask",
+    "SequencesTask",
     "SortTask",
     "StutterTask",
     "Task",

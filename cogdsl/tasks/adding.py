@@ -68,6 +68,7 @@ class AddingTask(Task):
     """Add the two marked values of a long sequence of (value, marker) pairs."""
 
     name: ClassVar[str] = "adding"
+    samples_on_device: ClassVar[bool] = True  # tensor operations only: a GPU draws its batches itself
     params: ClassVar[tuple[TaskParam, ...]] = (
         TaskParam("min_len", int, 100, minimum=2, doc="shortest sequence (T steps) drawn in training"),
         TaskParam("max_len", int, 100, minimum=2, doc="longest sequence (T steps) drawn in training"),
@@ -75,6 +76,11 @@ class AddingTask(Task):
     constraints: ClassVar[tuple[tuple[str, str], ...]] = (("min_len", "max_len"),)
     length_params: ClassVar[tuple[str, str] | None] = ("min_len", "max_len")
     min_length: ClassVar[int] = 2
+    length_doc: ClassVar[str] = (
+        "T, the number of (value, marker) steps (at least 2); the first marker lies in the first 10% of the steps, "
+        "the second in the last half, and only the last step is scored"
+    )
+    sizes_doc: ClassVar[str] = "input 2 (the value and the marker); output 1 (the sum, a raw value)"
     loss = "mse"
     error_unit = "wrong sums"
 

@@ -38,6 +38,7 @@ class AssociativeRecallTask(Task):
     """Given a list of items and one of them as a query, recall the item after it."""
 
     name: ClassVar[str] = "associative_recall"
+    samples_on_device: ClassVar[bool] = True  # tensor operations only: a GPU draws its batches itself
     params: ClassVar[tuple[TaskParam, ...]] = (
         TaskParam("bits", int, 6, minimum=1, doc="width of each random bit vector"),
         TaskParam("item_len", int, 3, minimum=1, doc="vectors per item"),
@@ -47,6 +48,10 @@ class AssociativeRecallTask(Task):
     constraints: ClassVar[tuple[tuple[str, str], ...]] = (("min_items", "max_items"),)
     length_params: ClassVar[tuple[str, str] | None] = ("min_items", "max_items")
     min_length: ClassVar[int] = 2
+    length_doc: ClassVar[str] = (
+        "N, the number of items in the list (at least 2); T = N·(item_len + 1) + 2·item_len + 2 steps"
+    )
+    sizes_doc: ClassVar[str] = "input bits + 2 (the bits, an item delimiter and a query delimiter); output bits"
 
     bits: int
     item_len: int

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -215,12 +216,21 @@ class Batch:
         """``T``, the number of time steps."""
         return int(self.mask.shape[1])
 
-    def to(self, device: torch.device | str) -> Batch:
-        """The same batch with all of its tensors on ``device``."""
-        inputs = ({k: v.to(device) for k, v in self.inputs.items()} if isinstance(self.inputs, dict)
-                  else self.inputs.to(device))
-        return Batch(inputs, self.targets.to(device), self.mask.to(device),
-                     {k: v.to(device) for k, v in self.info.items()})
+    def map(self, function: Callable[[torch.Tensor], torch.Tensor]) -> Batch:
+        """The same batch with ``function`` applied to every tensor."""
+        inputs = ({k: function(v) for k, v in self.inputs.items()} if isinstance(self.inputs, dict)
+                  else function(self.inputs))
+        info = {k: function(v) for k, v in self.info.items()}
+        return Batch(inputs, function(self.targets), function(self.mask), info)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
+        """The same batch with all of its tensors on ``device`` (``non_blocking``: from pinned memory,
+        without waiting for the copy)."""
+        return self.map(lambda tensor: tensor.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> Batch:
+        """The same batch in page-locked host memory, which a GPU copies from without blocking the host."""
+        return self.map(lambda tensor: tensor.pin_memory())
 
 
 class Task:
@@ -242,6 +252,22 @@ class Task:
     min_length: ClassVar[int] = 1
     loss: ClassVar[str] = "bce"
     error_unit: ClassVar[str] = "bit errors"  # what :meth:`errors` counts, for reports
+    # For the task reference (docs/tasks.md): what ``--len`` / ``sample(length=...)`` means for
+    # this task ("" when it has no lengths), and the model sizes it needs, in terms of its parameters.
+    length_doc: ClassVar[str] = ""
+    sizes_doc: ClassVar[str] = ""
+    # True for tasks whose ``_sample`` is tensor operations only, with no tensor read back into Python:
+    # on a GPU they draw batches there (:mod:`cogdsl.training.streams`); the others draw on the host.
+    samples_on_device: ClassVar[bool] = False
+    # What one example is called in reports ("sequences", "questions", "images"), and whether each has one
+    # answer, right or wrong, so that errors are reported as an error rate rather than errors per sequence.
+    items: ClassVar[str] = "sequences"
+    error_rate: ClassVar[bool] = False
+    # True for tasks that read data files (their sizes and batches come from the files).
+    reads_files: ClassVar[bool] = False
+    # True for tasks with fixed splits (bAbI, your files): an evaluation scores a whole split by default.
+    fixed_splits: ClassVar[bool] = False
+    can_evaluate: ClassVar[bool] = True  # False for your own data with no evaluation set
 
     def __init__(self, **params: object) -> None:
         self.config: dict[str, ParamValue] = self.validate_params(params)
@@ -307,6 +333,36 @@ class Task:
                     lo if lo in params else hi,
                 )
         return values
+
+    output_size_exact: ClassVar[bool] = True  # False: output_size is the least a model may have (class ids)
+
+    @property
+    def error_name(self) -> str:
+        """How reports name this task's errors: ``error_rate``, or the error unit per sequence (``bit_errors``)."""
+        return "error_rate" if self.error_rate else self.error_unit.replace(" ", "_")
+
+    # -- data the task read (a vocabulary), kept with a checkpoint ----------------------------
+
+    def data_state(self) -> dict[str, Any]:
+        """What a model trained on this task depends on that the task derived from its data (a data-file
+        task's vocabulary), JSON-able; saved in each checkpoint, so that ``eval`` and ``predict`` map words
+        to the ids the model was trained with. Empty for generated tasks."""
+        return {}
+
+    def load_data_state(self, state: Mapping[str, Any]) -> None:
+        """Use a :meth:`data_state` saved with a checkpoint instead of deriving it again."""
+
+    def locate(self, folder: Path) -> None:
+        """Told the folder of the spec that names this task: data-file tasks read relative paths from there."""
+
+    def shown_params(self) -> dict[str, ParamValue]:
+        """The parameters as a spec would write them to name this very task anywhere: data-file tasks give
+        their paths absolute (the run folder's ``spec.yaml`` and a checkpoint record these)."""
+        return dict(self.config)
+
+    def follow_output(self, activation: str) -> None:
+        """Told the activation of the model's output before training; tasks whose loss follows it (your own
+        sequence files: sigmoid → BCE, softmax → cross-entropy, none → squared error) choose it here."""
 
     # -- loss and errors ---------------------------------------------------------------------
 
@@ -391,6 +447,11 @@ class Task:
         """
         batch = self._check_batch(batch)
         return self._sample(batch, self._resolve_length(length, generator), generator)
+
+    def draw_length(self, generator: torch.Generator) -> int:
+        """A length drawn uniformly from :meth:`length_range` with ``generator`` (a CPU generator, so the
+        host never waits for a GPU), for ``sample(..., length=...)``."""
+        return self._resolve_length(None, generator)
 
     def _check_batch(self, batch: object) -> int:
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:

@@ -26,6 +26,7 @@ class CopyTask(Task):
     """Copy a random binary sequence after a delimiter."""
 
     name: ClassVar[str] = "copy"
+    samples_on_device: ClassVar[bool] = True  # tensor operations only: a GPU draws its batches itself
     params: ClassVar[tuple[TaskParam, ...]] = (
         TaskParam("bits", int, 8, minimum=1, doc="width of each random bit vector"),
         TaskParam("min_len", int, 1, minimum=1, doc="shortest sequence drawn in training"),
@@ -33,6 +34,10 @@ class CopyTask(Task):
     )
     constraints: ClassVar[tuple[tuple[str, str], ...]] = (("min_len", "max_len"),)
     length_params: ClassVar[tuple[str, str] | None] = ("min_len", "max_len")
+    length_doc: ClassVar[str] = (
+        "L, the number of bit vectors to copy; T = 2L + 1 steps (the sequence, the delimiter, the copy)"
+    )
+    sizes_doc: ClassVar[str] = "input bits + 1 (the bits and a delimiter flag); output bits"
 
     bits: int
     min_len: int

@@ -219,6 +219,14 @@ class DigitsTask(Task):
     length_params: ClassVar[tuple[str, str] | None] = None
     loss = "ce"
     error_unit = "wrong digits"
+    samples_on_device: ClassVar[bool] = True  # tensor operations only: a GPU draws its batches itself
+    items: ClassVar[str] = "images"
+    error_rate: ClassVar[bool] = True  # one digit per image, right or wrong
+    length_doc: ClassVar[str] = (
+        "no lengths: the model runs glimpses steps over one image and --len is refused; from Python, sample's "
+        "length sets the number of steps instead (only the last is scored)"
+    )
+    sizes_doc: ClassVar[str] = "image input of side size (pixels); output 10 (one logit per digit)"
 
     size: int
     glimpses: int
@@ -279,6 +287,9 @@ class DigitReconstructionTask(DigitsTask):
     )
     loss = "bce"
     error_unit = "wrong pixels"
+    error_rate: ClassVar[bool] = False  # pixels per image, not one answer
+    length_doc: ClassVar[str] = DigitsTask.length_doc
+    sizes_doc: ClassVar[str] = "image input of side size (pixels); output size² (one logit per pixel)"
 
     @property
     def output_size(self) -> int:

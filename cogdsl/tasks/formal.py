@@ -185,6 +185,11 @@ class AnBnTask(CountingTask):
     """aⁿbⁿ: predict the b's and the next string's a once the first b is read."""
 
     name = "anbn"
+    length_doc: ClassVar[str] = (
+        "n, the count of every string of the batch (instead of one drawn per string from [min_n, max_n]); "
+        "T = concat·2n steps"
+    )
+    sizes_doc: ClassVar[str] = "input 2 (one-hot a, b); output 2"
     blocks = (1, 1)
 
 
@@ -192,6 +197,11 @@ class AnBnCnTask(CountingTask):
     """aⁿbⁿcⁿ: predict the rest of the b's, the c's and the next a once the first b is read."""
 
     name = "anbncn"
+    length_doc: ClassVar[str] = (
+        "n, the count of every string of the batch (instead of one drawn per string from [min_n, max_n]); "
+        "T = concat·3n steps"
+    )
+    sizes_doc: ClassVar[str] = "input 3 (one-hot a, b, c); output 3"
     blocks = (1, 1, 1)
 
 
@@ -199,6 +209,11 @@ class AnBnCnDnTask(CountingTask):
     """aⁿbⁿcⁿdⁿ: predict the rest of the b's, the c's, the d's and the next a once the first b is read."""
 
     name = "anbncndn"
+    length_doc: ClassVar[str] = (
+        "n, the count of every string of the batch (instead of one drawn per string from [min_n, max_n]); "
+        "T = concat·4n steps"
+    )
+    sizes_doc: ClassVar[str] = "input 4 (one-hot a, b, c, d); output 4"
     blocks = (1, 1, 1, 1)
 
 
@@ -206,6 +221,11 @@ class AnB2nTask(CountingTask):
     """aⁿb²ⁿ: predict the other 2n - 1 b's and the next a once the first b is read."""
 
     name = "anb2n"
+    length_doc: ClassVar[str] = (
+        "n, the count of every string of the batch (instead of one drawn per string from [min_n, max_n]); "
+        "T = concat·3n steps"
+    )
+    sizes_doc: ClassVar[str] = "input 2 (one-hot a, b); output 2"
     blocks = (1, 2)
 
 
@@ -213,6 +233,11 @@ class AnBmCnmTask(FormalLanguageTask):
     """aⁿbᵐcⁿ⁺ᵐ (unary addition): predict the c's after the first and the next a; ``n`` counts n + m."""
 
     name = "anbmcnm"
+    length_doc: ClassVar[str] = (
+        "n + m, the length of the c block of every string of the batch (at least 2; m is still drawn per string "
+        "from 1 .. n + m - 1); T = concat·2(n + m) steps"
+    )
+    sizes_doc: ClassVar[str] = "input 3 (one-hot a, b, c); output 3"
     params: ClassVar[tuple[TaskParam, ...]] = _length_params(2, 2, "n + m")
     min_length: ClassVar[int] = 2
 
@@ -234,6 +259,11 @@ class MirrorTask(FormalLanguageTask):
         *_length_params(1, 1, "string length"),
     )
     next_scored = False
+    length_doc: ClassVar[str] = (
+        "n, the length of every string of the batch before its separator (instead of one drawn per string from "
+        "[min_n, max_n]); T = concat·(2n + 1) steps"
+    )
+    sizes_doc: ClassVar[str] = "input symbols + 1 (one-hot symbols and the separator); output symbols + 1"
     symbols: int
 
     @property

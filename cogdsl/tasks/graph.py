@@ -206,7 +206,7 @@ class GraphTask(Task):
     params: ClassVar[tuple[TaskParam, ...]] = (
         TaskParam("id_bits", int, 6, minimum=1, maximum=30, doc="bits of a node id; ids are random in [0, 2**id_bits)"),
         TaskParam("labels", int, 4, minimum=1, doc="distinct edge labels"),
-        TaskParam("out_degree", int, 2, minimum=1, doc="outgoing edges per node, distinctly labelled"),
+        TaskParam("out_degree", int, 2, minimum=1, doc="outgoing edges per node, distinctly labelled (< min_nodes)"),
         TaskParam("min_nodes", int, 5, minimum=2, doc="fewest nodes drawn in training"),
         TaskParam("max_nodes", int, 10, minimum=2, doc="most nodes drawn in training (<= 2**id_bits)"),
     )
@@ -417,6 +417,15 @@ class GraphTraversalTask(_PathTask):
 
     name: ClassVar[str] = "graph_traversal"
     params: ClassVar[tuple[TaskParam, ...]] = _path_params(max_path=4)
+    length_doc: ClassVar[str] = (
+        "N, the number of nodes (from out_degree + 1 to 2**id_bits); the path length P is still drawn per batch "
+        "from [min_path, max_path]; T = N·out_degree + 1 + 2P steps (the edges, the start node and P labels, "
+        "P answer steps)"
+    )
+    sizes_doc: ClassVar[str] = (
+        "input 2·id_bits + labels + 3 (source id, label one-hot, destination id, three phase flags); "
+        "output 2·id_bits + labels (a source, label, destination triple)"
+    )
 
     def _draw_paths(
         self, batch: int, nodes: int, path_len: int, rng: random.Random, device: torch.device
@@ -461,6 +470,15 @@ class GraphShortestPathTask(_PathTask):
 
     name: ClassVar[str] = "graph_shortest_path"
     params: ClassVar[tuple[TaskParam, ...]] = _path_params(max_path=3)
+    length_doc: ClassVar[str] = (
+        "N, the number of nodes (from P + out_degree to 2**id_bits, for the path length P drawn per batch from "
+        "[min_path, max_path], so at least max_path + out_degree); T = N·out_degree + 1 + P steps (the edges, "
+        "the query, P answer steps)"
+    )
+    sizes_doc: ClassVar[str] = (
+        "input 2·id_bits + labels + 3 (source id, label one-hot, destination id, three phase flags); "
+        "output 2·id_bits + labels (a source, label, destination triple)"
+    )
 
     @classmethod
     def _check_task_params(cls, ints: dict[str, int], params: Mapping[str, object]) -> None:
@@ -536,6 +554,14 @@ class GraphInferenceTask(GraphTask):
         *GraphTask.params,
         TaskParam("relations", int, 6, minimum=1, doc="composite relations (<= labels**compose)"),
         TaskParam("compose", int, 2, minimum=1, doc="base labels per composite relation"),
+    )
+    length_doc: ClassVar[str] = (
+        "N, the number of nodes (from out_degree + 1 to 2**id_bits); T = N·out_degree + 2 steps (the edges, "
+        "the query, one answer step)"
+    )
+    sizes_doc: ClassVar[str] = (
+        "input 2·id_bits + labels + 3 + relations (source id, label one-hot, destination id, three phase flags, "
+        "relation one-hot); output id_bits (the destination id)"
     )
 
     relations: int

@@ -34,12 +34,18 @@ class PrioritySortTask(Task):
     """Sort vectors by a priority given with each, highest first, keeping the top ones."""
 
     name: ClassVar[str] = "priority_sort"
+    samples_on_device: ClassVar[bool] = True  # tensor operations only: a GPU draws its batches itself
     params: ClassVar[tuple[TaskParam, ...]] = (
         TaskParam("bits", int, 8, minimum=1, doc="width of each random bit vector"),
         TaskParam("num_inputs", int, 20, minimum=1, doc="vectors presented"),
         TaskParam("num_outputs", int, 16, minimum=1, doc="highest-priority vectors to emit"),
     )
     constraints: ClassVar[tuple[tuple[str, str], ...]] = (("num_outputs", "num_inputs"),)
+    length_doc: ClassVar[str] = (
+        "no lengths: every sequence has num_inputs vectors (T = num_inputs + 1 + num_outputs) and --len is refused; "
+        "from Python, sample's length L replaces num_inputs for one batch, with min(num_outputs, L) vectors to emit"
+    )
+    sizes_doc: ClassVar[str] = "input bits + 2 (the bits, the priority and a delimiter flag); output bits"
 
     bits: int
     num_inputs: int

@@ -33,6 +33,7 @@ import torch
 from cogdsl.tasks.babi import (
     BABI_TASKS,
     MAX_WORDS,
+    QA,
     SIZES,
     encode,
     generate_split,
@@ -74,6 +75,17 @@ class BabiTask(Task):
     name = "babi"
     loss = "ce"
     error_unit = "wrong answers"
+    items: ClassVar[str] = "questions"
+    fixed_splits: ClassVar[bool] = True
+    error_rate: ClassVar[bool] = True  # one answer per question, right or wrong
+    length_doc: ClassVar[str] = (
+        "no lengths: questions come from fixed train, validation and test splits, one step each, and --len is "
+        "refused"
+    )
+    sizes_doc: ClassVar[str] = (
+        "sentences input (the story) and words input (the question), both word ids over the shared vocabulary; "
+        "output the vocabulary size (one logit per word)"
+    )
     params: ClassVar[tuple[TaskParam, ...]] = (
         TaskParam("number", int, 1, choices=tuple(BABI_TASKS), doc="the bAbI task: " + ", ".join(
             f"{n} {title.replace('_', ' ')}" for n, title in BABI_TASKS.items())),
@@ -132,6 +144,29 @@ class BabiTask(Task):
         for start in range(0, rows.numel(), batch):
             yield self.batch_of(data, rows[start:start + batch])
 
+    def questions_batch(self, qas: list[QA]) -> Batch:
+        """New questions (``cogdsl predict``) as a batch over the generated tasks' vocabulary.
+
+        Raises:
+            ValueError: a word that is not in the vocabulary, or a sentence longer than it allows."""
+        sentences, words = lengths(qas)
+        data = encode(qas, vocabulary(), max_sentences=max(sentences, 1), max_words=max(words, MAX_WORDS))
+        data["task"] = torch.zeros(len(qas), dtype=torch.long)
+        return self.batch_of(data, torch.arange(len(qas)))
+
+    def answer_word(self, index: int) -> str:
+        """The word of an id (of an answer, or of any word of a story)."""
+        return vocabulary().word(index)
+
+    def split_size(self, split: str) -> int:
+        """How many questions ``split`` has."""
+        return int(self.data(split)["answer"].shape[0])
+
+    def question_rows(self, split: str, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The questions at ``rows`` of ``split`` as :func:`~cogdsl.tasks.babi.encode` lays them out (story
+        (B, S, L), question (B, L), answer (B,), supporting (B, S), sentences (B,), task (B,))."""
+        return {name: values[rows] for name, values in self.data(split).items()}
+
     def sequence_losses(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return ce_per_sequence(logits, batch)
 
@@ -151,6 +186,8 @@ class BabiJointTask(BabiTask):
     """All six generated bAbI-style tasks at once, sharing one vocabulary (joint training)."""
 
     name = "babi_joint"
+    length_doc: ClassVar[str] = BabiTask.length_doc
+    sizes_doc: ClassVar[str] = BabiTask.sizes_doc
     params: ClassVar[tuple[TaskParam, ...]] = (_TRAIN_SIZE, _RELABEL)
 
     @property

@@ -58,6 +58,14 @@ class BabiStepsTask(BabiTask):
     """bAbI-style question answering, one generated task, read one sentence per step (LSTM, D-NTM)."""
 
     name = "babi_steps"
+    length_doc: ClassVar[str] = (
+        "no lengths: questions come from fixed train, validation and test splits, T = the batch's longest story "
+        "+ 1 steps (a sentence per step, then the question), and --len is refused"
+    )
+    sizes_doc: ClassVar[str] = (
+        "words input (one sentence or the question per step), word ids over the shared vocabulary; output the "
+        "vocabulary size (one logit per word)"
+    )
 
     @property
     def input_kinds(self) -> dict[str, int]:
@@ -81,5 +89,7 @@ class BabiJointStepsTask(BabiStepsTask):
     """All six generated bAbI-style tasks at once, read one sentence per step (joint training)."""
 
     name = "babi_joint_steps"
+    length_doc: ClassVar[str] = BabiStepsTask.length_doc
+    sizes_doc: ClassVar[str] = BabiStepsTask.sizes_doc
     params: ClassVar[tuple[TaskParam, ...]] = BabiJointTask.params
     numbers = BabiJointTask.numbers

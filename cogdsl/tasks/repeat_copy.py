@@ -65,6 +65,14 @@ class RepeatCopyTask(Task):
         ("min_repeats", "max_repeats"),
     )
     length_params: ClassVar[tuple[str, str] | None] = ("min_len", "max_len")
+    length_doc: ClassVar[str] = (
+        "L, the length of the sequence to repeat (the repeat counts n are still drawn per sequence from "
+        "[min_repeats, max_repeats]); T = L + 3 + n_max·L steps, n_max the batch's largest count"
+    )
+    sizes_doc: ClassVar[str] = (
+        "input bits + 2 (the bits, a start marker and the normalised repeat count); output bits + 1 (the bits and "
+        "an end marker)"
+    )
 
     bits: int
     min_len: int

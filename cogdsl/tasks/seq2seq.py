@@ -39,6 +39,7 @@ class SequenceToSequenceTask(Task):
     length_params: ClassVar[tuple[str, str] | None] = ("min_len", "max_len")
     loss = "ce"
     error_unit = "wrong symbols"
+    samples_on_device: ClassVar[bool] = True  # tensor operations only: a GPU draws its batches itself
     symbols: int
 
     @property
@@ -76,6 +77,8 @@ class ReverseTask(SequenceToSequenceTask):
     """Write the source sequence backwards."""
 
     name = "reverse"
+    length_doc: ClassVar[str] = "L, the length of the source sequence; the answer has T = L steps"
+    sizes_doc: ClassVar[str] = "sequence input of symbols (one-hot rows, given whole); output symbols"
 
     def target_of(self, source: torch.Tensor) -> torch.Tensor:
         return source.flip(1)
@@ -85,6 +88,8 @@ class SortTask(SequenceToSequenceTask):
     """Write the source's symbols in ascending order (repeats kept)."""
 
     name = "sort"
+    length_doc: ClassVar[str] = "L, the length of the source sequence; the answer has T = L steps"
+    sizes_doc: ClassVar[str] = "sequence input of symbols (one-hot rows, given whole); output symbols"
 
     def target_of(self, source: torch.Tensor) -> torch.Tensor:
         return source.sort(dim=1).values
@@ -98,6 +103,8 @@ class StutterTask(SequenceToSequenceTask):
         *SequenceToSequenceTask.params,
         TaskParam("times", int, 2, minimum=1, maximum=8, doc="how many times each symbol is written"),
     )
+    length_doc: ClassVar[str] = "L, the length of the source sequence; the answer has T = times·L steps"
+    sizes_doc: ClassVar[str] = "sequence input of symbols (one-hot rows, given whole); output symbols"
     times: int
 
     def target_of(self, source: torch.Tensor) -> torch.Tensor:

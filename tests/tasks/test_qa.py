@@ -406,7 +406,7 @@ def test_story_vocab_must_match_the_task(tmp_path: Path) -> None:
     assert diagnostic.code == "E501"
     assert "'story'" in diagnostic.message and "vocab 68" in diagnostic.message
     assert "69-word vocabulary" in diagnostic.message
-    assert diagnostic.hint == "set the vocab of 'story' to 69"
+    assert diagnostic.hint == "set the vocab of 'story' to 69, or leave it out to take the task's"
 
 
 def test_story_vocab_mismatch_is_reported_with_a_tied_answer(tmp_path: Path) -> None:
