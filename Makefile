@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup clean gpu-check
 
 setup: $(STAMP)
 
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto
+
+# On a machine with a CUDA GPU (torch and triton installed): the tests CI skips, a GPU run, cogdsl bench.
+gpu-check:
+	bash tests/gpu/check.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check cogdsl kernels tests examples

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The GPU check (make gpu-check): everything that needs a CUDA GPU, as one script, with its reports
+# written under $OUT (default gpu-report/). Run it on a machine with a GPU and torch + triton installed;
+# CI never runs it (CI has no GPU).
+#
+#   1. the tests that are skipped without CUDA, and every kernel test with the kernels compiled for the GPU
+#      (tests/kernels, the no-host-sync step on CUDA, the device tests: a CUDA stream, checkpoints across
+#      devices), with a JUnit report;
+#   2. a short training run with --device cuda, evaluated on the CPU (a checkpoint crosses devices);
+#   3. cogdsl bench: the kernels against eager PyTorch and torch.compile, side by side, as JSON.
+#
+# Packages the machine lacks travel as wheels in .whl/ (ignored by git): for a machine with Python 3.12,
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl lark==1.3.1
+# and they are installed into /tmp/site first. Budget: about 8 minutes on an H200.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT="${OUT:-gpu-report}"
+mkdir -p "$OUT"
+PYTHON="${PYTHON:-python3}"
+if compgen -G ".whl/*.whl" > /dev/null; then
+    "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+status=0
+
+{ nvidia-smi; "$PYTHON" -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__,
+'device', torch.cuda.get_device_name(0))"; git log -1 --format='commit %H' 2>/dev/null; } > "$OUT/device.txt" 2>&1
+cat "$OUT/device.txt"
+
+echo "== 1. tests that need CUDA"
+timeout 300 "$PYTHON" -m pytest -q -p no:cacheprovider -n 4 -rs --junitxml "$OUT/tests.xml" \
+    tests/kernels tests/test_no_host_sync.py tests/training/test_devices.py tests/ops 2>&1 | tee "$OUT/tests.txt" \
+    | tail -25 || status=1
+
+echo "== 2. a run on the GPU, evaluated on the CPU"
+run="$(mktemp -d)"
+{ timeout 120 "$PYTHON" -m cogdsl train specs/ntm_copy.yaml --device cuda --steps 300 --out "$run/copy" \
+      --no-progress && timeout 60 "$PYTHON" -m cogdsl eval specs/ntm_copy.yaml "$run/copy" --device cpu \
+      --sequences 100; } 2>&1 | tee "$OUT/run.txt" | tail -8 || status=1
+
+echo "== 3. cogdsl bench"
+timeout 240 "$PYTHON" -m cogdsl bench --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.txt" | tail -40 || status=1
+exit $status
