@@ -10,7 +10,8 @@ A run folder's ``checkpoints/`` holds, for every saved step::
                                            generator, and "lengths" on a GPU), uint8
                                 rng.data   the first stream's generator again (older readers)
                                 rng.torch  torch's global generator state (uint8)
-                                header metadata "cogdsl": the JSON below
+                                header metadata "cogdsl": the JSON below, and "sha256":
+                                           a checksum of every tensor, checked on reading
     step_00001000.json          the same JSON, for people: step, sequences seen, seed, the
                                 resolved config, library versions, the spec fingerprint and
                                 the resolved spec as YAML text
@@ -217,6 +218,17 @@ def _json_safe(value: Any) -> Any:
     return repr(value)
 
 
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 of every tensor's name, dtype, shape and bytes, in name order: written with a checkpoint and
+    checked when it is read, so bytes changed after the save (a bad disk, a copy gone wrong) are noticed."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The optimizer's state dict split into tensors (``optim.<index>.<key>``) and JSON for the rest."""
     state = optimizer.state_dict()
@@ -259,11 +271,11 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         tensors[RNG_DATA] = streams[0]["data"].detach().cpu().clone()
     tensors[RNG_TORCH] = torch.get_rng_state().clone()
     text = json.dumps(_json_safe(meta), indent=2, sort_keys=False)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a save that was killed
+    for stale in path.parent.glob(".*.tmp"):  # left by a save that was killed (one writer per run folder)
         stale.unlink(missing_ok=True)
     tmp = _temporary(path)
     try:
-        save_file(tensors, tmp, metadata={"format": FORMAT, "cogdsl": text})
+        save_file(tensors, tmp, metadata={"format": FORMAT, "cogdsl": text, "sha256": tensor_digest(tensors)})
         _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
@@ -337,6 +349,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except Exception as err:  # safetensors raises its own error types (and ValueError) for bad bytes
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path}: not a cogdsl checkpoint (corrupt or truncated): {reason}") from None
+    if "sha256" in header and header["sha256"] != tensor_digest(tensors):
+        raise CheckpointError(f"{path}: damaged: its tensors do not match the checksum written with them (the file "
+                              "changed after it was saved)")
     meta: dict[str, Any] = {}
     if "cogdsl" in header:
         try:

@@ -101,6 +101,8 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     out = Path(args.output)
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder; give a file name to write")
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
     from cogdsl.checkpoint import atomic_write_text

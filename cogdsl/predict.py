@@ -122,13 +122,15 @@ def predict_command(args: Any) -> int:
     if target.suffix not in wanted:
         raise UsageError(f"--output {target}: for {'bAbI questions' if text_input else 'sequences'} write a "
                          f"{' or '.join(wanted)} file")
+    if target.is_dir():
+        raise UsageError(f"--output {target} is a folder; give a file name")
     if target.exists() and not args.force:
         raise UsageError(f"--output {target} exists; pass --force to overwrite it")
     if not target.parent.is_dir():
         raise UsageError(f"--output {target}: no such folder {target.parent}")
     if target.resolve() == source.resolve():
         raise UsageError("--output is the --input file; write the predictions elsewhere")
-    spec, task, model, _ = load_trained(args.spec, args.checkpoint, None, args.device)
+    spec, task, model, _ = load_trained(args.spec, args.checkpoint, None, args.device, need_task=text_input)
     model.eval()
     if text_input:
         count, given, error = predict_babi(model, task, source, target, args.batch)

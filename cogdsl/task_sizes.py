@@ -113,3 +113,32 @@ def derive_sizes(spec: Spec, task: Task | None) -> Spec:
     if problems:
         raise SpecError(problems, {spec.file: spec.source or ""})
     return dataclasses.replace(spec, inputs=tuple(inputs), outputs=tuple(outputs))
+
+
+def sizes_from(spec: Spec, saved_yaml: object, where: object) -> Spec:
+    """``spec`` with the sizes it leaves out taken from a checkpoint's saved spec (``spec_yaml``, every size
+    written), input by input and output by output name: a model trained on your own data is run again
+    without that data.
+
+    Raises:
+        CheckpointError: the checkpoint holds no spec, or not the inputs and outputs this spec names.
+    """
+    from cogdsl.errors import CheckpointError
+    from cogdsl.pipeline import parse_text
+
+    if not isinstance(saved_yaml, str):
+        raise CheckpointError(f"{where}: holds no spec to take the sizes {spec.name} leaves out from; write them "
+                              "in the spec")
+    saved = parse_text(saved_yaml, f"{where}:spec_yaml", "yaml")
+    sizes = {**{i.name: i.size for i in saved.inputs}, **{o.name: o.size for o in saved.outputs}}
+    missing = [item.name for item in (*spec.inputs, *spec.outputs)
+               if item.size.data is None and (item.name not in sizes or sizes[item.name].data is None)]
+    if missing:
+        raise CheckpointError(f"{where}: its spec gives no size for {', '.join(missing)}, which {spec.name} leaves "
+                              "out; write them in the spec")
+    return dataclasses.replace(
+        spec,
+        inputs=tuple(i if i.size.data is not None else dataclasses.replace(i, size=Value(sizes[i.name].data,
+                     i.size.span)) for i in spec.inputs),
+        outputs=tuple(o if o.size.data is not None else dataclasses.replace(o, size=Value(sizes[o.name].data,
+                      o.size.span)) for o in spec.outputs))

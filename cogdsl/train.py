@@ -527,6 +527,7 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     model = compile_spec(spec, task=task).to(device)
+    task.follow_model(model)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(parameters, config)
     stream: Any = DataStream(task, device) if data is not None else TaskStream(named or task, device, seed)
@@ -623,7 +624,7 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
     drawn = -math.inf
     trained.train()
     try:
-        with StopOnSignal() as interrupt:
+        with StopOnSignal(escalate=not place.active) as interrupt:
             try:
                 while step < config.steps:
                     batch: Batch = first if first is not None else stream.next(curriculum.task_at(step), share)
@@ -891,8 +892,11 @@ def train_command(args: Any) -> int:
         if args.resume or args.force:
             raise UsageError("--auto-resume decides for itself; leave out --resume and --force")
         from cogdsl.checkpoint import list_checkpoints
+        from cogdsl.training.run_folder import looks_like_run
 
         args.resume = bool(list_checkpoints(out))
+        # A run killed before its first checkpoint left only its log: start it again.
+        args.force = not args.resume and out.is_dir() and looks_like_run(out)
     if args.resume and not args.force:
         base = _saved_config(out) or base
     config = base.with_overrides(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads)
@@ -943,7 +947,9 @@ def describe_result(name: str, result: TrainResult, max_minutes: float | None = 
                      f"{_num(float(best['eval']['loss']))}; evaluate it with: cogdsl eval {shown} "
                      f"{_quoted(result.best)}")
     if result.stopped in ("time", "interrupted"):
-        lines.append(f"  continue with: cogdsl train {shown} --out {_quoted(result.out_dir)} --resume")
+        again = ("torchrun [the same torchrun options] -m cogdsl train" if result.processes > 1
+                 else "cogdsl train")
+        lines.append(f"  continue with: {again} {shown} --out {_quoted(result.out_dir)} --resume")
     return "\n".join(lines)
 
 
@@ -964,33 +970,45 @@ def can_plot_weightings(model: torch.nn.Module, task: Task) -> bool:
 
 
 def load_trained(spec_path: str, checkpoint_path: str, length: int | None = None,
-                 device: str | torch.device = "cpu") -> tuple[Spec, Task, torch.nn.Module, Checkpoint]:
+                 device: str | torch.device = "cpu", need_task: bool = True
+                 ) -> tuple[Spec, Task | None, torch.nn.Module, Checkpoint]:
     """The spec, its training task, the compiled model with the checkpoint's weights on ``device``, and the
     checkpoint.
 
     The task reads what it derived from data when it trained (a vocabulary) from the checkpoint, so a
-    model trained on data files is evaluated with the word ids it learned. For the commands that read a
-    trained run (``eval``, ``trace``, ``predict``): every problem (a bad spec, no ``train:`` task,
-    ``length`` below the task's minimum, a missing, corrupt or foreign checkpoint) is a user error,
-    never a traceback. A checkpoint loads on any device, whatever device it was saved on.
+    model trained on data files is evaluated with the word ids it learned. With ``need_task`` false (``cogdsl
+    predict`` on sequence files) a spec that names no task is fine: the task is None, and sizes the spec
+    leaves to the data are the checkpoint's (the spec it saved has every size written). For the commands
+    that read a trained run (``eval``, ``trace``, ``predict``): every problem (a bad spec, no task where one
+    is needed, ``length`` below the task's minimum, a missing, corrupt or foreign checkpoint) is a user
+    error, never a traceback. A checkpoint loads on any device, whatever device it was saved on.
     """
     from cogdsl.pipeline import compile_spec, read_spec_file, validate_spec
+    from cogdsl.task_sizes import leaves_sizes, sizes_from
     from cogdsl.training.devices import resolve_device
 
     run_device = resolve_device(device)
     spec = read_spec_file(spec_path)
     validate_spec(spec)
-    config = config_from_spec(spec, spec_path)
+    config = config_from_spec(spec, spec_path) if spec.train is not None or need_task else None
+    if need_task and (config is None or not config.task):
+        raise UsageError(f"{spec_path} names no task (a model trained on your own data from Python): this command "
+                         "scores or draws it on a task's data; name one in its train section, or use cogdsl "
+                         "predict on your files")
     checkpoint = load_checkpoint(checkpoint_path)
-    task = build_task(config, spec, checkpoint.meta.get("task_state"))
-    if length is not None and task.length_params is None:
-        raise UsageError(f"--len: task {task.name} has no sequence lengths (its examples come whole); "
-                         "leave --len out")
-    if length is not None and length < task.min_length:
+    task = build_task(config, spec, checkpoint.meta.get("task_state")) if config is not None and config.task else None
+    if length is not None and (task is None or task.length_params is None):
+        raise UsageError(f"--len: task {task.name if task else '(none)'} has no sequence lengths (its examples come "
+                         "whole); leave --len out")
+    if length is not None and task is not None and length < task.min_length:
         raise UsageError(f"--len must be at least {task.min_length} for task {task.name}, got {length}")
+    if task is None and leaves_sizes(spec):
+        spec = sizes_from(spec, checkpoint.meta.get("spec_yaml"), checkpoint.path)
     model = compile_spec(spec, task=task)
     load_model_state(model, checkpoint, spec.name)
     _warn_fingerprint(checkpoint.meta, model.spec, checkpoint.path)
+    if task is not None:
+        task.follow_model(model)
     return spec, task, model.to(run_device), checkpoint
 
 
@@ -1010,6 +1028,7 @@ def eval_command(args: Any) -> int:
         if plot.exists() and not args.force:
             raise UsageError(f"--plot {plot} exists; pass --force to overwrite it")
     spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length, args.device)
+    assert task is not None  # load_trained needs one here
     if plot is not None and getattr(model, "read_memory", None):
         raise UsageError(f"--plot draws head weightings over a sequence; for {spec.name}, a QA model, draw each "
                          "hop's attention with: cogdsl trace SPEC CHECKPOINT --question N")

@@ -93,8 +93,22 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
-        """A copy with command-line overrides (``lr`` goes to the optimizer) applied; None means keep."""
+        """A copy with command-line overrides (``lr`` goes to the optimizer) applied; None means keep.
+
+        Raises:
+            UsageError: a value outside its setting's declared range (``--batch 100000000``)."""
         values = {k: v for k, v in overrides.items() if v is not None}
+        declared = {param.name: param for param in SETTINGS}
+        for name, value in values.items():
+            param = declared.get(name)
+            if param is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            if (param.minimum is not None and value < param.minimum) or (
+                    param.maximum is not None and value > param.maximum):
+                low = "" if param.minimum is None else f"{param.minimum:g} <= "
+                high = "" if param.maximum is None else f" <= {param.maximum:g}"
+                raise UsageError(f"{name} must be {low}{name}{high}, got {value:g}" if isinstance(value, float)
+                                 else f"{name} must be {low}{name}{high}, got {value}")
         optimizer_params = dict(self.optimizer_params)
         if "lr" in values:
             optimizer_params["lr"] = values.pop("lr")

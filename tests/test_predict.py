@@ -335,3 +335,12 @@ def test_a_babi_model_does_not_read_sequence_files(babi_model: Path, trained: tu
     assert predict(BABI_SPEC, babi_model, folder / "test.npz", tmp_path / "out.npz") == 1
     _refused(capsys, "one vector input")
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_predict_refuses_a_folder_for_its_output_even_with_force(trained: tuple[Path, Path, Path], tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    folder, spec, checkpoint = trained
+    (tmp_path / "out.npz").mkdir()
+    assert predict(spec, checkpoint, folder / "test.npz", tmp_path / "out.npz", "--force") == 1
+    err = capsys.readouterr().err
+    assert "is a folder; give a file name" in err and "Traceback" not in err

@@ -632,3 +632,38 @@ def test_a_run_on_data_restores_from_its_folder(tmp_path: Path) -> None:
 def test_load_leaves_sizes_to_the_data(tmp_path: Path) -> None:
     spec = cogdsl.load(lstm_spec(tmp_path))
     assert run(spec, tmp_path / "run", data=EchoBits(8), steps=1).step == 1
+
+
+def test_a_model_trained_on_your_data_predicts_without_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """A spec with no task and its sizes left to the data: predict takes the sizes from the checkpoint."""
+    spec = lstm_spec(tmp_path)
+    result = run(spec, tmp_path / "run", data=EchoBits(16))
+    inputs = bits(5, seed=9)
+    np.savez(tmp_path / "new.npz", inputs=inputs.numpy())
+    assert main(["predict", str(spec), str(tmp_path / "run"), "--input", str(tmp_path / "new.npz"), "--output",
+                 str(tmp_path / "out.npz"), "--device", "cpu"]) == 0, capsys.readouterr().err
+    with np.load(tmp_path / "out.npz") as saved:
+        outputs = saved["outputs"]
+    with torch.no_grad():
+        expected = torch.sigmoid(result.model.eval()(inputs, raw=True)).numpy()
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-6)
+    assert main(["eval", str(spec), str(tmp_path / "run")]) == 1  # eval scores a task's data: it says so
+    assert "has no train section" in capsys.readouterr().err
+
+
+def test_under_torchrun_each_process_takes_its_own_batches_of_an_iterable() -> None:
+    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data.distributed import DistributedSampler
+
+    from cogdsl.training.user_data import _Source
+
+    batches = echo_batches([2] * 6)
+    for rank in (0, 1):
+        source = _Source(batches, KINDS, 2, 0, rank=rank, world=2)
+        for number, got in enumerate([source.next().inputs for _ in range(3)]):
+            assert torch.equal(got, batches[2 * number + rank][0])  # batches r, r + 2, r + 4
+    data = TensorDataset(bits(8), bits(8)[..., :2])
+    shared = DataLoader(data, batch_size=2, sampler=DistributedSampler(data, num_replicas=2, rank=1, shuffle=False))
+    first = _Source(shared, KINDS, 2, 0, rank=1, world=2).next().inputs
+    assert torch.equal(first, next(iter(shared))[0])  # a DistributedSampler shares the data out itself

@@ -151,3 +151,11 @@ def test_learning_curve_labels_name_questions_and_an_error_rate(tmp_path):
     assert names["sequences"] == "questions" and rows[0]["bit_errors"] == 0.5
     assert _label(names["bit_errors"], names["sequences"]) == "error rate (%)"
     assert _label("bit_errors", "sequences") == "bit errors per sequence"
+
+
+def test_command_line_settings_keep_their_declared_ranges(tmp_path, capsys):
+    spec = tmp_path / "t.yaml"
+    spec.write_text(tiny_ntm(train={"batch": 2, "steps": 2}))
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--batch", "100000000"]) == 1
+    assert "batch must be 1 <= batch <= 65536, got 100000000" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -75,10 +75,13 @@ __all__ = [
     "write_babi_file",
 ]
 
-BABI_FILE = re.compile(r"qa(?P<task>[1-9][0-9]*)_(?P<title>[a-z0-9]+(?:-[a-z0-9]+)*)_(?P<split>train|valid|test)\.txt")
-"""The official file names, ``qa<N>_<title>_<split>.txt`` (``qa1_single-supporting-fact_train.txt``):
-groups ``task`` (the task number, no leading zero), ``title`` (lower-case words joined by hyphens) and
-``split`` (``train``, ``valid`` or ``test``). Use ``BABI_FILE.fullmatch(name)``."""
+BABI_FILE = re.compile(
+    r"qa(?P<task>[1-9][0-9]*)(?:_(?P<title>[a-z0-9]+(?:-[a-z0-9]+)*))?_(?P<split>train|valid|test)\.txt")
+"""The official file names, ``qa<N>_<title>_<split>.txt`` (``qa1_single-supporting-fact_train.txt``), and
+``qa<N>_<split>.txt`` without a title, as the release's ``en-valid`` and ``en-valid-10k`` folders name
+theirs (``qa1_valid.txt``): groups ``task`` (the task number, no leading zero), ``title`` (lower-case words
+joined by hyphens, or None) and ``split`` (``train``, ``valid`` or ``test``). Use
+``BABI_FILE.fullmatch(name)``."""
 
 _WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")
 _LINE_NUMBER = re.compile(r"[0-9]+")
@@ -496,6 +499,6 @@ def find_babi_files(folder: str | Path) -> dict[int, dict[str, Path]]:
                                   f"{splits[split].name} and {entry.name}")
         splits[split] = root / entry.name
     if not found:
-        raise BabiFormatError(shown, 0, "expected bAbI files named qa<N>_<title>_<split>.txt (split train, valid "
-                              "or test), found none")
+        raise BabiFormatError(shown, 0, "expected bAbI files named qa<N>_<title>_<split>.txt or qa<N>_<split>.txt "
+                              "(split train, valid or test), found none")
     return {t: {s: found[t][s] for s in _SPLITS if s in found[t]} for t in sorted(found)}

@@ -360,6 +360,10 @@ class Task:
         their paths absolute (the run folder's ``spec.yaml`` and a checkpoint record these)."""
         return dict(self.config)
 
+    def follow_model(self, model: Any) -> None:
+        """Told the compiled model it will feed, once it is built (a sequence task checks that class ids in files
+        read later fit its outputs)."""
+
     def follow_output(self, activation: str) -> None:
         """Told the activation of the model's output before training; tasks whose loss follows it (your own
         sequence files: sigmoid → BCE, softmax → cross-entropy, none → squared error) choose it here."""

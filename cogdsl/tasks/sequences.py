@@ -352,15 +352,17 @@ class SequencesTask(Task):
         self._use(loss_for(activation) if self.config["loss"] == "auto" else self.kind)
 
     def split(self, which: str) -> Arrays:
-        """The ``train``, ``valid`` or ``test`` split (raises DataFileError for a bad file, UsageError for a
-        test split the task does not have)."""
+        """The ``train``, ``valid`` or ``test`` split (raises DataFileError for a bad file, or one that does not
+        fit the sizes a checkpoint's model was trained with; UsageError for a test split the task does not
+        have)."""
         if which == "test":
             if not self.test:
                 raise UsageError("task sequences has no test file: add 'test: PATH' to the task to evaluate on it")
-            return read_sequences(self.path("test"))
+            return self._fitting(read_sequences(self.path("test")), self.path("test"))
         if self.valid:
-            return read_sequences(self.path("train" if which == "train" else "valid"))
-        whole = read_sequences(self.path("train"))
+            file = self.path("train" if which == "train" else "valid")
+            return self._fitting(read_sequences(file), file)
+        whole = self._fitting(read_sequences(self.path("train")), self.path("train"))
         fraction = float(self.config["valid_fraction"])
         held = max(1, round(len(whole) * fraction)) if fraction > 0 else 0  # a fraction asked for holds out one
         if held == 0:
@@ -371,6 +373,30 @@ class SequencesTask(Task):
         cut = len(whole) - held
         part = slice(0, cut) if which == "train" else slice(cut, None)
         return Arrays(whole.inputs[part], whole.targets[part], whole.mask[part], whole.lengths[part])
+
+    def _fitting(self, arrays: Arrays, path: Path) -> Arrays:
+        """``arrays`` checked against the sizes and the targets of a checkpoint's model (its data state), when the
+        task has them: files read after training (eval, --resume) must fit the model they are fed to."""
+        saved = getattr(self, "_saved_sizes", None)
+        if saved is None:
+            return arrays
+        inputs, outputs = saved
+        if arrays.inputs.shape[-1] != inputs:
+            raise DataFileError(path, f"array 'inputs' has {arrays.inputs.shape[-1]} channels per step; the model was "
+                                      f"trained on {inputs}")
+        class_ids = bool(getattr(self, "_saved_class_ids", False))
+        if arrays.targets.is_floating_point() == class_ids:
+            found, trained = ("class ids (N, T)", "values (N, T, O)") if not class_ids else (
+                "values (N, T, O)", "class ids (N, T)")
+            raise DataFileError(path, f"array 'targets' holds {found}; the model was trained on {trained}")
+        outputs = getattr(self, "_model_outputs", None) or outputs  # the model may have more classes than ids seen
+        if class_ids and len(arrays) and int(arrays.targets.max()) >= outputs:
+            raise DataFileError(path, f"array 'targets' has class id {int(arrays.targets.max())}; the model has "
+                                      f"{outputs} classes (0 to {outputs - 1})")
+        if not class_ids and arrays.targets.shape[-1] != outputs:
+            raise DataFileError(path, f"array 'targets' has {arrays.targets.shape[-1]} values per step; the model "
+                                      f"outputs {outputs}")
+        return arrays
 
     def _check_splits(self) -> tuple[int, int]:
         """(I, O), the same in every file given."""
@@ -448,6 +474,9 @@ class SequencesTask(Task):
 
     def reward(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return (self.errors(logits, batch) == 0).to(logits.dtype)
+
+    def follow_model(self, model: Any) -> None:
+        self._model_outputs = int(model.spec.outputs[0].size.data)
 
     def data_state(self) -> dict[str, Any]:
         """The loss it trained with and the sizes it gave the model, so that ``eval`` and ``predict`` need not

@@ -40,7 +40,8 @@ def log_columns(items: str = "sequences", errors: str = "bit_errors") -> tuple[s
     return ("step", items, "seconds", "loss", errors, per_second, "eval_loss", f"eval_{errors}")
 
 
-def _looks_like_run(folder: Path) -> bool:
+def looks_like_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a run's files (spec.yaml, log.csv or checkpoints/)."""
     return any((folder / marker).exists() for marker in _RUN_MARKERS)
 
 
@@ -71,7 +72,7 @@ def check_run_dir(out: Path, *, resume: bool, force: bool) -> Path | None:
         if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents or resolved == Path.home():
             raise UsageError(f"{out} is the current folder, one of its parents or the home folder; "
                              "--force will not delete it: choose another --out")
-        if not _looks_like_run(out):
+        if not looks_like_run(out):
             raise UsageError(f"{out} is not a cogdsl run folder (it has no spec.yaml, log.csv or {CHECKPOINT_DIR}/); "
                              "--force only replaces run folders: choose another --out")
     return None

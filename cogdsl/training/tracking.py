@@ -5,22 +5,19 @@
 What a run writes (tags): ``train/loss``, ``train/<errors>`` (the task's errors, e.g.
 ``train/bit_errors`` or ``train/error_rate``), ``train/lr``, ``train/<items>_per_sec``; at
 each evaluation ``valid/loss``, ``valid/<errors>``, ``valid/perfect`` and the task's own
-metrics (``valid/task_1_accuracy`` ...); and an image of what the model did on one evaluation
-sequence, ``valid/weightings`` (head weightings over time, as ``cogdsl eval --plot`` draws them), at
-most every :data:`PICTURE_SECONDS`. A resumed run drops the events a stopped run wrote after
-its checkpoint (TensorBoard's ``purge_step``), as ``log.csv`` drops its rows.
+metrics (``valid/task_1_accuracy`` ...); and at each evaluation an image of what the model did on
+one evaluation sequence, ``valid/weightings`` (head weightings over time, as ``cogdsl eval --plot``
+draws them; for models with such weightings). A resumed run drops the events a stopped run wrote
+after its checkpoint (TensorBoard's ``purge_step``), as ``log.csv`` drops its rows.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-
-PICTURE_SECONDS = 30.0  # drawing takes about a second: not after every one of many quick evaluations
 
 
 class Tracker:
@@ -28,7 +25,6 @@ class Tracker:
 
     def __init__(self, out_dir: Path, *, enabled: bool = True, purge_step: int | None = None) -> None:
         self.writer: Any = None
-        self._drawn = -float("inf")
         if not enabled:
             return
         try:
@@ -46,10 +42,10 @@ class Tracker:
             if value is not None:
                 self.writer.add_scalar(f"{prefix}/{name}", float(value), step)
 
-    def picture(self, step: int, tag: str, draw: Callable[[Path], object], *, force: bool = False) -> None:
-        """An image drawn by ``draw`` (which writes a PNG at the path it is given), at most every
-        :data:`PICTURE_SECONDS` unless ``force``. A picture that cannot be drawn is skipped with a warning."""
-        if self.writer is None or (not force and time.perf_counter() - self._drawn < PICTURE_SECONDS):
+    def picture(self, step: int, tag: str, draw: Callable[[Path], object]) -> None:
+        """An image drawn by ``draw`` (which writes a PNG at the path it is given). A picture that cannot be
+        drawn is skipped with a warning."""
+        if self.writer is None:
             return
         import numpy as np
         from PIL import Image
@@ -64,7 +60,6 @@ class Tracker:
             print(f"warning: no {tag} picture at step {step}: {err}", file=sys.stderr)
             return
         self.writer.add_image(tag, image, step, dataformats="HWC")
-        self._drawn = time.perf_counter()
 
     def flush(self) -> None:
         if self.writer is not None:

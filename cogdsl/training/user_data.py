@@ -8,7 +8,8 @@
 - a ``DataLoader`` or an ``IterableDataset``, or any iterable of batches (a list, a generator):
   read in its own order and started again when it runs out; a resumed run skips the batches
   already taken in the current pass (a loader that shuffles without a seeded generator gives
-  other batches then).
+  other batches then). Under torchrun process r of K takes batches r, r + K, r + 2K, ... of it,
+  unless a DataLoader's sampler is a ``DistributedSampler``, which shares the data out itself.
 
 A sequence (an item of a Dataset) or a batch is any of::
 
@@ -26,6 +27,7 @@ spec names a task, whose loss is used. Sizes the spec leaves out are read off th
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -267,15 +269,20 @@ class _Source:
                 yield collate([self.data[i] for i in order[start:start + self.batch]], self.kinds)
             return
         from torch.utils.data import DataLoader, IterableDataset
+        from torch.utils.data.distributed import DistributedSampler
 
         source: Iterable[Any] = self.data
         if isinstance(self.data, IterableDataset):
             source = DataLoader(self.data, batch_size=self.batch, collate_fn=lambda items: collate(items, self.kinds))
-        iterator = iter(source)
+        # Under torchrun each process takes every world-th batch (its own share), unless the loader already
+        # shares its data out with a DistributedSampler.
+        shared = isinstance(self.data, DataLoader) and isinstance(self.data.sampler, DistributedSampler)
+        stride, offset = (1, 0) if shared else (self.world, self.rank)
+        iterator = itertools.islice(iter(source), offset, None, stride)
         for _ in range(self.position):  # a resumed run: the batches this pass already took
             next(iterator, None)
         for number, item in enumerate(iterator, start=self.position):
-            yield as_batch(item, self.kinds, f"{self.what} batch {number}")
+            yield as_batch(item, self.kinds, f"{self.what} batch {number * stride + offset}")
 
     def next(self) -> Batch:
         if self._peeked:

@@ -383,8 +383,10 @@ def test_error_is_a_value_error_and_pickles() -> None:
 def test_babi_file_pattern() -> None:
     m = BABI_FILE.fullmatch("qa19_path-finding_valid.txt")
     assert m is not None and (m["task"], m["title"], m["split"]) == ("19", "path-finding", "valid")
-    for name in ("qa1_single-supporting-fact_dev.txt", "qa0_x_train.txt", "qa1_train.txt", "qa1_x_train.txt.bak",
-                 "QA1_x_train.txt", "qa1_Single_train.txt", "notes.txt"):
+    untitled = BABI_FILE.fullmatch("qa3_valid.txt")  # the release's en-valid folders name their files so
+    assert untitled is not None and (untitled["task"], untitled["title"], untitled["split"]) == ("3", None, "valid")
+    for name in ("qa1_single-supporting-fact_dev.txt", "qa0_x_train.txt", "qa1_dev.txt", "qa1_x_train.txt.bak",
+                 "QA1_x_train.txt", "qa1_Single_train.txt", "notes.txt", "qa1__train.txt"):
         assert BABI_FILE.fullmatch(name) is None, name
 
 

@@ -556,3 +556,20 @@ def test_a_spec_writing_the_right_sizes_passes(tmp_path: Path, capsys: pytest.Ca
     assert "no errors" in capsys.readouterr().err
     model = cogdsl.compile(spec)
     assert model.shapes.sizes["x"] == IN and model.shapes.sizes["y"] == OUT
+
+
+def test_eval_files_must_fit_the_trained_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """eval reads its files after training: a file that does not fit the checkpoint's model is a located error,
+    not a traceback inside the model."""
+    write_arrays(tmp_path / "train.npz", **random_arrays(30))
+    write_arrays(tmp_path / "test.npz", **random_arrays(31))
+    spec = _spec_file(tmp_path, spec_text(extra=', test="test.npz"'))
+    assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--steps", "2", "--no-progress",
+                 "--no-tensorboard", "--device", "cpu"]) == 0
+    narrow = random_arrays(32)
+    narrow["inputs"] = narrow["inputs"][..., :-1]
+    write_arrays(tmp_path / "test.npz", **narrow)  # the test file changed after training
+    capsys.readouterr()
+    assert main(["eval", str(spec), str(tmp_path / "run"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "test.npz" in err and f"has {IN - 1} channels per step" in err

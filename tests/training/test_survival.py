@@ -149,3 +149,52 @@ def test_auto_resume_starts_a_run_then_continues_it(tmp_path, capsys):
     assert [load_checkpoint(p).step for p in list_checkpoints(run)] == [2, 4]
     assert main([*command, "--force"]) == 1
     assert "--auto-resume decides for itself" in capsys.readouterr().err
+
+
+def test_several_processes_do_not_stop_at_once_on_a_second_signal():
+    """Under torchrun a cluster's SIGTERM and torchrun's forwarded one arrive together: noted, not escalated."""
+    from cogdsl.training.signals import StopOnSignal
+
+    with StopOnSignal(escalate=False) as stop:
+        signal.raise_signal(signal.SIGTERM)
+        signal.raise_signal(signal.SIGTERM)  # would raise KeyboardInterrupt in a single process
+        assert stop.requested and stop.signal_name == "SIGTERM"
+    with pytest.raises(KeyboardInterrupt), StopOnSignal() as alone:
+        signal.raise_signal(signal.SIGINT)
+        assert alone.requested
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_changed_bytes_in_a_checkpoint_are_noticed_and_resume_passes_over_them(tmp_path, capsys):
+    from cogdsl.errors import CheckpointError
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(tiny_ntm(train={"batch": 2, "steps": 4, "log_every": 2, "eval_every": 1000,
+                                    "checkpoint_every": 2}))
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(run), "--no-progress", "--device", "cpu"]) == 0
+    newest = run / "checkpoints" / "step_00000004.safetensors"
+    data = bytearray(newest.read_bytes())
+    data[-200:-100] = bytes(100)  # tensor bytes overwritten; the header and the length are intact
+    newest.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="damaged: its tensors do not match the checksum"):
+        load_checkpoint(newest)
+    capsys.readouterr()
+    assert main(["train", str(spec), "--out", str(run), "--resume", "--steps", "6", "--no-progress",
+                 "--device", "cpu"]) == 0
+    assert "resumes from step_00000002.safetensors" in capsys.readouterr().err
+
+
+def test_auto_resume_restarts_a_run_killed_before_its_first_checkpoint(tmp_path):
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(tiny_ntm(train={"batch": 2, "steps": 2, "checkpoint_every": 2}))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_text("step,sequences,seconds,loss,bit_errors,seq_per_sec,eval_loss,eval_bit_errors\n")
+    assert main(["train", str(spec), "--out", str(run), "--auto-resume", "--no-progress", "--device", "cpu"]) == 0
+    assert [load_checkpoint(p).step for p in list_checkpoints(run)] == [2]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not a run")
+    assert main(["train", str(spec), "--out", str(mine), "--auto-resume", "--no-progress"]) == 1
+    assert (mine / "notes.txt").read_text() == "not a run"  # a folder that is not a run is never replaced

@@ -35,8 +35,9 @@ def test_a_run_writes_scalars_evaluations_and_a_picture(tmp_path):
         assert abs(event.value - value) <= 1e-5 * max(1.0, abs(value))
     assert abs(found.Scalars("train/lr")[0].value - 1e-4) < 1e-9  # the spec's rmsprop rate
     assert tags["images"] == ["valid/weightings"]
-    picture = found.Images("valid/weightings")[0]
-    assert picture.step == 3 and picture.width > 200 and picture.height > 100
+    pictures = found.Images("valid/weightings")
+    assert [p.step for p in pictures] == [3, 6]  # one at each evaluation
+    assert pictures[0].width > 200 and pictures[0].height > 100
 
 
 def test_a_resumed_run_drops_the_events_after_its_checkpoint(tmp_path):
