@@ -205,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "else start it: one command for a job that a cluster may requeue")
     p.add_argument("--force", action="store_true", help="replace an existing run folder")
     p.add_argument("--max-minutes", type=float, help="stop after this much training time (and checkpoint)")
+    p.add_argument("--keep-best", action="store_true", help="also keep checkpoints/best.safetensors, the weights of "
+                   "the evaluation with the lowest validation loss (the train section's keep_best)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files in the run folder")
     p.set_defaults(run=cmd_train)

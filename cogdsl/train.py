@@ -899,7 +899,8 @@ def train_command(args: Any) -> int:
         args.force = not args.resume and out.is_dir() and looks_like_run(out)
     if args.resume and not args.force:
         base = _saved_config(out) or base
-    config = base.with_overrides(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads)
+    config = base.with_overrides(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
+                                 keep_best=True if getattr(args, "keep_best", False) else None)
     result = train(spec, config, out, resume=args.resume, force=args.force, progress=not args.no_progress,
                    max_minutes=args.max_minutes, device=args.device, tensorboard=not args.no_tensorboard)
     from cogdsl.training.distributed import from_environment

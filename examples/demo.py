@@ -2,14 +2,17 @@
 
 It runs, in this process, the two commands you would type:
 
-    cogdsl train specs/ntm_copy.yaml --steps 2000 --threads 1 --max-minutes 4 --out runs/demo --force
-    cogdsl eval specs/ntm_copy.yaml runs/demo --len 40 --plot runs/demo/weightings.png
+    cogdsl train specs/ntm_copy.yaml --steps 2000 --threads 1 --device cpu --max-minutes 4 --out runs/demo \
+                 --force --keep-best
+    cogdsl eval specs/ntm_copy.yaml runs/demo/checkpoints/best.safetensors --len 40 \
+                --plot runs/demo/weightings.png
 
 The first shows a progress bar with the loss and the bit errors per sequence falling and an
 evaluation line every 500 steps; it stops at 2000 steps or after 4 minutes, whichever comes
-first. The second tests the trained model on sequences twice as long as any it was trained
-on (length 40, as in figure 4 of Graves et al. 2014) and draws where its read and write
-heads look, slot by slot and step by step (like the paper's figure 6).
+first, and keeps the weights of its best evaluation (NTM training is noisy: an evaluation can
+jump back up for a while before it settles). The second tests those weights on sequences twice
+as long as any it was trained on (length 40, as in figure 4 of Graves et al. 2014) and draws
+where its read and write heads look, slot by slot and step by step (like the paper's figure 6).
 
 runs/demo belongs to the demo: each run replaces it. To continue training it:
 
@@ -49,16 +52,19 @@ def main(argv: list[str] | None = None) -> int:
 
     spec, out = _shown(Path(args.spec)), Path(args.out)
     plot = out / "weightings.png"
-    train = ["train", spec, "--steps", str(args.steps), "--threads", str(args.threads),
-             "--max-minutes", f"{args.minutes:g}", "--out", _shown(out), "--force"]
+    train = ["train", spec, "--steps", str(args.steps), "--threads", str(args.threads), "--device", "cpu",
+             "--max-minutes", f"{args.minutes:g}", "--out", _shown(out), "--force", "--keep-best"]
     print(f"Training the Neural Turing Machine of {spec} on the copy task, on the CPU, for at most "
           f"{args.minutes:g} minutes.\n$ cogdsl {' '.join(train)}", flush=True)
     code = cogdsl(train)
     if code != 0:
         return code
-    evaluate = ["eval", spec, _shown(out), "--len", str(args.eval_len), "--sequences", str(args.eval_sequences),
-                "--plot", _shown(plot)]
-    print(f"\nTesting it on sequences of length {args.eval_len}:\n$ cogdsl {' '.join(evaluate)}", flush=True)
+    # NTM training is noisy (an evaluation can jump back up for a while): test the weights of the best one.
+    best = out / "checkpoints" / "best.safetensors"
+    evaluate = ["eval", spec, _shown(best if best.exists() else out), "--len", str(args.eval_len), "--sequences",
+                str(args.eval_sequences), "--plot", _shown(plot), "--device", "cpu"]
+    print(f"\nTesting its best evaluation's weights on sequences of length {args.eval_len}:\n"
+          f"$ cogdsl {' '.join(evaluate)}", flush=True)
     code = cogdsl(evaluate)
     if code != 0:
         return code

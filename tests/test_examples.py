@@ -61,6 +61,7 @@ def test_demo_made_tiny(tmp_path, capsys):
             assert name in first
         assert (out / "weightings.png").read_bytes()[:4] == b"\x89PNG"
         assert (out / "checkpoints" / "step_00000006.safetensors").is_file()
+        assert "best.safetensors --len 5" in first  # the best evaluation's weights are the ones tested
         # the demo owns its folder: running it again replaces the run
         (out / "checkpoints" / "step_00000006.safetensors").unlink()
         assert demo["main"](argv) == 0
@@ -72,7 +73,8 @@ def test_demo_made_tiny(tmp_path, capsys):
 def test_demo_defaults_are_the_documented_ones():
     demo = runpy.run_path(str(EXAMPLES / "demo.py"), run_name="demo")
     text = (EXAMPLES / "demo.py").read_text()
-    assert "specs/ntm_copy.yaml --steps 2000 --threads 1 --max-minutes 4 --out runs/demo --force" in text
+    assert "specs/ntm_copy.yaml --steps 2000 --threads 1 --device cpu --max-minutes 4 --out runs/demo" in text
+    assert "--force --keep-best" in text
     assert demo["ROOT"] == ROOT
     assert (ROOT / "specs" / "ntm_copy.yaml").is_file()
 
