@@ -45,10 +45,10 @@ import torch
 from cogdsl.errors import DataFileError, UsageError
 from cogdsl.tasks.babi import QA
 from cogdsl.tasks.babi_format import BABI_FILE, find_babi_files, read_babi_file
-from cogdsl.tasks.base import Batch, ParamValue, TaskParam, TaskParamError
+from cogdsl.tasks.base import Batch, TaskParam, TaskParamError
+from cogdsl.tasks.files import FileParams
 from cogdsl.tasks.qa import BabiTask
 from cogdsl.tasks.qa_steps import BabiStepsTask
-from cogdsl.tasks.sequences import resolve_path
 
 PAD, UNKNOWN = "<pad>", "<unk>"
 
@@ -188,7 +188,7 @@ _FILE_PARAMS: tuple[TaskParam, ...] = (
 )
 
 
-class BabiFilesTask(BabiTask):
+class BabiFilesTask(FileParams, BabiTask):
     """bAbI question answering on the official files (one task or a folder of them)."""
 
     name = "babi_files"
@@ -205,7 +205,6 @@ class BabiFilesTask(BabiTask):
         if not self.config["train"]:
             raise TaskParamError(f"task '{self.name}': parameter 'train' is required (a bAbI file, or a folder of "
                                  "them)", self.name, "train")
-        self.folder: Path | None = None
         self._vocabulary: FileVocabulary | None = None
         self._saved = False  # the vocabulary came from a checkpoint
         self._files: dict[str, list[tuple[int, Path]]] | None = None
@@ -213,20 +212,10 @@ class BabiFilesTask(BabiTask):
 
     # -- files ---------------------------------------------------------------------------------------------
     def locate(self, folder: Path) -> None:
-        self.folder = folder
+        super().locate(folder)
         self._files, self._splits = None, {}
         if not self._saved:
             self._vocabulary = None
-
-    def path(self, which: str) -> Path:
-        return resolve_path(str(self.config[which]), self.folder)
-
-    def shown_params(self) -> dict[str, ParamValue]:
-        shown = dict(self.config)
-        for which in ("train", "valid", "test"):
-            if shown[which]:
-                shown[which] = str(self.path(which).resolve())
-        return shown
 
     def files(self) -> dict[str, list[tuple[int, Path]]]:
         """The files of each split (``train``, ``valid``, ``test``), each with its task number (found once)."""

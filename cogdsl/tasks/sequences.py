@@ -29,7 +29,6 @@ missing array, a wrong shape or dtype, a NaN or an infinity is refused with its 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,8 @@ import torch
 import torch.nn.functional as F
 
 from cogdsl.errors import DataFileError, UsageError
-from cogdsl.tasks.base import Batch, ParamValue, Task, TaskParam, bce_per_sequence, bit_errors
+from cogdsl.tasks.base import Batch, Task, TaskParam, bce_per_sequence, bit_errors
+from cogdsl.tasks.files import FileParams
 
 SUFFIXES = (".npz", ".safetensors")
 LOSSES = ("auto", "bce", "ce", "mse")
@@ -122,12 +122,6 @@ class OutputLoss:
 
 
 # -- reading the files ------------------------------------------------------------------------------------------
-
-
-def resolve_path(text: str, folder: Path | None) -> Path:
-    """A path from a spec: ``~`` and ``$VARIABLES`` expanded, relative paths from ``folder``."""
-    path = Path(os.path.expandvars(os.path.expanduser(text)))
-    return path if path.is_absolute() or folder is None else folder / path
 
 
 @dataclass(frozen=True)
@@ -291,7 +285,7 @@ def write_sequences(path: str | Path, arrays: Mapping[str, torch.Tensor | np.nda
 # -- the task --------------------------------------------------------------------------------------------------
 
 
-class SequencesTask(Task):
+class SequencesTask(FileParams, Task):
     """Your own sequences, from .npz or .safetensors files (inputs, targets, optional mask or lengths)."""
 
     name: ClassVar[str] = "sequences"
@@ -324,7 +318,6 @@ class SequencesTask(Task):
 
             raise TaskParamError("task 'sequences': parameter 'train' is required (a .npz or .safetensors file)",
                                  self.name, "train")
-        self.folder: Path | None = None
         self.activation = "none"
         self._use(str(self.config["loss"]) if self.config["loss"] != "auto" else "bce")
 
@@ -333,20 +326,7 @@ class SequencesTask(Task):
         self.loss_fn = OutputLoss(kind, self.activation)
         self.error_unit = self.loss_fn.error_unit  # type: ignore[misc]  # per instance: it follows the loss
 
-    # -- where the files are, and what they hold --------------------------------------------------------
-    def locate(self, folder: Path) -> None:
-        self.folder = folder
-
-    def path(self, which: str) -> Path:
-        return resolve_path(str(self.config[which]), self.folder)
-
-    def shown_params(self) -> dict[str, ParamValue]:
-        shown = dict(self.config)
-        for which in ("train", "valid", "test"):
-            if shown[which]:
-                shown[which] = str(self.path(which).resolve())
-        return shown
-
+    # -- what the files hold ----------------------------------------------------------------------------
     def follow_output(self, activation: str) -> None:
         self.activation = activation
         self._use(loss_for(activation) if self.config["loss"] == "auto" else self.kind)

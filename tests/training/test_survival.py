@@ -106,12 +106,18 @@ def test_a_kill_during_a_save_leaves_the_previous_checkpoint_whole(tmp_path):
     assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]  # the next save removed it
 
 
-def test_resume_passes_over_a_damaged_newest_checkpoint(tmp_path, capsys):
+def _four_steps(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny run of 4 steps with checkpoints at 2 and 4: (its spec, its run folder)."""
     spec = tmp_path / "tiny.yaml"
     spec.write_text(tiny_ntm(train={"batch": 2, "steps": 4, "log_every": 2, "eval_every": 1000,
                                     "checkpoint_every": 2}))
     run = tmp_path / "run"
     assert main(["train", str(spec), "--out", str(run), "--no-progress", "--device", "cpu"]) == 0
+    return spec, run
+
+
+def test_resume_passes_over_a_damaged_newest_checkpoint(tmp_path, capsys):
+    spec, run = _four_steps(tmp_path)
     newest = run / "checkpoints" / "step_00000004.safetensors"
     whole = newest.read_bytes()
     newest.write_bytes(whole[: len(whole) // 2])  # a copy cut short
@@ -168,11 +174,7 @@ def test_several_processes_do_not_stop_at_once_on_a_second_signal():
 def test_changed_bytes_in_a_checkpoint_are_noticed_and_resume_passes_over_them(tmp_path, capsys):
     from cogdsl.errors import CheckpointError
 
-    spec = tmp_path / "tiny.yaml"
-    spec.write_text(tiny_ntm(train={"batch": 2, "steps": 4, "log_every": 2, "eval_every": 1000,
-                                    "checkpoint_every": 2}))
-    run = tmp_path / "run"
-    assert main(["train", str(spec), "--out", str(run), "--no-progress", "--device", "cpu"]) == 0
+    spec, run = _four_steps(tmp_path)
     newest = run / "checkpoints" / "step_00000004.safetensors"
     data = bytearray(newest.read_bytes())
     data[-200:-100] = bytes(100)  # tensor bytes overwritten; the header and the length are intact
