@@ -51,12 +51,15 @@ def load(path: str | Path) -> Spec:
     return spec
 
 
-def compile(spec: Spec | str | Path, task: Task | None = None) -> CompiledModel:
+def compile(spec: Spec | str | Path, task: Task | None = None, *, max_memory: int | str | None = None
+            ) -> CompiledModel:
     """Compile a spec (or a path to one) into a :class:`CompiledModel`; sizes the spec leaves out come from
-    ``task`` (default: the task its train section names)."""
+    ``task`` (default: the task its train section names). A model whose parameters and training-batch state
+    exceed ``max_memory`` (bytes or a size such as ``"80GiB"``; default ``$COGDSL_MAX_MEMORY`` or 16 GiB) is
+    refused with SpecError E502 before anything is allocated."""
     from cogdsl.pipeline import compile_spec
 
-    return compile_spec(spec, task=task)
+    return compile_spec(spec, task=task, max_memory=max_memory)
 
 
 def save(model: torch.nn.Module, path: str | Path, *, task: Task | None = None, step: int = 0,

@@ -9,7 +9,9 @@ Ctrl-C exits with status 130, at any moment, start-up included. ``cogdsl --help`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -45,6 +47,20 @@ def _missing(path: Path) -> Diagnostic:
     return Diagnostic("E008", "no such file or folder", Span(str(path), 0, 0))
 
 
+def _internal(path: Path, err: Exception) -> Diagnostic:
+    """An unexpected exception while checking ``path``: cogdsl's fault, said so, with what went wrong
+    (``COGDSL_DEBUG=1`` prints the traceback too)."""
+    import os
+    import traceback
+
+    if os.environ.get("COGDSL_DEBUG"):
+        traceback.print_exception(err, file=sys.stderr)
+    reason = " ".join(str(err).split())[:200] or "no message"
+    return Diagnostic("E900", f"internal error while checking this file: {type(err).__name__}: {reason}",
+                      Span(str(path), 1, 1), "this is a bug in cogdsl, not in your spec: please report it with the "
+                      "file (COGDSL_DEBUG=1 shows where it happened)")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from cogdsl.pipeline import check, read_spec_file, validate_spec
     from cogdsl.task_sizes import task_of
@@ -75,6 +91,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except UsageError:
             failed += 1
             diagnostic = _missing(path)
+            report.append(diagnostic.to_json())
+            if args.format != "json":
+                print(diagnostic.render())
+        except Exception as err:  # a bug of cogdsl's: reported for this file, and the next files are checked
+            failed += 1
+            diagnostic = _internal(path, err)
             report.append(diagnostic.to_json())
             if args.format != "json":
                 print(diagnostic.render())
@@ -209,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "the evaluation with the lowest validation loss (the train section's keep_best)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files in the run folder")
+    p.add_argument("--detect-anomaly", action="store_true", help="when a step's loss or gradient is not finite, name "
+                   "the block where the NaN or inf started (slower: for debugging)")
     p.set_defaults(run=cmd_train)
 
     p = commands["eval"] = sub.add_parser("eval", help="errors of a trained checkpoint on fresh sequences or the "
@@ -279,6 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1, as cogdsl train)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     p.set_defaults(run=cmd_bench)
+    for name in ("validate", "compile", "train", "eval", "predict", "trace"):
+        commands[name].add_argument(
+            "--max-memory", metavar="SIZE", help="the memory a model may hold, parameters and the state of a "
+            "training batch (default $COGDSL_MAX_MEMORY or 16GiB): a spec over it is refused (E502); e.g. 80GiB")
     parser.commands = commands  # type: ignore[attr-defined]
     return parser
 
@@ -291,11 +319,31 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+@contextlib.contextmanager
+def _memory_limit(args: argparse.Namespace) -> Iterator[None]:
+    """``--max-memory`` as ``$COGDSL_MAX_MEMORY`` while the command runs (the workers torchrun starts see it
+    too); the variable is as it was afterwards."""
+    from cogdsl.footprint import ENVIRONMENT, parse_bytes
+
+    given = getattr(args, "max_memory", None)
+    before = os.environ.get(ENVIRONMENT)
+    if given is not None:
+        os.environ[ENVIRONMENT] = str(parse_bytes(given))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENVIRONMENT, None)
+        else:
+            os.environ[ENVIRONMENT] = before
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parse(argv)
         try:
-            return int(args.run(args))
+            with _memory_limit(args):
+                return int(args.run(args))
         except SpecError as err:
             print(err.render(), file=sys.stderr)
             return 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -53,11 +54,14 @@ CODES: dict[str, str] = {
     "E403": "addressing stage argument invalid",
     # shapes
     "E501": "size mismatch",
+    "E502": "the model is over the memory limit (parameters and the state of a training batch)",
     # training section
     "E601": "unknown task",
     "E602": "invalid task parameter",
     "E603": "invalid training setting",
     "E604": "a data file the task reads is missing or malformed",
+    # cogdsl itself
+    "E900": "internal error: a bug in cogdsl, not in the spec (reported per file; the check goes on)",
 }
 
 
@@ -76,6 +80,80 @@ class Span:
 NO_SPAN = Span("<unknown>", 0, 0)
 
 
+def escape(text: str) -> str:
+    """``text`` with every character that is not printable (control characters, line and paragraph separators,
+    format characters such as a BOM or a bidi override, tabs) written as a Python escape, ``\\x07``,
+    ``\\u2028``: what is shown is one line of visible characters."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escaped_char(c) for c in text)
+
+
+def _escaped_char(c: str) -> str:
+    named = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+    if c in named:
+        return named[c]
+    code = ord(c)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """Found text as a message quotes it: ``'text'``, escaped (:func:`escape`), and cut to ``limit`` characters
+    with its length named when it is longer, so that a headline stays one short line."""
+    if len(text) > limit:
+        return f"'{escape(text[:limit - 10])}...' ({len(text)} characters)"
+    return f"'{escape(text)}'"
+
+
+def _width(c: str) -> int:
+    """Terminal columns of one (printable) character: 2 for a wide East Asian one, 0 for a combining mark."""
+    if unicodedata.combining(c):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+
+
+def source_line(source: str, line: int) -> str | None:
+    """Line ``line`` (1-based) of ``source`` as the parsers count lines: only ``\\n`` ends a line (a ``\\r``
+    before it belongs to the line end), never a form feed, a vertical tab, NEL, U+2028 or U+2029 as
+    :meth:`str.splitlines` would have it. None past the last line."""
+    if line < 1:
+        return None
+    start = 0
+    for _ in range(line - 1):
+        start = source.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = source.find("\n", start)
+    if end < 0 and start == len(source):
+        return None  # the nothing after a last new line
+    text = source[start:] if end < 0 else source[start:end]
+    return text.removesuffix("\r")
+
+
+def shown_line(text: str, col: int) -> tuple[str, int]:
+    """A source line as it is shown under a headline, and the terminal column (0-based) of character ``col``
+    (1-based) in it: a tab is one blank, other characters that are not printable are escaped."""
+    text = text.replace("\t", " ")
+    if text.isascii() and text.isprintable():
+        return text, max(col - 1, 0)
+    shown: list[str] = []
+    caret = None
+    width = 0
+    for k, c in enumerate(text, start=1):
+        if k == col:
+            caret = width
+        piece = c if c.isprintable() else _escaped_char(c)
+        shown.append(piece)
+        width += len(piece) if len(piece) > 1 else _width(piece)
+    if caret is None:  # at or past the end of the line
+        caret = width + max(col - 1 - len(text), 0)
+    return "".join(shown), caret
+
+
 @dataclass
 class Diagnostic:
     """One located problem in a spec."""
@@ -88,23 +166,29 @@ class Diagnostic:
 
     def __post_init__(self) -> None:
         assert self.code in CODES, f"unregistered diagnostic code {self.code}"
+        # one line each, whatever text they quote
+        self.message = escape(self.message)
+        if self.hint is not None:
+            self.hint = escape(self.hint)
 
     def headline(self) -> str:
         """``path:line:col: error[CODE]: message`` (the first line of the rendering)."""
         where = str(self.span) if self.span.line else self.span.file
-        return f"{where}: {self.severity}[{self.code}]: {self.message}"
+        return f"{escape(where)}: {self.severity}[{self.code}]: {escape(self.message)}"
 
     def render(self, source: str | None = None) -> str:
-        """The headline, the offending source line with a caret, and the hint."""
+        """The headline, the offending source line with a caret, and the hint.
+
+        The line is found as the parsers count lines (:func:`source_line`), and shown escaped
+        (:func:`shown_line`), with the caret under the column's character."""
         lines = [self.headline()]
-        if source is not None and self.span.line >= 1:
-            text_lines = source.splitlines()
-            if self.span.line <= len(text_lines):
-                text = text_lines[self.span.line - 1].expandtabs(1)
-                lines.append(f"    {text}")
-                lines.append("    " + " " * max(self.span.col - 1, 0) + "^")
+        text = source_line(source, self.span.line) if source is not None else None
+        if text is not None:
+            shown, caret = shown_line(text, self.span.col)
+            lines.append(f"    {shown}")
+            lines.append("    " + " " * caret + "^")
         if self.hint:
-            lines.append(f"  hint: {self.hint}")
+            lines.append(f"  hint: {escape(self.hint)}")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, object]:

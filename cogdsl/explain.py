@@ -6,6 +6,7 @@ from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.addressing import ResolvedStage
 from cogdsl.blocks.base import LookKind
 from cogdsl.blocks.dnc import CONTENT_MODIFIERS
+from cogdsl.footprint import bytes_text, measure, memory_limit, training_batch
 from cogdsl.lower import CompiledModel
 
 
@@ -179,4 +180,15 @@ def explain(model: CompiledModel) -> str:
         kind = blocks[name].kind if name in blocks else "output"
         rows.append((name, kind, f"{count:,}"))
     lines += _table(rows)
-    return "\n".join(lines)
+    return "\n".join([*lines, "", _memory(model)])
+
+
+def _memory(model: CompiledModel) -> str:
+    """The bytes the model holds (:mod:`cogdsl.footprint`) against the memory limit."""
+    measured = measure(model)
+    batch = training_batch(model.spec)
+    floats = sum(p.numel() for p in model.parameters())
+    return (f"memory: parameters {bytes_text(measured.parameters)} ({floats:,} numbers); state "
+            f"{bytes_text(measured.state_bytes)} per sequence, {bytes_text(batch * measured.state_bytes)} for a "
+            f"batch of {batch}; {bytes_text(measured.total(batch))} of the limit {bytes_text(memory_limit())} "
+            "(training adds gradients, optimizer moments and each step's activations)")

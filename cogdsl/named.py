@@ -1,24 +1,36 @@
 """Module and parameter dictionaries keyed by spec names.
 
-A spec may name a block ``keys``, ``values``, ``items`` or ``update``, names that
-``nn.ModuleDict`` and ``nn.ParameterDict`` use themselves, and that torch then refuses as
-keys. These dictionaries store such a name with a trailing ``-`` (which no spec name has) and
-give it back unchanged, so the compiled model's code, its ``state_dict`` and its checkpoints
-all work with any name the grammar accepts.
+A spec may name a block ``keys``, ``values``, ``items`` or ``update`` (names that
+``nn.ModuleDict`` and ``nn.ParameterDict`` use themselves), or ``training``, ``_modules``,
+``_parameters`` or ``_forward_hooks`` (attributes every ``nn.Module`` instance has), and torch
+refuses all of them as keys. These dictionaries store such a name with a trailing ``-`` (which
+no spec name has) and give it back unchanged, so the compiled model's code, its ``state_dict``
+and its checkpoints all work with any name the grammar accepts. Every other name is stored as
+it is, so a checkpoint's parameter names are the spec's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 
 from torch import nn
 
 _ESCAPE = "-"
 
 
+@cache
+def _instance_attributes(container: type) -> frozenset[str]:
+    """What a fresh ``container`` holds in its own ``__dict__`` (``training``, ``_modules``, the hook
+    dictionaries, a ParameterDict's ``_keys``): names torch refuses as keys, like the class's own."""
+    return frozenset(vars(container()))
+
+
 def stored_key(name: str, container: type) -> str:
-    """The key ``name`` is stored under in a ``container`` (a ModuleDict or ParameterDict class)."""
-    return f"{name}{_ESCAPE}" if hasattr(container, name) else name
+    """The key ``name`` is stored under in a ``container`` (a ModuleDict or ParameterDict class): escaped
+    when it is an attribute of the class or of its instances."""
+    taken = hasattr(container, name) or name in _instance_attributes(container)
+    return f"{name}{_ESCAPE}" if taken else name
 
 
 def spec_name(key: str) -> str:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from functools import cache
 from importlib import resources
@@ -16,8 +17,15 @@ from typing import Any
 
 import lark
 
-from cogdsl.errors import Diagnostic, Span, SpecError, SpecSyntaxError
+from cogdsl.errors import Diagnostic, Span, SpecError, SpecSyntaxError, quoted
 from cogdsl.spec import SIZE_KEYS, Address, Block, Input, Output, Pipe, Ref, Spec, Stage, Value
+
+# Budgets for hostile text: the most brackets ('[', '(', '{') open at once, checked before the parser and the
+# tree walk (which recurses once per level) see the text; the most characters a spec may have; the largest
+# integer a spec may write (a 64-bit one: no size, count or step number comes near it).
+MAX_DEPTH = 64
+MAX_SPEC_CHARS = 1_000_000
+MAX_INT = 2**63 - 1
 
 # How the parser's terminal names read in "expected ..." messages.
 _TERMINAL_WORDS = {
@@ -65,31 +73,66 @@ _START_TERMINALS = {
 }
 
 
-def _syntax_error(err: lark.exceptions.LarkError, file: str, line_offset: int, col_offset: int,
+def _syntax_error(err: lark.exceptions.LarkError, text: str, file: str, line_offset: int, col_offset: int,
                   what: str, start: str = "spec") -> Diagnostic:
-    line = getattr(err, "line", 1) or 1
-    col = getattr(err, "column", 1) or 1
+    line = getattr(err, "line", 1)
+    col = getattr(err, "column", 1)
+    line = line if isinstance(line, int) and line >= 1 else 1
+    col = col if isinstance(col, int) and col >= 1 else 1
     if line == 1:
         col += col_offset
     span = Span(file, line + line_offset, col)
     if isinstance(err, lark.exceptions.UnexpectedToken):
         token = err.token
-        found = "end of input" if token.type == "$END" else ("new line" if token.type == "_NL" else f"'{token}'")
+        if token.type == "$END":
+            found = "end of input"
+        elif token.type == "_NL":
+            found = "new line"
+        else:
+            found = quoted(str(token))
         if token.type == "$END" and getattr(token, "line", None) is None:
             span = Span(file, line_offset + 1, col_offset + 1)
         expected = _expected_words(_only(err.expected, start))
         return Diagnostic("E001", f"{what}: unexpected {found}", span, _expect_hint(expected))
     if isinstance(err, lark.exceptions.UnexpectedCharacters):
-        char = err.char if err.char not in ("\n", "\r") else "new line"
         if err.char == '"':
-            return Diagnostic("E001", f"{what}: a string that is not closed", span,
-                              'close it with \'"\' on the same line')
+            return _string_error(text, err.pos_in_stream, span, what)
+        found = "new line" if err.char == "\n" else f"character {quoted(err.char)}"
         expected = _expected_words(_only(set(err.allowed or ()), start))
-        return Diagnostic("E001", f"{what}: unexpected character '{char}'", span, _expect_hint(expected))
+        hint = _expect_hint(expected)
+        if err.char == "\r":
+            hint = "a line ends with '\\n' or '\\r\\n', not with a carriage return alone: save the file with those"
+        return Diagnostic("E001", f"{what}: unexpected {found}", span, hint)
     if isinstance(err, lark.exceptions.UnexpectedEOF):
         expected = _expected_words(_only(set(err.expected), start))
         return Diagnostic("E001", f"{what}: unexpected end of input", span, _expect_hint(expected))
-    return Diagnostic("E001", f"{what}: {err}", span)
+    return Diagnostic("E001", f"{what}: {quoted(str(err), 80)}", span)
+
+
+def _string_error(text: str, pos: int, span: Span, what: str) -> Diagnostic:
+    """The string at ``text[pos]``, which the lexer did not take: one that is not closed on its line, or one
+    that holds a control character (a string holds one line of printable text; `\\n` writes a new line)."""
+    k = pos + 1
+    while k < len(text):
+        c = text[k]
+        if c == "\\" and k + 1 < len(text) and not _ends_line(text, k + 1):
+            c, k = text[k + 1], k + 1  # an escaped character: it may not be a control character either
+        elif c == '"' or _ends_line(text, k):
+            break
+        if _STRING_BANNED.match(c):
+            at = Span(span.file, span.line, span.col + k - pos)
+            return Diagnostic("E001", f"{what}: a string cannot hold the control character {quoted(c)}", at,
+                              "remove it: a string holds printable text, and '\\n' writes a new line")
+        k += 1
+    return Diagnostic("E001", f"{what}: a string that is not closed", span, 'close it with \'"\' on the same line')
+
+
+# What the grammar's STRING leaves out: control characters (a tab aside) and the line and paragraph separators.
+_STRING_BANNED = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _ends_line(text: str, k: int) -> bool:
+    return text[k] == "\n" or text.startswith("\r\n", k) or (text[k] == "\r" and k + 1 == len(text))
 
 
 def _only(expected: set[str], start: str) -> set[str]:
@@ -105,12 +148,39 @@ def _expect_hint(expected: list[str]) -> str | None:
     return "expected one of " + ", ".join(expected)
 
 
+# What the depth scan steps over: strings and comments as the grammar reads them, and brackets.
+_SCAN = re.compile(r'"(?:\\.|[^"\\\n])*"?|#[^\n]*|[\[\](){}]')
+
+
+def _check_depth(text: str, file: str, line_offset: int, col_offset: int, what: str) -> None:
+    """Refuse text with more than MAX_DEPTH brackets open at once, at the first bracket over the budget, in one
+    pass over the text and before the parser sees it (the tree walk recurses once per level)."""
+    depth = 0
+    for match in _SCAN.finditer(text):
+        c = match.group()
+        if c in "[({":
+            depth += 1
+            if depth > MAX_DEPTH:
+                pos = match.start()
+                line = text.count("\n", 0, pos) + 1
+                col = pos - text.rfind("\n", 0, pos)
+                if line == 1:
+                    col += col_offset
+                span = Span(file, line + line_offset, col)
+                raise SpecSyntaxError([Diagnostic(
+                    "E001", f"{what}: nested too deeply (more than {MAX_DEPTH} brackets open at once)", span,
+                    f"a spec needs a few levels of '[', '(' and '{{' at most: {MAX_DEPTH} are allowed")])
+        elif c in "])}":
+            depth = max(depth - 1, 0)
+
+
 def _parse(text: str, start: str, file: str, line_offset: int = 0, col_offset: int = 0,
            what: str = "syntax error") -> lark.Tree:
+    _check_depth(text, file, line_offset, col_offset, what)
     try:
         return _parser().parse(text, start=start)
     except lark.exceptions.UnexpectedInput as err:
-        raise SpecSyntaxError([_syntax_error(err, file, line_offset, col_offset, what, start)]) from None
+        raise SpecSyntaxError([_syntax_error(err, text, file, line_offset, col_offset, what, start)]) from None
 
 
 class _Builder:
@@ -130,14 +200,38 @@ class _Builder:
             col += self.col_offset
         return Span(self.file, line + self.line_offset, col)
 
+    # -- numbers --------------------------------------------------------
+    def integer(self, token: lark.Token) -> int:
+        """An INT or SIGNED_NUMBER token's integer; E205 past MAX_INT, before Python's conversion (which
+        refuses strings of more than 4300 digits) sees it."""
+        text = str(token)
+        digits = text.lstrip("+-").lstrip("0") or "0"
+        if len(digits) <= len(str(MAX_INT)) and int(digits) <= MAX_INT:
+            return -int(digits) if text.startswith("-") else int(digits)
+        raise SpecError([Diagnostic("E205", f"the integer {_number_text(text)} is too large", self.span(token),
+                                    f"the allowed integers are -{MAX_INT} to {MAX_INT} (2**63 - 1)")])
+
+    def number(self, token: lark.Token) -> int | float:
+        """A SIGNED_NUMBER token's value: an integer, or a float that is finite and, when written
+        other than zero, not rounded to zero."""
+        text = str(token)
+        if not any(c in text for c in ".eE"):
+            return self.integer(token)
+        value = float(text)
+        mantissa = re.split("[eE]", text)[0]
+        if math.isfinite(value) and (value != 0 or not any(c in "123456789" for c in mantissa)):
+            return value
+        what = "large" if not math.isfinite(value) else "small"
+        raise SpecError([Diagnostic("E205", f"the number {_number_text(text)} is too {what} for a float "
+                                    f"(it would be {value})", self.span(token),
+                                    "the allowed numbers are finite floats, about 2.2e-308 to 1.8e308 in size")])
+
     # -- values -------------------------------------------------------
     def value(self, tree: lark.Tree) -> Value:
         kind = tree.data
         span = self.span(tree)
         if kind == "number":
-            text = str(tree.children[0])
-            number: Any = float(text) if any(c in text for c in ".eE") else int(text)
-            return Value(number, span)
+            return Value(self.number(tree.children[0]), span)
         if kind == "string":
             return Value(unquote(str(tree.children[0])), span)
         if kind == "true":
@@ -227,7 +321,7 @@ class _Builder:
                                                 "keep one statement")])
                 token = stmt.children[0]
                 if key == "version":
-                    fields[key] = Value(int(token), self.span(token))
+                    fields[key] = Value(self.integer(token), self.span(token))
                 elif key == "model":
                     fields[key] = Value(str(token), self.span(token))
                 elif key == "doc":
@@ -242,7 +336,7 @@ class _Builder:
                 if body.data == "activated":
                     act_token, body = body.children
                     activation = Value(str(act_token), self.span(act_token))
-                written = Value(int(size[0]), self.span(size[0])) if size else Value(None, self.span(name))
+                written = Value(self.integer(size[0]), self.span(size[0])) if size else Value(None, self.span(name))
                 outputs.append(Output(str(name), written, self.sources(body), activation, self.span(name)))
             elif kind == "block_stmt":
                 blocks.append(self.block(stmt))
@@ -270,7 +364,7 @@ class _Builder:
             return Input(str(name), Value(None, self.span(name)), self.span(name))
         (body,) = rest
         if not isinstance(body, lark.Tree):  # `x: 9`
-            return Input(str(name), Value(int(body), self.span(body)), self.span(name))
+            return Input(str(name), Value(self.integer(body), self.span(body)), self.span(name))
         if len(body.children) == 1:  # `story: sentences`, `story: sentences()`: the task's vocabulary
             (kind,) = body.children
             return Input(str(name), Value(None, self.span(kind)), self.span(name), Value(str(kind), self.span(kind)))
@@ -281,7 +375,8 @@ class _Builder:
                 str(kind), "N word ids, 0 being padding")
             raise SpecError([Diagnostic("E202", f"input '{name}': unknown parameter '{key}'", self.span(key),
                                         f"write '{kind}({wanted}=N)': {what}")])
-        return Input(str(name), Value(int(size), self.span(size)), self.span(name), Value(str(kind), self.span(kind)))
+        return Input(str(name), Value(self.integer(size), self.span(size)), self.span(name),
+                     Value(str(kind), self.span(kind)))
 
     def block(self, stmt: lark.Tree) -> Block:
         kind_token, name_token, *clauses = stmt.children
@@ -305,6 +400,11 @@ class _Builder:
                      self.span(name_token), self.span(kind_token), param_spans)
 
 
+def _number_text(text: str) -> str:
+    """A number as a message names it: cut to its first digits and its length when it is long."""
+    return text if len(text) <= 30 else f"{text[:20]}... ({len(text)} characters)"
+
+
 def unquote(text: str) -> str:
     """The text of a .cog string literal: ``\\"``, ``\\\\`` and ``\\n`` are escapes."""
     escapes = {'"': '"', "\\": "\\", "n": "\n"}
@@ -321,7 +421,13 @@ def looks_like_yaml(text: str) -> bool:
 
 
 def parse_cog(text: str, file: str = "<string>") -> Spec:
-    """Parse a whole .cog file into a :class:`Spec`; raises SpecSyntaxError or SpecError."""
+    """Parse a whole .cog file into a :class:`Spec`; raises SpecSyntaxError or SpecError, whatever the text.
+
+    A byte order mark at the start is read past. Text over MAX_SPEC_CHARS is refused (E008), brackets nested
+    over MAX_DEPTH (E001), integers past MAX_INT and floats that overflow (E205)."""
+    text = text.removeprefix("\ufeff")
+    if len(text) > MAX_SPEC_CHARS:
+        raise SpecSyntaxError([too_large(file, f"{len(text)} characters")])
     try:
         return _Builder(file).spec(_parse(text, "spec", file), text)
     except SpecError as err:
@@ -332,6 +438,12 @@ def parse_cog(text: str, file: str = "<string>") -> Spec:
                     f"in), or convert it with 'cogdsl fmt --to cog {Path(file).with_suffix('.yaml').name}'")
             diagnostics = [Diagnostic(first.code, first.message, first.span, hint), *diagnostics[1:]]
         raise type(err)(diagnostics, {file: text}) from None
+
+
+def too_large(file: str, size: str) -> Diagnostic:
+    """E008 for a spec over the size budget (MAX_SPEC_CHARS); ``size`` says how large it is."""
+    return Diagnostic("E008", f"the file is too large to be a spec ({size}; at most {MAX_SPEC_CHARS} characters "
+                      "are read)", Span(file, 1, 1), "a spec is a few kilobytes: is this the right file?")
 
 
 def _expression(text: str, span: Span, start: str, what: str) -> tuple[lark.Tree, _Builder]:

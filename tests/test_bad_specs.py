@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,7 @@ HINT_REQUIRED = {"E002", "E003", "E004", "E201", "E202", "E203", "E204", "E205",
                  "E303", "E304", "E305", "E306", "E307", "E308", "E309", "E401", "E402", "E403", "E501", "E601"}
 
 # Every code that user input can trigger must be shown by at least one file of the corpus.
-USER_CODES = set(CODES)
+USER_CODES = set(CODES) - {"E900"}  # E900 is a bug of cogdsl's: no spec should show it
 
 
 @dataclass
@@ -163,14 +164,26 @@ def test_source_line_and_caret(case: Case, capsys):
     if expected["line"] is None:
         pytest.skip("a file-level diagnostic (no line) has no caret")
     line, col = int(expected["line"]), int(expected["col"])
-    source = case.path.read_text(encoding="utf-8").splitlines()
+    # only "\n" ends a line (as Lark and the YAML reader count); a CR before it is part of the line end
+    source = case.path.read_bytes().decode("utf-8", errors="replace").removeprefix("\ufeff").split("\n")
     block = _first_block(out)
-    if line > len(source):
+    if line > len(source) or (line == len(source) and not source[-1]):
         return  # an empty file: there is no line to show
     _unless_order(case, block[0] == case.expect)
     assert len(block) >= 3, f"no source line and caret after the headline:\n{out}"
-    assert block[1] == "    " + source[line - 1].expandtabs(1)
-    assert block[2] == "    " + " " * (col - 1) + "^"
+    text = source[line - 1].removesuffix("\r")
+    assert block[1] == "    " + _visible(text)
+    assert block[2] == "    " + " " * _columns(_visible(text[: col - 1])) + "^"
+
+
+def _visible(text: str) -> str:
+    """A line as it must be shown: a tab as one blank, other unprintable characters as Python escapes."""
+    return "".join(" " if c == "\t" else c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+def _columns(text: str) -> int:
+    """Terminal columns of printable text: two for a wide East Asian character, none for a combining mark."""
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 @pytest.mark.parametrize("case", _params("hint"))

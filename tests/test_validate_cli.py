@@ -237,7 +237,7 @@ def test_unreadable_file_is_e008(capsys, tmp_path: Path):
     path.write_bytes(b"model m\ndoc \"caf\xe9\"\n")
     code, out, _ = _validate(capsys, str(path))
     assert code == 1
-    assert out.startswith(f"{path}: error[E008]: the file is not UTF-8 text (byte 0xe9 at offset 16)")
+    assert out.startswith(f"{path}:2:9: error[E008]: the file is not UTF-8 text (byte 0xe9 at offset 16)")
 
 
 # -- a real process ---------------------------------------------------------------------------
