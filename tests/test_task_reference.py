@@ -112,7 +112,7 @@ def test_a_changed_param_doc_makes_tasks_md_stale(monkeypatch: pytest.MonkeyPatc
     text = TASKS_MD.read_text(encoding="utf-8")
     bits, *rest = CopyTask.params
     monkeypatch.setattr(CopyTask, "params", (dataclasses.replace(bits, doc="a reworded doc"), *rest))
-    assert "| `bits` | int | `8` | an int >= 1 | a reworded doc |" in sections(task_reference())["copy"]
+    assert "| `bits` | int | `8` | an int in [1, 4096] | a reworded doc |" in sections(task_reference())["copy"]
     assert with_task_reference(text) != text
 
 

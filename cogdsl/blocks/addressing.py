@@ -39,6 +39,9 @@ class Field:
     name: str
     size: int
     activation: str  # identity | softplus | oneplus | sigmoid | softmax
+    # One number per head by definition (a strength, a gate), given as (B, heads); other fields are
+    # vectors, (B, heads, size), even of size 1 (the key of a memory of width 1).
+    scalar: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,8 @@ _DNC = frozenset({"dnc_memory"})
 
 def _content_fields(args: dict[str, Any], width: int, memory: str) -> tuple[Field, ...]:
     # The DNC paper's strengths are oneplus (beta >= 1): see cogdsl.blocks.dnc for why.
-    return (Field("key", width, "identity"), Field("strength", 1, "oneplus" if memory == "dnc_memory" else "softplus"))
+    strength = "oneplus" if memory == "dnc_memory" else "softplus"
+    return (Field("key", width, "identity"), Field("strength", 1, strength, scalar=True))
 
 
 _stage(StageKind(
@@ -87,11 +91,11 @@ _stage(StageKind(
     "lru", "least recently used (Dynamic NTM): the content softmax taken of beta K(k, M) - gamma v, v the "
     "moving average (decay lambda) of the head's earlier content logits, so the head avoids slots it just used",
     (Param("decay", float, 0.1, minimum=0.0, maximum=0.99),),
-    lambda args, width, memory: (Field("lru_gamma", 1, "sigmoid"),), _NTM | _DNC,
+    lambda args, width, memory: (Field("lru_gamma", 1, "sigmoid", scalar=True),), _NTM | _DNC,
 ))
 _stage(StageKind(
     "gate", "interpolation with the head's previous weighting",
-    (), lambda args, width, memory: (Field("gate", 1, "sigmoid"),), _NTM,
+    (), lambda args, width, memory: (Field("gate", 1, "sigmoid", scalar=True),), _NTM,
 ))
 _stage(StageKind(
     "shift", "circular convolution with a distribution over offsets -s..s",
@@ -100,18 +104,18 @@ _stage(StageKind(
 ))
 _stage(StageKind(
     "sharpen", "w^gamma renormalised, gamma >= 1",
-    (), lambda args, width, memory: (Field("gamma", 1, "oneplus"),), _NTM,
+    (), lambda args, width, memory: (Field("gamma", 1, "oneplus", scalar=True),), _NTM,
 ))
 _stage(StageKind(
     "hard", "discrete addressing (Dynamic NTM): each head samples one slot from the weighting so far (its "
     "argmax in evaluation) and uses it alone; trained by REINFORCE, with an entropy bonus of the given weight",
-    (Param("entropy", float, 0.0, minimum=0.0),),
+    (Param("entropy", float, 0.0, minimum=0.0, maximum=10.0),),
     lambda args, width, memory: (), _NTM | _DNC,
 ))
 _stage(StageKind(
     "allocate", "DNC write: the least-used slots, from usage sorted ascending; mixed with content by the "
     "allocation gate when both are given",
-    (), lambda args, width, memory: (Field("allocation_gate", 1, "sigmoid"),), _DNC,
+    (), lambda args, width, memory: (Field("allocation_gate", 1, "sigmoid", scalar=True),), _DNC,
 ))
 _stage(StageKind(
     "forward", "DNC read: one step forward along the temporal links from the head's previous read "

@@ -7,6 +7,7 @@ these declarations; nothing else needs to know about a new kind.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -17,6 +18,10 @@ from cogdsl.spec import Value
 REQUIRED: Any = object()
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a name", bool: "true or false"}
+
+INT_LIMIT = 2**63 - 1
+"""The largest integer a parameter may have in size (as in a .cog file, whose parser refuses larger ones): torch's
+int64. A parameter with no declared maximum still never reaches torch as a number it cannot hold."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,14 @@ class Param:
         if not isinstance(data, self.type) or (self.type is int and isinstance(data, bool)):
             sink.error("E204", f"{owner}: parameter '{self.name}' must be {_TYPE_NAMES[self.type]}, "
                        f"found {spelled(given)}", value.span, f"allowed: {self.allowed()}")
+            return None
+        if self.type is float and not math.isfinite(data):
+            sink.error("E205", f"{owner}: parameter '{self.name}' must be a finite number, found {spelled(given)}",
+                       value.span, f"allowed: {self.allowed()}")
+            return None
+        if self.type is int and abs(data) > INT_LIMIT:
+            sink.error("E205", f"{owner}: parameter '{self.name}' is {spelled(given)}, too large for an integer",
+                       value.span, f"allowed: {self.allowed()}, at most {INT_LIMIT} (2**63 - 1) in size")
             return None
         if self.choices is not None and data not in self.choices:
             sink.error("E205", f"{owner}: '{data}' is not an allowed value of '{self.name}'", value.span,

@@ -82,7 +82,15 @@ from cogdsl import ops
 from cogdsl.blocks.addressing import ResolvedStage, content_similarity, resolve_stage
 from cogdsl.blocks.base import Param, register
 from cogdsl.blocks.dntm import lru_weights, sample_slots
-from cogdsl.blocks.heads import FieldSlice, GroupPlan, HeadUse, activate_fields, lay_out, read_init_parameters
+from cogdsl.blocks.heads import (
+    FieldSlice,
+    GroupPlan,
+    HeadUse,
+    LaidOut,
+    activate_fields,
+    lay_out,
+    read_init_parameters,
+)
 from cogdsl.blocks.memory import _MEMORY_PARAMS, MemoryKind
 from cogdsl.errors import DiagnosticSink
 from cogdsl.ops.ntm import content_logits
@@ -229,25 +237,27 @@ def dnc_layout(plan: GroupPlan, width: int, offset: int) -> list[FieldSlice]:
     reads, writes = plan.read_heads, plan.write_heads
     read_terms = {s.name for s in plan.stages}
     write_terms = {s.name for s in plan.write_stages}
-    fields: list[tuple[str, int, int, str, int]] = []  # name, heads, size, activation, first head
+    fields: list[LaidOut] = []  # name, heads, size, activation, first head, one number per head
     if reads:
         if "content" in read_terms:
-            fields += [("read_key", reads, width, "identity", 0), ("read_strength", reads, 1, "oneplus", 0)]
+            fields += [("read_key", reads, width, "identity", 0, False),
+                       ("read_strength", reads, 1, "oneplus", 0, True)]
         if "lru" in read_terms:
-            fields.append(("read_lru_gamma", reads, 1, "sigmoid", 0))
-        fields.append(("free_gate", reads, 1, "sigmoid", 0))
+            fields.append(("read_lru_gamma", reads, 1, "sigmoid", 0, True))
+        fields.append(("free_gate", reads, 1, "sigmoid", 0, True))
         modes = len(read_modes(plan))
         if modes > 1:
-            fields.append(("read_mode", reads, modes, "softmax", 0))
+            fields.append(("read_mode", reads, modes, "softmax", 0, False))
     if writes:
         if "content" in write_terms:
-            fields += [("write_key", writes, width, "identity", reads), ("write_strength", writes, 1, "oneplus", reads)]
+            fields += [("write_key", writes, width, "identity", reads, False),
+                       ("write_strength", writes, 1, "oneplus", reads, True)]
         if "lru" in write_terms:
-            fields.append(("write_lru_gamma", writes, 1, "sigmoid", reads))
-        fields += [("erase", writes, width, "sigmoid", reads), ("add", writes, width, "identity", reads)]
+            fields.append(("write_lru_gamma", writes, 1, "sigmoid", reads, True))
+        fields += [("erase", writes, width, "sigmoid", reads, False), ("add", writes, width, "identity", reads, False)]
         if {"content", "allocate"} <= write_terms:
-            fields.append(("allocation_gate", writes, 1, "sigmoid", reads))
-        fields.append(("write_gate", writes, 1, "sigmoid", reads))
+            fields.append(("allocation_gate", writes, 1, "sigmoid", reads, True))
+        fields.append(("write_gate", writes, 1, "sigmoid", reads, True))
     return lay_out(fields, offset)
 
 

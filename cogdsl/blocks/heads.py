@@ -118,17 +118,25 @@ class FieldSlice:
     size: int
     activation: str
     first_head: int  # index, within the group, of the first head that has this field
+    # One number per head (a strength, a gate): activated as (B, heads). Every other field is a
+    # vector per head, (B, heads, size), whatever its size (a key or erase vector of width 1).
+    scalar: bool = False
 
     @property
     def stop(self) -> int:
         return self.offset + self.heads * self.size
 
 
-def lay_out(fields: list[tuple[str, int, int, str, int]], offset: int) -> list[FieldSlice]:
-    """Consecutive slices from ``offset`` for (name, heads, size per head, activation, first head) in order."""
+LaidOut = tuple[str, int, int, str, int, bool]
+"""A field to lay out: name, heads, size per head, activation, first head, whether it is one number per head."""
+
+
+def lay_out(fields: list[LaidOut], offset: int) -> list[FieldSlice]:
+    """Consecutive slices from ``offset`` for each (name, heads, size, activation, first head, scalar) in order."""
     slices = []
-    for name, heads, size, activation, first_head in fields:
-        slices.append(FieldSlice(name, offset, heads, size, activation, first_head))
+    for name, heads, size, activation, first_head, scalar in fields:
+        assert size == 1 or not scalar, f"field {name}: one number per head has size 1"
+        slices.append(FieldSlice(name, offset, heads, size, activation, first_head, scalar))
         offset = slices[-1].stop
     return slices
 
@@ -138,10 +146,10 @@ def group_layout(plan: GroupPlan, width: int, offset: int = 0, address_width: in
 
     Keys span a whole slot, its learned address (``address_width``) and its content (``width``);
     erase and add vectors span the content only."""
-    fields = [(f.name, plan.heads, f.size, f.activation, 0)
-              for f in address_fields(plan.stages, width + address_width)]
+    fields: list[LaidOut] = [(f.name, plan.heads, f.size, f.activation, 0, f.scalar)
+                             for f in address_fields(plan.stages, width + address_width)]
     if plan.writes:
-        fields += [(name, plan.write_heads, width, activation, plan.read_heads)
+        fields += [(name, plan.write_heads, width, activation, plan.read_heads, False)
                    for name, activation in WriteKind.extra_fields]
     return lay_out(fields, offset)
 
@@ -162,12 +170,13 @@ _ACTIVATIONS = {
 
 def activate_fields(layout: list[FieldSlice], interface: torch.Tensor) -> dict[str, torch.Tensor]:
     """Each field of ``layout`` sliced from ``interface`` (B, I) and activated: (B, heads, size), or
-    (B, heads) for size-1 fields."""
+    (B, heads) for fields of one number per head (``scalar``: strengths, gates). A vector field keeps
+    its size axis even when it is 1 (the key, erase and add vectors of a memory of width 1)."""
     batch = interface.shape[0]
     out = {}
     for f in layout:
         raw = interface[:, f.offset:f.stop]
-        raw = raw.view(batch, f.heads) if f.size == 1 else raw.view(batch, f.heads, f.size)
+        raw = raw.view(batch, f.heads) if f.scalar else raw.view(batch, f.heads, f.size)
         out[f.name] = _ACTIVATIONS[f.activation](raw)
     return out
 
@@ -210,7 +219,7 @@ class HeadGroup(nn.Module):
         self.decision: Decision | None = None
 
     def fields(self, interface: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Slice and activate each field: (B, heads, size), or (B, heads) for size-1 fields."""
+        """Slice and activate each field: (B, heads, size), or (B, heads) for one number per head."""
         return activate_fields(self.layout, interface)
 
     def forward(

@@ -29,8 +29,10 @@ _MEMORY_PARAMS = (
     Param("init", str, "constant", choices=("constant", "learned", "random"),
           doc="initial contents: a small constant (Collier & Beel 2018 found it trains best), "
               "a learned matrix, or fresh Gaussian noise per sequence"),
-    Param("init_value", float, 1e-6, doc="the constant for init=constant"),
-    Param("init_std", float, 0.1, minimum=0.0, doc="standard deviation for init=learned or random"),
+    # Contents of 1e6 keep a slot's squared norm within float32 at any width (a squared norm past
+    # 3.4e38, from contents near 1e19, makes similarities and their gradients inf, then NaN).
+    Param("init_value", float, 1e-6, minimum=-1e6, maximum=1e6, doc="the constant for init=constant"),
+    Param("init_std", float, 0.1, minimum=0.0, maximum=1e6, doc="standard deviation for init=learned or random"),
 )
 _ADDRESS_WIDTH = Param("address_width", int, 0, minimum=0, maximum=65536,
                        doc="A, the size of each slot's learned address vector (Dynamic NTM); 0 for none")

@@ -52,7 +52,7 @@ from typing import ClassVar
 
 import torch
 
-from cogdsl.tasks.base import Batch, Task, TaskParam, _check_logits
+from cogdsl.tasks.base import MAX_LEN, Batch, Task, TaskParam, _check_logits
 
 TOLERANCE = 0.04
 """A sum is right when it is off by less than this (Hochreiter & Schmidhuber 1997)."""
@@ -70,8 +70,8 @@ class AddingTask(Task):
     name: ClassVar[str] = "adding"
     samples_on_device: ClassVar[bool] = True  # tensor operations only: a GPU draws its batches itself
     params: ClassVar[tuple[TaskParam, ...]] = (
-        TaskParam("min_len", int, 100, minimum=2, doc="shortest sequence (T steps) drawn in training"),
-        TaskParam("max_len", int, 100, minimum=2, doc="longest sequence (T steps) drawn in training"),
+        TaskParam("min_len", int, 100, minimum=2, maximum=MAX_LEN, doc="shortest sequence (T steps) drawn in training"),
+        TaskParam("max_len", int, 100, minimum=2, maximum=MAX_LEN, doc="longest sequence (T steps) drawn in training"),
     )
     constraints: ClassVar[tuple[tuple[str, str], ...]] = (("min_len", "max_len"),)
     length_params: ClassVar[tuple[str, str] | None] = ("min_len", "max_len")

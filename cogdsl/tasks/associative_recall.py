@@ -31,7 +31,11 @@ from typing import ClassVar
 
 import torch
 
-from cogdsl.tasks.base import Batch, Task, TaskParam
+from cogdsl.tasks.base import MAX_BITS, Batch, Task, TaskParam
+
+# T = N·(item_len + 1) + 2·item_len + 2: up to 10,000 items of up to 100 vectors, T <= about 10**6.
+MAX_ITEM_LEN = 100
+MAX_ITEMS = 10_000
 
 
 class AssociativeRecallTask(Task):
@@ -40,10 +44,10 @@ class AssociativeRecallTask(Task):
     name: ClassVar[str] = "associative_recall"
     samples_on_device: ClassVar[bool] = True  # tensor operations only: a GPU draws its batches itself
     params: ClassVar[tuple[TaskParam, ...]] = (
-        TaskParam("bits", int, 6, minimum=1, doc="width of each random bit vector"),
-        TaskParam("item_len", int, 3, minimum=1, doc="vectors per item"),
-        TaskParam("min_items", int, 2, minimum=2, doc="fewest items drawn in training"),
-        TaskParam("max_items", int, 6, minimum=2, doc="most items drawn in training"),
+        TaskParam("bits", int, 6, minimum=1, maximum=MAX_BITS, doc="width of each random bit vector"),
+        TaskParam("item_len", int, 3, minimum=1, maximum=MAX_ITEM_LEN, doc="vectors per item"),
+        TaskParam("min_items", int, 2, minimum=2, maximum=MAX_ITEMS, doc="fewest items drawn in training"),
+        TaskParam("max_items", int, 6, minimum=2, maximum=MAX_ITEMS, doc="most items drawn in training"),
     )
     constraints: ClassVar[tuple[tuple[str, str], ...]] = (("min_items", "max_items"),)
     length_params: ClassVar[tuple[str, str] | None] = ("min_items", "max_items")

@@ -33,6 +33,12 @@ WHOLE_INPUTS = {"sequence": "(B, S, size)", "image": "(B, H, W)"}
 
 _TYPE_NAMES: dict[type, str] = {int: "int", float: "float", bool: "bool", str: "str"}
 
+# The declared maxima the generated tasks share: a sequence of up to MAX_LEN vectors (or steps) of up to
+# MAX_BITS bits. Both are far past what a model learns in practice, yet a batch of them is still drawn with
+# ordinary tensors (and a larger count no longer overflows the integer arithmetic of sampling).
+MAX_LEN = 100_000
+MAX_BITS = 4096
+
 
 class TaskParamError(ValueError):
     """A task parameter is unknown, of the wrong type, or out of range.
@@ -123,6 +129,13 @@ class TaskParam:
             )
         if self.type is float:
             value = float(value)  # type: ignore[arg-type]
+            if not math.isfinite(value):
+                raise TaskParamError(
+                    f"task '{task}': parameter '{self.name}' must be a finite number, found {value!r} "
+                    f"(allowed: {self.describe_allowed()})",
+                    task,
+                    self.name,
+                )
         if not self._range_ok(value):
             raise TaskParamError(
                 f"task '{task}': parameter '{self.name}' must be {self.describe_allowed()}, "

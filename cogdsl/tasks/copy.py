@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import torch
 
-from cogdsl.tasks.base import Batch, Task, TaskParam
+from cogdsl.tasks.base import MAX_BITS, MAX_LEN, Batch, Task, TaskParam
 
 
 class CopyTask(Task):
@@ -28,9 +28,9 @@ class CopyTask(Task):
     name: ClassVar[str] = "copy"
     samples_on_device: ClassVar[bool] = True  # tensor operations only: a GPU draws its batches itself
     params: ClassVar[tuple[TaskParam, ...]] = (
-        TaskParam("bits", int, 8, minimum=1, doc="width of each random bit vector"),
-        TaskParam("min_len", int, 1, minimum=1, doc="shortest sequence drawn in training"),
-        TaskParam("max_len", int, 20, minimum=1, doc="longest sequence drawn in training"),
+        TaskParam("bits", int, 8, minimum=1, maximum=MAX_BITS, doc="width of each random bit vector"),
+        TaskParam("min_len", int, 1, minimum=1, maximum=MAX_LEN, doc="shortest sequence drawn in training"),
+        TaskParam("max_len", int, 20, minimum=1, maximum=MAX_LEN, doc="longest sequence drawn in training"),
     )
     constraints: ClassVar[tuple[tuple[str, str], ...]] = (("min_len", "max_len"),)
     length_params: ClassVar[tuple[str, str] | None] = ("min_len", "max_len")

@@ -71,12 +71,19 @@ import torch.nn.functional as F
 
 from cogdsl.tasks.base import Batch, Task, TaskParam, ce_per_sequence, wrong_classes
 
+# Strings are built symbol by symbol in Python: n up to 10,000 (a string of at most 4n + 1 symbols) and up to
+# 100 strings a row keep a row under about 4·10**6 symbols.
+MAX_N = 10_000
+MAX_CONCAT = 100
+
 
 def _length_params(min_n: int, minimum: int, what: str) -> tuple[TaskParam, ...]:
     return (
-        TaskParam("min_n", int, min_n, minimum=minimum, doc=f"smallest {what} drawn in training"),
-        TaskParam("max_n", int, 19, minimum=minimum, doc=f"largest {what} drawn in training (the paper: < 20)"),
-        TaskParam("concat", int, 1, minimum=1, doc="strings concatenated into each row, one stream"),
+        TaskParam("min_n", int, min_n, minimum=minimum, maximum=MAX_N, doc=f"smallest {what} drawn in training"),
+        TaskParam("max_n", int, 19, minimum=minimum, maximum=MAX_N,
+                  doc=f"largest {what} drawn in training (the paper: < 20)"),
+        TaskParam("concat", int, 1, minimum=1, maximum=MAX_CONCAT,
+                  doc="strings concatenated into each row, one stream"),
     )
 
 

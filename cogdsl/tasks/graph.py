@@ -196,6 +196,16 @@ def answer_accuracy(logits: torch.Tensor, batch: Batch) -> torch.Tensor:
     return (step_right * scored).sum(dim=1) / scored.sum(dim=1).clamp_min(1.0)
 
 
+# Graphs are drawn in Python, O(N²) per graph: up to 1,000 nodes. Labels and relations are one-hot input channels
+# (up to 1,024 and 4,096); paths up to 1,000 edges; composite relations of up to 16 labels (labels**compose
+# stays an integer Python computes at once).
+MAX_LABELS = 1024
+MAX_NODES = 1000
+MAX_PATH = 1000
+MAX_RELATIONS = 4096
+MAX_COMPOSE = 16
+
+
 class GraphTask(Task):
     """Common parameters, checks, graph drawing and encoding of the graph tasks."""
 
@@ -205,10 +215,12 @@ class GraphTask(Task):
 
     params: ClassVar[tuple[TaskParam, ...]] = (
         TaskParam("id_bits", int, 6, minimum=1, maximum=30, doc="bits of a node id; ids are random in [0, 2**id_bits)"),
-        TaskParam("labels", int, 4, minimum=1, doc="distinct edge labels"),
-        TaskParam("out_degree", int, 2, minimum=1, doc="outgoing edges per node, distinctly labelled (< min_nodes)"),
-        TaskParam("min_nodes", int, 5, minimum=2, doc="fewest nodes drawn in training"),
-        TaskParam("max_nodes", int, 10, minimum=2, doc="most nodes drawn in training (<= 2**id_bits)"),
+        TaskParam("labels", int, 4, minimum=1, maximum=MAX_LABELS, doc="distinct edge labels"),
+        TaskParam("out_degree", int, 2, minimum=1, maximum=MAX_LABELS,
+                  doc="outgoing edges per node, distinctly labelled (< min_nodes)"),
+        TaskParam("min_nodes", int, 5, minimum=2, maximum=MAX_NODES, doc="fewest nodes drawn in training"),
+        TaskParam("max_nodes", int, 10, minimum=2, maximum=MAX_NODES,
+                  doc="most nodes drawn in training (<= 2**id_bits)"),
     )
     constraints: ClassVar[tuple[tuple[str, str], ...]] = (
         ("min_nodes", "max_nodes"),
@@ -359,8 +371,8 @@ def _path_params(max_path: int) -> tuple[TaskParam, ...]:
     """The graph parameters plus ``min_path`` (default 1) and ``max_path``."""
     return (
         *GraphTask.params,
-        TaskParam("min_path", int, 1, minimum=1, doc="fewest path edges drawn in training"),
-        TaskParam("max_path", int, max_path, minimum=1, doc="most path edges drawn in training"),
+        TaskParam("min_path", int, 1, minimum=1, maximum=MAX_PATH, doc="fewest path edges drawn in training"),
+        TaskParam("max_path", int, max_path, minimum=1, maximum=MAX_PATH, doc="most path edges drawn in training"),
     )
 
 
@@ -552,8 +564,9 @@ class GraphInferenceTask(GraphTask):
     name: ClassVar[str] = "graph_inference"
     params: ClassVar[tuple[TaskParam, ...]] = (
         *GraphTask.params,
-        TaskParam("relations", int, 6, minimum=1, doc="composite relations (<= labels**compose)"),
-        TaskParam("compose", int, 2, minimum=1, doc="base labels per composite relation"),
+        TaskParam("relations", int, 6, minimum=1, maximum=MAX_RELATIONS,
+                  doc="composite relations (<= labels**compose)"),
+        TaskParam("compose", int, 2, minimum=1, maximum=MAX_COMPOSE, doc="base labels per composite relation"),
     )
     length_doc: ClassVar[str] = (
         "N, the number of nodes (from out_degree + 1 to 2**id_bits); T = N·out_degree + 2 steps (the edges, "

@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import torch
 
-from cogdsl.tasks.base import Batch, Task, TaskParam
+from cogdsl.tasks.base import MAX_BITS, MAX_LEN, Batch, Task, TaskParam
 
 
 class PrioritySortTask(Task):
@@ -36,9 +36,9 @@ class PrioritySortTask(Task):
     name: ClassVar[str] = "priority_sort"
     samples_on_device: ClassVar[bool] = True  # tensor operations only: a GPU draws its batches itself
     params: ClassVar[tuple[TaskParam, ...]] = (
-        TaskParam("bits", int, 8, minimum=1, doc="width of each random bit vector"),
-        TaskParam("num_inputs", int, 20, minimum=1, doc="vectors presented"),
-        TaskParam("num_outputs", int, 16, minimum=1, doc="highest-priority vectors to emit"),
+        TaskParam("bits", int, 8, minimum=1, maximum=MAX_BITS, doc="width of each random bit vector"),
+        TaskParam("num_inputs", int, 20, minimum=1, maximum=MAX_LEN, doc="vectors presented"),
+        TaskParam("num_outputs", int, 16, minimum=1, maximum=MAX_LEN, doc="highest-priority vectors to emit"),
     )
     constraints: ClassVar[tuple[tuple[str, str], ...]] = (("num_outputs", "num_inputs"),)
     length_doc: ClassVar[str] = (

@@ -46,7 +46,11 @@ from typing import ClassVar
 
 import torch
 
-from cogdsl.tasks.base import Batch, Task, TaskParam
+from cogdsl.tasks.base import MAX_BITS, Batch, Task, TaskParam
+
+# The output phase is n·L steps: a sequence of up to 10,000 vectors repeated up to 100 times, T <= about 10**6.
+MAX_REPEATED_LEN = 10_000
+MAX_REPEATS = 100
 
 
 class RepeatCopyTask(Task):
@@ -54,11 +58,11 @@ class RepeatCopyTask(Task):
 
     name: ClassVar[str] = "repeat_copy"
     params: ClassVar[tuple[TaskParam, ...]] = (
-        TaskParam("bits", int, 8, minimum=1, doc="width of each random bit vector"),
-        TaskParam("min_len", int, 1, minimum=1, doc="shortest sequence drawn in training"),
-        TaskParam("max_len", int, 10, minimum=1, doc="longest sequence drawn in training"),
-        TaskParam("min_repeats", int, 1, minimum=1, doc="fewest repeats drawn in training"),
-        TaskParam("max_repeats", int, 10, minimum=1, doc="most repeats drawn in training"),
+        TaskParam("bits", int, 8, minimum=1, maximum=MAX_BITS, doc="width of each random bit vector"),
+        TaskParam("min_len", int, 1, minimum=1, maximum=MAX_REPEATED_LEN, doc="shortest sequence drawn in training"),
+        TaskParam("max_len", int, 10, minimum=1, maximum=MAX_REPEATED_LEN, doc="longest sequence drawn in training"),
+        TaskParam("min_repeats", int, 1, minimum=1, maximum=MAX_REPEATS, doc="fewest repeats drawn in training"),
+        TaskParam("max_repeats", int, 10, minimum=1, maximum=MAX_REPEATS, doc="most repeats drawn in training"),
     )
     constraints: ClassVar[tuple[tuple[str, str], ...]] = (
         ("min_len", "max_len"),

@@ -24,7 +24,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from cogdsl.tasks.base import Batch, Task, TaskParam, ce_per_sequence, wrong_classes
+from cogdsl.tasks.base import MAX_LEN, Batch, Task, TaskParam, ce_per_sequence, wrong_classes
 
 
 class SequenceToSequenceTask(Task):
@@ -32,8 +32,8 @@ class SequenceToSequenceTask(Task):
 
     params: ClassVar[tuple[TaskParam, ...]] = (
         TaskParam("symbols", int, 8, minimum=2, maximum=1024, doc="alphabet size (one-hot width)"),
-        TaskParam("min_len", int, 1, minimum=1, doc="shortest sequence drawn in training"),
-        TaskParam("max_len", int, 10, minimum=1, doc="longest sequence drawn in training"),
+        TaskParam("min_len", int, 1, minimum=1, maximum=MAX_LEN, doc="shortest sequence drawn in training"),
+        TaskParam("max_len", int, 10, minimum=1, maximum=MAX_LEN, doc="longest sequence drawn in training"),
     )
     constraints: ClassVar[tuple[tuple[str, str], ...]] = (("min_len", "max_len"),)
     length_params: ClassVar[tuple[str, str] | None] = ("min_len", "max_len")
