@@ -26,6 +26,7 @@ see docs/gpu.md; on your own data, docs/data.md.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -130,6 +131,7 @@ class TrainResult:
     device: str = "cpu"  # where it trained (rank 0's device under torchrun)
     processes: int = 1  # how many processes trained it (torchrun)
     signal: str | None = None  # what stopped an interrupted run: "SIGINT" (Ctrl-C) or "SIGTERM"
+    skipped: int = 0  # steps whose loss or gradient was not finite, never applied
 
     @property
     def interrupted(self) -> bool:
@@ -187,6 +189,11 @@ def spec_with_config(spec: Spec, config: TrainConfig) -> Spec:
             if base.optimizer_params.get(key) != value:
                 optimizer[key] = value
         train["optimizer"] = optimizer
+    if base is None or (config.schedule, config.schedule_params) != (base.schedule, base.schedule_params):
+        if config.schedule != "constant" or config.schedule_params:
+            train["schedule"] = {"name": config.schedule, **config.schedule_params}
+        else:
+            train.pop("schedule", None)
     for param in SETTINGS:
         value = getattr(config, param.name)
         if base is None or value != getattr(base, param.name):
@@ -226,12 +233,19 @@ def apply_gradients(parameters: list[torch.nn.Parameter], optimizer: torch.optim
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, step: int) -> None:
-    """With ``lr_decay_every`` > 0: ``lr = lr_0 * lr_decay ** (step // lr_decay_every)`` (MemN2N halves
-    it every 25 epochs); a function of the step alone, so a resumed run gets the same rate."""
-    if config.lr_decay_every <= 0:
+    """The rate of ``step`` from the run's schedule (:mod:`cogdsl.training.schedule`): warm-up, then constant,
+    step, cosine or linear decay; ``lr_decay_every`` > 0 is the step schedule, ``lr = lr_0 * lr_decay ** (step //
+    lr_decay_every)`` (MemN2N halves it every 25 epochs). A function of the step alone, so a resumed run gets
+    the same rate. A constant schedule with no warm-up leaves the optimizer's rate as it is."""
+    from cogdsl.training.schedule import rate_factor
+
+    name, params = config.schedule, config.schedule_params
+    if config.lr_decay_every > 0:
+        name, params = "step", {"every": config.lr_decay_every, "factor": config.lr_decay}
+    if name == "constant" and not params.get("warmup"):
         return
     base = {p.name: p.default for p in OPTIMIZERS[config.optimizer]}.get("lr", 0.0)
-    lr = float(config.optimizer_params.get("lr", base)) * config.lr_decay ** (step // config.lr_decay_every)
+    lr = float(config.optimizer_params.get("lr", base)) * rate_factor(name, params, step, config.steps)
     for group in optimizer.param_groups:
         group["lr"] = lr
 
@@ -420,7 +434,7 @@ def hint_suffix(name: str, known: list[str]) -> str:
 def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: str | Path | None = None, *,
           resume: bool = False, force: bool = False, progress: bool = True, max_minutes: float | None = None,
           device: str | torch.device = "auto", data: Any = None, eval_data: Any = None, tensorboard: bool = True,
-          **settings: Any) -> TrainResult:
+          detect_anomaly: bool = False, **settings: Any) -> TrainResult:
     """Train ``spec`` with ``config`` (default: the spec's own ``train:`` section) on its task or on ``data``.
 
     ``cogdsl.train`` is this function::
@@ -440,6 +454,8 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
         eval_data: the data the periodic evaluations score (same forms); without it, a run on ``data``
             evaluates on the spec's task if it names one, else not at all.
         tensorboard: write TensorBoard event files into the run folder.
+        detect_anomaly: when a step's loss or gradient is not finite, name the block where the NaN or inf
+            started (:mod:`cogdsl.training.anomaly`; slower: for debugging).
         settings: overrides of the train section: ``steps``, ``batch``, ``lr``, ``seed``, ``eval_every`` ...
 
     Raises:
@@ -468,7 +484,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
     try:
         result = _train(spec, config, out_dir, resume=resume, force=force, progress=progress and place.is_main,
                         max_minutes=max_minutes, device=run_device, place=place, data=data, eval_data=eval_data,
-                        tensorboard=tensorboard)
+                        tensorboard=tensorboard, detect_anomaly=detect_anomaly)
         finished = True
         return result
     finally:
@@ -483,10 +499,11 @@ def default_config(spec: Spec) -> TrainConfig:
 
 def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resume: bool, force: bool,
            progress: bool, max_minutes: float | None, device: torch.device, place: Any, data: Any,
-           eval_data: Any, tensorboard: bool) -> TrainResult:
+           eval_data: Any, tensorboard: bool, detect_anomaly: bool = False) -> TrainResult:
     from cogdsl.emit import to_yaml
     from cogdsl.pipeline import compile_spec
     from cogdsl.training import distributed
+    from cogdsl.training.anomaly import AnomalyWatch
     from cogdsl.training.streams import TaskStream, rank_seed
     from cogdsl.training.tracking import Tracker
     from cogdsl.training.user_data import DataStream, DataTask
@@ -532,7 +549,7 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
     optimizer = build_optimizer(parameters, config)
     stream: Any = DataStream(task, device) if data is not None else TaskStream(named or task, device, seed)
 
-    step, sequences, seconds = 0, 0, 0.0
+    step, sequences, seconds, skipped = 0, 0, 0.0, 0
     window = {"loss_sum": 0.0, "bits_sum": 0.0, "steps": 0, "sequences": 0}
     last_eval: EvalResult | None = None
     if checkpoint is not None:
@@ -545,6 +562,7 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
         window.update({k: v for k, v in (meta.get("window") or {}).items() if k in window})
         if meta.get("eval"):
             last_eval = EvalResult(**meta["eval"])
+        skipped = int(meta.get("skipped_steps", 0) or 0)
         _restore_stream(stream, checkpoint, place, config.seed, step, main)
         if main:
             _warn_fingerprint(meta, model.spec, checkpoint.path)
@@ -606,7 +624,7 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
             "window": {"loss_sum": float(loss_sum), "bits_sum": float(bits_sum), "steps": window_steps,
                        "sequences": window_seqs},
             "eval": dataclasses.asdict(last_eval) if last_eval is not None else None,
-            "stopped": stopped, "linear_start": linear.state(), "best": best.state(),
+            "stopped": stopped, "linear_start": linear.state(), "best": best.state(), "skipped_steps": skipped,
         }
         path = save_checkpoint(out / CHECKPOINT_DIR / checkpoint_name(step), model=model, optimizer=optimizer,
                                meta=meta, streams=states)
@@ -624,7 +642,8 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
     drawn = -math.inf
     trained.train()
     try:
-        with StopOnSignal(escalate=not place.active) as interrupt:
+        with StopOnSignal(escalate=not place.active) as interrupt, \
+                (AnomalyWatch(model) if detect_anomaly else contextlib.nullcontext()) as watch:
             try:
                 while step < config.steps:
                     batch: Batch = first if first is not None else stream.next(curriculum.task_at(step), share)
@@ -638,19 +657,37 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
                         decisions, rewards(task, logits.detach(), batch, decisions))
                     if penalties:  # summed over steps, averaged over the batch, like the task's loss
                         objective = objective + torch.stack(penalties).sum(0).mean()
-                    (objective * weight if weight != 1 else objective).backward()
-                    apply_gradients(parameters, optimizer, config)
-                    with torch.no_grad():
-                        loss_sum += loss.detach()
-                        bits_sum += task.errors(logits.detach(), batch).sum()
+                    anomaly: RuntimeError | None = None
+                    try:
+                        (objective * weight if weight != 1 else objective).backward()
+                    except RuntimeError as err:  # torch's anomaly mode stops the backward pass at a NaN
+                        if watch is None:
+                            raise
+                        anomaly = err
                     step += 1
+                    if anomaly is None and (not config.skip_nonfinite or _finite_step(loss, parameters, place)):
+                        apply_gradients(parameters, optimizer, config)
+                        with torch.no_grad():
+                            loss_sum += loss.detach()
+                            bits_sum += task.errors(logits.detach(), batch).sum()
+                        window_steps += 1
+                        window_seqs += batch.batch_size
+                    else:  # never applied: the weights, the optimizer's state and the checkpoints stay finite
+                        optimizer.zero_grad(set_to_none=True)
+                        skipped += 1
+                        if main and (skipped <= SKIPS_SHOWN or watch is not None):
+                            where = f": {watch.report(anomaly)}" if watch is not None else (
+                                "; --detect-anomaly names the block where it starts")
+                            more = "" if skipped < SKIPS_SHOWN or watch is not None else " (no more of these lines)"
+                            bar.write(f"step {step}: the loss or a gradient is not finite (NaN or inf): step skipped, "
+                                      f"{skipped} so far{where}{more}", file=sys.stderr)
+                    if watch is not None:
+                        watch.reset()
                     if linear.active and linear.after_step(step) and main:
                         bar.write(f"step {step}: {linear.ended}")
                     if main and curriculum.active and step == curriculum.reached_at() and step > 0:
                         bar.write(f"step {step}: curriculum reached the task's full range "
                                   f"(longest length {curriculum.longest})")
-                    window_steps += 1
-                    window_seqs += batch.batch_size
 
                     scheduled = (step % config.log_every == 0 or step % config.eval_every == 0
                                  or step % config.checkpoint_every == 0 or step >= config.steps)
@@ -696,8 +733,8 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
                     if log is not None:
                         log.row(step=step, sequences=sequences, seconds=seconds, loss=last_loss, bit_errors=last_bits,
                                 seq_per_sec=rate, eval_loss=evaluation.loss if evaluation else None,
-                                eval_bit_errors=evaluation.bit_errors if evaluation else None)
-                    _track(tracker, step, task, last_loss, last_bits, rate, optimizer, evaluation, model)
+                                eval_bit_errors=evaluation.bit_errors if evaluation else None, skipped=skipped)
+                    _track(tracker, step, task, last_loss, last_bits, rate, optimizer, evaluation, model, skipped)
                     loss_sum.zero_()
                     bits_sum.zero_()
                     window_steps = window_seqs = 0
@@ -725,7 +762,8 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
                     last_loss = float(loss_sum) / window_steps
                     last_bits = float(bits_sum) / max(window_seqs, 1)
                     sequences += window_seqs * place.world
-                    log.row(step=step, sequences=sequences, seconds=seconds, loss=last_loss, bit_errors=last_bits)
+                    log.row(step=step, sequences=sequences, seconds=seconds, loss=last_loss, bit_errors=last_bits,
+                            skipped=skipped)
                     loss_sum.zero_()
                     bits_sum.zero_()
                     window_steps = window_seqs = 0
@@ -741,7 +779,8 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
     return TrainResult(out_dir=out, model=model, config=config, step=step, sequences=sequences, seconds=seconds,
                        loss=last_loss, bit_errors=last_bits, eval=last_eval, checkpoint=last_saved, stopped=stopped,
                        best=best.path if best.enabled and best.path.exists() else None, device=str(device),
-                       processes=place.world, signal=interrupt.signal_name if stopped == "interrupted" else None)
+                       processes=place.world, signal=interrupt.signal_name if stopped == "interrupted" else None,
+                       skipped=skipped)
 
 
 def _distributed_model(model: torch.nn.Module, device: torch.device, batch: Batch | None,
@@ -764,6 +803,20 @@ def _distributed_model(model: torch.nn.Module, device: torch.device, batch: Batc
         model.zero_grad(set_to_none=True)
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                    find_unused_parameters=unused)
+
+
+SKIPS_SHOWN = 5
+"""How many skipped steps a run reports one by one (all of them are counted, in log.csv's skipped_steps)."""
+
+
+def _finite_step(loss: torch.Tensor, parameters: list[torch.nn.Parameter], place: Any) -> bool:
+    """Whether a step's loss and every gradient are finite. Several processes decide on the gradients alone,
+    which DistributedDataParallel made the same in every process, so that all skip or none does. One read
+    of a flag: on a GPU, the one synchronisation of a step (``skip_nonfinite: false`` has none)."""
+    flags = [torch.isfinite(p.grad).all() for p in parameters if p.grad is not None]
+    if not place.active:
+        flags.append(torch.isfinite(loss.detach()).all())
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 AGREE_EVERY = 10
@@ -798,13 +851,14 @@ def _restore_stream(stream: Any, checkpoint: Checkpoint, place: Any, seed: int, 
 
 
 def _track(tracker: Any, step: int, task: Task, loss: float | None, errors: float | None, rate: float | None,
-           optimizer: torch.optim.Optimizer, evaluation: EvalResult | None, model: torch.nn.Module) -> None:
+           optimizer: torch.optim.Optimizer, evaluation: EvalResult | None, model: torch.nn.Module,
+           skipped: int = 0) -> None:
     """The log row's numbers, and an evaluation's, as TensorBoard scalars; a picture of the model at work."""
     if tracker.writer is None:
         return
     per_second = "seq_per_sec" if task.items == "sequences" else f"{task.items}_per_sec"
     tracker.scalars(step, "train", {"loss": loss, task.error_name: errors, per_second: rate,
-                                    "lr": float(optimizer.param_groups[0]["lr"])})
+                                    "lr": float(optimizer.param_groups[0]["lr"]), "skipped_steps": skipped})
     if evaluation is None:
         return
     valid_errors = 1.0 - evaluation.perfect if task.error_rate else evaluation.bit_errors
@@ -820,6 +874,15 @@ def _track(tracker: Any, step: int, task: Task, loss: float | None, errors: floa
 
         tracker.picture(step, "valid/weightings", draw)
     tracker.flush()
+
+
+def asks_for_best(spec: Spec) -> bool:
+    """Whether the spec's train section itself writes ``keep_best: true``. The example tables score a run's
+    last weights unless the spec (or their ``--keep-best``) asks for the best validation's, as they did when
+    their documented numbers were measured, before ``keep_best`` was on by default."""
+    entries = spec.train.data if spec.train is not None and isinstance(spec.train.data, dict) else {}
+    value = entries.get("keep_best")
+    return value is not None and value.data is True
 
 
 def use_best_weights(result: TrainResult) -> torch.nn.Module:
@@ -902,7 +965,8 @@ def train_command(args: Any) -> int:
     config = base.with_overrides(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
                                  keep_best=True if getattr(args, "keep_best", False) else None)
     result = train(spec, config, out, resume=args.resume, force=args.force, progress=not args.no_progress,
-                   max_minutes=args.max_minutes, device=args.device, tensorboard=not args.no_tensorboard)
+                   max_minutes=args.max_minutes, device=args.device, tensorboard=not args.no_tensorboard,
+                   detect_anomaly=getattr(args, "detect_anomaly", False))
     from cogdsl.training.distributed import from_environment
 
     if from_environment().is_main:
@@ -933,6 +997,9 @@ def describe_result(name: str, result: TrainResult, max_minutes: float | None = 
             else:
                 errors = f"{_num(result.bit_errors)} {unit} per sequence"
             lines.append(f"  last training steps: loss {_num(result.loss)}, {errors}")
+    if result.skipped:
+        lines.append(f"  {result.skipped} step(s) skipped: their loss or a gradient was not finite (NaN or inf); "
+                     "--detect-anomaly names the block where it starts")
     if result.eval is not None:
         lines.append(f"  last evaluation: {result.eval.describe(name)}")
     files = ["log.csv", "learning_curve.png"]

@@ -46,9 +46,13 @@ SETTINGS: tuple[Param, ...] = (
               "up to the task's own; 0 draws the full range from the start"),
     Param("curriculum_start", int, 0, minimum=0,
           doc="the longest length the curriculum starts from (at least the task's shortest)"),
-    Param("keep_best", bool, False,
+    Param("keep_best", bool, True,
           doc="also keep checkpoints/best.safetensors, the weights of the evaluation with the lowest validation "
-              "loss so far (model selection, as the stack-RNN and MemN2N papers pick their runs)"),
+              "loss so far (model selection, as the stack-RNN and MemN2N papers pick their runs), so that a run "
+              "that gets worse late never costs its best model"),
+    Param("skip_nonfinite", bool, True,
+          doc="skip a step whose loss or gradient is not finite (NaN, inf): counted and logged, never applied to "
+              "the weights; false: no check (one less GPU synchronisation a step)"),
 )
 
 OPTIMIZERS: dict[str, tuple[Param, ...]] = {
@@ -89,7 +93,10 @@ class TrainConfig:
     lr_decay: float = 0.5
     curriculum_every: int = 0
     curriculum_start: int = 0
-    keep_best: bool = False
+    keep_best: bool = True
+    skip_nonfinite: bool = True
+    schedule: str = "constant"
+    schedule_params: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
@@ -164,18 +171,45 @@ def resolve_train(train: Value | None, sink: DiagnosticSink, spec_span: Span = N
         opt_params = check_params(OPTIMIZERS[opt_name], opt_given, opt_value.key_span,
                                   f"optimizer {opt_name}", opt_value.span, sink)
         recode(sink, start, "E603")
-    settings = {k: v for k, v in entries.items() if k not in ("task", "optimizer")}
+    schedule_name, schedule_params = _resolve_schedule(entries, train, sink)
+    settings = {k: v for k, v in entries.items() if k not in ("task", "optimizer", "schedule")}
     start = len(sink.items)
     resolved = check_params(SETTINGS, settings, train.key_span, "train", train.span, sink)
     recode(sink, start, "E603")
-    if len(sink.items) > before or task_name is None or opt_name is None:
+    if "schedule" in entries and resolved.get("lr_decay_every", 0) > 0:
+        sink.error("E603", "both a schedule and lr_decay_every: the older setting is the step schedule",
+                   train.key_span("lr_decay_every"), "keep one: e.g. schedule: {name: step, every: 1500, factor: 0.5}")
+    if len(sink.items) > before or task_name is None or opt_name is None or schedule_name is None:
         return None
     if task_name:
         _check_curriculum(task_name, task_params, resolved, train, sink)
     if len(sink.items) > before:
         return None
     return TrainConfig(task=task_name, task_params=task_params, optimizer=opt_name, optimizer_params=opt_params,
-                       **resolved)
+                       schedule=schedule_name, schedule_params=schedule_params, **resolved)
+
+
+def _resolve_schedule(entries: dict[str, Value], train: Value, sink: DiagnosticSink
+                      ) -> tuple[str | None, dict[str, Any]]:
+    """The ``schedule:`` table (:mod:`cogdsl.training.schedule`): its name and parameters as given, or
+    ``("constant", {})`` without one; None for the name when it has errors (reported into ``sink``)."""
+    from cogdsl.training.schedule import SCHEDULES
+
+    value = entries.get("schedule")
+    if value is None:
+        return "constant", {}
+    name, given = _named_table(value, "schedule", sink)
+    if name is None:
+        return None, {}
+    if name not in SCHEDULES:
+        sink.error("E603", f"unknown schedule '{name}'", value.span, hint_for(name, SCHEDULES, "schedules"))
+        return None, {}
+    start = len(sink.items)
+    checked = check_params(SCHEDULES[name], given, value.key_span, f"schedule {name}", value.span, sink)
+    recode(sink, start, "E603")
+    if len(sink.items) > start:
+        return None, {}
+    return name, {key: checked[key] for key in given}
 
 
 def _check_curriculum(task_name: str, task_params: dict[str, Any], resolved: dict[str, Any], train: Value,

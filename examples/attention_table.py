@@ -37,7 +37,16 @@ import torch
 import cogdsl
 from cogdsl.tasks import make_task
 from cogdsl.tasks.adding import AddingTask
-from cogdsl.train import EVAL_SEED, config_from_spec, eval_length, evaluate, model_inputs, train, use_best_weights
+from cogdsl.train import (
+    EVAL_SEED,
+    asks_for_best,
+    config_from_spec,
+    eval_length,
+    evaluate,
+    model_inputs,
+    train,
+    use_best_weights,
+)
 from cogdsl.viz import evaluating
 
 
@@ -60,7 +69,7 @@ def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ..
         task_params = {**task_params, "min_len": start}
         schedule = {"curriculum_every": every, "curriculum_start": start}
     config = dataclasses.replace(config, seed=seed, steps=steps or config.steps, threads=1, task_params=task_params,
-                                 keep_best=config.keep_best or keep_best, **schedule)
+                                 keep_best=asks_for_best(spec) or keep_best, **schedule)
     started = time.process_time()
     with contextlib.redirect_stdout(sys.stderr):  # the runs' evaluation lines; stdout is the table
         result = train(spec, config, Path(out) / spec.name / f"seed{seed}", force=True, progress=False)

@@ -29,7 +29,7 @@ from pathlib import Path
 import cogdsl
 from cogdsl.tasks import make_task
 from cogdsl.tasks.babi import BABI_TASKS
-from cogdsl.train import config_from_spec, evaluate, train, use_best_weights
+from cogdsl.train import asks_for_best, config_from_spec, evaluate, train, use_best_weights
 
 PASS = 0.05  # bAbI: a task is passed with under 5% test error
 
@@ -47,7 +47,7 @@ def run_one(spec_path: str, joint: bool, number: int, seed: int, steps: int | No
     task_name, task_params = (f"babi_joint{reading}", {**kept, "train_size": size}) if joint else (
         f"babi{reading}", {**kept, "number": number, "train_size": size})
     config = dataclasses.replace(config, task=task_name, task_params=task_params, seed=seed,
-                                 steps=steps or config.steps, threads=1)
+                                 steps=steps or config.steps, threads=1, keep_best=asks_for_best(spec))
     started = time.process_time()
     with contextlib.redirect_stdout(sys.stderr):  # the runs' evaluation lines; stdout is the table
         folder = f"{'joint' if joint else number}_seed{seed}" + ("_10k" if size == 10000 else "")

@@ -34,7 +34,7 @@ from cogdsl.emit import to_yaml
 from cogdsl.pipeline import parse_text
 from cogdsl.spec import Spec
 from cogdsl.tasks import make_task
-from cogdsl.train import TrainResult, config_from_spec, evaluate, train, use_best_weights
+from cogdsl.train import TrainResult, asks_for_best, config_from_spec, evaluate, train, use_best_weights
 
 TASKS = ("anbn", "anbncn", "anbncndn", "anb2n", "anbmcnm", "mirror")
 
@@ -61,7 +61,8 @@ def run_one(spec_path: str, task_name: str, seed: int, steps: int | None, length
     """Train one run; its perfect fraction and wrong symbols per string at each test n, and its CPU seconds."""
     spec = for_task(cogdsl.load(spec_path), task_name)
     config = config_from_spec(spec, spec_path)
-    config = dataclasses.replace(config, seed=seed, steps=steps or config.steps, threads=1)
+    config = dataclasses.replace(config, seed=seed, steps=steps or config.steps, threads=1,
+                                 keep_best=asks_for_best(spec))
     started = time.process_time()
     with contextlib.redirect_stdout(sys.stderr):  # the runs' evaluation lines; stdout is the table
         result = train(spec, config, Path(out) / task_name / cogdsl.load(spec_path).name / f"seed{seed}",

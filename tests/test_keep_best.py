@@ -73,6 +73,8 @@ def test_a_resumed_run_keeps_choosing_over_every_evaluation(tmp_path: Path) -> N
     assert first_half["step"] == min((s for s in evaluations if s <= 12), key=evaluations.__getitem__)
 
 
-def test_without_keep_best_no_best_checkpoint_is_written(tmp_path: Path) -> None:
+def test_keep_best_is_on_unless_turned_off(tmp_path: Path) -> None:
     result = train(_spec(tmp_path, ""), out_dir=tmp_path / "run", progress=False)
-    assert result.best is None and not (tmp_path / "run" / "checkpoints" / "best.safetensors").exists()
+    assert result.best == tmp_path / "run" / "checkpoints" / "best.safetensors" and result.best.is_file()
+    result = train(_spec(tmp_path, "keep_best false"), out_dir=tmp_path / "off", progress=False)
+    assert result.best is None and not (tmp_path / "off" / "checkpoints" / "best.safetensors").exists()

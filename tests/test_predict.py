@@ -78,7 +78,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
     spec = folder / "copyish.cog"
     spec.write_text(SIGMOID_SPEC)
     assert main(["train", str(spec), "--out", str(folder / "run"), "--no-progress", "--no-tensorboard"]) == 0
-    (checkpoint,) = (folder / "run" / "checkpoints").glob("*.safetensors")
+    (checkpoint,) = (folder / "run" / "checkpoints").glob("step_*.safetensors")
     return folder, spec, checkpoint
 
 

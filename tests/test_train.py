@@ -72,8 +72,9 @@ def test_run_folder_contents(tmp_path):
     png = (run / "learning_curve.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
 
-    tensors = sorted((run / "checkpoints").glob("*.safetensors"))
+    tensors = sorted((run / "checkpoints").glob("step_*.safetensors"))
     assert [p.name for p in tensors] == ["step_00000010.safetensors", "step_00000020.safetensors"]
+    assert (run / "checkpoints" / "best.safetensors").is_file()  # keep_best is on by default
     meta = json.loads(tensors[-1].with_suffix(".json").read_text())
     assert meta["step"] == 20 and meta["sequences"] == 160 and meta["seed"] == 0
     assert set(meta["versions"]) == {"cogdsl", "torch", "python", "safetensors"}

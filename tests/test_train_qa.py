@@ -111,11 +111,11 @@ def test_a_few_steps_write_a_run_folder(tmp_path: Path) -> None:
     assert isinstance(result, TrainResult) and result.step == 4 and result.stopped == "done"
     files = sorted(p.name for p in run.iterdir() if not p.name.startswith("events.out.tfevents."))
     assert files == ["checkpoints", "learning_curve.png", "log.csv", "spec.yaml"]
-    assert [p.name for p in sorted((run / "checkpoints").glob("*.safetensors"))] == [
+    assert [p.name for p in sorted((run / "checkpoints").glob("step_*.safetensors"))] == [
         "step_00000002.safetensors", "step_00000004.safetensors"]
     rows = read_rows(run)
     assert list(rows[0]) == ["step", "questions", "seconds", "loss", "error_rate", "questions_per_sec", "eval_loss",
-                             "eval_error_rate"]
+                             "eval_error_rate", "skipped_steps"]
     assert [int(r["step"]) for r in rows] == [2, 4] and all(r["eval_loss"] for r in rows)
     assert all(0 <= float(r["error_rate"]) <= 1 and 0 <= float(r["eval_error_rate"]) <= 1 for r in rows)
 

@@ -184,7 +184,7 @@ def test_dataset_run_folder_and_learning(tmp_path: Path) -> None:
     assert result.eval.unit == "bit errors"  # the sigmoid output's loss: binary cross-entropy
     assert float(rows[-1]["eval_loss"]) == pytest.approx(result.eval.loss, rel=1e-5)
     assert result.eval.loss < 0.3 * losses[0]
-    assert sorted(p.name for p in (out / "checkpoints").glob("*.safetensors")) == [
+    assert sorted(p.name for p in (out / "checkpoints").glob("step_*.safetensors")) == [
         "step_00000030.safetensors", "step_00000060.safetensors"]
     assert result.checkpoint == out / "checkpoints" / "step_00000060.safetensors"
     assert (out / "spec.yaml").read_text().startswith("cogdsl: 1\nmodel: tiny_copy\n")

@@ -23,10 +23,12 @@ from typing import Any
 from cogdsl.checkpoint import CHECKPOINT_DIR, atomic_write_text, list_checkpoints
 from cogdsl.errors import UsageError
 
-LOG_ROLES = ("step", "sequences", "seconds", "loss", "bit_errors", "seq_per_sec", "eval_loss", "eval_bit_errors")
-"""What each column of ``log.csv`` holds, in order; :func:`log_columns` names them for a task."""
+LOG_ROLES = ("step", "sequences", "seconds", "loss", "bit_errors", "seq_per_sec", "eval_loss", "eval_bit_errors",
+             "skipped")
+"""What each column of ``log.csv`` holds, in order; :func:`log_columns` names them for a task. ``skipped``: the
+steps skipped so far because their loss or a gradient was not finite."""
 
-LOG_COLUMNS = LOG_ROLES  # the names for tasks of sequences scored by bit errors (copy, repeat copy, ...)
+LOG_COLUMNS = (*LOG_ROLES[:-1], "skipped_steps")  # the names for tasks scored by bit errors (copy, repeat copy ...)
 _RUN_MARKERS = ("spec.yaml", "log.csv", CHECKPOINT_DIR)
 
 
@@ -37,7 +39,7 @@ def log_columns(items: str = "sequences", errors: str = "bit_errors") -> tuple[s
     if (items, errors) == ("sequences", "bit_errors"):
         return LOG_COLUMNS
     per_second = "seq_per_sec" if items == "sequences" else f"{items}_per_sec"
-    return ("step", items, "seconds", "loss", errors, per_second, "eval_loss", f"eval_{errors}")
+    return ("step", items, "seconds", "loss", errors, per_second, "eval_loss", f"eval_{errors}", "skipped_steps")
 
 
 def looks_like_run(folder: Path) -> bool:
@@ -89,6 +91,10 @@ class RunLog:
         if keep_through is not None and path.exists():
             self._drop_rows_after(keep_through)
         fresh = not path.exists() or path.stat().st_size == 0
+        self.width = len(columns)
+        if not fresh:
+            with open(path, newline="", encoding="utf-8") as handle:
+                self.width = min(len(next(csv.reader(handle), columns)), len(LOG_ROLES)) or len(columns)
         self.handle = open(path, "a", newline="", encoding="utf-8")
         self.writer = csv.writer(self.handle)
         if fresh:
@@ -108,8 +114,9 @@ class RunLog:
             atomic_write_text(self.path, text.getvalue())
 
     def row(self, **values: Any) -> None:
-        """One row; ``values`` by role (``step=``, ``sequences=``, ``bit_errors=`` ...), None for a blank."""
-        self.writer.writerow([_cell(values.get(role)) for role in LOG_ROLES])
+        """One row; ``values`` by role (``step=``, ``sequences=``, ``bit_errors=`` ...), None for a blank. A log
+        an older cogdsl started keeps its columns (a resumed run writes no more cells than its header has)."""
+        self.writer.writerow([_cell(values.get(role)) for role in LOG_ROLES[:self.width]])
         self.handle.flush()
 
     def close(self) -> None:
