@@ -69,6 +69,7 @@ from cogdsl.training.devices import describe_device
 from cogdsl.training.run_folder import LOG_COLUMNS as LOG_COLUMNS  # re-exported: tests and tools read it here
 from cogdsl.training.run_folder import RunLog, check_run_dir, log_columns
 from cogdsl.training.signals import StopOnSignal
+from cogdsl.training.spikes import SpikeClip
 
 EVAL_SEED = 1234
 KEEP_CHECKPOINTS = 3
@@ -221,9 +222,12 @@ def build_optimizer(parameters: Any, config: TrainConfig) -> torch.optim.Optimiz
 
 
 def apply_gradients(parameters: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
-                    config: TrainConfig) -> None:
-    """The end of a training step: clip each gradient component to ±clip and the norm to clip_norm
-    (each when > 0), step the optimizer, clear the gradients."""
+                    config: TrainConfig, spikes: SpikeClip | None = None) -> None:
+    """The end of a training step: hold the norm to clip_spikes times its running average (``spikes``), clip
+    each gradient component to ±clip and the norm to clip_norm (each when > 0), step the optimizer, clear the
+    gradients."""
+    if spikes is not None:
+        spikes(parameters)
     if config.clip > 0:
         torch.nn.utils.clip_grad_value_(parameters, config.clip)
     if config.clip_norm > 0:
@@ -571,6 +575,8 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
     drawn_from = named if named is not None and data is None else task
     curriculum = LengthCurriculum(drawn_from, config.curriculum_start, config.curriculum_every)
     best = BestKeeper(out, config.keep_best, checkpoint.meta.get("best") if checkpoint else None)
+    spikes = (SpikeClip(config.clip_spikes, checkpoint.meta.get("spikes") if checkpoint else None)
+              if config.clip_spikes > 0 else None)
     trained: torch.nn.Module = model
     first: Batch | None = None
     if place.active:
@@ -625,6 +631,7 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
                        "sequences": window_seqs},
             "eval": dataclasses.asdict(last_eval) if last_eval is not None else None,
             "stopped": stopped, "linear_start": linear.state(), "best": best.state(), "skipped_steps": skipped,
+            "spikes": spikes.state() if spikes is not None else None,
         }
         path = save_checkpoint(out / CHECKPOINT_DIR / checkpoint_name(step), model=model, optimizer=optimizer,
                                meta=meta, streams=states)
@@ -666,7 +673,7 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
                         anomaly = err
                     step += 1
                     if anomaly is None and (not config.skip_nonfinite or _finite_step(loss, parameters, place)):
-                        apply_gradients(parameters, optimizer, config)
+                        apply_gradients(parameters, optimizer, config, spikes)
                         with torch.no_grad():
                             loss_sum += loss.detach()
                             bits_sum += task.errors(logits.detach(), batch).sum()

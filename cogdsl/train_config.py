@@ -8,7 +8,8 @@
       clip: 10          # gradient components clipped to [-clip, clip] (Graves et al. 2014); 0: off
       seed: 0
 
-Gradient clipping is by value, as in the NTM paper; ``clip_norm`` adds a norm clip.
+Gradient clipping is by value, as in the NTM paper; ``clip_norm`` adds a norm clip, ``clip_spikes`` a norm clip
+that follows the gradient's recent norms (:mod:`cogdsl.training.spikes`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ SETTINGS: tuple[Param, ...] = (
     Param("steps", int, 10000, minimum=1, doc="training steps"),
     Param("clip", float, 10.0, minimum=0.0, doc="clip every gradient component to [-clip, clip]; 0 turns it off"),
     Param("clip_norm", float, 0.0, minimum=0.0, doc="also clip the gradient's total norm; 0 turns it off"),
+    Param("clip_spikes", float, 0.0, minimum=0.0, maximum=1e6,
+          doc="hold the gradient's norm to this many times its running average (about the last 100 steps), "
+              "so that an exploding batch moves the weights no more than an ordinary one "
+              "(cogdsl/training/spikes.py); 0 turns it off"),
     Param("seed", int, 0, minimum=0, doc="seed for parameters and data"),
     Param("eval_every", int, 500, minimum=1, doc="steps between evaluations"),
     Param("eval_size", int, 256, minimum=1, doc="fresh sequences per evaluation"),
@@ -82,6 +87,7 @@ class TrainConfig:
     steps: int = 10000
     clip: float = 10.0
     clip_norm: float = 0.0
+    clip_spikes: float = 0.0
     seed: int = 0
     eval_every: int = 500
     eval_size: int = 256
