@@ -1,11 +1,12 @@
 # make demo: set up (if needed) and train the NTM copy spec on the CPU for a few minutes.
 # make test: set up (if needed) and run the test suite.
+# make fuzz: set up (if needed) and fuzz the spec front end for long (Hypothesis, 5,000 new examples per test).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint setup clean gpu-check
+.PHONY: demo test fuzz lint setup clean gpu-check
 
 setup: $(STAMP)
 
@@ -22,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto
+
+# The suite runs tests/fuzz with a small, fixed set of examples (the ci profile); this runs new ones, many more.
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -n auto tests/fuzz
 
 # On a machine with a CUDA GPU (torch and triton installed): the tests CI skips, a GPU run, cogdsl bench.
 gpu-check:

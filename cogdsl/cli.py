@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -319,6 +320,30 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _unexpected(command: str, err: Exception) -> int:
+    """Report an exception no check foresaw: out of memory in words, anything else as a bug of cogdsl's
+    (``COGDSL_DEBUG=1`` prints the traceback too). Exit status 1."""
+    if os.environ.get("COGDSL_DEBUG"):
+        traceback.print_exception(err)
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if isinstance(err, (MemoryError, torch_out_of_memory())) or "can't allocate memory" in text:
+        print(f"cogdsl {command}: error: out of memory ({type(err).__name__}: {text[:300]})\n"
+              "  hint: a smaller batch (--batch) or model, or another device; `cogdsl compile SPEC --explain` "
+              "prints what the model holds", file=sys.stderr)
+    else:
+        print(f"cogdsl {command}: internal error: {type(err).__name__}: {text[:300]}\n"
+              "  hint: this is a bug in cogdsl: please report it with the command and the spec "
+              "(COGDSL_DEBUG=1 prints the traceback)", file=sys.stderr)
+    return 1
+
+
+def torch_out_of_memory() -> type[BaseException]:
+    """torch's out-of-memory exception (CUDA and other accelerators), imported only when needed."""
+    import torch
+
+    return torch.OutOfMemoryError
+
+
 @contextlib.contextmanager
 def _memory_limit(args: argparse.Namespace) -> Iterator[None]:
     """``--max-memory`` as ``$COGDSL_MAX_MEMORY`` while the command runs (the workers torchrun starts see it
@@ -350,6 +375,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CogdslError as err:
             print(f"cogdsl {args.command}: error: {err}", file=sys.stderr)
             return 1
+        except Exception as err:  # the last guard: a message and an exit status, not a traceback
+            return _unexpected(args.command, err)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

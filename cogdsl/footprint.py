@@ -46,11 +46,22 @@ class Footprint:
     """Bytes a compiled spec holds: its parameters per block, and its recurrent state per sequence."""
 
     parameter_bytes: dict[str, int]  # spec block (or output) -> bytes of its trainable parameters
-    state_bytes: int  # the recurrent state of one sequence
+    state_per_block: dict[str, int]  # spec block -> bytes of the recurrent state it keeps for one sequence
 
     @property
     def parameters(self) -> int:
         return sum(self.parameter_bytes.values())
+
+    @property
+    def state_bytes(self) -> int:
+        """The recurrent state of one sequence."""
+        return sum(self.state_per_block.values())
+
+    def largest(self, batch: int) -> str | None:
+        """The block that holds the most at ``batch``: its parameters and its state for the batch."""
+        held = {name: self.parameter_bytes.get(name, 0) + batch * self.state_per_block.get(name, 0)
+                for name in {*self.parameter_bytes, *self.state_per_block}}
+        return max(sorted(held), key=held.__getitem__, default=None)
 
     def total(self, batch: int) -> int:
         """P + B * S: the parameters and the state of a batch of ``batch`` sequences."""
@@ -119,7 +130,21 @@ def measure(model: CompiledModel) -> Footprint:
     unclaimed = sum(p.numel() * p.element_size() for p in model.parameters()) - sum(per_block.values())
     if unclaimed > 0:
         per_block["(model)"] = unclaimed
-    return Footprint(per_block, _tensor_bytes(model.initial_state(1)))
+    return Footprint(per_block, _state_per_block(model))
+
+
+def _state_per_block(model: CompiledModel) -> dict[str, int]:
+    """The state of one sequence by the block that keeps it. A state key is a block's name (a controller,
+    a memory) or ``what:name`` naming one (``usage:mem``, ``prev:r``); a head group's weightings
+    (``weights:0``) belong to its memory."""
+    groups = {key: group.plan.memory for key, group in zip(model.weight_keys, model.groups, strict=True)}
+    blocks = {b.name for b in model.spec.blocks}
+    held: dict[str, int] = {}
+    for key, value in model.initial_state(1).items():
+        name = groups.get(key) or key.rpartition(":")[2]
+        owner = name if name in blocks else "(model)"
+        held[owner] = held.get(owner, 0) + _tensor_bytes(value)
+    return held
 
 
 def training_batch(spec: Spec) -> int:
@@ -139,13 +164,17 @@ def check_footprint(spec: Spec, shapes: Shapes, max_memory: int | str | None = N
     if total <= limit:
         return measured
     blocks = {b.name: b for b in spec.blocks}
-    largest = max(measured.parameter_bytes, key=measured.parameter_bytes.__getitem__, default=None)
+    largest = measured.largest(batch)
     where = blocks[largest].span if largest in blocks else spec.model.span
     state = f"state {bytes_text(batch * measured.state_bytes)} for a batch of {batch}"
     message = (f"the model needs {bytes_text(total)} (parameters {bytes_text(measured.parameters)}, {state}), "
                f"over the memory limit of {bytes_text(limit)}")
-    hint = (f"block '{largest}' holds {bytes_text(measured.parameter_bytes[largest])} of parameters; "
-            if largest in blocks else "")
+    hint = ""
+    if largest in blocks:
+        parameters, kept = measured.parameter_bytes.get(largest, 0), measured.state_per_block.get(largest, 0)
+        held = [f"{bytes_text(parameters)} of parameters"] if parameters else []
+        held += [f"{bytes_text(batch * kept)} of state"] if kept else []
+        hint = f"block '{largest}' holds {' and '.join(held)}; "
     hint += ("make it smaller, or raise the limit: --max-memory 80GiB, "
              f"{ENVIRONMENT}=80GiB, or cogdsl.compile(spec, max_memory='80GiB')")
     raise SpecError([Diagnostic("E502", message, where, hint)], {spec.file: spec.source or ""})

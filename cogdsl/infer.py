@@ -96,6 +96,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None = None) -> Shape
             read_plans[block.name] = kinds[block.name].read_plan(params[block.name], kinds[memory])
             tables[memory] = max(tables.get(memory, 1), read_plans[block.name].tables)
     vocabs = {b.name: sizes[b.sources[0].name] for b in spec.blocks if b.name in tables}
+    _check_question_vocabs(spec, kinds, sizes, vocabs)
     input_sizes = {b.name: sum(sizes[r.name] for r in b.sources) for b in spec.blocks if b.sources}
     input_sizes.update({o.name: sum(sizes[r.name] for r in o.sources) for o in spec.outputs})
     _check_attention_shapes(spec, params, sizes, input_sizes)
@@ -290,6 +291,26 @@ def _step_order(spec: Spec, graph: nx.MultiDiGraph, plans: tuple[GroupPlan, ...]
     written = dict.fromkeys(plan.memory for plan in plans if plan.writes and not REGISTRY[plan.kind].owns_step)
     order += [("write", memory) for memory in written]
     return tuple(order)
+
+
+def _check_question_vocabs(spec: Spec, kinds: dict[str, Any], sizes: dict[str, int], vocabs: dict[str, int]
+                           ) -> None:
+    """A reasoning block embeds its question's words with its story memory's word tables, so the question's
+    vocabulary fits in the story's: a word id past it would index no row."""
+    words = {i.name for i in spec.inputs if i.kind.data == "words"}
+    problems = []
+    for block in spec.blocks:
+        if kinds[block.name].family != "reasoning" or block.memory is None or block.memory.name not in vocabs:
+            continue
+        vocab = vocabs[block.memory.name]
+        for ref in block.sources:
+            if ref.name in words and sizes[ref.name] > vocab:
+                problems.append(Diagnostic(
+                    "E501", f"size mismatch: {kinds[block.name].kind} '{block.name}' embeds the question "
+                    f"'{ref.name}' ({sizes[ref.name]} words) with the word tables of '{block.memory.name}', whose "
+                    f"story has {vocab}", ref.span, f"give both inputs the same vocab ({max(vocab, sizes[ref.name])})"))
+    if problems:
+        raise ShapeError(problems, {spec.file: spec.source or ""})
 
 
 def _check_task_shapes(spec: Spec, task: Task | None) -> None:

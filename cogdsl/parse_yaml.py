@@ -22,6 +22,7 @@ import bisect
 import dataclasses
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -51,7 +52,8 @@ Python's recursion limit."""
 
 MAX_NUMBER_DIGITS = 4_000
 """The most digits a number literal may have (Python refuses to convert integers of more than
-4,300 decimal digits to and from text). Integers are also held below 10**4000 whatever their base."""
+4,300 decimal digits to and from text). Integers are also held below 10**4000 whatever their base,
+and below the largest float (about 1.8e308), which a float parameter converts them to."""
 
 MAX_EXPRESSION_CHARS = 10_000
 """The most characters of ``address:`` and ``from:`` expressions a spec may hold in all, counting
@@ -208,6 +210,7 @@ class _Composer:
     def document(self, loader: PositionLoader) -> yaml.Node:
         anchors: dict[str, yaml.Node] = {}
         sizes: dict[int, int] = {}  # id of a finished, anchored collection -> the values it holds
+        depths: dict[int, int] = {}  # id of a finished collection -> how deeply it nests (a list of scalars: 1)
         open_nodes: set[int] = set()  # ids of the collections still being read
         stack: list[tuple[yaml.Node, list[Any]]] = []  # a collection and [its size, a key waiting for its value]
         while True:
@@ -223,8 +226,13 @@ class _Composer:
                 if id(node) in open_nodes:
                     self.refuse("E005", f"the alias '*{_shown(anchor)}' is inside the value it names", event.start_mark,
                                 "a value cannot contain itself; write the inner value out")
-                size = sizes.get(id(node), 1)
+                size, depth = sizes.get(id(node), 1), depths.get(id(node), 0)
                 self.count(size, event, anchor)
+                if len(stack) + depth > MAX_DEPTH:
+                    self.refuse("E005", f"the alias '*{_shown(anchor)}' nests the YAML deeper than {MAX_DEPTH} levels",
+                                event.start_mark, "a spec nests a few levels deep (train: task: parameters)")
+                node = _located(node, event.start_mark)
+                depths[id(node)] = depth
             elif isinstance(event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 self.count(1, event)
                 if event.anchor is not None and event.anchor in anchors:
@@ -251,12 +259,14 @@ class _Composer:
                     if event.anchor is not None:
                         anchors[event.anchor] = node
                     open_nodes.add(id(node))
-                    stack.append((node, [1, None]))
+                    stack.append((node, [1, None, 0]))
                     continue
                 if event.anchor is not None:
                     anchors[event.anchor] = node
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                node, (size, _) = stack.pop()
+                node, (size, _, inner) = stack.pop()
+                depth = inner + 1
+                depths[id(node)] = depth
                 node.end_mark = event.end_mark
                 open_nodes.discard(id(node))
                 sizes[id(node)] = size
@@ -266,6 +276,7 @@ class _Composer:
                 return node
             parent, state = stack[-1]
             state[0] += size
+            state[2] = max(state[2], depths.get(id(node), 0))
             if isinstance(parent, yaml.SequenceNode):
                 parent.value.append(node)
             elif state[1] is None:
@@ -273,6 +284,15 @@ class _Composer:
             else:
                 parent.value.append((state[1], node))
                 state[1] = None
+
+
+def _located(node: yaml.Node, mark: yaml.Mark) -> yaml.Node:
+    """The value an alias repeats, located where the alias stands (a duplicate key or name written as an
+    alias is reported there); the characters of a scalar are still found in the anchored text."""
+    copy = type(node).__new__(type(node))
+    copy.__dict__.update(node.__dict__)
+    copy.start_mark = mark
+    return copy
 
 
 def _compose(source: _Source) -> yaml.Node | None:
@@ -391,6 +411,12 @@ class _Reader:
         if isinstance(data, float) and math.isinf(data) and "inf" not in text.lower():
             return self.refuse("E005", f"{shown} is too large for a number", span,
                                "numbers go up to about 1.8e308; write .inf for infinity")
+        if isinstance(data, float) and data == 0 and re.search("[1-9]", re.split("[eE]", text)[0]):
+            return self.refuse("E005", f"{shown} is too small for a number (it would be 0)", span,
+                               "numbers other than 0 go down to about 2.2e-308; write 0 if 0 is meant")
+        if isinstance(data, int) and abs(data) > sys.float_info.max:  # float() of it would overflow
+            return self.refuse("E005", f"{shown} is too large for a number", span,
+                               "numbers go up to about 1.8e308; check the value")
         return data
 
     def mapping(self, node: yaml.MappingNode) -> dict[str, Value]:

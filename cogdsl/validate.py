@@ -28,6 +28,11 @@ FIELD_SPELLING = {
 }
 
 
+MAX_SIZE = 2**31 - 1
+"""The largest input or output size (or vocabulary) a spec may give: a tensor dimension torch indexes with
+32-bit integers in places; any larger model is far over the memory budget anyway (:mod:`cogdsl.footprint`)."""
+
+
 def validate(spec: Spec, graph: nx.MultiDiGraph) -> list[Diagnostic]:
     """All problems in ``spec``, in source order within each check."""
     sink = DiagnosticSink()
@@ -42,9 +47,12 @@ def validate(spec: Spec, graph: nx.MultiDiGraph) -> list[Diagnostic]:
         elif size is None:
             pass  # left to the task (cogdsl.task_sizes), which reports it when there is no task to give it
         elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            sink.error("E204", f"input '{item.name}': {what} must be a positive integer, found {size!r}",
+            sink.error("E204", f"input '{item.name}': {what} must be a positive integer, found {spelled(size)}",
                        item.size.span, "e.g. 'x: 9'" if item.is_vector else
                        f"e.g. '{item.name}: {item.kind.data}({what}=10)'")
+        elif size > MAX_SIZE:
+            sink.error("E205", f"input '{item.name}': {what} {spelled(size)} is too large", item.size.span,
+                       f"allowed: 1 to {MAX_SIZE:,} (2**31 - 1)")
     kinds = {b.name: b.kind for b in reversed(spec.blocks)}
     carries: dict[str, object] = {b.name: REGISTRY[b.kind].carries for b in reversed(spec.blocks)
                                   if b.kind in REGISTRY}
@@ -205,6 +213,11 @@ def _check_carried(sources: tuple[Ref, ...], takes: tuple[str, ...], carries: di
             sink.error("E307", f"{owner}: '@prev' is not allowed on '{ref.name}', which carries word ids",
                        ref.span, f"read '{ref.name}' at its own step; a recurrent block remembers earlier "
                        "sentences in its state")
+        elif carried in ("sequence", "image") and ref.delay:
+            sink.error("E307", f"{owner}: '@prev' is not allowed on '{ref.name}', which carries "
+                       f"{_CARRIED[str(carried)]}", ref.span,
+                       f"'{ref.name}' is computed once, before the steps, not at each one: read it without "
+                       "'@prev'")
 
 
 def _check_source_count(block: Block, kind: type[BlockKind], sink: DiagnosticSink) -> None:
@@ -279,7 +292,11 @@ def _check_output(output: Output, roles: dict[str, str], kinds: dict[str, str], 
     owner = f"output '{output.name}'"
     size = output.size.data
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-        sink.error("E204", f"{owner}: size must be a positive integer, found {size!r}", output.size.span)
+        sink.error("E204", f"{owner}: size must be a positive integer, found {spelled(size)}", output.size.span,
+                   "the number of values the output gives at each step, e.g. 8")
+    elif size is not None and size > MAX_SIZE:
+        sink.error("E205", f"{owner}: size {spelled(size)} is too large", output.size.span,
+                   f"allowed: 1 to {MAX_SIZE:,} (2**31 - 1)")
     if output.activation is not None and output.activation.data not in ACTIVATIONS:
         sink.error("E205", f"{owner}: unknown activation '{output.activation.data}'", output.activation.span,
                    hint_for(str(output.activation.data), ACTIVATIONS, "activations"))

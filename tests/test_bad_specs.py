@@ -54,7 +54,7 @@ class Case:
 
 
 def _read_case(path: Path) -> Case:
-    lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    lines = path.read_bytes().decode("utf-8", errors="replace").removeprefix("\ufeff").splitlines()
     assert lines and lines[0].startswith("# expect: "), f"{path.name}: the first line must be '# expect: ...'"
     xfails: dict[str, str] = {}
     for line in lines[1:]:

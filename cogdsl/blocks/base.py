@@ -51,7 +51,9 @@ class Param:
     def check(self, value: Value, span: Span, owner: str, sink: DiagnosticSink) -> Any:
         """The value converted to the declared type, or None after reporting why it is not allowed."""
         given = value.data
-        data = float(given) if self.type is float and type(given) is int else given
+        # an integer past the largest float (a spec built in Python) is infinite here, and refused below
+        data = (float(given) if abs(given) < 2**1023 else (math.inf if given > 0 else -math.inf)) \
+            if self.type is float and type(given) is int else given
         if not isinstance(data, self.type) or (self.type is int and isinstance(data, bool)):
             sink.error("E204", f"{owner}: parameter '{self.name}' must be {_TYPE_NAMES[self.type]}, "
                        f"found {spelled(given)}", value.span, f"allowed: {self.allowed()}")
@@ -82,9 +84,12 @@ def spelled(data: Any) -> str:
     if data is None:
         return "nothing"
     if isinstance(data, str):
-        return f'"{data}"'
+        return f'"{data}"' if len(data) <= 40 else f'"{data[:30]}..." ({len(data):,} characters)'
     if isinstance(data, dict | list):
         return "a mapping" if isinstance(data, dict) else "a list"
+    if isinstance(data, int) and abs(data) >= 10**30:
+        digits = len(str(abs(data)))
+        return f"{str(data)[:20]}... ({digits:,} digits)"
     return str(data)
 
 

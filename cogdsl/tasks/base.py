@@ -40,6 +40,12 @@ MAX_LEN = 100_000
 MAX_BITS = 4096
 
 
+def _shown(value: object) -> str:
+    """A found value for a message: repr, with a very long number or text cut to its start and its length."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters)"
+
+
 class TaskParamError(ValueError):
     """A task parameter is unknown, of the wrong type, or out of range.
 
@@ -123,7 +129,7 @@ class TaskParam:
         if not self._type_ok(value):
             raise TaskParamError(
                 f"task '{task}': parameter '{self.name}' must be {self.describe_allowed()}, "
-                f"got {value!r} ({type(value).__name__})",
+                f"got {_shown(value)} ({type(value).__name__})",
                 task,
                 self.name,
             )
@@ -139,7 +145,7 @@ class TaskParam:
         if not self._range_ok(value):
             raise TaskParamError(
                 f"task '{task}': parameter '{self.name}' must be {self.describe_allowed()}, "
-                f"got {value!r}",
+                f"got {_shown(value)}",
                 task,
                 self.name,
             )
