@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz lint setup clean gpu-check
+.PHONY: demo test fuzz seed-study lint setup clean gpu-check
 
 setup: $(STAMP)
 
@@ -27,6 +27,14 @@ test: $(STAMP)
 # The suite runs tests/fuzz with a small, fixed set of examples (the ci profile); this runs new ones, many more.
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -n auto tests/fuzz
+
+# The seed studies of docs/results (10 NTM copy seeds, 5 DNC repeat-copy seeds), two runs side by side: about
+# an hour and a half on 2 cores. The tables land in runs/seeds/*.md.
+seed-study: $(STAMP)
+	$(BIN)/python examples/seed_study.py specs/ntm_copy.yaml --seeds 0 1 2 3 4 5 6 7 8 9 --steps 5000 \
+		--markdown runs/seeds/ntm_copy.md
+	$(BIN)/python examples/seed_study.py specs/dnc_repeat_copy.cog --seeds 0 1 2 3 4 --steps 12000 \
+		--markdown runs/seeds/dnc_repeat_copy.md
 
 # On a machine with a CUDA GPU (torch and triton installed): the tests CI skips, a GPU run, cogdsl bench.
 gpu-check:

@@ -96,7 +96,6 @@ def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None = None) -> Shape
             read_plans[block.name] = kinds[block.name].read_plan(params[block.name], kinds[memory])
             tables[memory] = max(tables.get(memory, 1), read_plans[block.name].tables)
     vocabs = {b.name: sizes[b.sources[0].name] for b in spec.blocks if b.name in tables}
-    _check_question_vocabs(spec, kinds, sizes, vocabs)
     input_sizes = {b.name: sum(sizes[r.name] for r in b.sources) for b in spec.blocks if b.sources}
     input_sizes.update({o.name: sum(sizes[r.name] for r in o.sources) for o in spec.outputs})
     _check_attention_shapes(spec, params, sizes, input_sizes)
@@ -117,6 +116,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None = None) -> Shape
     if task is None and train is not None and train.task:
         task = task_of(spec)
     _check_task_shapes(spec, task)
+    _check_question_vocabs(spec, kinds, sizes, vocabs)
     tied_answers = _tied_answers(spec, params, vocabs)
     return Shapes(
         params=params,
