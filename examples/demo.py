@@ -2,13 +2,13 @@
 
 It runs, in this process, the two commands you would type:
 
-    cogdsl train specs/ntm_copy.yaml --steps 2000 --threads 1 --device cpu --max-minutes 4 --out runs/demo \
+    cogdsl train specs/ntm_copy.yaml --steps 3000 --threads 1 --device cpu --max-minutes 4 --out runs/demo \
                  --force --keep-best
     cogdsl eval specs/ntm_copy.yaml runs/demo/checkpoints/best.safetensors --len 40 \
                 --plot runs/demo/weightings.png
 
 The first shows a progress bar with the loss and the bit errors per sequence falling and an
-evaluation line every 500 steps; it stops at 2000 steps or after 4 minutes, whichever comes
+evaluation line every 500 steps; it stops at 3000 steps or after 4 minutes, whichever comes
 first, and keeps the weights of its best evaluation (NTM training is noisy: an evaluation can
 jump back up for a while before it settles). The second tests those weights on sequences twice
 as long as any it was trained on (length 40, as in figure 4 of Graves et al. 2014) and draws
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the NTM copy spec for a few minutes and plot its heads.")
     parser.add_argument("--spec", default=str(ROOT / "specs" / "ntm_copy.yaml"))
     parser.add_argument("--out", default=str(ROOT / "runs" / "demo"))
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--minutes", type=float, default=4.0, help="time budget for training")
     parser.add_argument("--threads", type=int, default=1, help="small recurrent models step fastest on one thread")
     parser.add_argument("--eval-len", type=int, default=40)

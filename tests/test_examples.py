@@ -73,7 +73,7 @@ def test_demo_made_tiny(tmp_path, capsys):
 def test_demo_defaults_are_the_documented_ones():
     demo = runpy.run_path(str(EXAMPLES / "demo.py"), run_name="demo")
     text = (EXAMPLES / "demo.py").read_text()
-    assert "specs/ntm_copy.yaml --steps 2000 --threads 1 --device cpu --max-minutes 4 --out runs/demo" in text
+    assert "specs/ntm_copy.yaml --steps 3000 --threads 1 --device cpu --max-minutes 4 --out runs/demo" in text
     assert "--force --keep-best" in text
     assert demo["ROOT"] == ROOT
     assert (ROOT / "specs" / "ntm_copy.yaml").is_file()
