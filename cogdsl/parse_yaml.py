@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from cogdsl.errors import Diagnostic, DiagnosticSink, Span, SpecError, SpecSyntaxError, hint_for
+from cogdsl.errors import Diagnostic, DiagnosticSink, Span, SpecError, SpecSyntaxError, escape, hint_for
 from cogdsl.parse_cog import parse_address, parse_source
 from cogdsl.spec import SIZE_KEYS, Address, Block, Input, Output, Pipe, Ref, Spec, Stage, Value
 
@@ -119,16 +119,8 @@ PositionLoader.add_implicit_resolver(
 
 
 def _shown(text: str, limit: int = 40) -> str:
-    """``text`` for a message: control characters escaped, cut short when long."""
-    shown = text if len(text) <= limit else text[:limit] + "..."
-    return "".join(c if c.isprintable() else _escaped(c) for c in shown)
-
-
-def _escaped(char: str) -> str:
-    code = ord(char)
-    if char in "\t\n\r":
-        return repr(char)[1:-1]
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    """``text`` for a message: control characters escaped (:func:`cogdsl.errors.escape`), cut short when long."""
+    return escape(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _tag_name(tag: str) -> str:
