@@ -1,6 +1,6 @@
 """Reference tables generated from the registries: block kinds, addressing stages, error codes, tasks.
 
-``python -m cogdsl.docs`` prints the first three as Markdown; the README holds this output between
+``python -m cogdsl.docs`` prints the first three as Markdown; ``docs/reference.md`` holds this output between
 ``<!-- reference:start -->`` and ``<!-- reference:end -->``, and a test keeps the two equal.
 ``python -m cogdsl.docs tasks`` prints the task reference (:func:`task_reference`), which
 ``docs/tasks.md`` holds between ``<!-- tasks:start -->`` and ``<!-- tasks:end -->``.
@@ -36,11 +36,11 @@ def _param(param: Param) -> str:
 
 
 def reference() -> str:
-    lines = ["### Block kinds", "", "| kind | family | what it is | parameters |", "|---|---|---|---|"]
+    lines = ["## Block kinds", "", "| kind | family | what it is | parameters |", "|---|---|---|---|"]
     for kind in sorted(REGISTRY.values(), key=lambda k: (k.catalogued_as or k.family, k.kind)):
         params = "<br>".join(_param(p) for p in kind.params) or "—"
         lines.append(f"| `{kind.kind}` | {kind.catalogued_as or kind.family} | {kind.doc} | {params} |")
-    lines += ["", "### Addressing stages", "",
+    lines += ["", "## Addressing stages", "",
               "| stage | arguments | works on | what it does | interface fields per head |", "|---|---|---|---|---|"]
     for stage in STAGES.values():
         args = ", ".join(_param(p) for p in stage.args) or "—"
@@ -54,7 +54,7 @@ def reference() -> str:
             fields = "; ".join(f"on `{m}`: {text}" for m, text in per_memory.items())
         works_on = ", ".join(f"`{m}`" for m in memories)
         lines.append(f"| `{stage.name}` | {args} | {works_on} | {stage.doc} | {fields} |")
-    lines += ["", "### Error codes", "", "| code | meaning |", "|---|---|"]
+    lines += ["", "## Error codes", "", "| code | meaning |", "|---|---|"]
     lines += [f"| {code} | {meaning} |" for code, meaning in CODES.items()]
     return "\n".join(lines)
 

@@ -1,5 +1,6 @@
-"""Rewrite the generated blocks of a Markdown file: ``python -m cogdsl.docs_sync README.md`` (the
-reference tables) or ``python -m cogdsl.docs_sync docs/tasks.md`` (the task reference)."""
+"""Rewrite the generated blocks of Markdown files: ``python -m cogdsl.docs_sync docs/reference.md`` (the
+reference tables), ``python -m cogdsl.docs_sync docs/tasks.md`` (the task reference), or with no argument
+both (:data:`GENERATED`, relative to the current folder, the repository root)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from cogdsl.docs import reference, task_reference
 
 START, END = "<!-- reference:start -->", "<!-- reference:end -->"
 TASKS_START, TASKS_END = "<!-- tasks:start -->", "<!-- tasks:end -->"
+
+GENERATED = ("docs/reference.md", "docs/tasks.md")
+"""The files that hold generated blocks; ``tests/test_docs.py`` and ``tests/test_task_reference.py`` keep
+them in sync with the registries."""
 
 
 def _replace_between(text: str, start: str, end: str, generated: str) -> str:
@@ -38,6 +43,11 @@ def synced(text: str) -> str:
     return text
 
 
-if __name__ == "__main__":
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+def sync(path: Path) -> None:
+    """Rewrite the generated blocks of the file at ``path`` in place."""
     path.write_text(synced(path.read_text(encoding="utf-8")), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or GENERATED:
+        sync(Path(name))

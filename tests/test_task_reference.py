@@ -203,8 +203,8 @@ def test_docs_module_prints_both_references() -> None:
     assert run() == reference() + "\n"
 
 
-def test_synced_keeps_the_readme_path() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert synced(readme) == with_reference(readme)
+def test_synced_keeps_the_reference_path() -> None:
+    text = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    assert synced(text) == with_reference(text) == text
     stale = f"intro\n{TASKS_START}\nold\n{TASKS_END}\nend\n"
     assert synced(stale) == f"intro\n{TASKS_START}\n{task_reference()}\n{TASKS_END}\nend\n"
