@@ -18,23 +18,23 @@ own place in the order.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
 from cogdsl.blocks import REGISTRY
-from cogdsl.blocks.base import LookKind, check_params
+from cogdsl.blocks.base import WAITING, LookKind, attended_size, looked_at_size
 from cogdsl.blocks.heads import FieldSlice, GroupPlan
 from cogdsl.blocks.memnet import ReadPlan
-from cogdsl.blocks.visual import conv_grid_side
-from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError
+from cogdsl.errors import Diagnostic, DiagnosticSink
 from cogdsl.graph import immediate_graph
-from cogdsl.groups import plan_groups
-from cogdsl.spec import SIZE_KEYS, Block, Spec
-from cogdsl.task_sizes import task_kinds, task_of
+from cogdsl.spec import SIZE_KEYS, Spec
+from cogdsl.task_sizes import task_kinds
 from cogdsl.tasks import Task
-from cogdsl.train_config import TrainConfig, resolve_train
+from cogdsl.train_config import TrainConfig
+from cogdsl.validate import Validated
 
 Unit = tuple[str, str]  # ("controller", name) | ("group", index) | ("output", name) | ("write", memory)
 #                        | ("layer", name): a story memory or a reasoning block, run from its sources
@@ -58,18 +58,15 @@ class Shapes:
     tied_answers: dict[str, str] = field(default_factory=dict)  # output -> the hops block whose C^K is its W
     sides: dict[str, int] = field(default_factory=dict)  # image input -> its side in pixels
     logits_of: dict[str, str] = field(default_factory=dict)  # output -> the block whose value is its logits
+    input_kinds: dict[str, str] = field(default_factory=dict)  # input -> its kind ("vector", "words", ...)
 
 
-def resolved_params(block: Block) -> dict[str, Any]:
-    """A valid block's parameters with defaults filled in."""
-    kind = REGISTRY[block.kind]
-    return check_params(kind.params, block.params, block.param_span, block.name, block.span, DiagnosticSink())
-
-
-def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None = None) -> Shapes:
-    """Shapes of a validated spec with every size written (:mod:`cogdsl.task_sizes`); raises ShapeError where
-    sizes do not fit (e.g. ``task``'s, by default the task the train section names)."""
-    params = {b.name: resolved_params(b) for b in spec.blocks}
+def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None, validated: Validated, sink: DiagnosticSink
+          ) -> Shapes:
+    """Shapes of a validated spec with every size written (:mod:`cogdsl.task_sizes`). Where sizes do not fit
+    (each kind's own checks, :meth:`BlockKind.check_shapes`, and ``task``'s sizes) E501 is reported into
+    ``sink``, every one of them; the shapes returned are then incomplete and must not be lowered."""
+    params = validated.params
     kinds = {b.name: REGISTRY[b.kind] for b in spec.blocks}
     sides = {i.name: i.size.data for i in spec.inputs if i.kind.data == "image"}
     # An image read where a vector is taken is its pixels, side² of them.
@@ -98,12 +95,8 @@ def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None = None) -> Shape
     vocabs = {b.name: sizes[b.sources[0].name] for b in spec.blocks if b.name in tables}
     input_sizes = {b.name: sum(sizes[r.name] for r in b.sources) for b in spec.blocks if b.sources}
     input_sizes.update({o.name: sum(sizes[r.name] for r in o.sources) for o in spec.outputs})
-    _check_attention_shapes(spec, params, sizes, input_sizes)
-    _check_conv_grids(spec, params, sides)
-    logits_of = _logits_of(spec, sizes)
 
-    plans = plan_groups(spec, DiagnosticSink())
-
+    plans = validated.groups
     interfaces: dict[str, tuple[tuple[int, FieldSlice], ...]] = {}
     interface_sizes: dict[str, int] = {}
     for index, plan in enumerate(plans):
@@ -112,13 +105,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None = None) -> Shape
         interfaces[plan.controller] = interfaces.get(plan.controller, ()) + tuple((index, f) for f in layout)
         interface_sizes[plan.controller] = layout[-1].stop if layout else offset
 
-    train = resolve_train(spec.train, DiagnosticSink())
-    if task is None and train is not None and train.task:
-        task = task_of(spec)
-    _check_task_shapes(spec, task)
-    _check_question_vocabs(spec, kinds, sizes, vocabs)
-    tied_answers = _tied_answers(spec, params, vocabs)
-    return Shapes(
+    shapes = Shapes(
         params=params,
         sizes=sizes,
         input_sizes=input_sizes,
@@ -127,51 +114,34 @@ def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None = None) -> Shape
         interface_sizes=interface_sizes,
         order=_step_order(spec, graph, plans),
         delayed=frozenset(u for u, _, d in graph.edges(data=True) if d["delay"] == 1 and d["role"] == "source"),
-        train=train,
+        train=validated.train,
         read_plans=read_plans,
         tables=tables,
         vocabs=vocabs,
-        tied_answers=tied_answers,
         sides=sides,
-        logits_of=logits_of,
+        logits_of=_logits_of(spec, sizes, sink),
+        input_kinds={i.name: str(i.kind.data) for i in spec.inputs},
     )
-
-
-def _check_conv_grids(spec: Spec, params: dict[str, dict[str, Any]], sides: dict[str, int]) -> None:
-    """A conv block leaves a grid of at least one region of its image."""
-    problems = []
+    _check_task_shapes(spec, task, validated.train, sink)
     for block in spec.blocks:
-        if block.kind != "conv" or not block.sources or block.sources[0].name not in sides:
-            continue
-        side = sides[block.sources[0].name]
-        if conv_grid_side(params[block.name], side) < 1:
-            p = params[block.name]
-            problems.append(Diagnostic(
-                "E501", f"size mismatch: conv '{block.name}' pools its {side}x{side} image away: {p['layers']} "
-                f"layer(s) of kernel {p['kernel']} and pool {p['pool']} leave no region", block.span,
-                "use fewer layers, a smaller pool, or a larger image"))
-    if problems:
-        raise ShapeError(problems, {spec.file: spec.source or ""})
+        kinds[block.name].check_shapes(block, shapes, sink)
+    return dataclasses.replace(shapes, tied_answers=_tied_answers(spec, params, vocabs, sink))
 
 
-def _logits_of(spec: Spec, sizes: dict[str, int]) -> dict[str, str]:
+def _logits_of(spec: Spec, sizes: dict[str, int], sink: DiagnosticSink) -> dict[str, str]:
     """Output -> block, for each output that reads only a block that ``gives_logits`` (a canvas); its size
     must be the block's."""
     found: dict[str, str] = {}
-    problems = []
     for output in spec.outputs:
         (source, *others) = output.sources or (None,)
         block = spec.block(source.name) if source is not None and not others and not source.delay else None
         if block is None or not REGISTRY[block.kind].gives_logits:
             continue
         if output.size.data != sizes[block.name]:
-            problems.append(Diagnostic(
-                "E501", f"size mismatch: output '{output.name}' is the {block.kind} '{block.name}' itself, "
-                f"{sizes[block.name]} values, but has size {output.size.data}", output.size.span,
-                f"set the size of '{output.name}' to {sizes[block.name]}"))
+            sink.error("E501", f"size mismatch: output '{output.name}' is the {block.kind} '{block.name}' itself, "
+                       f"{sizes[block.name]} values, but has size {output.size.data}", output.size.span,
+                       f"set the size of '{output.name}' to {sizes[block.name]}")
         found[output.name] = block.name
-    if problems:
-        raise ShapeError(problems, {spec.file: spec.source or ""})
     return found
 
 
@@ -186,7 +156,7 @@ def _sequence_sizes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[s
             kind = REGISTRY[block.kind]
             if kind.family == "encoder" and all(r.name in sizes for r in block.sources):
                 sizes[block.name] = kind.output_size(params[block.name], sum(sizes[r.name] for r in block.sources))
-            elif issubclass(kind, LookKind) and (target := looked_at_size(block, sizes, sides)) is not _WAITING:
+            elif issubclass(kind, LookKind) and (target := looked_at_size(block, sizes, sides)) is not WAITING:
                 sizes[block.name] = kind.value_size(params[block.name], target)
             elif kind.family == "attention" and (size := attended_size(params, sizes, block)) is not None:
                 sizes[block.name] = params[block.name].get("heads", 1) * size
@@ -197,59 +167,11 @@ def _sequence_sizes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[s
         pending = waiting
 
 
-_WAITING = -1
-
-
-def looked_at_size(block: Block, sizes: dict[str, int], sides: dict[str, int]) -> int | None:
-    """What a LookKind block's module is built for: an image's side, a sequence's element size, None when it
-    looks at nothing, or _WAITING while that size is not known yet (never once all sizes are inferred)."""
-    if block.memory is None:
-        return None
-    target = block.memory.name
-    return sides[target] if target in sides else sizes.get(target, _WAITING)
-
-
-def attended_size(params: dict[str, dict[str, Any]], sizes: dict[str, int], block: Block) -> int | None:
-    """D, the size of one element of what an attention block looks over: a memory's width, or a
-    sequence's element size (None while that is not known yet)."""
-    assert block.memory is not None
-    target = block.memory.name
-    return params[target]["width"] if "width" in params.get(target, {}) else sizes.get(target)
-
-
-def _check_attention_shapes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[str, int],
-                            input_sizes: dict[str, int]) -> None:
-    """A dot score needs a query as wide as the keys and one head; self-attention's heads divide its width."""
-    problems = []
-    for block in spec.blocks:
-        kind, p = REGISTRY[block.kind], params[block.name]
-        if kind.kind == "attention" and p["score"] == "dot":
-            key_size = attended_size(params, sizes, block)
-            if input_sizes[block.name] != key_size:
-                problems.append(Diagnostic(
-                    "E501", f"size mismatch: attention '{block.name}' scores by dot product a query of size "
-                    f"{input_sizes[block.name]} against elements of size {key_size}", block.param_span("score"),
-                    "make the query as wide as the elements, or use score=general (q^T W k) or additive"))
-            elif p["heads"] != 1:
-                problems.append(Diagnostic(
-                    "E501", f"attention '{block.name}': a dot score has no parameters, so its {p['heads']} heads "
-                    "would all be the same", block.param_span("heads"), "use heads=1, or score=general or scaled_dot"))
-        elif kind.kind == "self_attention":
-            width = sizes[block.name]
-            if width % p["heads"]:
-                problems.append(Diagnostic(
-                    "E501", f"size mismatch: self_attention '{block.name}' has width {width}, which its "
-                    f"{p['heads']} heads do not divide", block.param_span("heads"),
-                    f"choose heads dividing {width}, or set 'size' to a multiple of {p['heads']}"))
-    if problems:
-        raise ShapeError(problems, {spec.file: spec.source or ""})
-
-
-def _tied_answers(spec: Spec, params: dict[str, dict[str, Any]], vocabs: dict[str, int]) -> dict[str, str]:
+def _tied_answers(spec: Spec, params: dict[str, dict[str, Any]], vocabs: dict[str, int], sink: DiagnosticSink
+                  ) -> dict[str, str]:
     """Output -> hops block, for each hops block with ``tie_answer``: the output that reads it alone,
     whose size must be the vocabulary (W is then (vocab, d), the shape of a word table)."""
     tied: dict[str, str] = {}
-    problems = []
     for block in spec.blocks:
         if not params[block.name].get("tie_answer"):
             continue
@@ -257,14 +179,11 @@ def _tied_answers(spec: Spec, params: dict[str, dict[str, Any]], vocabs: dict[st
         vocab = vocabs[block.memory.name]
         readers = [o for o in spec.outputs if [r.name for r in o.sources] == [block.name]]
         if len(readers) != 1 or readers[0].size.data != vocab:
-            problems.append(Diagnostic(
-                "E501", f"{block.kind} '{block.name}': tie_answer needs one output that reads only "
-                f"'{block.name}' and has the vocabulary's size {vocab}", block.param_span("tie_answer"),
-                f"e.g. 'output answer: {vocab} = softmax({block.name})', or drop tie_answer"))
+            sink.error("E501", f"{block.kind} '{block.name}': tie_answer needs one output that reads only "
+                       f"'{block.name}' and has the vocabulary's size {vocab}", block.param_span("tie_answer"),
+                       f"e.g. 'output answer: {vocab} = softmax({block.name})', or drop tie_answer")
         else:
             tied[readers[0].name] = block.name
-    if problems:
-        raise ShapeError(problems, {spec.file: spec.source or ""})
     return tied
 
 
@@ -293,32 +212,11 @@ def _step_order(spec: Spec, graph: nx.MultiDiGraph, plans: tuple[GroupPlan, ...]
     return tuple(order)
 
 
-def _check_question_vocabs(spec: Spec, kinds: dict[str, Any], sizes: dict[str, int], vocabs: dict[str, int]
-                           ) -> None:
-    """A reasoning block embeds its question's words with its story memory's word tables, so the question's
-    vocabulary fits in the story's: a word id past it would index no row."""
-    words = {i.name for i in spec.inputs if i.kind.data == "words"}
-    problems = []
-    for block in spec.blocks:
-        if kinds[block.name].family != "reasoning" or block.memory is None or block.memory.name not in vocabs:
-            continue
-        vocab = vocabs[block.memory.name]
-        for ref in block.sources:
-            if ref.name in words and sizes[ref.name] > vocab:
-                problems.append(Diagnostic(
-                    "E501", f"size mismatch: {kinds[block.name].kind} '{block.name}' embeds the question "
-                    f"'{ref.name}' ({sizes[ref.name]} words) with the word tables of '{block.memory.name}', whose "
-                    f"story has {vocab}", ref.span, f"give both inputs the same vocab ({max(vocab, sizes[ref.name])})"))
-    if problems:
-        raise ShapeError(problems, {spec.file: spec.source or ""})
-
-
-def _check_task_shapes(spec: Spec, task: Task | None) -> None:
+def _check_task_shapes(spec: Spec, task: Task | None, config: TrainConfig | None, sink: DiagnosticSink) -> None:
     """The model's inputs (matched by kind) and its one output have the sizes the task feeds and expects."""
     if task is None:
         return
     problems = []
-    config = resolve_train(spec.train, DiagnosticSink())
     written = config.task_params if config is not None and config.task == task.name else {}
     what = ("your data" if task.name == "data"
             else f"task {task.name}({', '.join(f'{k}={v}' for k, v in written.items())})")
@@ -349,8 +247,7 @@ def _check_task_shapes(spec: Spec, task: Task | None) -> None:
                                        f"'{target.name}' has size {target.size.data}", target.size.span,
                                        f"set the size of '{target.name}' to {output_size}, or leave it out to "
                                        "take the task's"))
-    if problems:
-        raise ShapeError(problems, {spec.file: spec.source or ""})
+    sink.items.extend(problems)
 
 
 def _count_inputs(spec: Spec) -> str:

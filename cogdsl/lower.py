@@ -49,8 +49,8 @@ from torch import nn
 
 from cogdsl import ops
 from cogdsl.blocks import REGISTRY
-from cogdsl.blocks.base import LookKind
-from cogdsl.infer import Shapes, looked_at_size
+from cogdsl.blocks.base import LookKind, looked_at_size
+from cogdsl.infer import Shapes
 from cogdsl.named import NamedModules
 from cogdsl.reinforce import Decision
 from cogdsl.spec import WHOLE_KINDS, Spec

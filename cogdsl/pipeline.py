@@ -1,19 +1,26 @@
-"""The passes, as a list: parse → build graph → validate → sizes from the task → infer → lower.
+"""The passes, as a list: parse → graph → validate → sizes → infer → footprint → lower.
 
-Each pass is a pure function in its own module. ``COGDSL_DEBUG=1`` prints what each pass
-produced, on standard error.
+Parsing turns text into a :class:`~cogdsl.spec.Spec` (:func:`read_spec_file`, :func:`parse_text`); then
+every pass in :data:`PASSES` is a function of one shared :class:`Compilation`: it reads what the passes
+before it left there, adds its own product, and reports problems into the one diagnostics sink. After a
+pass that reported errors the run stops with all of them (every problem of that pass, not the first), as
+a :class:`~cogdsl.errors.SpecError` (a :class:`~cogdsl.errors.ShapeError` after ``infer``). Nothing is
+resolved twice: validation's parameters, head groups and train config are the ones shape inference uses.
+``COGDSL_DEBUG=1`` prints what each pass produced, on standard error.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
 
-from cogdsl.errors import Diagnostic, Span, SpecError, UsageError
-from cogdsl.footprint import check_footprint
+from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError, Span, SpecError, UsageError
+from cogdsl.footprint import Footprint, check_footprint
 from cogdsl.graph import build_graph
 from cogdsl.infer import Shapes, infer
 from cogdsl.lower import CompiledModel, lower
@@ -23,7 +30,7 @@ from cogdsl.spec import SPEC_SUFFIXES as SPEC_SUFFIXES  # re-exported
 from cogdsl.spec import Spec
 from cogdsl.task_sizes import derive_sizes, leaves_sizes, task_of
 from cogdsl.tasks import Task
-from cogdsl.validate import validate
+from cogdsl.validate import Validated, validate
 
 
 def _debug(name: str, value: object) -> None:
@@ -84,14 +91,114 @@ def read_spec_file(path: str | Path) -> Spec:
     return parse_text(text, file, form)
 
 
+@dataclass
+class Compilation:
+    """What the passes share: the spec, the task that gives the sizes it leaves out, the memory budget, the
+    one diagnostics sink, and each pass's product as it is made."""
+
+    spec: Spec
+    task: Task | None = None
+    max_memory: int | str | None = None
+    # True for a spec checked without data: one that leaves sizes out and names no task stops after
+    # validation, complete only with the data it is trained on (cogdsl.train(spec, data=...)).
+    sizes_may_wait: bool = False
+    sink: DiagnosticSink = field(default_factory=DiagnosticSink)
+    graph: nx.MultiDiGraph | None = None
+    validated: Validated | None = None
+    waiting: bool = False  # sizes left to data not given yet: the passes after "sizes" have nothing to do
+    sized: Spec | None = None
+    shapes: Shapes | None = None
+    footprint: Footprint | None = None
+    model: CompiledModel | None = None
+
+
+def graph_pass(c: Compilation) -> None:
+    """The networkx graph: nodes are blocks, edges are wires (with delay 0 or 1)."""
+    c.graph = build_graph(c.spec)
+
+
+def validate_pass(c: Compilation) -> None:
+    """Every check that needs no sizes (:mod:`cogdsl.validate`)."""
+    assert c.graph is not None
+    c.validated = validate(c.spec, c.graph, c.sink)
+
+
+def sizes_pass(c: Compilation) -> None:
+    """The sizes the spec leaves out, from the task (default: the one its train section names)."""
+    if c.task is None:
+        assert c.validated is not None
+        c.task = task_of(c.spec, c.validated.train)
+    if c.task is None and c.sizes_may_wait and leaves_sizes(c.spec):
+        c.waiting = True
+        return
+    c.sized = derive_sizes(c.spec, c.task)
+
+
+def infer_pass(c: Compilation) -> None:
+    """Every value's size, each controller's interface layout, the step order (:mod:`cogdsl.infer`)."""
+    if c.waiting:
+        return
+    assert c.sized is not None and c.graph is not None and c.validated is not None
+    c.shapes = infer(c.sized, c.graph, c.task, c.validated, c.sink)
+
+
+def footprint_pass(c: Compilation) -> None:
+    """Parameters and state within the memory budget (:mod:`cogdsl.footprint`), before anything is allocated."""
+    if c.waiting:
+        return
+    assert c.sized is not None and c.shapes is not None
+    c.footprint = check_footprint(c.sized, c.shapes, c.max_memory)
+
+
+def lower_pass(c: Compilation) -> None:
+    """The :class:`~cogdsl.lower.CompiledModel` (:mod:`cogdsl.lower`)."""
+    assert c.sized is not None and c.shapes is not None
+    c.model = lower(c.sized, c.shapes)
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    run: Callable[[Compilation], None]
+    error: type[SpecError] = SpecError  # what its diagnostics are raised as
+
+
+PASSES: tuple[Pass, ...] = (
+    Pass("graph", graph_pass),
+    Pass("validate", validate_pass),
+    Pass("sizes", sizes_pass),
+    Pass("infer", infer_pass, ShapeError),
+    Pass("footprint", footprint_pass),
+    Pass("lower", lower_pass),
+)
+
+
+def run_passes(compilation: Compilation, through: str = "lower") -> Compilation:
+    """Run :data:`PASSES` in order up to and including ``through``; raise every problem of the first pass that
+    reports any."""
+    names = [p.name for p in PASSES]
+    if through not in names:
+        raise ValueError(f"no pass '{through}'; the passes are {names}")
+    for step in PASSES[:names.index(through) + 1]:
+        step.run(compilation)
+        if compilation.sink:
+            raise step.error(compilation.sink.items, {compilation.spec.file: compilation.spec.source or ""})
+        _debug(step.name, _product(compilation, step.name))
+    return compilation
+
+
+def _product(c: Compilation, name: str) -> object:
+    if name == "lower" and c.model is not None:
+        return f"{type(c.model).__name__} with {sum(p.numel() for p in c.model.parameters())} parameters"
+    return {"graph": c.graph, "validate": c.validated, "sizes": c.sized if not c.waiting else "left to data",
+            "infer": c.shapes, "footprint": c.footprint}.get(name)
+
+
 def validate_spec(spec: Spec) -> nx.MultiDiGraph:
     """Build the graph and validate; raises SpecError with every problem found. Sizes are not checked yet
     (a spec may leave them to its task): :func:`check` does that."""
-    graph = build_graph(spec)
-    _debug("graph", graph)
-    diagnostics = validate(spec, graph)
-    if diagnostics:
-        raise SpecError(diagnostics, {spec.file: spec.source or ""})
+    graph = run_passes(Compilation(spec), through="validate").graph
+    assert graph is not None
     return graph
 
 
@@ -103,17 +210,9 @@ def analyse(spec: Spec, task: Task | None = None) -> tuple[Spec, nx.MultiDiGraph
         SpecError: every problem found; E604 when a data file the task reads is missing or malformed, E007
             for a size left out with no task to give it.
     """
-    graph = validate_spec(spec)
-    return _sized(spec, graph, task if task is not None else task_of(spec))
-
-
-def _sized(spec: Spec, graph: nx.MultiDiGraph, task: Task | None) -> tuple[Spec, nx.MultiDiGraph, Shapes]:
-    sized = derive_sizes(spec, task)
-    if sized is not spec:
-        _debug("sizes", sized)
-    shapes = infer(sized, graph, task)
-    _debug("infer", shapes)
-    return sized, graph, shapes
+    c = run_passes(Compilation(spec, task), through="infer")
+    assert c.sized is not None and c.graph is not None and c.shapes is not None
+    return c.sized, c.graph, c.shapes
 
 
 def check(spec: Spec, task: Task | None = None, max_memory: int | str | None = None
@@ -123,14 +222,9 @@ def check(spec: Spec, task: Task | None = None, max_memory: int | str | None = N
 
     A spec that leaves sizes out and names no task is complete only with the data it is trained on
     (``cogdsl.train(spec, data=...)``): it is validated, and its shapes (None) wait for that data."""
-    graph = validate_spec(spec)
-    if task is None:
-        task = task_of(spec)
-    if task is None and leaves_sizes(spec):
-        return graph, None
-    sized, graph, shapes = _sized(spec, graph, task)
-    check_footprint(sized, shapes, max_memory)
-    return graph, shapes
+    c = run_passes(Compilation(spec, task, max_memory, sizes_may_wait=True), through="footprint")
+    assert c.graph is not None
+    return c.graph, c.shapes
 
 
 def compile_spec(spec: Spec | str | Path, task: Task | None = None, max_memory: int | str | None = None
@@ -141,8 +235,6 @@ def compile_spec(spec: Spec | str | Path, task: Task | None = None, max_memory: 
     or 16 GiB) is refused with E502 before anything is allocated."""
     if not isinstance(spec, Spec):
         spec = read_spec_file(spec)
-    sized, _, shapes = analyse(spec, task)
-    check_footprint(sized, shapes, max_memory)
-    model = lower(sized, shapes)
-    _debug("lower", f"{type(model).__name__} with {sum(p.numel() for p in model.parameters())} parameters")
+    model = run_passes(Compilation(spec, task, max_memory)).model
+    assert model is not None
     return model

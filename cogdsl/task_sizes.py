@@ -21,7 +21,7 @@ import dataclasses
 from cogdsl.errors import DataFileError, Diagnostic, Span, SpecError
 from cogdsl.spec import SIZE_KEYS, Spec, Value
 from cogdsl.tasks import Task, TaskParamError
-from cogdsl.train_config import build_task, resolve_train
+from cogdsl.train_config import TrainConfig, build_task, resolve_train
 
 
 def leaves_sizes(spec: Spec) -> bool:
@@ -29,13 +29,15 @@ def leaves_sizes(spec: Spec) -> bool:
     return any(i.size.data is None for i in spec.inputs) or any(o.size.data is None for o in spec.outputs)
 
 
-def task_of(spec: Spec) -> Task | None:
+def task_of(spec: Spec, config: TrainConfig | None = None) -> Task | None:
     """The task the spec's train section names, built (its files not read yet), or None without one.
+    ``config``: the train section as validation resolved it (default: resolved here).
 
     Assumes the spec validated: a bad train section was reported there."""
     from cogdsl.errors import DiagnosticSink
 
-    config = resolve_train(spec.train, DiagnosticSink())
+    if config is None:
+        config = resolve_train(spec.train, DiagnosticSink())
     if config is None or not config.task:
         return None
     return build_task(config, spec)

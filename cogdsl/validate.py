@@ -1,23 +1,29 @@
 """Pass 3: every check a spec must pass before shapes are inferred. Reports all problems, never raises.
 
-``validate(spec, graph) -> list[Diagnostic]`` checks, in order: the format version;
+``validate(spec, graph, sink) -> Validated`` checks, in order: the format version;
 duplicate names; each input, block and output against the kind registry (kind, fields,
 parameters, references, addressing); cycles without a delay; memories no head touches;
 heads without a memory or controller; the heads of each memory as a whole (a
-``dnc_memory``'s heads share one controller); and the ``train:`` section.
+``dnc_memory``'s heads share one controller); and the ``train:`` section. What it resolved on the
+way (every block's parameters with defaults, the head groups, the train config) it returns, so that no
+later pass resolves them again.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 
 from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.base import BlockKind, check_params, spelled
-from cogdsl.errors import Diagnostic, DiagnosticSink, Span, hint_for
+from cogdsl.blocks.heads import GroupPlan
+from cogdsl.errors import DiagnosticSink, Span, hint_for
 from cogdsl.graph import immediate_graph
 from cogdsl.groups import plan_groups
 from cogdsl.spec import INPUT_KINDS, SIZE_KEYS, SUPPORTED_VERSIONS, Block, Output, Ref, Spec
-from cogdsl.train_config import resolve_train
+from cogdsl.train_config import TrainConfig, resolve_train
 
 ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "softmax")
 FIELD_SPELLING = {
@@ -33,9 +39,19 @@ MAX_SIZE = 2**31 - 1
 32-bit integers in places; any larger model is far over the memory budget anyway (:mod:`cogdsl.footprint`)."""
 
 
-def validate(spec: Spec, graph: nx.MultiDiGraph) -> list[Diagnostic]:
-    """All problems in ``spec``, in source order within each check."""
-    sink = DiagnosticSink()
+@dataclass(frozen=True)
+class Validated:
+    """What validation resolved: each block's parameters (defaults filled in; None for one it refused),
+    the head groups (:mod:`cogdsl.groups`) and the train config (None when absent or refused)."""
+
+    params: dict[str, dict[str, Any]]
+    groups: tuple[GroupPlan, ...]
+    train: TrainConfig | None
+
+
+def validate(spec: Spec, graph: nx.MultiDiGraph, sink: DiagnosticSink) -> Validated:
+    """Report every problem in ``spec`` into ``sink``, in source order within each check; return what was
+    resolved on the way."""
     _check_version(spec, sink)
     roles = _check_names(spec, sink)
     for item in spec.inputs:
@@ -57,8 +73,11 @@ def validate(spec: Spec, graph: nx.MultiDiGraph) -> list[Diagnostic]:
     carries: dict[str, object] = {b.name: REGISTRY[b.kind].carries for b in reversed(spec.blocks)
                                   if b.kind in REGISTRY}
     carries.update({i.name: i.kind.data for i in reversed(spec.inputs)})
+    params: dict[str, dict[str, Any]] = {}
     for block in spec.blocks:
-        _check_block(block, roles, kinds, sink)
+        resolved = _check_block(block, roles, kinds, sink)
+        if resolved is not None:
+            params.setdefault(block.name, resolved)
         if block.kind in REGISTRY and REGISTRY[block.kind].family == "attention":
             _check_attended(block, roles, kinds, carries, sink)
         if block.kind in REGISTRY and "from" in REGISTRY[block.kind].accepts:
@@ -71,9 +90,8 @@ def validate(spec: Spec, graph: nx.MultiDiGraph) -> list[Diagnostic]:
                    "add an output, e.g. 'y: {size: 8, from: [ctrl]}'")
     _check_cycles(graph, sink)
     _check_memories(spec, graph, sink)
-    plan_groups(spec, sink)
-    resolve_train(spec.train, sink)
-    return sink.items
+    groups = plan_groups(spec, sink)
+    return Validated(params, groups, resolve_train(spec.train, sink))
 
 
 def _check_version(spec: Spec, sink: DiagnosticSink) -> None:
@@ -230,13 +248,15 @@ def _check_source_count(block: Block, kind: type[BlockKind], sink: DiagnosticSin
                f"give each of {', '.join(repr(r.name) for r in block.sources)} its own {block.kind} block")
 
 
-def _check_block(block: Block, roles: dict[str, str], kinds: dict[str, str], sink: DiagnosticSink) -> None:
+def _check_block(block: Block, roles: dict[str, str], kinds: dict[str, str], sink: DiagnosticSink
+                 ) -> dict[str, Any] | None:
+    """Report the block's problems; its parameters resolved (None: an unknown kind)."""
     owner = f"block '{block.name}'"
     kind = REGISTRY.get(block.kind)
     if kind is None:
         sink.error("E201", f"{owner}: unknown block kind '{block.kind}'", block.kind_span,
                    hint_for(block.kind, REGISTRY, "the kinds"))
-        return
+        return None
     owner = f"{block.kind} '{block.name}'"
     resolved = check_params(kind.params, block.params, block.param_span, owner, block.span, sink)
     if all(value is not None for value in resolved.values()):
@@ -278,6 +298,7 @@ def _check_block(block: Block, roles: dict[str, str], kinds: dict[str, str], sin
             REGISTRY[kinds[block.memory.name]].resolve_address(block.address, owner, sink, kind.writes)
     if block.by is not None and "by" in kind.accepts:
         _check_ref(block.by, roles, owner, ("controller",), "a controller", sink, delay_ok=False)
+    return resolved
 
 
 def _check_read_source(ref: Ref, roles: dict[str, str], kinds: dict[str, str], owner: str,

@@ -35,15 +35,20 @@ Evaluation takes the most likely element.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from cogdsl import ops
-from cogdsl.blocks.base import BlockKind, Param, register
+from cogdsl.blocks.base import BlockKind, Param, attended_size, register
+from cogdsl.errors import DiagnosticSink
 from cogdsl.reinforce import Decision
+from cogdsl.spec import Block
+
+if TYPE_CHECKING:
+    from cogdsl.infer import Shapes
 
 SCORES = ("additive", "dot", "general", "scaled_dot")
 
@@ -206,6 +211,15 @@ class SelfAttentionKind(EncoderKind):
         return cls.width(params, input_size)
 
     @classmethod
+    def check_shapes(cls, block: Block, shapes: Shapes, sink: DiagnosticSink) -> None:
+        """Its heads divide its width."""
+        width, heads = shapes.sizes[block.name], shapes.params[block.name]["heads"]
+        if width % heads:
+            sink.error("E501", f"size mismatch: self_attention '{block.name}' has width {width}, which its "
+                       f"{heads} heads do not divide", block.param_span("heads"),
+                       f"choose heads dividing {width}, or set 'size' to a multiple of {heads}")
+
+    @classmethod
     def build(cls, params: dict[str, Any], input_size: int) -> nn.Module:
         size = cls.width(params, input_size)
         ffn = 4 * size if params["ffn"] < 0 else params["ffn"]
@@ -339,6 +353,23 @@ class AttentionKind(BlockKind):
     accepts = frozenset({"from", "memory"})
     requires = frozenset({"from", "memory"})
     has_output = True
+
+    @classmethod
+    def check_shapes(cls, block: Block, shapes: Shapes, sink: DiagnosticSink) -> None:
+        """A dot score needs a query as wide as the keys, and has one head (it has no parameters)."""
+        p = shapes.params[block.name]
+        if p["score"] != "dot":
+            return
+        key_size = attended_size(shapes.params, shapes.sizes, block)
+        query_size = shapes.input_sizes[block.name]
+        if query_size != key_size:
+            sink.error("E501", f"size mismatch: attention '{block.name}' scores by dot product a query of size "
+                       f"{query_size} against elements of size {key_size}", block.param_span("score"),
+                       "make the query as wide as the elements, or use score=general (q^T W k) or additive")
+        elif p["heads"] != 1:
+            sink.error("E501", f"attention '{block.name}': a dot score has no parameters, so its {p['heads']} "
+                       "heads would all be the same", block.param_span("heads"),
+                       "use heads=1, or score=general or scaled_dot")
 
     @classmethod
     def build(cls, params: dict[str, Any], query_size: int, key_size: int) -> nn.Module:

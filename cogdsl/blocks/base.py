@@ -10,10 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cogdsl.errors import DiagnosticSink, Span, hint_for, one_of
-from cogdsl.spec import Value
+from cogdsl.spec import Block, Value
+
+if TYPE_CHECKING:
+    from cogdsl.infer import Shapes
 
 REQUIRED: Any = object()
 
@@ -162,8 +165,33 @@ class BlockKind:
         each one broken (e.g. a hidden size its modules must divide). None here."""
         return []
 
+    @classmethod
+    def check_shapes(cls, block: Block, shapes: Shapes, sink: DiagnosticSink) -> None:
+        """Report (E501) where the sizes inferred around ``block`` do not fit this kind, once every size is
+        known (e.g. a dot score needs a query as wide as its keys). None here."""
+
 
 REGISTRY: dict[str, type[BlockKind]] = {}
+
+WAITING = -1
+"""A size not known yet, while shape inference goes round the blocks that depend on each other's sizes."""
+
+
+def looked_at_size(block: Block, sizes: dict[str, int], sides: dict[str, int]) -> int | None:
+    """What a LookKind block's module is built for: an image's side, a sequence's element size, None when it
+    looks at nothing, or WAITING while that size is not known yet (never once all sizes are inferred)."""
+    if block.memory is None:
+        return None
+    target = block.memory.name
+    return sides[target] if target in sides else sizes.get(target, WAITING)
+
+
+def attended_size(params: dict[str, dict[str, Any]], sizes: dict[str, int], block: Block) -> int | None:
+    """D, the size of one element of what an attention block looks over: a memory's width, or a
+    sequence's element size (None while that is not known yet)."""
+    assert block.memory is not None
+    target = block.memory.name
+    return params[target]["width"] if "width" in params.get(target, {}) else sizes.get(target)
 
 
 def register(cls: type[BlockKind]) -> type[BlockKind]:

@@ -56,14 +56,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from cogdsl import ops
 from cogdsl.blocks.base import BlockKind, Param, register
+from cogdsl.errors import DiagnosticSink
 from cogdsl.ops.attention import masked_softmax
+from cogdsl.spec import Block
+
+if TYPE_CHECKING:
+    from cogdsl.infer import Shapes
 
 EMBEDDING_STD = 0.1  # MemN2N 4.2: embeddings drawn from N(0, 0.1)
 
@@ -370,6 +375,20 @@ class ReasoningKind(BlockKind):
     @classmethod
     def read_plan(cls, params: dict[str, Any], memory_kind: type[StoryMemoryKind]) -> ReadPlan:
         raise NotImplementedError
+
+    @classmethod
+    def check_shapes(cls, block: Block, shapes: Shapes, sink: DiagnosticSink) -> None:
+        """It embeds its question's words with its story memory's word tables, so the question's vocabulary
+        fits in the story's: a word id past it would index no row."""
+        if block.memory is None or block.memory.name not in shapes.vocabs:
+            return
+        vocab = shapes.vocabs[block.memory.name]
+        for ref in block.sources:
+            if shapes.input_kinds.get(ref.name) == "words" and shapes.sizes[ref.name] > vocab:
+                sink.error("E501", f"size mismatch: {block.kind} '{block.name}' embeds the question '{ref.name}' "
+                           f"({shapes.sizes[ref.name]} words) with the word tables of '{block.memory.name}', whose "
+                           f"story has {vocab}", ref.span,
+                           f"give both inputs the same vocab ({max(vocab, shapes.sizes[ref.name])})")
 
     @classmethod
     def build(cls, params: dict[str, Any], plan: ReadPlan, dim: int) -> nn.Module:

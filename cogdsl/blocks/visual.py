@@ -17,7 +17,7 @@ Image coordinates are normalised to [-1, 1] on both axes (x along the columns), 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,12 @@ from torch import nn
 
 from cogdsl.blocks.attention import EncoderKind
 from cogdsl.blocks.base import LookKind, Param, register
+from cogdsl.errors import DiagnosticSink
 from cogdsl.reinforce import Decision
+from cogdsl.spec import Block
+
+if TYPE_CHECKING:
+    from cogdsl.infer import Shapes
 
 # -- a feature grid ---------------------------------------------------------------------------
 
@@ -64,6 +69,17 @@ class ConvKind(EncoderKind):
     @classmethod
     def output_size(cls, params: dict[str, Any], input_size: int) -> int:
         return params["channels"]
+
+    @classmethod
+    def check_shapes(cls, block: Block, shapes: Shapes, sink: DiagnosticSink) -> None:
+        """It leaves a grid of at least one region of its image."""
+        if not block.sources or block.sources[0].name not in shapes.sides:
+            return
+        side, p = shapes.sides[block.sources[0].name], shapes.params[block.name]
+        if conv_grid_side(p, side) < 1:
+            sink.error("E501", f"size mismatch: conv '{block.name}' pools its {side}x{side} image away: "
+                       f"{p['layers']} layer(s) of kernel {p['kernel']} and pool {p['pool']} leave no region",
+                       block.span, "use fewer layers, a smaller pool, or a larger image")
 
     @classmethod
     def build(cls, params: dict[str, Any], input_size: int) -> nn.Module:
