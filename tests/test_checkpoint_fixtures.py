@@ -84,3 +84,15 @@ def test_a_renamed_parameter_is_refused(tmp_path: Path) -> None:
     save_file(renamed, str(path), metadata={**meta, "sha256": tensor_digest(renamed)})  # a whole file
     with pytest.raises(CheckpointError, match=r"controllers\.ctrl\..* missing from the checkpoint"):
         cogdsl.restore(path)
+
+
+def test_parameters_keep_their_order() -> None:
+    """An optimizer's state is saved by parameter index (optim.<index>.<key>): a run resumed from a checkpoint
+    made before a change gives each parameter its own moments only if the order is kept."""
+    import json
+
+    orders = json.loads((FIXTURES / "parameter_order.json").read_text())
+    assert sorted(orders) == sorted(path.name for path in SPECS)
+    for path in SPECS:
+        model = cogdsl.compile(cogdsl.load(path))
+        assert [name for name, _ in model.named_parameters()] == orders[path.name], path.name
