@@ -1,8 +1,13 @@
 """Backend selection for the functional ops.
 
-Every op in :mod:`cogdsl.ops` is registered under one or more backends:
+Every op in :mod:`cogdsl.ops` runs under three backends, each filled by one module, so the order
+in which they are imported (or reloaded) does not matter:
 
-* ``"torch"``  -- the PyTorch reference (:mod:`cogdsl.ops.ntm`), every op, any device;
+* ``"reference"`` -- the plain PyTorch equation, autograd for the backward: every op, any device,
+  registered by the op's declaration (:func:`cogdsl.ops.declare.op`, in :mod:`cogdsl.ops.ntm`,
+  :mod:`cogdsl.ops.dnc` and :mod:`cogdsl.ops.attention`);
+* ``"torch"`` -- the PyTorch fast path: a hand-written backward where there is one
+  (:mod:`cogdsl.ops.ntm_grad` registers those), otherwise the reference; every op, any device;
 * ``"triton"`` -- fused kernels from ``cogdsl.kernels``, CUDA tensors only (or the CPU under
   ``TRITON_INTERPRET=1``), for the ops that have one.
 
@@ -11,7 +16,7 @@ Which one runs is decided per call, in this order:
 1. the innermost ``with use_backend(name):`` block, if any;
 2. the environment variable ``COGDSL_BACKEND`` (read at call time, so a test can monkeypatch it);
 3. ``"auto"``: the Triton implementation for CUDA tensors when one is registered for that op,
-   otherwise the PyTorch reference.
+   otherwise the ``"torch"`` fast path.
 
 A forced backend is never silently replaced: forcing ``"triton"`` for an op that has no Triton
 implementation raises :class:`BackendUnavailableError`.
@@ -43,9 +48,9 @@ __all__ = [
 ]
 
 #: The names :func:`use_backend` and ``COGDSL_BACKEND`` accept.
-BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
+BACKENDS: tuple[str, ...] = ("auto", "reference", "torch", "triton")
 #: The backends an op can be registered under.
-_IMPL_BACKENDS: tuple[str, ...] = ("torch", "triton")
+_IMPL_BACKENDS: tuple[str, ...] = ("reference", "torch", "triton")
 #: The environment variable that sets the default backend.
 ENV_VAR = "COGDSL_BACKEND"
 
@@ -76,7 +81,9 @@ def _check_name(name: object, allowed: tuple[str, ...], what: str) -> str:
 def register(op_name: str, backend: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """Register ``fn`` as the ``backend`` implementation of ``op_name``; returns ``fn``.
 
-    Registering again for the same (op, backend) replaces the earlier implementation.
+    Registering again for the same (op, backend) replaces the earlier implementation. An op's
+    ``"reference"`` is registered by its declaration; an op with no ``"torch"`` implementation
+    runs its reference under ``"torch"``.
     """
     _check_name(backend, _IMPL_BACKENDS, "backend")
     if not callable(fn):
@@ -91,8 +98,14 @@ def mark_unavailable(backend: str, reason: str) -> None:
 
 
 def implementations(op_name: str) -> tuple[str, ...]:
-    """The backends ``op_name`` is registered under (empty if the op is unknown)."""
-    return tuple(_REGISTRY.get(op_name, {}))
+    """The backends ``"auto"`` picks from for ``op_name``: ``"torch"`` (its own or its reference)
+    and ``"triton"`` where registered (empty if the op is unknown).
+
+    Every declared op also runs under ``"reference"``, which ``"auto"`` never picks.
+    """
+    impls = _REGISTRY.get(op_name, {})
+    torch_runs = "torch" in impls or "reference" in impls
+    return ("torch",) * torch_runs + ("triton",) * ("triton" in impls)
 
 
 def current_backend() -> str:
@@ -116,9 +129,10 @@ def _using(name: str) -> Iterator[str]:
 
 
 def use_backend(name: str) -> AbstractContextManager[str]:
-    """Force a backend inside a ``with`` block: ``"torch"``, ``"triton"`` or ``"auto"``.
+    """Force a backend inside a ``with`` block: ``"reference"``, ``"torch"``, ``"triton"`` or ``"auto"``.
 
-    ``with use_backend("torch"):`` runs every op inside on the PyTorch reference; blocks nest,
+    ``with use_backend("torch"):`` runs every op inside on the PyTorch fast path (``"reference"``:
+    on the plain equations, autograd for the backward); blocks nest,
     the innermost wins, and it takes precedence over ``COGDSL_BACKEND``. The name is checked
     at once: an unknown one raises ``ValueError`` listing the allowed names. The ``with``
     target is the backend name.
@@ -137,8 +151,10 @@ def resolve(op_name: str, is_cuda: bool) -> Callable[..., Any]:
             fn = impls.get("triton")
             if fn is not None:
                 return fn
-        return impls["torch"]
+        name = "torch"
     fn = impls.get(name)
+    if fn is None and name == "torch":  # no hand-written fast path: the reference is the torch backend
+        fn = impls.get("reference")
     if fn is None:
         # Slow path: only reached on an error.
         _check_name(

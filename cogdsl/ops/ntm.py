@@ -1,11 +1,14 @@
-"""PyTorch reference implementations of the NTM addressing and read/write ops.
+"""The NTM's addressing and read/write ops: each one's reference equation and its declaration.
 
 These are the pure equations of Graves et al. (2014), "Neural Turing Machines", §3.1-3.3,
-batch first and vectorised over batch and heads. They are registered under the ``"torch"``
-backend; the public, shape-checked entry points are in :mod:`cogdsl.ops`, which is where the
-equations and shapes are documented. Triton kernels are tested against these functions.
+batch first and vectorised over batch and heads. Each function here is an op's reference (the
+``"reference"`` backend, autograd for the backward), and its ``@op`` line declares the op's shape
+contract: :mod:`cogdsl.ops` exports the checked, dispatching function of the same name and
+docstring. The functions here are the plain equations, with no check and no dispatch; the
+Triton kernels and the hand-written backwards of :mod:`cogdsl.ops.ntm_grad` are tested against them.
 
-Shape letters: B batch, H heads, N memory slots, W slot width, K = 2s+1 shift offsets.
+Shape letters: B batch, H heads, N memory slots, W slot width, K = 2s+1 shift offsets,
+V write heads.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from cogdsl.ops.backend import register
+from cogdsl.ops.declare import op
 
 __all__ = [
     "COSINE_EPS",
@@ -69,13 +72,51 @@ def content_logits(memory: Tensor, keys: Tensor, strengths: Tensor, similarity: 
     return strengths.unsqueeze(-1) * sim
 
 
+def _odd_shift_count(op_name: str, args: dict[str, Tensor]) -> None:
+    shift_weights = args["shift_weights"]
+    if shift_weights.shape[-1] % 2 == 0:
+        raise ValueError(
+            f"{op_name}: shift_weights has shape {tuple(shift_weights.shape)} but its last dimension must be "
+            "odd (2s+1, for offsets −s..s)"
+        )
+
+
+@op(memory="BNW", keys="BHW", strengths="BH", similarity=SIMILARITIES)
 def content_weights(memory: Tensor, keys: Tensor, strengths: Tensor, similarity: str = "cosine") -> Tensor:
-    """softmax_N(β · sim(k, M_i)): memory (B,N,W), keys (B,H,W), strengths (B,H) → (B,H,N)."""
+    """Content-based addressing: a softmax over slots of each key's similarity to every slot.
+
+        w_c[b, h, i] = exp(β[b,h] K(k[b,h], M[b,i])) / Σ_j exp(β[b,h] K(k[b,h], M[b,j]))
+
+    with K the cosine similarity k·M_i / (|k| |M_i| + ε), ε = 1e-8 (norms computed as
+    sqrt(Σ x² + ε²), so an all-zero memory gives finite weights and gradients), or the plain
+    dot product k·M_i.
+
+    Args:
+      memory: (B, N, W) memory, one slot per row.
+      keys: (B, H, W) one lookup key per head.
+      strengths: (B, H) key strengths β (positive in the NTM; any sign is accepted).
+      similarity: ``"cosine"`` or ``"dot"``.
+
+    Returns:
+      (B, H, N) weights; each (b, h) row is a distribution over the N slots.
+    """
     return torch.softmax(content_logits(memory, keys, strengths, similarity), dim=-1)
 
 
+@op(content="BHN", previous="BHN", gate="BH")
 def interpolate(content: Tensor, previous: Tensor, gate: Tensor) -> Tensor:
-    """g · w_c + (1 − g) · w_prev: content (B,H,N), previous (B,H,N), gate (B,H) → (B,H,N)."""
+    """Interpolation between the content weights and the previous step's weights.
+
+        w_g = g · w_c + (1 − g) · w_prev
+
+    Args:
+      content: (B, H, N) content weights w_c.
+      previous: (B, H, N) weights w_prev from the previous time step.
+      gate: (B, H) interpolation gate g, in [0, 1].
+
+    Returns:
+      (B, H, N) gated weights (a distribution when both inputs are and g ∈ [0, 1]).
+    """
     g = gate.unsqueeze(-1)  # (B, H, 1)
     return g * content + (1 - g) * previous
 
@@ -89,8 +130,22 @@ def _shift_index(n: int, k: int, device: torch.device) -> Tensor:
     return torch.remainder(slots - offsets, n).reshape(-1)  # (K*N,)
 
 
+@op(weights="BHN", shift_weights="BHK", checks=(_odd_shift_count,))
 def shift(weights: Tensor, shift_weights: Tensor) -> Tensor:
-    """Circular convolution out[i] = Σ_k w[(i − o_k) mod N] s[k]: (B,H,N), (B,H,K) → (B,H,N)."""
+    """Location-based shift: circular convolution of the weights with a shift distribution.
+
+        w̃[b, h, i] = Σ_{k=0}^{2s} w[b, h, (i − o_k) mod N] · s[b, h, k],   o_k = k − s
+
+    so offset +1 moves focus to the next slot (a one-hot at slot i becomes one at i+1 mod N).
+    2s+1 may exceed N: the offsets then wrap around the memory more than once.
+
+    Args:
+      weights: (B, H, N) weights w to shift.
+      shift_weights: (B, H, 2s+1) distribution over the offsets −s..s.
+
+    Returns:
+      (B, H, N) shifted weights.
+    """
     b, h, n = weights.shape
     k = shift_weights.shape[-1]
     index = _shift_index(n, k, weights.device)
@@ -99,19 +154,33 @@ def shift(weights: Tensor, shift_weights: Tensor) -> Tensor:
     return torch.matmul(shift_weights.unsqueeze(-2), rolled).squeeze(-2)  # (B, H, N)
 
 
+@op(weights="BHN", gamma="BH")
 def sharpen(weights: Tensor, gamma: Tensor) -> Tensor:
-    """w^γ / Σ_N w^γ: weights (B,H,N), gamma (B,H) → (B,H,N).
+    """Sharpening, to undo the blur a fractional shift causes.
 
-    Computed as x^γ / Σ x^γ with x = (w + ε) / max_N(w + ε): the same value, but max x = 1 so
-    the denominator is at least 1 and cannot underflow for large γ. The maximum is detached:
-    the result does not depend on it, so its true gradient is exactly zero.
+        w[b, h, i] = w̃[b,h,i]^γ[b,h] / Σ_j w̃[b,h,j]^γ[b,h]
+
+    A weight is offset by ε = 1e-16 before the power (so a weight of exactly 0 has a finite
+    gradient with respect to γ), and the powers are taken of w/max(w), so the denominator
+    cannot underflow for large γ.
+
+    Args:
+      weights: (B, H, N) non-negative weights w̃.
+      gamma: (B, H) sharpening exponent γ (≥ 1 in the NTM).
+
+    Returns:
+      (B, H, N) sharpened weights; each (b, h) row is a distribution over the N slots.
     """
+    # x = (w + ε) / max_N(w + ε) gives the same x^γ / Σ x^γ with max x = 1 (no underflow); the result
+    # does not depend on the maximum (its true gradient is 0), so it is detached.
     shifted = weights + SHARPEN_EPS
     x = shifted / shifted.detach().amax(dim=-1, keepdim=True)  # (B, H, N), in (0, 1]
     powered = x.pow(gamma.unsqueeze(-1))
     return powered / powered.sum(dim=-1, keepdim=True)
 
 
+@op(memory="BNW", previous="BHN", keys="BHW", strengths="BH", gate="BH", shift_weights="BHK", gamma="BH",
+    similarity=SIMILARITIES, checks=(_odd_shift_count,))
 def ntm_address(
     memory: Tensor,
     previous: Tensor,
@@ -122,19 +191,61 @@ def ntm_address(
     gamma: Tensor,
     similarity: str = "cosine",
 ) -> Tensor:
-    """sharpen(shift(interpolate(content_weights(M, k, β), w_prev, g), s), γ) → (B,H,N)."""
+    """The full NTM addressing pipeline (Graves et al. 2014, fig. 2), one call for all heads.
+
+        w = sharpen(shift(interpolate(content_weights(M, k, β), w_prev, g), s), γ)
+
+    Args:
+      memory: (B, N, W) memory.
+      previous: (B, H, N) each head's weights from the previous time step.
+      keys: (B, H, W) lookup keys k.
+      strengths: (B, H) key strengths β.
+      gate: (B, H) interpolation gates g, in [0, 1].
+      shift_weights: (B, H, 2s+1) distributions over the shift offsets −s..s.
+      gamma: (B, H) sharpening exponents γ ≥ 1.
+      similarity: ``"cosine"`` or ``"dot"``.
+
+    Returns:
+      (B, H, N) new weights; each (b, h) row is a distribution over the N slots.
+    """
     content = content_weights(memory, keys, strengths, similarity)
     gated = interpolate(content, previous, gate)
     return sharpen(shift(gated, shift_weights), gamma)
 
 
+@op(memory="BNW", weights="BHN")
 def read(memory: Tensor, weights: Tensor) -> Tensor:
-    """r_h = Σ_i w_h[i] M_i: memory (B,N,W), weights (B,H,N) → (B,H,W)."""
+    """Read: each head's weighted sum of the memory slots.
+
+        r[b, h] = Σ_i w[b, h, i] · M[b, i]
+
+    Args:
+      memory: (B, N, W) memory.
+      weights: (B, H, N) read weights.
+
+    Returns:
+      (B, H, W) one read vector per head.
+    """
     return torch.bmm(weights, memory)
 
 
+@op(memory="BNW", weights="BHN", erase="BHW", add="BHW")
 def write(memory: Tensor, weights: Tensor, erase: Tensor, add: Tensor) -> Tensor:
-    """M ∘ Π_h(1 − w_h e_hᵀ) + Σ_h w_h a_hᵀ: (B,N,W), (B,H,N), (B,H,W), (B,H,W) → (B,N,W)."""
+    """Write: every head erases, then every head adds (Graves et al. 2014, eq. 3-4).
+
+        M' = M ∘ Π_h (1 − w_h e_hᵀ) + Σ_h w_h a_hᵀ
+
+    The erase is a product over heads, so the heads' order does not matter.
+
+    Args:
+      memory: (B, N, W) memory M.
+      weights: (B, H, N) write weights w_h.
+      erase: (B, H, W) erase vectors e_h, in [0, 1].
+      add: (B, H, W) add vectors a_h.
+
+    Returns:
+      (B, N, W) the new memory M'.
+    """
     # (B, H, N, W) -> product over heads -> (B, N, W)
     keep = torch.prod(1 - weights.unsqueeze(-1) * erase.unsqueeze(-2), dim=1)
     added = torch.bmm(weights.transpose(1, 2), add)  # (B, N, W)
@@ -159,9 +270,52 @@ def compose_memory_step(address: Callable[..., Tensor], read_op: Callable[..., T
     return ntm_memory_step
 
 
-ntm_memory_step = compose_memory_step(ntm_address, read, write)
+_reference_step = compose_memory_step(ntm_address, read, write)
 
 
-for _fn in (content_weights, interpolate, shift, sharpen, ntm_address, read, write, ntm_memory_step):
-    register(_fn.__name__, "torch", _fn)
-del _fn
+def _write_heads_within(op_name: str, args: dict[str, Tensor]) -> None:
+    heads, write_heads = args["previous"].shape[1], args["erase"].shape[1]
+    if not 1 <= write_heads <= heads:
+        raise ValueError(
+            f"{op_name}: erase has shape {tuple(args['erase'].shape)}: its {write_heads} write heads must be "
+            f"between 1 and the {heads} heads that address the memory"
+        )
+
+
+@op(memory="BNW", previous="BHN", keys="BHW", strengths="BH", gate="BH", shift_weights="BHK", gamma="BH",
+    erase="BVW", add="BVW", similarity=SIMILARITIES, checks=(_odd_shift_count, _write_heads_within))
+def ntm_memory_step(
+    memory: Tensor,
+    previous: Tensor,
+    keys: Tensor,
+    strengths: Tensor,
+    gate: Tensor,
+    shift_weights: Tensor,
+    gamma: Tensor,
+    erase: Tensor,
+    add: Tensor,
+    similarity: str = "cosine",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One memory's whole NTM step: every head addresses, the read heads read, the write heads write.
+
+    The H heads are read heads first, then the H_w = erase.shape[1] write heads (1 ≤ H_w ≤ H).
+    Reads see the memory before the write:
+
+        w = ntm_address(M, w_prev, k, β, g, s, γ)                          (B, H, N)
+        r_h = Σ_i w_h[i] M_i                     for h < H − H_w           (B, H − H_w, W)
+        M' = M ∘ Π_{h ≥ H−H_w} (1 − w_h e_hᵀ) + Σ_{h ≥ H−H_w} w_h a_hᵀ    (B, N, W)
+
+    The same as calling :func:`ntm_address`, :func:`read` and :func:`write` in turn; on CUDA it
+    is one fused kernel launch forward and one backward.
+
+    Args:
+      memory: (B, N, W) memory M.
+      previous, keys, strengths, gate, shift_weights, gamma: as for :func:`ntm_address`, for all H heads.
+      erase: (B, H_w, W) erase vectors of the write heads, in [0, 1].
+      add: (B, H_w, W) add vectors of the write heads.
+      similarity: ``"cosine"`` or ``"dot"``.
+
+    Returns:
+      (weights (B, H, N), reads (B, H − H_w, W), new memory (B, N, W)).
+    """
+    return _reference_step(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add, similarity)

@@ -1,7 +1,8 @@
-"""The NTM ops with backward passes derived by hand: what the "torch" backend runs.
+"""The NTM ops with backward passes derived by hand: the "torch" backend of those ops.
 
-The equations are those of :mod:`cogdsl.ops.ntm` (the plain autograd versions, which the
-tests use as the oracle); here each op is a ``torch.autograd.Function`` whose backward
+The equations are those of :mod:`cogdsl.ops.ntm` (the plain autograd versions, the
+``"reference"`` backend, which the tests use as the oracle); here each op is a
+``torch.autograd.Function`` whose backward
 is written out, because autograd's generic graph of a dozen small ops per NTM stage is
 where a CPU training step spends its time (``prod``'s backward alone re-checks its input
 for zeros every step). The derivations, with p the op's output and g = dL/dp:
@@ -27,15 +28,7 @@ import torch
 from torch import Tensor
 
 from cogdsl.ops.backend import register
-from cogdsl.ops.ntm import (
-    COSINE_EPS,
-    SHARPEN_EPS,
-    SIMILARITIES,
-    _shift_index,
-    compose_memory_step,
-    interpolate,
-    read,
-)
+from cogdsl.ops.ntm import COSINE_EPS, SHARPEN_EPS, SIMILARITIES, _shift_index, compose_memory_step, read
 
 # Each stage as a forward that returns what its backward needs, and that backward. The
 # single-op Functions and the fused ntm_address are compositions of these. What a backward
@@ -222,6 +215,8 @@ def ntm_address(memory: Tensor, previous: Tensor, keys: Tensor, strengths: Tenso
 
 ntm_memory_step = compose_memory_step(ntm_address, read, write)
 
-for _fn in (content_weights, shift, sharpen, write, ntm_address, interpolate, read, ntm_memory_step):
+# The "torch" backend of these ops; interpolate and read have no backward worth writing by hand, so
+# their "torch" backend is their reference.
+for _fn in (content_weights, shift, sharpen, write, ntm_address, ntm_memory_step):
     register(_fn.__name__, "torch", _fn)
 del _fn
