@@ -206,9 +206,10 @@ def _step_order(spec: Spec, graph: nx.MultiDiGraph, plans: tuple[GroupPlan, ...]
             order.append(("layer", node))
         elif family in ("encoder", "attention"):
             order.append((family, node))
-    # A dnc_memory's group does its memory's whole step; other memories apply their writes last.
-    written = dict.fromkeys(plan.memory for plan in plans if plan.writes and not REGISTRY[plan.kind].owns_step)
-    order += [("write", memory) for memory in written]
+    # A dnc_memory's group does its memory's whole step; other memories apply their writes last (or, with no
+    # writer, carry their contents to the next step).
+    order += [("write", b.name) for b in spec.blocks if REGISTRY[b.kind].family == "memory"
+              and REGISTRY[b.kind].read_by == "head" and not REGISTRY[b.kind].owns_step]
     return tuple(order)
 
 

@@ -1,43 +1,23 @@
-"""Pass 5: a validated, shape-inferred spec becomes a :class:`CompiledModel` (a ``torch.nn.Module``).
+"""Pass 6: a validated, shape-inferred spec becomes a :class:`CompiledModel` (a ``torch.nn.Module``).
 
-One step runs the units of ``shapes.order``:
+The model is a list of units (:mod:`cogdsl.blocks.runtime`): every block kind builds its own
+(:meth:`~cogdsl.blocks.base.BlockKind.build`), a memory's kind builds the unit of each head group on it,
+and each output has one. One step runs the units in ``shapes.order``:
 
 1. each controller reads the concatenation of its sources (``x@prev`` values come from
    the state) and emits its output h and its interface vector ``clamp(W h + b, ±clip)``;
 2. each head group addresses the memory *as it was after the previous step*, and its
-   read heads read it;
-3. outputs: ``activation(W [sources] + b)``;
-4. each memory applies all of this step's writes at once.
+   read heads read it (a ``dnc_memory``'s group runs the memory's whole step here: usage,
+   allocation, write, links, then reads of the new memory; see :mod:`cogdsl.blocks.dnc`);
+3. story memories, reasoning blocks, encoders and attention blocks run in their place;
+4. outputs: ``activation(W [sources] + b)``;
+5. each NTM memory applies all of this step's writes at once.
 
-A ``dnc_memory`` differs: its one head group runs the memory's whole step in step 2
-(usage, allocation, write, links, then reads of the *new* memory; see
-:mod:`cogdsl.blocks.dnc`), and its usage, links and precedences are state too.
-
-A story memory (``episodic_memory``, ``kv_memory``) and the reasoning blocks that read it
-(``hops``, ``episodes``) are "layer" units: each runs from its sources in its place in the
-order, with no state (see :mod:`cogdsl.blocks.memnet`). A question-answering spec runs one
-step: its inputs are (B, 1, S, L) stories and (B, 1, L) questions of word ids.
-
-A ``sequence`` input, (B, S, size), is given whole and seen by every step; an encoder
-(``encoder``, ``self_attention``) runs over it at the first step only, and both are kept in
-the state (``seq:NAME``) for the later ones. ``attention`` runs in its place in the order:
-its sources are the query, and it looks over an encoder's states, a sequence input, or an
-NTM memory as the previous step left it (see :mod:`cogdsl.blocks.attention`); over a
-sequence, its projected keys are kept in the state too (``keys:NAME``). A block may
-read an output at the previous step (``y@prev``): the output after its activation.
-
-An ``image`` input, (B, H, W), is also given whole: a ``conv`` encoder reads it once, and
-``glimpse`` and ``spatial_transformer`` look at it at every step, in their place in the
-order (see :mod:`cogdsl.blocks.visual`); a controller or output that reads it reads its
-pixels as one vector. Blocks that sample (``glimpse``, hard ``attention``) record a
-:class:`~cogdsl.reinforce.Decision` per step for REINFORCE, when asked to.
-
-A memory whose only writer is one NTM-addressed head group has steps 2 and 4 done by one
-``ops.ntm_memory_step`` call (one fused kernel on CUDA); the new memory is computed early but
-only becomes the state for the next step, so the order above is unchanged.
-
-The state is a dict: controller states, each memory, each head group's previous
-weightings (and an ``lru`` group's moving average of its content logits), and the values read with ``@prev``.
+The state is a dict whose keys belong to the units that make them: controller states (``NAME``), each
+memory (``NAME``), each head group's weightings (``weights:INDEX``, and ``lru:INDEX``), a whole input
+(``seq:NAME``), what encoders and attention keep (``seq:NAME``, ``keys:NAME``, ``look:NAME``), and the
+values read with ``@prev`` (``prev:NAME``). A ``sequence`` or ``image`` input, (B, S, size) or (B, H, W),
+is given whole and seen by every step.
 """
 
 from __future__ import annotations
@@ -47,21 +27,57 @@ from typing import Any
 import torch
 from torch import nn
 
-from cogdsl import ops
 from cogdsl.blocks import REGISTRY
-from cogdsl.blocks.base import LookKind, looked_at_size
+from cogdsl.blocks.runtime import Build, State, Step, StepOut, Unit
 from cogdsl.infer import Shapes
 from cogdsl.named import NamedModules
 from cogdsl.reinforce import Decision
-from cogdsl.spec import WHOLE_KINDS, Spec
-
-State = dict[str, Any]
+from cogdsl.spec import WHOLE_KINDS, Output, Spec
 
 _OUTPUT_ACTIVATIONS = {
     None: None, "none": None,
     "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
     "softmax": lambda x: torch.softmax(x, dim=-1),
 }
+
+# Where modules live, in this order (a checkpoint's parameter names, and the order of the parameters that
+# an optimizer's saved state follows): <container>.<block>.<...>, then groups.<index>.<...>, outputs.<name>.
+CONTAINERS = ("controllers", "interfaces", "memories", "layers", "encoders", "attentions")
+
+
+class OutputUnit(Unit):
+    """An output's step: ``activation(W [sources] + b)``, or the value of the one block it reads when that is
+    already its logits (a DRAW canvas). ``raw``: the logits; what ``y@prev`` reads is the output itself."""
+
+    def __init__(self, b: Build, output: Output):
+        shapes, name = b.shapes, output.name
+        self.name = name
+        self.layer = b.add("outputs", name, nn.Identity() if name in shapes.logits_of
+                           else nn.Linear(shapes.input_sizes[name], output.size.data))
+        activation = output.activation.data if output.activation else None
+        self.activation = _OUTPUT_ACTIVATIONS[activation]
+        self.prev_key = f"prev:{name}" if name in shapes.delayed else None
+        self.tied = name in shapes.tied_answers
+        shown = activation or "none"
+        self._line = (f"output {name}: {shown}({shapes.logits_of[name]}), its value as the logits, no layer"
+                      if name in shapes.logits_of else
+                      f"output {name}: {shown}(linear {shapes.input_sizes[name]} -> {shapes.sizes[name]}) "
+                      f"from [{', '.join(str(r) for r in output.sources)}]")
+
+    def step(self, step: Step) -> StepOut:
+        y = self.layer(step.gather(self.name))
+        if self.activation is None:
+            return StepOut(y)
+        if not step.raw:
+            return StepOut(self.activation(y))
+        return StepOut(y, state={self.prev_key: self.activation(y)} if self.prev_key else {})
+
+    def describe(self) -> str:
+        return self._line
+
+    def parameter_counts(self) -> dict[str, int]:  # a tied weight is the memory's word table, counted there
+        return {self.name: sum(p.numel() for key, p in self.layer.named_parameters()
+                               if not (self.tied and key == "weight"))}
 
 
 class CompiledModel(nn.Module):
@@ -70,6 +86,9 @@ class CompiledModel(nn.Module):
     ``forward(x)`` runs a batch-first sequence, x (B, T, input size) → y (B, T, output
     size); with several inputs or outputs, dicts by name. ``initial_state(batch)`` and
     ``step(x_t, state)`` run one step at a time.
+
+    It is made of units (:mod:`cogdsl.blocks.runtime`), one per block, head group and output, each built
+    by its kind; :attr:`units` holds the ones a step runs, in the order shape inference gave.
     """
 
     def __init__(self, spec: Spec, shapes: Shapes):
@@ -78,104 +97,80 @@ class CompiledModel(nn.Module):
         self.shapes = shapes
         self.input_names = tuple(i.name for i in spec.inputs)
         self.output_names = tuple(o.name for o in spec.outputs)
-        blocks = {b.name: b for b in spec.blocks}
         self.sources = {b.name: tuple((r.name, r.delay) for r in b.sources) for b in spec.blocks}
         self.sources.update({o.name: tuple((r.name, r.delay) for r in o.sources) for o in spec.outputs})
-
-        self.controllers = NamedModules()
-        self.interfaces = NamedModules()
-        self.clips: dict[str, float] = {}
-        self.memories = NamedModules()
-        self.layers = NamedModules()
-        self.read_memory: dict[str, str] = {}  # reasoning block -> the story memory it reads
-        self.encoders = NamedModules()
-        self.attentions = NamedModules()
-        self.attended: dict[str, str] = {}  # attention block -> the sequence or memory it looks over
         self.input_kinds = {i.name: str(i.kind.data) for i in spec.inputs}
-        for name, block in blocks.items():
-            kind = REGISTRY[block.kind]
-            params = shapes.params[name]
-            if kind.family == "controller":
-                self.controllers[name] = kind.build(params, shapes.input_sizes[name])
-                if shapes.interface_sizes.get(name):
-                    self.interfaces[name] = nn.Linear(params["hidden"], shapes.interface_sizes[name])
-                self.clips[name] = params["clip"]
-            elif kind.family == "memory" and kind.read_by == "reasoning":
-                self.layers[name] = kind.build(params, shapes.vocabs[name], shapes.tables[name])
-            elif kind.family == "memory":
-                self.memories[name] = kind.build(params)
-            elif kind.family == "reasoning":
-                assert block.memory is not None
-                self.layers[name] = kind.build(params, shapes.read_plans[name],
-                                               shapes.params[block.memory.name]["embedding"])
-                self.read_memory[name] = block.memory.name
-            elif kind.family == "encoder":
-                self.encoders[name] = kind.build(params, shapes.input_sizes[name])
-            elif kind.kind == "summary":
-                assert block.memory is not None
-                self.attentions[name] = kind.build(params, shapes.params.get(block.memory.name, {}).get(
-                    "bidirectional", False))
-                self.attended[name] = block.memory.name
-            elif issubclass(kind, LookKind):
-                self.attentions[name] = kind.build(params, shapes.input_sizes[name],
-                                                   looked_at_size(block, shapes.sizes, shapes.sides))
-                if block.memory is not None:
-                    self.attended[name] = block.memory.name
-            elif kind.family == "attention":
-                assert block.memory is not None
-                key_size = shapes.sizes[name] // params["heads"]  # its value is heads x D
-                self.attentions[name] = kind.build(params, shapes.input_sizes[name], key_size)
-                self.attended[name] = block.memory.name
-        # Whole sequences: each is kept in the state from the first step on, so encoders run once,
-        # and so does the projection of the keys of attention that looks over one (U k_i, additive).
+        for container in CONTAINERS:
+            setattr(self, container, NamedModules())
+        self.groups = nn.ModuleList()
+        self.outputs = NamedModules()
+
+        by_name: dict[str, Unit] = {}
+        for block in spec.blocks:
+            unit = REGISTRY[block.kind].build(Build(spec, shapes, self, block))
+            if unit is not None:
+                by_name[block.name] = unit
+        group_units: list[Unit] = []
+        for index, plan in enumerate(shapes.groups):
+            group_units.append(REGISTRY[plan.kind].group_unit(Build(spec, shapes, self), index, plan,
+                                                              _group_offset(shapes, index)))
+            by_name[f"group:{index}"] = group_units[-1]
+        for output in spec.outputs:
+            by_name[output.name] = OutputUnit(Build(spec, shapes, self), output)
+        for output, block in shapes.tied_answers.items():  # W^T = C^K: one parameter, two places
+            by_name[block].tie_answer(self.outputs[output], shapes.read_plans[block].value_tables[-1])
+        self.all_units: tuple[Unit, ...] = tuple(by_name.values())
+        self.group_units: tuple[Unit, ...] = tuple(group_units)
+        self.units: tuple[Unit, ...] = tuple(by_name[f"group:{name}" if kind == "group" else name]
+                                             for kind, name in shapes.order)
+        self.order = shapes.order
+
+        # Whole inputs (sequences, images): each is kept in the state from the first step on, so encoders
+        # run once, and so does the projection of the keys of attention that looks over one.
         self.sequence_keys = tuple((i.name, f"seq:{i.name}") for i in spec.inputs if i.kind.data in WHOLE_KINDS)
-        # Blocks that look at something (LookKind): name -> the state key of a stateful one, else None.
-        self.looks = {name: f"look:{name}" if REGISTRY[block.kind].stateful else None
-                      for name, block in blocks.items() if issubclass(REGISTRY[block.kind], LookKind)}
-        # Blocks whose every step adds a penalty to the loss (a latent's KL divergence to its prior).
-        self.penalized = frozenset(name for name, module in {**self.attentions, **self.controllers}.items()
-                                   if getattr(module, "penalizes", False))
         # Readers of an image that take a vector read its pixels: (B, H, W) -> (B, H·W).
         images = {i.name for i in spec.inputs if i.kind.data == "image"}
+        blocks = {b.name: b for b in spec.blocks}
         self.flatten = {name: tuple(src in images and not (name in blocks and "image" in REGISTRY[
             blocks[name].kind].takes) for src, _ in refs) for name, refs in self.sources.items()}
-        sequences = {name for name, _ in self.sequence_keys} | set(self.encoders)
-        self.fixed_keys = {name for name, target in self.attended.items() if target in sequences}
-        self.groups = nn.ModuleList(
-            REGISTRY[plan.kind].group_module(plan, shapes.params[plan.memory], _group_offset(shapes, i))
-            for i, plan in enumerate(shapes.groups)
-        )
-        # Blocks that sample, and learn where to look by REINFORCE (hard attention, glimpses, and the
-        # head blocks of a group with hard addressing).
-        self.stochastic = frozenset(name for name, module in self.attentions.items()
-                                    if getattr(module, "samples", False)) | frozenset(
-            block for group in self.groups if getattr(group, "samples", False)
-            for block, _ in group.plan.reads + group.plan.writes)
-        # An output that reads only a block whose value is already logits (a DRAW canvas) has no layer.
-        self.outputs = NamedModules({
-            o.name: nn.Identity() if o.name in shapes.logits_of else nn.Linear(shapes.input_sizes[o.name], o.size.data)
-            for o in spec.outputs
-        })
-        self.activations = {o.name: _OUTPUT_ACTIVATIONS[o.activation.data if o.activation else None]
-                            for o in spec.outputs}
-        for output, block in shapes.tied_answers.items():  # W^T = C^K: one parameter, two places
-            table = shapes.read_plans[block].value_tables[-1]
-            self.outputs[output].weight = self.layers[self.read_memory[block]].words[table].weight
-        self.order = shapes.order
         self.delayed = tuple(sorted(shapes.delayed))
-        # Fixed for the model, so the step loop only looks them up: state keys, and each
-        # head block's (start, stop) among its group's heads.
-        self.weight_keys = tuple(f"weights:{i}" for i in range(len(self.groups)))
-        # An lru group's moving average of its content logits (Dynamic NTM), by group index.
-        self.usage_keys = {i: f"lru:{i}" for i, group in enumerate(self.groups)
-                           if getattr(group, "lru_decay", None) is not None}
         self.prev_keys = tuple((name, f"prev:{name}") for name in self.delayed)
-        self.head_slices = tuple(_head_slices(group.plan.reads + group.plan.writes) for group in self.groups)
-        writers = [group.plan.memory for group in self.groups if group.plan.writes]
-        # A memory's only writer, with NTM addressing, runs addressing, reads and write as one op.
-        self.fused = tuple(group.fusable and writers.count(group.plan.memory) == 1 for group in self.groups)
-        written = set(writers) | {group.plan.memory for group in self.groups if group.owns_memory}
-        self.unwritten = tuple(name for name in self.memories if name not in written)
+        # Blocks that sample and learn by REINFORCE; blocks whose every step adds a penalty to the loss.
+        self.stochastic = frozenset(name for unit in self.all_units if getattr(unit, "samples", False)
+                                    for name in _named_heads(unit))
+        self.penalized = frozenset(u.name for u in self.all_units if getattr(u, "penalizes", False))
+        self.weight_keys = tuple(f"weights:{i}" for i in range(len(self.groups)))
+
+    @property
+    def fused(self) -> tuple[bool, ...]:
+        """For each head group, whether it runs as one ``ops.ntm_memory_step`` call (settable, to compare)."""
+        return tuple(bool(getattr(unit, "fused", False)) for unit in self.group_units)
+
+    @fused.setter
+    def fused(self, value: tuple[bool, ...]) -> None:
+        for unit, fused in zip(self.group_units, value, strict=True):
+            unit.fused = fused  # type: ignore[attr-defined]
+
+    @property
+    def clips(self) -> dict[str, float]:
+        """Each controller's interface clip."""
+        return {u.name: u.clip for u in self.all_units if hasattr(u, "clip")}  # type: ignore[attr-defined]
+
+    @property
+    def attended(self) -> dict[str, str]:
+        """Each block that looks over something (``on``): what it looks over."""
+        return {u.name: u.target for u in self.all_units  # type: ignore[attr-defined]
+                if getattr(u, "target", None) is not None}
+
+    @property
+    def activations(self) -> dict[str, Any]:
+        """Each output's activation function (None: none)."""
+        return {u.name: u.activation for u in self.all_units if isinstance(u, OutputUnit)}
+
+    @property
+    def read_memory(self) -> dict[str, str]:
+        """Each reasoning block: the story memory it reads."""
+        return {u.name: u.memory for u in self.all_units if hasattr(u, "tie_answer")}  # type: ignore[attr-defined]
 
     # -- state -------------------------------------------------------------------
     def initial_state(self, batch: int, like: torch.Tensor | None = None) -> State:
@@ -183,26 +178,13 @@ class CompiledModel(nn.Module):
         if like is None:
             like = next(self.parameters())
         state: State = {}
-        for name, controller in self.controllers.items():
-            state[name] = controller.initial_state(batch, like)
-        for name, memory in self.memories.items():
-            state[name] = memory.initial_state(batch, like)
-        for name, key in self.looks.items():
-            if key is not None:
-                state[key] = self.attentions[name].initial_state(batch, like)
-        for index, (key, group) in enumerate(zip(self.weight_keys, self.groups, strict=True)):
-            slots = self.memories[group.plan.memory].slots
-            state[key] = group.initial_weights(batch, slots, like)
-            if index in self.usage_keys:
-                state[self.usage_keys[index]] = group.initial_usage(batch, slots, like)
-            if group.owns_memory:
-                state.update(group.initial_state(batch, like))
-        read_init = {name: p for group in self.groups for name, p in group.read_init.items()}
+        initial_values: dict[str, torch.Tensor] = {}
+        for unit in self.all_units:
+            state.update(unit.initial_state(batch, like))
+            initial_values.update(getattr(unit, "initial_values", _nothing)(batch, like))
         for name, key in self.prev_keys:
-            if name in read_init:
-                state[key] = read_init[name].to(like.dtype).expand(batch, -1)
-            else:
-                state[key] = like.new_zeros(batch, self.shapes.sizes[name])
+            state[key] = initial_values[name] if name in initial_values else like.new_zeros(
+                batch, self.shapes.sizes[name])
         return state
 
     # -- one step ------------------------------------------------------------------
@@ -224,144 +206,29 @@ class CompiledModel(nn.Module):
         that sampled (training mode only); ``penalties``, if given, each ``latent`` block's KL
         divergence to its prior, (B,).
         """
-        values: dict[str, torch.Tensor] = self._inputs(x_t, state)
+        values: dict[str, Any] = self._inputs(x_t, state)
         new_state: State = {}
-        # A sequence other than the one the state holds: its encoders run again.
+        # A whole input other than the one the state holds: what was computed from it is computed again.
         fresh = any(state.get(key) is not values[name] for name, key in self.sequence_keys)
         for name, key in self.sequence_keys:
             new_state[key] = values[name]
-        fed_back: dict[str, torch.Tensor] = {}
-        interfaces: dict[str, torch.Tensor] = {}
-        pending_writes: dict[str, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = {}
-        fused_writes: dict[str, torch.Tensor] = {}
-        addressed: dict[str, torch.Tensor] = {}  # each memory as heads see it, [addresses ; contents], once a step
-        for unit, name in self.order:
-            if unit == "controller":
-                controller_input = self._gather(name, values, state)
-                controller = self.controllers[name]
-                h, new_state[name] = controller(controller_input, state[name])
-                values[name] = h
-                if trace is not None:  # when a multiscale controller's units ran (clockwork, skip_rnn, hm_rnn)
-                    for what, shown in getattr(controller, "traced", {}).items():
-                        trace.setdefault(f"{name}:{what}", []).append(shown)
-                if penalties is not None and getattr(controller, "penalty", None) is not None:
-                    penalties.append(controller.penalty)  # a skip_rnn's cost of its updates
-                if name in self.interfaces:
-                    interface = self.interfaces[name](h)
-                    clip = self.clips[name]
-                    interfaces[name] = interface.clamp(-clip, clip) if clip > 0 else interface
-            elif unit == "group":
-                index = int(name)
-                group = self.groups[index]
-                plan = group.plan
-                key = self.weight_keys[index]
-                if group.owns_memory:  # a dnc_memory: usage, write, links, then reads of the new memory
-                    weights, reads, new_state[plan.memory], updates, extras = group.step(
-                        interfaces[plan.controller], state[plan.memory], state[key], state)
-                    new_state.update(updates)
-                    writes = None
-                    if trace is not None:
-                        trace.setdefault(f"{plan.memory}:usage", []).append(extras["usage"])
-                        if "modes" in extras:
-                            for block, start, stop in self.head_slices[index][:len(plan.reads)]:
-                                trace.setdefault(f"{block}:modes", []).append(extras["modes"][:, start:stop])
-                elif self.fused[index]:
-                    weights, reads, new_memory = group.address_read_write(
-                        interfaces[plan.controller], state[plan.memory], state[key])
-                    writes = None
-                    fused_writes[plan.memory] = new_memory
-                else:
-                    if plan.memory not in addressed:
-                        addressed[plan.memory] = self.memories[plan.memory].addressed(state[plan.memory])
-                    usage_key = self.usage_keys.get(index)
-                    weights, reads, writes, usage = group(
-                        interfaces[plan.controller], addressed[plan.memory], state[key],
-                        None if usage_key is None else state[usage_key])
-                    if usage_key is not None:
-                        new_state[usage_key] = usage
-                if decisions is not None and getattr(group, "decision", None) is not None:
-                    decisions.append(group.decision)
-                new_state[key] = weights
-                slices = self.head_slices[index]
-                if reads is not None:
-                    for block, start, stop in slices[:len(plan.reads)]:
-                        values[block] = reads[:, start:stop].reshape(reads.shape[0], -1)
-                if writes is not None:
-                    pending_writes.setdefault(plan.memory, []).append(writes)
-                if trace is not None:
-                    for block, start, stop in slices:
-                        trace.setdefault(block, []).append(weights[:, start:stop])
-            elif unit == "layer":
-                source = self.sources[name][0][0]
-                if name in self.read_memory:
-                    memory = self.read_memory[name]
-                    values[name], attention = self.layers[name](values[source], self.layers[memory], values[memory])
-                    if trace is not None:
-                        trace.setdefault(name, []).append(attention)
-                        trace.setdefault(f"{memory}:rows", []).append(values[memory].rows)
-                else:
-                    values[name] = self.layers[name](values[source])
-            elif unit == "encoder":
-                key = f"seq:{name}"
-                values[name] = (state[key] if key in state and not fresh
-                                else self.encoders[name](self._gather(name, values, state)))
-                new_state[key] = values[name]
-            elif unit == "attention":
-                target = self.attended.get(name)
-                keys = None if target is None else values[target] if target in values else state[target]
-                if name in self.looks:  # a glimpse, a spatial transformer, a window, a DRAW read or write
-                    module, query = self.attentions[name], self._gather(name, values, state)
-                    key = self.looks[name]
-                    if key is not None:
-                        values[name], where, new_state[key] = module(query, keys, state[key])
-                        if trace is not None:  # a state that is not one tensor says what to show of it
-                            shown = getattr(module, "traced_state", None)
-                            trace.setdefault(f"{name}:state", []).append(
-                                new_state[key] if shown is None else shown(new_state[key]))
-                    else:
-                        values[name], where = module(query, keys)
-                    if trace is not None:
-                        trace.setdefault(name, []).append(where)
-                    if decisions is not None and getattr(module, "decision", None) is not None:
-                        decisions.append(module.decision)
-                    if penalties is not None and getattr(module, "penalty", None) is not None:
-                        penalties.append(module.penalty)
-                    continue
-                if not self.sources[name]:  # a summary: no query
-                    values[name] = self.attentions[name](keys)
-                    continue
-                attention = self.attentions[name]
-                projected: torch.Tensor | None = None
-                if name in self.fixed_keys:
-                    cache = f"keys:{name}"
-                    projected = state[cache] if cache in state and not fresh else attention.project_keys(keys)
-                    if projected is not None:
-                        new_state[cache] = projected
-                values[name], weights = attention(self._gather(name, values, state), keys, projected,
-                                                  with_weights=trace is not None)
-                if trace is not None:
-                    trace.setdefault(name, []).append(weights)
-                if decisions is not None and attention.decision is not None:
-                    decisions.append(attention.decision)
-            elif unit == "output":
-                y = self.outputs[name](self._gather(name, values, state))
-                activation = self.activations[name]
-                values[name] = y if raw or activation is None else activation(y)
-                if raw and activation is not None:  # what y@prev reads is the output itself
-                    fed_back[name] = activation(y)
-            elif name in fused_writes:  # "write", done already by the memory's only (fused) group
-                new_state[name] = fused_writes[name]
-            else:  # "write": every write head of this memory, at once
-                writes = pending_writes[name]
-                if len(writes) == 1:
-                    weights, erase, add = writes[0]
-                else:
-                    weights, erase, add = (torch.cat(parts, dim=1) for parts in zip(*writes, strict=True))
-                new_state[name] = ops.write(state[name], weights, erase, add)
-        for name in self.unwritten:
-            new_state[name] = state[name]
+        step = Step(values, state, self._gather, raw=raw, tracing=trace is not None, fresh=fresh)
+        for unit in self.units:
+            out = unit.step(step)
+            if out.value is not None:
+                values[unit.name] = out.value
+            values.update(out.values)
+            new_state.update(out.state)
+            if trace is not None:
+                for key, shown in out.trace.items():
+                    trace.setdefault(key, []).append(shown)
+            if decisions is not None:
+                decisions.extend(out.decisions)
+            if penalties is not None:
+                penalties.extend(out.penalties)
         for name, key in self.prev_keys:
-            new_state[key] = fed_back[name] if name in fed_back else values[name]
+            if key not in new_state:
+                new_state[key] = values[name]
         if len(self.output_names) == 1:
             return values[self.output_names[0]], new_state
         return {name: values[name] for name in self.output_names}, new_state
@@ -390,7 +257,8 @@ class CompiledModel(nn.Module):
                 given[name] = value.to(parameter.dtype)
         return given
 
-    def _gather(self, name: str, values: dict[str, torch.Tensor], state: State) -> torch.Tensor:
+    def _gather(self, name: str, step: Step) -> torch.Tensor:
+        values, state = step.values, step.state
         parts = [state[f"prev:{src}"] if delay else values[src].flatten(1) if flat else values[src]
                  for (src, delay), flat in zip(self.sources[name], self.flatten[name], strict=True)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
@@ -500,31 +368,19 @@ class CompiledModel(nn.Module):
         """Trainable parameters per spec block (controllers include their interface layer; a parameter
         shared by two blocks, such as a tied answer layer, counts for the first)."""
         counts: dict[str, int] = {}
-        layer_parameters = {id(p) for layer in self.layers.values() for p in layer.parameters()}
-        for name, controller in self.controllers.items():
-            counts[name] = sum(p.numel() for p in controller.parameters())
-            if name in self.interfaces:
-                counts[name] += sum(p.numel() for p in self.interfaces[name].parameters())
-        for name, memory in self.memories.items():
-            counts[name] = sum(p.numel() for p in memory.parameters())
-        for group in self.groups:
-            for block, _ in group.plan.reads + group.plan.writes:
-                counts[block] = group.read_init[block].numel() if block in group.read_init else 0
-        for modules in (self.layers, self.encoders, self.attentions):
-            for name, module in modules.items():
-                counts[name] = sum(p.numel() for p in module.parameters())
-        for name, layer in self.outputs.items():
-            counts[name] = sum(p.numel() for p in layer.parameters() if id(p) not in layer_parameters)
+        for unit in self.all_units:
+            counts.update(unit.parameter_counts())
         return counts
 
 
-def _head_slices(blocks: tuple[tuple[str, int], ...]) -> tuple[tuple[str, int, int], ...]:
-    """(block, start, stop) of each head block among its group's heads, in order."""
-    slices, start = [], 0
-    for block, heads in blocks:
-        slices.append((block, start, start + heads))
-        start += heads
-    return tuple(slices)
+def _nothing(batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {}
+
+
+def _named_heads(unit: Unit) -> tuple[str, ...]:
+    """The spec blocks a sampling unit stands for: a head group's head blocks, else the unit's block."""
+    plan = getattr(unit, "plan", None)
+    return tuple(block for block, _ in plan.reads + plan.writes) if plan is not None else (unit.name,)
 
 
 def _group_offset(shapes: Shapes, index: int) -> int:

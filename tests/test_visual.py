@@ -339,7 +339,7 @@ def test_spatial_transformer_gradcheck():
 @pytest.mark.parametrize("side,layers,pool,regions", [(24, 2, 2, 36), (20, 3, 2, 4), (9, 1, 3, 9), (6, 2, 1, 36)])
 def test_conv_encoder_shape(side, layers, pool, regions):
     params = {"channels": 5, "layers": layers, "kernel": 3, "pool": pool}
-    encoder = ConvKind.build(params, side * side)
+    encoder = ConvKind.make(params, side * side)
     assert ConvKind.output_size(params, side * side) == 5
     assert encoder(torch.rand(2, side, side)).shape == (2, regions, 5)
 

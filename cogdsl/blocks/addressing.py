@@ -213,3 +213,13 @@ def address_fields(stages: tuple[ResolvedStage, ...], width: int) -> tuple[Field
     for stage in stages:
         fields.extend(STAGES[stage.name].fields(dict(stage.args), width, "memory"))
     return tuple(fields)
+
+
+def spelled_stage(stage: ResolvedStage) -> str:
+    """A stage as an address writes it: ``shift(1)``, ``sharpen``."""
+    return stage.name + (f"({', '.join(str(v) for _, v in stage.args)})" if stage.args else "")
+
+
+def spelled_pipe(stages: tuple[ResolvedStage, ...]) -> str:
+    """An NTM pipe as written: ``content(cosine) | gate | shift(1) | sharpen``."""
+    return " | ".join(spelled_stage(s) for s in stages)

@@ -42,7 +42,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cogdsl import ops
-from cogdsl.blocks.base import BlockKind, Param, attended_size, register
+from cogdsl.blocks.base import REGISTRY, BlockKind, Param, attended_size, register
+from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
 from cogdsl.errors import DiagnosticSink
 from cogdsl.reinforce import Decision
 from cogdsl.spec import Block
@@ -71,8 +72,44 @@ class EncoderKind(BlockKind):
         raise NotImplementedError
 
     @classmethod
-    def build(cls, params: dict[str, Any], input_size: int) -> nn.Module:
+    def make(cls, params: dict[str, Any], input_size: int) -> nn.Module:
+        """The module: ``module(whole input) -> states (B, S, d)``."""
         raise NotImplementedError
+
+    @classmethod
+    def build(cls, b: Build) -> Unit:
+        return EncoderUnit(b, cls.make(b.params, b.shapes.input_sizes[b.name]), cls.describe(b))
+
+    @classmethod
+    def what(cls, params: dict[str, Any]) -> str:
+        """What it runs over the sequence, for ``--explain``."""
+        raise NotImplementedError
+
+    @classmethod
+    def describe(cls, b: Build) -> str:
+        return (f"encoder {b.name}: {cls.what(b.params)} over the whole of {b.sources()}, "
+                f"(B, S, {b.shapes.input_sizes[b.name]}) -> (B, S, {b.shapes.sizes[b.name]}), at the first step "
+                "only (kept in the state)")
+
+
+class EncoderUnit(Unit):
+    """An encoder's step: at the first step (or a fresh input) it runs over its whole input; its states are
+    kept in the state as ``seq:NAME`` for the later steps."""
+
+    def __init__(self, b: Build, module: nn.Module, line: str):
+        self.name, self.module, self._line = b.name, b.add("encoders", b.name, module), line
+        self.key = f"seq:{b.name}"
+
+    def step(self, step: Step) -> StepOut:
+        kept = step.state.get(self.key)
+        value = kept if kept is not None and not step.fresh else self.module(step.gather(self.name))
+        return StepOut(value, state={self.key: value})
+
+    def describe(self) -> str:
+        return self._line
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {self.name: count(self.module)}
 
 
 class RecurrentEncoder(nn.Module):
@@ -104,9 +141,13 @@ class RecurrentEncoderKind(EncoderKind):
         return params["hidden"] * (2 if params["bidirectional"] else 1)
 
     @classmethod
-    def build(cls, params: dict[str, Any], input_size: int) -> nn.Module:
+    def make(cls, params: dict[str, Any], input_size: int) -> nn.Module:
         return RecurrentEncoder(params["cell"], input_size, params["hidden"], params["layers"],
                                 params["bidirectional"])
+
+    @classmethod
+    def what(cls, params: dict[str, Any]) -> str:
+        return f"{'bidirectional ' if params['bidirectional'] else ''}{params['cell']}"
 
 
 def sinusoid_positions(length: int, size: int, like: torch.Tensor) -> torch.Tensor:
@@ -220,7 +261,12 @@ class SelfAttentionKind(EncoderKind):
                        f"choose heads dividing {width}, or set 'size' to a multiple of {heads}")
 
     @classmethod
-    def build(cls, params: dict[str, Any], input_size: int) -> nn.Module:
+    def what(cls, params: dict[str, Any]) -> str:
+        return f"{params['layers']} self-attention layer(s), {params['heads']} head(s)" + (
+            ", causal" if params["causal"] else "")
+
+    @classmethod
+    def make(cls, params: dict[str, Any], input_size: int) -> nn.Module:
         size = cls.width(params, input_size)
         ffn = 4 * size if params["ffn"] < 0 else params["ffn"]
         return SelfAttentionEncoder(input_size, size, params["heads"], params["layers"], ffn, params["causal"],
@@ -372,9 +418,68 @@ class AttentionKind(BlockKind):
                        "use heads=1, or score=general or scaled_dot")
 
     @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, key_size: int) -> nn.Module:
+    def make(cls, params: dict[str, Any], query_size: int, key_size: int) -> nn.Module:
         return Attention(params["score"], params["heads"], query_size, key_size, params["hidden"] or key_size,
                          params["mode"], params["entropy"])
+
+    @classmethod
+    def build(cls, b: Build) -> Unit:
+        key_size = b.shapes.sizes[b.name] // b.params["heads"]  # its value is heads x D
+        return AttentionUnit(b, cls.make(b.params, b.shapes.input_sizes[b.name], key_size))
+
+
+def _looks_over(b: Build) -> tuple[str, bool, bool]:
+    """The name a block looks over (``on``); whether it is whole (a sequence input or an encoder's states,
+    fixed for the whole forward); whether it is a memory (read as the previous step left it)."""
+    assert b.block is not None and b.block.memory is not None
+    target = b.block.memory.name
+    looked = b.spec.block(target)
+    family = REGISTRY[looked.kind].family if looked is not None and looked.kind in REGISTRY else None
+    whole = family == "encoder" or b.shapes.input_kinds.get(target) in ("sequence", "image")
+    return target, whole, family == "memory"
+
+
+class AttentionUnit(Unit):
+    """An attention block's step: its query (its sources) over what it looks over: an encoder's states, a
+    sequence input, or a memory as the previous step left it. Over a whole sequence the additive score's
+    projected keys are kept in the state (``keys:NAME``). Trace: ``NAME`` the weights (B, heads, S)."""
+
+    def __init__(self, b: Build, module: Attention):
+        self.name, self.module = b.name, b.add("attentions", b.name, module)
+        self.target, self.whole, over_memory = _looks_over(b)
+        self.samples = module.samples
+        self.cache = f"keys:{b.name}"
+        p = b.params
+        over = f"memory {self.target} as of the previous step" if over_memory else self.target
+        self._line = (f"attention {b.name}: query [{b.sources()}] ({b.shapes.input_sizes[b.name]}) over {over}, "
+                      f"{p['heads']} head(s), score {_SCORE_FORMULAS[p['score']]}, softmax -> "
+                      + ("one element sampled (REINFORCE)" if p["mode"] == "hard" else "context")
+                      + f" {b.shapes.sizes[b.name]}")
+
+    def step(self, step: Step) -> StepOut:
+        keys = step.values[self.target] if self.target in step.values else step.state[self.target]
+        out = StepOut()
+        projected: torch.Tensor | None = None
+        if self.whole:
+            kept = step.state.get(self.cache)
+            projected = kept if kept is not None and not step.fresh else self.module.project_keys(keys)
+            if projected is not None:
+                out.state[self.cache] = projected
+        out.value, weights = self.module(step.gather(self.name), keys, projected, with_weights=step.tracing)
+        out.trace[self.name] = weights
+        if self.module.decision is not None:
+            out.decisions.append(self.module.decision)
+        return out
+
+    def describe(self) -> str:
+        return self._line
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {self.name: count(self.module)}
+
+
+_SCORE_FORMULAS = {"additive": "v . tanh(W q + U k)", "dot": "q . k", "general": "q^T W k",
+                   "scaled_dot": "(W q) . k / sqrt(D)"}
 
 
 class Summary(nn.Module):
@@ -407,5 +512,31 @@ class SummaryKind(BlockKind):
     has_output = True
 
     @classmethod
-    def build(cls, params: dict[str, Any], bidirectional: bool) -> nn.Module:
+    def make(cls, params: dict[str, Any], bidirectional: bool) -> nn.Module:
         return Summary(params["mode"], bidirectional)
+
+    @classmethod
+    def build(cls, b: Build) -> Unit:
+        assert b.block is not None and b.block.memory is not None
+        bidirectional = b.shapes.params.get(b.block.memory.name, {}).get("bidirectional", False)
+        return SummaryUnit(b, cls.make(b.params, bidirectional))
+
+
+class SummaryUnit(Unit):
+    """A summary's step: the sequence it is ``on`` as one vector."""
+
+    def __init__(self, b: Build, module: nn.Module):
+        self.name, self.module = b.name, b.add("attentions", b.name, module)
+        self.target, _, _ = _looks_over(b)
+        how = "its mean" if b.params["mode"] == "mean" else "its final state"
+        self._line = f"summary {b.name}: {self.target} as one vector, {how} ({b.shapes.sizes[b.name]}), no attention"
+
+    def step(self, step: Step) -> StepOut:
+        keys = step.values[self.target] if self.target in step.values else step.state[self.target]
+        return StepOut(self.module(keys))
+
+    def describe(self) -> str:
+        return self._line
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {self.name: count(self.module)}

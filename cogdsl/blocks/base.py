@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
 from cogdsl.errors import DiagnosticSink, Span, hint_for, one_of
 from cogdsl.spec import Block, Value
 
@@ -170,6 +171,12 @@ class BlockKind:
         """Report (E501) where the sizes inferred around ``block`` do not fit this kind, once every size is
         known (e.g. a dot score needs a query as wide as its keys). None here."""
 
+    @classmethod
+    def build(cls, b: Build) -> Unit | None:
+        """The unit that runs the block ``b.block`` at each step, its modules registered in ``b.model``
+        (:mod:`cogdsl.blocks.runtime`); None for a block run by another's unit (heads, by their group)."""
+        raise NotImplementedError(f"block kind '{cls.kind}' has no runtime")
+
 
 REGISTRY: dict[str, type[BlockKind]] = {}
 
@@ -224,11 +231,64 @@ class LookKind(BlockKind):
         raise NotImplementedError
 
     @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> Any:
+    def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> Any:
+        """The module, as the protocol above describes it."""
         raise NotImplementedError
+
+    @classmethod
+    def build(cls, b: Build) -> Unit:
+        module = cls.make(b.params, b.shapes.input_sizes[b.name],
+                          looked_at_size(b.block, b.shapes.sizes, b.shapes.sides))
+        return LookUnit(b, cls, b.add("attentions", b.name, module))
 
     @classmethod
     def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
         """One line for ``cogdsl compile --explain``: what the block does each step and its value's size."""
         looked = f" on {target}" if target else ""
         return f"{cls.kind} {name}: from [{sources}]{looked} -> {size}" + (" (keeps a state)" if cls.stateful else "")
+
+
+class LookUnit(Unit):
+    """A :class:`LookKind` block's step: ``module(query, seen[, previous])``; a stateful one keeps its state
+    under ``look:NAME``. Trace: ``NAME`` its ``where``, ``NAME:state`` its state (or what its module's
+    ``traced_state`` shows of it)."""
+
+    def __init__(self, b: Build, kind: type[LookKind], module: Any):
+        assert b.block is not None
+        self.name, self.kind, self.module = b.name, kind, module
+        self.target = b.block.memory.name if b.block.memory is not None else None
+        self.key = f"look:{b.name}" if kind.stateful else None
+        self.penalizes = bool(getattr(module, "penalizes", False))
+        self.samples = bool(getattr(module, "samples", False))
+        self._line = kind.describe(b.name, b.params, b.sources(), self.target, b.shapes.sizes[b.name])
+
+    def initial_state(self, batch: int, like: Any) -> dict[str, Any]:
+        return {self.key: self.module.initial_state(batch, like)} if self.key is not None else {}
+
+    def step(self, step: Step) -> StepOut:
+        target = self.target
+        seen = None if target is None else step.values[target] if target in step.values else step.state[target]
+        query = step.gather(self.name)
+        out = StepOut()
+        if self.key is not None:
+            out.value, where, new = self.module(query, seen, step.state[self.key])
+            out.state[self.key] = new
+            if step.tracing:  # a state that is not one tensor says what to show of it
+                shown = getattr(self.module, "traced_state", None)
+                out.trace[f"{self.name}:state"] = new if shown is None else shown(new)
+        else:
+            out.value, where = self.module(query, seen)
+        out.trace[self.name] = where
+        decision = getattr(self.module, "decision", None)
+        if decision is not None:
+            out.decisions.append(decision)
+        penalty = getattr(self.module, "penalty", None)
+        if penalty is not None:
+            out.penalties.append(penalty)
+        return out
+
+    def describe(self) -> str:
+        return self._line
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {self.name: count(self.module)}

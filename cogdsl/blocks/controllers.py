@@ -8,8 +8,9 @@ expectation, h_t = p h_{t-1} + (1 - p) h~_t.
 Each controller kind lowers to a module with one method per time step,
 ``forward(x_t, state) -> (h_t, state)``, where ``x_t`` (B, input size) is the
 concatenation of the controller's sources and ``h_t`` (B, hidden) is its output.
-The interface layer that turns ``h_t`` into head parameters belongs to the compiled
-model (:mod:`cogdsl.lower`), because its layout comes from the heads, not from here.
+The interface layer that turns ``h_t`` into head parameters, ``clamp(W h_t + b, ±clip)``, is
+built here too (:class:`ControllerUnit`), with the size the heads' layout gives it; the unit
+posts the interface vector for the head groups the controller drives.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from cogdsl.blocks.base import BlockKind, Param, register
+from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
 
 State = tuple[torch.Tensor, ...]
 
@@ -48,17 +50,70 @@ class ControllerKind(BlockKind):
     has_output = True
 
     @classmethod
-    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+    def make(cls, params: dict[str, Any], input_size: int) -> Controller:
         raise NotImplementedError
+
+    @classmethod
+    def build(cls, b: Build) -> Unit:
+        return ControllerUnit(b, cls.make(b.params, b.shapes.input_sizes[b.name]))
 
 
 class Controller(nn.Module):
-    """A controller's step. Subclasses define ``cells`` and how a layer steps."""
+    """A controller's step. Subclasses define ``cells`` and how a layer steps.
+
+    After each step, ``traced`` holds what ``cogdsl trace`` may show of it (a multiscale controller: which
+    units ran), and ``penalty`` a cost (B,) added to the loss, or None (``penalizes``: it has one)."""
 
     output_size: int
+    penalizes: ClassVar[bool] = False
+    traced: dict[str, torch.Tensor]
+    penalty: torch.Tensor | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.traced = {}
 
     def initial_state(self, batch: int, like: torch.Tensor) -> State:
         return ()
+
+
+class ControllerUnit(Unit):
+    """A controller's step: h, state = module(sources, state); with heads to drive, it posts
+    ``clamp(W h + b, ±clip)`` as topic "interface". Trace: ``NAME:WHAT`` for what the module ``traced``."""
+
+    def __init__(self, b: Build, module: Controller):
+        assert b.block is not None
+        self.name, self.module = b.name, b.add("controllers", b.name, module)
+        interface_size = b.shapes.interface_sizes.get(b.name)
+        self.interface = (b.add("interfaces", b.name, nn.Linear(b.params["hidden"], interface_size))
+                          if interface_size else None)
+        self.clip: float = b.params["clip"]
+        self.penalizes = module.penalizes
+        self._line = (f"controller {b.name}: {b.block.kind}, {b.shapes.input_sizes[b.name]} -> "
+                      f"{b.shapes.sizes[b.name]} from [{b.sources()}]"
+                      + (f", interface {interface_size}" if interface_size else ""))
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, Any]:
+        return {self.name: self.module.initial_state(batch, like)}
+
+    def step(self, step: Step) -> StepOut:
+        h, state = self.module(step.gather(self.name), step.state[self.name])
+        out = StepOut(h, state={self.name: state})
+        for what, shown in self.module.traced.items():
+            out.trace[f"{self.name}:{what}"] = shown
+        if self.module.penalty is not None:
+            out.penalties.append(self.module.penalty)  # a skip_rnn's cost of its updates
+        if self.interface is not None:
+            interface = self.interface(h)
+            step.post("interface", self.name,
+                      interface.clamp(-self.clip, self.clip) if self.clip > 0 else interface)
+        return out
+
+    def describe(self) -> str:
+        return self._line
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {self.name: count(self.module) + (count(self.interface) if self.interface is not None else 0)}
 
 
 class MLPController(Controller):
@@ -121,7 +176,7 @@ class MLPKind(ControllerKind):
     params = (HIDDEN, LAYERS, Param("activation", str, "relu", choices=("relu", "tanh", "sigmoid")), CLIP)
 
     @classmethod
-    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+    def make(cls, params: dict[str, Any], input_size: int) -> Controller:
         return MLPController(input_size, params["hidden"], params["layers"], params["activation"])
 
 
@@ -132,7 +187,7 @@ class RNNKind(ControllerKind):
     params = (HIDDEN, LAYERS, Param("nonlinearity", str, "tanh", choices=("tanh", "relu")), CLIP, ZONEOUT)
 
     @classmethod
-    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+    def make(cls, params: dict[str, Any], input_size: int) -> Controller:
         return RecurrentController(nn.RNNCell, input_size, params["hidden"], params["layers"], params["zoneout"],
                                    nonlinearity=params["nonlinearity"])
 
@@ -144,7 +199,7 @@ class LSTMKind(ControllerKind):
     params = (HIDDEN, LAYERS, CLIP, ZONEOUT)
 
     @classmethod
-    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+    def make(cls, params: dict[str, Any], input_size: int) -> Controller:
         return RecurrentController(nn.LSTMCell, input_size, params["hidden"], params["layers"], params["zoneout"])
 
 
@@ -155,5 +210,5 @@ class GRUKind(ControllerKind):
     params: ClassVar = (HIDDEN, LAYERS, CLIP, ZONEOUT)
 
     @classmethod
-    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+    def make(cls, params: dict[str, Any], input_size: int) -> Controller:
         return RecurrentController(nn.GRUCell, input_size, params["hidden"], params["layers"], params["zoneout"])

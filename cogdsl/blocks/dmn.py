@@ -35,6 +35,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from cogdsl.blocks.base import Param, register
 from cogdsl.blocks.memnet import ReadPlan, ReasoningKind, SentenceMemory, Stored, StoryMemoryKind, masked_attention
+from cogdsl.blocks.runtime import Build
 
 
 class Episodes(nn.Module):
@@ -105,5 +106,14 @@ class EpisodesKind(ReasoningKind):
         return ReadPlan(1, 0, (0,), (0,), "gru")
 
     @classmethod
-    def build(cls, params: dict[str, Any], plan: ReadPlan, dim: int) -> nn.Module:
+    def make(cls, params: dict[str, Any], plan: ReadPlan, dim: int) -> nn.Module:
         return Episodes(params["count"], dim, params["gate"], params["fusion"], params["update"])
+
+    @classmethod
+    def describe(cls, b: Build) -> str:
+        assert b.block is not None and b.block.memory is not None
+        p = b.params
+        return (f"episodes {b.name} on {b.block.memory.name}: question {b.block.sources[0].name} through a GRU, "
+                f"{p['count']} episodes of {p['gate']} fact gates and an attention GRU, "
+                + ("memory GRU across episodes" if p["update"] == "gru"
+                   else "memory m <- ReLU(W_i [m; e_i; q] + b_i), one layer per episode"))

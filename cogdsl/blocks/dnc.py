@@ -79,12 +79,13 @@ import torch
 from torch import nn
 
 from cogdsl import ops
-from cogdsl.blocks.addressing import ResolvedStage, content_similarity, resolve_stage
+from cogdsl.blocks.addressing import ResolvedStage, content_similarity, resolve_stage, spelled_stage
 from cogdsl.blocks.base import Param, register
 from cogdsl.blocks.dntm import lru_weights, sample_slots
 from cogdsl.blocks.heads import (
     FieldSlice,
     GroupPlan,
+    GroupUnit,
     HeadUse,
     LaidOut,
     activate_fields,
@@ -92,6 +93,7 @@ from cogdsl.blocks.heads import (
     read_init_parameters,
 )
 from cogdsl.blocks.memory import _MEMORY_PARAMS, MemoryKind
+from cogdsl.blocks.runtime import Build, Step, StepOut
 from cogdsl.errors import DiagnosticSink
 from cogdsl.ops.ntm import content_logits
 from cogdsl.reinforce import Decision
@@ -209,8 +211,57 @@ class DNCMemoryKind(MemoryKind):
         return dnc_layout(plan, params["width"], offset)
 
     @classmethod
-    def group_module(cls, plan: GroupPlan, params: dict[str, Any], offset: int) -> nn.Module:
-        return DNCGroup(plan, params["width"], params["slots"], offset, params["stop_usage_gradient"])
+    def group_unit(cls, b: Build, index: int, plan: GroupPlan, offset: int) -> GroupUnit:
+        params = b.shapes.params[plan.memory]
+        group = DNCGroup(plan, params["width"], params["slots"], offset, params["stop_usage_gradient"])
+        return DNCGroupUnit(b, index, group, params["slots"])
+
+
+class DNCGroupUnit(GroupUnit):
+    """A ``dnc_memory``'s step, in its group's place: usage, write, links, then reads of the new memory
+    (:meth:`DNCGroup.step`). Its state: the memory, usage, links, precedences (and ``lru`` averages). Trace:
+    ``MEMORY:usage`` (B, N) and each read block's read modes ``BLOCK:modes`` (B, heads, modes)."""
+
+    group: DNCGroup
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {**super().initial_state(batch, like), **self.group.initial_state(batch, like)}
+
+    def step_group(self, step: Step, interface: torch.Tensor, out: StepOut
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        memory = self.plan.memory
+        weights, reads, out.state[memory], updates, extras = self.group.step(
+            interface, step.state[memory], step.state[self.key], step.state)
+        out.state.update(updates)
+        out.trace[f"{memory}:usage"] = extras["usage"]
+        if "modes" in extras:
+            for block, start, stop in self.slices[:len(self.plan.reads)]:
+                out.trace[f"{block}:modes"] = extras["modes"][:, start:stop]
+        return weights, reads
+
+    def describe(self) -> str:
+        group, plan = self.group, self.plan
+        text = f"{self.heads_text()}: usage"
+        if plan.writes:
+            text += f", write ({spelled_mixture(plan.write_stages)}), temporal links"
+        if plan.reads:
+            text += f", then read the new memory ({spelled_mixture(plan.stages)}; modes {', '.join(group.modes)})"
+        if group.lru_keys:
+            text += f"; {' and '.join(group.lru_keys)} content keep the moving average of their logits"
+        if group.entropy_weights:
+            text += f"; {' and '.join(group.entropy_weights)} content sample one slot per head (REINFORCE)"
+        return text
+
+
+def spelled_mixture(stages: tuple[ResolvedStage, ...]) -> str:
+    """A dnc_memory address as written: terms joined by ' + ', and content piped into lru and hard."""
+    terms: list[str] = []
+    for stage in stages:
+        if stage.name in CONTENT_MODIFIERS:
+            terms[-1] += " | " + spelled_stage(stage)
+        else:
+            terms.append(spelled_stage(stage))
+    return " + ".join(terms)
 
 
 def mixture_terms(stages: tuple[ResolvedStage, ...]) -> tuple[str, ...]:

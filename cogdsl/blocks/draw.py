@@ -115,9 +115,14 @@ class DrawReadKind(LookKind):
         return params["n"] ** 2
 
     @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
+    def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         assert target_size is not None  # the image's side
         return DrawRead(query_size, target_size, params["n"])
+
+    @classmethod
+    def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
+        return (f"draw_read {name}: a {params['n']}x{params['n']} grid of Gaussian filters placed by [{sources}] "
+                f"reads {target} -> {size}")
 
 
 @register
@@ -138,5 +143,10 @@ class DrawWriteKind(LookKind):
         return params["size"] ** 2
 
     @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
+    def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         return DrawWrite(query_size, params["size"], params["n"])
+
+    @classmethod
+    def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
+        return (f"draw_write {name}: a {params['n']}x{params['n']} grid of Gaussian filters placed by [{sources}] "
+                f"adds a patch to a {params['size']}x{params['size']} canvas (its state) -> {size}")

@@ -64,7 +64,7 @@ class EmbedKind(LookKind):
         return params["dim"]
 
     @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
+    def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         # Its one source is a words input, whose size is its vocabulary.
         return SentenceEmbedding(query_size, params["dim"], params["encoding"] == "position")
 

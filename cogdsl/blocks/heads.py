@@ -31,9 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cogdsl import ops
-from cogdsl.blocks.addressing import ResolvedStage, address_fields, content_similarity
+from cogdsl.blocks.addressing import ResolvedStage, address_fields, content_similarity, spelled_pipe
 from cogdsl.blocks.base import BlockKind, Param, register
 from cogdsl.blocks.dntm import lru_weights, sample_slots
+from cogdsl.blocks.runtime import Build, Step, StepOut, Unit
 from cogdsl.errors import DiagnosticSink, Span
 from cogdsl.named import NamedParameters
 from cogdsl.ops.ntm import content_logits
@@ -49,6 +50,11 @@ class HeadKind(BlockKind):
     requires = frozenset({"memory", "by"})
     writes = False
     extra_fields: tuple[tuple[str, str], ...] = ()  # (field, activation), each of size W
+
+    @classmethod
+    def build(cls, b: Build) -> None:
+        """Heads run in their group's unit (:class:`GroupUnit`), which their memory's kind builds."""
+        return None
 
 
 @register
@@ -312,3 +318,124 @@ class HeadGroup(nn.Module):
         weights = like.new_zeros(batch, self.plan.heads, slots)
         weights[:, :, 0] = 1.0
         return weights
+
+
+def head_slices(plan: GroupPlan) -> tuple[tuple[str, int, int], ...]:
+    """(block, start, stop) of each head block among its group's heads: reads first, then writes."""
+    slices, start = [], 0
+    for block, heads in plan.reads + plan.writes:
+        slices.append((block, start, start + heads))
+        start += heads
+    return tuple(slices)
+
+
+class GroupUnit(Unit):
+    """What every head group's unit shares: its weightings as state (``weights:INDEX``), the reads it gives
+    its read blocks, each head block's weightings in the trace, and the learned r@prev at t = 0.
+
+    ``step_group`` runs the group's own step and returns (weights (B, H, N), reads (B, H_read, width) or
+    None, the StepOut to fill)."""
+
+    def __init__(self, b: Build, index: int, group: nn.Module, slots: int):
+        self.index, self.name = index, f"group:{index}"
+        self.group = group
+        b.container("groups").append(group)
+        self.plan: GroupPlan = group.plan
+        self.key = f"weights:{index}"
+        self.slots = slots
+        self.slices = head_slices(self.plan)
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {self.key: self.group.initial_weights(batch, self.slots, like)}
+
+    @property
+    def samples(self) -> bool:
+        """Whether its heads sample slots (``hard``), learned by REINFORCE."""
+        return bool(self.group.samples)
+
+    def initial_values(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What its read blocks read "at t = 0", for a block that reads them with @prev: learned vectors."""
+        return {name: p.to(like.dtype).expand(batch, -1) for name, p in self.group.read_init.items()}
+
+    def step_group(self, step: Step, interface: torch.Tensor, out: StepOut
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def step(self, step: Step) -> StepOut:
+        (interface,) = step.taken("interface", self.plan.controller)
+        out = StepOut()
+        weights, reads = self.step_group(step, interface, out)
+        out.state[self.key] = weights
+        if reads is not None:
+            for block, start, stop in self.slices[:len(self.plan.reads)]:
+                out.values[block] = reads[:, start:stop].reshape(reads.shape[0], -1)
+        for block, start, stop in self.slices:
+            out.trace[block] = weights[:, start:stop]
+        if self.group.decision is not None:
+            out.decisions.append(self.group.decision)
+        return out
+
+    def heads_text(self) -> str:
+        plan = self.plan
+        heads = ", ".join(f"{b} x{n}" for b, n in plan.reads + plan.writes)
+        return f"heads {heads} on {plan.memory} by {plan.controller}"
+
+    def parameter_counts(self) -> dict[str, int]:
+        read_init = self.group.read_init
+        return {block: read_init[block].numel() if block in read_init else 0
+                for block, _ in self.plan.reads + self.plan.writes}
+
+
+class NTMGroupUnit(GroupUnit):
+    """An NTM head group's step: address the memory as the previous step left it, read, and post the writes
+    for the memory's unit (topic "writes"); an ``lru`` group keeps its moving average as ``lru:INDEX``.
+    A ``fused`` group, its memory's only writer with NTM addressing, does all of it in one
+    ``ops.ntm_memory_step`` call and posts the new memory (topic "memory")."""
+
+    group: HeadGroup
+
+    def __init__(self, b: Build, index: int, group: HeadGroup, slots: int, fused: bool):
+        super().__init__(b, index, group, slots)
+        self.fused = fused
+        self.lru_key = f"lru:{index}" if group.lru_decay is not None else None
+        self._memories = b.container("memories")
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        state = super().initial_state(batch, like)
+        if self.lru_key is not None:
+            state[self.lru_key] = self.group.initial_usage(batch, self.slots, like)
+        return state
+
+    def step_group(self, step: Step, interface: torch.Tensor, out: StepOut
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        memory, previous = self.plan.memory, step.state[self.key]
+        if self.fused:
+            weights, reads, new_memory = self.group.address_read_write(interface, step.state[memory], previous)
+            step.post("memory", memory, new_memory)
+            return weights, reads
+        seen = step.taken("addressed", memory)  # the memory as heads see it, [addresses ; contents], once a step
+        if not seen:
+            step.post("addressed", memory, self._memories[memory].addressed(step.state[memory]))
+        (addressed,) = step.taken("addressed", memory)
+        weights, reads, writes, usage = self.group(
+            interface, addressed, previous, None if self.lru_key is None else step.state[self.lru_key])
+        if self.lru_key is not None:
+            out.state[self.lru_key] = usage
+        if writes is not None:
+            step.post("writes", memory, writes)
+        return weights, reads
+
+    def describe(self) -> str:
+        group, plan = self.group, self.plan
+        text = f"{self.heads_text()}: address ({spelled_pipe(plan.stages)})"
+        if group.address_width:
+            text += f" over each slot's learned address ({group.address_width}) and content ({group.width})"
+        if group.lru_decay is not None:
+            text += ", keeping the moving average of its content logits"
+        if group.samples:
+            text += ", one sampled slot per head (REINFORCE)"
+        if plan.reads:
+            text += ", read the memory as of the previous step"
+        if self.fused:
+            text += "; one ntm_memory_step call with the write (a fused kernel on CUDA)"
+        return text

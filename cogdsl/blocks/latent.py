@@ -93,7 +93,7 @@ class LatentKind(LookKind):
         return params["size"]
 
     @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
+    def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         return GaussianLatent(query_size, params["size"])
 
     @classmethod

@@ -63,6 +63,7 @@ from torch import nn
 
 from cogdsl import ops
 from cogdsl.blocks.base import BlockKind, Param, register
+from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
 from cogdsl.errors import DiagnosticSink
 from cogdsl.ops.attention import masked_softmax
 from cogdsl.spec import Block
@@ -289,8 +290,42 @@ class StoryMemoryKind(BlockKind):
         return ReadPlan(3, 2, (0,) * count, (1,) * count, "linear")
 
     @classmethod
-    def build(cls, params: dict[str, Any], vocab: int, tables: int) -> SentenceMemory:
+    def make(cls, params: dict[str, Any], vocab: int, tables: int) -> SentenceMemory:
         return cls.module(vocab, params, tables)
+
+    @classmethod
+    def build(cls, b: Build) -> Unit:
+        return StoryMemoryUnit(b, cls.make(b.params, b.shapes.vocabs[b.name], b.shapes.tables[b.name]),
+                               cls.describe(b))
+
+    @classmethod
+    def describe(cls, b: Build) -> str:
+        assert b.block is not None
+        p, name = b.params, b.name
+        encoding = p["encoding"] + (" + temporal" if p["temporal"] else "")
+        empty = f", {p['random_empty']:g} random empty slots while training" if p["random_empty"] else ""
+        return (f"{cls.kind} {name}: the {p['slots']} most recent sentences of {b.block.sources[0].name}, one slot "
+                f"each, {encoding} encoding, {b.shapes.tables[name]} table(s) of {b.shapes.vocabs[name]} x "
+                f"{p['embedding']}{empty}")
+
+
+class StoryMemoryUnit(Unit):
+    """A story memory's step: its slots from the story read so far, value a :class:`Stored`."""
+
+    def __init__(self, b: Build, module: SentenceMemory, line: str):
+        assert b.block is not None
+        self.name, self.module = b.name, b.add("layers", b.name, module)
+        self.source = b.block.sources[0].name
+        self._line = line
+
+    def step(self, step: Step) -> StepOut:
+        return StepOut(self.module(step.values[self.source]))
+
+    def describe(self) -> str:
+        return self._line
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {self.name: count(self.module)}
 
 
 @register
@@ -391,8 +426,50 @@ class ReasoningKind(BlockKind):
                            f"give both inputs the same vocab ({max(vocab, shapes.sizes[ref.name])})")
 
     @classmethod
-    def build(cls, params: dict[str, Any], plan: ReadPlan, dim: int) -> nn.Module:
+    def make(cls, params: dict[str, Any], plan: ReadPlan, dim: int) -> nn.Module:
+        """The module: ``module(question, memory module, stored) -> (value, attention (B, passes, M))``."""
         raise NotImplementedError
+
+    @classmethod
+    def build(cls, b: Build) -> Unit:
+        assert b.block is not None and b.block.memory is not None
+        memory = b.block.memory.name
+        module = cls.make(b.params, b.shapes.read_plans[b.name], b.shapes.params[memory]["embedding"])
+        return ReasoningUnit(b, module, cls.describe(b))
+
+    @classmethod
+    def describe(cls, b: Build) -> str:
+        raise NotImplementedError
+
+
+class ReasoningUnit(Unit):
+    """A reasoning block's step: its question against the story memory's slots. Trace: ``NAME`` each pass's
+    attention over the slots (B, passes, M), ``MEMORY:rows`` the story row of each slot (B, M)."""
+
+    def __init__(self, b: Build, module: nn.Module, line: str):
+        assert b.block is not None and b.block.memory is not None
+        self.name, self.module = b.name, b.add("layers", b.name, module)
+        self.memory, self.source = b.block.memory.name, b.block.sources[0].name
+        self._layers = b.container("layers")  # the story memory's module, looked up when used
+        self._line = line
+
+    def step(self, step: Step) -> StepOut:
+        stored = step.values[self.memory]
+        value, attention = self.module(step.values[self.source], self._layers[self.memory], stored)
+        return StepOut(value, trace={self.name: attention, f"{self.memory}:rows": stored.rows})
+
+    def tie_answer(self, answer: nn.Linear, table: int) -> None:
+        """Make ``answer``'s weight the story memory's word table ``table`` (MemN2N's W^T = C^K): one parameter."""
+        answer.weight = self._layers[self.memory].words[table].weight
+
+    def describe(self) -> str:
+        return self._line
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {self.name: count(self.module)}
+
+
+_UPDATES = {"add": "u <- u + o", "linear": "u <- H u + o", "rotate": "u <- R_k(u + o)"}
 
 
 @register
@@ -412,5 +489,15 @@ class HopsKind(ReasoningKind):
         return memory_kind.read_plan(params["count"], params["tying"])
 
     @classmethod
-    def build(cls, params: dict[str, Any], plan: ReadPlan, dim: int) -> nn.Module:
+    def make(cls, params: dict[str, Any], plan: ReadPlan, dim: int) -> nn.Module:
         return Hops(params["count"], plan, dim)
+
+    @classmethod
+    def describe(cls, b: Build) -> str:
+        assert b.block is not None and b.block.memory is not None
+        p, plan, name = b.params, b.shapes.read_plans[b.name], b.name
+        tied = [output for output, reader in b.shapes.tied_answers.items() if reader == name]
+        return (f"hops {name} on {b.block.memory.name}: question {b.block.sources[0].name} by table "
+                f"{plan.query_table}, {p['count']} hops (keys by tables {','.join(map(str, plan.key_tables))}, "
+                f"values by tables {','.join(map(str, plan.value_tables))}), {_UPDATES[plan.update]}"
+                + (f"; output {tied[0]}'s weight is table {plan.value_tables[-1]}" if tied else ""))

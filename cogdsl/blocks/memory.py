@@ -17,9 +17,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from cogdsl import ops
 from cogdsl.blocks.addressing import ResolvedStage, resolve_ntm_address
 from cogdsl.blocks.base import BlockKind, Param, register
-from cogdsl.blocks.heads import FieldSlice, GroupPlan, HeadGroup, HeadUse, group_layout, ntm_groups
+from cogdsl.blocks.heads import (
+    FieldSlice,
+    GroupPlan,
+    GroupUnit,
+    HeadGroup,
+    HeadUse,
+    NTMGroupUnit,
+    group_layout,
+    ntm_groups,
+)
+from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
 from cogdsl.errors import DiagnosticSink
 from cogdsl.spec import Address
 
@@ -75,14 +86,54 @@ class MemoryKind(BlockKind):
         return group_layout(plan, params["width"], offset, params["address_width"])
 
     @classmethod
-    def group_module(cls, plan: GroupPlan, params: dict[str, Any], offset: int) -> nn.Module:
-        """The module that runs one group's step."""
-        return HeadGroup(plan, params["width"], offset, params["address_width"])
+    def group_unit(cls, b: Build, index: int, plan: GroupPlan, offset: int) -> GroupUnit:
+        """The unit that runs one head group's step (``offset``: where its fields start in the interface)."""
+        params = b.shapes.params[plan.memory]
+        group = HeadGroup(plan, params["width"], offset, params["address_width"])
+        writers = [other.memory for other in b.shapes.groups if other.writes]
+        # A memory's only writer, with NTM addressing, runs addressing, reads and write as one op.
+        return NTMGroupUnit(b, index, group, params["slots"], group.fusable and writers.count(plan.memory) == 1)
 
     @classmethod
-    def build(cls, params: dict[str, Any]) -> NTMMemory:
+    def make(cls, params: dict[str, Any]) -> NTMMemory:
         return NTMMemory(params["slots"], params["width"], params["init"], params["init_value"], params["init_std"],
                          params.get("address_width", 0))
+
+    @classmethod
+    def build(cls, b: Build) -> Unit:
+        writers = [block for plan in b.shapes.groups if plan.memory == b.name for block, _ in plan.writes]
+        return MemoryUnit(b, cls.make(b.params), writers)
+
+
+class MemoryUnit(Unit):
+    """A memory's step, after every head has read it: all of this step's writes at once, M_t =
+    ``ops.write(M_{t-1}, ...)`` of every write head (topic "writes"), or the new memory a fused group
+    computed (topic "memory"); a memory nothing wrote stays as it was. Its state: ``NAME``, (B, N, W)."""
+
+    def __init__(self, b: Build, module: NTMMemory, writers: list[str]):
+        self.name, self.module, self.writers = b.name, b.add("memories", b.name, module), writers
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {self.name: self.module.initial_state(batch, like)}
+
+    def step(self, step: Step) -> StepOut:
+        fused = step.taken("memory", self.name)
+        if fused:
+            return StepOut(state={self.name: fused[0]})
+        writes = step.taken("writes", self.name)
+        if not writes:
+            return StepOut(state={self.name: step.state[self.name]})
+        weights, erase, add = writes[0] if len(writes) == 1 else (
+            torch.cat(parts, dim=1) for parts in zip(*writes, strict=True))
+        return StepOut(state={self.name: ops.write(step.state[self.name], weights, erase, add)})
+
+    def describe(self) -> str | None:
+        if not self.writers:
+            return None
+        return f"write {self.name}: erase and add of {', '.join(self.writers)} (seen by reads from the next step)"
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {self.name: count(self.module)}
 
 
 class NTMMemory(nn.Module):

@@ -192,7 +192,7 @@ class ClockworkKind(ControllerKind):
         return _splits_hidden(params, "modules")
 
     @classmethod
-    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+    def make(cls, params: dict[str, Any], input_size: int) -> Controller:
         return ClockworkRNN(input_size, params["hidden"], params["modules"], params["base"], params["zoneout"])
 
 
@@ -206,7 +206,7 @@ class SkipRNNKind(ControllerKind):
                         CLIP, ZONEOUT)
 
     @classmethod
-    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+    def make(cls, params: dict[str, Any], input_size: int) -> Controller:
         return SkipRNN(input_size, params["hidden"], params["cell"], params["cost"], params["zoneout"])
 
 
@@ -225,5 +225,5 @@ class HMRNNKind(ControllerKind):
         return _splits_hidden(params, "layers")
 
     @classmethod
-    def build(cls, params: dict[str, Any], input_size: int) -> Controller:
+    def make(cls, params: dict[str, Any], input_size: int) -> Controller:
         return HMRNN(input_size, params["hidden"], params["layers"], params["slope"], params["zoneout"])

@@ -192,7 +192,7 @@ class StackKind(LookKind):
         return params["stacks"] * min(params["top"], params["depth"]) * params["width"]
 
     @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
+    def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         return Stack(query_size, params["stacks"], params["depth"], params["width"],
                      min(params["top"], params["depth"]), params["noop"], params["discrete"])
 
@@ -226,7 +226,7 @@ class StrengthStructureKind(LookKind):
         return cls.ends * params["width"]
 
     @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
+    def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         return cls.module(query_size, params["width"], params["capacity"])
 
     @classmethod

@@ -25,6 +25,7 @@ from torch import nn
 
 from cogdsl.blocks.attention import EncoderKind
 from cogdsl.blocks.base import LookKind, Param, register
+from cogdsl.blocks.runtime import Build
 from cogdsl.errors import DiagnosticSink
 from cogdsl.reinforce import Decision
 from cogdsl.spec import Block
@@ -82,8 +83,15 @@ class ConvKind(EncoderKind):
                        block.span, "use fewer layers, a smaller pool, or a larger image")
 
     @classmethod
-    def build(cls, params: dict[str, Any], input_size: int) -> nn.Module:
+    def make(cls, params: dict[str, Any], input_size: int) -> nn.Module:
         return ConvEncoder(params["channels"], params["layers"], params["kernel"], params["pool"])
+
+    @classmethod
+    def describe(cls, b: Build) -> str:
+        p = b.params
+        return (f"encoder {b.name}: {p['layers']} x (conv {p['kernel']}x{p['kernel']}, relu"
+                + (f", max-pool {p['pool']}" if p["pool"] > 1 else "") + f") over the image {b.sources()}, "
+                f"-> (B, regions, {b.shapes.sizes[b.name]}), at the first step only (kept in the state)")
 
 
 def conv_grid_side(params: dict[str, Any], side: int) -> int:
@@ -181,8 +189,13 @@ class SpatialTransformerKind(VisualKind):
         return params["size"] ** 2
 
     @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
+    def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         return SpatialTransformer(query_size, params["size"], params["transform"])
+
+    @classmethod
+    def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
+        return (f"spatial_transformer {name}: {params['transform']} transform = W [{sources}] + b (identity at "
+                f"first) samples a {params['size']}x{params['size']} patch of {target} -> {size}")
 
 
 class Glimpse(nn.Module):
@@ -247,6 +260,12 @@ class GlimpseKind(VisualKind):
         return params["scales"] * params["size"] ** 2 + 2
 
     @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
+    def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         assert target_size is not None  # the image's side
         return Glimpse(query_size, target_size, params["size"], params["scales"], params["std"])
+
+    @classmethod
+    def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
+        return (f"glimpse {name}: location ~ N(tanh(W [{sources}]), {params['std']}²) on {target}, "
+                f"{params['scales']} patch(es) of {params['size']}x{params['size']} -> {size}; "
+                "learns where to look by REINFORCE")

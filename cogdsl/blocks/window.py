@@ -74,7 +74,7 @@ class WindowKind(LookKind):
         return target_size
 
     @classmethod
-    def build(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
+    def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         return Window(query_size, params["k"])
 
     @classmethod

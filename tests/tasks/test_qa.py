@@ -402,11 +402,14 @@ def test_story_vocab_must_match_the_task(tmp_path: Path) -> None:
     assert "vocab=68" in text and "tie_answer" not in text
     with pytest.raises(ShapeError) as info:
         cogdsl.compile(spec_file(tmp_path, text))
-    (diagnostic,) = info.value.diagnostics
+    # every size problem in one report: the task's first, then what follows from it (the question's 69
+    # words no longer fit the story's word tables)
+    diagnostic, follow_on = info.value.diagnostics
     assert diagnostic.code == "E501"
     assert "'story'" in diagnostic.message and "vocab 68" in diagnostic.message
     assert "69-word vocabulary" in diagnostic.message
     assert diagnostic.hint == "set the vocab of 'story' to 69, or leave it out to take the task's"
+    assert follow_on.code == "E501" and "the question 'question' (69 words)" in follow_on.message
 
 
 def test_story_vocab_mismatch_is_reported_with_a_tied_answer(tmp_path: Path) -> None:
@@ -422,8 +425,9 @@ def test_question_vocab_must_match_the_task(tmp_path: Path) -> None:
     text = MEMN2N.read_text().replace("question: words(vocab=69)", "question: words(vocab=70)")
     with pytest.raises(ShapeError) as info:
         cogdsl.compile(spec_file(tmp_path, text))
-    assert [d.code for d in info.value.diagnostics] == ["E501"]
+    assert [d.code for d in info.value.diagnostics] == ["E501", "E501"]  # the task's, then the story tables'
     assert "'question' has vocab 70" in info.value.diagnostics[0].message
+    assert "whose story has 69" in info.value.diagnostics[1].message
 
 
 def test_a_vector_input_cannot_feed_babi(tmp_path: Path) -> None:
