@@ -37,6 +37,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from cogdsl.blocks import REGISTRY
+from cogdsl.blocks.stacks import busiest_stack as busiest_stack  # re-exported
 from cogdsl.errors import UsageError
 from cogdsl.viz import _first_output, _save, run_one_sequence
 
@@ -147,44 +149,13 @@ def _output_activation(model: torch.nn.Module) -> tuple[str, Callable[[torch.Ten
     return (str(outputs[0].activation.data) if outputs[0].activation else "none"), model.activations[outputs[0].name]
 
 
-def busiest_stack(actions: torch.Tensor) -> int:
-    """The stack that both pushes and pops most: argmax_k min(sum_t push_t[k], sum_t pop_t[k]) of
-    actions (T, stacks, 3). A stack that only pushes (a clock) or never acts loses to one that
-    rises and falls with what it stores."""
-    return int(torch.minimum(actions[:, :, 0].sum(0), actions[:, :, 1].sum(0)).argmax())
-
-
 def _structure_panels(model: torch.nn.Module, trace: dict[str, torch.Tensor]
                       ) -> dict[str, tuple[torch.Tensor, tuple[str, ...] | None]]:
-    """Panels (rows, T) for the stacks, queues, deques and multiscale controllers of ``model``, from one
-    sequence's trace (time first)."""
+    """Panels (rows, T) of the blocks that draw their own (:meth:`BlockKind.trace_panels`: stacks, queues,
+    deques, multiscale controllers), from one sequence's trace (time first)."""
     panels: dict[str, tuple[torch.Tensor, tuple[str, ...] | None]] = {}
-    kinds = {block.name: block.kind for block in getattr(getattr(model, "spec", None), "blocks", ())}
-    for name, kind in kinds.items():
-        if kind == "stack" and name in trace:
-            actions, contents = trace[name], trace[f"{name}:state"]  # (T, stacks, 3), (T, stacks, depth, width)
-            stacks = tuple(f"stack {k + 1}" for k in range(actions.shape[1]))
-            panels[f"{name}: push probability of each stack"] = (actions[:, :, 0].T, stacks)
-            panels[f"{name}: pop probability of each stack"] = (actions[:, :, 1].T, stacks)
-            busiest = busiest_stack(actions)
-            top = contents[:, busiest, :min(16, contents.shape[2]), 0].clamp_min(0)  # the empty value -1 shows as 0
-            panels[f"{name}: stack {busiest + 1} (pushes and pops most), its top {top.shape[1]} elements, "
-                   "first channel"] = (top.T, None)
-        elif kind in ("queue", "deque") and name in trace:
-            labels = ("push", "pop") if kind == "queue" else ("push top", "pop top", "push bottom", "pop bottom")
-            panels[f"{name}: push and pop strengths"] = (trace[name].T, labels)
-            panels[f"{name}: strength of each row (front first)" if kind == "queue" else
-                   f"{name}: strength of each row (bottom first)"] = (trace[f"{name}:state"].T, None)
-        elif f"{name}:active" in trace:
-            active = trace[f"{name}:active"].T
-            panels[f"{name}: groups that ran"] = (active, tuple(f"group {g + 1}" for g in range(active.shape[0])))
-        elif f"{name}:updates" in trace:
-            updates = trace[f"{name}:updates"].T
-            skipped = 1 - float(updates.mean())
-            panels[f"{name}: updates ({100 * skipped:.0f}% of steps skipped)"] = (updates, ("update",))
-        elif f"{name}:boundaries" in trace:
-            boundaries = trace[f"{name}:boundaries"].T
-            panels[f"{name}: boundaries"] = (boundaries, tuple(f"layer {k + 1}" for k in range(boundaries.shape[0])))
+    for block in getattr(getattr(model, "spec", None), "blocks", ()):
+        panels.update(REGISTRY[block.kind].trace_panels(block.name, trace))
     return panels
 
 

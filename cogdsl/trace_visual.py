@@ -22,20 +22,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from matplotlib.figure import Figure
 
+from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.latent import from_prior
-from cogdsl.blocks.visual import grid_side
+from cogdsl.blocks.visual import to_pixels as to_pixels  # re-exported
 from cogdsl.tasks.base import Batch, Task
 from cogdsl.viz import _save, run_batch
 
 GLIMPSES_PNG = "glimpses.png"
 GENERATED_PNG = "generated.png"
-
-_CORNERS = torch.tensor([[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 1.0, 1.0], [-1.0, 1.0, 1.0]])
-
 
 @dataclass(frozen=True)
 class GlimpseTrace:
@@ -62,11 +61,6 @@ class GlimpseTrace:
     canvases: dict[str, torch.Tensor]
 
 
-def to_pixels(points: torch.Tensor, side: int) -> torch.Tensor:
-    """Normalised coordinates in [-1, 1] → pixel coordinates, pixel centres at integers (align_corners=False)."""
-    return ((points + 1) * side - 1) / 2
-
-
 @torch.no_grad()
 def record_glimpses(model: torch.nn.Module, task: Task, images: int = 4, seed: int = 0) -> GlimpseTrace:
     """Run ``model`` (in eval mode, restored after) on ``images`` images of ``task`` drawn with ``seed``."""
@@ -75,44 +69,23 @@ def record_glimpses(model: torch.nn.Module, task: Task, images: int = 4, seed: i
     assert isinstance(batch.inputs, dict)
     pictures = batch.inputs["image"].float().cpu()
     side = pictures.shape[-1]
-    paths, widths, regions, weights, canvases = {}, {}, {}, {}, {}
-    for name in model.attentions:
-        if name not in trace:
-            continue  # a summary: nothing to show
-        kind = next(b.kind for b in model.spec.blocks if b.name == name)
-        seen = trace[name].float().cpu()
-        if kind == "glimpse":
-            module = model.attentions[name]
-            paths[name] = to_pixels(seen, side)
-            widths[name] = module.size * 2 ** (module.scales - 1)
-        elif kind == "spatial_transformer":
-            theta = seen.view(*seen.shape[:2], 2, 3)
-            regions[name] = to_pixels(torch.einsum("ntij,cj->ntci", theta, _CORNERS), side)
-        elif kind in ("draw_read", "draw_write"):  # (g_x, g_y, delta, sigma, gamma) in pixels
-            half = seen[..., 2:3] * (model.attentions[name].grid.filters - 1) / 2
-            corners = seen[..., None, :2] + half[..., None] * _CORNERS[:, :2]
-            if kind == "draw_read":
-                regions[name] = corners
-            else:
-                canvases[name] = _canvas(model, name, trace)
-        elif kind == "latent":
-            continue  # a latent's (mu, sigma) is not a place
-        else:  # attention over a feature grid: (N, T, heads, regions)
-            grid = grid_side(seen.shape[-1])
-            for head in range(seen.shape[2]):
-                label = name if seen.shape[2] == 1 else f"{name} head {head + 1}"
-                weights[label] = seen[:, :, head].reshape(*seen.shape[:2], grid, grid)
+    layers: dict[str, dict[str, object]] = {"paths": {}, "widths": {}, "regions": {}, "weights": {}, "canvases": {}}
+    for block, module in _looking(model, trace):
+        places = REGISTRY[block.kind].trace_places(block.name, trace[block.name].float().cpu(), side, module, trace)
+        for layer, shown in places.items():
+            layers[layer].update(shown)
     scored = batch.mask[0].nonzero()[-1].item()
     classes = task.loss == "ce"
     target = tuple(int(i) for i in batch.targets[:, scored]) if classes else ()
     predicted = tuple(int(i) for i in logits[:, scored].argmax(-1)) if classes else ()
-    return GlimpseTrace(pictures, target, predicted, paths, widths, regions, weights, canvases)
+    return GlimpseTrace(pictures, target, predicted, layers["paths"], layers["widths"],  # type: ignore[arg-type]
+                        layers["regions"], layers["weights"], layers["canvases"])  # type: ignore[arg-type]
 
 
-def _canvas(model: torch.nn.Module, name: str, trace: dict[str, torch.Tensor]) -> torch.Tensor:
-    """A draw_write block's canvas after each step, through a sigmoid: (N, T, A, A)."""
-    canvas = torch.sigmoid(trace[f"{name}:state"].float().cpu())
-    return canvas.view(*canvas.shape[:2], model.attentions[name].side, -1)
+def _looking(model: torch.nn.Module, trace: dict[str, torch.Tensor]) -> list[tuple[Any, torch.nn.Module]]:
+    """The attention-family blocks of ``model`` that left something in ``trace``, with their modules."""
+    return [(block, model.attentions[block.name]) for block in model.spec.blocks
+            if block.name in model.attentions and block.name in trace]
 
 
 @torch.no_grad()
@@ -127,8 +100,9 @@ def record_generated(model: torch.nn.Module, task: Task, images: int = 8, seed: 
         torch.manual_seed(seed)
         logits, trace = run_batch(model, blank)
     side = batch.inputs["image"].shape[-1]
-    canvases = {name: _canvas(model, name, trace) for name in model.attentions
-                if next(b.kind for b in model.spec.blocks if b.name == name) == "draw_write"}
+    canvases = {name: canvas for block, module in _looking(model, trace)
+                for name, canvas in REGISTRY[block.kind].trace_places(
+                    block.name, trace[block.name].float().cpu(), side, module, trace).get("canvases", {}).items()}
     pictures = torch.sigmoid(logits[:, -1].float().cpu()).view(images, side, side)
     return GlimpseTrace(pictures, (), (), {}, {}, {}, {}, canvases)
 

@@ -178,16 +178,13 @@ def _check_attended(block: Block, roles: dict[str, str], kinds: dict[str, str], 
             sink.error("E303", f"{owner}: looks at an image, and '{target.name}' is {found}", target.span,
                        "look at an input declared as 'image(size=N)'")
         return
-    if block.kind == "summary" and (block.params["mode"].data if "mode" in block.params else "final") == "final":
-        if kinds.get(target.name) != "encoder":
-            sink.error("E303", f"{owner}: mode=final takes a recurrent encoder's last state, and '{target.name}' "
-                       "is not a recurrent encoder", target.span, "use mode=mean, or summarize an 'encoder' block")
+    if REGISTRY[block.kind].check_target(block, kind, sink):
         return
     memory_ok = "memory" in REGISTRY[block.kind].looks_over
     if carries.get(target.name) == "sequence" or (
             memory_ok and role == "memory" and kind is not None and kind.read_by == "head"):
         return
-    found = _a(f"{kind.kind} memory" if kind.kind != "memory" else "memory") if role == "memory" and kind else (
+    found = _a(kind.noun()) if role == "memory" and kind else (
         f"an input carrying {_CARRIED.get(str(carries.get(target.name)), 'a vector')}" if role == "input"
         else _a(role))
     looked_over = "a sequence or a memory" if memory_ok else "a sequence"

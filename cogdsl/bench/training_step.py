@@ -36,7 +36,7 @@ from cogdsl.bench.harness import (
 )
 from cogdsl.bench.memory_step import memory_step_bytes
 from cogdsl.errors import UsageError
-from cogdsl.spec import Spec, Value
+from cogdsl.spec import Block, Spec, Value
 
 if TYPE_CHECKING:
     from cogdsl.bench.command import BenchOptions
@@ -47,14 +47,18 @@ TRAINING_STEP = "training step"
 
 
 def memory_sizes(spec: Spec) -> list[tuple[int, int]]:
-    """(slots, width) of each memory block of the spec."""
-    return [(int(b.params["slots"].data), int(b.params["width"].data)) for b in spec.blocks if b.kind == "memory"]
+    """(slots, width) of each memory block of the spec (a block with slots and a width)."""
+    return [(int(b.params["slots"].data), int(b.params["width"].data)) for b in spec.blocks if _is_memory(b)]
+
+
+def _is_memory(block: Block) -> bool:
+    return "slots" in block.params and "width" in block.params
 
 
 def spec_with_slots(spec: Spec, slots: int) -> Spec:
     """The spec with every memory block's slot count set to ``slots``."""
     blocks = tuple(
-        dataclasses.replace(b, params={**b.params, "slots": Value(slots)}) if b.kind == "memory" else b
+        dataclasses.replace(b, params={**b.params, "slots": Value(slots)}) if _is_memory(b) else b
         for b in spec.blocks
     )
     return dataclasses.replace(spec, blocks=blocks)

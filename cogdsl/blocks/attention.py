@@ -423,6 +423,17 @@ class AttentionKind(BlockKind):
                          params["mode"], params["entropy"])
 
     @classmethod
+    def trace_places(cls, name: str, seen: Any, side: int, module: Any, trace: dict[str, Any]
+                     ) -> dict[str, dict[str, Any]]:
+        """Over a feature grid: each head's weights over its regions, (N, T, g, g)."""
+        grid = math.isqrt(seen.shape[-1])
+        weights = {}
+        for head in range(seen.shape[2]):
+            label = name if seen.shape[2] == 1 else f"{name} head {head + 1}"
+            weights[label] = seen[:, :, head].reshape(*seen.shape[:2], grid, grid)
+        return {"weights": weights}
+
+    @classmethod
     def build(cls, b: Build) -> Unit:
         key_size = b.shapes.sizes[b.name] // b.params["heads"]  # its value is heads x D
         return AttentionUnit(b, cls.make(b.params, b.shapes.input_sizes[b.name], key_size))
@@ -514,6 +525,19 @@ class SummaryKind(BlockKind):
     @classmethod
     def make(cls, params: dict[str, Any], bidirectional: bool) -> nn.Module:
         return Summary(params["mode"], bidirectional)
+
+    @classmethod
+    def check_target(cls, block: Block, target_kind: type[BlockKind] | None, sink: DiagnosticSink) -> bool:
+        """mode=final takes a recurrent encoder's last state: it summarizes an ``encoder`` block only."""
+        mode = block.params["mode"].data if "mode" in block.params else "final"
+        if mode != "final":
+            return False
+        assert block.memory is not None
+        if target_kind is not RecurrentEncoderKind:
+            sink.error("E303", f"{block.kind} '{block.name}': mode=final takes a recurrent encoder's last state, and "
+                       f"'{block.memory.name}' is not a recurrent encoder", block.memory.span,
+                       f"use mode=mean, or summarize an '{RecurrentEncoderKind.kind}' block")
+        return True
 
     @classmethod
     def build(cls, b: Build) -> Unit:

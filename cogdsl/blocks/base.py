@@ -161,6 +161,11 @@ class BlockKind:
 
 
     @classmethod
+    def noun(cls) -> str:
+        """How messages name a block of this kind: "memory", "dnc_memory memory"."""
+        return cls.family if cls.kind == cls.family else f"{cls.kind} {cls.family}"
+
+    @classmethod
     def conflicts(cls, params: dict[str, Any]) -> list[tuple[str, str, str]]:
         """Constraints between parameters that each passed its own check: (parameter, message, hint) for
         each one broken (e.g. a hidden size its modules must divide). None here."""
@@ -170,6 +175,26 @@ class BlockKind:
     def check_shapes(cls, block: Block, shapes: Shapes, sink: DiagnosticSink) -> None:
         """Report (E501) where the sizes inferred around ``block`` do not fit this kind, once every size is
         known (e.g. a dot score needs a query as wide as its keys). None here."""
+
+    @classmethod
+    def check_target(cls, block: Block, target_kind: type[BlockKind] | None, sink: DiagnosticSink) -> bool:
+        """Rules of this kind on what its ``on`` names (``target_kind``: that block's kind, None for an input),
+        checked by the validator; True when the kind decided (reported a problem or accepted it). None here."""
+        return False
+
+    @classmethod
+    def trace_panels(cls, name: str, trace: dict[str, Any]) -> dict[str, tuple[Any, tuple[str, ...] | None]]:
+        """What ``cogdsl trace`` draws of the block over time, from one sequence's trace (time first, keys as
+        its unit wrote them): title -> (image (rows, T), row labels or None). None here."""
+        return {}
+
+    @classmethod
+    def trace_places(cls, name: str, seen: Any, side: int, module: Any, trace: dict[str, Any]
+                     ) -> dict[str, dict[str, Any]]:
+        """What ``cogdsl trace`` draws of the block on an image task's pictures, from its trace entry ``seen``
+        (N, T, ...) on images of ``side`` pixels: by layer, "paths" (N, T, 2) and "widths" (pixels), "regions"
+        (N, T, corners, 2), "weights" (N, T, grid, grid), "canvases" (N, T, side, side). None here."""
+        return {}
 
     @classmethod
     def build(cls, b: Build) -> Unit | None:

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from cogdsl.blocks.base import LookKind, Param, register
+from cogdsl.blocks.visual import CORNERS
 
 
 def filterbank(centre: torch.Tensor, stride: torch.Tensor, variance: torch.Tensor, filters: int,
@@ -120,6 +121,12 @@ class DrawReadKind(LookKind):
         return DrawRead(query_size, target_size, params["n"])
 
     @classmethod
+    def trace_places(cls, name: str, seen: Any, side: int, module: Any, trace: dict[str, Any]
+                     ) -> dict[str, dict[str, Any]]:
+        """The square its filter centres span: (g_x, g_y, delta, sigma, gamma) in pixels."""
+        return {"regions": {name: filter_square(seen, module)}}
+
+    @classmethod
     def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
         return (f"draw_read {name}: a {params['n']}x{params['n']} grid of Gaussian filters placed by [{sources}] "
                 f"reads {target} -> {size}")
@@ -147,6 +154,20 @@ class DrawWriteKind(LookKind):
         return DrawWrite(query_size, params["size"], params["n"])
 
     @classmethod
+    def trace_places(cls, name: str, seen: Any, side: int, module: Any, trace: dict[str, Any]
+                     ) -> dict[str, dict[str, Any]]:
+        """Its canvas after each step, through a sigmoid: (N, T, A, A)."""
+        canvas = torch.sigmoid(trace[f"{name}:state"].float().cpu())
+        return {"canvases": {name: canvas.view(*canvas.shape[:2], module.side, -1)}}
+
+    @classmethod
     def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
         return (f"draw_write {name}: a {params['n']}x{params['n']} grid of Gaussian filters placed by [{sources}] "
                 f"adds a patch to a {params['size']}x{params['size']} canvas (its state) -> {size}")
+
+
+def filter_square(seen: torch.Tensor, module: Any) -> torch.Tensor:
+    """The corners (N, T, 4, 2) of the square a grid of filters' centres span, from its parameters (g_x, g_y,
+    delta, sigma, gamma) in pixels, (N, T, 5)."""
+    half = seen[..., 2:3] * (module.grid.filters - 1) / 2
+    return seen[..., None, :2] + half[..., None] * CORNERS[:, :2]

@@ -192,6 +192,13 @@ class ClockworkKind(ControllerKind):
         return _splits_hidden(params, "modules")
 
     @classmethod
+    def trace_panels(cls, name: str, trace: dict[str, Any]) -> dict[str, tuple[Any, tuple[str, ...] | None]]:
+        if f"{name}:active" not in trace:
+            return {}
+        active = trace[f"{name}:active"].T
+        return {f"{name}: groups that ran": (active, tuple(f"group {g + 1}" for g in range(active.shape[0])))}
+
+    @classmethod
     def make(cls, params: dict[str, Any], input_size: int) -> Controller:
         return ClockworkRNN(input_size, params["hidden"], params["modules"], params["base"], params["zoneout"])
 
@@ -204,6 +211,14 @@ class SkipRNNKind(ControllerKind):
     params: ClassVar = (HIDDEN, Param("cell", str, "lstm", choices=("lstm", "gru", "rnn")),
                         Param("cost", float, 0.0, minimum=0.0, doc="loss per update per sequence (lambda)"),
                         CLIP, ZONEOUT)
+
+    @classmethod
+    def trace_panels(cls, name: str, trace: dict[str, Any]) -> dict[str, tuple[Any, tuple[str, ...] | None]]:
+        if f"{name}:updates" not in trace:
+            return {}
+        updates = trace[f"{name}:updates"].T
+        skipped = 1 - float(updates.mean())
+        return {f"{name}: updates ({100 * skipped:.0f}% of steps skipped)": (updates, ("update",))}
 
     @classmethod
     def make(cls, params: dict[str, Any], input_size: int) -> Controller:
@@ -223,6 +238,13 @@ class HMRNNKind(ControllerKind):
     @classmethod
     def conflicts(cls, params: dict[str, Any]) -> list[tuple[str, str, str]]:
         return _splits_hidden(params, "layers")
+
+    @classmethod
+    def trace_panels(cls, name: str, trace: dict[str, Any]) -> dict[str, tuple[Any, tuple[str, ...] | None]]:
+        if f"{name}:boundaries" not in trace:
+            return {}
+        boundaries = trace[f"{name}:boundaries"].T
+        return {f"{name}: boundaries": (boundaries, tuple(f"layer {k + 1}" for k in range(boundaries.shape[0])))}
 
     @classmethod
     def make(cls, params: dict[str, Any], input_size: int) -> Controller:

@@ -204,6 +204,27 @@ class StackKind(LookKind):
         return (f"stack {name}: [{sources}] choose {actions} for each of {params['stacks']} stack(s) of "
                 f"{params['depth']} x {params['width']} (kept in the state) -> the top {params['top']}: {size}")
 
+    @classmethod
+    def trace_panels(cls, name: str, trace: dict[str, Any]) -> dict[str, tuple[Any, tuple[str, ...] | None]]:
+        """Each stack's push and pop probabilities, and the top of the stack that pushes and pops most."""
+        if name not in trace:
+            return {}
+        actions, contents = trace[name], trace[f"{name}:state"]  # (T, stacks, 3), (T, stacks, depth, width)
+        stacks = tuple(f"stack {k + 1}" for k in range(actions.shape[1]))
+        busiest = busiest_stack(actions)
+        top = contents[:, busiest, :min(16, contents.shape[2]), 0].clamp_min(0)  # the empty value -1 shows as 0
+        return {f"{name}: push probability of each stack": (actions[:, :, 0].T, stacks),
+                f"{name}: pop probability of each stack": (actions[:, :, 1].T, stacks),
+                f"{name}: stack {busiest + 1} (pushes and pops most), its top {top.shape[1]} elements, "
+                "first channel": (top.T, None)}
+
+
+def busiest_stack(actions: torch.Tensor) -> int:
+    """The stack that both pushes and pops most: argmax_k min(sum_t push_t[k], sum_t pop_t[k]) of
+    actions (T, stacks, 3). A stack that only pushes (a clock) or never acts loses to one that
+    rises and falls with what it stores."""
+    return int(torch.minimum(actions[:, :, 0].sum(0), actions[:, :, 1].sum(0)).argmax())
+
 
 _CAPACITY = Param("capacity", int, 64, minimum=1, maximum=100000,
                   doc="pushes kept (per end); older ones are forgotten, so make it at least the steps run")
@@ -220,6 +241,8 @@ class StrengthStructureKind(LookKind):
     stateful = True
     ends: ClassVar[int]
     module: ClassVar[type[nn.Module]]
+    action_labels: ClassVar[tuple[str, ...]]  # the rows of its trace of push and pop strengths
+    first_row: ClassVar[str]  # which end its rows are drawn from
 
     @classmethod
     def value_size(cls, params: dict[str, Any], target_size: int | None) -> int:
@@ -234,6 +257,14 @@ class StrengthStructureKind(LookKind):
         return (f"{cls.kind} {name}: [{sources}] push and pop strengths and a value of {params['width']} "
                 f"({params['capacity']} rows per end, kept in the state) -> what is read: {size}")
 
+    @classmethod
+    def trace_panels(cls, name: str, trace: dict[str, Any]) -> dict[str, tuple[Any, tuple[str, ...] | None]]:
+        """Its push and pop strengths, and the strength of each row."""
+        if name not in trace:
+            return {}
+        return {f"{name}: push and pop strengths": (trace[name].T, cls.action_labels),
+                f"{name}: strength of each row ({cls.first_row} first)": (trace[f"{name}:state"].T, None)}
+
 
 @register
 class QueueKind(StrengthStructureKind):
@@ -242,6 +273,8 @@ class QueueKind(StrengthStructureKind):
            "pop a strength from the front; value what is read from the front, (B, width).")
     ends = 1
     module = Queue
+    action_labels = ("push", "pop")
+    first_row = "front"
 
 
 @register
@@ -251,3 +284,5 @@ class DequeKind(StrengthStructureKind):
            "what is read from the top and from the bottom, (B, 2·width).")
     ends = 2
     module = Deque
+    action_labels = ("push top", "pop top", "push bottom", "pop bottom")
+    first_row = "bottom"

@@ -103,6 +103,15 @@ def conv_grid_side(params: dict[str, Any], side: int) -> int:
     return side
 
 
+CORNERS = torch.tensor([[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [1.0, 1.0, 1.0], [-1.0, 1.0, 1.0]])
+"""The corners of the output square in normalised homogeneous coordinates, for drawing a sampled region."""
+
+
+def to_pixels(points: torch.Tensor, side: int) -> torch.Tensor:
+    """Normalised coordinates in [-1, 1] → pixel coordinates, pixel centres at integers (align_corners=False)."""
+    return ((points + 1) * side - 1) / 2
+
+
 def grid_side(regions: int) -> int:
     """The side of a square feature grid of ``regions`` regions."""
     return math.isqrt(regions)
@@ -193,6 +202,13 @@ class SpatialTransformerKind(VisualKind):
         return SpatialTransformer(query_size, params["size"], params["transform"])
 
     @classmethod
+    def trace_places(cls, name: str, seen: Any, side: int, module: Any, trace: dict[str, Any]
+                     ) -> dict[str, dict[str, Any]]:
+        """The region it sampled: the output square's corners through its transform theta."""
+        theta = seen.view(*seen.shape[:2], 2, 3)
+        return {"regions": {name: to_pixels(torch.einsum("ntij,cj->ntci", theta, CORNERS), side)}}
+
+    @classmethod
     def describe(cls, name: str, params: dict[str, Any], sources: str, target: str | None, size: int) -> str:
         return (f"spatial_transformer {name}: {params['transform']} transform = W [{sources}] + b (identity at "
                 f"first) samples a {params['size']}x{params['size']} patch of {target} -> {size}")
@@ -269,3 +285,9 @@ class GlimpseKind(VisualKind):
         return (f"glimpse {name}: location ~ N(tanh(W [{sources}]), {params['std']}²) on {target}, "
                 f"{params['scales']} patch(es) of {params['size']}x{params['size']} -> {size}; "
                 "learns where to look by REINFORCE")
+
+    @classmethod
+    def trace_places(cls, name: str, seen: Any, side: int, module: Any, trace: dict[str, Any]
+                     ) -> dict[str, dict[str, Any]]:
+        """Its path of locations, and the width of its widest patch."""
+        return {"paths": {name: to_pixels(seen, side)}, "widths": {name: module.size * 2 ** (module.scales - 1)}}
