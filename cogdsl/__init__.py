@@ -31,12 +31,12 @@ from cogdsl.errors import (
 
 __version__ = "0.1.0"
 
-from cogdsl.spec import Spec
+from cogdsl.language.spec import Spec
 
 if TYPE_CHECKING:
     import torch
 
-    from cogdsl.lower import CompiledModel
+    from cogdsl.compiler.lower import CompiledModel
     from cogdsl.tasks import Task
 
 
@@ -44,7 +44,7 @@ def load(path: str | Path) -> Spec:
     """Read a spec file (.yaml, .yml or .cog) into the IR; raises SpecError with every problem found.
 
     Sizes the spec leaves out are taken from its task (reading the task's data files, if it has any)."""
-    from cogdsl.pipeline import check, read_spec_file
+    from cogdsl.compiler.pipeline import check, read_spec_file
 
     spec = read_spec_file(path)
     check(spec)
@@ -57,7 +57,7 @@ def compile(spec: Spec | str | Path, task: Task | None = None, *, max_memory: in
     ``task`` (default: the task its train section names). A model whose parameters and training-batch state
     exceed ``max_memory`` (bytes or a size such as ``"80GiB"``; default ``$COGDSL_MAX_MEMORY`` or 16 GiB) is
     refused with SpecError E502 before anything is allocated."""
-    from cogdsl.pipeline import compile_spec
+    from cogdsl.compiler.pipeline import compile_spec
 
     return compile_spec(spec, task=task, max_memory=max_memory)
 
@@ -72,8 +72,8 @@ def save(model: torch.nn.Module, path: str | Path, *, task: Task | None = None, 
     Raises:
         UsageError: ``model`` is not a compiled cogdsl model, or the path is not a .safetensors file.
     """
-    from cogdsl.checkpoint import library_versions, save_checkpoint, spec_fingerprint
-    from cogdsl.emit import to_yaml
+    from cogdsl.language.emit import to_yaml
+    from cogdsl.training.checkpoints import library_versions, save_checkpoint, spec_fingerprint
 
     spec = getattr(model, "spec", None)
     if not isinstance(spec, Spec):
@@ -96,9 +96,9 @@ def restore(checkpoint: str | Path, spec: Spec | str | Path | None = None, devic
     Raises:
         CheckpointError: a missing, corrupt or foreign checkpoint; UsageError: no spec in it and none given.
     """
-    from cogdsl.checkpoint import load_checkpoint, load_model_state
-    from cogdsl.pipeline import compile_spec, parse_text, read_spec_file
-    from cogdsl.train_config import build_task, resolve_train
+    from cogdsl.compiler.pipeline import compile_spec, parse_text, read_spec_file
+    from cogdsl.training.checkpoints import load_checkpoint, load_model_state
+    from cogdsl.training.config import build_task, resolve_train
     from cogdsl.training.devices import resolve_device
 
     saved = load_checkpoint(checkpoint)
@@ -125,7 +125,7 @@ def restore(checkpoint: str | Path, spec: Spec | str | Path | None = None, devic
 
 def __getattr__(name: str) -> Any:
     if name == "CompiledModel":
-        from cogdsl.lower import CompiledModel
+        from cogdsl.compiler.lower import CompiledModel
 
         return CompiledModel
     if name in ("train", "ops", "tasks", "blocks", "reinforce"):

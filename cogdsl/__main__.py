@@ -3,6 +3,6 @@
 
 import sys
 
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 
 sys.exit(main())

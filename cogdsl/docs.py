@@ -16,7 +16,7 @@ from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.addressing import STAGES
 from cogdsl.blocks.base import Param
 from cogdsl.errors import CODES
-from cogdsl.spec import SIZE_KEYS
+from cogdsl.language.spec import SIZE_KEYS
 from cogdsl.tasks import TASKS, Task, TaskParam
 
 

@@ -37,7 +37,7 @@ import torch
 import cogdsl
 from cogdsl.tasks import make_task
 from cogdsl.tasks.adding import AddingTask
-from cogdsl.train import (
+from cogdsl.training.loop import (
     EVAL_SEED,
     asks_for_best,
     config_from_spec,
@@ -47,7 +47,7 @@ from cogdsl.train import (
     train,
     use_best_weights,
 )
-from cogdsl.viz import evaluating
+from cogdsl.viz.curves import evaluating
 
 
 def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ...], out: str,
@@ -57,7 +57,7 @@ def run_one(spec_path: str, seed: int, steps: int | None, lengths: tuple[int, ..
 
     ``train_length`` trains on sequences of that one length (the task's min_len and max_len);
     ``curriculum`` (every, start) draws lengths from [start, L_t], L_t rising by one every
-    ``every`` steps from ``start`` to max_len (:mod:`cogdsl.curriculum`); ``keep_best`` keeps and scores
+    ``every`` steps from ``start`` to max_len (:mod:`cogdsl.training.curriculum`); ``keep_best`` keeps and scores
     the weights of the lowest validation loss, as the spec's ``keep_best: true`` does."""
     spec = cogdsl.load(spec_path)
     config = config_from_spec(spec, spec_path)

@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 
 import cogdsl
-from cogdsl.pipeline import parse_text
+from cogdsl.compiler.pipeline import parse_text
 from cogdsl.tasks import Batch, Task, TaskParam, register_task
 
 

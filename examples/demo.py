@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
-from cogdsl.cli import main as cogdsl  # noqa: E402 - after the path is set
+from cogdsl.cli.command import main as cogdsl  # noqa: E402 - after the path is set
 
 
 def _shown(path: Path) -> str:

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 import cogdsl
-from cogdsl.pipeline import parse_text
+from cogdsl.compiler.pipeline import parse_text
 
 SPEC = """
 model echo

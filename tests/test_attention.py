@@ -41,7 +41,7 @@ from cogdsl.blocks.attention import (
 )
 from cogdsl.errors import Diagnostic
 from cogdsl.tasks import make_task
-from cogdsl.train import config_from_spec, train
+from cogdsl.training.loop import config_from_spec, train
 from tests.tiny import compile_text, write_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -621,7 +621,7 @@ def test_new_sequence_with_an_old_state_is_encoded_again(tmp_path: Path) -> None
     """A state carried over from one source, stepped with another: the state then holds the new source as
     ``seq:src``, so its encoder states ``seq:enc`` (what attention looks over) must be the new source's too.
 
-    Fails at the time of writing (cogdsl/lower.py, ``step``, the ``"encoder"`` unit): the encoder's cached
+    Fails at the time of writing (cogdsl/compiler/lower.py, ``step``, the ``"encoder"`` unit): the encoder's cached
     ``seq:enc`` is reused whenever it is in the state, even when the given sequence is another one, so
     attention silently looks over the encoding of the previous source.
     """

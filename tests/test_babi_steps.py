@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import cogdsl
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.tasks import make_task
 from cogdsl.tasks.babi import BABI_TASKS, MAX_WORDS, generate_split, vocabulary
 from cogdsl.tasks.qa_steps import BabiStepsTask
-from cogdsl.train import evaluate
+from cogdsl.training.loop import evaluate
 from tests.tiny import compile_text, write_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.errors import CODES
 
 ROOT = Path(__file__).resolve().parent.parent

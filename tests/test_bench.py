@@ -50,7 +50,7 @@ from cogdsl.bench import (
     render,
     render_table,
 )
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.errors import UsageError
 from cogdsl.ops import attention
 from tests.tiny import tiny_ntm
@@ -537,7 +537,7 @@ def test_hop_sizes_are_checked(field):
 def test_the_cli_offers_every_section_to_only():
     """``cogdsl bench --only`` takes each section's name with dashes, and no other: a new section is reachable."""
     from cogdsl.bench import SECTIONS
-    from cogdsl.cli import build_parser
+    from cogdsl.cli.command import build_parser
 
     parser = build_parser()
     bench_parser = next(action for action in parser._subparsers._group_actions  # type: ignore[union-attr]

@@ -13,7 +13,9 @@ import torch
 from safetensors.torch import save_file
 
 import cogdsl
-from cogdsl.checkpoint import (
+from cogdsl.cli.command import main
+from cogdsl.errors import CheckpointError, UsageError
+from cogdsl.training.checkpoints import (
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -24,9 +26,7 @@ from cogdsl.checkpoint import (
     save_checkpoint,
     spec_fingerprint,
 )
-from cogdsl.cli import main
-from cogdsl.errors import CheckpointError, UsageError
-from cogdsl.train import build_optimizer, config_from_spec
+from cogdsl.training.loop import build_optimizer, config_from_spec
 from tests.tiny import tiny_ntm
 
 

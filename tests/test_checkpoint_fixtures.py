@@ -73,7 +73,7 @@ def test_a_renamed_parameter_is_refused(tmp_path: Path) -> None:
     """The fixtures would catch a rename: a checkpoint whose names differ from the model's does not load."""
     from safetensors.torch import save_file
 
-    from cogdsl.checkpoint import tensor_digest
+    from cogdsl.training.checkpoints import tensor_digest
 
     path = _unpacked("ntm_copy_yaml.safetensors.xz", tmp_path)
     with safe_open(str(path), framework="pt") as stream:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import cogdsl.pipeline
-from cogdsl.cli import main
+import cogdsl.compiler.pipeline
+from cogdsl.cli.command import main
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "ntm_copy.yaml"
 
@@ -20,7 +20,7 @@ def _raise(error: Exception):
 
 def test_a_bug_is_an_internal_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("COGDSL_DEBUG", raising=False)
-    monkeypatch.setattr(cogdsl.pipeline, "lower", _raise(KeyError("_modules")))
+    monkeypatch.setattr(cogdsl.compiler.pipeline, "lower", _raise(KeyError("_modules")))
     assert main(["compile", str(SPEC)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("cogdsl compile: internal error: KeyError: '_modules'\n")
@@ -29,7 +29,7 @@ def test_a_bug_is_an_internal_error(monkeypatch: pytest.MonkeyPatch, capsys: pyt
 
 def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("COGDSL_DEBUG", "1")
-    monkeypatch.setattr(cogdsl.pipeline, "lower", _raise(ValueError("shape")))
+    monkeypatch.setattr(cogdsl.compiler.pipeline, "lower", _raise(ValueError("shape")))
     assert main(["compile", str(SPEC)]) == 1
     assert "Traceback" in capsys.readouterr().err
 
@@ -39,7 +39,7 @@ def test_debug_shows_the_traceback(monkeypatch: pytest.MonkeyPatch, capsys: pyte
 def test_out_of_memory_is_said_in_words(error: Exception, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("COGDSL_DEBUG", raising=False)
-    monkeypatch.setattr(cogdsl.pipeline, "lower", _raise(error))
+    monkeypatch.setattr(cogdsl.compiler.pipeline, "lower", _raise(error))
     assert main(["compile", str(SPEC)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("cogdsl compile: error: out of memory (") and "--batch" in err and "Traceback" not in err

@@ -1,4 +1,4 @@
-"""The length curriculum of cogdsl/curriculum.py: L_t = min(hi, max(lo, start) + floor(t / every)),
+"""The length curriculum of cogdsl/training/curriculum.py: L_t = min(hi, max(lo, start) + floor(t / every)),
 the batches it draws, its checks in the train section, and a training run that follows it."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import cogdsl
-from cogdsl.curriculum import LengthCurriculum, longest_length
 from cogdsl.errors import SpecError, UsageError
 from cogdsl.tasks import make_task
-from cogdsl.train import config_from_spec, train
+from cogdsl.training.curriculum import LengthCurriculum, longest_length
+from cogdsl.training.loop import config_from_spec, train
 
 SPEC = """
 model counter

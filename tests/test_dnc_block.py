@@ -32,7 +32,7 @@ import torch
 
 import cogdsl
 from cogdsl.blocks.dnc import DNCGroup
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 import cogdsl
 from cogdsl import ops
 from cogdsl.blocks.dnc import DNCGroup
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.reinforce import Decision, reinforce_loss, standardized
-from cogdsl.train import train
+from cogdsl.training.loop import train
 from tests.test_dnc_block import dnc_group, dnc_spec, random_interface, random_state
 
 SOFT_READ = "backward + content(cosine) + forward"

@@ -14,7 +14,7 @@ from cogdsl.blocks.dntm import lru_weights, sample_slots
 from cogdsl.ops.ntm import content_logits
 from cogdsl.reinforce import Decision, reinforce_loss, standardized
 from cogdsl.tasks import make_task
-from cogdsl.train import rewards
+from cogdsl.training.loop import rewards
 from tests.tiny import compile_text
 
 SLOTS, WIDTH, ADDRESS = 6, 5, 3
@@ -272,7 +272,7 @@ def test_hard_addressing_learns_its_keys_by_reinforce_alone(tmp_path: Path) -> N
 
 
 def test_explain_says_what_the_dntm_heads_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from cogdsl.cli import main
+    from cogdsl.cli.command import main
     from tests.tiny import write_spec
 
     path = write_spec(tmp_path, dntm_text(read="content(cosine) | hard", write="content(cosine) | lru(0.2)"))

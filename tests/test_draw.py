@@ -12,9 +12,9 @@ import torch
 
 import cogdsl
 from cogdsl.blocks.draw import DrawRead, DrawWrite, filterbank
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.errors import ShapeError
-from cogdsl.parse_cog import parse_cog
+from cogdsl.language.parse_cog import parse_cog
 from cogdsl.tasks import make_task
 
 DRAW = """

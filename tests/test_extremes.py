@@ -31,12 +31,12 @@ import cogdsl
 from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.addressing import STAGES
 from cogdsl.blocks.base import Param
+from cogdsl.blocks.named import stored_key
+from cogdsl.compiler.lower import CompiledModel
+from cogdsl.compiler.pipeline import compile_spec, parse_text
 from cogdsl.errors import SpecError
-from cogdsl.lower import CompiledModel
-from cogdsl.named import stored_key
-from cogdsl.pipeline import compile_spec, parse_text
 from cogdsl.tasks import TASKS
-from cogdsl.train_config import OPTIMIZERS, SETTINGS
+from cogdsl.training.config import OPTIMIZERS, SETTINGS
 
 LARGE = 512  # the moderately large size: far past the small defaults, small enough to allocate at once
 LARGE_FLOAT = 1e30  # a float parameter with no declared bound: any finite number is in range
@@ -353,7 +353,7 @@ def test_every_float_parameter_refuses_nan_and_inf(where: str, owner: str, param
     """Each declaration checks a value through Param.check, whatever the block: NaN and inf never pass
     (a NaN compares false with every bound, so a range alone would let it through)."""
     from cogdsl.errors import DiagnosticSink, Span
-    from cogdsl.spec import Value
+    from cogdsl.language.spec import Value
 
     for value, shown in ((math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf")):
         sink = DiagnosticSink()

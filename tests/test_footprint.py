@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import cogdsl
-from cogdsl.cli import main
+from cogdsl.cli.command import main
+from cogdsl.compiler.footprint import DEFAULT_LIMIT, ENVIRONMENT, footprint, memory_limit, parse_bytes
+from cogdsl.compiler.pipeline import analyse, check, compile_spec, parse_text, read_spec_file
 from cogdsl.errors import SpecError, UsageError
-from cogdsl.footprint import DEFAULT_LIMIT, ENVIRONMENT, footprint, memory_limit, parse_bytes
-from cogdsl.pipeline import analyse, check, compile_spec, parse_text, read_spec_file
 
 ROOT = Path(__file__).resolve().parent.parent
 NTM = (ROOT / "specs" / "ntm_copy.yaml").read_text()

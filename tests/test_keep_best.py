@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import cogdsl
-from cogdsl.checkpoint import load_checkpoint, load_model_state, read_checkpoint_meta
 from cogdsl.tasks import make_task
-from cogdsl.train import EVAL_SEED, config_from_spec, evaluate, train
+from cogdsl.training.checkpoints import load_checkpoint, load_model_state, read_checkpoint_meta
+from cogdsl.training.loop import EVAL_SEED, config_from_spec, evaluate, train
 
 SPEC = """
 model counter

@@ -13,8 +13,8 @@ import torch
 import cogdsl
 from cogdsl.blocks.latent import GaussianLatent, from_prior, gaussian_kl
 from cogdsl.tasks import make_task
-from cogdsl.trace_visual import record_generated
-from cogdsl.train import config_from_spec, train
+from cogdsl.training.loop import config_from_spec, train
+from cogdsl.viz.trace_visual import record_generated
 from tests.tiny import compile_text, train_then_trace, write_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import torch
 
 import cogdsl
 from cogdsl import ops
-from cogdsl.parse_cog import parse_cog
+from cogdsl.language.parse_cog import parse_cog
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -158,7 +158,7 @@ def test_wrong_input_size_is_a_clear_error() -> None:
 
 
 def test_explain_lists_the_interface_layout_and_parameters() -> None:
-    from cogdsl.explain import explain
+    from cogdsl.compiler.explain import explain
 
     model = cogdsl.compile(cogdsl.load(SPECS / "ntm_copy.yaml"))
     text = explain(model)

@@ -570,7 +570,7 @@ def test_episodes_match_oracle(tmp_path: Path, float64_default: None, gate: str,
 ])
 def test_explain_says_how_the_memory_is_updated(tmp_path: Path, capsys: pytest.CaptureFixture[str], update: str,
                                                 said: str) -> None:
-    from cogdsl.cli import main
+    from cogdsl.cli.command import main
 
     path = tmp_path / "dmn.cog"
     path.write_text(qa_spec(reader="episodes", reader_params=f"count=2, update={update}"))

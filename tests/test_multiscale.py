@@ -14,8 +14,8 @@ import cogdsl
 from cogdsl.blocks.controllers import RecurrentController, zone_out
 from cogdsl.blocks.multiscale import HMRNN, ClockworkRNN, SkipRNN, straight_through_round
 from cogdsl.errors import SpecError
-from cogdsl.parse_cog import parse_cog
-from cogdsl.train import config_from_spec, train
+from cogdsl.language.parse_cog import parse_cog
+from cogdsl.training.loop import config_from_spec, train
 from tests.tiny import compile_text, write_spec
 
 

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import cogdsl
-from cogdsl.cli import main
-from cogdsl.named import NamedModules, NamedParameters, spec_name, stored_key
+from cogdsl.blocks.named import NamedModules, NamedParameters, spec_name, stored_key
+from cogdsl.cli.command import main
 from tests.tiny import write_spec
 
 SPEC = """

@@ -15,9 +15,9 @@ import torch
 
 import cogdsl
 from cogdsl import ops
-from cogdsl.pipeline import parse_text
+from cogdsl.compiler.pipeline import parse_text
 from cogdsl.tasks import make_task, sequence_loss
-from cogdsl.train import build_optimizer, config_from_spec
+from cogdsl.training.loop import build_optimizer, config_from_spec
 from tests.tiny import tiny_ntm
 
 CONVERSIONS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__")

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cogdsl.emit import quote, to_cog, to_yaml
 from cogdsl.errors import Span, SpecError, SpecSyntaxError
-from cogdsl.parse_cog import parse_address, parse_cog, parse_source, unquote
-from cogdsl.parse_yaml import parse_yaml
-from cogdsl.spec import Address, Pipe, Ref, Stage, Value
+from cogdsl.language.emit import quote, to_cog, to_yaml
+from cogdsl.language.parse_cog import parse_address, parse_cog, parse_source, unquote
+from cogdsl.language.parse_yaml import parse_yaml
+from cogdsl.language.spec import Address, Pipe, Ref, Stage, Value
 
 ROOT = Path(__file__).resolve().parent.parent
 NTM_PATH = ROOT / "specs" / "ntm_copy.yaml"

@@ -16,10 +16,10 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 import cogdsl
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.tasks.babi import vocabulary
 from cogdsl.tasks.babi_format import parse_babi
-from cogdsl.train import load_trained
+from cogdsl.training.loop import load_trained
 
 BITS, PAIRS = 3, 2  # copy two 3-bit vectors after a delimiter
 T = 2 * PAIRS + 1

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 import cogdsl
-from cogdsl.cli import main
-from cogdsl.emit import to_cog, to_yaml
-from cogdsl.parse_cog import parse_cog
-from cogdsl.parse_yaml import parse_yaml
+from cogdsl.cli.command import main
+from cogdsl.language.emit import to_cog, to_yaml
+from cogdsl.language.parse_cog import parse_cog
+from cogdsl.language.parse_yaml import parse_yaml
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.*"))
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 import cogdsl
-from cogdsl.cli import main
-from cogdsl.emit import to_cog, to_yaml
+from cogdsl.cli.command import main
+from cogdsl.compiler.pipeline import parse_text
 from cogdsl.errors import ShapeError, SpecError
-from cogdsl.pipeline import parse_text
+from cogdsl.language.emit import to_cog, to_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ import torch
 import cogdsl
 from cogdsl.tasks import make_task
 from cogdsl.tasks.graph import answer_accuracy
-from cogdsl.train import config_from_spec, evaluate, train
+from cogdsl.training.loop import config_from_spec, evaluate, train
 
 SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.*"))
 
@@ -78,7 +78,7 @@ def test_tasks_without_their_own_metrics_report_none() -> None:
 @pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
 def test_spec_explains_every_block(path: Path) -> None:
     """``cogdsl compile --explain`` has a line for every block and output of every spec in the library."""
-    from cogdsl.explain import explain
+    from cogdsl.compiler.explain import explain
 
     spec = cogdsl.load(path)
     text = explain(cogdsl.compile(spec))

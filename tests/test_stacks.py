@@ -13,7 +13,7 @@ import torch
 import cogdsl
 from cogdsl.blocks.stacks import EMPTY, Deque, Queue, Stack, stack_step
 from cogdsl.errors import SpecError
-from cogdsl.parse_cog import parse_cog
+from cogdsl.language.parse_cog import parse_cog
 from tests.tiny import compile_text
 
 STRUCTURES = """

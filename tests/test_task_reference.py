@@ -169,9 +169,9 @@ def test_eval_refuses_len_exactly_where_the_docs_say(spec: str, tmp_path: Path) 
     """`cogdsl eval` / `cogdsl trace` (load_trained) refuse --len for a task with no length_params,
     and only for those: what each task's length_doc says."""
     import cogdsl
-    from cogdsl.checkpoint import save_checkpoint, spec_fingerprint
     from cogdsl.errors import UsageError
-    from cogdsl.train import config_from_spec, load_trained
+    from cogdsl.training.checkpoints import save_checkpoint, spec_fingerprint
+    from cogdsl.training.loop import config_from_spec, load_trained
 
     path = ROOT / "specs" / spec
     loaded = cogdsl.load(path)

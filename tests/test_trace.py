@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import cogdsl
-from cogdsl.checkpoint import save_checkpoint, spec_fingerprint
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.tasks import make_task
-from cogdsl.trace import record_trace, trace_files
+from cogdsl.training.checkpoints import save_checkpoint, spec_fingerprint
+from cogdsl.viz.trace import record_trace, trace_files
 from tests.tiny import tiny_ntm
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -149,7 +149,7 @@ def test_unwritable_out_folder(dnc, tmp_path, monkeypatch, capsys):
     def refuse(path: object, data: bytes) -> None:
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-    monkeypatch.setattr("cogdsl.viz.atomic_write_bytes", refuse)  # as a read-only folder would, even for root
+    monkeypatch.setattr("cogdsl.viz.curves.atomic_write_bytes", refuse)  # as a read-only folder would, even for root
     assert main(["trace", str(spec), str(checkpoint), "--out", str(tmp_path / "locked"), "--len", "1"]) == 1
     assert "cannot write" in one_line_error(capsys)
 

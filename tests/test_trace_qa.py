@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import cogdsl
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.tasks import make_task
-from cogdsl.trace_qa import hop_table, record_hops
+from cogdsl.viz.trace_qa import hop_table, record_hops
 from tests.test_trace import make_run, png_size
 
 MEMN2N = """\

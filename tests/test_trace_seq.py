@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import cogdsl
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.tasks import make_task
-from cogdsl.trace_seq import alignment_table, record_alignment
+from cogdsl.viz.trace_seq import alignment_table, record_alignment
 from tests.test_trace import make_run, png_size
 
 ROOT = Path(__file__).resolve().parent.parent

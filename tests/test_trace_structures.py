@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from cogdsl.trace import draw_trace, record_trace
+from cogdsl.viz.trace import draw_trace, record_trace
 from tests.tiny import compile_text, train_then_trace, write_spec
 
 SPEC = """
@@ -65,7 +65,7 @@ train {
 
 
 def test_the_stack_drawn_is_the_one_that_both_pushes_and_pops_most() -> None:
-    from cogdsl.trace import busiest_stack
+    from cogdsl.viz.trace import busiest_stack
 
     push, pop, noop = [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]
     # Stack 1 pushes at every step, stack 2 pushes then pops, stack 3 does nothing.

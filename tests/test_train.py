@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import cogdsl
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.errors import UsageError
 from cogdsl.tasks import make_task
-from cogdsl.train import LOG_COLUMNS, config_from_spec, evaluate, spec_with_config, train
+from cogdsl.training.loop import LOG_COLUMNS, config_from_spec, evaluate, spec_with_config, train
 from tests.tiny import tiny_ntm
 
 
@@ -131,7 +131,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
         if a["eval_loss"]:  # the split run also evaluated at the end of its first part, step 15
             assert (a["eval_loss"], a["eval_bit_errors"]) == (b["eval_loss"], b["eval_bit_errors"])
 
-    from cogdsl.checkpoint import load_checkpoint
+    from cogdsl.training.checkpoints import load_checkpoint
 
     a = load_checkpoint(whole).tensors
     b = load_checkpoint(split).tensors

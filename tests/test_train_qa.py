@@ -17,14 +17,15 @@ import torch
 from torch import nn
 
 import cogdsl
-import cogdsl.train as train_module
+import cogdsl.training.loop as train_module
 from cogdsl.blocks.memnet import Hops
-from cogdsl.checkpoint import load_checkpoint
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.errors import UsageError
 from cogdsl.tasks import make_task
 from cogdsl.tasks.qa import BabiTask
-from cogdsl.train import (
+from cogdsl.training.checkpoints import load_checkpoint
+from cogdsl.training.config import TrainConfig
+from cogdsl.training.loop import (
     EvalResult,
     LinearStart,
     TrainResult,
@@ -34,7 +35,6 @@ from cogdsl.train import (
     set_learning_rate,
     train,
 )
-from cogdsl.train_config import TrainConfig
 from tests.tiny import tiny_ntm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -401,7 +401,7 @@ def test_set_learning_rate_uses_the_optimizers_default_lr() -> None:
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd", "rmsprop"])
 def test_weight_decay_reaches_the_optimizer(name: str) -> None:
-    from cogdsl.train import build_optimizer
+    from cogdsl.training.loop import build_optimizer
 
     # With a zero loss gradient, one step moves a weight only through its decay: an L2 penalty
     # (adam, sgd, rmsprop: λθ joins the gradient) or a decoupled decay (adamw: θ ← θ(1 − lr·λ)).

@@ -15,12 +15,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset
 
 import cogdsl
-from cogdsl.checkpoint import load_checkpoint
-from cogdsl.cli import main
+from cogdsl.cli.command import main
+from cogdsl.compiler.pipeline import read_spec_file
 from cogdsl.errors import UsageError
-from cogdsl.pipeline import read_spec_file
 from cogdsl.tasks import Batch, make_task
-from cogdsl.train import EVAL_SEED, TrainResult, evaluate
+from cogdsl.training.checkpoints import load_checkpoint
+from cogdsl.training.loop import EVAL_SEED, TrainResult, evaluate
 from cogdsl.training.user_data import DataTask, as_batch, collate
 from tests.tiny import tiny_ntm, write_spec
 
@@ -70,14 +70,14 @@ TWO_KINDS = {"x": "vector", "s": "sequence"}
 def _quick(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Runs set torch's threads from their train section: put them back. Drawing the learning curve takes most
     of a tiny run's second (tests/test_train.py looks at it): skipped."""
-    monkeypatch.setattr("cogdsl.viz.plot_learning_curve", lambda *args, **kwargs: None)
+    monkeypatch.setattr("cogdsl.viz.curves.plot_learning_curve", lambda *args, **kwargs: None)
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
 
 
 def lstm_spec(tmp_path: Path, sized: bool = False) -> Path:
-    """The LSTM spec's file. ``cogdsl.train`` takes a path; ``cogdsl.load`` refuses a spec whose sizes are left
+    """The LSTM spec's file. ``cogdsl.training.loop`` takes a path; ``cogdsl.load`` refuses a spec whose sizes are left
     out with no task to give them (see test_load_leaves_sizes_to_the_data)."""
     text = LSTM.format(input_size=": 3" if sized else "", output_size=": 2" if sized else "")
     return write_spec(tmp_path, text, name="sized" if sized else "unsized")
@@ -121,7 +121,7 @@ def echo_batches(sizes: list[int], steps: int = 4, seed: int = 0) -> list[tuple[
 
 
 def run(spec: Any, out: Path, **kwargs: Any) -> TrainResult:
-    """``cogdsl.train`` on the CPU with no progress bar and no TensorBoard, batch 4, 3 steps unless told."""
+    """``cogdsl.training.loop`` on the CPU with no progress bar and no TensorBoard, batch 4, 3 steps unless told."""
     settings: dict[str, Any] = {"progress": False, "tensorboard": False, "device": "cpu", "batch": 4, "steps": 3,
                                 **kwargs}
     return cogdsl.train(spec, out_dir=out, **settings)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import cogdsl
-from cogdsl import cli
-from cogdsl.cli import build_parser, main
+from cogdsl.cli import command as cli
+from cogdsl.cli.command import build_parser, main
 from tests.tiny import tiny_ntm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +142,7 @@ def test_float64_inputs_are_taken_in_the_models_dtype():
 
 
 def test_learning_curve_labels_name_questions_and_an_error_rate(tmp_path):
-    from cogdsl.viz import _label, read_log_by_role
+    from cogdsl.viz.curves import _label, read_log_by_role
 
     log = tmp_path / "log.csv"
     log.write_text("step,questions,seconds,loss,error_rate,questions_per_sec,eval_loss,eval_error_rate\n"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import cogdsl
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 
 ROOT = Path(__file__).resolve().parent.parent
 NTM = ROOT / "specs" / "ntm_copy.yaml"
@@ -247,7 +247,7 @@ def test_unreadable_file_is_e008(capsys, tmp_path: Path):
 def _run_cli(seed: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONHASHSEED=seed)
     return subprocess.run(
-        [sys.executable, "-m", "cogdsl.cli", "validate", "tests/bad_specs/cycle_no_delay.cog",
+        [sys.executable, "-m", "cogdsl.cli.command", "validate", "tests/bad_specs/cycle_no_delay.cog",
          "tests/bad_specs/cycle_three_nodes.yaml", "tests/bad_specs/unknown_kind.yaml"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )

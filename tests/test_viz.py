@@ -8,8 +8,8 @@ import matplotlib
 import torch
 
 import cogdsl
-from cogdsl.train import LOG_COLUMNS
-from cogdsl.viz import plot_learning_curve, plot_weightings, read_log
+from cogdsl.training.loop import LOG_COLUMNS
+from cogdsl.viz.curves import plot_learning_curve, plot_weightings, read_log
 from tests.tiny import tiny_ntm
 
 PNG = b"\x89PNG\r\n\x1a\n"

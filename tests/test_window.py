@@ -14,9 +14,9 @@ import torch
 import cogdsl
 from cogdsl.blocks.window import Window, window_weights
 from cogdsl.errors import SpecError
-from cogdsl.parse_cog import parse_cog
+from cogdsl.language.parse_cog import parse_cog
 from cogdsl.tasks import StutterTask, TaskParamError, make_task
-from cogdsl.train import config_from_spec, evaluate, train
+from cogdsl.training.loop import config_from_spec, evaluate, train
 from tests.tiny import compile_text, train_then_trace
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -55,7 +55,7 @@ def compile_text(tmp_path: Path, text: str, seed: int = 0, double: bool = True) 
 def train_then_trace(tmp_path: Path, spec_path: Path, *trace_args: str, steps: int | None = None) -> Path:
     """Train ``spec_path`` from its train section (``steps`` to override) with ``cogdsl train``, then run
     ``cogdsl trace`` on its checkpoint with ``trace_args``; both must exit 0. Returns the trace folder."""
-    from cogdsl.cli import main
+    from cogdsl.cli.command import main
 
     more = ["--steps", str(steps)] if steps is not None else []
     assert main(["train", str(spec_path), "--out", str(tmp_path / "run"), "--no-progress", *more]) == 0

@@ -36,8 +36,8 @@ from cogdsl.bench.memory_step import DEFAULT_SLOTS, MEMORY_STEP
 from cogdsl.errors import UsageError
 
 #: The sections in the order ``cogdsl bench`` runs and prints them. A new section is a file beside this one and a
-#: line here (and, for its sizes, a field of :class:`BenchOptions` and a flag of ``cogdsl bench`` in cogdsl/cli.py,
-#: whose ``--only`` lists every section).
+#: line here (and, for its sizes, a field of :class:`BenchOptions` and a flag of ``cogdsl bench`` in
+#: cogdsl/cli/command.py, whose ``--only`` lists every section).
 SECTION_LIST: tuple[Section, ...] = (
     memory_step.SECTION,
     dnc_step.SECTION,

@@ -67,7 +67,7 @@ def dnc_group(slots: int, width: int) -> tuple[DNCGroup, int]:
     Compiled from :data:`DNC_SPEC` by :func:`cogdsl.compile`, as any spec's group is.
     """
     import cogdsl
-    from cogdsl.pipeline import parse_text
+    from cogdsl.compiler.pipeline import parse_text
 
     text = DNC_SPEC.format(slots=slots, width=width, reads=DNC_READS, writes=DNC_WRITES)
     model = cogdsl.compile(parse_text(text, "<cogdsl bench: dnc step>", "cog"))

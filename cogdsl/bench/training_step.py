@@ -36,12 +36,12 @@ from cogdsl.bench.harness import (
 )
 from cogdsl.bench.memory_step import memory_step_bytes
 from cogdsl.errors import UsageError
-from cogdsl.spec import Block, Spec, Value
+from cogdsl.language.spec import Block, Spec, Value
 
 if TYPE_CHECKING:
     from cogdsl.bench.command import BenchOptions
     from cogdsl.tasks import Task
-    from cogdsl.train_config import TrainConfig
+    from cogdsl.training.config import TrainConfig
 
 TRAINING_STEP = "training step"
 
@@ -78,7 +78,7 @@ def _training_setup(options: BenchOptions) -> _TrainingSetup:
     """Load the spec and its train: section and build its task; every user error is raised here, before timing."""
     import cogdsl
     from cogdsl.tasks import make_task
-    from cogdsl.train import config_from_spec, eval_length
+    from cogdsl.training.loop import config_from_spec, eval_length
 
     spec = cogdsl.load(options.spec)
     config = config_from_spec(spec, options.spec)
@@ -98,7 +98,7 @@ def _time_training_step(path: str, setup: _TrainingSetup, spec: Spec, row: Row, 
     import cogdsl
     from cogdsl import ops
     from cogdsl.tasks import sequence_loss
-    from cogdsl.train import _logits, apply_gradients, build_optimizer
+    from cogdsl.training.loop import _logits, apply_gradients, build_optimizer
 
     config = setup.config
     torch.manual_seed(config.seed)

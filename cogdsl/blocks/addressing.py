@@ -29,7 +29,7 @@ from typing import Any
 
 from cogdsl.blocks.base import Param, recode
 from cogdsl.errors import DiagnosticSink, hint_for
-from cogdsl.spec import Address, Stage
+from cogdsl.language.spec import Address, Stage
 
 
 @dataclass(frozen=True)

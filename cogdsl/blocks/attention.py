@@ -45,11 +45,11 @@ from cogdsl import ops
 from cogdsl.blocks.base import REGISTRY, BlockKind, Param, attended_size, register
 from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
 from cogdsl.errors import DiagnosticSink
+from cogdsl.language.spec import Block
 from cogdsl.reinforce import Decision
-from cogdsl.spec import Block
 
 if TYPE_CHECKING:
-    from cogdsl.infer import Shapes
+    from cogdsl.compiler.shapes import Shapes
 
 SCORES = ("additive", "dot", "general", "scaled_dot")
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
 from cogdsl.errors import DiagnosticSink, Span, hint_for, one_of
-from cogdsl.spec import Block, Value
+from cogdsl.language.spec import Block, Value
 
 if TYPE_CHECKING:
-    from cogdsl.infer import Shapes
+    from cogdsl.compiler.shapes import Shapes
 
 REQUIRED: Any = object()
 
@@ -141,7 +141,7 @@ class BlockKind:
     # Whether other blocks may take this block's value as a source (controllers, read heads).
     has_output: ClassVar[bool] = False
     # What each of its sources must carry: "vector", "words", "sentences", "sequence" or "image"
-    # (see cogdsl.spec.INPUT_KINDS); an image is read as a vector of its pixels where a vector is taken.
+    # (see cogdsl.language.spec.INPUT_KINDS); an image is read as a vector of its pixels where a vector is taken.
     takes: ClassVar[tuple[str, ...]] = ("vector",)
     # The most sources it reads (None: any number, concatenated); an embed block reads one sentence.
     max_sources: ClassVar[int | None] = None

@@ -95,9 +95,9 @@ from cogdsl.blocks.heads import (
 from cogdsl.blocks.memory import _MEMORY_PARAMS, MemoryKind
 from cogdsl.blocks.runtime import Build, Step, StepOut
 from cogdsl.errors import DiagnosticSink
+from cogdsl.language.spec import Address
 from cogdsl.ops.ntm import content_logits
 from cogdsl.reinforce import Decision
-from cogdsl.spec import Address
 
 READ_TERMS = ("backward", "content", "forward")
 WRITE_TERMS = ("content", "allocate")

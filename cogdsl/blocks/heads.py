@@ -34,9 +34,9 @@ from cogdsl import ops
 from cogdsl.blocks.addressing import ResolvedStage, address_fields, content_similarity, spelled_pipe
 from cogdsl.blocks.base import BlockKind, Param, register
 from cogdsl.blocks.dntm import lru_weights, sample_slots
+from cogdsl.blocks.named import NamedParameters
 from cogdsl.blocks.runtime import Build, Step, StepOut, Unit
 from cogdsl.errors import DiagnosticSink, Span
-from cogdsl.named import NamedParameters
 from cogdsl.ops.ntm import content_logits
 from cogdsl.reinforce import Decision
 

@@ -65,11 +65,11 @@ from cogdsl import ops
 from cogdsl.blocks.base import BlockKind, Param, register
 from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
 from cogdsl.errors import DiagnosticSink
+from cogdsl.language.spec import Block
 from cogdsl.ops.attention import masked_softmax
-from cogdsl.spec import Block
 
 if TYPE_CHECKING:
-    from cogdsl.infer import Shapes
+    from cogdsl.compiler.shapes import Shapes
 
 EMBEDDING_STD = 0.1  # MemN2N 4.2: embeddings drawn from N(0, 0.1)
 

@@ -32,7 +32,7 @@ from cogdsl.blocks.heads import (
 )
 from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
 from cogdsl.errors import DiagnosticSink
-from cogdsl.spec import Address
+from cogdsl.language.spec import Address
 
 _MEMORY_PARAMS = (
     Param("slots", int, minimum=1, maximum=1_048_576, doc="number of memory slots N"),

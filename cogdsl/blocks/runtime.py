@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from cogdsl.language.spec import Block, Spec
 from cogdsl.reinforce import Decision
-from cogdsl.spec import Block, Spec
 
 if TYPE_CHECKING:
-    from cogdsl.infer import Shapes
+    from cogdsl.compiler.shapes import Shapes
 
 State = dict[str, Any]
 

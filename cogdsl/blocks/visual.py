@@ -27,11 +27,11 @@ from cogdsl.blocks.attention import EncoderKind
 from cogdsl.blocks.base import LookKind, Param, register
 from cogdsl.blocks.runtime import Build
 from cogdsl.errors import DiagnosticSink
+from cogdsl.language.spec import Block
 from cogdsl.reinforce import Decision
-from cogdsl.spec import Block
 
 if TYPE_CHECKING:
-    from cogdsl.infer import Shapes
+    from cogdsl.compiler.shapes import Shapes
 
 # -- a feature grid ---------------------------------------------------------------------------
 

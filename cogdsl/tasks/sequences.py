@@ -263,7 +263,7 @@ def read_sequences(path: str | Path, *, targets_required: bool = True) -> Arrays
 
 def write_sequences(path: str | Path, arrays: Mapping[str, torch.Tensor | np.ndarray]) -> None:
     """Write named arrays as ``.npz`` or ``.safetensors`` (by the suffix), through a temporary file."""
-    from cogdsl.checkpoint import atomic_write_bytes
+    from cogdsl.training.checkpoints import atomic_write_bytes
 
     path = Path(path)
     plain = {name: (value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value))

@@ -7,5 +7,5 @@
   how they reach the device
 - :mod:`~cogdsl.training.tracking`: TensorBoard event files in the run folder
 
-The loop, evaluation and the ``train``/``eval`` commands are in :mod:`cogdsl.train`.
+The loop, evaluation and the ``train``/``eval`` commands are in :mod:`cogdsl.training.loop`.
 """

@@ -38,7 +38,7 @@ def _finite(value: Any) -> bool:
 def spec_blocks(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     """Each module of a compiled model with the spec block it belongs to, described for people:
     ``("block 'ctrl' (lstm)", module)``, ``("the heads r, w on 'mem'", group)``, ``("output 'y'", layer)``."""
-    from cogdsl.named import spec_name
+    from cogdsl.blocks.named import spec_name
 
     kinds = {block.name: block.kind for block in model.spec.blocks}
     for family, container in model.named_children():

@@ -2,7 +2,7 @@
 
 torchrun starts one process per GPU (or per CPU slot) and tells each its ``RANK``, ``LOCAL_RANK``
 and ``WORLD_SIZE`` in the environment; :func:`start` reads them and joins the process group
-(NCCL between GPUs, gloo between CPU processes). Then, in :func:`cogdsl.train.train`:
+(NCCL between GPUs, gloo between CPU processes). Then, in :func:`cogdsl.training.loop.train`:
 
 - the model is wrapped in :class:`torch.nn.parallel.DistributedDataParallel`, which averages the
   gradients of all processes in the backward pass, so every process takes the same optimizer step;

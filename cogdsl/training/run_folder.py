@@ -6,7 +6,7 @@ A run folder (default ``runs/<model>``) is written by rank 0 of a run alone::
     log.csv              one row every log_every steps (columns: :func:`log_columns`)
     learning_curve.png   redrawn after an evaluation (at most every 30 s) and at the end
     events.out.tfevents.*  TensorBoard (cogdsl.training.tracking)
-    checkpoints/         step_XXXXXXXX.safetensors + .json (cogdsl.checkpoint)
+    checkpoints/         step_XXXXXXXX.safetensors + .json (cogdsl.training.checkpoints)
 
 An existing folder is never replaced without ``--force``, and ``--force`` replaces only a
 folder that looks like a run (never the current folder, a parent of it or the home folder).
@@ -20,8 +20,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from cogdsl.checkpoint import CHECKPOINT_DIR, atomic_write_text, list_checkpoints
 from cogdsl.errors import UsageError
+from cogdsl.training.checkpoints import CHECKPOINT_DIR, atomic_write_text, list_checkpoints
 
 LOG_ROLES = ("step", "sequences", "seconds", "loss", "bit_errors", "seq_per_sec", "eval_loss", "eval_bit_errors",
              "skipped")
@@ -49,7 +49,7 @@ def looks_like_run(folder: Path) -> bool:
 
 def check_run_dir(out: Path, *, resume: bool, force: bool) -> Path | None:
     """Check what may be done with the output folder, touching nothing; the newest checkpoint, if resuming
-    (:func:`cogdsl.checkpoint.load_resumable` falls back from it when it is damaged).
+    (:func:`cogdsl.training.checkpoints.load_resumable` falls back from it when it is damaged).
 
     Raises:
         UsageError: the folder exists (without resume or force), has nothing to resume, or

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 import torch
 
 from cogdsl.errors import UsageError
-from cogdsl.spec import WHOLE_KINDS, Spec
+from cogdsl.language.spec import WHOLE_KINDS, Spec
 from cogdsl.tasks.base import Batch, Task, TaskParam
 from cogdsl.tasks.sequences import OutputLoss, loss_for
 from cogdsl.training.streams import to_device

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cogdsl import pipeline
+from cogdsl.compiler import pipeline
+from cogdsl.compiler.pipeline import PASSES, Compilation, analyse, compile_spec, parse_text, run_passes
 from cogdsl.errors import ShapeError
-from cogdsl.pipeline import PASSES, Compilation, analyse, compile_spec, parse_text, run_passes
 
 # Four size problems found by three different checks: a dot score's query size (the attention kind's own
 # check), a self-attention's heads (its kind's check), and the input and output sizes of the task (the task's).
@@ -53,10 +53,10 @@ def test_a_run_stops_after_the_pass_that_reported() -> None:
 
 def test_nothing_is_resolved_twice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Validation's parameters, head groups and train config are the ones the later passes use."""
-    import cogdsl.groups
-    import cogdsl.task_sizes
-    import cogdsl.train_config
-    import cogdsl.validate
+    import cogdsl.compiler.groups
+    import cogdsl.compiler.task_sizes
+    import cogdsl.compiler.validate
+    import cogdsl.training.config
 
     calls: dict[str, int] = {"plan_groups": 0, "resolve_train": 0}
 
@@ -66,9 +66,10 @@ def test_nothing_is_resolved_twice(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
             return function(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(cogdsl.validate, "plan_groups", counted("plan_groups", cogdsl.groups.plan_groups))
-    for module in (cogdsl.validate, cogdsl.task_sizes):
-        monkeypatch.setattr(module, "resolve_train", counted("resolve_train", cogdsl.train_config.resolve_train))
+    groups = cogdsl.compiler.groups.plan_groups
+    monkeypatch.setattr(cogdsl.compiler.validate, "plan_groups", counted("plan_groups", groups))
+    for module in (cogdsl.compiler.validate, cogdsl.compiler.task_sizes):
+        monkeypatch.setattr(module, "resolve_train", counted("resolve_train", cogdsl.training.config.resolve_train))
     spec = pipeline.read_spec_file(Path(__file__).resolve().parents[2] / "specs" / "ntm_copy.yaml")
     analyse(spec)
     assert calls == {"plan_groups": 1, "resolve_train": 1}

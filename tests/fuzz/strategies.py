@@ -40,11 +40,11 @@ from hypothesis import strategies as st
 from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.addressing import NTM_ORDER, STAGES
 from cogdsl.blocks.dnc import CONTENT_MODIFIERS, READ_TERMS, WRITE_TERMS
-from cogdsl.spec import SIZE_KEYS
+from cogdsl.compiler.validate import ACTIVATIONS
+from cogdsl.language.spec import SIZE_KEYS
 from cogdsl.tasks import TASKS
-from cogdsl.train_config import OPTIMIZERS, SETTINGS
+from cogdsl.training.config import OPTIMIZERS, SETTINGS
 from cogdsl.training.schedule import SCHEDULES
-from cogdsl.validate import ACTIVATIONS
 from tests.test_extremes import BASE, SPECS
 
 T = TypeVar("T")

@@ -3,8 +3,8 @@ compiles and runs.
 
 The property, checked by :func:`check_text` for every generated text and form (``.cog`` or YAML):
 
-- parsing and validation (:func:`cogdsl.pipeline.parse_text`, then :func:`cogdsl.pipeline.check`, what
-  ``cogdsl validate`` runs, then :func:`cogdsl.pipeline.compile_spec`) either raise
+- parsing and validation (:func:`cogdsl.compiler.pipeline.parse_text`, then :func:`cogdsl.compiler.pipeline.check`, what
+  ``cogdsl validate`` runs, then :func:`cogdsl.compiler.pipeline.compile_spec`) either raise
   :class:`cogdsl.errors.SpecError` whose every diagnostic points inside the text: the file it was read as, a
   line from 1 to the number of lines (only ``\\n`` ends a line, and the position after a last new line
   counts), and a column from 1 to that line's length + 1; and none is E900, cogdsl's internal error;
@@ -58,10 +58,10 @@ import torch
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from cogdsl.cli import main
+from cogdsl.cli.command import main
+from cogdsl.compiler.lower import CompiledModel
+from cogdsl.compiler.pipeline import check, compile_spec, parse_text
 from cogdsl.errors import SpecError
-from cogdsl.lower import CompiledModel
-from cogdsl.pipeline import check, compile_spec, parse_text
 from tests.fuzz.strategies import (
     cog_specs,
     graph_plans,
@@ -271,12 +271,12 @@ def test_what_the_fuzzer_found_is_refused_by_validation(name: str) -> None:
 
 def test_the_property_catches_a_wrong_exception(monkeypatch: pytest.MonkeyPatch) -> None:
     """A front end that raises anything but SpecError fails the property (so a pass means something)."""
-    import cogdsl.pipeline
+    import cogdsl.compiler.pipeline
 
     def broken(text: str, file: str) -> None:
         raise ValueError("broken on purpose")
 
-    monkeypatch.setattr(cogdsl.pipeline, "parse_yaml", broken)
+    monkeypatch.setattr(cogdsl.compiler.pipeline, "parse_yaml", broken)
     with pytest.raises(ValueError):
         check_text("cogdsl: 1\nmodel: m\n", "yaml")
 

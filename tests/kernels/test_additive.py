@@ -23,8 +23,8 @@ from torch import Tensor
 import cogdsl
 from cogdsl import kernels, ops
 from cogdsl.blocks.attention import Attention
+from cogdsl.compiler.pipeline import parse_text
 from cogdsl.ops import attention, backend
-from cogdsl.pipeline import parse_text
 from tests.kernels.compile_check import compile_kernels
 from tests.kernels.helpers import F32, Tolerance, _compare, check_op, count_launches
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import cogdsl
 from cogdsl import ops
-from cogdsl.parse_yaml import parse_yaml
+from cogdsl.language.parse_yaml import parse_yaml
 from tests.kernels.helpers import count_launches
 from tests.tiny import tiny_ntm
 

@@ -19,7 +19,7 @@ import torch
 import cogdsl
 from cogdsl.errors import ShapeError
 from cogdsl.tasks import TASKS, AddingTask, Batch, TaskParamError, get_task, make_task
-from cogdsl.train import config_from_spec, evaluate, train
+from cogdsl.training.loop import config_from_spec, evaluate, train
 
 
 def gen(seed: int) -> torch.Generator:

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 import cogdsl
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.errors import DataFileError, UsageError
 from cogdsl.tasks import Batch, TaskParamError, make_task
 from cogdsl.tasks.babi import BABI_TASKS, MAX_WORDS, QA, generate_split, vocabulary
@@ -31,8 +31,8 @@ from cogdsl.tasks.babi_files import BabiFilesStepsTask, BabiFilesTask, Split
 from cogdsl.tasks.babi_format import parse_babi, write_babi_file
 from cogdsl.tasks.qa import BabiTask
 from cogdsl.tasks.qa_steps import BabiStepsTask
-from cogdsl.train import config_from_spec, model_inputs, train
-from cogdsl.train_config import build_task
+from cogdsl.training.config import build_task
+from cogdsl.training.loop import config_from_spec, model_inputs, train
 
 # Two stories in the official format: names capitalised, punctuation attached, a question interleaved in the
 # first story (its line numbers count it; story indices do not), a comma answer in the second. The second
@@ -384,7 +384,7 @@ FILES_TASK = 'babi_files(train="train.txt", test="test.txt")'
 @pytest.fixture
 def no_curve(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs here do not draw learning_curve.png (a second or more a drawing; tests/test_viz.py tests it)."""
-    monkeypatch.setattr("cogdsl.viz.plot_learning_curve", lambda log, png, **_: Path(png))
+    monkeypatch.setattr("cogdsl.viz.curves.plot_learning_curve", lambda log, png, **_: Path(png))
 
 
 def write_spec(folder: Path, task: str = FILES_TASK, slots: int = 6, name: str = "files_memn2n") -> Path:

@@ -31,7 +31,7 @@ from cogdsl.tasks import (
     make_task,
 )
 from cogdsl.tasks.base import class_loss, wrong_classes
-from cogdsl.train import config_from_spec, evaluate, train
+from cogdsl.training.loop import config_from_spec, evaluate, train
 
 A, B, C, D = 0, 1, 2, 3
 COUNTING = {"anbn": (1, 1), "anbncn": (1, 1, 1), "anbncndn": (1, 1, 1, 1), "anb2n": (1, 2)}  # block multiples

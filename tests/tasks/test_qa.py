@@ -1,6 +1,6 @@
 """The question-answering tasks of cogdsl.tasks.qa (``babi``, ``babi_joint``): sampling from the training
 split, evaluation batches over fixed splits, the answer loss and errors, per-task metrics (also through
-``cogdsl.train.evaluate`` with a stub model), parameter checks, and the spec's shape checks against the task.
+``cogdsl.training.loop.evaluate`` with a stub model), parameter checks, and the spec's shape checks against the task.
 
 The generator itself (cogdsl.tasks.babi) is tested in tests/tasks/test_babi.py."""
 
@@ -19,7 +19,7 @@ from cogdsl.errors import ShapeError, SpecError
 from cogdsl.tasks import Batch, TaskParamError, make_task
 from cogdsl.tasks.babi import BABI_TASKS, MAX_WORDS, TEST_SIZE, vocabulary
 from cogdsl.tasks.qa import BabiJointTask, BabiTask, answer_loss, wrong_answers
-from cogdsl.train import evaluate
+from cogdsl.training.loop import evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMN2N = ROOT / "specs" / "memn2n_babi.cog"

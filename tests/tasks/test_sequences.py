@@ -20,12 +20,12 @@ import torch.nn.functional as F
 from safetensors.numpy import save_file
 
 import cogdsl
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.errors import DataFileError, UsageError
 from cogdsl.tasks.base import Batch
 from cogdsl.tasks.sequences import OutputLoss, SequencesTask, loss_for, read_sequences
-from cogdsl.train import config_from_spec
-from cogdsl.train_config import build_task
+from cogdsl.training.config import build_task
+from cogdsl.training.loop import config_from_spec
 
 N, T, IN, OUT = 12, 6, 4, 3
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from cogdsl.errors import UsageError
 from cogdsl.tasks import TASKS, make_task
 from cogdsl.training.devices import resolve_device

@@ -16,11 +16,11 @@ import pytest
 import torch
 
 import cogdsl
-from cogdsl.checkpoint import load_checkpoint
-from cogdsl.pipeline import parse_text
+from cogdsl.compiler.pipeline import parse_text
 from cogdsl.tasks import make_task
-from cogdsl.train import apply_gradients, build_optimizer, config_from_spec
+from cogdsl.training.checkpoints import load_checkpoint
 from cogdsl.training.distributed import Distributed, local_batch
+from cogdsl.training.loop import apply_gradients, build_optimizer, config_from_spec
 from cogdsl.training.streams import rank_seed
 from tests.tiny import tiny_ntm
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from tests.tiny import tiny_ntm
 
 
 def test_validate_reports_an_internal_error_per_file_and_goes_on(tmp_path, monkeypatch, capsys):
-    import cogdsl.pipeline
+    import cogdsl.compiler.pipeline
 
     good = tmp_path / "a_good.yaml"
     good.write_text(tiny_ntm(train={"batch": 2}))
@@ -17,14 +17,14 @@ def test_validate_reports_an_internal_error_per_file_and_goes_on(tmp_path, monke
     broken.write_text(tiny_ntm(name="breaks", train={"batch": 2}))
     later = tmp_path / "c_later.yaml"
     later.write_text("cogdsl: 1\nmodel: m\n")  # a real error, after the file that breaks cogdsl
-    original = cogdsl.pipeline.check
+    original = cogdsl.compiler.pipeline.check
 
     def check(spec, task=None):
         if spec.name == "breaks":
             raise RuntimeError("a bug\nover two lines")
         return original(spec, task)
 
-    monkeypatch.setattr(cogdsl.pipeline, "check", check)
+    monkeypatch.setattr(cogdsl.compiler.pipeline, "check", check)
     assert main(["validate", str(tmp_path)]) == 1
     out, err = capsys.readouterr()
     lines = out.splitlines()
@@ -57,8 +57,8 @@ def test_a_non_finite_step_is_skipped_counted_and_logged(tmp_path, monkeypatch, 
 
     import torch
 
-    from cogdsl.checkpoint import load_checkpoint
-    from cogdsl.train import train
+    from cogdsl.training.checkpoints import load_checkpoint
+    from cogdsl.training.loop import train
 
     _nan_at(monkeypatch, {3, 5})
     spec = tmp_path / "t.yaml"
@@ -80,7 +80,7 @@ def test_a_non_finite_step_is_skipped_counted_and_logged(tmp_path, monkeypatch, 
 def test_without_the_check_a_nan_reaches_the_weights(tmp_path, monkeypatch):
     import torch
 
-    from cogdsl.train import train
+    from cogdsl.training.loop import train
 
     _nan_at(monkeypatch, {2})
     spec = tmp_path / "t.yaml"
@@ -93,7 +93,7 @@ def test_without_the_check_a_nan_reaches_the_weights(tmp_path, monkeypatch):
 @pytest.mark.filterwarnings("ignore:Error detected in")  # torch's anomaly mode warns with the forward's traceback
 def test_detect_anomaly_names_the_block_where_the_nan_started(tmp_path, monkeypatch, capsys):
     from cogdsl.blocks.controllers import RecurrentController
-    from cogdsl.train import train
+    from cogdsl.training.loop import train
 
     calls = {"n": 0}
     original = RecurrentController.forward
@@ -129,7 +129,7 @@ def test_the_schedules_follow_their_equations():
 def test_a_schedule_in_the_spec_sets_each_steps_rate(tmp_path, monkeypatch):
     import torch
 
-    from cogdsl.train import train
+    from cogdsl.training.loop import train
 
     rates: list[float] = []
     original = torch.optim.RMSprop.step

@@ -63,8 +63,8 @@ def test_the_state_resumes() -> None:
 
 
 def test_a_run_with_clip_spikes_keeps_its_average_in_the_checkpoint(tmp_path) -> None:
-    from cogdsl.checkpoint import load_checkpoint
-    from cogdsl.train import train
+    from cogdsl.training.checkpoints import load_checkpoint
+    from cogdsl.training.loop import train
     from tests.tiny import tiny_ntm
 
     spec = tmp_path / "t.yaml"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from cogdsl.checkpoint import list_checkpoints, load_checkpoint
-from cogdsl.cli import main
+from cogdsl.cli.command import main
+from cogdsl.training.checkpoints import list_checkpoints, load_checkpoint
 from tests.tiny import tiny_ntm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def test_sigterm_checkpoints_and_exits_like_ctrl_c(tmp_path):
 SLOW_SAVE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    import cogdsl.checkpoint as checkpoint
+    import cogdsl.training.checkpoints as checkpoint
 
     original, marker = checkpoint.save_file, Path(sys.argv[1])
     calls = []
@@ -77,7 +77,7 @@ SLOW_SAVE = textwrap.dedent("""
             time.sleep(600)
 
     checkpoint.save_file = slow
-    from cogdsl.cli import main
+    from cogdsl.cli.command import main
     sys.exit(main(sys.argv[2:]))
 """)
 

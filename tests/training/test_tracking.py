@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from cogdsl.cli import main
+from cogdsl.cli.command import main
 from tests.tiny import tiny_ntm
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -51,7 +51,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from cogdsl.errors import CheckpointError, UsageError
-from cogdsl.spec import Spec
+from cogdsl.language.spec import Spec
 
 FORMAT = "cogdsl-checkpoint-1"
 MODEL_PREFIX = "model."
@@ -91,7 +91,7 @@ class Checkpoint:
 
 def spec_fingerprint(spec: Spec) -> str:
     """sha256 of the spec's YAML without its ``train:`` section: it names the architecture."""
-    from cogdsl.emit import to_yaml
+    from cogdsl.language.emit import to_yaml
 
     text = to_yaml(dataclasses.replace(spec, train=None))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

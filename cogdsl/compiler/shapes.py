@@ -8,7 +8,7 @@ Sizes are derived, never written by hand:
     output           its declared size; its input is the concatenation of its sources
 
 A controller's interface vector is laid out from the heads it drives: for each head group
-(:mod:`cogdsl.groups`: on an NTM memory, heads sharing controller and addressing; on a
+(:mod:`cogdsl.compiler.groups`: on an NTM memory, heads sharing controller and addressing; on a
 ``dnc_memory``, all of its heads) each field for all heads in turn, see
 :mod:`cogdsl.blocks.heads` and :mod:`cogdsl.blocks.dnc`. The step order is a topological
 order of the delay-0 wires; each NTM memory's writes come last, so every read sees the
@@ -28,13 +28,13 @@ from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.base import WAITING, LookKind, attended_size, looked_at_size
 from cogdsl.blocks.heads import FieldSlice, GroupPlan
 from cogdsl.blocks.memnet import ReadPlan
+from cogdsl.compiler.graph import immediate_graph
+from cogdsl.compiler.task_sizes import task_kinds
+from cogdsl.compiler.validate import Validated
 from cogdsl.errors import Diagnostic, DiagnosticSink
-from cogdsl.graph import immediate_graph
-from cogdsl.spec import SIZE_KEYS, Spec
-from cogdsl.task_sizes import task_kinds
+from cogdsl.language.spec import SIZE_KEYS, Spec
 from cogdsl.tasks import Task
-from cogdsl.train_config import TrainConfig
-from cogdsl.validate import Validated
+from cogdsl.training.config import TrainConfig
 
 Unit = tuple[str, str]  # ("controller", name) | ("group", index) | ("output", name) | ("write", memory)
 #                        | ("layer", name): a story memory or a reasoning block, run from its sources
@@ -63,7 +63,7 @@ class Shapes:
 
 def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None, validated: Validated, sink: DiagnosticSink
           ) -> Shapes:
-    """Shapes of a validated spec with every size written (:mod:`cogdsl.task_sizes`). Where sizes do not fit
+    """Shapes of a validated spec with every size written (:mod:`cogdsl.compiler.task_sizes`). Where sizes do not fit
     (each kind's own checks, :meth:`BlockKind.check_shapes`, and ``task``'s sizes) E501 is reported into
     ``sink``, every one of them; the shapes returned are then incomplete and must not be lowered."""
     params = validated.params

@@ -10,11 +10,11 @@ from typing import Any
 
 import yaml
 
-from cogdsl.spec import SIZE_KEYS, Block, Input, Output, Ref, Spec, Value
+from cogdsl.language.spec import SIZE_KEYS, Block, Input, Output, Ref, Spec, Value
 
 
 def quote(text: str) -> str:
-    """A .cog string literal; the inverse of :func:`cogdsl.parse_cog.unquote`."""
+    """A .cog string literal; the inverse of :func:`cogdsl.language.parse_cog.unquote`."""
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
 

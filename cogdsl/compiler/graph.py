@@ -10,7 +10,7 @@ Each edge has a ``delay`` (0: the value of this step, 1: of the previous step) a
     by      a controller to the head it drives
     write   a write head to its memory; delay 1, because writes land for the next step
 
-A cycle made only of delay-0 edges has no order to run in; :mod:`cogdsl.validate`
+A cycle made only of delay-0 edges has no order to run in; :mod:`cogdsl.compiler.validate`
 reports it. References to undefined names make no edge (the validator reports those too);
 a duplicate name keeps its first definition.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 import networkx as nx
 
 from cogdsl.blocks import REGISTRY
-from cogdsl.spec import Ref, Spec
+from cogdsl.language.spec import Ref, Spec
 
 
 def build_graph(spec: Spec) -> nx.MultiDiGraph:

@@ -18,7 +18,7 @@ from typing import Any
 import lark
 
 from cogdsl.errors import Diagnostic, Span, SpecError, SpecSyntaxError, quoted
-from cogdsl.spec import SIZE_KEYS, Address, Block, Input, Output, Pipe, Ref, Spec, Stage, Value
+from cogdsl.language.spec import SIZE_KEYS, Address, Block, Input, Output, Pipe, Ref, Spec, Stage, Value
 
 # Budgets for hostile text: the most brackets ('[', '(', '{') open at once, checked before the parser and the
 # tree walk (which recurses once per level) see the text; the most characters a spec may have; the largest
@@ -40,7 +40,7 @@ _TERMINAL_WORDS = {
 
 @cache
 def _parser() -> lark.Lark:
-    grammar = resources.files("cogdsl").joinpath("grammar.lark").read_text()
+    grammar = resources.files("cogdsl.language").joinpath("grammar.lark").read_text()
     return lark.Lark(
         grammar,
         parser="lalr",

@@ -40,7 +40,7 @@ from matplotlib.ticker import MaxNLocator
 from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.stacks import busiest_stack as busiest_stack  # re-exported
 from cogdsl.errors import UsageError
-from cogdsl.viz import _first_output, _save, run_one_sequence
+from cogdsl.viz.curves import _first_output, _save, run_one_sequence
 
 WEIGHTINGS_PNG = "weightings.png"
 MODES_PNG = "modes.png"
@@ -250,7 +250,7 @@ def _prepare_out(out: Path, names: list[str], force: bool) -> None:
 
 def _trace_hops(name: str, task: Any, model: torch.nn.Module, step: int, out: Path, args: Any) -> int:
     """A QA model: print the hop attention table of one test question and draw ``hops.png``."""
-    from cogdsl.trace_qa import HOPS_PNG, draw_hops, hop_table, record_hops
+    from cogdsl.viz.trace_qa import HOPS_PNG, draw_hops, hop_table, record_hops
 
     if not hasattr(task, "data"):
         raise UsageError(f"{name} has reasoning blocks but its task {task.name} has no stories to trace")
@@ -278,7 +278,7 @@ def _print_and_draw(table: str, draw: Callable[[], Path], out: Path) -> int:
 def _trace_alignment(name: str, task: Any, model: torch.nn.Module, step: int, out: Path, args: Any) -> int:
     """A sequence-to-sequence model: print each attention block's alignment over one sequence and
     draw ``alignment.png``."""
-    from cogdsl.trace_seq import ALIGNMENT_PNG, alignment_table, draw_alignment, record_alignment
+    from cogdsl.viz.trace_seq import ALIGNMENT_PNG, alignment_table, draw_alignment, record_alignment
 
     _prepare_out(out, [ALIGNMENT_PNG], args.force)
     length = args.length if args.length is not None else task.length_range()[1]
@@ -292,7 +292,7 @@ def _trace_alignment(name: str, task: Any, model: torch.nn.Module, step: int, ou
 def _trace_glimpses(name: str, task: Any, model: torch.nn.Module, step: int, out: Path, args: Any) -> int:
     """A model that looks at an image: print where each step looked on four images and draw
     ``glimpses.png``."""
-    from cogdsl.trace_visual import (
+    from cogdsl.viz.trace_visual import (
         GENERATED_PNG,
         GLIMPSES_PNG,
         draw_glimpses,
@@ -320,7 +320,7 @@ def _trace_glimpses(name: str, task: Any, model: torch.nn.Module, step: int, out
 
 def run_folder_of(checkpoint: Path) -> Path:
     """The run folder a checkpoint belongs to: the folder above ``checkpoints/``, else the checkpoint's own folder."""
-    from cogdsl.checkpoint import CHECKPOINT_DIR
+    from cogdsl.training.checkpoints import CHECKPOINT_DIR
 
     folder = checkpoint.parent
     return folder.parent if folder.name == CHECKPOINT_DIR else folder
@@ -328,7 +328,7 @@ def run_folder_of(checkpoint: Path) -> Path:
 
 def trace_command(args: Any) -> int:
     """``cogdsl trace SPEC CHECKPOINT [--out DIR --len L --seed S --force]``: PNGs of memory activity."""
-    from cogdsl.train import _check_positive, eval_length, load_trained
+    from cogdsl.training.loop import _check_positive, eval_length, load_trained
 
     _check_positive("--seed", args.seed, 0)
     spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length,

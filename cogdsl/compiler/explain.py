@@ -4,8 +4,8 @@ Each step's line is its unit's own :meth:`~cogdsl.blocks.runtime.Unit.describe`:
 
 from __future__ import annotations
 
-from cogdsl.footprint import bytes_text, measure, memory_limit, training_batch
-from cogdsl.lower import CompiledModel
+from cogdsl.compiler.footprint import bytes_text, measure, memory_limit, training_batch
+from cogdsl.compiler.lower import CompiledModel
 
 
 def _table(rows: list[tuple[str, ...]], indent: str = "  ") -> list[str]:
@@ -43,7 +43,7 @@ def explain(model: CompiledModel) -> str:
 
 
 def _memory(model: CompiledModel) -> str:
-    """The bytes the model holds (:mod:`cogdsl.footprint`) against the memory limit."""
+    """The bytes the model holds (:mod:`cogdsl.compiler.footprint`) against the memory limit."""
     measured = measure(model)
     batch = training_batch(model.spec)
     floats = sum(p.numel() for p in model.parameters())

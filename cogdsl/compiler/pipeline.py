@@ -1,6 +1,6 @@
 """The passes, as a list: parse → graph → validate → sizes → infer → footprint → lower.
 
-Parsing turns text into a :class:`~cogdsl.spec.Spec` (:func:`read_spec_file`, :func:`parse_text`); then
+Parsing turns text into a :class:`~cogdsl.language.spec.Spec` (:func:`read_spec_file`, :func:`parse_text`); then
 every pass in :data:`PASSES` is a function of one shared :class:`Compilation`: it reads what the passes
 before it left there, adds its own product, and reports problems into the one diagnostics sink. After a
 pass that reported errors the run stops with all of them (every problem of that pass, not the first), as
@@ -19,18 +19,18 @@ from pathlib import Path
 
 import networkx as nx
 
+from cogdsl.compiler.footprint import Footprint, check_footprint
+from cogdsl.compiler.graph import build_graph
+from cogdsl.compiler.lower import CompiledModel, lower
+from cogdsl.compiler.shapes import Shapes, infer
+from cogdsl.compiler.task_sizes import derive_sizes, leaves_sizes, task_of
+from cogdsl.compiler.validate import Validated, validate
 from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError, Span, SpecError, UsageError
-from cogdsl.footprint import Footprint, check_footprint
-from cogdsl.graph import build_graph
-from cogdsl.infer import Shapes, infer
-from cogdsl.lower import CompiledModel, lower
-from cogdsl.parse_cog import parse_cog
-from cogdsl.parse_yaml import parse_yaml
-from cogdsl.spec import SPEC_SUFFIXES as SPEC_SUFFIXES  # re-exported
-from cogdsl.spec import Spec
-from cogdsl.task_sizes import derive_sizes, leaves_sizes, task_of
+from cogdsl.language.parse_cog import parse_cog
+from cogdsl.language.parse_yaml import parse_yaml
+from cogdsl.language.spec import SPEC_SUFFIXES as SPEC_SUFFIXES  # re-exported
+from cogdsl.language.spec import Spec
 from cogdsl.tasks import Task
-from cogdsl.validate import Validated, validate
 
 
 def _debug(name: str, value: object) -> None:
@@ -54,7 +54,7 @@ def read_spec_file(path: str | Path) -> Spec:
     A UTF-8 byte order mark is read past, in either form. A file that cannot be read as a spec (a wrong suffix,
     not a regular file, over the size budget, not UTF-8) is E008, located at its first line (not UTF-8: at the
     first byte that is not)."""
-    from cogdsl.parse_cog import MAX_SPEC_CHARS, too_large
+    from cogdsl.language.parse_cog import MAX_SPEC_CHARS, too_large
 
     path = Path(path)
     file = str(path)
@@ -118,7 +118,7 @@ def graph_pass(c: Compilation) -> None:
 
 
 def validate_pass(c: Compilation) -> None:
-    """Every check that needs no sizes (:mod:`cogdsl.validate`)."""
+    """Every check that needs no sizes (:mod:`cogdsl.compiler.validate`)."""
     assert c.graph is not None
     c.validated = validate(c.spec, c.graph, c.sink)
 
@@ -135,7 +135,7 @@ def sizes_pass(c: Compilation) -> None:
 
 
 def infer_pass(c: Compilation) -> None:
-    """Every value's size, each controller's interface layout, the step order (:mod:`cogdsl.infer`)."""
+    """Every value's size, each controller's interface layout, the step order (:mod:`cogdsl.compiler.shapes`)."""
     if c.waiting:
         return
     assert c.sized is not None and c.graph is not None and c.validated is not None
@@ -143,7 +143,8 @@ def infer_pass(c: Compilation) -> None:
 
 
 def footprint_pass(c: Compilation) -> None:
-    """Parameters and state within the memory budget (:mod:`cogdsl.footprint`), before anything is allocated."""
+    """Parameters and state within the memory budget (:mod:`cogdsl.compiler.footprint`), checked before
+    anything is allocated."""
     if c.waiting:
         return
     assert c.sized is not None and c.shapes is not None
@@ -151,7 +152,7 @@ def footprint_pass(c: Compilation) -> None:
 
 
 def lower_pass(c: Compilation) -> None:
-    """The :class:`~cogdsl.lower.CompiledModel` (:mod:`cogdsl.lower`)."""
+    """The :class:`~cogdsl.compiler.lower.CompiledModel` (:mod:`cogdsl.compiler.lower`)."""
     assert c.sized is not None and c.shapes is not None
     c.model = lower(c.sized, c.shapes)
 
@@ -217,7 +218,7 @@ def analyse(spec: Spec, task: Task | None = None) -> tuple[Spec, nx.MultiDiGraph
 
 def check(spec: Spec, task: Task | None = None, max_memory: int | str | None = None
           ) -> tuple[nx.MultiDiGraph, Shapes | None]:
-    """Build the graph, validate, infer shapes and check the memory budget (:mod:`cogdsl.footprint`); raises
+    """Build the graph, validate, infer shapes and check the memory budget (:mod:`cogdsl.compiler.footprint`); raises
     SpecError with every problem found.
 
     A spec that leaves sizes out and names no task is complete only with the data it is trained on

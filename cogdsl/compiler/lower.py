@@ -28,11 +28,11 @@ import torch
 from torch import nn
 
 from cogdsl.blocks import REGISTRY
+from cogdsl.blocks.named import NamedModules
 from cogdsl.blocks.runtime import Build, State, Step, StepOut, Unit
-from cogdsl.infer import Shapes
-from cogdsl.named import NamedModules
+from cogdsl.compiler.shapes import Shapes
+from cogdsl.language.spec import WHOLE_KINDS, Output, Spec
 from cogdsl.reinforce import Decision
-from cogdsl.spec import WHOLE_KINDS, Output, Spec
 
 _OUTPUT_ACTIVATIONS = {
     None: None, "none": None,

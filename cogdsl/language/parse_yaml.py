@@ -5,11 +5,11 @@ tag can build a Python object: a tag outside YAML's standard scalar and collecti
 (``!!python/object``, ``!custom``) is reported as an error at its position, and so is a
 standard tag on a value it does not fit (``!!int x``, ``!!map x``). Duplicate keys, which
 ``yaml.safe_load`` silently drops, are errors. The ``address:`` and ``from:`` strings are
-parsed by the .cog grammar (:mod:`cogdsl.parse_cog`), and errors inside them point at the
+parsed by the .cog grammar (:mod:`cogdsl.language.parse_cog`), and errors inside them point at the
 character in the file, however the YAML string is written (quoted, escaped, folded, over
 several lines).
 
-Any text at all is either a :class:`~cogdsl.spec.Spec` or a :class:`~cogdsl.errors.SpecError`
+Any text at all is either a :class:`~cogdsl.language.spec.Spec` or a :class:`~cogdsl.errors.SpecError`
 whose every diagnostic points inside the text: control characters, tags, numbers too large to
 convert, aliases that contain themselves, deep nesting and sheer size are reported, never raised
 as something else. The budgets below are checked while the YAML events arrive, so a hostile file
@@ -29,8 +29,8 @@ from typing import Any, NoReturn
 import yaml
 
 from cogdsl.errors import Diagnostic, DiagnosticSink, Span, SpecError, SpecSyntaxError, escape, hint_for
-from cogdsl.parse_cog import parse_address, parse_source
-from cogdsl.spec import SIZE_KEYS, Address, Block, Input, Output, Pipe, Ref, Spec, Stage, Value
+from cogdsl.language.parse_cog import parse_address, parse_source
+from cogdsl.language.spec import SIZE_KEYS, Address, Block, Input, Output, Pipe, Ref, Spec, Stage, Value
 
 MAX_TEXT_CHARS = 1_000_000
 """The longest spec text read, in characters (1 MB of ASCII). The library's specs are under 1,000;

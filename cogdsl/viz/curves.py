@@ -20,9 +20,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from cogdsl.checkpoint import atomic_write_bytes
 from cogdsl.tasks.base import Batch
-from cogdsl.train import model_inputs
+from cogdsl.training.checkpoints import atomic_write_bytes
+from cogdsl.training.loop import model_inputs
 
 
 def _save(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
@@ -73,7 +73,7 @@ def plot_learning_curve(csv_path: str | Path, png_path: str | Path, title: str |
     """Loss (log scale) and errors (bit errors per sequence, or the error rate of questions or images) against
     the sequences (questions, images) seen, training and evaluation.
 
-    Reads the CSV that :func:`cogdsl.train.train` writes, by the role of each column (``sequences``, ``loss``,
+    Reads the CSV that :func:`cogdsl.training.loop.train` writes, by the role of each column (``sequences``, ``loss``,
     ``bit_errors``, ``eval_loss``, ``eval_bit_errors`` for the algorithmic tasks).
     """
     names, rows = read_log_by_role(csv_path)

@@ -67,8 +67,8 @@ def predict_sequences(model: torch.nn.Module, source: Path, target: Path, batch:
 def predict_babi(model: torch.nn.Module, task: Any, source: Path, target: Path, batch: int
                  ) -> tuple[int, int, float | None]:
     """Answer the questions of a bAbI file: how many, how many had answers, and the error rate on those."""
-    from cogdsl.checkpoint import atomic_write_text
     from cogdsl.tasks.babi_format import parse_babi
+    from cogdsl.training.checkpoints import atomic_write_text
 
     if not hasattr(task, "questions_batch"):
         raise UsageError(f"{model.spec.name} was trained on task {task.name}, which does not answer bAbI questions")
@@ -108,7 +108,7 @@ def predict_babi(model: torch.nn.Module, task: Any, source: Path, target: Path, 
 
 def predict_command(args: Any) -> int:
     """``cogdsl predict SPEC CHECKPOINT --input FILE --output FILE [--force --batch N --device D --threads T]``."""
-    from cogdsl.train import _check_positive, load_trained, set_threads
+    from cogdsl.training.loop import _check_positive, load_trained, set_threads
 
     _check_positive("--batch", args.batch)
     set_threads(args.threads)

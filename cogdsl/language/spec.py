@@ -129,7 +129,7 @@ a controller or output wired to it reads its size x size pixels as one vector.""
 SIZE_KEYS = {"vector": "size", "words": "vocab", "sentences": "vocab", "sequence": "size", "image": "size"}
 """How each input kind spells its size: ``sentences(vocab=69)``, ``sequence(size=10)``,
 ``image(size=40)`` (the side in pixels); a vector's is its number (``x: 9``, or ``{kind: vector, size: 9}``).
-A size left out is derived from the train section's task (:mod:`cogdsl.task_sizes`)."""
+A size left out is derived from the train section's task (:mod:`cogdsl.compiler.task_sizes`)."""
 
 WHOLE_KINDS = ("sequence", "image")
 """Input kinds given whole, with no time axis: every step sees all of it."""

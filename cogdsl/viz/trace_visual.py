@@ -31,7 +31,7 @@ from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.latent import from_prior
 from cogdsl.blocks.visual import to_pixels as to_pixels  # re-exported
 from cogdsl.tasks.base import Batch, Task
-from cogdsl.viz import _save, run_batch
+from cogdsl.viz.curves import _save, run_batch
 
 GLIMPSES_PNG = "glimpses.png"
 GENERATED_PNG = "generated.png"

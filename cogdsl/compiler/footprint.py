@@ -27,9 +27,9 @@ import torch
 from cogdsl.errors import Diagnostic, SpecError, UsageError
 
 if TYPE_CHECKING:
-    from cogdsl.infer import Shapes
-    from cogdsl.lower import CompiledModel
-    from cogdsl.spec import Spec
+    from cogdsl.compiler.lower import CompiledModel
+    from cogdsl.compiler.shapes import Shapes
+    from cogdsl.language.spec import Spec
 
 ENVIRONMENT = "COGDSL_MAX_MEMORY"
 DEFAULT_LIMIT = 16 * 2**30
@@ -116,7 +116,7 @@ def _tensor_bytes(value: Any) -> int:
 def footprint(spec: Spec, shapes: Shapes) -> Footprint:
     """The parameter bytes per block and the state bytes per sequence of ``spec`` (sized) with ``shapes``,
     from a build on the ``meta`` device: exact, and nothing is allocated."""
-    from cogdsl.lower import lower
+    from cogdsl.compiler.lower import lower
 
     with torch.device("meta"):
         return measure(lower(spec, shapes))

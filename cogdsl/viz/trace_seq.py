@@ -20,7 +20,7 @@ import torch
 from matplotlib.figure import Figure
 
 from cogdsl.tasks.base import Task
-from cogdsl.viz import _save, run_batch
+from cogdsl.viz.curves import _save, run_batch
 
 ALIGNMENT_PNG = "alignment.png"
 

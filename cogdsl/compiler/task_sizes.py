@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 
 from cogdsl.errors import DataFileError, Diagnostic, Span, SpecError
-from cogdsl.spec import SIZE_KEYS, Spec, Value
+from cogdsl.language.spec import SIZE_KEYS, Spec, Value
 from cogdsl.tasks import Task, TaskParamError
-from cogdsl.train_config import TrainConfig, build_task, resolve_train
+from cogdsl.training.config import TrainConfig, build_task, resolve_train
 
 
 def leaves_sizes(spec: Spec) -> bool:
@@ -125,8 +125,8 @@ def sizes_from(spec: Spec, saved_yaml: object, where: object) -> Spec:
     Raises:
         CheckpointError: the checkpoint holds no spec, or not the inputs and outputs this spec names.
     """
+    from cogdsl.compiler.pipeline import parse_text
     from cogdsl.errors import CheckpointError
-    from cogdsl.pipeline import parse_text
 
     if not isinstance(saved_yaml, str):
         raise CheckpointError(f"{where}: holds no spec to take the sizes {spec.name} leaves out from; write them "

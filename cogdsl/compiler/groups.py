@@ -12,8 +12,8 @@ from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.base import check_params
 from cogdsl.blocks.heads import GroupPlan, HeadUse
 from cogdsl.errors import DiagnosticSink
-from cogdsl.parse_cog import parse_address
-from cogdsl.spec import Block, Spec
+from cogdsl.language.parse_cog import parse_address
+from cogdsl.language.spec import Block, Spec
 
 
 def _family(block: Block | None) -> str | None:

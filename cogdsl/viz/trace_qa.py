@@ -20,7 +20,7 @@ import torch
 from matplotlib.figure import Figure
 
 from cogdsl.tasks.qa import BabiTask
-from cogdsl.viz import _save, run_batch
+from cogdsl.viz.curves import _save, run_batch
 
 HOPS_PNG = "hops.png"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from cogdsl.blocks.base import Param, check_params, recode
 from cogdsl.errors import NO_SPAN, DiagnosticSink, Span, UsageError, hint_for
-from cogdsl.spec import Spec, Value
+from cogdsl.language.spec import Spec, Value
 from cogdsl.tasks import TASKS, Task, TaskParamError, make_task
 
 SETTINGS: tuple[Param, ...] = (

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cogdsl.errors import CogdslError, Diagnostic, Span, SpecError, UsageError
-from cogdsl.spec import SPEC_SUFFIXES
+from cogdsl.language.spec import SPEC_SUFFIXES
 
 DEVICE_HELP = ("where to run: auto (a CUDA GPU when torch sees one, else the CPU; the default), cpu, cuda or "
                "cuda:N; under torchrun each process takes the GPU of its local rank")
@@ -63,8 +63,8 @@ def _internal(path: Path, err: Exception) -> Diagnostic:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from cogdsl.pipeline import check, read_spec_file, validate_spec
-    from cogdsl.task_sizes import task_of
+    from cogdsl.compiler.pipeline import check, read_spec_file, validate_spec
+    from cogdsl.compiler.task_sizes import task_of
 
     files = list(_spec_files(args.paths))
     if not files:
@@ -114,8 +114,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
-    from cogdsl.emit import to_cog, to_yaml
-    from cogdsl.pipeline import read_spec_file, validate_spec
+    from cogdsl.compiler.pipeline import read_spec_file, validate_spec
+    from cogdsl.language.emit import to_cog, to_yaml
 
     spec = read_spec_file(args.file)
     validate_spec(spec)  # no data read: a spec's text converts without its task's files
@@ -128,7 +128,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
         raise UsageError(f"{out} is a folder; give a file name to write")
     if out.exists() and not args.force:
         raise UsageError(f"{out} exists; pass --force to overwrite it")
-    from cogdsl.checkpoint import atomic_write_text
+    from cogdsl.training.checkpoints import atomic_write_text
 
     atomic_write_text(out, text)
     print(f"wrote {out}", file=sys.stderr)
@@ -136,8 +136,8 @@ def cmd_fmt(args: argparse.Namespace) -> int:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from cogdsl.explain import explain
-    from cogdsl.pipeline import compile_spec
+    from cogdsl.compiler.explain import explain
+    from cogdsl.compiler.pipeline import compile_spec
 
     model = compile_spec(args.spec)
     if args.explain:
@@ -149,25 +149,25 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cogdsl.train import train_command
+    from cogdsl.training.loop import train_command
 
     return train_command(args)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from cogdsl.train import eval_command
+    from cogdsl.training.loop import eval_command
 
     return eval_command(args)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from cogdsl.predict import predict_command
+    from cogdsl.training.predict import predict_command
 
     return predict_command(args)
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from cogdsl.trace import trace_command
+    from cogdsl.viz.trace import trace_command
 
     return trace_command(args)
 
@@ -348,7 +348,7 @@ def torch_out_of_memory() -> type[BaseException]:
 def _memory_limit(args: argparse.Namespace) -> Iterator[None]:
     """``--max-memory`` as ``$COGDSL_MAX_MEMORY`` while the command runs (the workers torchrun starts see it
     too); the variable is as it was afterwards."""
-    from cogdsl.footprint import ENVIRONMENT, parse_bytes
+    from cogdsl.compiler.footprint import ENVIRONMENT, parse_bytes
 
     given = getattr(args, "max_memory", None)
     before = os.environ.get(ENVIRONMENT)

@@ -19,11 +19,11 @@ import networkx as nx
 from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.base import BlockKind, check_params, spelled
 from cogdsl.blocks.heads import GroupPlan
+from cogdsl.compiler.graph import immediate_graph
+from cogdsl.compiler.groups import plan_groups
 from cogdsl.errors import DiagnosticSink, Span, hint_for
-from cogdsl.graph import immediate_graph
-from cogdsl.groups import plan_groups
-from cogdsl.spec import INPUT_KINDS, SIZE_KEYS, SUPPORTED_VERSIONS, Block, Output, Ref, Spec
-from cogdsl.train_config import TrainConfig, resolve_train
+from cogdsl.language.spec import INPUT_KINDS, SIZE_KEYS, SUPPORTED_VERSIONS, Block, Output, Ref, Spec
+from cogdsl.training.config import TrainConfig, resolve_train
 
 ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "softmax")
 FIELD_SPELLING = {
@@ -36,13 +36,13 @@ FIELD_SPELLING = {
 
 MAX_SIZE = 2**31 - 1
 """The largest input or output size (or vocabulary) a spec may give: a tensor dimension torch indexes with
-32-bit integers in places; any larger model is far over the memory budget anyway (:mod:`cogdsl.footprint`)."""
+32-bit integers in places; any larger model is far over the memory budget anyway (:mod:`cogdsl.compiler.footprint`)."""
 
 
 @dataclass(frozen=True)
 class Validated:
     """What validation resolved: each block's parameters (defaults filled in; None for one it refused),
-    the head groups (:mod:`cogdsl.groups`) and the train config (None when absent or refused)."""
+    the head groups (:mod:`cogdsl.compiler.groups`) and the train config (None when absent or refused)."""
 
     params: dict[str, dict[str, Any]]
     groups: tuple[GroupPlan, ...]
@@ -61,7 +61,7 @@ def validate(spec: Spec, graph: nx.MultiDiGraph, sink: DiagnosticSink) -> Valida
             sink.error("E205", f"input '{item.name}': unknown input kind {spelled(item.kind.data)}", item.kind.span,
                        hint_for(str(item.kind.data), INPUT_KINDS[1:], "input kinds") + " (a vector input is a size)")
         elif size is None:
-            pass  # left to the task (cogdsl.task_sizes), which reports it when there is no task to give it
+            pass  # left to the task (cogdsl.compiler.task_sizes), which reports it when there is no task to give it
         elif not isinstance(size, int) or isinstance(size, bool) or size < 1:
             sink.error("E204", f"input '{item.name}': {what} must be a positive integer, found {spelled(size)}",
                        item.size.span, "e.g. 'x: 9'" if item.is_vector else
