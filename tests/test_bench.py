@@ -220,9 +220,9 @@ def test_the_dnc_step_timed_is_the_model_groups_step():
     with ops.use_backend("torch"):
         timed = dnc_step(group, *inputs)
         keys = usage_key, link_key, precedence_key = group.state_keys
-        weights, reads, new_memory, state, _ = group.step(
+        result = group.step(
             interface, memory, previous, {usage_key: usage, link_key: link, precedence_key: precedence})
-    expected = (weights, reads, new_memory, *(state[key] for key in keys))
+    expected = (result.weights, result.reads, result.memory, *(result.state[key] for key in keys))
     assert [t.shape for t in timed] == [p.shape for p in projections]  # one projection per output
     for got, want in zip(timed, expected, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0)

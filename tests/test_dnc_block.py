@@ -413,7 +413,8 @@ def test_steps_match_the_oracle(tmp_path: Path, case: str) -> None:
     for step in range(3):
         interface = random_interface(model, batch, g)
         fields = group.fields(interface)
-        weights, reads, memory, state, extras = group.step(interface, memory, previous, state)
+        result = group.step(interface, memory, previous, state)
+        weights, reads, memory, state, extras = result.weights, result.reads, result.memory, result.state, result.shown
         previous = weights
         for b in range(batch):
             o = oracle[b]
@@ -450,7 +451,7 @@ def test_allocation_of_two_write_heads_takes_two_different_free_slots(tmp_path: 
     interface = torch.zeros(1, interface_size(model), dtype=torch.float64)
     gate = next(f for f in group.layout if f.name == "write_gate")
     interface[0, gate.offset:gate.stop] = 30.0
-    weights, *_ = group.step(interface, memory, previous, state)
+    weights = group.step(interface, memory, previous, state).weights
     writes = weights[0, group.plan.read_heads:]
     assert writes[0].argmax().item() == 6 and writes[0, 6].item() > 0.99
     assert writes[1].argmax().item() == 2 and writes[1, 2].item() > 0.9
@@ -590,9 +591,8 @@ def test_gradcheck_of_one_step(tmp_path: Path, writes: int) -> None:
 
     def step(interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor, usage: torch.Tensor,
              link: torch.Tensor, precedence: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        weights, reads, new_memory, new_state, _ = group.step(
-            interface, memory, previous, dict(zip(keys, (usage, link, precedence), strict=True)))
-        return weights, reads, new_memory, *(new_state[k] for k in keys)
+        result = group.step(interface, memory, previous, dict(zip(keys, (usage, link, precedence), strict=True)))
+        return result.weights, result.reads, result.memory, *(result.state[k] for k in keys)
 
     values = (interface, memory, previous, *(state[k] for k in keys))
     assert torch.autograd.gradcheck(step, tuple(t.clone().requires_grad_(i < 2) for i, t in enumerate(values)))
@@ -606,7 +606,8 @@ def _grad(group: DNCGroup, output: str, wrt: str, interface: torch.Tensor, memor
     usage_key = group.state_keys[0]
     interface, memory, previous = (t.clone().requires_grad_() for t in (interface, memory, previous))
     state = {k: v.clone().requires_grad_() for k, v in state.items()}
-    weights, _, _, new_state, _ = group.step(interface, memory, previous, state)
+    result = group.step(interface, memory, previous, state)
+    weights, new_state = result.weights, result.state
     value = weights[:, group.plan.read_heads:] if output == "write_weights" else new_state[usage_key]
     upstream = torch.rand(value.shape, generator=torch.Generator().manual_seed(2), dtype=value.dtype)
     source = {"usage": state[usage_key], "previous": previous, "interface": interface}[wrt.split("_")[0]]
@@ -635,7 +636,9 @@ def test_stop_usage_gradient(tmp_path: Path) -> None:
         return _grad(group, output, wrt, *args)
 
     with torch.no_grad():  # the flag changes no value
-        for want, got in zip(plain.step(*args), flagged.step(*args), strict=True):
+        wanted, gotten = plain.step(*args), flagged.step(*args)
+        for name in ("weights", "reads", "memory", "state", "shown"):
+            want, got = getattr(wanted, name), getattr(gotten, name)
             if isinstance(want, dict):
                 assert want.keys() == got.keys()
                 for key in want:

@@ -63,9 +63,9 @@ def test_gradcheck_of_a_step_with_lru_terms(tmp_path: Path) -> None:
 
     def step(interface: torch.Tensor, memory: torch.Tensor, read_average: torch.Tensor,
              write_average: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        weights, reads, new_memory, new_state, _ = group.step(
+        result = group.step(
             interface, memory, previous, {**state, read_key: read_average, write_key: write_average})
-        return weights, reads, new_memory, new_state[read_key], new_state[write_key]
+        return result.weights, result.reads, result.memory, result.state[read_key], result.state[write_key]
 
     values = (interface, memory, state[read_key], state[write_key])
     assert torch.autograd.gradcheck(step, tuple(t.clone().requires_grad_() for t in values))
@@ -78,7 +78,7 @@ def test_lru_gamma_gets_a_gradient_and_steers_the_write_away_from_recent_slots(t
     gamma = next(f for f in group.layout if f.name == "write_lru_gamma")
     rows = slice(gamma.offset, gamma.offset + gamma.size * gamma.heads)
     interface = interface.clone().requires_grad_()
-    weights, *_ = group.step(interface, memory, previous, state)
+    weights = group.step(interface, memory, previous, state).weights
     write = weights[:, group.plan.read_heads:]
     # d w_i / d gamma = -w_i (v_i - sum_j w_j v_j) g_w: weight moves from the slots of high average
     (write * average).sum().backward()
@@ -92,8 +92,10 @@ def test_hard_read_replaces_the_content_mode_by_one_slot(tmp_path: Path, trainin
     soft, hard, model = twins(tmp_path, {"read": SOFT_READ}, {"read": HARD_READ})
     hard.train(training)
     interface, memory, previous, state = one_step(soft, model, 14)
-    soft_weights, _, soft_memory, _, soft_extras = soft.step(interface, memory, previous, state)
-    hard_weights, hard_reads, hard_memory, _, hard_extras = hard.step(interface, memory, previous, state)
+    soft_step, hard_step = soft.step(interface, memory, previous, state), hard.step(interface, memory, previous, state)
+    soft_weights, soft_memory, soft_extras = soft_step.weights, soft_step.memory, soft_step.shown
+    hard_weights, hard_reads, hard_memory, hard_extras = hard_step.weights, hard_step.reads, hard_step.memory, \
+        hard_step.shown
     torch.testing.assert_close(hard_memory, soft_memory)  # the write is the same soft write
     reads_n = soft.plan.read_heads
     f = soft.fields(interface)
@@ -114,8 +116,8 @@ def test_hard_write_gates_the_sampled_slot_and_mixes_it_with_allocation(tmp_path
     soft, hard, model = twins(tmp_path, {"write": SOFT_WRITE}, {"write": HARD_WRITE})
     hard.eval()
     interface, memory, previous, state = one_step(soft, model, 15)
-    soft_weights, *_ = soft.step(interface, memory, previous, state)
-    hard_weights, *_ = hard.step(interface, memory, previous, state)
+    soft_weights = soft.step(interface, memory, previous, state).weights
+    hard_weights = hard.step(interface, memory, previous, state).weights
     reads_n = soft.plan.read_heads
     f = soft.fields(interface)
     content = ops.content_weights(memory, f["write_key"], f["write_strength"])  # on the memory before the write
@@ -132,9 +134,9 @@ def test_training_samples_the_content_slot_at_its_weighting(tmp_path: Path) -> N
     f = group.fields(interface)
     draws = 4000
     torch.manual_seed(16)
-    weights, _, new_memory, _, _ = group.step(interface.expand(draws, -1), memory.expand(draws, -1, -1),
-                                              previous.expand(draws, -1, -1),
-                                              {k: v.expand(draws, *v.shape[1:]) for k, v in state.items()})
+    result = group.step(interface.expand(draws, -1), memory.expand(draws, -1, -1), previous.expand(draws, -1, -1),
+                        {k: v.expand(draws, *v.shape[1:]) for k, v in state.items()})
+    weights, new_memory = result.weights, result.memory
     content = ops.content_weights(new_memory[:1], f["read_key"], f["read_strength"])[0, 0]
     assert content.max() < 0.9  # not vacuous: more than one slot is likely
     frequency = weights[:, 0].mean(0)
@@ -148,7 +150,8 @@ def test_decision_of_hard_reads_and_writes(tmp_path: Path) -> None:
                                                 write="content(cosine) | hard(0.05)", reads=2))
     group.train()
     interface, memory, previous, state = one_step(group, model, 17)
-    weights, _, new_memory, _, _ = group.step(interface, memory, previous, state)
+    result = group.step(interface, memory, previous, state)
+    weights, new_memory = result.weights, result.memory
     decision = group.decision
     assert isinstance(decision, Decision) and decision.reward == "likelihood"
     f = group.fields(interface)

@@ -114,9 +114,9 @@ def dnc_step(group: DNCGroup, interface: Tensor, memory: Tensor, previous: Tenso
              precedence: Tensor) -> tuple[Tensor, ...]:
     """:meth:`DNCGroup.step` with its state as arguments: (weights, reads, new memory, usage, link, precedence)."""
     state = dict(zip(group.state_keys, (usage, link, precedence), strict=True))
-    weights, reads, new_memory, new_state, _ = group.step(interface, memory, previous, state)
-    assert reads is not None
-    return (weights, reads, new_memory, *(new_state[key] for key in group.state_keys))
+    result = group.step(interface, memory, previous, state)
+    assert result.reads is not None and result.memory is not None
+    return (result.weights, result.reads, result.memory, *(result.state[key] for key in group.state_keys))
 
 
 def dnc_step_backends(device: torch.device, compile: bool) -> dict[str, str]:

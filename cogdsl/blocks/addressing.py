@@ -46,12 +46,21 @@ class Field:
 
 @dataclass(frozen=True)
 class StageKind:
+    """Everything about one addressing stage, in one place: its arguments, the interface fields one head
+    needs for it, the memory kinds it works on, and where it may stand: its place in an NTM pipe, its
+    place among a dnc_memory's read or write terms, or after a content term (``content | lru | hard``).
+    The validators, the interface layouts and the reference tables all read these."""
+
     name: str
     doc: str
     args: tuple[Param, ...]
     # (arguments, slot width, memory kind) -> the fields one head needs for this stage
     fields: Callable[[dict[str, Any], int, str], tuple[Field, ...]]
     memories: frozenset[str]  # memory kinds this stage works on
+    pipe: int | None = None  # its place in an NTM pipe (Graves et al. 2014, figure 2); None: not in one
+    dnc_read: int | None = None  # its place among a dnc_memory read's terms (its read modes); None: not one
+    dnc_write: int | None = None  # its place among a dnc_memory write's terms
+    after_content: int | None = None  # its place after a content term in a dnc_memory mixture
 
 
 @dataclass(frozen=True)
@@ -85,51 +94,61 @@ def _content_fields(args: dict[str, Any], width: int, memory: str) -> tuple[Fiel
 _stage(StageKind(
     "content", "content addressing: softmax over slots of strength x similarity(key, slot)",
     (Param("similarity", str, "cosine", choices=("cosine", "dot")),),
-    _content_fields, _NTM | _DNC,
+    _content_fields, _NTM | _DNC, pipe=0, dnc_read=1, dnc_write=0,
 ))
 _stage(StageKind(
     "lru", "least recently used (Dynamic NTM): the content softmax taken of beta K(k, M) - gamma v, v the "
     "moving average (decay lambda) of the head's earlier content logits, so the head avoids slots it just used",
     (Param("decay", float, 0.1, minimum=0.0, maximum=0.99),),
-    lambda args, width, memory: (Field("lru_gamma", 1, "sigmoid", scalar=True),), _NTM | _DNC,
+    lambda args, width, memory: (Field("lru_gamma", 1, "sigmoid", scalar=True),), _NTM | _DNC, pipe=1, after_content=0,
 ))
 _stage(StageKind(
     "gate", "interpolation with the head's previous weighting",
-    (), lambda args, width, memory: (Field("gate", 1, "sigmoid", scalar=True),), _NTM,
+    (), lambda args, width, memory: (Field("gate", 1, "sigmoid", scalar=True),), _NTM, pipe=2,
 ))
 _stage(StageKind(
     "shift", "circular convolution with a distribution over offsets -s..s",
     (Param("s", int, 1, minimum=1, maximum=64),),
-    lambda args, width, memory: (Field("shift", 2 * args["s"] + 1, "softmax"),), _NTM,
+    lambda args, width, memory: (Field("shift", 2 * args["s"] + 1, "softmax"),), _NTM, pipe=3,
 ))
 _stage(StageKind(
     "sharpen", "w^gamma renormalised, gamma >= 1",
-    (), lambda args, width, memory: (Field("gamma", 1, "oneplus", scalar=True),), _NTM,
+    (), lambda args, width, memory: (Field("gamma", 1, "oneplus", scalar=True),), _NTM, pipe=4,
 ))
 _stage(StageKind(
     "hard", "discrete addressing (Dynamic NTM): each head samples one slot from the weighting so far (its "
     "argmax in evaluation) and uses it alone; trained by REINFORCE, with an entropy bonus of the given weight",
     (Param("entropy", float, 0.0, minimum=0.0, maximum=10.0),),
-    lambda args, width, memory: (), _NTM | _DNC,
+    lambda args, width, memory: (), _NTM | _DNC, pipe=5, after_content=1,
 ))
 _stage(StageKind(
     "allocate", "DNC write: the least-used slots, from usage sorted ascending; mixed with content by the "
     "allocation gate when both are given",
-    (), lambda args, width, memory: (Field("allocation_gate", 1, "sigmoid", scalar=True),), _DNC,
+    (), lambda args, width, memory: (Field("allocation_gate", 1, "sigmoid", scalar=True),), _DNC, dnc_write=1,
 ))
 _stage(StageKind(
     "forward", "DNC read: one step forward along the temporal links from the head's previous read "
     "weighting (slots written after the ones it read); one read mode per write head",
-    (), lambda args, width, memory: (Field("read_mode", 1, "softmax"),), _DNC,
+    (), lambda args, width, memory: (Field("read_mode", 1, "softmax"),), _DNC, dnc_read=2,
 ))
 _stage(StageKind(
     "backward", "DNC read: one step backward along the temporal links (slots written before the ones it "
     "read); one read mode per write head",
-    (), lambda args, width, memory: (Field("read_mode", 1, "softmax"),), _DNC,
+    (), lambda args, width, memory: (Field("read_mode", 1, "softmax"),), _DNC, dnc_read=0,
 ))
 
-# The order NTM stages must come in (Graves et al. 2014, figure 2).
-NTM_ORDER = ("content", "lru", "gate", "shift", "sharpen", "hard")
+def _ordered(place: str) -> tuple[str, ...]:
+    """The stages that have a ``place`` (a StageKind field), in its order."""
+    placed = [(getattr(kind, place), name) for name, kind in STAGES.items() if getattr(kind, place) is not None]
+    return tuple(name for _, name in sorted(placed))
+
+
+# The order NTM stages must come in (Graves et al. 2014, figure 2), and a dnc_memory's terms and the
+# stages that may follow its content term: all read from the declarations above.
+NTM_ORDER = _ordered("pipe")
+DNC_READ_TERMS = _ordered("dnc_read")
+DNC_WRITE_TERMS = _ordered("dnc_write")
+CONTENT_MODIFIERS = _ordered("after_content")
 
 
 def resolve_stage(stage: Stage, owner: str, sink: DiagnosticSink) -> ResolvedStage | None:

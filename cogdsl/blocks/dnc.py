@@ -79,12 +79,22 @@ import torch
 from torch import nn
 
 from cogdsl import ops
-from cogdsl.blocks.addressing import ResolvedStage, content_similarity, resolve_stage, spelled_stage
+from cogdsl.blocks.addressing import (
+    CONTENT_MODIFIERS,
+    DNC_READ_TERMS,
+    DNC_WRITE_TERMS,
+    STAGES,
+    ResolvedStage,
+    content_similarity,
+    resolve_stage,
+    spelled_stage,
+)
 from cogdsl.blocks.base import Param, register
-from cogdsl.blocks.dntm import lru_weights, sample_slots
+from cogdsl.blocks.dntm import lru_weights, sample_slots, slot_decision
 from cogdsl.blocks.heads import (
     FieldSlice,
     GroupPlan,
+    GroupStep,
     GroupUnit,
     HeadUse,
     LaidOut,
@@ -99,10 +109,8 @@ from cogdsl.language.spec import Address
 from cogdsl.ops.ntm import content_logits
 from cogdsl.reinforce import Decision
 
-READ_TERMS = ("backward", "content", "forward")
-WRITE_TERMS = ("content", "allocate")
-# Dynamic NTM stages that may follow a content term, in this order.
-CONTENT_MODIFIERS = ("lru", "hard")
+READ_TERMS = DNC_READ_TERMS  # backward, content, forward: from the stages' declarations (addressing.py)
+WRITE_TERMS = DNC_WRITE_TERMS  # content, allocate
 
 
 @register
@@ -230,14 +238,15 @@ class DNCGroupUnit(GroupUnit):
     def step_group(self, step: Step, interface: torch.Tensor, out: StepOut
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         memory = self.plan.memory
-        weights, reads, out.state[memory], updates, extras = self.group.step(
-            interface, step.state[memory], step.state[self.key], step.state)
-        out.state.update(updates)
-        out.trace[f"{memory}:usage"] = extras["usage"]
-        if "modes" in extras:
+        result = self.group.step(interface, step.state[memory], step.state[self.key], step.state)
+        assert result.memory is not None
+        out.state[memory] = result.memory
+        out.state.update(result.state)
+        out.trace[f"{memory}:usage"] = result.shown["usage"]
+        if "modes" in result.shown:
             for block, start, stop in self.slices[:len(self.plan.reads)]:
-                out.trace[f"{block}:modes"] = extras["modes"][:, start:stop]
-        return weights, reads
+                out.trace[f"{block}:modes"] = result.shown["modes"][:, start:stop]
+        return result.weights, result.reads
 
     def describe(self) -> str:
         group, plan = self.group, self.plan
@@ -286,30 +295,33 @@ def dnc_layout(plan: GroupPlan, width: int, offset: int) -> list[FieldSlice]:
     """The group's interface fields: the read heads' (key, strength, lru gamma, free gate, modes), then the
     write heads'."""
     reads, writes = plan.read_heads, plan.write_heads
-    read_terms = {s.name for s in plan.stages}
     write_terms = {s.name for s in plan.write_stages}
     fields: list[LaidOut] = []  # name, heads, size, activation, first head, one number per head
     if reads:
-        if "content" in read_terms:
-            fields += [("read_key", reads, width, "identity", 0, False),
-                       ("read_strength", reads, 1, "oneplus", 0, True)]
-        if "lru" in read_terms:
-            fields.append(("read_lru_gamma", reads, 1, "sigmoid", 0, True))
+        fields += _content_term_fields("read", plan.stages, reads, width, 0)
         fields.append(("free_gate", reads, 1, "sigmoid", 0, True))
         modes = len(read_modes(plan))
         if modes > 1:
             fields.append(("read_mode", reads, modes, "softmax", 0, False))
     if writes:
-        if "content" in write_terms:
-            fields += [("write_key", writes, width, "identity", reads, False),
-                       ("write_strength", writes, 1, "oneplus", reads, True)]
-        if "lru" in write_terms:
-            fields.append(("write_lru_gamma", writes, 1, "sigmoid", reads, True))
+        fields += _content_term_fields("write", plan.write_stages, writes, width, reads)
         fields += [("erase", writes, width, "sigmoid", reads, False), ("add", writes, width, "identity", reads, False)]
         if {"content", "allocate"} <= write_terms:
             fields.append(("allocation_gate", writes, 1, "sigmoid", reads, True))
         fields.append(("write_gate", writes, 1, "sigmoid", reads, True))
     return lay_out(fields, offset)
+
+
+def _content_term_fields(role: str, stages: tuple[ResolvedStage, ...], heads: int, width: int, first: int
+                         ) -> list[LaidOut]:
+    """The fields of a role's content term and the stages piped after it (key, strength, lru gamma), as the
+    stages declare them for a dnc_memory, each named for its role (``read_key``, ``write_lru_gamma``)."""
+    fields: list[LaidOut] = []
+    for stage in stages:
+        if stage.name == "content" or stage.name in CONTENT_MODIFIERS:
+            for f in STAGES[stage.name].fields(dict(stage.args), width, "dnc_memory"):
+                fields.append((f"{role}_{f.name}", heads, f.size, f.activation, first, f.scalar))
+    return fields
 
 
 class DNCGroup(nn.Module):
@@ -369,8 +381,7 @@ class DNCGroup(nn.Module):
         return state
 
     def step(self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor,
-             state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor,
-                                                     dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+             state: dict[str, torch.Tensor]) -> GroupStep:
         """One step of the memory and all its heads.
 
         Args:
@@ -381,9 +392,9 @@ class DNCGroup(nn.Module):
                 ``lru`` moving averages by :attr:`lru_keys`.
 
         Returns:
-            weights (B, R + K, N) (reads, then writes); reads (B, R, W) or None; the new
-            memory M_t; the new usage, links, precedences (and ``lru`` averages) by key; and,
-            for pictures, ``modes`` (B, R, M) and ``usage`` (B, N).
+            weights (B, R + K, N) (reads, then writes); reads (B, R, W) or None; the new memory M_t;
+            as state, the new usage, links, precedences (and ``lru`` averages) by key; shown, for
+            pictures, ``modes`` (B, R, M) and ``usage`` (B, N).
         """
         f = self.fields(interface)
         plan = self.plan
@@ -421,11 +432,11 @@ class DNCGroup(nn.Module):
             reads = ops.read(new_memory, read_weights)
         self._decide(samples, batch, interface)
         weights = torch.cat([read_weights, write_weights], dim=1)
-        extras = {"usage": usage}
+        shown = {"usage": usage}
         if modes is not None:
-            extras["modes"] = modes
+            shown["modes"] = modes
         updates.update({usage_key: usage, link_key: link, precedence_key: precedence})
-        return weights, reads, new_memory, updates, extras
+        return GroupStep(weights, reads, memory=new_memory, state=updates, shown=shown)
 
     def _content(self, role: str, f: dict[str, torch.Tensor], memory: torch.Tensor,
                  state: dict[str, torch.Tensor], updates: dict[str, torch.Tensor],
@@ -453,17 +464,9 @@ class DNCGroup(nn.Module):
         """While training, one :class:`~cogdsl.reinforce.Decision` for this step's samples (reads'
         and writes' together: their log-probabilities add, and each entropy keeps its own weight)."""
         self.decision = None
-        if not (self.training and samples):
-            return
-        assert self.baseline is not None
-        baseline = self.baseline.to(like.dtype).expand(batch)
-        if len(samples) == 1:
-            log_prob, entropy, weight = samples[0]
-            self.decision = Decision(log_prob, baseline, entropy, weight, reward="likelihood")
-        else:
-            log_prob = sum((s[0] for s in samples), like.new_zeros(batch))
-            bonus = sum((s[2] * s[1] for s in samples), like.new_zeros(batch))
-            self.decision = Decision(log_prob, baseline, bonus, 1.0, reward="likelihood")
+        if self.training and samples:
+            assert self.baseline is not None
+            self.decision = slot_decision(samples, self.baseline, like)
 
     def _write_weights(self, f: dict[str, torch.Tensor], memory: torch.Tensor, usage: torch.Tensor,
                        state: dict[str, torch.Tensor], updates: dict[str, torch.Tensor],

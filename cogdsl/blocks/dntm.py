@@ -30,22 +30,26 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from cogdsl.reinforce import Decision
 
-def lru_weights(logits: torch.Tensor, usage: torch.Tensor, gamma: torch.Tensor,
+
+def lru_weights(logits: torch.Tensor, average: torch.Tensor, gamma: torch.Tensor,
                 decay: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Least-recently-used addressing, w = softmax(z − γ v_prev) and v = λ v_prev + (1 − λ) z.
 
+    (v is the Dynamic NTM's moving average of the content logits, not the DNC's usage.)
+
     Args:
         logits: z, (B, H, N), the content logits (up to a constant per row).
-        usage: v_prev, (B, H, N), the moving average of earlier logits.
+        average: v_prev, (B, H, N), the moving average of earlier logits.
         gamma: γ, (B, H), how far to steer away from recently used slots.
         decay: λ in [0, 1).
 
     Returns:
         the weights (B, H, N) and the new moving average v (B, H, N).
     """
-    weights = torch.softmax(logits - gamma.unsqueeze(-1) * usage, dim=-1)
-    return weights, decay * usage + (1.0 - decay) * logits
+    weights = torch.softmax(logits - gamma.unsqueeze(-1) * average, dim=-1)
+    return weights, decay * average + (1.0 - decay) * logits
 
 
 def sample_slots(weights: torch.Tensor, training: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -63,3 +67,19 @@ def sample_slots(weights: torch.Tensor, training: bool) -> tuple[torch.Tensor, t
     log_prob = log_weights.gather(-1, chosen.unsqueeze(-1)).squeeze(-1).sum(-1)
     entropy = -(weights * log_weights).sum(-1).sum(-1)
     return F.one_hot(chosen, slots).to(weights.dtype), log_prob, entropy
+
+
+def slot_decision(samples: list[tuple[torch.Tensor, torch.Tensor, float]], baseline: torch.Tensor,
+                  like: torch.Tensor) -> Decision:
+    """One REINFORCE :class:`~cogdsl.reinforce.Decision` for a step's slot samples, each (log pi (B,),
+    entropy (B,), entropy weight): their log-probabilities add and each entropy keeps its weight; the
+    baseline is the group's one learned number b (the reward is already centred on the batch), and the
+    reward the likelihood of the targets. ``like``: a (B, ...) tensor of the step's dtype."""
+    batch = like.shape[0]
+    expanded = baseline.to(like.dtype).expand(batch)
+    if len(samples) == 1:
+        log_prob, entropy, weight = samples[0]
+        return Decision(log_prob, expanded, entropy, weight, reward="likelihood")
+    log_prob = sum((s[0] for s in samples), like.new_zeros(batch))
+    bonus = sum((s[2] * s[1] for s in samples), like.new_zeros(batch))
+    return Decision(log_prob, expanded, bonus, 1.0, reward="likelihood")

@@ -24,7 +24,7 @@ is one view of the interface vector.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,7 @@ from torch import nn
 from cogdsl import ops
 from cogdsl.blocks.addressing import ResolvedStage, address_fields, content_similarity, spelled_pipe
 from cogdsl.blocks.base import BlockKind, Param, register
-from cogdsl.blocks.dntm import lru_weights, sample_slots
+from cogdsl.blocks.dntm import lru_weights, sample_slots, slot_decision
 from cogdsl.blocks.named import NamedParameters
 from cogdsl.blocks.runtime import Build, Step, StepOut, Unit
 from cogdsl.errors import DiagnosticSink, Span
@@ -70,6 +70,25 @@ class WriteKind(HeadKind):
     doc = "Write heads: erase then add, M <- M o (1 - w e^T) + w a^T for each head."
     writes = True
     extra_fields = (("erase", "sigmoid"), ("add", "identity"))
+
+
+@dataclass
+class GroupStep:
+    """What one head group's step makes, for every kind of group (NTM, fused NTM, DNC).
+
+    weights: (B, H, N), every head's weighting, reads first; reads: (B, H_read, width) or None;
+    writes: (weights (B, H_write, N), erase, add (B, H_write, W)) for the memory to apply, or None when
+    the group wrote the memory itself; memory: the new memory (B, N, W) when it did (a fused NTM group,
+    a dnc_memory), else None; state: its other new state by the keys it owns (an lru group's moving
+    averages, the DNC's usage and links); shown: what pictures draw (the DNC's usage and read modes).
+    """
+
+    weights: torch.Tensor
+    reads: torch.Tensor | None = None
+    writes: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+    memory: torch.Tensor | None = None
+    state: dict[str, torch.Tensor] = field(default_factory=dict)
+    shown: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -200,14 +219,15 @@ class HeadGroup(nn.Module):
     """Runs one group's addressing, reads and write preparation for one step.
 
     A group with an ``lru`` stage keeps each head's moving average of its content logits as
-    state (:meth:`initial_usage`); a group with a ``hard`` stage samples its slots and records
-    a :class:`~cogdsl.reinforce.Decision` in :attr:`decision` while training.
+    state under :attr:`average_key` (:meth:`initial_average`); a group with a ``hard`` stage samples
+    its slots and records a :class:`~cogdsl.reinforce.Decision` in :attr:`decision` while training.
     """
 
     # The group does its memory's whole step (a dnc_memory) rather than hand writes to it.
     owns_memory = False
 
-    def __init__(self, plan: GroupPlan, width: int, offset: int, address_width: int = 0):
+    def __init__(self, plan: GroupPlan, width: int, offset: int, address_width: int = 0,
+                 average_key: str = "lru:0"):
         super().__init__()
         self.plan = plan
         self.width = width
@@ -218,6 +238,7 @@ class HeadGroup(nn.Module):
         self.read_init = read_init_parameters(plan, width + address_width)
         stages = {s.name: s for s in plan.stages}
         self.lru_decay: float | None = stages["lru"].arg("decay") if "lru" in stages else None
+        self.average_key = average_key if self.lru_decay is not None else None
         self.samples = "hard" in stages
         self.entropy_weight: float = stages["hard"].arg("entropy") if self.samples else 0.0
         # REINFORCE's baseline b: one learned number, since the reward is already centred on the batch.
@@ -228,37 +249,31 @@ class HeadGroup(nn.Module):
         """Slice and activate each field: (B, heads, size), or (B, heads) for one number per head."""
         return activate_fields(self.layout, interface)
 
-    def forward(
-        self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor,
-        usage: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None, tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
-               torch.Tensor | None]:
-        """One step for every head of the group.
+    def forward(self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor,
+                state: dict[str, torch.Tensor] | None = None) -> GroupStep:
+        """One step for every head of the group: address, read, and hand the writes to the memory.
 
         Args:
             interface: (B, I) the controller's clamped interface vector.
             memory: (B, N, A + W) the memory before this step's writes, each slot's address (if
                 any) before its content.
             previous: (B, H, N) the group's weightings at the previous step.
-            usage: (B, H, N) for an ``lru`` group, the moving average of its content logits.
-
-        Returns:
-            weights (B, H, N); reads (B, H_read, A + W) or None; for write heads (weights
-            (B, H_write, N), erase (B, H_write, W), add (B, H_write, W)) or None; and an
-            ``lru`` group's new usage (B, H, N), else None.
+            state: for an ``lru`` group, its moving average of content logits (B, H, N) under
+                :attr:`average_key`.
         """
         f = self.fields(interface)
         names = self.stage_names
-        new_usage = None
+        result = GroupStep(previous)
         if names == ("content", "gate", "shift", "sharpen"):
             weights = ops.ntm_address(memory, previous, f["key"], f["strength"], f["gate"], f["shift"], f["gamma"],
                                       similarity=self.similarity)
         else:
             weights = previous
-            if self.lru_decay is not None:
-                assert usage is not None
+            if self.average_key is not None:
+                assert self.lru_decay is not None and state is not None
                 logits = content_logits(memory, f["key"], f["strength"], self.similarity)
-                weights, new_usage = lru_weights(logits, usage, f["lru_gamma"], self.lru_decay)
+                weights, result.state[self.average_key] = lru_weights(
+                    logits, state[self.average_key], f["lru_gamma"], self.lru_decay)
             elif "content" in names:
                 weights = ops.content_weights(memory, f["key"], f["strength"], self.similarity)
             if "gate" in names:
@@ -270,9 +285,10 @@ class HeadGroup(nn.Module):
             if self.samples:
                 weights = self._sample(weights)
         plan = self.plan
-        reads = ops.read(memory, weights[:, :plan.read_heads]) if plan.reads else None
-        writes = (weights[:, plan.read_heads:], f["erase"], f["add"]) if plan.writes else None
-        return weights, reads, writes, new_usage
+        result.weights = weights
+        result.reads = ops.read(memory, weights[:, :plan.read_heads]) if plan.reads else None
+        result.writes = (weights[:, plan.read_heads:], f["erase"], f["add"]) if plan.writes else None
+        return result
 
     def _sample(self, weights: torch.Tensor) -> torch.Tensor:
         """The ``hard`` stage: one slot per head (:func:`~cogdsl.blocks.dntm.sample_slots`); while
@@ -281,13 +297,14 @@ class HeadGroup(nn.Module):
         self.decision = None
         if self.training:
             assert self.baseline is not None
-            baseline = self.baseline.to(weights.dtype).expand(weights.shape[0])
-            self.decision = Decision(log_prob, baseline, entropy, self.entropy_weight, reward="likelihood")
+            self.decision = slot_decision([(log_prob, entropy, self.entropy_weight)], self.baseline, weights)
         return one_hot
 
-    def initial_usage(self, batch: int, slots: int, like: torch.Tensor) -> torch.Tensor | None:
-        """An ``lru`` group's moving average of content logits at t = 0, zeros (B, H, N); else None."""
-        return like.new_zeros(batch, self.plan.heads, slots) if self.lru_decay is not None else None
+    def initial_average(self, batch: int, slots: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """An ``lru`` group's moving average of content logits at t = 0, zeros (B, H, N) by its key."""
+        if self.average_key is None:
+            return {}
+        return {self.average_key: like.new_zeros(batch, self.plan.heads, slots)}
 
     @property
     def fusable(self) -> bool:
@@ -296,22 +313,20 @@ class HeadGroup(nn.Module):
         return (bool(self.plan.writes) and self.stage_names == ("content", "gate", "shift", "sharpen")
                 and not self.address_width)
 
-    def address_read_write(
-        self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def address_read_write(self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor
+                           ) -> GroupStep:
         """One step for every head of a :attr:`fusable` group, the write included: one op call.
 
         The same as :meth:`forward` followed by ``ops.write`` of its writes, for a group that
         is its memory's only writer; on CUDA it is one kernel launch.
 
-        Returns:
-            weights (B, H, N); reads (B, H_read, W) or None; the new memory (B, N, W).
+        The result's ``memory`` is the new memory (B, N, W); it has no ``writes``.
         """
         f = self.fields(interface)
         weights, reads, new_memory = ops.ntm_memory_step(
             memory, previous, f["key"], f["strength"], f["gate"], f["shift"], f["gamma"], f["erase"], f["add"],
             similarity=self.similarity)
-        return weights, reads if self.plan.reads else None, new_memory
+        return GroupStep(weights, reads if self.plan.reads else None, memory=new_memory)
 
     def initial_weights(self, batch: int, slots: int, like: torch.Tensor) -> torch.Tensor:
         """Every head starts focused on slot 0, (B, H, N), so location addressing has a place to move from."""
@@ -397,33 +412,27 @@ class NTMGroupUnit(GroupUnit):
     def __init__(self, b: Build, index: int, group: HeadGroup, slots: int, fused: bool):
         super().__init__(b, index, group, slots)
         self.fused = fused
-        self.lru_key = f"lru:{index}" if group.lru_decay is not None else None
         self._memories = b.container("memories")
 
     def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        state = super().initial_state(batch, like)
-        if self.lru_key is not None:
-            state[self.lru_key] = self.group.initial_usage(batch, self.slots, like)
-        return state
+        return {**super().initial_state(batch, like), **self.group.initial_average(batch, self.slots, like)}
 
     def step_group(self, step: Step, interface: torch.Tensor, out: StepOut
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         memory, previous = self.plan.memory, step.state[self.key]
         if self.fused:
-            weights, reads, new_memory = self.group.address_read_write(interface, step.state[memory], previous)
-            step.post("memory", memory, new_memory)
-            return weights, reads
-        seen = step.taken("addressed", memory)  # the memory as heads see it, [addresses ; contents], once a step
-        if not seen:
-            step.post("addressed", memory, self._memories[memory].addressed(step.state[memory]))
-        (addressed,) = step.taken("addressed", memory)
-        weights, reads, writes, usage = self.group(
-            interface, addressed, previous, None if self.lru_key is None else step.state[self.lru_key])
-        if self.lru_key is not None:
-            out.state[self.lru_key] = usage
-        if writes is not None:
-            step.post("writes", memory, writes)
-        return weights, reads
+            result = self.group.address_read_write(interface, step.state[memory], previous)
+        else:
+            if not step.taken("addressed", memory):  # the memory as heads see it, [addresses ; contents]: once
+                step.post("addressed", memory, self._memories[memory].addressed(step.state[memory]))
+            (addressed,) = step.taken("addressed", memory)
+            result = self.group(interface, addressed, previous, step.state)
+        out.state.update(result.state)
+        if result.memory is not None:
+            step.post("memory", memory, result.memory)
+        if result.writes is not None:
+            step.post("writes", memory, result.writes)
+        return result.weights, result.reads
 
     def describe(self) -> str:
         group, plan = self.group, self.plan

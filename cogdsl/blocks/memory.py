@@ -89,7 +89,7 @@ class MemoryKind(BlockKind):
     def group_unit(cls, b: Build, index: int, plan: GroupPlan, offset: int) -> GroupUnit:
         """The unit that runs one head group's step (``offset``: where its fields start in the interface)."""
         params = b.shapes.params[plan.memory]
-        group = HeadGroup(plan, params["width"], offset, params["address_width"])
+        group = HeadGroup(plan, params["width"], offset, params["address_width"], average_key=f"lru:{index}")
         writers = [other.memory for other in b.shapes.groups if other.writes]
         # A memory's only writer, with NTM addressing, runs addressing, reads and write as one op.
         return NTMGroupUnit(b, index, group, params["slots"], group.fusable and writers.count(plan.memory) == 1)
