@@ -27,6 +27,7 @@ from cogdsl.ops import attention as _attention
 from cogdsl.ops import dnc as _dnc
 from cogdsl.ops import ntm as _ntm
 from cogdsl.ops import ntm_grad as _ntm_grad  # noqa: F401  (registers the hand-written "torch" backwards)
+from cogdsl.ops import sam as _sam
 from cogdsl.ops.backend import (
     BACKENDS,
     BackendUnavailableError,
@@ -53,6 +54,9 @@ __all__ = [
     "ntm_memory_step",
     "read",
     "register",
+    "sam_read",
+    "sam_write",
+    "sam_write_weights",
     "sharpen",
     "shift",
     "use_backend",
@@ -80,3 +84,8 @@ dnc_directional = _public(_dnc.dnc_directional)
 # -- attention over a sequence, and a memory network hop's read -----------------------------------
 additive_attention = _public(_attention.additive_attention)
 hop_read = _public(_attention.hop_read)
+
+# -- Sparse Access Memory (Rae et al. 2016): cogdsl.ops.sam --------------------------------------
+sam_write_weights = _public(_sam.sam_write_weights)
+sam_write = _public(_sam.sam_write)
+sam_read = _public(_sam.sam_read)
