@@ -37,7 +37,7 @@ import torch
 import cogdsl
 from cogdsl.tasks import make_task
 from cogdsl.tasks.adding import AddingTask
-from cogdsl.training.loop import (
+from cogdsl.train import (
     EVAL_SEED,
     asks_for_best,
     config_from_spec,

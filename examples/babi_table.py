@@ -29,7 +29,7 @@ from pathlib import Path
 import cogdsl
 from cogdsl.tasks import make_task
 from cogdsl.tasks.babi import BABI_TASKS
-from cogdsl.training.loop import asks_for_best, config_from_spec, evaluate, train, use_best_weights
+from cogdsl.train import asks_for_best, config_from_spec, evaluate, train, use_best_weights
 
 PASS = 0.05  # bAbI: a task is passed with under 5% test error
 

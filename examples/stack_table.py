@@ -33,8 +33,8 @@ from cogdsl.compiler.pipeline import parse_text
 from cogdsl.language.emit import to_yaml
 from cogdsl.language.spec import Spec
 from cogdsl.tasks import make_task
+from cogdsl.train import TrainResult, asks_for_best, config_from_spec, evaluate, train, use_best_weights
 from cogdsl.training.checkpoints import read_checkpoint_meta
-from cogdsl.training.loop import TrainResult, asks_for_best, config_from_spec, evaluate, train, use_best_weights
 
 TASKS = ("anbn", "anbncn", "anbncndn", "anb2n", "anbmcnm", "mirror")
 

@@ -13,7 +13,7 @@ import torch
 
 import cogdsl
 from cogdsl.tasks import bit_errors, make_task, sequence_loss
-from cogdsl.training.loop import config_from_spec
+from cogdsl.train import config_from_spec
 
 spec_path = sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent.parent / "specs" / "ntm_copy.yaml"
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 50

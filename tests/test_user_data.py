@@ -77,7 +77,7 @@ def _quick(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def lstm_spec(tmp_path: Path, sized: bool = False) -> Path:
-    """The LSTM spec's file. ``cogdsl.training.loop`` takes a path; ``cogdsl.load`` refuses a spec whose sizes are left
+    """The LSTM spec's file. ``cogdsl.train`` takes a path; ``cogdsl.load`` refuses a spec whose sizes are left
     out with no task to give them (see test_load_leaves_sizes_to_the_data)."""
     text = LSTM.format(input_size=": 3" if sized else "", output_size=": 2" if sized else "")
     return write_spec(tmp_path, text, name="sized" if sized else "unsized")
@@ -121,7 +121,7 @@ def echo_batches(sizes: list[int], steps: int = 4, seed: int = 0) -> list[tuple[
 
 
 def run(spec: Any, out: Path, **kwargs: Any) -> TrainResult:
-    """``cogdsl.training.loop`` on the CPU with no progress bar and no TensorBoard, batch 4, 3 steps unless told."""
+    """``cogdsl.train`` on the CPU with no progress bar and no TensorBoard, batch 4, 3 steps unless told."""
     settings: dict[str, Any] = {"progress": False, "tensorboard": False, "device": "cpu", "batch": 4, "steps": 3,
                                 **kwargs}
     return cogdsl.train(spec, out_dir=out, **settings)

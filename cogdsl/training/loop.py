@@ -1,4 +1,4 @@
-"""Training and evaluation: the loop behind ``cogdsl train``, ``cogdsl eval`` and ``cogdsl.training.loop``.
+"""Training and evaluation: the loop behind ``cogdsl train``, ``cogdsl eval`` and ``cogdsl.train``.
 
     result = cogdsl.train("specs/ntm_copy.yaml", steps=2000, device="auto")   # this module, called
     spec = cogdsl.load("specs/ntm_copy.yaml")
@@ -441,7 +441,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
           detect_anomaly: bool = False, **settings: Any) -> TrainResult:
     """Train ``spec`` with ``config`` (default: the spec's own ``train:`` section) on its task or on ``data``.
 
-    ``cogdsl.training.loop`` is this function::
+    ``cogdsl.train`` is this function::
 
         result = cogdsl.train("specs/ntm_copy.yaml", steps=2000, device="cuda", out_dir="runs/copy")
         result = cogdsl.train(spec, data=my_loader, eval_data=my_valid_set, steps=5000, lr=1e-3)
@@ -1130,7 +1130,7 @@ def eval_command(args: Any) -> int:
 
 
 class _CallableModule(types.ModuleType):
-    """``cogdsl.training.loop`` is this module and, called, :func:`train`: ``cogdsl.train(spec, steps=...)`` trains, and
+    """``cogdsl.train`` is this module and, called, :func:`train`: ``cogdsl.train(spec, steps=...)`` trains, and
     ``from cogdsl.training.loop import evaluate`` keeps working."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
