@@ -66,6 +66,7 @@ from cogdsl.blocks.base import Param, register
 from cogdsl.blocks.heads import (
     FieldSlice,
     GroupPlan,
+    GroupStep,
     GroupUnit,
     HeadUse,
     LaidOut,
@@ -235,23 +236,24 @@ class SAMGroup(nn.Module):
         """U^(2) = 0 for every slot, (B, N): none accessed yet, all older than any slot accessed later."""
         return {self.usage_key: like.new_zeros(batch, self.slots)}
 
-    def step(self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor, usage: torch.Tensor
-             ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    def step(self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor,
+             state: dict[str, torch.Tensor]) -> GroupStep:
         """One step of the memory and all its heads.
 
         Args:
             interface: (B, I) the controller's clamped interface vector.
             memory: (B, N, W) M_{t-1}.
             previous: (B, R + 1, N) last step's read weights, then write weights (R + 0 with no writer).
-            usage: (B, N) U^(2)_{t-1}.
+            state: U^(2)_{t-1} (B, N) under :attr:`usage_key`.
 
         Returns:
             weights (B, R + 1, N) (reads, then the write); reads (B, R, W) or None; the memory M_t;
-            U^(2)_t (B, N).
+            state: U^(2)_t by :attr:`usage_key`; shown: ``usage``, the recency 1 / (1 + U^(2)_t).
         """
         f = self.fields(interface)
         plan = self.plan
         reads_n = plan.read_heads
+        usage = state[self.usage_key]
         previous_read = previous[:, :reads_n]  # (B, R, N)
         accessed = previous_read.new_zeros(memory.shape[0], memory.shape[1])  # (B, N)
         parts = []
@@ -274,7 +276,9 @@ class SAMGroup(nn.Module):
             read_weights, reads = ops.sam_read(new_memory, keys, strengths, slots)
             accessed = accessed + read_weights.sum(dim=1)
             parts.insert(0, read_weights)
-        return torch.cat(parts, dim=1), reads, new_memory, sam_usage(usage, accessed, self.delta)
+        usage = sam_usage(usage, accessed, self.delta)
+        return GroupStep(torch.cat(parts, dim=1), reads, memory=new_memory, state={self.usage_key: usage},
+                         shown={"usage": 1 / (1 + usage)})
 
 
 class SAMGroupUnit(GroupUnit):
@@ -289,12 +293,13 @@ class SAMGroupUnit(GroupUnit):
 
     def step_group(self, step: Step, interface: torch.Tensor, out: StepOut
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        memory, usage_key = self.plan.memory, self.group.usage_key
-        weights, reads, out.state[memory], usage = self.group.step(
-            interface, step.state[memory], step.state[self.key], step.state[usage_key])
-        out.state[usage_key] = usage
-        out.trace[f"{memory}:usage"] = 1 / (1 + usage)
-        return weights, reads
+        memory = self.plan.memory
+        result = self.group.step(interface, step.state[memory], step.state[self.key], step.state)
+        assert result.memory is not None
+        out.state[memory] = result.memory
+        out.state.update(result.state)
+        out.trace[f"{memory}:usage"] = result.shown["usage"]
+        return result.weights, result.reads
 
     def describe(self) -> str:
         group, plan = self.group, self.plan

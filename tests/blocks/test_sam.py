@@ -149,6 +149,16 @@ def close(got: torch.Tensor, want: object, what: str) -> None:
     torch.testing.assert_close(got, as_tensor(want), rtol=1e-9, atol=1e-11, msg=lambda m: f"{what}: {m}")
 
 
+def run_step(group: SAMGroup, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor,
+             usage: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """group.step with U^(2) as its state: (weights, reads, the new memory, the new U^(2))."""
+    result = group.step(interface, memory, previous, {group.usage_key: usage})
+    assert result.memory is not None and result.writes is None and set(result.state) == {group.usage_key}
+    usage = result.state[group.usage_key]
+    torch.testing.assert_close(result.shown["usage"], 1 / (1 + usage))
+    return result.weights, result.reads, result.memory, usage
+
+
 def random_interface(model: cogdsl.CompiledModel, batch: int, g: torch.Generator) -> torch.Tensor:
     size = model.shapes.interface_sizes["ctrl"]
     return 2 * torch.randn(batch, size, generator=g, dtype=torch.float64)
@@ -194,7 +204,7 @@ def test_steps_match_the_oracle(tmp_path: Path, case: str) -> None:
                "last_access": [start - 1 - u for u in usage[b].tolist()]} for b in range(batch)]
     for t in range(start, start + 3):
         interface = random_interface(model, batch, g)
-        weights, reads, memory, usage = group.step(interface, memory, previous, usage)
+        weights, reads, memory, usage = run_step(group, interface, memory, previous, usage)
         previous = weights
         for b in range(batch):
             o = oracle[b]
@@ -227,7 +237,7 @@ def test_a_sequence_from_the_initial_state_breaks_ties_by_index(tmp_path: Path) 
     lrus = []
     for t in range(6):
         interface = random_interface(model, batch, g)
-        weights, reads, memory, usage = group.step(interface, memory, previous, usage)
+        weights, reads, memory, usage = run_step(group, interface, memory, previous, usage)
         previous = weights
         for b in range(batch):
             o = oracle[b]
@@ -252,7 +262,7 @@ def test_reads_see_this_steps_write(tmp_path: Path) -> None:
     layout = {f.name: f for f in group.layout}
     for name, value in (("key", word), ("add", 5 * word), ("strength", 30.0), ("alpha", 30.0), ("gamma", -30.0)):
         interface[0, layout[name].offset:layout[name].stop] = value
-    weights, reads, memory, _ = group.step(interface, memory, previous, usage)
+    weights, reads, memory, _ = run_step(group, interface, memory, previous, usage)
     lru = int(usage[0].argmax())
     assert weights[0, 0, lru] > 0.99 and weights[0, 1, lru] > 0.99
     torch.testing.assert_close(reads[0, 0], 5 * word, rtol=1e-2, atol=1e-2)
@@ -370,7 +380,7 @@ def test_a_step_passes_gradient_only_through_the_rows_it_read(tmp_path: Path) ->
     memory, previous, usage = random_state(group, 1, g, 12)
     interface = random_interface(model, 1, g)
     memory.requires_grad_()
-    weights, reads, new_memory, _ = group.step(interface, memory, previous, usage)
+    weights, reads, new_memory, _ = run_step(group, interface, memory, previous, usage)
     (grad,) = torch.autograd.grad((reads * _randn(g, *reads.shape)).sum(), memory, retain_graph=True)
     read_rows = set(weights[0, 0].nonzero().flatten().tolist())
     lru = int(usage[0].argmax())
@@ -384,7 +394,7 @@ def test_a_step_passes_gradient_only_through_the_rows_it_read(tmp_path: Path) ->
     torch.testing.assert_close(grad[0, rest], upstream[0, rest])
 
     def step(interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        weights, reads, new_memory, _ = group.step(interface, memory, previous, usage)
+        weights, reads, new_memory, _ = run_step(group, interface, memory, previous, usage)
         return weights, reads, new_memory
 
     assert torch.autograd.gradcheck(step, tuple(t.detach().clone().requires_grad_()
