@@ -1,4 +1,4 @@
-"""Training and evaluation: the loop behind ``cogdsl train``, ``cogdsl eval`` and ``cogdsl.train``.
+"""Training: the loop behind ``cogdsl train``, ``cogdsl eval`` and ``cogdsl.train``.
 
     result = cogdsl.train("specs/ntm_copy.yaml", steps=2000, device="auto")   # this module, called
     spec = cogdsl.load("specs/ntm_copy.yaml")
@@ -34,7 +34,7 @@ import shutil
 import sys
 import time
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,11 @@ import torch
 from tqdm import tqdm
 
 from cogdsl.errors import DiagnosticSink, SpecError, UsageError
-from cogdsl.language.spec import WHOLE_KINDS, Spec, Value
-from cogdsl.reinforce import Decision, reinforce_loss, standardized
+from cogdsl.language.spec import Spec, Value
+from cogdsl.reinforce import Decision, reinforce_loss
 from cogdsl.tasks import Batch, Task
+from cogdsl.training.callbacks import BEST_CHECKPOINT as BEST_CHECKPOINT  # re-exported
+from cogdsl.training.callbacks import BestKeeper, LinearStart
 from cogdsl.training.checkpoints import (
     CHECKPOINT_DIR,
     Checkpoint,
@@ -66,51 +68,21 @@ from cogdsl.training.checkpoints import (
 from cogdsl.training.config import OPTIMIZERS, SETTINGS, TrainConfig, build_task, resolve_train
 from cogdsl.training.curriculum import LengthCurriculum
 from cogdsl.training.devices import describe_device
+from cogdsl.training.evaluation import EVAL_SEED as EVAL_SEED  # re-exported, as are the names below
+from cogdsl.training.evaluation import EvalResult as EvalResult
+from cogdsl.training.evaluation import _logits, _num, evaluate, rewards
+from cogdsl.training.evaluation import eval_length as eval_length
+from cogdsl.training.evaluation import model_inputs as model_inputs
 from cogdsl.training.run_folder import LOG_COLUMNS as LOG_COLUMNS  # re-exported: tests and tools read it here
 from cogdsl.training.run_folder import RunLog, check_run_dir, log_columns
 from cogdsl.training.signals import StopOnSignal
 from cogdsl.training.spikes import SpikeClip
 
-EVAL_SEED = 1234
 KEEP_CHECKPOINTS = 3
 CURVE_SECONDS = 30.0  # drawing the curve takes about a second: not after every one of many quick evaluations
 
 
 # -- results -----------------------------------------------------------------------------------
-
-
-def _num(x: float) -> str:
-    """0.12, 12.50, 0.0031: two decimals, or two significant digits below 0.1."""
-    if x == 0 or not math.isfinite(x):
-        return f"{x:g}"
-    return f"{x:.2f}" if abs(x) >= 0.1 else f"{x:.2g}"
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """Mean bit errors and loss per sequence over fixed fresh sequences, and the fraction with no error."""
-
-    length: int | None
-    sequences: int
-    bit_errors: float
-    loss: float
-    perfect: float
-    metrics: dict[str, float] = field(default_factory=dict)  # the task's own scores, means over sequences
-    unit: str = "bit errors"  # what bit_errors counts: the task's error_unit
-    split: str = "test"
-    items: str = "sequences"  # what one example is: the task's items ("questions", "images")
-    error_rate: bool = False  # one answer per example: the errors are an error rate
-
-    def describe(self, name: str) -> str:
-        at = f" at length {self.length}" if self.length is not None else ""
-        extra = "".join(f", {metric.replace('_', ' ')} {100 * value:.1f}%" for metric, value in self.metrics.items()
-                        if math.isfinite(value))
-        if self.error_rate or self.unit == "wrong answers":
-            items = self.items if self.items != "sequences" else "questions"
-            return (f"{name}: {100 * (1 - self.perfect):.1f}% {self.split} error ({self.sequences} {items})"
-                    f"{extra}, loss {_num(self.loss)}")
-        return (f"{name}{at}: {_num(self.bit_errors)} {self.unit} per sequence (mean over {self.sequences} "
-                f"sequences), {100 * self.perfect:.1f}% sequences perfect{extra}, loss {_num(self.loss)}")
 
 
 @dataclass
@@ -252,157 +224,6 @@ def set_learning_rate(optimizer: torch.optim.Optimizer, config: TrainConfig, ste
     lr = float(config.optimizer_params.get("lr", base)) * rate_factor(name, params, step, config.steps)
     for group in optimizer.param_groups:
         group["lr"] = lr
-
-
-class LinearStart:
-    """MemN2N's linear start (Sukhbaatar et al. 2015, 4.2): the hops run without their softmax
-    until the validation loss stops decreasing (an evaluation that does not improve on the best
-    so far), or for ``steps`` steps at most; then the softmax is put back for good."""
-
-    def __init__(self, model: torch.nn.Module, steps: int, saved: dict[str, Any] | None = None):
-        self.model, self.steps = model, steps
-        self.active = steps > 0 and bool((saved or {}).get("active", True))
-        self.best = float((saved or {}).get("best") or math.inf)
-        self.ended = ""
-        if steps > 0 and not model.set_linear_start(self.active):
-            raise UsageError("linear_start: the spec has no hops block whose softmax it could remove")
-
-    def after_evaluation(self, loss: float, step: int) -> bool:
-        """Note a validation loss; True when it ends linear start."""
-        if loss < self.best:
-            self.best = loss
-            return False
-        self._end(f"linear start ended: validation loss {_num(loss)} did not improve on {_num(self.best)}")
-        return True
-
-    def after_step(self, step: int) -> bool:
-        """True when ``step`` reaches the limit and so ends linear start."""
-        if step < self.steps:
-            return False
-        self._end(f"linear start ended after its {self.steps} steps")
-        return True
-
-    def _end(self, why: str) -> None:
-        self.active, self.ended = False, why
-        self.model.set_linear_start(False)
-
-    def state(self) -> dict[str, Any]:
-        return {"active": self.active, "best": self.best if math.isfinite(self.best) else None}
-
-
-BEST_CHECKPOINT = "best.safetensors"
-
-
-class BestKeeper:
-    """``keep_best``: after each scheduled evaluation whose validation loss is the lowest so far,
-    the model's weights go to ``checkpoints/best.safetensors`` (with the step and the evaluation
-    in its metadata), so a run that gets worse later still has its best point."""
-
-    def __init__(self, out: Path, enabled: bool, saved: dict[str, Any] | None = None):
-        self.path = out / CHECKPOINT_DIR / BEST_CHECKPOINT
-        self.enabled = enabled
-        self.loss = float((saved or {}).get("loss") or math.inf)
-        self.step = (saved or {}).get("step")
-
-    def after_evaluation(self, model: torch.nn.Module, evaluation: EvalResult, step: int,
-                         meta: dict[str, Any]) -> None:
-        """Save the weights (with ``meta``, the run's identity) if ``evaluation`` improves on the best."""
-        if not self.enabled or not evaluation.loss < self.loss:
-            return
-        self.loss, self.step = evaluation.loss, step
-        save_checkpoint(self.path, model=model, optimizer=None, data_generator=None,
-                        meta={**meta, "step": step, "eval": dataclasses.asdict(evaluation), "best": self.state()})
-
-    def state(self) -> dict[str, Any]:
-        return {"loss": self.loss if math.isfinite(self.loss) else None, "step": self.step}
-
-
-# -- evaluation ----------------------------------------------------------------------------------------
-
-
-def eval_length(task: Task) -> int | None:
-    """The longest length the task trains on (``max_len`` for copy), or None if it has no such range."""
-    try:
-        return int(task.length_range()[1])
-    except (AssertionError, NotImplementedError, KeyError, TypeError):
-        return None
-
-
-def model_inputs(model: torch.nn.Module, inputs: torch.Tensor | dict[str, torch.Tensor]
-                 ) -> torch.Tensor | dict[str, torch.Tensor]:
-    """A batch's inputs as the model takes them: a task's inputs by kind become the spec's inputs by name."""
-    if not isinstance(inputs, dict):
-        return inputs
-    return {name: inputs[kind] for name, kind in model.input_kinds.items()}
-
-
-def rewards(task: Task, logits: torch.Tensor, batch: Batch, decisions: list[Decision]) -> dict[str, torch.Tensor]:
-    """The rewards the ``decisions`` ask for, by name (:class:`cogdsl.reinforce.Decision`), each (B,):
-    the task's 0/1 success, and the standardised log-likelihood of the targets, -loss per sequence."""
-    wanted = {decision.reward for decision in decisions}
-    out = {}
-    if "success" in wanted:
-        out["success"] = task.reward(logits, batch)
-    if "likelihood" in wanted:
-        out["likelihood"] = standardized(-task.sequence_losses(logits, batch))
-    return out
-
-
-def _logits(model: torch.nn.Module, batch: Batch, decisions: list[Decision] | None = None,
-            penalties: list[torch.Tensor] | None = None) -> torch.Tensor:
-    # A whole input (a sequence, an image) has no time axis: the model is told how many steps to run.
-    whole = isinstance(batch.inputs, dict) and any(kind in batch.inputs for kind in WHOLE_KINDS)
-    steps = {"steps": batch.steps} if whole else {}
-    if decisions is not None:
-        steps["decisions"] = decisions
-    if penalties is not None:
-        steps["penalties"] = penalties
-    module = getattr(model, "module", model)  # the compiled model inside a DistributedDataParallel
-    y = model(model_inputs(module, batch.inputs), raw=True, **steps)
-    return next(iter(y.values())) if isinstance(y, dict) else y
-
-
-def evaluate(model: torch.nn.Module, task: Task, *, length: int | None = None, sequences: int = 1000,
-             seed: int = EVAL_SEED, batch: int = 100, split: str = "test") -> EvalResult:
-    """Mean errors and loss per sequence, and the fraction of perfect sequences, on fresh sequences.
-
-    The sequences come from :meth:`Task.evaluation_batches`: for the algorithmic tasks, a
-    generator seeded with ``seed``, drawn ``batch`` at a time, so the same arguments always
-    give the same sequences; for the QA tasks, the first ``sequences`` questions of
-    ``split``. ``length`` defaults to the task's longest training length. A task metric
-    that is NaN for a sequence (a per-task accuracy, for another task's question) is
-    averaged over the other sequences.
-    """
-    if sequences < 1 or batch < 1:
-        raise ValueError(f"sequences and batch must be >= 1, got {sequences} and {batch}")
-    if length is None:
-        length = eval_length(task)
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    errors: list[torch.Tensor] = []
-    scores: dict[str, list[torch.Tensor]] = {}
-    loss_total = torch.zeros((), dtype=torch.float64)
-    try:
-        with torch.no_grad():
-            for data in task.evaluation_batches(sequences, seed, batch, length, split):
-                if device.type != "cpu":
-                    data = data.to(device)
-                logits = _logits(model, data)
-                loss_total += task.loss_of(logits, data).double().cpu() * data.batch_size
-                errors.append(task.errors(logits, data).cpu())
-                for metric, values in task.metrics(logits, data).items():
-                    scores.setdefault(metric, []).append(values.cpu())
-    finally:
-        model.train(was_training)
-    if not errors:
-        raise UsageError(f"task {task.name} has no {split} {task.items} to evaluate")
-    per_sequence = torch.cat(errors)
-    counted = per_sequence.numel()
-    return EvalResult(length=length, sequences=counted, bit_errors=float(per_sequence.mean()),
-                      loss=float(loss_total) / counted, perfect=float((per_sequence == 0).float().mean()),
-                      metrics={metric: float(torch.cat(values).nanmean()) for metric, values in scores.items()},
-                      unit=task.error_unit, split=split, items=task.items, error_rate=task.error_rate)
 
 
 # -- training -------------------------------------------------------------------------------------------
