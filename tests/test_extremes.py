@@ -54,58 +54,11 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-# -- a small spec around each kind: {params} is the kind's parameter list -------------------------------
+# -- a small spec around each kind: each kind declares its own (BlockKind.example, with {params} where the
+# kind's parameter list goes, and example_params: small values of the ones it needs) -----------------------
 
-_CONTROLLER = "input x: 3\noutput y: 2 = sigmoid(c)\n{kind} c({params}) <- x\n"
-_HEADS = "input x: 3\noutput y: 2 = sigmoid(c, r)\nlstm c(hidden=6) <- x, r@prev\n"
-_SEQUENCE = "input src: sequence(size=4)\noutput y: 3 = softmax(n)\n"
-_STORY = "input story: sentences(vocab=9)\ninput q: words(vocab=9)\noutput a: 9 = softmax(h)\n"
-
-SPECS: dict[str, str] = {
-    **{kind: _CONTROLLER for kind in ("lstm", "gru", "rnn", "mlp", "clockwork", "hm_rnn", "skip_rnn")},
-    "memory": _HEADS + "memory mem({params})\nread r on mem by c\nwrite w on mem by c\n",
-    "dnc_memory": _HEADS + "dnc_memory mem({params})\nwrite w on mem by c\nread r on mem by c\n",
-    "read": _HEADS + "memory mem(slots=4, width=3)\nread r({params}) on mem by c\nwrite w on mem by c\n",
-    "write": _HEADS + "memory mem(slots=4, width=3)\nread r on mem by c\nwrite w({params}) on mem by c\n",
-    "attention": "input src: sequence(size=4)\noutput y: 3 = softmax(d, a)\nencoder e(hidden=4) <- src\n"
-                 "attention a({params}) on e <- d@prev\ngru d(hidden=6) <- a\n",
-    "window": "input src: sequence(size=4)\noutput y: 3 = softmax(d, a)\nwindow a({params}) on src <- d@prev\n"
-              "gru d(hidden=6) <- a\n",
-    "encoder": _SEQUENCE + "encoder e({params}) <- src\nsummary p(mode=mean) on e\nmlp n(hidden=6) <- p\n",
-    "self_attention": _SEQUENCE + "self_attention e({params}) <- src\nsummary p(mode=mean) on e\n"
-                      "mlp n(hidden=6) <- p\n",
-    "summary": _SEQUENCE + "encoder e(hidden=4) <- src\nsummary p({params}) on e\nmlp n(hidden=6) <- p\n",
-    "deque": "input x: 3\noutput y: 2 = sigmoid(c)\nlstm c(hidden=6) <- x, q@prev\ndeque q({params}) <- c\n",
-    "queue": "input x: 3\noutput y: 2 = sigmoid(c)\nlstm c(hidden=6) <- x, q@prev\nqueue q({params}) <- c\n",
-    "stack": "input x: 3\noutput y: 2 = sigmoid(c)\nlstm c(hidden=6) <- x, q@prev\nstack q({params}) <- c\n",
-    "latent": "input x: 3\noutput y: 2 = sigmoid(d)\nlstm c(hidden=6) <- x\nlatent z({params}) <- c\n"
-              "lstm d(hidden=6) <- z\n",
-    "embed": "input s: words(vocab=7)\noutput y: 2 = sigmoid(c)\nembed e({params}) <- s\nlstm c(hidden=6) <- e\n",
-    "conv": "input img: image(size=12)\noutput y: 3 = softmax(n)\nconv f({params}) <- img\n"
-            "summary p(mode=mean) on f\nmlp n(hidden=6) <- p\n",
-    "glimpse": "input img: image(size=12)\noutput y: 3 = softmax(c)\nglimpse g({params}) on img <- c@prev\n"
-               "lstm c(hidden=6) <- g\n",
-    "spatial_transformer": "input img: image(size=12)\noutput y: 3 = softmax(n)\nmlp l(hidden=6) <- img\n"
-                           "spatial_transformer t({params}) on img <- l\nmlp n(hidden=6) <- t\n",
-    "draw_read": "input img: image(size=8)\noutput y: 64 = sigmoid(w)\ndraw_read r({params}) on img <- d@prev\n"
-                 "lstm d(hidden=6) <- r\ndraw_write w(size=8) <- d\n",
-    # the output is the canvas itself, so its size follows the canvas's: {canvas} = size²
-    "draw_write": "input img: image(size=8)\noutput y: {canvas} = sigmoid(w)\ndraw_read r on img <- d@prev\n"
-                  "lstm d(hidden=6) <- r\ndraw_write w({params}) <- d\n",
-    "episodic_memory": _STORY + "episodic_memory m({params}) <- story\nhops h on m <- q\n",
-    "kv_memory": _STORY + "kv_memory m({params}) <- story\nhops h on m <- q\n",
-    "hops": _STORY + "episodic_memory m(embedding=6, slots=4) <- story\nhops h({params}) on m <- q\n",
-    "episodes": _STORY + "episodic_memory m(embedding=6, slots=4) <- story\nepisodes h({params}) on m <- q\n",
-}
-
-# Small values of the parameters a kind requires (and of sizes whose defaults are large).
-BASE: dict[str, dict[str, Any]] = {
-    "lstm": {"hidden": 6}, "gru": {"hidden": 6}, "rnn": {"hidden": 6}, "mlp": {"hidden": 6},
-    "clockwork": {"hidden": 8}, "hm_rnn": {"hidden": 6, "layers": 2}, "skip_rnn": {"hidden": 6},
-    "memory": {"slots": 4, "width": 3}, "dnc_memory": {"slots": 4, "width": 3},
-    "latent": {"size": 3}, "draw_write": {"size": 8}, "encoder": {"hidden": 4}, "spatial_transformer": {"size": 5},
-    "deque": {"capacity": 8}, "queue": {"capacity": 8}, "stack": {"depth": 8},
-}
+SPECS: dict[str, str] = {kind: REGISTRY[kind].example for kind in REGISTRY}
+BASE: dict[str, dict[str, Any]] = {kind: dict(REGISTRY[kind].example_params) for kind in REGISTRY}
 
 
 def spelled(value: Any) -> str:
@@ -213,7 +166,7 @@ def run(text: str) -> str:
 
 
 def test_every_kind_has_a_small_spec() -> None:
-    assert set(SPECS) == set(REGISTRY), "add a small spec for each new kind to SPECS"
+    assert all(SPECS[kind] for kind in REGISTRY), "give each kind an example spec (BlockKind.example)"
 
 
 @pytest.mark.parametrize("case", CASES)

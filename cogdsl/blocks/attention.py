@@ -129,6 +129,13 @@ class RecurrentEncoder(nn.Module):
 @register
 class RecurrentEncoderKind(EncoderKind):
     kind = "encoder"
+    example = (
+        "input src: sequence(size=4)\n"
+        "output y: 3 = softmax(n)\n"
+        "encoder e({params}) <- src\n"
+        "summary p(mode=mean) on e\n"
+        "mlp n(hidden=6) <- p\n")
+    example_params: ClassVar[dict[str, Any]] = {"hidden": 4}
     doc = ("Recurrent encoder over a whole `sequence` input: states (B, S, hidden), or (B, S, 2 hidden) "
            "when bidirectional; run once per forward, for `attention` to look over.")
     params: ClassVar = (Param("hidden", int, minimum=1, maximum=65536, doc="units per direction and layer"),
@@ -229,6 +236,12 @@ class SelfAttentionEncoder(nn.Module):
 @register
 class SelfAttentionKind(EncoderKind):
     kind = "self_attention"
+    example = (
+        "input src: sequence(size=4)\n"
+        "output y: 3 = softmax(n)\n"
+        "self_attention e({params}) <- src\n"
+        "summary p(mode=mean) on e\n"
+        "mlp n(hidden=6) <- p\n")
     doc = ("Transformer encoder layers over a whole `sequence`: multi-head scaled dot-product self-attention "
            "(torch's fused kernel), optional causal mask, residual and layer norm, feed-forward; stackable.")
     params: ClassVar = (
@@ -382,6 +395,12 @@ class Attention(nn.Module):
 @register
 class AttentionKind(BlockKind):
     kind = "attention"
+    example = (
+        "input src: sequence(size=4)\n"
+        "output y: 3 = softmax(d, a)\n"
+        "encoder e(hidden=4) <- src\n"
+        "attention a({params}) on e <- d@prev\n"
+        "gru d(hidden=6) <- a\n")
     family = "attention"
     doc = ("Soft attention of a query (its sources) over a sequence (`on` an encoder, a `sequence` input, or "
            "a memory as the previous step left it) at every step: score additive (Bahdanau), dot or general "
@@ -513,6 +532,12 @@ class Summary(nn.Module):
 @register
 class SummaryKind(BlockKind):
     kind = "summary"
+    example = (
+        "input src: sequence(size=4)\n"
+        "output y: 3 = softmax(n)\n"
+        "encoder e(hidden=4) <- src\n"
+        "summary p({params}) on e\n"
+        "mlp n(hidden=6) <- p\n")
     family = "attention"
     doc = ("A sequence as one vector at every step, with no attention: the mean of its elements, or a "
            "recurrent encoder's final state (the encoder-decoder of Cho et al. 2014; the baseline for attention).")

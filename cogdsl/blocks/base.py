@@ -158,6 +158,13 @@ class BlockKind:
     # A memory's readers: "head" (read and write heads, driven by a controller) or "reasoning"
     # (hops and episodes, which read a memory built from a story).
     read_by: ClassVar[str] = "head"
+    # A small spec around one block of this kind, in the .cog form, with "{params}" where the block's
+    # parameters go ("{kind}" for its kind, "{canvas}" for size²): the contract tests over every kind
+    # (tests/test_extremes.py, the fuzzer) build their specs on it, so a new kind brings its own.
+    example: ClassVar[str] = ""
+    # Small values of the parameters the example's block needs (the required ones, and sizes whose
+    # defaults are large).
+    example_params: ClassVar[dict[str, Any]] = {}
 
 
     @classmethod

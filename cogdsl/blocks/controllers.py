@@ -172,6 +172,11 @@ class RecurrentController(Controller):
 @register
 class MLPKind(ControllerKind):
     kind = "mlp"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c)\n"
+        "{kind} c({params}) <- x\n")
+    example_params: ClassVar[dict[str, Any]] = {"hidden": 6}
     doc = "Feed-forward controller: `layers` dense layers of `hidden` units (no recurrent state)."
     params = (HIDDEN, LAYERS, Param("activation", str, "relu", choices=("relu", "tanh", "sigmoid")), CLIP)
 
@@ -183,6 +188,11 @@ class MLPKind(ControllerKind):
 @register
 class RNNKind(ControllerKind):
     kind = "rnn"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c)\n"
+        "{kind} c({params}) <- x\n")
+    example_params: ClassVar[dict[str, Any]] = {"hidden": 6}
     doc = "Elman RNN controller: h_t = act(W x_t + U h_{t-1} + b)."
     params = (HIDDEN, LAYERS, Param("nonlinearity", str, "tanh", choices=("tanh", "relu")), CLIP, ZONEOUT)
 
@@ -195,6 +205,11 @@ class RNNKind(ControllerKind):
 @register
 class LSTMKind(ControllerKind):
     kind = "lstm"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c)\n"
+        "{kind} c({params}) <- x\n")
+    example_params: ClassVar[dict[str, Any]] = {"hidden": 6}
     doc = "LSTM controller (Hochreiter & Schmidhuber 1997), as in the NTM and DNC papers."
     params = (HIDDEN, LAYERS, CLIP, ZONEOUT)
 
@@ -206,6 +221,11 @@ class LSTMKind(ControllerKind):
 @register
 class GRUKind(ControllerKind):
     kind = "gru"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c)\n"
+        "{kind} c({params}) <- x\n")
+    example_params: ClassVar[dict[str, Any]] = {"hidden": 6}
     doc = "GRU controller (Cho et al. 2014)."
     params: ClassVar = (HIDDEN, LAYERS, CLIP, ZONEOUT)
 

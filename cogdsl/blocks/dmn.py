@@ -91,6 +91,12 @@ class Episodes(nn.Module):
 @register
 class EpisodesKind(ReasoningKind):
     kind = "episodes"
+    example = (
+        "input story: sentences(vocab=9)\n"
+        "input q: words(vocab=9)\n"
+        "output a: 9 = softmax(h)\n"
+        "episodic_memory m(embedding=6, slots=4) <- story\n"
+        "episodes h({params}) on m <- q\n")
     doc = ("DMN episodic memory module: attention-gated GRU over the facts for each episode, "
            "m_i = GRU(e_i, m_{i-1}) or DMN+'s ReLU(W_i [m_{i-1}; e_i; q] + b_i); the value is the last memory m.")
     params = (Param("count", int, 3, minimum=1, maximum=16, doc="number of episodes (passes over the facts)"),

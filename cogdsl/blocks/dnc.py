@@ -73,7 +73,7 @@ differentiates through everything.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -116,6 +116,14 @@ WRITE_TERMS = DNC_WRITE_TERMS  # content, allocate
 @register
 class DNCMemoryKind(MemoryKind):
     kind = "dnc_memory"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c, r)\n"
+        "lstm c(hidden=6) <- x, r@prev\n"
+        "dnc_memory mem({params})\n"
+        "write w on mem by c\n"
+        "read r on mem by c\n")
+    example_params: ClassVar[dict[str, Any]] = {"slots": 4, "width": 3}
     doc = ("DNC memory of `slots` x `width` with usage, allocation by sorted usage and temporal links; "
            "written by `write` heads (`content(cosine) + allocate`), then read by `read` heads "
            "(`backward + content(cosine) + forward`).")

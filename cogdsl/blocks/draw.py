@@ -106,6 +106,12 @@ class DrawWrite(nn.Module):
 @register
 class DrawReadKind(LookKind):
     kind = "draw_read"
+    example = (
+        "input img: image(size=8)\n"
+        "output y: 64 = sigmoid(w)\n"
+        "draw_read r({params}) on img <- d@prev\n"
+        "lstm d(hidden=6) <- r\n"
+        "draw_write w(size=8) <- d\n")
     doc = ("DRAW's read (Gregor et al. 2015) `on` an image: an N x N grid of Gaussian filters, centre, stride, "
            "width and intensity from its sources; value the read patch, (B, N²).")
     params: ClassVar = (Param("n", int, 5, minimum=2, maximum=64, doc="filters per side"),)
@@ -135,6 +141,13 @@ class DrawReadKind(LookKind):
 @register
 class DrawWriteKind(LookKind):
     kind = "draw_write"
+    example = (
+        "input img: image(size=8)\n"
+        "output y: {canvas} = sigmoid(w)\n"
+        "draw_read r on img <- d@prev\n"
+        "lstm d(hidden=6) <- r\n"
+        "draw_write w({params}) <- d\n")
+    example_params: ClassVar[dict[str, Any]] = {"size": 8}
     doc = ("DRAW's write (Gregor et al. 2015): its sources write an N x N patch through a grid of Gaussian "
            "filters onto a size x size canvas that accumulates over the steps; value the canvas (B, size²), "
            "an output's logits.")

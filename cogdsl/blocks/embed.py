@@ -49,6 +49,11 @@ class SentenceEmbedding(nn.Module):
 @register
 class EmbedKind(LookKind):
     kind = "embed"
+    example = (
+        "input s: words(vocab=7)\n"
+        "output y: 2 = sigmoid(c)\n"
+        "embed e({params}) <- s\n"
+        "lstm c(hidden=6) <- e\n")
     catalogued_as = "embedding"
     doc = ("A sentence of word ids (a `words` input, one sentence per step) as a vector, (B, dim): "
            "sum_j l_j E[x_j], with MemN2N's position encoding l_j or a bag of words; padding adds nothing. "

@@ -60,6 +60,13 @@ class HeadKind(BlockKind):
 @register
 class ReadKind(HeadKind):
     kind = "read"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c, r)\n"
+        "lstm c(hidden=6) <- x, r@prev\n"
+        "memory mem(slots=4, width=3)\n"
+        "read r({params}) on mem by c\n"
+        "write w on mem by c\n")
     doc = "Read heads: r = sum_i w_i M_i for each head; the block's value is the heads' reads, (B, heads * W)."
     has_output = True
 
@@ -67,6 +74,13 @@ class ReadKind(HeadKind):
 @register
 class WriteKind(HeadKind):
     kind = "write"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c, r)\n"
+        "lstm c(hidden=6) <- x, r@prev\n"
+        "memory mem(slots=4, width=3)\n"
+        "read r on mem by c\n"
+        "write w({params}) on mem by c\n")
     doc = "Write heads: erase then add, M <- M o (1 - w e^T) + w a^T for each head."
     writes = True
     extra_fields = (("erase", "sigmoid"), ("add", "identity"))

@@ -80,6 +80,13 @@ def from_prior(model: nn.Module) -> Iterator[None]:
 @register
 class LatentKind(LookKind):
     kind = "latent"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(d)\n"
+        "lstm c(hidden=6) <- x\n"
+        "latent z({params}) <- c\n"
+        "lstm d(hidden=6) <- z\n")
+    example_params: ClassVar[dict[str, Any]] = {"size": 3}
     catalogued_as = "latent variable"
     doc = ("A Gaussian latent variable (DRAW, the VAE): its sources give a posterior N(mu, sigma²) whose sample "
            "(reparameterised; the mean in evaluation) is its value, (B, size); training adds its KL divergence "

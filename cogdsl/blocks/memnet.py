@@ -331,6 +331,12 @@ class StoryMemoryUnit(Unit):
 @register
 class EpisodicMemoryKind(StoryMemoryKind):
     kind = "episodic_memory"
+    example = (
+        "input story: sentences(vocab=9)\n"
+        "input q: words(vocab=9)\n"
+        "output a: 9 = softmax(h)\n"
+        "episodic_memory m({params}) <- story\n"
+        "hops h on m <- q\n")
     doc = ("MemN2N memory: one slot per story sentence, embedded by tables A and C (bag of words or position "
            "encoding, temporal encoding, random empty slots while training).")
     params = (_EMBEDDING, _SLOTS, ENCODING, _TEMPORAL, _RANDOM_EMPTY)
@@ -339,6 +345,12 @@ class EpisodicMemoryKind(StoryMemoryKind):
 @register
 class KVMemoryKind(StoryMemoryKind):
     kind = "kv_memory"
+    example = (
+        "input story: sentences(vocab=9)\n"
+        "input q: words(vocab=9)\n"
+        "output a: 9 = softmax(h)\n"
+        "kv_memory m({params}) <- story\n"
+        "hops h on m <- q\n")
     doc = ("KV-MemNN memory: each sentence a (key, value) pair, one embedding A for questions, keys and values; "
            "hops update the query by R_k(u + o).")
     params = (_EMBEDDING, _SLOTS, ENCODING, _TEMPORAL, _RANDOM_EMPTY,
@@ -475,6 +487,12 @@ _UPDATES = {"add": "u <- u + o", "linear": "u <- H u + o", "rotate": "u <- R_k(u
 @register
 class HopsKind(ReasoningKind):
     kind = "hops"
+    example = (
+        "input story: sentences(vocab=9)\n"
+        "input q: words(vocab=9)\n"
+        "output a: 9 = softmax(h)\n"
+        "episodic_memory m(embedding=6, slots=4) <- story\n"
+        "hops h({params}) on m <- q\n")
     doc = ("MemN2N / KV-MemNN multi-hop reading: p = softmax(u . m), o = sum p c, u <- u + o (adjacent), "
            "H u + o (layerwise) or R_k(u + o) (kv_memory); the value is u_{K+1}.")
     params = (Param("count", int, 3, minimum=1, maximum=32, doc="number of hops K"),

@@ -12,7 +12,7 @@ address and read [address ; content], A + W wide, and write the content only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -52,6 +52,14 @@ _ADDRESS_WIDTH = Param("address_width", int, 0, minimum=0, maximum=65536,
 @register
 class MemoryKind(BlockKind):
     kind = "memory"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c, r)\n"
+        "lstm c(hidden=6) <- x, r@prev\n"
+        "memory mem({params})\n"
+        "read r on mem by c\n"
+        "write w on mem by c\n")
+    example_params: ClassVar[dict[str, Any]] = {"slots": 4, "width": 3}
     family = "memory"
     doc = "NTM memory matrix of `slots` x `width`, read and written by `read`/`write` heads."
     params = (*_MEMORY_PARAMS, _ADDRESS_WIDTH)

@@ -181,6 +181,11 @@ def _splits_hidden(params: dict[str, Any], parts: str) -> list[tuple[str, str, s
 @register
 class ClockworkKind(ControllerKind):
     kind = "clockwork"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c)\n"
+        "{kind} c({params}) <- x\n")
+    example_params: ClassVar[dict[str, Any]] = {"hidden": 8}
     doc = ("Clockwork RNN (Koutník et al. 2014): `modules` groups of hidden units with periods base^i, each "
            "updated only at its period, fed by the slower groups.")
     params: ClassVar = (HIDDEN, Param("modules", int, 4, minimum=1, maximum=64, doc="groups of hidden units"),
@@ -206,6 +211,11 @@ class ClockworkKind(ControllerKind):
 @register
 class SkipRNNKind(ControllerKind):
     kind = "skip_rnn"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c)\n"
+        "{kind} c({params}) <- x\n")
+    example_params: ClassVar[dict[str, Any]] = {"hidden": 6}
     doc = ("Skip RNN (Campos et al. 2018): a cell with a learned binary update gate (straight-through), "
            "copying its state on skipped steps; `cost` per update is added to the loss.")
     params: ClassVar = (HIDDEN, Param("cell", str, "lstm", choices=("lstm", "gru", "rnn")),
@@ -228,6 +238,11 @@ class SkipRNNKind(ControllerKind):
 @register
 class HMRNNKind(ControllerKind):
     kind = "hm_rnn"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c)\n"
+        "{kind} c({params}) <- x\n")
+    example_params: ClassVar[dict[str, Any]] = {"hidden": 6, "layers": 2}
     doc = ("Hierarchical multiscale LSTM (Chung et al. 2017): `layers` layers with boundary detectors "
            "choosing UPDATE, COPY or FLUSH; value every layer's h, (B, hidden).")
     params: ClassVar = (HIDDEN, Param("layers", int, 3, minimum=1, maximum=16, doc="layers, hidden/layers units each"),

@@ -55,7 +55,7 @@ one the next write erases).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -89,6 +89,14 @@ WRITE_ADDRESS = "lru"
 @register
 class SAMMemoryKind(MemoryKind):
     kind = "sam_memory"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c, r)\n"
+        "lstm c(hidden=6) <- x, r@prev\n"
+        "sam_memory mem({params})\n"
+        "write w on mem by c\n"
+        "read r on mem by c\n")
+    example_params: ClassVar[dict[str, Any]] = {"slots": 6, "width": 3}
     doc = ("Sparse Access Memory (Rae et al. 2016) of `slots` x `width`: each `read` head reads the `k` slots "
            "most similar to its key (`content(cosine)`), the one `write` head writes to the slots read at the "
            "previous step and to the least recently accessed slot, which it erases first (`lru`).")

@@ -172,6 +172,12 @@ class Deque(nn.Module):
 @register
 class StackKind(LookKind):
     kind = "stack"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c)\n"
+        "lstm c(hidden=6) <- x, q@prev\n"
+        "stack q({params}) <- c\n")
+    example_params: ClassVar[dict[str, Any]] = {"depth": 8}
     catalogued_as = "memory"
     doc = ("Stacks of a stack-augmented RNN (Joulin & Mikolov 2015): its sources choose soft push, pop and no-op "
            "and the pushed value for each stack; value the top `top` elements of every stack, "
@@ -269,6 +275,12 @@ class StrengthStructureKind(LookKind):
 @register
 class QueueKind(StrengthStructureKind):
     kind = "queue"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c)\n"
+        "lstm c(hidden=6) <- x, q@prev\n"
+        "queue q({params}) <- c\n")
+    example_params: ClassVar[dict[str, Any]] = {"capacity": 8}
     doc = ("A neural queue (Grefenstette et al. 2015): its sources push a value with a strength at the back and "
            "pop a strength from the front; value what is read from the front, (B, width).")
     ends = 1
@@ -280,6 +292,12 @@ class QueueKind(StrengthStructureKind):
 @register
 class DequeKind(StrengthStructureKind):
     kind = "deque"
+    example = (
+        "input x: 3\n"
+        "output y: 2 = sigmoid(c)\n"
+        "lstm c(hidden=6) <- x, q@prev\n"
+        "deque q({params}) <- c\n")
+    example_params: ClassVar[dict[str, Any]] = {"capacity": 8}
     doc = ("A neural double-ended queue (Grefenstette et al. 2015): its sources push and pop at both ends; value "
            "what is read from the top and from the bottom, (B, 2·width).")
     ends = 2

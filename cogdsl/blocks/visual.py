@@ -59,6 +59,12 @@ class ConvEncoder(nn.Module):
 @register
 class ConvKind(EncoderKind):
     kind = "conv"
+    example = (
+        "input img: image(size=12)\n"
+        "output y: 3 = softmax(n)\n"
+        "conv f({params}) <- img\n"
+        "summary p(mode=mean) on f\n"
+        "mlp n(hidden=6) <- p\n")
     doc = ("Convolutional encoder over a whole `image`: `layers` of conv + relu + max-pool, its feature grid "
            "as a sequence of regions (B, h·w, channels), run once per forward, for `attention` or `summary`.")
     params: ClassVar = (Param("channels", int, 16, minimum=1, maximum=4096, doc="feature maps per layer"),
@@ -187,6 +193,13 @@ class SpatialTransformer(nn.Module):
 @register
 class SpatialTransformerKind(VisualKind):
     kind = "spatial_transformer"
+    example = (
+        "input img: image(size=12)\n"
+        "output y: 3 = softmax(n)\n"
+        "mlp l(hidden=6) <- img\n"
+        "spatial_transformer t({params}) on img <- l\n"
+        "mlp n(hidden=6) <- t\n")
+    example_params: ClassVar[dict[str, Any]] = {"size": 5}
     doc = ("Spatial transformer (Jaderberg et al. 2015) `on` an image: its sources regress an affine (or "
            "scale-and-shift) transform that bilinearly samples a size x size patch; value (B, size²).")
     params: ClassVar = (Param("size", int, minimum=1, maximum=512, doc="side of the sampled patch, in pixels"),
@@ -264,6 +277,11 @@ class Glimpse(nn.Module):
 @register
 class GlimpseKind(VisualKind):
     kind = "glimpse"
+    example = (
+        "input img: image(size=12)\n"
+        "output y: 3 = softmax(c)\n"
+        "glimpse g({params}) on img <- c@prev\n"
+        "lstm c(hidden=6) <- g\n")
     doc = ("RAM's glimpse (Mnih et al. 2014) `on` an image: patches at `scales` scales around a location "
            "drawn from a Gaussian policy on its sources, learned by REINFORCE; value (B, scales·size² + 2).")
     params: ClassVar = (Param("size", int, 8, minimum=1, maximum=256, doc="side of each patch, in pixels"),

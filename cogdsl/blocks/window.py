@@ -61,6 +61,11 @@ class Window(nn.Module):
 @register
 class WindowKind(LookKind):
     kind = "window"
+    example = (
+        "input src: sequence(size=4)\n"
+        "output y: 3 = softmax(d, a)\n"
+        "window a({params}) on src <- d@prev\n"
+        "gru d(hidden=6) <- a\n")
     doc = ("Graves' Gaussian window (Graves 2013) `on` a sequence: K Gaussians with importance, width and a "
            "position that only moves forward, placed by its sources; value the windowed sum of the elements, "
            "(B, D).")

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from cogdsl import ops
-from cogdsl.ops import attention, backend, declare, dnc, ntm, ntm_grad
+from cogdsl.ops import attention, backend, declare, dnc, ntm, ntm_grad, sam
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +26,7 @@ FAMILY = {
                      "ntm_memory_step"), ntm),
     **dict.fromkeys(("dnc_usage", "dnc_allocation", "dnc_link", "dnc_directional"), dnc),
     **dict.fromkeys(("additive_attention", "hop_read"), attention),
+    **dict.fromkeys(("sam_write_weights", "sam_write", "sam_read"), sam),
 }
 #: The ops whose "torch" backend is a hand-written backward, not the reference.
 HAND_WRITTEN = {"content_weights", "shift", "sharpen", "write", "ntm_address", "ntm_memory_step"}
@@ -62,6 +63,9 @@ def _inputs(name: str, seed: int) -> tuple[list[object], list[Tensor]]:
     def dist(*shape: int) -> Tensor:
         return torch.softmax(torch.randn(*shape, generator=g, dtype=torch.float64), -1).requires_grad_()
 
+    def one_hot(batch: int, slots: int) -> Tensor:
+        return torch.nn.functional.one_hot(torch.randint(slots, (batch,), generator=g), slots).double()
+
     address = [randn(b, n, w), dist(b, h, n), randn(b, h, w), rand(b, h, low=0.5, high=5), rand(b, h),
                dist(b, h, k), rand(b, h, low=1, high=4)]
     args: list[object] = {
@@ -80,6 +84,11 @@ def _inputs(name: str, seed: int) -> tuple[list[object], list[Tensor]]:
         "additive_attention": lambda: [randn(b, h, a), randn(b, h, s, a), randn(h, a), randn(b, s, d)],
         "hop_read": lambda: [randn(b, d), randn(b, n, d), randn(b, n, w),
                              torch.rand(b, n, generator=g) < 0.7],
+        "sam_write_weights": lambda: [dist(b, r, n), one_hot(b, n), rand(b), rand(b)],
+        "sam_write": lambda: [randn(b, n, w), rand(b, n), randn(b, w), one_hot(b, n)],
+        "sam_read": lambda: [randn(b, n, w), randn(b, r, w), rand(b, r, low=0.5, high=5),
+                             torch.stack([torch.stack([torch.randperm(n, generator=g)[:k] for _ in range(r)])
+                                          for _ in range(b)])],
     }[name]()
     return args, [t for t in args if isinstance(t, Tensor) and t.requires_grad]
 
