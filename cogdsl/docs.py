@@ -45,7 +45,7 @@ def reference() -> str:
     for stage in STAGES.values():
         args = ", ".join(_param(p) for p in stage.args) or "—"
         defaults = {p.name: p.default for p in stage.args}
-        memories = sorted(stage.memories)
+        memories = sorted(k for k, kind in REGISTRY.items() if stage.name in getattr(kind, "stages", ()))
         per_memory = {m: ", ".join(f"`{f.name}` ({f.activation})" for f in stage.fields(defaults, 1, m))
                       for m in memories}
         if len(set(per_memory.values())) == 1:

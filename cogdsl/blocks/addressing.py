@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cogdsl.blocks.base import Param, recode
+from cogdsl.blocks.base import REGISTRY, Param, recode
 from cogdsl.errors import DiagnosticSink, hint_for
 from cogdsl.language.spec import Address, Stage
 
@@ -49,14 +49,14 @@ class StageKind:
     """Everything about one addressing stage, in one place: its arguments, the interface fields one head
     needs for it, the memory kinds it works on, and where it may stand: its place in an NTM pipe, its
     place among a dnc_memory's read or write terms, or after a content term (``content | lru | hard``).
-    The validators, the interface layouts and the reference tables all read these."""
+    The validators, the interface layouts and the reference tables all read these; which memory kinds
+    take it, each memory kind says itself (``MemoryKind.stages``)."""
 
     name: str
     doc: str
     args: tuple[Param, ...]
     # (arguments, slot width, memory kind) -> the fields one head needs for this stage
     fields: Callable[[dict[str, Any], int, str], tuple[Field, ...]]
-    memories: frozenset[str]  # memory kinds this stage works on
     pipe: int | None = None  # its place in an NTM pipe (Graves et al. 2014, figure 2); None: not in one
     dnc_read: int | None = None  # its place among a dnc_memory read's terms (its read modes); None: not one
     dnc_write: int | None = None  # its place among a dnc_memory write's terms
@@ -81,60 +81,58 @@ def _stage(kind: StageKind) -> None:
     STAGES[kind.name] = kind
 
 
-_NTM = frozenset({"memory"})
-_DNC = frozenset({"dnc_memory"})
 
 
 def _content_fields(args: dict[str, Any], width: int, memory: str) -> tuple[Field, ...]:
-    # The DNC paper's strengths are oneplus (beta >= 1): see cogdsl.blocks.dnc for why.
-    strength = "oneplus" if memory == "dnc_memory" else "softplus"
+    # The activation of a strength is the memory kind's (the DNC paper's are oneplus, beta >= 1).
+    strength = getattr(REGISTRY.get(memory), "strength", "softplus")
     return (Field("key", width, "identity"), Field("strength", 1, strength, scalar=True))
 
 
 _stage(StageKind(
     "content", "content addressing: softmax over slots of strength x similarity(key, slot)",
     (Param("similarity", str, "cosine", choices=("cosine", "dot")),),
-    _content_fields, _NTM | _DNC, pipe=0, dnc_read=1, dnc_write=0,
+    _content_fields, pipe=0, dnc_read=1, dnc_write=0,
 ))
 _stage(StageKind(
     "lru", "least recently used (Dynamic NTM): the content softmax taken of beta K(k, M) - gamma v, v the "
     "moving average (decay lambda) of the head's earlier content logits, so the head avoids slots it just used",
     (Param("decay", float, 0.1, minimum=0.0, maximum=0.99),),
-    lambda args, width, memory: (Field("lru_gamma", 1, "sigmoid", scalar=True),), _NTM | _DNC, pipe=1, after_content=0,
+    lambda args, width, memory: (Field("lru_gamma", 1, "sigmoid", scalar=True),), pipe=1, after_content=0,
 ))
 _stage(StageKind(
     "gate", "interpolation with the head's previous weighting",
-    (), lambda args, width, memory: (Field("gate", 1, "sigmoid", scalar=True),), _NTM, pipe=2,
+    (), lambda args, width, memory: (Field("gate", 1, "sigmoid", scalar=True),), pipe=2,
 ))
 _stage(StageKind(
     "shift", "circular convolution with a distribution over offsets -s..s",
     (Param("s", int, 1, minimum=1, maximum=64),),
-    lambda args, width, memory: (Field("shift", 2 * args["s"] + 1, "softmax"),), _NTM, pipe=3,
+    lambda args, width, memory: (Field("shift", 2 * args["s"] + 1, "softmax"),), pipe=3,
 ))
 _stage(StageKind(
     "sharpen", "w^gamma renormalised, gamma >= 1",
-    (), lambda args, width, memory: (Field("gamma", 1, "oneplus", scalar=True),), _NTM, pipe=4,
+    (), lambda args, width, memory: (Field("gamma", 1, "oneplus", scalar=True),), pipe=4,
 ))
 _stage(StageKind(
     "hard", "discrete addressing (Dynamic NTM): each head samples one slot from the weighting so far (its "
     "argmax in evaluation) and uses it alone; trained by REINFORCE, with an entropy bonus of the given weight",
     (Param("entropy", float, 0.0, minimum=0.0, maximum=10.0),),
-    lambda args, width, memory: (), _NTM | _DNC, pipe=5, after_content=1,
+    lambda args, width, memory: (), pipe=5, after_content=1,
 ))
 _stage(StageKind(
     "allocate", "DNC write: the least-used slots, from usage sorted ascending; mixed with content by the "
     "allocation gate when both are given",
-    (), lambda args, width, memory: (Field("allocation_gate", 1, "sigmoid", scalar=True),), _DNC, dnc_write=1,
+    (), lambda args, width, memory: (Field("allocation_gate", 1, "sigmoid", scalar=True),), dnc_write=1,
 ))
 _stage(StageKind(
     "forward", "DNC read: one step forward along the temporal links from the head's previous read "
     "weighting (slots written after the ones it read); one read mode per write head",
-    (), lambda args, width, memory: (Field("read_mode", 1, "softmax"),), _DNC, dnc_read=2,
+    (), lambda args, width, memory: (Field("read_mode", 1, "softmax"),), dnc_read=2,
 ))
 _stage(StageKind(
     "backward", "DNC read: one step backward along the temporal links (slots written before the ones it "
     "read); one read mode per write head",
-    (), lambda args, width, memory: (Field("read_mode", 1, "softmax"),), _DNC, dnc_read=0,
+    (), lambda args, width, memory: (Field("read_mode", 1, "softmax"),), dnc_read=0,
 ))
 
 def _ordered(place: str) -> tuple[str, ...]:

@@ -135,6 +135,8 @@ class DNCMemoryKind(MemoryKind):
     )
 
     owns_step = True
+    stages: ClassVar[frozenset[str]] = frozenset({"content", "lru", "hard", "allocate", "forward", "backward"})
+    strength: ClassVar[str] = "oneplus"  # the DNC paper's: beta >= 1
 
     @classmethod
     def default_address(cls, writes: bool) -> str:

@@ -65,6 +65,10 @@ class MemoryKind(BlockKind):
     params = (*_MEMORY_PARAMS, _ADDRESS_WIDTH)
     # Whether the memory's head group runs the memory's whole step (write included) in its place.
     owns_step = False
+    # The addressing stages (cogdsl.blocks.addressing.STAGES) its heads use as declared there (the reference
+    # tables list them), and the activation of a content strength on it.
+    stages: ClassVar[frozenset[str]] = frozenset({"content", "lru", "gate", "shift", "sharpen", "hard"})
+    strength: ClassVar[str] = "softplus"
 
     # -- what a memory kind tells the passes about the heads on it -------------------------
     @classmethod

@@ -111,6 +111,10 @@ class SAMMemoryKind(MemoryKind):
     )
 
     owns_step = True
+    # Its reads follow the content stage's declaration (fields, equation, then top-K); its write, spelled
+    # "lru", is SAM's own least-recently-accessed write (below), not the Dynamic NTM's lru stage.
+    stages: ClassVar[frozenset[str]] = frozenset({"content"})
+    strength: ClassVar[str] = "oneplus"
 
     @classmethod
     def conflicts(cls, params: dict[str, Any]) -> list[tuple[str, str, str]]:
