@@ -31,7 +31,10 @@ from cogdsl.errors import (
 
 __version__ = "0.1.0"
 
+from cogdsl import moved as _moved
 from cogdsl.language.spec import Spec
+
+_moved.install()  # the flat layout's module paths (cogdsl.pipeline, cogdsl.spec ...) still import
 
 if TYPE_CHECKING:
     import torch

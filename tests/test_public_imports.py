@@ -24,3 +24,48 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_the_flat_layouts_module_paths_still_import() -> None:
+    """Code written against the flat layout (``from cogdsl.pipeline import parse_text``, as the examples once
+    did) gets the module at its new home, the same object, with a DeprecationWarning naming it."""
+    probe = """
+import importlib, warnings
+import cogdsl
+from cogdsl.moved import MOVED
+for old, new in MOVED.items():
+    if old == "viz":
+        continue
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = importlib.import_module("cogdsl." + old)
+    assert module is importlib.import_module("cogdsl." + new), old
+    assert any(issubclass(w.category, DeprecationWarning) and "cogdsl." + new in str(w.message) for w in caught), old
+from cogdsl.pipeline import parse_text, compile_spec
+from cogdsl.spec import Spec
+from cogdsl.viz import plot_learning_curve
+text = "model m\\ninput x: 2\\noutput y: 1 = sigmoid(c)\\nmlp c(hidden=3) <- x\\n"
+model = compile_spec(parse_text(text, "m.cog", "cog"))
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-W", "error::DeprecationWarning:__main__", "-c", probe],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_nothing_in_the_repository_imports_an_old_path() -> None:
+    import ast
+    from pathlib import Path
+
+    from cogdsl.moved import MOVED
+
+    root = Path(__file__).resolve().parent.parent
+    old = {f"cogdsl.{name}" for name in MOVED if name != "viz"}
+    found = []
+    for path in [*root.glob("cogdsl/**/*.py"), *root.glob("tests/**/*.py"), *root.glob("examples/*.py"),
+                 *root.glob("kernels/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            found += [f"{path.relative_to(root)}: {name}" for name in names if name in old]
+    assert not found, found
