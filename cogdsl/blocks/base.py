@@ -12,9 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import torch
+from torch import nn
+
 from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
 from cogdsl.errors import DiagnosticSink, Span, hint_for, one_of
 from cogdsl.language.spec import Block, Value
+from cogdsl.reinforce import Decision
 
 if TYPE_CHECKING:
     from cogdsl.compiler.shapes import Shapes
@@ -240,6 +244,22 @@ def register(cls: type[BlockKind]) -> type[BlockKind]:
     return cls
 
 
+class LookModule(nn.Module):
+    """The module of a :class:`LookKind`, and what it may report after each step, which its unit reads:
+    ``decision``, a sample to learn by REINFORCE (training only; ``samples``: it makes them); ``penalty``,
+    (B,) added to the loss (``penalizes``: it has one); and :meth:`traced_state`, what ``cogdsl trace``
+    shows of a state that is not one tensor."""
+
+    samples: ClassVar[bool] = False
+    penalizes: ClassVar[bool] = False
+    decision: Decision | None = None
+    penalty: torch.Tensor | None = None
+
+    @staticmethod
+    def traced_state(state: Any) -> Any:
+        return state
+
+
 class LookKind(BlockKind):
     """Attention-family kinds with one module protocol: at every step, from its query (the block's
     sources, concatenated) and what it looks at (``on``: an image, a sequence, or nothing)::
@@ -263,7 +283,7 @@ class LookKind(BlockKind):
         raise NotImplementedError
 
     @classmethod
-    def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> Any:
+    def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> LookModule:
         """The module, as the protocol above describes it."""
         raise NotImplementedError
 
@@ -285,13 +305,12 @@ class LookUnit(Unit):
     under ``look:NAME``. Trace: ``NAME`` its ``where``, ``NAME:state`` its state (or what its module's
     ``traced_state`` shows of it)."""
 
-    def __init__(self, b: Build, kind: type[LookKind], module: Any):
+    def __init__(self, b: Build, kind: type[LookKind], module: LookModule):
         assert b.block is not None
         self.name, self.kind, self.module = b.name, kind, module
         self.target = b.block.memory.name if b.block.memory is not None else None
         self.key = f"look:{b.name}" if kind.stateful else None
-        self.penalizes = bool(getattr(module, "penalizes", False))
-        self.samples = bool(getattr(module, "samples", False))
+        self.penalizes, self.samples = module.penalizes, module.samples
         self._line = kind.describe(b.name, b.params, b.sources(), self.target, b.shapes.sizes[b.name])
 
     def initial_state(self, batch: int, like: Any) -> dict[str, Any]:
@@ -305,18 +324,15 @@ class LookUnit(Unit):
         if self.key is not None:
             out.value, where, new = self.module(query, seen, step.state[self.key])
             out.state[self.key] = new
-            if step.tracing:  # a state that is not one tensor says what to show of it
-                shown = getattr(self.module, "traced_state", None)
-                out.trace[f"{self.name}:state"] = new if shown is None else shown(new)
+            if step.tracing:
+                out.trace[f"{self.name}:state"] = self.module.traced_state(new)
         else:
             out.value, where = self.module(query, seen)
         out.trace[self.name] = where
-        decision = getattr(self.module, "decision", None)
-        if decision is not None:
-            out.decisions.append(decision)
-        penalty = getattr(self.module, "penalty", None)
-        if penalty is not None:
-            out.penalties.append(penalty)
+        if self.module.decision is not None:
+            out.decisions.append(self.module.decision)
+        if self.module.penalty is not None:
+            out.penalties.append(self.module.penalty)
         return out
 
     def describe(self) -> str:

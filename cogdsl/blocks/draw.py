@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from cogdsl.blocks.base import LookKind, Param, register
+from cogdsl.blocks.base import LookKind, LookModule, Param, register
 from cogdsl.blocks.visual import CORNERS
 
 
@@ -68,7 +68,7 @@ class GaussianGrid(nn.Module):
         return filter_x, filter_y, intensity, where
 
 
-class DrawRead(nn.Module):
+class DrawRead(LookModule):
     """r = gamma F_Y x F_X^T: query (B, Q), image (B, A, A) → (B, N²), and where it looked (B, 5)."""
 
     def __init__(self, query_size: int, side: int, filters: int):
@@ -81,7 +81,7 @@ class DrawRead(nn.Module):
         return (intensity[:, None, None] * patch).flatten(1), where
 
 
-class DrawWrite(nn.Module):
+class DrawWrite(LookModule):
     """c_t = c_{t-1} + (1/gamma) F_Y^T w_t F_X: query (B, Q), canvas (B, A²) → (B, A²), where (B, 5), the canvas."""
 
     def __init__(self, query_size: int, side: int, filters: int):

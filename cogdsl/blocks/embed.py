@@ -26,11 +26,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from cogdsl.blocks.base import LookKind, Param, register
+from cogdsl.blocks.base import LookKind, LookModule, Param, register
 from cogdsl.blocks.memnet import ENCODING, init_word_table, sentence_vectors
 
 
-class SentenceEmbedding(nn.Module):
+class SentenceEmbedding(LookModule):
     """words (B, L) long → v (B, d), ``sum_j l_j o E[x_j]``; ``where`` is v too (the trace shows it)."""
 
     def __init__(self, vocab: int, dim: int, position: bool):

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from cogdsl.blocks.base import LookKind, Param, register
+from cogdsl.blocks.base import LookKind, LookModule, Param, register
 
 
 def gaussian_kl(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
@@ -39,7 +39,7 @@ def gaussian_kl(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.pow(2) + log_variance.exp() - log_variance - 1).sum(-1)
 
 
-class GaussianLatent(nn.Module):
+class GaussianLatent(LookModule):
     """query (B, Q) → z (B, size) and where (mu, sigma) (B, 2 size); its KL to the prior is ``penalty`` (B,)."""
 
     penalizes = True

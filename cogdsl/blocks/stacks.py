@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cogdsl.blocks.base import LookKind, Param, register
+from cogdsl.blocks.base import LookKind, LookModule, Param, register
 
 EMPTY = -1.0
 PUSH, POP, NOOP = 0, 1, 2
@@ -73,7 +73,7 @@ def read_front(values: torch.Tensor, strengths: torch.Tensor) -> torch.Tensor:
     return torch.bmm(weights.unsqueeze(1), values).squeeze(1)
 
 
-class Stack(nn.Module):
+class Stack(LookModule):
     """Joulin & Mikolov's stacks: query (B, Q), contents (B, S, depth, width) → the top elements
     (B, S · top · width), the action probabilities (B, S, 3), the new contents."""
 
@@ -102,7 +102,7 @@ class Stack(nn.Module):
         return contents[:, :, :self.top].flatten(1), actions, contents
 
 
-class Queue(nn.Module):
+class Queue(LookModule):
     """Grefenstette et al.'s queue: query (B, Q), (values (B, C, W), strengths (B, C)) front first →
     the read front r (B, W), (push d, pop u) (B, 2), the new rows."""
 
@@ -133,7 +133,7 @@ class Queue(nn.Module):
         return read_front(values, strengths), torch.stack([push, pop], -1), (values, strengths)
 
 
-class Deque(nn.Module):
+class Deque(LookModule):
     """Grefenstette et al.'s deque: query (B, Q), (values (B, 2C, W), strengths (B, 2C)) bottom to top →
     [r_top ; r_bottom] (B, 2W), (d_top, u_top, d_bottom, u_bottom) (B, 4), the new rows.
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cogdsl.blocks.attention import EncoderKind
-from cogdsl.blocks.base import LookKind, Param, register
+from cogdsl.blocks.base import LookKind, LookModule, Param, register
 from cogdsl.blocks.runtime import Build
 from cogdsl.errors import DiagnosticSink
 from cogdsl.language.spec import Block
@@ -155,7 +155,7 @@ def transform_image(image: torch.Tensor, theta: torch.Tensor, points: int) -> to
                          align_corners=False).squeeze(1)
 
 
-class SpatialTransformer(nn.Module):
+class SpatialTransformer(LookModule):
     """A spatial transformer (Jaderberg et al. 2015): the query q (B, Q) regresses a transform, which
     samples a size x size patch of the image::
 
@@ -227,7 +227,7 @@ class SpatialTransformerKind(VisualKind):
                 f"first) samples a {params['size']}x{params['size']} patch of {target} -> {size}")
 
 
-class Glimpse(nn.Module):
+class Glimpse(LookModule):
     """RAM's glimpse sensor with a Gaussian location policy (Mnih et al. 2014, 3.1 and 3.3).
 
     The query q (B, Q) gives the mean location mu = tanh(W q + b), (B, 2); training samples

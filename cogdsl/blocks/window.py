@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from cogdsl.blocks.base import LookKind, Param, register
+from cogdsl.blocks.base import LookKind, LookModule, Param, register
 
 
 def window_weights(importance: torch.Tensor, width: torch.Tensor, position: torch.Tensor,
@@ -37,7 +37,7 @@ def window_weights(importance: torch.Tensor, width: torch.Tensor, position: torc
     return (importance[:, :, None] * bumps).sum(1)
 
 
-class Window(nn.Module):
+class Window(LookModule):
     """query (B, Q), sequence (B, U, D), kappa_{t-1} (B, K) → w_t (B, D), phi (B, 1, U), kappa_t (B, K)."""
 
     def __init__(self, query_size: int, components: int):
