@@ -378,9 +378,12 @@ class GroupUnit(Unit):
         return {self.key: self.group.initial_weights(batch, self.slots, like)}
 
     @property
-    def samples(self) -> bool:
+    def samples(self) -> bool:  # type: ignore[override]
         """Whether its heads sample slots (``hard``), learned by REINFORCE."""
         return bool(self.group.samples)
+
+    def blocks(self) -> tuple[str, ...]:
+        return tuple(block for block, _ in self.plan.reads + self.plan.writes)
 
     def initial_values(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
         """What its read blocks read "at t = 0", for a block that reads them with @prev: learned vectors."""

@@ -80,9 +80,24 @@ class Step:
 
 
 class Unit:
-    """One thing a step runs. Subclasses set ``name`` and override what they need."""
+    """One thing a step runs. Subclasses set ``name`` and override what they need.
+
+    ``samples``: it makes REINFORCE decisions (for the spec blocks :meth:`blocks` names); ``penalizes``: it
+    adds a penalty to the loss at every step; ``target``: the name it looks over (``on``), if any."""
 
     name: str
+    samples: bool = False
+    penalizes: bool = False
+    target: str | None = None
+
+    def blocks(self) -> tuple[str, ...]:
+        """The spec blocks it runs: its own, or a head group's head blocks."""
+        return (self.name,)
+
+    def initial_values(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The values of names it gives before the first step, for blocks that read them with ``@prev``
+        (a read head's learned r_0); names it leaves out start at zero."""
+        return {}
 
     def initial_state(self, batch: int, like: torch.Tensor) -> State:
         """Its state entries before the first step (``like``: dtype and device)."""

@@ -136,9 +136,8 @@ class CompiledModel(nn.Module):
         self.delayed = tuple(sorted(shapes.delayed))
         self.prev_keys = tuple((name, f"prev:{name}") for name in self.delayed)
         # Blocks that sample and learn by REINFORCE; blocks whose every step adds a penalty to the loss.
-        self.stochastic = frozenset(name for unit in self.all_units if getattr(unit, "samples", False)
-                                    for name in _named_heads(unit))
-        self.penalized = frozenset(u.name for u in self.all_units if getattr(u, "penalizes", False))
+        self.stochastic = frozenset(name for unit in self.all_units if unit.samples for name in unit.blocks())
+        self.penalized = frozenset(u.name for u in self.all_units if u.penalizes)
         self.weight_keys = tuple(f"weights:{i}" for i in range(len(self.groups)))
 
     @property
@@ -159,8 +158,7 @@ class CompiledModel(nn.Module):
     @property
     def attended(self) -> dict[str, str]:
         """Each block that looks over something (``on``): what it looks over."""
-        return {u.name: u.target for u in self.all_units  # type: ignore[attr-defined]
-                if getattr(u, "target", None) is not None}
+        return {u.name: u.target for u in self.all_units if u.target is not None}
 
     @property
     def activations(self) -> dict[str, Any]:
@@ -181,7 +179,7 @@ class CompiledModel(nn.Module):
         initial_values: dict[str, torch.Tensor] = {}
         for unit in self.all_units:
             state.update(unit.initial_state(batch, like))
-            initial_values.update(getattr(unit, "initial_values", _nothing)(batch, like))
+            initial_values.update(unit.initial_values(batch, like))
         for name, key in self.prev_keys:
             state[key] = initial_values[name] if name in initial_values else like.new_zeros(
                 batch, self.shapes.sizes[name])
@@ -371,16 +369,6 @@ class CompiledModel(nn.Module):
         for unit in self.all_units:
             counts.update(unit.parameter_counts())
         return counts
-
-
-def _nothing(batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {}
-
-
-def _named_heads(unit: Unit) -> tuple[str, ...]:
-    """The spec blocks a sampling unit stands for: a head group's head blocks, else the unit's block."""
-    plan = getattr(unit, "plan", None)
-    return tuple(block for block, _ in plan.reads + plan.writes) if plan is not None else (unit.name,)
 
 
 def _group_offset(shapes: Shapes, index: int) -> int:
