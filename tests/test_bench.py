@@ -544,3 +544,31 @@ def test_the_cli_offers_every_section_to_only():
                         if isinstance(action, argparse._SubParsersAction)).choices["bench"]
     only = next(action for action in bench_parser._actions if action.dest == "only")
     assert set(only.choices) == {section.replace(" ", "-") for section in SECTIONS}
+
+
+# -- kernels per time step (cogdsl bench --launches) ------------------------------------------------------
+
+
+def test_launch_count_counts_computing_operations_not_views() -> None:
+    from cogdsl.bench.launches import count
+
+    x = torch.randn(2, 3)
+    assert count(lambda: x.view(3, 2).t().unsqueeze(0)).total == 0  # views launch nothing
+    assert count(lambda: torch.relu(x)).total == 1
+    counted = count(lambda: (x * 2).sum())
+    assert counted.total == 2 and counted.ops == {"mul": 1, "sum": 1}
+
+
+def test_launches_of_a_spec_step(capsys: pytest.CaptureFixture[str]) -> None:
+    from cogdsl.bench.launches import spec_step_input, step_launches
+
+    spec = Path(__file__).resolve().parent.parent / "specs" / "ntm_copy.yaml"
+    model, x_t = spec_step_input(spec, batch=2)
+    forward, both = step_launches(model, x_t, batch=2)
+    assert 20 < forward.total < both.total  # an NTM step is tens of kernels; the backward adds more
+    assert forward.ops["addmm"] >= 2  # the controller's and the output's layers at least
+    assert main(["bench", "--launches", str(spec)]) == 0
+    (row,) = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("ntm_copy.yaml")]
+    assert row[1:3] == [str(forward.total), str(both.total)]
+    assert main(["bench", "--launches", "missing.cog"]) == 1
+    assert "no such file: missing.cog" in capsys.readouterr().err

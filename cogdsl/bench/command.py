@@ -305,8 +305,11 @@ def bench_command(args: Any) -> int:
     [--train-slots N ...] [--warmup K] [--repeats R] [--no-compile]
     [--only memory-step|dnc-step|additive-attention|hop-read|training-step] [--threads T] [--json PATH]``.
 
-    Prints the tables on standard output and what is being timed on standard error.
+    Prints the tables on standard output and what is being timed on standard error. ``--launches [SPEC ...]``
+    counts kernels per time step instead (:mod:`cogdsl.bench.launches`).
     """
+    if getattr(args, "launches", None) is not None:
+        return _launches_command(args.launches)
     options = options_from_args(args)
     result = bench(options, progress=lambda message: print(f"timing {message}", file=sys.stderr, flush=True))
     print(render(result))
@@ -316,4 +319,17 @@ def bench_command(args: Any) -> int:
         except OSError as err:
             raise UsageError(f"--json {options.json_path}: cannot write it: {err.strerror or err}") from None
         print(f"wrote {options.json_path}", file=sys.stderr)
+    return 0
+
+
+def _launches_command(given: list[str]) -> int:
+    from cogdsl.bench.launches import launches, render_launches
+
+    paths = [Path(p) for p in given] or sorted(p for p in Path("specs").glob("*.*") if p.suffix in (".cog", ".yaml"))
+    if not paths:
+        raise UsageError("--launches: no specs given and no specs/ folder here; name the spec files to count")
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UsageError(f"--launches: no such file: {', '.join(missing)}")
+    print(render_launches(launches(paths)))
     return 0
