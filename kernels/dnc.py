@@ -153,14 +153,23 @@ class Usage(torch.autograd.Function):
 
 @triton.jit
 def _ranks(usage_ptr, N, slots, mask, BLOCK_N: tl.constexpr):
-    """Each slot's place in ascending (usage, index) order: #{j : (u_j, j) < (u_i, i)}."""
+    """Each slot's place in ascending (usage, index) order: #{j : (u_j, j) < (u_i, i)}, with NaN after every
+    number, as torch.sort puts it. The order is total even with NaN (which compares false with everything,
+    so without the flag several NaN slots would share a rank and leave places, and their indices, unwritten):
+    the ranks are always a permutation of 0 .. N-1."""
     usage = tl.load(usage_ptr + slots, mask=mask, other=0.0)
+    nan = usage != usage
+    usage = tl.where(nan, 0.0, usage)
     rank = tl.zeros((BLOCK_N,), dtype=tl.int32)
     for start in range(0, N, BLOCK_N):
         others = start + tl.arange(0, BLOCK_N)
         other_usage = tl.load(usage_ptr + others, mask=others < N, other=0.0)
-        before = (other_usage[None, :] < usage[:, None]) | (
-            (other_usage[None, :] == usage[:, None]) & (others[None, :] < slots[:, None]))
+        other_nan = other_usage != other_usage
+        other_usage = tl.where(other_nan, 0.0, other_usage)
+        same_class = other_nan[None, :] == nan[:, None]
+        before = (other_nan[None, :] < nan[:, None]) | (same_class & (
+            (other_usage[None, :] < usage[:, None]) | (
+                (other_usage[None, :] == usage[:, None]) & (others[None, :] < slots[:, None]))))
         rank += tl.sum((before & (others[None, :] < N)).to(tl.int32), axis=1)
     return rank
 
@@ -253,16 +262,23 @@ def _allocation_backward_kernel(sorted_ptr, order_ptr, grad_ptr, d_usage_ptr, N,
         tl.store(d_usage_ptr + slot, tl.load(d_usage_ptr + slot, mask=mask, other=0.0) * before, mask=mask)
 
 
+def allocation_launch(usage: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The allocation weights (B, N), the slot order (B, N) int32 (a permutation of each row's slots) and the
+    sorted usage (B, N), from one launch of the forward kernel."""
+    usage = usage.contiguous()
+    batch, slots = usage.shape
+    out = torch.empty_like(usage)
+    order = torch.empty(batch, slots, dtype=torch.int32, device=usage.device)
+    sorted_usage = torch.empty_like(usage)
+    _allocation_forward_kernel[(batch,)](usage, out, order, sorted_usage, slots,
+                                         **launch_blocks(1, slots)["_allocation_forward_kernel"], **LAUNCH)
+    return out, order, sorted_usage
+
+
 class Allocation(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, usage: torch.Tensor) -> torch.Tensor:
-        usage = usage.contiguous()
-        batch, slots = usage.shape
-        out = torch.empty_like(usage)
-        order = torch.empty(batch, slots, dtype=torch.int32, device=usage.device)
-        sorted_usage = torch.empty_like(usage)
-        _allocation_forward_kernel[(batch,)](usage, out, order, sorted_usage, slots,
-                                             **launch_blocks(1, slots)["_allocation_forward_kernel"], **LAUNCH)
+        out, order, sorted_usage = allocation_launch(usage)
         ctx.save_for_backward(sorted_usage, order)
         return out
 

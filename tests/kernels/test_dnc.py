@@ -289,6 +289,32 @@ def test_allocation_with_exact_zeros_and_ones(device: str, dtype: torch.dtype, s
     assert torch.isfinite(grads[0]).all()
 
 
+@DTYPES
+@pytest.mark.parametrize(("slots", "cap"), [(5, 4), (37, 4), (37, None)])
+def test_allocation_under_nan_usage_forms_no_out_of_range_index(
+    device: str, dtype: torch.dtype, slots: int, cap: int | None
+) -> None:
+    """A NaN usage (a model gone wrong) compares false with everything: the slot order must still be a
+    permutation of the row's slots (several NaN slots sharing a rank would leave places unwritten, and the
+    kernel would then store through garbage indices: an illegal address on a GPU). NaN sorts last, as in
+    torch.sort, so the allocation equals the reference's, NaN included."""
+    _require_kernel("dnc_allocation")
+    from cogdsl.kernels.dnc import allocation_launch
+
+    usage = _tied_usage(90 + slots, slots, [0.25, 0.5, 0.75, 1.0]).to(dtype)
+    usage[0, 0] = usage[0, 2] = usage[0, -1] = float("nan")  # several NaN slots, across tiles
+    usage[1, 1] = float("nan")
+    usage[2] = float("nan")  # a whole row
+    with _tiles(cap):
+        out, order, _ = allocation_launch(usage.to(device))
+    expected_order = torch.arange(slots).expand(usage.shape[0], -1)
+    assert torch.equal(order.long().cpu().sort(-1).values, expected_order), "the order is not a permutation"
+    want = dnc.dnc_allocation(usage.double())
+    got = out.cpu().double()
+    assert torch.equal(got.isnan(), want.isnan())
+    torch.testing.assert_close(got.nan_to_num(), want.nan_to_num(), rtol=1e-4, atol=1e-6)
+
+
 # --- layouts and partial gradients ---------------------------------------------------------
 
 
