@@ -6,7 +6,7 @@ ptxas). This must run in a process without ``TRITON_INTERPRET`` (where ``@triton
 compilable functions), so :func:`compile_kernels` runs this module as a child process on a
 list of jobs, each a kernel, its dtype, its target architecture and its constexpr values,
 and returns one result per job: whether PTX targets the architecture, the cubin's size, and
-whether registers spill to local memory (or the error).
+what ptxas reports (registers, stack frame, bytes spilled to local memory), or the error.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def compile_kernels(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Compile each job ({"module", "kernel", "dtype", "arch", "constants"}) in a child process; its result
-    is the job with ``target``, ``cubin`` and ``spills`` (or ``error``). Skips the test when this Triton
+    is the job with ``target``, ``cubin``, ``registers``, ``stack``, ``spill_stores`` and ``spill_loads`` (or
+    ``error``). Skips the test when this Triton
     cannot compile for CUDA at all."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     run = subprocess.run([sys.executable, "-m", "tests.kernels.compile_check", json.dumps(jobs)],
@@ -67,10 +68,42 @@ def _compile(job: dict[str, Any]) -> dict[str, Any]:
                                   target=GPUTarget("cuda", job["arch"], 32), options=dict(LAUNCH))
         ptx = compiled.asm["ptx"]
         result.update(target=f".target sm_{job['arch']}" in ptx, cubin=len(compiled.asm["cubin"]),
-                      spills=".local" in ptx)
+                      **resource_usage(ptx, job["arch"]))
     except Exception as error:  # reported per kernel, so one failure does not hide the others
         result["error"] = f"{type(error).__name__}: {error}"[-2000:]
     return result
+
+
+def _ptxas(arch: int) -> str:
+    """The ptxas Triton itself uses for ``arch`` (the one that made the cubin)."""
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    return get_ptxas(arch).path
+
+
+def resource_usage(ptx: str, arch: int) -> dict[str, int]:
+    """What ptxas reports for the kernel (``ptxas -v``): registers per thread, stack frame bytes, and the
+    bytes of registers spilled to local memory (stores and loads). Spills are decided by ptxas, so they never
+    show in the PTX itself: this is the check that can see them."""
+    import re
+    import tempfile
+
+    suffix = "a" if arch >= 90 else ""
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "kernel.ptx"
+        source.write_text(ptx)
+        run = subprocess.run([_ptxas(arch), "-v", f"--gpu-name=sm_{arch}{suffix}", str(source), "-o",
+                              str(Path(scratch) / "kernel.cubin")], capture_output=True, text=True, timeout=300)
+    report = run.stdout + run.stderr
+    if run.returncode != 0:
+        raise RuntimeError(f"ptxas failed: {report[-1000:]}")
+
+    def number(pattern: str) -> int:
+        found = re.search(pattern, report)
+        return int(found.group(1)) if found else 0
+
+    return {"registers": number(r"Used (\d+) registers"), "stack": number(r"(\d+) bytes stack frame"),
+            "spill_stores": number(r"(\d+) bytes spill stores"), "spill_loads": number(r"(\d+) bytes spill loads")}
 
 
 if __name__ == "__main__":
