@@ -2,6 +2,7 @@
 
     import cogdsl
     spec = cogdsl.load("specs/ntm_copy.yaml")     # or .cog; raises cogdsl.SpecError
+    spec = cogdsl.loads(text, "cog")              # spec text from a string
     model = cogdsl.compile(spec)                  # a torch.nn.Module
     y = model(x)                                  # x (B, T, input size) -> y (B, T, output size)
 
@@ -50,6 +51,21 @@ def load(path: str | Path) -> Spec:
     from cogdsl.compiler.pipeline import check, read_spec_file
 
     spec = read_spec_file(path)
+    check(spec)
+    return spec
+
+
+def loads(text: str, form: str = "cog", name: str = "<string>") -> Spec:
+    """Read spec text (``form`` "cog" or "yaml") into the IR, checked like :func:`load`; ``name`` is the
+    file name its error messages show. Raises SpecError with every problem found.
+
+        spec = cogdsl.loads("model m\\ninput x: 3\\noutput y: 2 = sigmoid(c)\\nlstm c(hidden=8) <- x\\n")
+    """
+    from cogdsl.compiler.pipeline import check, parse_text
+
+    if form not in ("cog", "yaml"):
+        raise UsageError(f"form must be 'cog' or 'yaml', got {form!r}")
+    spec = parse_text(text, name, form)
     check(spec)
     return spec
 
@@ -151,6 +167,7 @@ __all__ = [
     "__version__",
     "compile",
     "load",
+    "loads",
     "restore",
     "save",
     "train",

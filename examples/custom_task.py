@@ -12,7 +12,6 @@ from typing import ClassVar
 import torch
 
 import cogdsl
-from cogdsl.compiler.pipeline import parse_text
 from cogdsl.tasks import Batch, Task, TaskParam, register_task
 
 
@@ -43,6 +42,6 @@ train { task running_parity(max_len=8); optimizer adam(lr=0.01); batch 32; eval_
 
 if __name__ == "__main__":
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 600
-    result = cogdsl.train(parse_text(SPEC, "parity.cog", "cog"), out_dir="runs/parity", force=True, steps=steps,
+    result = cogdsl.train(cogdsl.loads(SPEC, "cog", "parity.cog"), out_dir="runs/parity", force=True, steps=steps,
                           progress=False, device="auto")
     print(result.eval.describe("parity"))

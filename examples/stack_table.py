@@ -29,7 +29,6 @@ from pathlib import Path
 import yaml
 
 import cogdsl
-from cogdsl.compiler.pipeline import parse_text
 from cogdsl.language.emit import to_yaml
 from cogdsl.language.spec import Spec
 from cogdsl.tasks import make_task
@@ -53,7 +52,7 @@ def for_task(spec: Spec, task_name: str) -> Spec:
         data["outputs"][output_name] = task.output_size
     data["train"]["task"] = {"name": task_name}
     data["model"] = f"{data['model']}_{task_name}"
-    return parse_text(yaml.safe_dump(data, sort_keys=False), f"{spec.file} ({task_name})", "yaml")
+    return cogdsl.loads(yaml.safe_dump(data, sort_keys=False), "yaml", f"{spec.file} ({task_name})")
 
 
 def run_one(spec_path: str, task_name: str, seed: int, steps: int | None, lengths: tuple[int, ...],

@@ -13,7 +13,6 @@ import torch
 from torch.utils.data import TensorDataset
 
 import cogdsl
-from cogdsl.compiler.pipeline import parse_text
 
 SPEC = """
 model echo
@@ -32,7 +31,7 @@ def echo_data(count: int, steps: int, seed: int) -> TensorDataset:
 
 if __name__ == "__main__":
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 400
-    result = cogdsl.train(parse_text(SPEC, "echo.cog", "cog"), data=echo_data(2000, 12, seed=0),
+    result = cogdsl.train(cogdsl.loads(SPEC, "cog", "echo.cog"), data=echo_data(2000, 12, seed=0),
                           eval_data=echo_data(200, 12, seed=1), out_dir="runs/echo", force=True, steps=steps,
                           progress=False, device="auto")
     print(result.eval.describe("echo"))

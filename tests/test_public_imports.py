@@ -69,3 +69,29 @@ def test_nothing_in_the_repository_imports_an_old_path() -> None:
                      else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
             found += [f"{path.relative_to(root)}: {name}" for name in names if name in old]
     assert not found, found
+
+
+def test_loads_reads_spec_text_like_load() -> None:
+    import pytest
+
+    import cogdsl
+    from cogdsl.errors import SpecError, UsageError
+
+    text = "model m\ninput x: 3\noutput y: 2 = sigmoid(c)\nlstm c(hidden=8) <- x\n"
+    spec = cogdsl.loads(text)
+    assert spec.name == "m" and [b.kind for b in spec.blocks] == ["lstm"]
+    assert cogdsl.compile(spec)(torch_zeros(1, 4, 3)).shape == (1, 4, 2)
+    yaml_spec = cogdsl.loads("cogdsl: 1\nmodel: m\ninputs: {x: 3}\nblocks:\n  c: {kind: lstm, hidden: 8, from: [x]}\n"
+                             "outputs:\n  y: {size: 2, activation: sigmoid, from: [c]}\n", "yaml")
+    assert [b.kind for b in yaml_spec.blocks] == ["lstm"]
+    with pytest.raises(SpecError) as caught:
+        cogdsl.loads(text.replace("lstm", "lstmm"), name="mine.cog")  # checked, as load checks a file
+    assert caught.value.diagnostics[0].code == "E201" and caught.value.diagnostics[0].span.file == "mine.cog"
+    with pytest.raises(UsageError, match="form must be"):
+        cogdsl.loads(text, "json")
+
+
+def torch_zeros(*shape: int):  # type: ignore[no-untyped-def]
+    import torch
+
+    return torch.zeros(*shape)
