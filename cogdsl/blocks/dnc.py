@@ -98,12 +98,15 @@ from cogdsl.blocks.heads import (
     GroupUnit,
     HeadUse,
     LaidOut,
+    MemoryStepUnit,
     activate_fields,
+    check_one_controller,
     lay_out,
     read_init_parameters,
+    whole_memory_group,
 )
 from cogdsl.blocks.memory import _MEMORY_PARAMS, MemoryKind
-from cogdsl.blocks.runtime import Build, Step, StepOut
+from cogdsl.blocks.runtime import Build
 from cogdsl.errors import DiagnosticSink
 from cogdsl.language.spec import Address
 from cogdsl.ops.ntm import content_logits
@@ -194,13 +197,8 @@ class DNCMemoryKind(MemoryKind):
     @classmethod
     def plan_groups(cls, memory: str, heads: list[HeadUse], sink: DiagnosticSink) -> tuple[GroupPlan, ...]:
         """One group for all heads: one controller, one read mixture and one write mixture."""
-        first = heads[0]
         problems = len(sink.items)
-        for head in heads[1:]:
-            if head.controller != first.controller:
-                sink.error("E309", f"dnc_memory '{memory}': '{head.name}' is driven by '{head.controller}' but "
-                           f"'{first.name}' by '{first.controller}'; the heads of a dnc_memory share one controller",
-                           head.span, f"drive it by '{first.controller}'")
+        check_one_controller(cls.kind, memory, heads, sink)
         for writes in (False, True):
             same_role = [h for h in heads if h.writes == writes]
             for head in same_role[1:]:
@@ -219,10 +217,7 @@ class DNCMemoryKind(MemoryKind):
                            f"add a write head on '{memory}', or read by content only")
         if len(sink.items) > problems:
             return ()
-        reads = tuple((h.name, h.heads) for h in heads if not h.writes)
-        read_stages = next((h.stages for h in heads if not h.writes), ())
-        return (GroupPlan(memory, first.controller, read_stages, reads, tuple((h.name, h.heads) for h in writers),
-                          writers[0].stages if writers else (), cls.kind),)
+        return whole_memory_group(cls.kind, memory, heads)
 
     @classmethod
     def layout(cls, plan: GroupPlan, params: dict[str, Any], offset: int) -> list[FieldSlice]:
@@ -235,28 +230,12 @@ class DNCMemoryKind(MemoryKind):
         return DNCGroupUnit(b, index, group, params["slots"])
 
 
-class DNCGroupUnit(GroupUnit):
+class DNCGroupUnit(MemoryStepUnit):
     """A ``dnc_memory``'s step, in its group's place: usage, write, links, then reads of the new memory
-    (:meth:`DNCGroup.step`). Its state: the memory, usage, links, precedences (and ``lru`` averages). Trace:
-    ``MEMORY:usage`` (B, N) and each read block's read modes ``BLOCK:modes`` (B, heads, modes)."""
+    (:meth:`DNCGroup.step`). Its state: the memory, usage, links, precedences (and ``lru`` averages); its
+    trace shows usage and read modes."""
 
     group: DNCGroup
-
-    def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {**super().initial_state(batch, like), **self.group.initial_state(batch, like)}
-
-    def step_group(self, step: Step, interface: torch.Tensor, out: StepOut
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        memory = self.plan.memory
-        result = self.group.step(interface, step.state[memory], step.state[self.key], step.state)
-        assert result.memory is not None
-        out.state[memory] = result.memory
-        out.state.update(result.state)
-        out.trace[f"{memory}:usage"] = result.shown["usage"]
-        if "modes" in result.shown:
-            for block, start, stop in self.slices[:len(self.plan.reads)]:
-                out.trace[f"{block}:modes"] = result.shown["modes"][:, start:stop]
-        return result.weights, result.reads
 
     def describe(self) -> str:
         group, plan = self.group, self.plan

@@ -418,6 +418,50 @@ class GroupUnit(Unit):
                 for block, _ in self.plan.reads + self.plan.writes}
 
 
+class MemoryStepUnit(GroupUnit):
+    """The unit of a group that runs its memory's whole step in its place (a ``dnc_memory``, a
+    ``sam_memory``): the group's ``step(interface, memory, weights, state) -> GroupStep`` gives the new
+    memory and its other state. Trace: the memory's ``MEMORY:usage`` (B, N), and each read block's read
+    modes ``BLOCK:modes`` (B, heads, modes) where the group shows them."""
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {**super().initial_state(batch, like), **self.group.initial_state(batch, like)}
+
+    def step_group(self, step: Step, interface: torch.Tensor, out: StepOut
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        memory = self.plan.memory
+        result = self.group.step(interface, step.state[memory], step.state[self.key], step.state)
+        assert result.memory is not None
+        out.state[memory] = result.memory
+        out.state.update(result.state)
+        out.trace[f"{memory}:usage"] = result.shown["usage"]
+        if "modes" in result.shown:
+            for block, start, stop in self.slices[:len(self.plan.reads)]:
+                out.trace[f"{block}:modes"] = result.shown["modes"][:, start:stop]
+        return result.weights, result.reads
+
+
+def check_one_controller(kind: str, memory: str, heads: list[HeadUse], sink: DiagnosticSink) -> None:
+    """E309 for each head driven by another controller than the first: the heads of a memory that runs as
+    one group (a ``dnc_memory``, a ``sam_memory``) share one controller."""
+    first = heads[0]
+    for head in heads[1:]:
+        if head.controller != first.controller:
+            sink.error("E309", f"{kind} '{memory}': '{head.name}' is driven by '{head.controller}' but "
+                       f"'{first.name}' by '{first.controller}'; the heads of a {kind} share one controller",
+                       head.span, f"drive it by '{first.controller}'")
+
+
+def whole_memory_group(kind: str, memory: str, heads: list[HeadUse]) -> tuple[GroupPlan, ...]:
+    """The one group of all a memory's heads (reads first, then writes), addressed as its first read and
+    first write head are."""
+    reads = tuple((h.name, h.heads) for h in heads if not h.writes)
+    writers = [h for h in heads if h.writes]
+    read_stages = next((h.stages for h in heads if not h.writes), ())
+    return (GroupPlan(memory, heads[0].controller, read_stages, reads, tuple((h.name, h.heads) for h in writers),
+                      writers[0].stages if writers else (), kind),)
+
+
 class NTMGroupUnit(GroupUnit):
     """An NTM head group's step: address the memory as the previous step left it, read, and post the writes
     for the memory's unit (topic "writes"); an ``lru`` group keeps its moving average as ``lru:INDEX``.

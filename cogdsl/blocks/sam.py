@@ -70,12 +70,15 @@ from cogdsl.blocks.heads import (
     GroupUnit,
     HeadUse,
     LaidOut,
+    MemoryStepUnit,
     activate_fields,
+    check_one_controller,
     lay_out,
     read_init_parameters,
+    whole_memory_group,
 )
 from cogdsl.blocks.memory import _MEMORY_PARAMS, MemoryKind
-from cogdsl.blocks.runtime import Build, Step, StepOut
+from cogdsl.blocks.runtime import Build
 from cogdsl.errors import DiagnosticSink
 from cogdsl.ops.sam import sam_lru, sam_top_k, sam_usage
 
@@ -163,13 +166,8 @@ class SAMMemoryKind(MemoryKind):
     @classmethod
     def plan_groups(cls, memory: str, heads: list[HeadUse], sink: DiagnosticSink) -> tuple[GroupPlan, ...]:
         """One group for all heads: one controller, and at most one write head."""
-        first = heads[0]
         problems = len(sink.items)
-        for head in heads[1:]:
-            if head.controller != first.controller:
-                sink.error("E309", f"sam_memory '{memory}': '{head.name}' is driven by '{head.controller}' but "
-                           f"'{first.name}' by '{first.controller}'; the heads of a sam_memory share one controller",
-                           head.span, f"drive it by '{first.controller}'")
+        check_one_controller(cls.kind, memory, heads, sink)
         writers = [h for h in heads if h.writes]
         if sum(h.heads for h in writers) > 1:
             extra = writers[1] if len(writers) > 1 else writers[0]
@@ -178,10 +176,7 @@ class SAMMemoryKind(MemoryKind):
                        "keep one write block with one head")
         if len(sink.items) > problems:
             return ()
-        reads = tuple((h.name, h.heads) for h in heads if not h.writes)
-        read_stages = next((h.stages for h in heads if not h.writes), ())
-        return (GroupPlan(memory, first.controller, read_stages, reads, tuple((h.name, h.heads) for h in writers),
-                          writers[0].stages if writers else (), cls.kind),)
+        return whole_memory_group(cls.kind, memory, heads)
 
     @classmethod
     def layout(cls, plan: GroupPlan, params: dict[str, Any], offset: int) -> list[FieldSlice]:
@@ -293,25 +288,12 @@ class SAMGroup(nn.Module):
                          shown={"usage": 1 / (1 + usage)})
 
 
-class SAMGroupUnit(GroupUnit):
+class SAMGroupUnit(MemoryStepUnit):
     """A ``sam_memory``'s step, in its group's place (:meth:`SAMGroup.step`). Its state: the memory (``MEM``),
     U^(2) (``usage:MEM``) and the weightings (``weights:INDEX``). Trace: each head block's weightings, and
     ``MEM:usage``, the recency 1 / (1 + U^(2)) of each slot (B, N)."""
 
     group: SAMGroup
-
-    def initial_state(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {**super().initial_state(batch, like), **self.group.initial_state(batch, like)}
-
-    def step_group(self, step: Step, interface: torch.Tensor, out: StepOut
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        memory = self.plan.memory
-        result = self.group.step(interface, step.state[memory], step.state[self.key], step.state)
-        assert result.memory is not None
-        out.state[memory] = result.memory
-        out.state.update(result.state)
-        out.trace[f"{memory}:usage"] = result.shown["usage"]
-        return result.weights, result.reads
 
     def describe(self) -> str:
         group, plan = self.group, self.plan
