@@ -43,7 +43,7 @@ from torch import nn
 
 from cogdsl import ops
 from cogdsl.blocks.base import REGISTRY, BlockKind, Param, attended_size, register
-from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
+from cogdsl.blocks.runtime import Build, ModuleUnit, Step, StepOut, Unit
 from cogdsl.errors import DiagnosticSink
 from cogdsl.language.spec import Block
 from cogdsl.reinforce import Decision
@@ -92,12 +92,12 @@ class EncoderKind(BlockKind):
                 "only (kept in the state)")
 
 
-class EncoderUnit(Unit):
+class EncoderUnit(ModuleUnit):
     """An encoder's step: at the first step (or a fresh input) it runs over its whole input; its states are
     kept in the state as ``seq:NAME`` for the later steps."""
 
     def __init__(self, b: Build, module: nn.Module, line: str):
-        self.name, self.module, self._line = b.name, b.add("encoders", b.name, module), line
+        self.name, self.module, self.line = b.name, b.add("encoders", b.name, module), line
         self.key = f"seq:{b.name}"
 
     def step(self, step: Step) -> StepOut:
@@ -105,11 +105,6 @@ class EncoderUnit(Unit):
         value = kept if kept is not None and not step.fresh else self.module(step.gather(self.name))
         return StepOut(value, state={self.key: value})
 
-    def describe(self) -> str:
-        return self._line
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {self.name: count(self.module)}
 
 
 class RecurrentEncoder(nn.Module):
@@ -469,7 +464,7 @@ def _looks_over(b: Build) -> tuple[str, bool, bool]:
     return target, whole, family == "memory"
 
 
-class AttentionUnit(Unit):
+class AttentionUnit(ModuleUnit):
     """An attention block's step: its query (its sources) over what it looks over: an encoder's states, a
     sequence input, or a memory as the previous step left it. Over a whole sequence the additive score's
     projected keys are kept in the state (``keys:NAME``). Trace: ``NAME`` the weights (B, heads, S)."""
@@ -481,7 +476,7 @@ class AttentionUnit(Unit):
         self.cache = f"keys:{b.name}"
         p = b.params
         over = f"memory {self.target} as of the previous step" if over_memory else self.target
-        self._line = (f"attention {b.name}: query [{b.sources()}] ({b.shapes.input_sizes[b.name]}) over {over}, "
+        self.line = (f"attention {b.name}: query [{b.sources()}] ({b.shapes.input_sizes[b.name]}) over {over}, "
                       f"{p['heads']} head(s), score {_SCORE_FORMULAS[p['score']]}, softmax -> "
                       + ("one element sampled (REINFORCE)" if p["mode"] == "hard" else "context")
                       + f" {b.shapes.sizes[b.name]}")
@@ -501,11 +496,6 @@ class AttentionUnit(Unit):
             out.decisions.append(self.module.decision)
         return out
 
-    def describe(self) -> str:
-        return self._line
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {self.name: count(self.module)}
 
 
 _SCORE_FORMULAS = {"additive": "v . tanh(W q + U k)", "dot": "q . k", "general": "q^T W k",
@@ -571,21 +561,16 @@ class SummaryKind(BlockKind):
         return SummaryUnit(b, cls.make(b.params, bidirectional))
 
 
-class SummaryUnit(Unit):
+class SummaryUnit(ModuleUnit):
     """A summary's step: the sequence it is ``on`` as one vector."""
 
     def __init__(self, b: Build, module: nn.Module):
         self.name, self.module = b.name, b.add("attentions", b.name, module)
         self.target, _, _ = _looks_over(b)
         how = "its mean" if b.params["mode"] == "mean" else "its final state"
-        self._line = f"summary {b.name}: {self.target} as one vector, {how} ({b.shapes.sizes[b.name]}), no attention"
+        self.line = f"summary {b.name}: {self.target} as one vector, {how} ({b.shapes.sizes[b.name]}), no attention"
 
     def step(self, step: Step) -> StepOut:
         keys = step.values[self.target] if self.target in step.values else step.state[self.target]
         return StepOut(self.module(keys))
 
-    def describe(self) -> str:
-        return self._line
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {self.name: count(self.module)}

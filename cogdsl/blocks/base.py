@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
-from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
+from cogdsl.blocks.runtime import Build, ModuleUnit, Step, StepOut, Unit
 from cogdsl.errors import DiagnosticSink, Span, hint_for, one_of
 from cogdsl.language.spec import Block, Value
 from cogdsl.reinforce import Decision
@@ -300,7 +300,7 @@ class LookKind(BlockKind):
         return f"{cls.kind} {name}: from [{sources}]{looked} -> {size}" + (" (keeps a state)" if cls.stateful else "")
 
 
-class LookUnit(Unit):
+class LookUnit(ModuleUnit):
     """A :class:`LookKind` block's step: ``module(query, seen[, previous])``; a stateful one keeps its state
     under ``look:NAME``. Trace: ``NAME`` its ``where``, ``NAME:state`` its state (or what its module's
     ``traced_state`` shows of it)."""
@@ -311,7 +311,7 @@ class LookUnit(Unit):
         self.target = b.block.memory.name if b.block.memory is not None else None
         self.key = f"look:{b.name}" if kind.stateful else None
         self.penalizes, self.samples = module.penalizes, module.samples
-        self._line = kind.describe(b.name, b.params, b.sources(), self.target, b.shapes.sizes[b.name])
+        self.line = kind.describe(b.name, b.params, b.sources(), self.target, b.shapes.sizes[b.name])
 
     def initial_state(self, batch: int, like: Any) -> dict[str, Any]:
         return {self.key: self.module.initial_state(batch, like)} if self.key is not None else {}
@@ -335,8 +335,3 @@ class LookUnit(Unit):
             out.penalties.append(self.module.penalty)
         return out
 
-    def describe(self) -> str:
-        return self._line
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {self.name: count(self.module)}

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from cogdsl.blocks.base import BlockKind, Param, register
-from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
+from cogdsl.blocks.runtime import Build, ModuleUnit, Step, StepOut, Unit, count
 
 State = tuple[torch.Tensor, ...]
 
@@ -77,7 +77,7 @@ class Controller(nn.Module):
         return ()
 
 
-class ControllerUnit(Unit):
+class ControllerUnit(ModuleUnit):
     """A controller's step: h, state = module(sources, state); with heads to drive, it posts
     ``clamp(W h + b, ±clip)`` as topic "interface". Trace: ``NAME:WHAT`` for what the module ``traced``."""
 
@@ -89,7 +89,7 @@ class ControllerUnit(Unit):
                           if interface_size else None)
         self.clip: float = b.params["clip"]
         self.penalizes = module.penalizes
-        self._line = (f"controller {b.name}: {b.block.kind}, {b.shapes.input_sizes[b.name]} -> "
+        self.line = (f"controller {b.name}: {b.block.kind}, {b.shapes.input_sizes[b.name]} -> "
                       f"{b.shapes.sizes[b.name]} from [{b.sources()}]"
                       + (f", interface {interface_size}" if interface_size else ""))
 
@@ -108,9 +108,6 @@ class ControllerUnit(Unit):
             step.post("interface", self.name,
                       interface.clamp(-self.clip, self.clip) if self.clip > 0 else interface)
         return out
-
-    def describe(self) -> str:
-        return self._line
 
     def parameter_counts(self) -> dict[str, int]:
         return {self.name: count(self.module) + (count(self.interface) if self.interface is not None else 0)}

@@ -63,7 +63,7 @@ from torch import nn
 
 from cogdsl import ops
 from cogdsl.blocks.base import BlockKind, Param, register
-from cogdsl.blocks.runtime import Build, Step, StepOut, Unit, count
+from cogdsl.blocks.runtime import Build, ModuleUnit, Step, StepOut, Unit
 from cogdsl.errors import DiagnosticSink
 from cogdsl.language.spec import Block
 from cogdsl.ops.attention import masked_softmax
@@ -309,23 +309,18 @@ class StoryMemoryKind(BlockKind):
                 f"{p['embedding']}{empty}")
 
 
-class StoryMemoryUnit(Unit):
+class StoryMemoryUnit(ModuleUnit):
     """A story memory's step: its slots from the story read so far, value a :class:`Stored`."""
 
     def __init__(self, b: Build, module: SentenceMemory, line: str):
         assert b.block is not None
         self.name, self.module = b.name, b.add("layers", b.name, module)
         self.source = b.block.sources[0].name
-        self._line = line
+        self.line = line
 
     def step(self, step: Step) -> StepOut:
         return StepOut(self.module(step.values[self.source]))
 
-    def describe(self) -> str:
-        return self._line
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {self.name: count(self.module)}
 
 
 @register
@@ -454,7 +449,7 @@ class ReasoningKind(BlockKind):
         raise NotImplementedError
 
 
-class ReasoningUnit(Unit):
+class ReasoningUnit(ModuleUnit):
     """A reasoning block's step: its question against the story memory's slots. Trace: ``NAME`` each pass's
     attention over the slots (B, passes, M), ``MEMORY:rows`` the story row of each slot (B, M)."""
 
@@ -463,7 +458,7 @@ class ReasoningUnit(Unit):
         self.name, self.module = b.name, b.add("layers", b.name, module)
         self.memory, self.source = b.block.memory.name, b.block.sources[0].name
         self._layers = b.container("layers")  # the story memory's module, looked up when used
-        self._line = line
+        self.line = line
 
     def step(self, step: Step) -> StepOut:
         stored = step.values[self.memory]
@@ -474,11 +469,6 @@ class ReasoningUnit(Unit):
         """Make ``answer``'s weight the story memory's word table ``table`` (MemN2N's W^T = C^K): one parameter."""
         answer.weight = self._layers[self.memory].words[table].weight
 
-    def describe(self) -> str:
-        return self._line
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {self.name: count(self.module)}
 
 
 _UPDATES = {"add": "u <- u + o", "linear": "u <- H u + o", "rotate": "u <- R_k(u + o)"}

@@ -115,6 +115,20 @@ class Unit:
         return {}
 
 
+class ModuleUnit(Unit):
+    """A unit that runs its block's one module (and perhaps a few more): its ``--explain`` line is fixed when
+    it is built (``line``), and its parameters are its module's, unless it counts its own."""
+
+    module: nn.Module
+    line: str | None = None
+
+    def describe(self) -> str | None:
+        return self.line
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {self.name: count(self.module)}
+
+
 @dataclass
 class Build:
     """What a kind builds its units from: the block, its resolved parameters, the shapes of the whole spec,

@@ -29,7 +29,7 @@ from torch import nn
 
 from cogdsl.blocks import REGISTRY
 from cogdsl.blocks.named import NamedModules
-from cogdsl.blocks.runtime import Build, State, Step, StepOut, Unit
+from cogdsl.blocks.runtime import Build, ModuleUnit, State, Step, StepOut, Unit
 from cogdsl.compiler.shapes import Shapes
 from cogdsl.language.spec import WHOLE_KINDS, Output, Spec
 from cogdsl.reinforce import Decision
@@ -45,7 +45,7 @@ _OUTPUT_ACTIVATIONS = {
 CONTAINERS = ("controllers", "interfaces", "memories", "layers", "encoders", "attentions")
 
 
-class OutputUnit(Unit):
+class OutputUnit(ModuleUnit):
     """An output's step: ``activation(W [sources] + b)``, or the value of the one block it reads when that is
     already its logits (a DRAW canvas). ``raw``: the logits; what ``y@prev`` reads is the output itself."""
 
@@ -59,7 +59,7 @@ class OutputUnit(Unit):
         self.prev_key = f"prev:{name}" if name in shapes.delayed else None
         self.tied = name in shapes.tied_answers
         shown = activation or "none"
-        self._line = (f"output {name}: {shown}({shapes.logits_of[name]}), its value as the logits, no layer"
+        self.line = (f"output {name}: {shown}({shapes.logits_of[name]}), its value as the logits, no layer"
                       if name in shapes.logits_of else
                       f"output {name}: {shown}(linear {shapes.input_sizes[name]} -> {shapes.sizes[name]}) "
                       f"from [{', '.join(str(r) for r in output.sources)}]")
@@ -71,9 +71,6 @@ class OutputUnit(Unit):
         if not step.raw:
             return StepOut(self.activation(y))
         return StepOut(y, state={self.prev_key: self.activation(y)} if self.prev_key else {})
-
-    def describe(self) -> str:
-        return self._line
 
     def parameter_counts(self) -> dict[str, int]:  # a tied weight is the memory's word table, counted there
         return {self.name: sum(p.numel() for key, p in self.layer.named_parameters()
