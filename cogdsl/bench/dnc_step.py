@@ -21,7 +21,16 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from cogdsl.bench.harness import COMPILED_REFERENCE, EAGER, TRITON, Row, Section, Timing, fill_row, free, time_step
+from cogdsl.bench.harness import (
+    COMPILED_REFERENCE,
+    EAGER,
+    TRITON,
+    Row,
+    Section,
+    Timing,
+    free,
+    time_paths,
+)
 from cogdsl.blocks.dnc import DNCGroup
 
 if TYPE_CHECKING:
@@ -137,13 +146,12 @@ def bench_dnc_step(options: BenchOptions, device: torch.device, *, timing: Timin
         group.to(device)
         inputs, projections = dnc_step_inputs(group, interface_size, options.batch, device)
         nbytes = dnc_step_bytes(options.batch, slots, options.width, group.plan.write_heads, inputs[1].element_size())
-        for path, backend in dnc_step_backends(device, options.compile).items():
-            progress(f"dnc step, N={slots}: {path}")
-            row = Row(DNC_STEP, path, options.batch, slots, options.width, 1, *nbytes)
-            fill_row(row, partial(time_step, path, partial(dnc_step, group), inputs, projections, row,
-                                  timing=timing, device=device, backend=backend))
-            rows.append(row)
-            free(device)
+        template = Row(DNC_STEP, "", options.batch, slots, options.width, 1, *nbytes)
+        step = partial(dnc_step, group)
+        rows += time_paths(template, {path: (step, backend) for path, backend in
+                                      dnc_step_backends(device, options.compile).items()},
+                           inputs, projections, label=f"dnc step, N={slots}", timing=timing, device=device,
+                           progress=progress)
         del inputs, projections
         free(device)
     return rows

@@ -14,7 +14,6 @@ GB/s: the memory read once and written once, forward 2·B·N·W·itemsize (M rea
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -29,9 +28,8 @@ from cogdsl.bench.harness import (
     Row,
     Section,
     Timing,
-    fill_row,
     free,
-    time_step,
+    time_paths,
 )
 
 if TYPE_CHECKING:
@@ -108,13 +106,10 @@ def bench_memory_step(options: BenchOptions, device: torch.device, *, timing: Ti
     for slots in options.slots:
         inputs, projections = memory_step_inputs(options.batch, slots, options.width, device)
         nbytes = memory_step_bytes(options.batch, slots, options.width, inputs[0].element_size())
-        for path, function in functions.items():
-            progress(f"memory step, N={slots}: {path}")
-            row = Row(MEMORY_STEP, path, options.batch, slots, options.width, 1, *nbytes)
-            fill_row(row, partial(time_step, path, function, inputs, projections, row, timing=timing,
-                                  device=device))
-            rows.append(row)
-            free(device)
+        template = Row(MEMORY_STEP, "", options.batch, slots, options.width, 1, *nbytes)
+        rows += time_paths(template, {path: (function, None) for path, function in functions.items()}, inputs,
+                           projections, label=f"memory step, N={slots}", timing=timing, device=device,
+                           progress=progress)
         del inputs, projections
         free(device)
     return rows
