@@ -55,6 +55,9 @@ OPS: dict[str, str] = {
     "dnc_directional": "dnc",
     "additive_attention": "additive",
     "hop_read": "hop",
+    "interpolate": "stages",
+    "shift": "stages",
+    "sharpen": "stages",
 }
 
 _max_slots: contextvars.ContextVar[int | None] = contextvars.ContextVar("cogdsl_max_tile_slots", default=None)
