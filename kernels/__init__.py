@@ -1,7 +1,8 @@
 """Triton kernels for cogdsl's ops, installed as ``cogdsl.kernels``.
 
-One file per family, each with its forward kernel, its backward kernel, the
-``torch.autograd.Function`` that joins them and its memory traffic in a comment:
+One file per family, each with its forward kernel, its backward kernel, their launchers (registered as
+``torch.library`` custom ops by :mod:`~cogdsl.kernels.library`, so ``torch.compile`` traces a step that calls
+them as one graph) and its memory traffic in a comment:
 
 * :mod:`~cogdsl.kernels.content` -- content weights: cosine (or dot) similarity, strength,
   softmax over slots (online, tiled over slots);
@@ -22,8 +23,9 @@ one per batch element and head) and walk the slots, or the sequence, in tiles of
 (``BLOCK_S``), so any slot count works (65,536 and beyond) with the same kernel; shared
 tile-level pieces are in :mod:`~cogdsl.kernels.tiles`.
 
-They are registered as the ``"triton"`` backend of :mod:`cogdsl.ops` here, lazily: nothing
-imports Triton until a Triton op is first called. The backend takes CUDA tensors, or CPU
+They are registered as the ``"triton"`` backend of :mod:`cogdsl.ops` here: imported at once where they can
+run (a CUDA device, or the interpreter), since torch.compile cannot trace an import; elsewhere lazily, so
+nothing imports Triton until a Triton op is forced. The backend takes CUDA tensors, or CPU
 tensors when ``TRITON_INTERPRET=1`` was set before the first call (Triton's interpreter,
 which is how the tests run the kernels without a GPU).
 """
@@ -103,6 +105,18 @@ def _device_check(op: str, first: Any) -> None:
         )
 
 
+def _checked(op: str, implementation: Callable[..., Any]) -> Callable[..., Any]:
+    """The op's Triton implementation, with the device checked first."""
+
+    def call(*args: Any) -> Any:
+        _device_check(op, args[0])
+        return implementation(*args)
+
+    call.__name__ = call.__qualname__ = op
+    call.__doc__ = implementation.__doc__
+    return call
+
+
 def _lazy(op: str, module: str) -> Callable[..., Any]:
     """The op's Triton implementation, imported on its first call."""
     implementation: Callable[..., Any] | None = None
@@ -119,9 +133,20 @@ def _lazy(op: str, module: str) -> Callable[..., Any]:
     return call
 
 
+def _kernels_can_run() -> bool:
+    """Whether the kernels can run in this process: a CUDA device, or Triton's interpreter."""
+    import torch
+
+    return interpreting() or torch.cuda.is_available()
+
+
 if available():
+    # Where the kernels can run they are imported now, so that torch.compile, which cannot trace an import,
+    # finds every op already defined; elsewhere Triton is imported only if an op is forced onto it.
+    _now = _kernels_can_run()
     for _op, _module in OPS.items():
-        register(_op, "triton", _lazy(_op, _module))
-    del _op, _module
+        register(_op, "triton", _checked(_op, getattr(importlib.import_module(f"cogdsl.kernels.{_module}"), _op))
+                 if _now else _lazy(_op, _module))
+    del _op, _module, _now
 else:
     mark_unavailable("triton", "the triton package is not installed (pip install triton)")

@@ -59,16 +59,15 @@ bytes a step moves.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import triton
 import triton.language as tl
 
 from cogdsl.kernels import max_tile_slots
+from cogdsl.kernels.library import define, launch
 from cogdsl.kernels.tiles import LAUNCH, TILE_ELEMENTS, contiguous, online_softmax_tile
 
-__all__ = ["AdditiveAttention", "additive_attention", "additive_blocks"]
+__all__ = ["additive_attention", "additive_backward", "additive_blocks", "additive_forward"]
 
 
 def additive_blocks(heads: int, length: int, hidden: int, key_width: int, *, every_head: bool) -> dict[str, int]:
@@ -212,55 +211,56 @@ def _unit_stride(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 or t.shape[-1] <= 1 else t.contiguous()
 
 
-class AdditiveAttention(torch.autograd.Function):
-    """additive_attention on the Triton kernels: qp (B,H,A), kp (B,H,S,A), v (H,A), keys (B,S,D) →
-    (context (B,H,D), weights (B,H,S))."""
+def additive_forward(query_projection: torch.Tensor, key_projection: torch.Tensor, v: torch.Tensor,
+                     keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """qp (B,H,A), kp (B,H,S,A), v (H,A), keys (B,S,D) → (context (B,H,D), weights (B,H,S)):
+    one program per batch element and head."""
+    query_projection, v = contiguous(query_projection, v)
+    key_projection, keys = _unit_stride(key_projection), _unit_stride(keys)
+    batch, heads, length, hidden = key_projection.shape
+    key_width = keys.shape[2]
+    context = keys.new_empty(batch, heads, key_width)
+    weights = keys.new_empty(batch, heads, length)
+    if batch and heads:
+        launch(_additive_forward_kernel, (batch, heads), query_projection, key_projection, v, keys, context,
+               weights, heads, length, hidden, key_width, *key_projection.stride()[:3], *keys.stride()[:2],
+               **LAUNCH, **additive_blocks(heads, length, hidden, key_width, every_head=False))
+    return context, weights
 
-    @staticmethod
-    def forward(ctx: Any, query_projection: torch.Tensor, key_projection: torch.Tensor, v: torch.Tensor,
-                keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ctx.set_materialize_grads(False)
-        query_projection, v = contiguous(query_projection, v)
-        key_projection, keys = _unit_stride(key_projection), _unit_stride(keys)
-        batch, heads, length, hidden = key_projection.shape
-        key_width = keys.shape[2]
-        context = keys.new_empty(batch, heads, key_width)
-        weights = keys.new_empty(batch, heads, length)
-        if batch and heads:
-            _additive_forward_kernel[(batch, heads)](
-                query_projection, key_projection, v, keys, context, weights, heads, length, hidden, key_width,
-                *key_projection.stride()[:3], *keys.stride()[:2],
-                **LAUNCH, **additive_blocks(heads, length, hidden, key_width, every_head=False))
-        ctx.save_for_backward(query_projection, key_projection, v, keys, context, weights)
-        return context, weights
 
-    @staticmethod
-    def backward(ctx: Any, d_context: torch.Tensor | None,
-                 d_weights: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        query_projection, key_projection, v, keys, context, weights = ctx.saved_tensors
-        batch, heads, length, hidden = key_projection.shape
-        key_width = keys.shape[2]
-        d_context = torch.zeros_like(context) if d_context is None else d_context.contiguous()
-        has_d_weights = d_weights is not None
-        d_weights = d_weights.contiguous() if d_weights is not None else weights  # not read without HAS_D_WEIGHTS
-        fill = torch.empty if batch and heads else torch.zeros  # the kernel writes every element it launches for
-        options = {"dtype": keys.dtype, "device": keys.device}
-        d_query = fill(query_projection.shape, **options)
-        d_key_projection = fill(key_projection.shape, **options)
-        d_v_parts = fill((batch, heads, hidden), **options)
-        d_keys = fill(keys.shape, **options)
-        if batch and heads:
-            _additive_backward_kernel[(batch,)](
-                query_projection, key_projection, v, keys, context, weights, d_context, d_weights,
-                d_query, d_key_projection, d_v_parts, d_keys, heads, length, hidden, key_width,
-                *key_projection.stride()[:3], *keys.stride()[:2], HAS_D_WEIGHTS=has_d_weights,
-                **LAUNCH, **additive_blocks(heads, length, hidden, key_width, every_head=True))
-        needs = ctx.needs_input_grad
-        return (d_query if needs[0] else None, d_key_projection if needs[1] else None,
-                d_v_parts.sum(0) if needs[2] else None, d_keys if needs[3] else None)
+def additive_backward(query_projection: torch.Tensor, key_projection: torch.Tensor, v: torch.Tensor,
+                      keys: torch.Tensor, context: torch.Tensor, weights: torch.Tensor,
+                      d_context: torch.Tensor | None, d_weights: torch.Tensor | None
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dqp, dkp, dv, dkeys): one program per batch element; without a gradient of the weights the kernel
+    skips that part."""
+    query_projection, v = contiguous(query_projection, v)
+    key_projection, keys = _unit_stride(key_projection), _unit_stride(keys)
+    batch, heads, length, hidden = key_projection.shape
+    key_width = keys.shape[2]
+    d_context = torch.zeros_like(context) if d_context is None else d_context
+    has_d_weights = d_weights is not None
+    d_weights = d_weights if d_weights is not None else weights  # not read without HAS_D_WEIGHTS
+    fill = torch.empty if batch and heads else torch.zeros  # the kernel writes every element it launches for
+    options = {"dtype": keys.dtype, "device": keys.device}
+    d_query = fill(query_projection.shape, **options)
+    d_key_projection = fill(key_projection.shape, **options)
+    d_v_parts = fill((batch, heads, hidden), **options)
+    d_keys = fill(keys.shape, **options)
+    if batch and heads:
+        launch(_additive_backward_kernel, (batch,), query_projection, key_projection, v, keys, context, weights,
+               d_context, d_weights, d_query, d_key_projection, d_v_parts, d_keys, heads, length, hidden,
+               key_width, *key_projection.stride()[:3], *keys.stride()[:2], HAS_D_WEIGHTS=has_d_weights,
+               **LAUNCH, **additive_blocks(heads, length, hidden, key_width, every_head=True))
+    return d_query, d_key_projection, d_v_parts.sum(0), d_keys
+
+
+_additive_attention = define("additive_attention", additive_forward, additive_backward, outputs=2,
+                             materialize=False)
 
 
 def additive_attention(query_projection: torch.Tensor, key_projection: torch.Tensor, v: torch.Tensor,
                        keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The Triton implementation of :func:`cogdsl.ops.additive_attention` (shapes checked there)."""
-    return AdditiveAttention.apply(query_projection, key_projection, v, keys)
+    context, weights = _additive_attention(query_projection, key_projection, v, keys)
+    return context, weights

@@ -21,15 +21,14 @@ Backward, with p the weights and g = dL/dp:
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import triton
 import triton.language as tl
 
+from cogdsl.kernels.library import define, launch
 from cogdsl.kernels.tiles import COSINE_EPS, LAUNCH, blocks, contiguous, load_rows, store_rows
 
-__all__ = ["ContentWeights", "content_weights"]
+__all__ = ["content_backward", "content_forward", "content_weights"]
 
 
 # -- tile-level pieces, shared with the fused kernels -----------------------------------------
@@ -197,41 +196,39 @@ def _content_backward_kernel(memory_ptr, keys_ptr, strengths_ptr, weights_ptr, s
                      H, W, heads, columns, column_mask)
 
 
-# -- launchers and the autograd Function -----------------------------------------------------
+# -- the launchers, as custom ops -----------------------------------------------------------
 
-class ContentWeights(torch.autograd.Function):
-    """content_weights on the Triton kernels: memory (B,N,W), keys (B,H,W), strengths (B,H) → (B,H,N)."""
+def content_forward(memory: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor,
+                    cosine: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """memory (B,N,W), keys (B,H,W), strengths (B,H) → (weights (B,H,N); sim (B,H,N), stats (B,H,2) saved)."""
+    memory, keys, strengths = contiguous(memory, keys, strengths)
+    batch, slots, width = memory.shape
+    heads = keys.shape[1]
+    weights = memory.new_empty(batch, heads, slots)
+    sim = torch.empty_like(weights)
+    stats = memory.new_empty(batch, heads, 2)
+    launch(_content_forward_kernel, (batch,), memory, keys, strengths, weights, sim, stats, heads, slots, width,
+           COSINE=cosine, **LAUNCH, **blocks(heads, slots, width))
+    return weights, sim, stats
 
-    @staticmethod
-    def forward(ctx: Any, memory: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor,
-                cosine: bool) -> torch.Tensor:
-        memory, keys, strengths = contiguous(memory, keys, strengths)
-        batch, slots, width = memory.shape
-        heads = keys.shape[1]
-        weights = memory.new_empty(batch, heads, slots)
-        sim = torch.empty_like(weights)
-        stats = memory.new_empty(batch, heads, 2)
-        _content_forward_kernel[(batch,)](memory, keys, strengths, weights, sim, stats, heads, slots, width,
-                                          COSINE=cosine, **LAUNCH, **blocks(heads, slots, width))
-        ctx.save_for_backward(memory, keys, strengths, weights, sim)
-        ctx.cosine = cosine
-        return weights
 
-    @staticmethod
-    def backward(ctx: Any, d_weights: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        memory, keys, strengths, weights, sim = ctx.saved_tensors
-        batch, slots, width = memory.shape
-        heads = keys.shape[1]
-        d_memory, d_keys, d_strengths = (torch.empty_like(t) for t in (memory, keys, strengths))
-        _content_backward_kernel[(batch,)](memory, keys, strengths, weights, sim, d_weights.contiguous(),
-                                           d_memory, d_keys, d_strengths, heads, slots, width,
-                                           COSINE=ctx.cosine, **LAUNCH,
-                                           **blocks(heads, slots, width))
-        return d_memory, d_keys, d_strengths, None
+def content_backward(memory: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor, weights: torch.Tensor,
+                     sim: torch.Tensor, stats: torch.Tensor, d_weights: torch.Tensor,
+                     cosine: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dM, dk, dβ): one program per batch element."""
+    memory, keys, strengths = contiguous(memory, keys, strengths)
+    batch, slots, width = memory.shape
+    heads = keys.shape[1]
+    d_memory, d_keys, d_strengths = (torch.empty_like(t) for t in (memory, keys, strengths))
+    launch(_content_backward_kernel, (batch,), memory, keys, strengths, weights, sim, d_weights, d_memory, d_keys,
+           d_strengths, heads, slots, width, COSINE=cosine, **LAUNCH, **blocks(heads, slots, width))
+    return d_memory, d_keys, d_strengths
 
+
+_content_weights = define("content_weights", content_forward, content_backward, outputs=1)
 
 
 def content_weights(memory: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor,
                     similarity: str = "cosine") -> torch.Tensor:
     """The Triton implementation of :func:`cogdsl.ops.content_weights` (shapes checked there)."""
-    return ContentWeights.apply(memory, keys, strengths, similarity == "cosine")
+    return _content_weights(memory, keys, strengths, similarity == "cosine")[0]

@@ -32,16 +32,15 @@ and reads L, writes dL backward. Usage and allocation move O(RN) and O(N) bytes.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import triton
 import triton.language as tl
 
 from cogdsl.kernels import max_tile_slots
+from cogdsl.kernels.library import define, launch
 from cogdsl.kernels.tiles import LAUNCH
 
-__all__ = ["Allocation", "Directional", "Link", "Usage", "dnc_allocation", "dnc_directional", "dnc_link",
+__all__ = ["allocation_launch", "dnc_allocation", "dnc_directional", "dnc_link",
            "dnc_usage"]
 
 
@@ -125,28 +124,29 @@ def _usage_backward_kernel(usage_ptr, write_ptr, read_ptr, free_ptr, grad_ptr,
     tl.store(d_free_ptr + batch * R + heads, d_free, mask=heads < R)
 
 
-class Usage(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, usage: torch.Tensor, write_weights: torch.Tensor, read_weights: torch.Tensor,
-                free_gates: torch.Tensor) -> torch.Tensor:
-        inputs = [t.contiguous() for t in (usage, write_weights, read_weights, free_gates)]
-        batch, slots = usage.shape
-        out = torch.empty_like(inputs[0])
-        sizes = launch_blocks(read_weights.shape[1], slots)["_usage_forward_kernel"]
-        _usage_forward_kernel[(batch, triton.cdiv(slots, sizes["BLOCK_N"]))](*inputs, out, read_weights.shape[1],
-                                                                              slots, **sizes, **LAUNCH)
-        ctx.save_for_backward(*inputs)
-        return out
+def usage_forward(usage: torch.Tensor, write_weights: torch.Tensor, read_weights: torch.Tensor,
+                  free_gates: torch.Tensor) -> tuple[torch.Tensor]:
+    """(B,N), (B,N), (B,R,N), (B,R) → (new usage (B,N),): one program per batch element and slot tile."""
+    inputs = [t.contiguous() for t in (usage, write_weights, read_weights, free_gates)]
+    batch, slots = usage.shape
+    out = torch.empty_like(inputs[0])
+    sizes = launch_blocks(read_weights.shape[1], slots)["_usage_forward_kernel"]
+    launch(_usage_forward_kernel, (batch, triton.cdiv(slots, sizes["BLOCK_N"])), *inputs, out,
+           read_weights.shape[1], slots, **sizes, **LAUNCH)
+    return (out,)
 
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        inputs = ctx.saved_tensors
-        batch, slots = inputs[0].shape
-        heads = inputs[2].shape[1]
-        grads = [torch.empty_like(t) for t in inputs]
-        _usage_backward_kernel[(batch,)](*inputs, grad.contiguous(), *grads, heads, slots,
-                                         **launch_blocks(heads, slots)["_usage_backward_kernel"], **LAUNCH)
-        return tuple(grads)
+
+def usage_backward(usage: torch.Tensor, write_weights: torch.Tensor, read_weights: torch.Tensor,
+                   free_gates: torch.Tensor, new_usage: torch.Tensor, grad: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of the four inputs: one program per batch element."""
+    inputs = [t.contiguous() for t in (usage, write_weights, read_weights, free_gates)]
+    batch, slots = usage.shape
+    heads = read_weights.shape[1]
+    grads = [torch.empty_like(t) for t in inputs]
+    launch(_usage_backward_kernel, (batch,), *inputs, grad, *grads, heads, slots,
+           **launch_blocks(heads, slots)["_usage_backward_kernel"], **LAUNCH)
+    return grads[0], grads[1], grads[2], grads[3]
 
 
 # -- allocation ------------------------------------------------------------------------------
@@ -270,26 +270,24 @@ def allocation_launch(usage: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, 
     out = torch.empty_like(usage)
     order = torch.empty(batch, slots, dtype=torch.int32, device=usage.device)
     sorted_usage = torch.empty_like(usage)
-    _allocation_forward_kernel[(batch,)](usage, out, order, sorted_usage, slots,
-                                         **launch_blocks(1, slots)["_allocation_forward_kernel"], **LAUNCH)
+    launch(_allocation_forward_kernel, (batch,), usage, out, order, sorted_usage, slots,
+           **launch_blocks(1, slots)["_allocation_forward_kernel"], **LAUNCH)
     return out, order, sorted_usage
 
 
-class Allocation(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, usage: torch.Tensor) -> torch.Tensor:
-        out, order, sorted_usage = allocation_launch(usage)
-        ctx.save_for_backward(sorted_usage, order)
-        return out
+def allocation_forward(usage: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B,N) → (allocation (B,N); slot order (B,N) int32 and sorted usage (B,N) saved)."""
+    return allocation_launch(usage)
 
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        sorted_usage, order = ctx.saved_tensors
-        batch, slots = sorted_usage.shape
-        d_usage = torch.empty_like(sorted_usage)
-        _allocation_backward_kernel[(batch,)](sorted_usage, order, grad.contiguous(), d_usage, slots,
-                                              **launch_blocks(1, slots)["_allocation_backward_kernel"], **LAUNCH)
-        return d_usage
+
+def allocation_backward(usage: torch.Tensor, allocation: torch.Tensor, order: torch.Tensor,
+                        sorted_usage: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor]:
+    """(du,): one program per batch element, in the slots' sorted order."""
+    batch, slots = sorted_usage.shape
+    d_usage = torch.empty_like(sorted_usage)
+    launch(_allocation_backward_kernel, (batch,), sorted_usage, order, grad, d_usage, slots,
+           **launch_blocks(1, slots)["_allocation_backward_kernel"], **LAUNCH)
+    return (d_usage,)
 
 
 # -- temporal links --------------------------------------------------------------------------
@@ -368,37 +366,35 @@ def _link_backward_kernel(link_ptr, precedence_ptr, write_ptr, grad_link_ptr, gr
     tl.store(d_write_ptr + batch * N + rows, d_write_rows, mask=row_mask)
 
 
-class Link(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, link: torch.Tensor, precedence: torch.Tensor,
-                write_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        inputs = [t.contiguous() for t in (link, precedence, write_weights)]
-        batch, slots = precedence.shape
-        new_link, new_precedence = torch.empty_like(inputs[0]), torch.empty_like(inputs[1])
-        sizes = launch_blocks(1, slots)["_link_forward_kernel"]
-        _link_forward_kernel[(batch, triton.cdiv(slots, sizes["BLOCK_N"]))](*inputs, new_link, new_precedence,
-                                                                             slots, **sizes, **LAUNCH)
-        ctx.save_for_backward(*inputs)
-        return new_link, new_precedence
-
-    @staticmethod
-    def backward(ctx: Any, grad_link: torch.Tensor, grad_precedence: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        link, precedence, write_weights = ctx.saved_tensors
-        batch, slots = precedence.shape
-        sizes = launch_blocks(1, slots)["_link_backward_kernel"]
-        tiles = triton.cdiv(slots, sizes["BLOCK_N"])
-        d_link, d_write = torch.empty_like(link), torch.empty_like(write_weights)
-        column_parts = link.new_empty(batch, tiles, 2, slots)
-        _link_backward_kernel[(batch, tiles)](link, precedence, write_weights, grad_link.contiguous(),
-                                              grad_precedence.contiguous(), d_link, d_write, column_parts, slots,
-                                              **sizes, **LAUNCH)
-        columns = column_parts.sum(1)  # (B, 2, N)
-        written = write_weights.sum(-1, keepdim=True)
-        d_precedence = columns[:, 0] + grad_precedence * (1 - written)
-        return d_link, d_precedence, d_write - columns[:, 1]
+def link_forward(link: torch.Tensor, precedence: torch.Tensor,
+                 write_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,N,N), (B,N), (B,N) → (new link (B,N,N), new precedence (B,N)): one program per batch element and row tile."""
+    inputs = [t.contiguous() for t in (link, precedence, write_weights)]
+    batch, slots = precedence.shape
+    new_link, new_precedence = torch.empty_like(inputs[0]), torch.empty_like(inputs[1])
+    sizes = launch_blocks(1, slots)["_link_forward_kernel"]
+    launch(_link_forward_kernel, (batch, triton.cdiv(slots, sizes["BLOCK_N"])), *inputs, new_link, new_precedence,
+           slots, **sizes, **LAUNCH)
+    return new_link, new_precedence
 
 
-# -- directional weightings --------------------------------------------------------------------
+def link_backward(link: torch.Tensor, precedence: torch.Tensor, write_weights: torch.Tensor,
+                  new_link: torch.Tensor, new_precedence: torch.Tensor, grad_link: torch.Tensor,
+                  grad_precedence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dL, dp, dw): the kernel's row tiles, then their column sums."""
+    link, precedence, write_weights = (t.contiguous() for t in (link, precedence, write_weights))
+    batch, slots = precedence.shape
+    sizes = launch_blocks(1, slots)["_link_backward_kernel"]
+    tiles = triton.cdiv(slots, sizes["BLOCK_N"])
+    d_link, d_write = torch.empty_like(link), torch.empty_like(write_weights)
+    column_parts = link.new_empty(batch, tiles, 2, slots)
+    launch(_link_backward_kernel, (batch, tiles), link, precedence, write_weights, grad_link, grad_precedence,
+           d_link, d_write, column_parts, slots, **sizes, **LAUNCH)
+    columns = column_parts.sum(1)  # (B, 2, N)
+    written = write_weights.sum(-1, keepdim=True)
+    d_precedence = columns[:, 0] + grad_precedence * (1 - written)
+    return d_link, d_precedence, d_write - columns[:, 1]
+
 
 @triton.jit
 def _directional_forward_kernel(link_ptr, read_ptr, forward_ptr, backward_ptr, R, N,
@@ -470,28 +466,34 @@ def _directional_backward_kernel(link_ptr, read_ptr, grad_forward_ptr, grad_back
     tl.store(d_read_ptr + batch * R * N + own, d_read, mask=own_mask)
 
 
-class Directional(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, link: torch.Tensor, read_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        link, read_weights = link.contiguous(), read_weights.contiguous()
-        batch, heads, slots = read_weights.shape
-        forward, backward = torch.empty_like(read_weights), torch.empty_like(read_weights)
-        sizes = launch_blocks(heads, slots)["_directional_forward_kernel"]
-        _directional_forward_kernel[(batch, triton.cdiv(slots, sizes["BLOCK_N"]))](
-            link, read_weights, forward, backward, heads, slots, **sizes, **LAUNCH)
-        ctx.save_for_backward(link, read_weights)
-        return forward, backward
+def directional_forward(link: torch.Tensor, read_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B,N,N), (B,R,N) → (forward (B,R,N), backward (B,R,N)): one program per batch element and slot tile."""
+    link, read_weights = link.contiguous(), read_weights.contiguous()
+    batch, heads, slots = read_weights.shape
+    forward, backward = torch.empty_like(read_weights), torch.empty_like(read_weights)
+    sizes = launch_blocks(heads, slots)["_directional_forward_kernel"]
+    launch(_directional_forward_kernel, (batch, triton.cdiv(slots, sizes["BLOCK_N"])), link, read_weights,
+           forward, backward, heads, slots, **sizes, **LAUNCH)
+    return forward, backward
 
-    @staticmethod
-    def backward(ctx: Any, grad_forward: torch.Tensor, grad_backward: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        link, read_weights = ctx.saved_tensors
-        batch, heads, slots = read_weights.shape
-        d_link, d_read = torch.empty_like(link), torch.empty_like(read_weights)
-        sizes = launch_blocks(heads, slots)["_directional_backward_kernel"]
-        _directional_backward_kernel[(batch, triton.cdiv(slots, sizes["BLOCK_N"]))](
-            link, read_weights, grad_forward.contiguous(), grad_backward.contiguous(), d_link, d_read, heads, slots,
-            **sizes, **LAUNCH)
-        return d_link, d_read
+
+def directional_backward(link: torch.Tensor, read_weights: torch.Tensor, forward: torch.Tensor,
+                         backward: torch.Tensor, grad_forward: torch.Tensor,
+                         grad_backward: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dL, dw): one program per batch element and slot tile."""
+    link, read_weights = link.contiguous(), read_weights.contiguous()
+    batch, heads, slots = read_weights.shape
+    d_link, d_read = torch.empty_like(link), torch.empty_like(read_weights)
+    sizes = launch_blocks(heads, slots)["_directional_backward_kernel"]
+    launch(_directional_backward_kernel, (batch, triton.cdiv(slots, sizes["BLOCK_N"])), link, read_weights,
+           grad_forward, grad_backward, d_link, d_read, heads, slots, **sizes, **LAUNCH)
+    return d_link, d_read
+
+
+_usage = define("dnc_usage", usage_forward, usage_backward, outputs=1)
+_allocation = define("dnc_allocation", allocation_forward, allocation_backward, outputs=1)
+_link = define("dnc_link", link_forward, link_backward, outputs=2)
+_directional = define("dnc_directional", directional_forward, directional_backward, outputs=2)
 
 
 # -- the ops ---------------------------------------------------------------------------------
@@ -499,20 +501,22 @@ class Directional(torch.autograd.Function):
 def dnc_usage(usage: torch.Tensor, write_weights: torch.Tensor, read_weights: torch.Tensor,
               free_gates: torch.Tensor) -> torch.Tensor:
     """The Triton implementation of :func:`cogdsl.ops.dnc_usage` (shapes checked there)."""
-    return Usage.apply(usage, write_weights, read_weights, free_gates)
+    return _usage(usage, write_weights, read_weights, free_gates)[0]
 
 
 def dnc_allocation(usage: torch.Tensor) -> torch.Tensor:
     """The Triton implementation of :func:`cogdsl.ops.dnc_allocation` (shapes checked there)."""
-    return Allocation.apply(usage)
+    return _allocation(usage)[0]
 
 
 def dnc_link(link: torch.Tensor, precedence: torch.Tensor,
              write_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The Triton implementation of :func:`cogdsl.ops.dnc_link` (shapes checked there)."""
-    return Link.apply(link, precedence, write_weights)
+    new_link, new_precedence = _link(link, precedence, write_weights)
+    return new_link, new_precedence
 
 
 def dnc_directional(link: torch.Tensor, read_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The Triton implementation of :func:`cogdsl.ops.dnc_directional` (shapes checked there)."""
-    return Directional.apply(link, read_weights)
+    forward, backward = _directional(link, read_weights)
+    return forward, backward

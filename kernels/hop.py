@@ -35,17 +35,15 @@ twice: a first pass sums Σ_j p_j dp_j), the query, read, do and du (2D + 2W).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import triton
 import triton.language as tl
-from torch.autograd.function import once_differentiable
 
 from cogdsl.kernels import max_tile_slots
+from cogdsl.kernels.library import define, launch
 from cogdsl.kernels.tiles import LAUNCH, TILE_ELEMENTS, contiguous, online_softmax_tile
 
-__all__ = ["HopRead", "hop_blocks", "hop_read"]
+__all__ = ["hop_backward", "hop_blocks", "hop_forward", "hop_read"]
 
 
 def hop_blocks(slots: int, key_width: int, value_width: int) -> dict[str, int]:
@@ -151,49 +149,46 @@ def _hop_read_backward_kernel(query_ptr, keys_ptr, values_ptr, read_ptr, weights
 
 # -- the launcher and the autograd Function ----------------------------------------------------
 
-class HopRead(torch.autograd.Function):
-    """hop_read on the Triton kernels: query (B,D), keys (B,N,D), values (B,N,W), mask (B,N) bool →
-    (read (B,W), weights (B,N))."""
-
-    @staticmethod
-    def forward(ctx: Any, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+def hop_forward(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                 mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ctx.set_materialize_grads(False)
-        query, keys, values = contiguous(query, keys, values)
-        kept = mask.contiguous().view(torch.uint8)  # the same bytes, as a type Triton loads
-        batch, slots, key_width = keys.shape
-        value_width = values.shape[2]
-        read = values.new_empty(batch, value_width)
-        weights = values.new_empty(batch, slots)
-        if batch:
-            _hop_read_forward_kernel[(batch,)](query, keys, values, kept, read, weights, slots, key_width,
-                                               value_width, **LAUNCH,
-                                               **hop_blocks(slots, key_width, value_width))
-        ctx.save_for_backward(query, keys, values, read, weights)
-        return read, weights
+    """query (B,D), keys (B,N,D), values (B,N,W), mask (B,N) bool → (read (B,W), weights (B,N))."""
+    query, keys, values = contiguous(query, keys, values)
+    kept = mask.contiguous().view(torch.uint8)  # the same bytes, as a type Triton loads
+    batch, slots, key_width = keys.shape
+    value_width = values.shape[2]
+    read = values.new_empty(batch, value_width)
+    weights = values.new_empty(batch, slots)
+    if batch:
+        launch(_hop_read_forward_kernel, (batch,), query, keys, values, kept, read, weights, slots, key_width,
+               value_width, **LAUNCH, **hop_blocks(slots, key_width, value_width))
+    return read, weights
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, d_read: torch.Tensor | None,
-                 d_weights: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
-        query, keys, values, read, weights = ctx.saved_tensors
-        batch, slots, key_width = keys.shape
-        value_width = values.shape[2]
-        d_read = torch.zeros_like(read) if d_read is None else d_read.contiguous()
-        has_d_weights = d_weights is not None
-        d_weights = d_weights.contiguous() if d_weights is not None else weights  # not read without HAS_D_WEIGHTS
-        fill = torch.empty_like if batch else torch.zeros_like  # the kernel writes every element it launches for
-        d_query, d_keys, d_values = fill(query), fill(keys), fill(values)
-        if batch:
-            _hop_read_backward_kernel[(batch,)](query, keys, values, read, weights, d_read, d_weights, d_query,
-                                                d_keys, d_values, slots, key_width, value_width,
-                                                HAS_D_WEIGHTS=has_d_weights, **LAUNCH,
-                                                **hop_blocks(slots, key_width, value_width))
-        needs = ctx.needs_input_grad
-        return (d_query if needs[0] else None, d_keys if needs[1] else None, d_values if needs[2] else None, None)
+
+def hop_backward(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor,
+                 read: torch.Tensor, weights: torch.Tensor, d_read: torch.Tensor | None,
+                 d_weights: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dq, dK, dV); without a gradient of the weights the kernel skips that part."""
+    query, keys, values = contiguous(query, keys, values)
+    batch, slots, key_width = keys.shape
+    value_width = values.shape[2]
+    d_read = torch.zeros_like(read) if d_read is None else d_read
+    has_d_weights = d_weights is not None
+    d_weights = d_weights if d_weights is not None else weights  # not read without HAS_D_WEIGHTS
+    fill = torch.empty_like if batch else torch.zeros_like  # the kernel writes every element it launches for
+    d_query, d_keys, d_values = fill(query), fill(keys), fill(values)
+    if batch:
+        launch(_hop_read_backward_kernel, (batch,), query, keys, values, read, weights, d_read, d_weights, d_query,
+               d_keys, d_values, slots, key_width, value_width, HAS_D_WEIGHTS=has_d_weights, **LAUNCH,
+               **hop_blocks(slots, key_width, value_width))
+    return d_query, d_keys, d_values
+
+
+_hop_read = define("hop_read", hop_forward, hop_backward, outputs=2, differentiable=(True, True, True, False),
+                   materialize=False)
 
 
 def hop_read(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
              mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The Triton implementation of :func:`cogdsl.ops.hop_read` (shapes checked there)."""
-    return HopRead.apply(query, keys, values, mask)
+    read, weights = _hop_read(query, keys, values, mask)
+    return read, weights

@@ -23,13 +23,12 @@ weight is known, hence the second read. The (H, N) arrays add about 20HN bytes e
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import triton
 import triton.language as tl
 
 from cogdsl.kernels.content import finish_key_grads, load_keys
+from cogdsl.kernels.library import define, launch
 from cogdsl.kernels.ntm_address import (
     STATS,
     STATS_PER_HEAD,
@@ -44,7 +43,7 @@ from cogdsl.kernels.ntm_address import (
 from cogdsl.kernels.read_write import keep_tile, read_grad_tile, read_tile, write_grad_tile, write_tile
 from cogdsl.kernels.tiles import LAUNCH, blocks, contiguous, load_rows, store_rows
 
-__all__ = ["NTMMemoryStep", "ntm_memory_step"]
+__all__ = ["ntm_memory_step", "step_backward", "step_forward"]
 
 
 @triton.jit
@@ -186,49 +185,52 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
     store_stage_grads(d_gate_ptr, d_gamma_ptr, d_shift_ptr, d_gate, d_gamma, d_shift, H, K, heads, BLOCK_K)
 
 
-class NTMMemoryStep(torch.autograd.Function):
-    """ntm_memory_step on the Triton kernels: one launch forward, one backward."""
+def step_forward(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor,
+                 gate: torch.Tensor, shift_weights: torch.Tensor, gamma: torch.Tensor, erase: torch.Tensor,
+                 add: torch.Tensor, cosine: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                           torch.Tensor, torch.Tensor]:
+    """→ (weights (B,H,N), reads (B,R,W), new memory (B,N,W); sim, w̃ (B,H,N), stats (B,H,4) saved)."""
+    inputs = contiguous(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add)
+    batch, slots, width = memory.shape
+    heads, offsets = keys.shape[1], shift_weights.shape[2]
+    read_heads = heads - erase.shape[1]
+    weights = memory.new_empty(batch, heads, slots)
+    reads = memory.new_empty(batch, read_heads, width)
+    new_memory = torch.empty_like(inputs[0])
+    sim, shifted = torch.empty_like(weights), torch.empty_like(weights)
+    stats = memory.new_empty(batch, heads, STATS_PER_HEAD)
+    launch(_step_forward_kernel, (batch,), *inputs, weights, reads, new_memory, sim, shifted, stats,
+           heads, read_heads, slots, width, offsets, COSINE=cosine, **LAUNCH, **blocks(heads, slots, width, offsets))
+    return weights, reads, new_memory, sim, shifted, stats
 
-    @staticmethod
-    def forward(ctx: Any, memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tensor,
-                strengths: torch.Tensor, gate: torch.Tensor, shift_weights: torch.Tensor, gamma: torch.Tensor,
-                erase: torch.Tensor, add: torch.Tensor, cosine: bool) -> tuple[torch.Tensor, ...]:
-        inputs = contiguous(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add)
-        batch, slots, width = memory.shape
-        heads, offsets = keys.shape[1], shift_weights.shape[2]
-        read_heads = heads - erase.shape[1]
-        weights = memory.new_empty(batch, heads, slots)
-        reads = memory.new_empty(batch, read_heads, width)
-        new_memory = torch.empty_like(inputs[0])
-        sim, shifted = torch.empty_like(weights), torch.empty_like(weights)
-        stats = memory.new_empty(batch, heads, STATS_PER_HEAD)
-        _step_forward_kernel[(batch,)](*inputs, weights, reads, new_memory, sim, shifted, stats,
-                                       heads, read_heads, slots, width, offsets, COSINE=cosine,
-                                       **LAUNCH, **blocks(heads, slots, width, offsets))
-        ctx.save_for_backward(*inputs, weights, sim, shifted, stats)
-        ctx.cosine = cosine
-        return weights, reads, new_memory
 
-    @staticmethod
-    def backward(ctx: Any, d_weights: torch.Tensor, d_reads: torch.Tensor,
-                 d_new_memory: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        saved = ctx.saved_tensors
-        inputs = saved[:9]
-        memory, keys, shift_weights, erase = inputs[0], inputs[2], inputs[5], inputs[7]
-        batch, slots, width = memory.shape
-        heads, offsets = keys.shape[1], shift_weights.shape[2]
-        read_heads = heads - erase.shape[1]
-        scratch = memory.new_empty(batch, 2, heads, slots)
-        grads = [torch.empty_like(t) for t in inputs]
-        _step_backward_kernel[(batch,)](*saved, *contiguous(d_weights, d_reads, d_new_memory), scratch, *grads,
-                                        heads, read_heads, slots, width, offsets, COSINE=ctx.cosine,
-                                        **LAUNCH, **blocks(heads, slots, width, offsets))
-        return (*grads, None)
+def step_backward(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor,
+                  gate: torch.Tensor, shift_weights: torch.Tensor, gamma: torch.Tensor, erase: torch.Tensor,
+                  add: torch.Tensor, weights: torch.Tensor, reads: torch.Tensor, new_memory: torch.Tensor,
+                  sim: torch.Tensor, shifted: torch.Tensor, stats: torch.Tensor, d_weights: torch.Tensor,
+                  d_reads: torch.Tensor, d_new_memory: torch.Tensor, cosine: bool) -> tuple[
+                      torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                      torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of the nine inputs: one program per batch element."""
+    inputs = contiguous(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add)
+    batch, slots, width = memory.shape
+    heads, offsets = keys.shape[1], shift_weights.shape[2]
+    read_heads = heads - erase.shape[1]
+    scratch = memory.new_empty(batch, 2, heads, slots)
+    grads = [torch.empty_like(t) for t in inputs]
+    launch(_step_backward_kernel, (batch,), *inputs, weights, sim, shifted, stats, d_weights, d_reads,
+           d_new_memory, scratch, *grads, heads, read_heads, slots, width, offsets, COSINE=cosine,
+           **LAUNCH, **blocks(heads, slots, width, offsets))
+    return grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], grads[6], grads[7], grads[8]
+
+
+_memory_step = define("ntm_memory_step", step_forward, step_backward, outputs=3)
 
 
 def ntm_memory_step(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor,
                     gate: torch.Tensor, shift_weights: torch.Tensor, gamma: torch.Tensor, erase: torch.Tensor,
                     add: torch.Tensor, similarity: str = "cosine") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The Triton implementation of :func:`cogdsl.ops.ntm_memory_step` (shapes checked there)."""
-    return NTMMemoryStep.apply(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add,
-                               similarity == "cosine")
+    weights, reads, new_memory = _memory_step(memory, previous, keys, strengths, gate, shift_weights, gamma,
+                                              erase, add, similarity == "cosine")
+    return weights, reads, new_memory

@@ -25,16 +25,15 @@ Backward, from g = dL/dw back (p = w; the content stage is kernels.content's):
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import triton
 import triton.language as tl
 
 from cogdsl.kernels.content import content_at, content_grad_tile, finish_key_grads, load_keys, logits_pass
+from cogdsl.kernels.library import define, launch
 from cogdsl.kernels.tiles import LAUNCH, SHARPEN_EPS, blocks, contiguous, load_rows, store_rows
 
-__all__ = ["NTMAddress", "ntm_address"]
+__all__ = ["address_backward", "address_forward", "ntm_address"]
 
 #: Per head: softmax maximum, softmax normaliser, sharpening maximum, Σ x^γ.
 STATS_PER_HEAD = 4
@@ -326,44 +325,44 @@ def _address_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, 
     store_stage_grads(d_gate_ptr, d_gamma_ptr, d_shift_ptr, d_gate, d_gamma, d_shift, H, K, heads, BLOCK_K)
 
 
-# -- the autograd Function --------------------------------------------------------------------
+# -- the launchers, as custom ops -----------------------------------------------------------
 
-class NTMAddress(torch.autograd.Function):
-    """ntm_address on the Triton kernels: one launch forward, one backward."""
+def address_forward(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor,
+                    gate: torch.Tensor, shift_weights: torch.Tensor, gamma: torch.Tensor,
+                    cosine: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """→ (weights (B,H,N); sim, w̃ (B,H,N) and stats (B,H,4) saved): one program per batch element."""
+    inputs = contiguous(memory, previous, keys, strengths, gate, shift_weights, gamma)
+    batch, slots, width = memory.shape
+    heads, offsets = keys.shape[1], shift_weights.shape[2]
+    weights = memory.new_empty(batch, heads, slots)
+    sim, shifted = torch.empty_like(weights), torch.empty_like(weights)
+    stats = memory.new_empty(batch, heads, STATS_PER_HEAD)
+    launch(_address_forward_kernel, (batch,), *inputs, weights, sim, shifted, stats, heads, slots, width, offsets,
+           COSINE=cosine, **LAUNCH, **blocks(heads, slots, width, offsets))
+    return weights, sim, shifted, stats
 
-    @staticmethod
-    def forward(ctx: Any, memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tensor,
-                strengths: torch.Tensor, gate: torch.Tensor, shift_weights: torch.Tensor, gamma: torch.Tensor,
-                cosine: bool) -> torch.Tensor:
-        inputs = contiguous(memory, previous, keys, strengths, gate, shift_weights, gamma)
-        batch, slots, width = memory.shape
-        heads, offsets = keys.shape[1], shift_weights.shape[2]
-        weights = memory.new_empty(batch, heads, slots)
-        sim, shifted = torch.empty_like(weights), torch.empty_like(weights)
-        stats = memory.new_empty(batch, heads, STATS_PER_HEAD)
-        _address_forward_kernel[(batch,)](*inputs, weights, sim, shifted, stats, heads, slots, width, offsets,
-                                          COSINE=cosine, **LAUNCH,
-                                          **blocks(heads, slots, width, offsets))
-        ctx.save_for_backward(*inputs, weights, sim, shifted, stats)
-        ctx.cosine = cosine
-        return weights
 
-    @staticmethod
-    def backward(ctx: Any, d_weights: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        saved = ctx.saved_tensors
-        memory, keys, shift_weights = saved[0], saved[2], saved[5]
-        batch, slots, width = memory.shape
-        heads, offsets = keys.shape[1], shift_weights.shape[2]
-        scratch = memory.new_empty(batch, 2, heads, slots)
-        grads = [torch.empty_like(t) for t in saved[:7]]
-        _address_backward_kernel[(batch,)](*saved, d_weights.contiguous(), scratch, *grads,
-                                           heads, slots, width, offsets, COSINE=ctx.cosine, **LAUNCH,
-                                           **blocks(heads, slots, width, offsets))
-        return (*grads, None)
+def address_backward(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor,
+                     gate: torch.Tensor, shift_weights: torch.Tensor, gamma: torch.Tensor, weights: torch.Tensor,
+                     sim: torch.Tensor, shifted: torch.Tensor, stats: torch.Tensor, d_weights: torch.Tensor,
+                     cosine: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                            torch.Tensor, torch.Tensor]:
+    """The gradients of the seven inputs: one program per batch element."""
+    inputs = contiguous(memory, previous, keys, strengths, gate, shift_weights, gamma)
+    batch, slots, width = memory.shape
+    heads, offsets = keys.shape[1], shift_weights.shape[2]
+    scratch = memory.new_empty(batch, 2, heads, slots)
+    grads = [torch.empty_like(t) for t in inputs]
+    launch(_address_backward_kernel, (batch,), *inputs, weights, sim, shifted, stats, d_weights, scratch, *grads,
+           heads, slots, width, offsets, COSINE=cosine, **LAUNCH, **blocks(heads, slots, width, offsets))
+    return grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], grads[6]
+
+
+_ntm_address = define("ntm_address", address_forward, address_backward, outputs=1)
 
 
 def ntm_address(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor,
                 gate: torch.Tensor, shift_weights: torch.Tensor, gamma: torch.Tensor,
                 similarity: str = "cosine") -> torch.Tensor:
     """The Triton implementation of :func:`cogdsl.ops.ntm_address` (shapes checked there)."""
-    return NTMAddress.apply(memory, previous, keys, strengths, gate, shift_weights, gamma, similarity == "cosine")
+    return _ntm_address(memory, previous, keys, strengths, gate, shift_weights, gamma, similarity == "cosine")[0]

@@ -21,15 +21,14 @@ exactly 1 at a weight of exactly 1 would turn into 0/0.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import triton
 import triton.language as tl
 
+from cogdsl.kernels.library import define, launch
 from cogdsl.kernels.tiles import LAUNCH, add_to_row, blocks, contiguous, load_rows, row, store_rows
 
-__all__ = ["Read", "Write", "read", "write"]
+__all__ = ["read", "read_backward", "read_forward", "write", "write_backward", "write_forward"]
 
 
 # -- tile-level pieces, shared with the fused memory step ------------------------------------
@@ -208,69 +207,68 @@ def _write_backward_kernel(memory_ptr, weights_ptr, erase_ptr, add_ptr, grad_ptr
     store_rows(d_add_ptr, d_add, heads, H, W, columns, column_mask)
 
 
-# -- the autograd Functions -------------------------------------------------------------------
+# -- the launchers, as custom ops ---------------------------------------------------------------
 
 
-class Read(torch.autograd.Function):
-    """read on the Triton kernels: memory (B,N,W), weights (B,H,N) → (B,H,W)."""
-
-    @staticmethod
-    def forward(ctx: Any, memory: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        memory, weights = contiguous(memory, weights)
-        batch, slots, width = memory.shape
-        heads = weights.shape[1]
-        reads = memory.new_empty(batch, heads, width)
-        _read_forward_kernel[(batch,)](memory, weights, reads, heads, slots, width, **LAUNCH,
-                                       **blocks(heads, slots, width))
-        ctx.save_for_backward(memory, weights)
-        return reads
-
-    @staticmethod
-    def backward(ctx: Any, d_reads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        memory, weights = ctx.saved_tensors
-        batch, slots, width = memory.shape
-        heads = weights.shape[1]
-        d_memory, d_weights = torch.empty_like(memory), torch.empty_like(weights)
-        sizes = blocks(heads, slots, width)
-        grid = (batch, triton.cdiv(slots, sizes["BLOCK_N"]))
-        _read_backward_kernel[grid](memory, weights, d_reads.contiguous(), d_memory, d_weights, heads, slots,
-                                    width, **LAUNCH, **sizes)
-        return d_memory, d_weights
+def read_forward(memory: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor]:
+    """memory (B,N,W), weights (B,H,N) → (reads (B,H,W),): one program per batch element."""
+    memory, weights = contiguous(memory, weights)
+    batch, slots, width = memory.shape
+    heads = weights.shape[1]
+    reads = memory.new_empty(batch, heads, width)
+    launch(_read_forward_kernel, (batch,), memory, weights, reads, heads, slots, width, **LAUNCH,
+           **blocks(heads, slots, width))
+    return (reads,)
 
 
-class Write(torch.autograd.Function):
-    """write on the Triton kernels: (B,N,W), (B,H,N), (B,H,W), (B,H,W) → (B,N,W)."""
+def read_backward(memory: torch.Tensor, weights: torch.Tensor, reads: torch.Tensor,
+                  d_reads: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dM, dw): one program per batch element and slot tile."""
+    memory, weights = contiguous(memory, weights)
+    batch, slots, width = memory.shape
+    heads = weights.shape[1]
+    d_memory, d_weights = torch.empty_like(memory), torch.empty_like(weights)
+    sizes = blocks(heads, slots, width)
+    launch(_read_backward_kernel, (batch, triton.cdiv(slots, sizes["BLOCK_N"])), memory, weights, d_reads,
+           d_memory, d_weights, heads, slots, width, **LAUNCH, **sizes)
+    return d_memory, d_weights
 
-    @staticmethod
-    def forward(ctx: Any, memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor,
-                add: torch.Tensor) -> torch.Tensor:
-        inputs = contiguous(memory, weights, erase, add)
-        batch, slots, width = memory.shape
-        heads = weights.shape[1]
-        new_memory = torch.empty_like(inputs[0])
-        sizes = blocks(heads, slots, width)
-        grid = (batch, triton.cdiv(slots, sizes["BLOCK_N"]))
-        _write_forward_kernel[grid](*inputs, new_memory, heads, slots, width, **LAUNCH, **sizes)
-        ctx.save_for_backward(*inputs)
-        return new_memory
 
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        inputs = ctx.saved_tensors
-        memory, weights = inputs[:2]
-        batch, slots, width = memory.shape
-        heads = weights.shape[1]
-        grads = [torch.empty_like(t) for t in inputs]
-        _write_backward_kernel[(batch,)](*inputs, grad.contiguous(), *grads, heads, slots, width,
-                                         **LAUNCH, **blocks(heads, slots, width))
-        return tuple(grads)
+def write_forward(memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor,
+                  add: torch.Tensor) -> tuple[torch.Tensor]:
+    """(B,N,W), (B,H,N), (B,H,W), (B,H,W) → (new memory (B,N,W),): one program per batch element and tile."""
+    inputs = contiguous(memory, weights, erase, add)
+    batch, slots, width = memory.shape
+    heads = weights.shape[1]
+    new_memory = torch.empty_like(inputs[0])
+    sizes = blocks(heads, slots, width)
+    launch(_write_forward_kernel, (batch, triton.cdiv(slots, sizes["BLOCK_N"])), *inputs, new_memory, heads,
+           slots, width, **LAUNCH, **sizes)
+    return (new_memory,)
+
+
+def write_backward(memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor, add: torch.Tensor,
+                   new_memory: torch.Tensor, grad: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dM, dw, de, da): one program per batch element."""
+    inputs = contiguous(memory, weights, erase, add)
+    batch, slots, width = memory.shape
+    heads = weights.shape[1]
+    grads = [torch.empty_like(t) for t in inputs]
+    launch(_write_backward_kernel, (batch,), *inputs, grad, *grads, heads, slots, width, **LAUNCH,
+           **blocks(heads, slots, width))
+    return grads[0], grads[1], grads[2], grads[3]
+
+
+_read = define("read", read_forward, read_backward, outputs=1)
+_write = define("write", write_forward, write_backward, outputs=1)
 
 
 def read(memory: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """The Triton implementation of :func:`cogdsl.ops.read` (shapes checked there)."""
-    return Read.apply(memory, weights)
+    return _read(memory, weights)[0]
 
 
 def write(memory: torch.Tensor, weights: torch.Tensor, erase: torch.Tensor, add: torch.Tensor) -> torch.Tensor:
     """The Triton implementation of :func:`cogdsl.ops.write` (shapes checked there)."""
-    return Write.apply(memory, weights, erase, add)
+    return _write(memory, weights, erase, add)[0]

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from torch import Tensor
+from torch.compiler import is_compiling
 
 from cogdsl.ops.backend import register, resolve
 
@@ -205,6 +206,9 @@ def _public_function(declaration: Op) -> Callable[..., Any]:
     def checked(*args: Any, **kwargs: Any) -> Any:
         if kwargs or len(args) != arity:
             args = bind(args, kwargs)
+        if is_compiling():  # checked while torch.compile traces (shapes are constants there), never again
+            declaration.check(args)
+            return resolve(name, args[0].is_cuda)(*args)
         try:
             key = (name, *[args[i].shape for i in tensors], *[args[i].dtype for i in tensors],
                    *[args[i] for i in options])
