@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz seed-study lint setup clean gpu-check
+.PHONY: demo test fuzz seed-study lint setup clean gpu-check compile-check
 
 setup: $(STAMP)
 
@@ -35,6 +35,10 @@ seed-study: $(STAMP)
 		--markdown runs/seeds/ntm_copy.md
 	$(BIN)/python examples/seed_study.py specs/dnc_repeat_copy.cog --seeds 0 1 2 3 4 --steps 12000 \
 		--markdown runs/seeds/dnc_repeat_copy.md
+
+# Every spec in specs/ through torch.compile (tests/compiler/test_compiled_step.py runs one per family in CI).
+compile-check: $(STAMP)
+	COGDSL_ALL_SPECS=1 $(BIN)/python -m pytest -n auto tests/compiler/test_compiled_step.py
 
 # On a machine with a CUDA GPU (torch and triton installed): the tests CI skips, a GPU run, cogdsl bench.
 gpu-check:

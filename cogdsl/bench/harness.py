@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from cogdsl.bench.command import BenchOptions
 
 TRITON, EAGER, EAGER_REFERENCE, COMPILED_REFERENCE = "triton", "eager", "eager-reference", "compiled-reference"
+#: The training step with --compile on the Triton backend (CUDA only).
+COMPILED_TRITON = "compiled-triton"
 COPY_BYTES = 1 << 30
 NEEDS_GPU = "triton: not run: the Triton path needs a CUDA GPU (Triton's interpreter is for testing, not timing)"
 

@@ -21,6 +21,7 @@ import torch
 
 from cogdsl.bench.harness import (
     COMPILED_REFERENCE,
+    COMPILED_TRITON,
     EAGER,
     TRITON,
     Row,
@@ -107,10 +108,10 @@ def _time_training_step(path: str, setup: _TrainingSetup, spec: Spec, row: Row, 
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(parameters, config)
     data = setup.task.sample(batch, torch.Generator().manual_seed(config.seed), length=setup.length).to(device)
-    if path == COMPILED_REFERENCE:  # one step's graph, reused T times (the instance attribute shadows the method)
-        model.step = torch.compile(model.step, dynamic=False)  # type: ignore[method-assign]
+    if path in (COMPILED_REFERENCE, COMPILED_TRITON):  # what --compile does: one step's graph, reused T times
+        model.compile_step()
     run = model
-    backend = {TRITON: "auto", EAGER: "torch", COMPILED_REFERENCE: "torch"}[path]
+    backend = {TRITON: "auto", EAGER: "torch", COMPILED_REFERENCE: "torch", COMPILED_TRITON: "auto"}[path]
 
     def forward() -> None:
         with torch.no_grad(), ops.use_backend(backend):
@@ -122,8 +123,9 @@ def _time_training_step(path: str, setup: _TrainingSetup, spec: Spec, row: Row, 
             loss.backward()
         apply_gradients(parameters, optimizer, config)
 
-    with quiet_compile() if path == COMPILED_REFERENCE else contextlib.nullcontext():
-        if path == COMPILED_REFERENCE:
+    compiled = path in (COMPILED_REFERENCE, COMPILED_TRITON)
+    with quiet_compile() if compiled else contextlib.nullcontext():
+        if compiled:
             record_compile(row, first_call(forward, device) + first_call(step, device))
         row.ms_forward = median_ms(forward, timing, device)
         row.ms_forward_backward = median_ms(step, timing, device)
@@ -134,7 +136,7 @@ def bench_training_step(options: BenchOptions, setup: _TrainingSetup, device: to
     """One row per (memory size, path): the forward over a batch of sequences and one whole training step."""
     paths = [EAGER] + ([COMPILED_REFERENCE] if options.compile else [])
     if device.type == "cuda":
-        paths.insert(0, TRITON)
+        paths[:0] = [TRITON] + ([COMPILED_TRITON] if options.compile else [])
     specs = [spec_with_slots(setup.spec, n) for n in options.train_slots] if options.train_slots else [setup.spec]
     steps = setup.task.sample(1, torch.Generator().manual_seed(0), length=setup.length).steps
     rows: list[Row] = []
@@ -185,7 +187,8 @@ SECTION = Section(
     path_notes={
         TRITON: "backend auto: the Triton kernels where cogdsl has one, the torch backend elsewhere",
         EAGER: "cogdsl's torch backend",
-        COMPILED_REFERENCE: "torch.compile of the model's time step on cogdsl's torch backend",
+        COMPILED_REFERENCE: "--compile on cogdsl's torch backend: torch.compile of the model's time step",
+        COMPILED_TRITON: "--compile with the Triton kernels: the step compiled around the kernels' custom ops",
     },
     prepare=_prepare,
 )

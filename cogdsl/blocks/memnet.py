@@ -183,7 +183,12 @@ class SentenceMemory(nn.Module):
         keep = keep & (recency < self.slots)
         # The kept slots first, in story order; then trim the padding columns.
         order = torch.sort((~keep).to(torch.int8), dim=-1, stable=True).indices
-        used = max(int(keep.sum(-1).max()), 1) if keep.numel() else 1
+        # Eager: only as many columns as the fullest story keeps. Compiled: every column, the rest masked (the
+        # same reads), so the shapes do not depend on the data and the step stays one graph.
+        if torch.compiler.is_compiling():
+            used = sentences
+        else:
+            used = max(int(keep.sum(-1).max()), 1) if keep.numel() else 1
         order = order[:, :used]
         keep = keep.gather(1, order)
         return Stored(

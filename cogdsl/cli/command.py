@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cogdsl.errors import CogdslError, Diagnostic, Span, SpecError, UsageError
 from cogdsl.language.spec import SPEC_SUFFIXES
+from cogdsl.training.compiled import COMPILE_HELP, COMPILE_MODES
 
 DEVICE_HELP = ("where to run: auto (a CUDA GPU when torch sees one, else the CPU; the default), cpu, cuda or "
                "cuda:N; under torchrun each process takes the GPU of its local rank")
@@ -222,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the parameters and the data (overrides the spec's)")
     p.add_argument("--threads", type=int, help=THREADS_HELP + " (default: the spec's threads, 1)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE", help=COMPILE_HELP)
     p.add_argument("--out", help="the run folder (default runs/MODEL)")
     p.add_argument("--resume", action="store_true", help="continue from the newest whole checkpoint in --out")
     p.add_argument("--auto-resume", action="store_true", help="continue the run in --out if it has a checkpoint, "
@@ -248,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite --plot if it exists")
     p.add_argument("--threads", type=int, default=1, help=THREADS_HELP + " (default 1)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE", help=COMPILE_HELP)
     p.set_defaults(run=cmd_eval)
 
     p = commands["predict"] = sub.add_parser("predict", help="run a trained model on new data: sequence files "
@@ -263,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=256, help="sequences or questions per forward pass (default 256)")
     p.add_argument("--threads", type=int, default=1, help=THREADS_HELP + " (default 1)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE", help=COMPILE_HELP)
     p.set_defaults(run=cmd_predict)
 
     p = commands["trace"] = sub.add_parser(
@@ -278,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="QA models: the test question whose hop attention is drawn (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite PNGs that are already in --out")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE", help=COMPILE_HELP)
     p.set_defaults(run=cmd_trace)
 
     p = commands["bench"] = sub.add_parser("bench", help="time the memory step, the DNC step and a training step: "

@@ -258,6 +258,36 @@ class CompiledModel(nn.Module):
                  for (src, delay), flat in zip(self.sources[name], self.flatten[name], strict=True)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
+    # -- the step, compiled ---------------------------------------------------------------
+    def compile_step(self, mode: str | None = None, *, backend: Any = "inductor",
+                     fullgraph: bool = False) -> CompiledModel:
+        """Run :meth:`forward`'s time steps through ``torch.compile(self.step)``; returns the model.
+
+        The step is compiled on its first call, once per input shape and mode (training or eval), and
+        reused for every sequence length, since a sequence is a loop over the same step. ``mode`` is
+        ``torch.compile``'s (``"reduce-overhead"``: CUDA graphs on a GPU); ``backend`` and ``fullgraph``
+        too. Every op in :mod:`cogdsl.ops` is a custom op on the Triton backend and a traceable
+        ``autograd.Function`` on the torch backend, so the whole step is one graph
+        (``tests/compiler/test_compiled_step.py`` counts the graph breaks: none). ``compile_step(None)``
+        with ``backend=None`` goes back to the eager step.
+        """
+        if backend is None:
+            self.__dict__.pop("_compiled_step", None)
+            return self
+        # Kept out of nn.Module's attributes: state_dict, .to() and pickling never see it.
+        self.__dict__["_compiled_step"] = torch.compile(self.step, mode=mode, backend=backend, fullgraph=fullgraph)
+        return self
+
+    @property
+    def step_compiled(self) -> bool:
+        """Whether :meth:`forward` runs a compiled step (:meth:`compile_step`)."""
+        return "_compiled_step" in self.__dict__
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_compiled_step", None)  # a compiled function does not pickle; compile again after loading
+        return state
+
     # -- a whole sequence -------------------------------------------------------------
     def forward(self, x: torch.Tensor | dict[str, torch.Tensor], state: State | None = None, *,
                 raw: bool = False, return_weights: bool = False, steps: int | None = None,
@@ -291,11 +321,15 @@ class CompiledModel(nn.Module):
             floating = next((v for v in given.values() if v.is_floating_point()), None)
             state = self.initial_state(batch, floating)
         trace: dict[str, list[torch.Tensor]] | None = {} if return_weights else None
+        step = self.__dict__.get("_compiled_step", self.step)
+        # Time first and contiguous, so every step's input has the same strides whatever the length
+        # (a compiled step is then reused for every length).
+        per_step = {k: v.transpose(0, 1).contiguous() for k, v in per_step.items()}
         ys: list[Any] = []
         for t in range(steps):
-            x_t = {**{k: v[:, t] for k, v in per_step.items()}, **whole} if isinstance(x, dict) else (
-                first[:, t] if per_step else first)
-            y_t, state = self.step(x_t, state, raw=raw, trace=trace, decisions=decisions, penalties=penalties)
+            x_t = {**{k: v[t] for k, v in per_step.items()}, **whole} if isinstance(x, dict) else (
+                per_step[self.input_names[0]][t] if per_step else first)
+            y_t, state = step(x_t, state, raw=raw, trace=trace, decisions=decisions, penalties=penalties)
             ys.append(y_t)
         if isinstance(ys[0], dict):
             y: Any = {name: torch.stack([y_t[name] for y_t in ys], dim=1) for name in self.output_names}

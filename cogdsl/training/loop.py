@@ -65,6 +65,7 @@ from cogdsl.training.checkpoints import (
     spec_fingerprint,
     stream_states,
 )
+from cogdsl.training.compiled import compile_mode, compile_model
 from cogdsl.training.config import OPTIMIZERS, SETTINGS, TrainConfig, build_task, resolve_train
 from cogdsl.training.curriculum import LengthCurriculum
 from cogdsl.training.devices import describe_device
@@ -259,7 +260,7 @@ def hint_suffix(name: str, known: list[str]) -> str:
 def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: str | Path | None = None, *,
           resume: bool = False, force: bool = False, progress: bool = True, max_minutes: float | None = None,
           device: str | torch.device = "auto", data: Any = None, eval_data: Any = None, tensorboard: bool = True,
-          detect_anomaly: bool = False, **settings: Any) -> TrainResult:
+          detect_anomaly: bool = False, compile: bool | str = False, **settings: Any) -> TrainResult:
     """Train ``spec`` with ``config`` (default: the spec's own ``train:`` section) on its task or on ``data``.
 
     ``cogdsl.train`` is this function::
@@ -281,6 +282,8 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
         tensorboard: write TensorBoard event files into the run folder.
         detect_anomaly: when a step's loss or gradient is not finite, name the block where the NaN or inf
             started (:mod:`cogdsl.training.anomaly`; slower: for debugging).
+        compile: run the time step through ``torch.compile``: True, or a mode such as ``"reduce-overhead"``
+            (:mod:`cogdsl.training.compiled`).
         settings: overrides of the train section: ``steps``, ``batch``, ``lr``, ``seed``, ``eval_every`` ...
 
     Raises:
@@ -302,6 +305,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
                              "your own data: cogdsl.train(spec, data=...)")
         config = default_config(spec) if spec.train is None else config_from_spec(spec)
     config = _apply_settings(config, settings)
+    compile_mode(compile)  # a bad mode is refused before anything starts
     if max_minutes is not None and not max_minutes > 0:
         raise UsageError(f"--max-minutes must be a positive number of minutes, got {max_minutes}")
     place, run_device = distributed.start(str(device) if isinstance(device, torch.device) else device)
@@ -309,7 +313,7 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
     try:
         result = _train(spec, config, out_dir, resume=resume, force=force, progress=progress and place.is_main,
                         max_minutes=max_minutes, device=run_device, place=place, data=data, eval_data=eval_data,
-                        tensorboard=tensorboard, detect_anomaly=detect_anomaly)
+                        tensorboard=tensorboard, detect_anomaly=detect_anomaly, compile=compile)
         finished = True
         return result
     finally:
@@ -324,7 +328,8 @@ def default_config(spec: Spec) -> TrainConfig:
 
 def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resume: bool, force: bool,
            progress: bool, max_minutes: float | None, device: torch.device, place: Any, data: Any,
-           eval_data: Any, tensorboard: bool, detect_anomaly: bool = False) -> TrainResult:
+           eval_data: Any, tensorboard: bool, detect_anomaly: bool = False,
+           compile: bool | str = False) -> TrainResult:
     from cogdsl.compiler.pipeline import compile_spec
     from cogdsl.language.emit import to_yaml
     from cogdsl.training import distributed
@@ -368,7 +373,7 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    model = compile_spec(spec, task=task).to(device)
+    model = compile_model(compile_spec(spec, task=task).to(device), compile)
     task.follow_model(model)
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(parameters, config)
@@ -794,7 +799,8 @@ def train_command(args: Any) -> int:
                                  keep_best=True if getattr(args, "keep_best", False) else None)
     result = train(spec, config, out, resume=args.resume, force=args.force, progress=not args.no_progress,
                    max_minutes=args.max_minutes, device=args.device, tensorboard=not args.no_tensorboard,
-                   detect_anomaly=getattr(args, "detect_anomaly", False))
+                   detect_anomaly=getattr(args, "detect_anomaly", False),
+                   compile=getattr(args, "compile", None) or False)
     from cogdsl.training.distributed import from_environment
 
     if from_environment().is_main:
@@ -866,7 +872,7 @@ def can_plot_weightings(model: torch.nn.Module, task: Task) -> bool:
 
 
 def load_trained(spec_path: str, checkpoint_path: str, length: int | None = None,
-                 device: str | torch.device = "cpu", need_task: bool = True
+                 device: str | torch.device = "cpu", need_task: bool = True, compile: bool | str | None = None
                  ) -> tuple[Spec, Task | None, torch.nn.Module, Checkpoint]:
     """The spec, its training task, the compiled model with the checkpoint's weights on ``device``, and the
     checkpoint.
@@ -878,12 +884,14 @@ def load_trained(spec_path: str, checkpoint_path: str, length: int | None = None
     that read a trained run (``eval``, ``trace``, ``predict``): every problem (a bad spec, no task where one
     is needed, ``length`` below the task's minimum, a missing, corrupt or foreign checkpoint) is a user
     error, never a traceback. A checkpoint loads on any device, whatever device it was saved on.
+    ``compile``: the model's step compiled (:mod:`cogdsl.training.compiled`).
     """
     from cogdsl.compiler.pipeline import compile_spec, read_spec_file, validate_spec
     from cogdsl.compiler.task_sizes import leaves_sizes, sizes_from
     from cogdsl.training.devices import resolve_device
 
     run_device = resolve_device(device)
+    compile_mode(compile)
     spec = read_spec_file(spec_path)
     validate_spec(spec)
     config = config_from_spec(spec, spec_path) if spec.train is not None or need_task else None
@@ -905,7 +913,7 @@ def load_trained(spec_path: str, checkpoint_path: str, length: int | None = None
     _warn_fingerprint(checkpoint.meta, model.spec, checkpoint.path)
     if task is not None:
         task.follow_model(model)
-    return spec, task, model.to(run_device), checkpoint
+    return spec, task, compile_model(model.to(run_device), compile), checkpoint
 
 
 def eval_command(args: Any) -> int:
@@ -923,7 +931,8 @@ def eval_command(args: Any) -> int:
             raise UsageError(f"--plot {plot}: no such folder {plot.parent}")
         if plot.exists() and not args.force:
             raise UsageError(f"--plot {plot} exists; pass --force to overwrite it")
-    spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length, args.device)
+    spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length, args.device,
+                                                 compile=getattr(args, "compile", None))
     assert task is not None  # load_trained needs one here
     if plot is not None and getattr(model, "read_memory", None):
         raise UsageError(f"--plot draws head weightings over a sequence; for {spec.name}, a QA model, draw each "

@@ -130,7 +130,8 @@ def predict_command(args: Any) -> int:
         raise UsageError(f"--output {target}: no such folder {target.parent}")
     if target.resolve() == source.resolve():
         raise UsageError("--output is the --input file; write the predictions elsewhere")
-    spec, task, model, _ = load_trained(args.spec, args.checkpoint, None, args.device, need_task=text_input)
+    spec, task, model, _ = load_trained(args.spec, args.checkpoint, None, args.device, need_task=text_input,
+                                        compile=getattr(args, "compile", None))
     model.eval()
     if text_input:
         count, given, error = predict_babi(model, task, source, target, args.batch)

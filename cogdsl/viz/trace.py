@@ -332,7 +332,7 @@ def trace_command(args: Any) -> int:
 
     _check_positive("--seed", args.seed, 0)
     spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length,
-                                                 getattr(args, "device", "cpu"))
+                                                 getattr(args, "device", "cpu"), compile=getattr(args, "compile", None))
     assert task is not None  # load_trained needs one here
     out = Path(args.out) if args.out else run_folder_of(checkpoint.path) / "trace"
     if getattr(model, "read_memory", None):
