@@ -24,6 +24,8 @@ KERNELS = {
     "dnc": ["_usage_forward_kernel", "_usage_backward_kernel", "_allocation_forward_kernel",
             "_allocation_backward_kernel", "_link_forward_kernel", "_link_backward_kernel",
             "_directional_forward_kernel", "_directional_backward_kernel"],
+    "stages": ["_interpolate_forward_kernel", "_interpolate_backward_kernel", "_shift_forward_kernel",
+               "_shift_backward_kernel", "_sharpen_forward_kernel", "_sharpen_backward_kernel"],
 }
 CASES = [
     ("fp32", (2, 128, 20, 3), 90),     # the NTM copy model: 1 read + 1 write head, W=20
