@@ -36,9 +36,10 @@ seed-study: $(STAMP)
 	$(BIN)/python examples/seed_study.py specs/dnc_repeat_copy.cog --seeds 0 1 2 3 4 --steps 12000 \
 		--markdown runs/seeds/dnc_repeat_copy.md
 
-# Every spec in specs/ through torch.compile (tests/compiler/test_compiled_step.py runs one per family in CI).
+# Every spec in specs/ through torch.compile, and kernels per step on the compiled paths (CI: one spec per family).
 compile-check: $(STAMP)
-	COGDSL_ALL_SPECS=1 $(BIN)/python -m pytest -n auto tests/compiler/test_compiled_step.py
+	COGDSL_COMPILE_CHECK=1 $(BIN)/python -m pytest -n auto tests/compiler/test_compiled_step.py \
+		tests/kernels/test_launches.py
 
 # On a machine with a CUDA GPU (torch and triton installed): the tests CI skips, a GPU run, cogdsl bench.
 gpu-check:

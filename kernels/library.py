@@ -29,16 +29,22 @@ from typing import Any
 import torch
 from torch._subclasses.fake_tensor import is_fake
 
-__all__ = ["define", "launch"]
+__all__ = ["define", "launch", "launched"]
 
 NAMESPACE = "cogdsl"
 
 
+#: Kernels launched in this process so far (``cogdsl bench --launches`` reads the difference).
+launched = 0
+
+
 def launch(kernel: Any, grid: Sequence[int], *args: Any, **meta: Any) -> None:
     """``kernel[grid](*args, **meta)``, unless the tensors are fake (tracing: only the shapes exist)."""
+    global launched
     if any(isinstance(a, torch.Tensor) and is_fake(a) for a in args[:1]):
         return
     kernel[tuple(grid)](*args, **meta)
+    launched += 1
 
 
 def _tensor_count(fn: Callable[..., Any]) -> int:

@@ -309,7 +309,7 @@ def bench_command(args: Any) -> int:
     counts kernels per time step instead (:mod:`cogdsl.bench.launches`).
     """
     if getattr(args, "launches", None) is not None:
-        return _launches_command(args.launches)
+        return _launches_command(args.launches, compiled=bool(getattr(args, "compile", False)))
     options = options_from_args(args)
     result = bench(options, progress=lambda message: print(f"timing {message}", file=sys.stderr, flush=True))
     print(render(result))
@@ -322,7 +322,7 @@ def bench_command(args: Any) -> int:
     return 0
 
 
-def _launches_command(given: list[str]) -> int:
+def _launches_command(given: list[str], *, compiled: bool = False) -> int:
     from cogdsl.bench.launches import launches, render_launches
 
     paths = [Path(p) for p in given] or sorted(p for p in Path("specs").glob("*.*") if p.suffix in (".cog", ".yaml"))
@@ -331,5 +331,5 @@ def _launches_command(given: list[str]) -> int:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise UsageError(f"--launches: no such file: {', '.join(missing)}")
-    print(render_launches(launches(paths)))
+    print(render_launches(launches(paths, compiled=compiled)))
     return 0

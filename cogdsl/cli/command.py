@@ -309,8 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default 1, as cogdsl train)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     p.add_argument("--launches", nargs="*", metavar="SPEC",
-                   help="instead of timing, count the kernels one time step launches in eager PyTorch (forward, "
-                   "and forward+backward), for each SPEC given or every spec in specs/; counted on any device")
+                   help="instead of timing, count the kernels one time step launches (forward, and "
+                   "forward+backward) in eager PyTorch and on the Triton kernels, for each SPEC given or every "
+                   "spec in specs/; counted on any device")
+    p.add_argument("--compile", action="store_true", help="with --launches: count the compiled step too "
+                   "(torch.compile, on each backend; tens of seconds per spec on a CPU)")
     p.set_defaults(run=cmd_bench)
     for name in ("validate", "compile", "train", "eval", "predict", "trace"):
         commands[name].add_argument(
