@@ -7,7 +7,12 @@
 #      (tests/kernels, the no-host-sync step on CUDA, the device tests: a CUDA stream, checkpoints across
 #      devices), with a JUnit report;
 #   2. a short training run with --device cuda, evaluated on the CPU (a checkpoint crosses devices);
-#   3. cogdsl bench: the kernels against eager PyTorch and torch.compile, side by side, as JSON.
+#   3. cogdsl bench: the kernels against eager PyTorch and torch.compile, side by side, as JSON (the training
+#      step's rows include --compile on the torch backend and on the Triton kernels);
+#   4. the ahead-of-time compile check's resource usage (registers, spills) and kernels per step on every
+#      path, compiled included (cogdsl bench --launches --compile);
+#   5. the memory step replayed from a CUDA graph against eager and the Triton kernels, and repeated runs
+#      checked bit-identical (tests/gpu/replay.py).
 #
 # Packages the machine lacks travel as wheels in .whl/ (ignored by git): for a machine with Python 3.12,
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl lark==1.3.1
@@ -29,7 +34,7 @@ status=0
 cat "$OUT/device.txt"
 
 echo "== 1. tests that need CUDA"
-timeout 300 "$PYTHON" -m pytest -q -p no:cacheprovider -n 4 -rs --junitxml "$OUT/tests.xml" \
+timeout 200 "$PYTHON" -m pytest -q -p no:cacheprovider -n 4 -rs --junitxml "$OUT/tests.xml" \
     tests/kernels tests/test_no_host_sync.py tests/training/test_devices.py tests/ops 2>&1 | tee "$OUT/tests.txt" \
     | tail -25 || status=1
 
@@ -40,5 +45,14 @@ run="$(mktemp -d)"
       --sequences 100; } 2>&1 | tee "$OUT/run.txt" | tail -8 || status=1
 
 echo "== 3. cogdsl bench"
-timeout 240 "$PYTHON" -m cogdsl bench --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.txt" | tail -40 || status=1
+timeout 180 "$PYTHON" -m cogdsl bench --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.txt" | tail -40 || status=1
+
+echo "== 4. resource usage and kernels per step"
+timeout 60 "$PYTHON" -m pytest -q -p no:cacheprovider tests/kernels/test_compile_for_gpu.py -k spill -rx 2>&1 \
+    | tee "$OUT/spills.txt" | tail -5
+timeout 90 "$PYTHON" -m cogdsl bench --launches specs/ntm_copy.yaml specs/dnc_repeat_copy.cog --compile 2>&1 \
+    | tee "$OUT/launches.txt" | tail -5 || status=1
+
+echo "== 5. CUDA graph replay and bit-identical runs"
+timeout 60 "$PYTHON" tests/gpu/replay.py 2>&1 | tee "$OUT/replay.txt" | tail -8 || status=1
 exit $status
