@@ -140,6 +140,9 @@ def compiled_step_launches(model: torch.nn.Module, x_t: Any, batch: int) -> tupl
     in force: (forward, forward+backward)."""
     import torch._inductor.config as inductor
 
+    # Dynamo keeps one cache per code object, shared by every model's step: start each count from an empty
+    # one, or a run over many specs meets the recompile limit and falls back to eager.
+    torch._dynamo.reset()
     with inductor.patch({"cpp.enable_kernel_profile": True}):
         model.compile_step()  # type: ignore[operator]
         step = model.__dict__["_compiled_step"]

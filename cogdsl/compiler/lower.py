@@ -269,7 +269,8 @@ class CompiledModel(nn.Module):
         too. Every op in :mod:`cogdsl.ops` is a custom op on the Triton backend and a traceable
         ``autograd.Function`` on the torch backend, so the whole step is one graph
         (``tests/compiler/test_compiled_step.py`` counts the graph breaks: none). ``compile_step(None)``
-        with ``backend=None`` goes back to the eager step.
+        with ``backend=None`` goes back to the eager step. Dynamo's cache (8 graphs) is shared by every
+        model's step in a process: compile a few models per process, or ``torch._dynamo.reset()`` between.
         """
         if backend is None:
             self.__dict__.pop("_compiled_step", None)
