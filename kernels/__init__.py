@@ -15,7 +15,9 @@ them as one graph) and its memory traffic in a comment:
 * :mod:`~cogdsl.kernels.additive` -- additive (Bahdanau) attention over a sequence: score,
   softmax and context fused (online softmax, tiled over the sequence);
 * :mod:`~cogdsl.kernels.hop` -- a memory network hop's read: dot-product scores, the softmax
-  over the kept slots and the weighted sum of the values fused (online softmax, tiled over slots).
+  over the kept slots and the weighted sum of the values fused (online softmax, tiled over slots);
+* :mod:`~cogdsl.kernels.sam` -- Sparse Access Memory's write weights, write (elementwise over slot
+  tiles) and sparse read (the K chosen rows of each head gathered, cosine, softmax over K).
 
 The PyTorch references they are tested against are :mod:`cogdsl.ops.ntm`, :mod:`cogdsl.ops.dnc`
 and :mod:`cogdsl.ops.attention`. Programs run one per batch element (the attention forward:
@@ -60,6 +62,9 @@ OPS: dict[str, str] = {
     "interpolate": "stages",
     "shift": "stages",
     "sharpen": "stages",
+    "sam_write_weights": "sam",
+    "sam_write": "sam",
+    "sam_read": "sam",
 }
 
 _max_slots: contextvars.ContextVar[int | None] = contextvars.ContextVar("cogdsl_max_tile_slots", default=None)

@@ -16,7 +16,7 @@ import torch._dynamo as dynamo
 
 from cogdsl import kernels, ops
 from cogdsl.bench.launches import spec_step_input
-from tests.kernels import test_additive, test_dnc, test_hop, test_stages
+from tests.kernels import test_additive, test_dnc, test_hop, test_sam_kernels, test_stages
 from tests.kernels.helpers import ARGS, make_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,7 @@ def _inputs(op: str, seed: int) -> list[object]:
         x = make_inputs(seed, batch=2, heads=3, slots=11, width=5, write_heads=1 if op == "ntm_memory_step" else None)
         args: list[object] = [x[name].float().requires_grad_() for name in ARGS[op]]
         return [*args, True] if op in ("content_weights", "ntm_address", "ntm_memory_step") else args
-    for module in (test_dnc, test_additive, test_hop, test_stages):
+    for module in (test_dnc, test_additive, test_hop, test_stages, test_sam_kernels):
         if op in module.ARGS:
             x = module.make_inputs(seed)
             return [x[name].float().requires_grad_() if x[name].is_floating_point() else x[name]

@@ -19,10 +19,10 @@ KERNEL_OPS = sorted(op for op in kernels.OPS if op in ARGS)
 
 
 def test_every_kernel_op_is_covered_here_or_in_test_dnc() -> None:
-    from tests.kernels import test_additive, test_dnc, test_hop, test_stages
+    from tests.kernels import test_additive, test_dnc, test_hop, test_sam_kernels, test_stages
 
     assert set(kernels.OPS) == (set(ARGS) | set(test_dnc.ARGS) | set(test_additive.ARGS) | set(test_hop.ARGS)
-                                | set(test_stages.ARGS))
+                                | set(test_stages.ARGS) | set(test_sam_kernels.ARGS))
 
 
 def _args(op: str, device: str, seed: int = 0, slots: int = 37) -> list[torch.Tensor]:
@@ -97,17 +97,15 @@ def test_env_var_forces_triton(monkeypatch: pytest.MonkeyPatch, device: str) -> 
         ops.content_weights(*args)  # use_backend still wins over the environment
 
 
-#: The public ops with no Triton form: Sparse Access Memory's, whose sparse top-K reads and writes stay in PyTorch.
-NO_KERNEL = {"sam_write_weights", "sam_write", "sam_read"}
-
-
-def test_every_public_op_but_sam_has_a_triton_implementation() -> None:
+def test_every_public_op_has_a_triton_implementation() -> None:
+    """A forced Triton backend never raises BackendUnavailableError for a public op (on a device it runs on)."""
     declared = set(declare.declared())
     public_ops = {name for name in ops.__all__ if name in declared}
-    assert NO_KERNEL <= public_ops
-    assert {"interpolate", "shift", "sharpen"} <= public_ops
-    missing = sorted(name for name in public_ops - NO_KERNEL if "triton" not in backend.implementations(name))
+    assert public_ops == declared
+    assert {"interpolate", "shift", "sharpen", "sam_write_weights", "sam_write", "sam_read"} <= public_ops
+    missing = sorted(name for name in declared if "triton" not in backend.implementations(name))
     assert missing == []
+    assert set(kernels.OPS) == declared
 
 
 @pytest.mark.parametrize("op", KERNEL_OPS)
