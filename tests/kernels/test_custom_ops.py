@@ -61,7 +61,8 @@ def test_opcheck_catches_a_fake_that_lies(op: str, monkeypatch: pytest.MonkeyPat
         torch.library.opcheck(getattr(torch.ops.cogdsl, op).default, tuple(_inputs(op, seed=4)), test_utils=CHECKS)
 
 
-SPECS = ["ntm_copy.yaml", "dnc_repeat_copy.cog", "bahdanau_reverse.cog", "memn2n_babi.cog", "ntm_two_memories.cog"]
+SPECS = ["ntm_copy.yaml", "dnc_repeat_copy.cog", "bahdanau_reverse.cog", "memn2n_babi.cog", "ntm_two_memories.cog",
+         "sam_copy.cog"]
 
 
 @pytest.mark.parametrize("name", SPECS)
