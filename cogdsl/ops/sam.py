@@ -3,8 +3,9 @@
 The equations of Rae et al. (2016), "Scaling Memory-Augmented Neural Networks with Sparse Reads and
 Writes" (arXiv 1610.09027), §3.1-3.2 and supplement A.3, batch first. Each ``@op`` function here is an
 op's reference (the ``"reference"`` backend, and the ``"torch"`` one too: no SAM op has a hand-written
-backward or a Triton kernel, so every device runs these equations), and its ``@op`` line declares the
-op's shape contract: :mod:`cogdsl.ops` exports the checked, dispatching function of the same name.
+backward; the ``"triton"`` kernels of :mod:`cogdsl.kernels.sam` are tested against these equations), and
+its ``@op`` line declares the op's shape contract: :mod:`cogdsl.ops` exports the checked, dispatching
+function of the same name.
 
 The choices of the index sets are not ops: which K slots a read head takes (:func:`sam_top_k`), which
 slot is the least recently accessed (:func:`sam_lru`) and when a slot counts as accessed
