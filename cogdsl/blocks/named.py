@@ -12,18 +12,24 @@ it is, so a checkpoint's parameter names are the spec's.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import cache
 
 from torch import nn
 
 _ESCAPE = "-"
 
 
-@cache
+# container class -> its instance attributes; a plain dict, not functools.cache, which torch.compile would
+# trace through (and warn about) at every lookup of a module by name in a compiled step
+_INSTANCE_ATTRIBUTES: dict[type, frozenset[str]] = {}
+
+
 def _instance_attributes(container: type) -> frozenset[str]:
     """What a fresh ``container`` holds in its own ``__dict__`` (``training``, ``_modules``, the hook
     dictionaries, a ParameterDict's ``_keys``): names torch refuses as keys, like the class's own."""
-    return frozenset(vars(container()))
+    known = _INSTANCE_ATTRIBUTES.get(container)
+    if known is None:
+        known = _INSTANCE_ATTRIBUTES[container] = frozenset(vars(container()))
+    return known
 
 
 def stored_key(name: str, container: type) -> str:
