@@ -65,26 +65,31 @@ import triton.language as tl
 
 from cogdsl.kernels import max_tile_slots
 from cogdsl.kernels.library import define, launch
-from cogdsl.kernels.tiles import LAUNCH, TILE_ELEMENTS, contiguous, online_softmax_tile
+from cogdsl.kernels.tiles import LAUNCH, NUM_WARPS, TILE_VALUES, contiguous, online_softmax_tile
 
 __all__ = ["additive_attention", "additive_backward", "additive_blocks", "additive_forward"]
 
 
 def additive_blocks(heads: int, length: int, hidden: int, key_width: int, *, every_head: bool) -> dict[str, int]:
-    """Block sizes: BLOCK_A ≥ A, BLOCK_D ≥ D, the sequence tile BLOCK_S and, ``every_head``, BLOCK_H ≥ H.
+    """Block sizes: BLOCK_A ≥ A, BLOCK_D ≥ D, the sequence tile BLOCK_S, ``num_warps`` and, ``every_head``,
+    BLOCK_H ≥ H.
 
-    BLOCK_S keeps the largest tile a program forms, (BLOCK_S, max(BLOCK_A, BLOCK_D)) forward
-    or (BLOCK_H, BLOCK_S, max(BLOCK_A, BLOCK_D)) backward, within ``TILE_ELEMENTS``;
-    :func:`cogdsl.kernels.tiling` caps it further.
+    A program holds a sequence tile's key projections (BLOCK_H, BLOCK_S, BLOCK_A) (BLOCK_H = 1
+    forward) and keys (BLOCK_S, BLOCK_D), and a tile of the same shape made from each (tanh and
+    the weighted keys forward, their gradients backward): BLOCK_S is the largest power of two
+    with 2 · BLOCK_S · (BLOCK_H · BLOCK_A + BLOCK_D) ≤ ``TILE_VALUES``, 16,384 values over 8 warps
+    as in :func:`~cogdsl.kernels.tiles.blocks`. One head, A = D = 64: 64 elements; A = D = 256:
+    16; four heads, A = D = 64: 16. :func:`cogdsl.kernels.tiling` caps it further.
     """
     block_a = triton.next_power_of_2(max(hidden, 1))
     block_d = triton.next_power_of_2(max(key_width, 1))
     block_h = triton.next_power_of_2(max(heads, 1)) if every_head else 1
-    block_s = min(triton.next_power_of_2(max(length, 1)), max(1, TILE_ELEMENTS // (block_h * max(block_a, block_d))))
+    fits = max(1, TILE_VALUES // (2 * (block_h * block_a + block_d)))
+    block_s = min(triton.next_power_of_2(max(length, 1)), 1 << (fits.bit_length() - 1))
     cap = max_tile_slots()
     if cap is not None:
         block_s = min(block_s, cap)
-    sizes = {"BLOCK_S": block_s, "BLOCK_A": block_a, "BLOCK_D": block_d}
+    sizes = {"BLOCK_S": block_s, "BLOCK_A": block_a, "BLOCK_D": block_d, "num_warps": NUM_WARPS}
     if every_head:
         sizes["BLOCK_H"] = block_h
     return sizes

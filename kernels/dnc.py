@@ -51,19 +51,26 @@ def _block(size: int, most: int) -> int:
 
 
 def launch_blocks(heads: int, slots: int) -> dict[str, dict[str, int]]:
-    """Each kernel's block sizes for R read heads and N slots: at most ~4,096 values per register tile."""
+    """Each kernel's block sizes and ``num_warps`` for R read heads and N slots: at most ~4,096 values per
+    register tile, over 4 warps.
+
+    The temporal links' kernels hold four (BLOCK_N, BLOCK_N) tiles of the link matrix at once (L,
+    its gradient, dL and a product): BLOCK_N = 32 keeps them at 4 · 32² = 4,096 values, 32 a
+    thread (at 64 the backward spilled in float64).
+    """
     block_r = triton.next_power_of_2(max(heads, 1))
     directional = {"BLOCK_R": block_r, "BLOCK_N": _block(slots, max(16, 4096 // (block_r * 64)))}
-    return {
+    sizes = {
         "_usage_forward_kernel": {"BLOCK_N": _block(slots, 1024)},
         "_usage_backward_kernel": {"BLOCK_R": block_r, "BLOCK_N": _block(slots, 1024)},
         "_allocation_forward_kernel": {"BLOCK_N": _block(slots, 64)},
         "_allocation_backward_kernel": {"BLOCK_N": _block(slots, 64)},
-        "_link_forward_kernel": {"BLOCK_N": _block(slots, 64)},
-        "_link_backward_kernel": {"BLOCK_N": _block(slots, 64)},
+        "_link_forward_kernel": {"BLOCK_N": _block(slots, 32)},
+        "_link_backward_kernel": {"BLOCK_N": _block(slots, 32)},
         "_directional_forward_kernel": directional,
         "_directional_backward_kernel": directional,
     }
+    return {name: {**chosen, "num_warps": 4} for name, chosen in sizes.items()}
 
 
 # -- usage -----------------------------------------------------------------------------------

@@ -41,24 +41,28 @@ import triton.language as tl
 
 from cogdsl.kernels import max_tile_slots
 from cogdsl.kernels.library import define, launch
-from cogdsl.kernels.tiles import LAUNCH, TILE_ELEMENTS, contiguous, online_softmax_tile
+from cogdsl.kernels.tiles import LAUNCH, NUM_WARPS, TILE_VALUES, contiguous, online_softmax_tile
 
 __all__ = ["hop_backward", "hop_blocks", "hop_forward", "hop_read"]
 
 
 def hop_blocks(slots: int, key_width: int, value_width: int) -> dict[str, int]:
-    """Block sizes: BLOCK_D ≥ D, BLOCK_W ≥ W and the slot tile BLOCK_N.
+    """Block sizes: BLOCK_D ≥ D, BLOCK_W ≥ W, the slot tile BLOCK_N, and ``num_warps``.
 
-    BLOCK_N keeps the largest tile a program forms, (BLOCK_N, max(BLOCK_D, BLOCK_W)), within
-    ``TILE_ELEMENTS``; :func:`cogdsl.kernels.tiling` caps it further.
+    The backward holds a slot tile's keys (BLOCK_N, BLOCK_D) and values (BLOCK_N, BLOCK_W) and
+    the tiles of their gradients, of the same shapes (the forward: the values' weighted tile):
+    BLOCK_N is the largest power of two with 2 · BLOCK_N · (BLOCK_D + BLOCK_W) ≤ ``TILE_VALUES``,
+    16,384 values over 8 warps as in :func:`~cogdsl.kernels.tiles.blocks`. D = W = 20: 128 slots;
+    D = W = 50: 64; D = W = 256: 16. :func:`cogdsl.kernels.tiling` caps it further.
     """
     block_d = triton.next_power_of_2(max(key_width, 1))
     block_w = triton.next_power_of_2(max(value_width, 1))
-    block_n = min(triton.next_power_of_2(max(slots, 1)), max(1, TILE_ELEMENTS // max(block_d, block_w)))
+    fits = max(1, TILE_VALUES // (2 * (block_d + block_w)))
+    block_n = min(triton.next_power_of_2(max(slots, 1)), 1 << (fits.bit_length() - 1))
     cap = max_tile_slots()
     if cap is not None:
         block_n = min(block_n, cap)
-    return {"BLOCK_N": block_n, "BLOCK_D": block_d, "BLOCK_W": block_w}
+    return {"BLOCK_N": block_n, "BLOCK_D": block_d, "BLOCK_W": block_w, "num_warps": NUM_WARPS}
 
 
 # -- the kernels ----------------------------------------------------------------------------

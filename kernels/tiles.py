@@ -20,26 +20,62 @@ from cogdsl.ops.ntm import SHARPEN_EPS as _SHARPEN_EPS
 COSINE_EPS = tl.constexpr(_COSINE_EPS)
 SHARPEN_EPS = tl.constexpr(_SHARPEN_EPS)
 
-#: Elements of the largest broadcast tile a kernel forms, (BLOCK_H, BLOCK_N, BLOCK_W). It sets
-#: BLOCK_N so that the tile stays in registers: 8192 values over 4 warps is 64 per thread.
-TILE_ELEMENTS = 8192
-NUM_WARPS = 4
-#: Launch options of every kernel. Fused multiply-add on, said explicitly: Triton 3.9 warns when
-#: it is left to its default, which is to change.
-LAUNCH: dict[str, object] = {"num_warps": NUM_WARPS, "enable_fp_fusion": True}
+#: Values a program keeps in registers at once, over all its tiles: 64 a thread on 8 warps (see :func:`blocks`).
+TILE_VALUES = 16384
+#: The (BLOCK_N, BLOCK_W) tiles :func:`blocks` counts next to the broadcast (BLOCK_H, BLOCK_N, BLOCK_W) one.
+SLOT_TILES = 7
+#: Warps of a program whose block sizes :func:`blocks` (or hop's, additive's) picks; the DNC's run on 4.
+NUM_WARPS = 8
+#: ptxas's register ceiling, said explicitly: without it ptxas may aim at 96 or 128 registers a thread, to
+#: fit more programs on an SM, and spill to get there (8 to 32 bytes in the address and step backwards).
+MAX_REGISTERS = 255
+#: Launch options of every kernel; a launcher's block sizes add ``num_warps`` (without, Triton's default: 4).
+#: Fused multiply-add on, said explicitly: Triton 3.9 warns when it is left to its default, which is to change.
+LAUNCH: dict[str, object] = {"enable_fp_fusion": True, "maxnreg": MAX_REGISTERS}
 
 
 def blocks(heads: int, slots: int, width: int, offsets: int | None = None) -> dict[str, int]:
-    """Block sizes for a launch: BLOCK_H ≥ H, BLOCK_W ≥ W, the slot tile BLOCK_N, and BLOCK_K ≥ K if K is given."""
+    """Block sizes for a launch: BLOCK_H ≥ H, BLOCK_W ≥ W, the slot tile BLOCK_N, BLOCK_K ≥ K if K is
+    given, and ``num_warps``.
+
+    BLOCK_N counts every tile a program holds at once, per slot of the tile: the broadcast
+    (BLOCK_H, BLOCK_N, BLOCK_W) tile (a read, a similarity) is BLOCK_H · BLOCK_W values, and the
+    (BLOCK_N, BLOCK_W) tiles of the memory and its gradients (M, dM', dM, the write's keep and
+    its products, and their addresses, 64-bit) are ``SLOT_TILES`` · BLOCK_W more. BLOCK_N is the
+    largest power of two with BLOCK_N · BLOCK_W · (BLOCK_H + SLOT_TILES) ≤ ``TILE_VALUES``. The
+    (BLOCK_H, BLOCK_N) rows of the weights are small beside them (BLOCK_H ≤ BLOCK_W in every
+    spec) and are left in the margin.
+
+    16,384 values over 8 warps are 64 a thread: 128 of the 255 registers in float64, which
+    takes two a value, and the rest for indices, masks and scalars. Launches do not say their
+    dtype here, so every size fits float64, and float32 has room to spare. Seven is fitted to
+    measurements, not derived: it gives the largest BLOCK_N at which the heaviest kernel, the
+    memory step's backward, compiles with no spill in float64 at one, two and sixteen heads
+    (W = 20, 8 warps; one step larger it spilled 360, 200 and 60 bytes). For W = 20
+    (BLOCK_W = 32):
+
+    =====  ===================  =======  ======================
+    heads  values per slot      BLOCK_N  before (3-D tile only)
+    =====  ===================  =======  ======================
+    1      32 · (1 + 7) = 256   64       256
+    2      32 · (2 + 7) = 288   32       128
+    16     32 · (16 + 7) = 736  16       16
+    =====  ===================  =======  ======================
+
+    ``tests/kernels/test_compile_for_gpu.py`` checks the sizes of the specs and of the bench
+    with ptxas. :func:`cogdsl.kernels.tiling` caps BLOCK_N further.
+    """
     block_h = triton.next_power_of_2(max(heads, 1))
     block_w = triton.next_power_of_2(max(width, 1))
-    block_n = min(triton.next_power_of_2(max(slots, 1)), max(1, TILE_ELEMENTS // (block_h * block_w)))
+    fits = max(1, TILE_VALUES // (block_w * (block_h + SLOT_TILES)))
+    block_n = min(triton.next_power_of_2(max(slots, 1)), 1 << (fits.bit_length() - 1))
     cap = max_tile_slots()
     if cap is not None:
         block_n = min(block_n, cap)
     sizes = {"BLOCK_H": block_h, "BLOCK_N": block_n, "BLOCK_W": block_w}
     if offsets is not None:
         sizes["BLOCK_K"] = triton.next_power_of_2(max(offsets, 1))
+    sizes["num_warps"] = NUM_WARPS
     return sizes
 
 

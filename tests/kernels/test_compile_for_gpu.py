@@ -1,13 +1,22 @@
-"""Every kernel compiles for real NVIDIA GPUs (Hopper sm_90, Ampere sm_80), with no GPU present.
+"""Every kernel compiles for real NVIDIA GPUs (Hopper sm_90, Ampere sm_80), with no GPU present, and spills nothing.
 
 The interpreter runs a kernel's Python line by line on NumPy, so it accepts code that the
 compiler rejects: a global that is not a constexpr, a loop-carried variable whose type
 changes, a dtype mismatch. Triton can compile ahead of time for a target it is not running
-on (it ships ptxas), so CI checks here that the kernels reach PTX and a cubin, in float32
-and float64, at the block sizes the launchers pick for small and large memories.
+on (it ships ptxas), so CI checks here that the kernels reach PTX and a cubin, and reads
+ptxas's report of each: no bytes spilled to local memory.
+
+The sizes are those of the specs in ``specs/`` and of ``cogdsl bench``, one-head and many-head
+groups among them, each compiled as a launch at those sizes compiles it (``ints``: an integer
+argument of 1 is the constant 1, a multiple of 16 is known divisible by 16, pointers are
+aligned), in float32 and in float64, one of the two on sm_90 and the other on sm_80; and three
+of them also plain (every integer a bare i32), as this check compiled them at first. The block
+sizes are the launchers' own.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -21,84 +30,199 @@ KERNELS = {
     "read_write": ["_read_forward_kernel", "_read_backward_kernel", "_write_forward_kernel",
                    "_write_backward_kernel"],
     "memory_step": ["_step_forward_kernel", "_step_backward_kernel"],
+    "stages": ["_interpolate_forward_kernel", "_interpolate_backward_kernel", "_shift_forward_kernel",
+               "_shift_backward_kernel", "_sharpen_forward_kernel", "_sharpen_backward_kernel"],
     "dnc": ["_usage_forward_kernel", "_usage_backward_kernel", "_allocation_forward_kernel",
             "_allocation_backward_kernel", "_link_forward_kernel", "_link_backward_kernel",
             "_directional_forward_kernel", "_directional_backward_kernel"],
-    "stages": ["_interpolate_forward_kernel", "_interpolate_backward_kernel", "_shift_forward_kernel",
-               "_shift_backward_kernel", "_sharpen_forward_kernel", "_sharpen_backward_kernel"],
-}
-CASES = [
-    ("fp32", (2, 128, 20, 3), 90),     # the NTM copy model: 1 read + 1 write head, W=20
-    ("fp32", (5, 65536, 20, 5), 90),   # a large memory: BLOCK_N set by the register budget
-    ("fp64", (3, 4096, 7, 3), 80),
-]
-CASE_IDS = ["ntm-copy", "n65536", "fp64-sm80"]
-
-# Spills ptxas reports today (bytes of spill stores), measured with tests/kernels/compile_check.py at the
-# commit that added this table; issue 23 is to bring every one to zero (the tile sizes count the 3-D tile
-# only, while several 2-D tiles are live at once). Each is a strict xfail: a kernel that stops spilling
-# fails the test until its line is removed, and a new spill anywhere else fails it at once.
-KNOWN_SPILLS = {
-    ("_content_backward_kernel", "ntm-copy"): 108, ("_content_backward_kernel", "fp64-sm80"): 116,
-    ("_address_backward_kernel", "ntm-copy"): 156, ("_address_backward_kernel", "fp64-sm80"): 536,
-    ("_read_backward_kernel", "fp64-sm80"): 68, ("_write_backward_kernel", "fp64-sm80"): 64,
-    ("_step_backward_kernel", "ntm-copy"): 48, ("_step_backward_kernel", "n65536"): 8,
-    ("_step_backward_kernel", "fp64-sm80"): 1240,
-    ("_link_forward_kernel", "fp64-sm80"): 116, ("_link_backward_kernel", "fp64-sm80"): 960,
+    "sam": ["_sam_write_weights_forward_kernel", "_sam_write_weights_backward_kernel", "_sam_write_forward_kernel",
+            "_sam_write_backward_kernel", "_sam_read_forward_kernel", "_sam_read_backward_kernel"],
+    "hop": ["_hop_read_forward_kernel", "_hop_read_backward_kernel"],
+    "additive": ["_additive_forward_kernel", "_additive_backward_kernel"],
 }
 
+#: An NTM memory and the head group on it: H heads, the first R of them read heads, N slots of width W, K shift
+#: offsets. The content, address, read/write, step and stage kernels compile at each.
+NTM_SIZES = {
+    "ntm-copy": dict(H=2, R=1, N=128, W=20, K=3),  # ntm_copy, associative recall, repeat copy; bench N = 128
+    "one-head": dict(H=1, R=0, N=128, W=20, K=3),  # a group of one head (here a write head): H = 1 → constant
+    "many-head": dict(H=16, R=8, N=128, W=20, K=3),  # ntm_priority_sort: 8 read and 8 write heads
+    "small-memory": dict(H=2, R=1, N=32, W=12, K=3),  # ntm_two_memories' notes (its items: N = 64, W = 20)
+    "n4096": dict(H=2, R=1, N=4096, W=20, K=3),  # the bench's memory step
+    "n65536": dict(H=2, R=1, N=65536, W=20, K=3),  # the bench's largest memory
+    "one-head-n65536": dict(H=1, R=0, N=65536, W=20, K=3),  # one head: the largest slot tile
+}
+#: A DNC memory: R read heads (and one write head), N slots.
+DNC_SIZES = {
+    "dnc-repeat-copy": dict(R=4, N=16),  # dnc_repeat_copy, dnc_clockwork_repeat_copy
+    "dnc-graph": dict(R=2, N=32),  # dnc_graph_inference, dnc_graph_traversal
+    "dnc-one-head": dict(R=1, N=24),  # dnc_shortest_path's 24 slots, with one read head
+    "dnc-256": dict(R=4, N=256),  # the bench's DNC step
+    "dnc-1024": dict(R=4, N=1024),
+}
+#: A SAM memory: R read heads, N slots of width W, K slots read per head.
+SAM_SIZES = {
+    "sam-copy": dict(R=1, N=128, W=20, K=4),  # sam_copy
+    "sam-n65536": dict(R=4, N=65536, W=20, K=4),  # a large sparse memory, four read heads
+}
+#: A memory network hop: N slots, keys of width D, values of width W.
+HOP_SIZES = {
+    "memn2n": dict(N=50, D=20, W=20),  # memn2n_babi, kvmemnn; the bench's N = 50, d = 20
+    "memn2n-50": dict(N=50, D=50, W=50),  # memn2n_babi_joint, memn2n_babi_relabel (dmn_babi: d = 40)
+    "hop-500": dict(N=500, D=20, W=20),  # the bench's hop read, N = 500 ... 50,000, d = 20 and 50
+    "hop-5000": dict(N=5000, D=50, W=50),
+    "hop-50000": dict(N=50000, D=20, W=20),
+    "hop-50000-50": dict(N=50000, D=50, W=50),
+}
+#: Additive attention: H heads over S elements, A score units, keys of width D.
+ADDITIVE_SIZES = {
+    "bahdanau": dict(H=1, S=12, A=32, D=64),  # bahdanau_reverse, bahdanau_stutter
+    "additive-50-64": dict(H=1, S=50, A=64, D=64),  # the bench: S = 50 ... 400, A = D = 64 and 256
+    "additive-400-64": dict(H=1, S=400, A=64, D=64),
+    "additive-200-256": dict(H=1, S=200, A=256, D=256),
+    "additive-400-256": dict(H=1, S=400, A=256, D=256),
+    "additive-heads": dict(H=4, S=50, A=64, D=64),  # several heads: the backward's (H, S, A) tile
+}
+#: Sizes compiled plain too (every integer a bare i32), as this check first compiled them.
+PLAIN = {
+    "ntm-copy-plain": ("fp32", 90, dict(H=2, R=1, N=128, W=20, K=3), dict(R=2, N=128)),
+    "n65536-plain": ("fp32", 90, dict(H=5, R=3, N=65536, W=20, K=5), dict(R=5, N=65536)),
+    "fp64-sm80-plain": ("fp64", 80, dict(H=3, R=2, N=4096, W=7, K=3), dict(R=3, N=4096)),
+}
+#: Each size as launched in two (dtype, arch) pairs, alternating, so that every pair is covered.
+TARGETS = [(("fp32", 90), ("fp64", 80)), (("fp32", 80), ("fp64", 90))]
 
-def _constants(module: str, name: str, heads: int, slots: int, width: int, offsets: int) -> dict[str, object]:
-    """The constexprs the kernel's launcher would pick for these sizes."""
+#: Spills ptxas reports, (kernel, case) → bytes of spill stores; empty since issue 23 (see docs/kernels.md).
+#: Each would be a strict xfail: a kernel that stops spilling fails the test until its line is removed, and a
+#: new spill anywhere else fails it at once.
+KNOWN_SPILLS: dict[tuple[str, str], int] = {}
+
+
+def _family(module: str) -> dict[str, dict[str, int]]:
+    return {"dnc": DNC_SIZES, "sam": SAM_SIZES, "hop": HOP_SIZES, "additive": ADDITIVE_SIZES}.get(module, NTM_SIZES)
+
+
+def _constants(module: str, name: str, sizes: dict[str, int]) -> list[dict[str, Any]]:
+    """The constexprs (and num_warps) the kernel's launcher picks for these sizes: one set, or one per
+    HAS_D_WEIGHTS for the backwards that take it."""
+    import triton
+
+    from cogdsl.kernels.additive import additive_blocks
     from cogdsl.kernels.dnc import launch_blocks
+    from cogdsl.kernels.hop import hop_blocks
+    from cogdsl.kernels.sam import _read_sizes, _write_sizes
+    from cogdsl.kernels.stages import _tile
     from cogdsl.kernels.tiles import blocks
 
-    if module == "dnc":  # its launchers pick their own blocks
-        return launch_blocks(heads, slots)[name]
-    return {"COSINE": True, **blocks(heads, slots, width, offsets)}
+    if module == "dnc":
+        return [launch_blocks(sizes["R"], sizes["N"])[name]]
+    if module == "sam":
+        if "_read_" in name:
+            return [_read_sizes(sizes["K"], sizes["W"])]
+        if "weights" in name:
+            return [{k: v for k, v in blocks(sizes["R"], sizes["N"], 1).items() if k != "BLOCK_W"}]
+        return [_write_sizes(sizes["N"], sizes["W"])]
+    if module == "stages":
+        return [{"BLOCK_N": _tile(sizes["N"]), "BLOCK_K": triton.next_power_of_2(sizes["K"])}]
+    if module == "hop":
+        chosen = hop_blocks(sizes["N"], sizes["D"], sizes["W"])
+        flags = (True, False) if "backward" in name else (None,)
+        return [chosen if flag is None else {**chosen, "HAS_D_WEIGHTS": flag} for flag in flags]
+    if module == "additive":
+        backward = "backward" in name
+        chosen = additive_blocks(sizes["H"], sizes["S"], sizes["A"], sizes["D"], every_head=backward)
+        return [{**chosen, "HAS_D_WEIGHTS": flag} for flag in ((True, False) if backward else (True,))]
+    return [{"COSINE": True, **blocks(sizes["H"], sizes["N"], sizes["W"], sizes["K"])}]
+
+
+def _ints(module: str, name: str, sizes: dict[str, int]) -> dict[str, int]:
+    """The integer arguments a launch at these sizes passes (the additive kernels' strides: contiguous; the
+    tile counts of the SAM writes' backwards)."""
+    if module == "sam":
+        tile = _constants(module, name, sizes)[0].get("BLOCK_N", 1)
+        return {**sizes, "TILES": -(-sizes["N"] // tile)}
+    if module != "additive":
+        return dict(sizes)
+    h, s, a, d = sizes["H"], sizes["S"], sizes["A"], sizes["D"]
+    return {**sizes, "key_proj_stride_b": h * s * a, "key_proj_stride_h": s * a, "key_proj_stride_s": a,
+            "keys_stride_b": s * d, "keys_stride_s": d}
+
+
+def _suffix(variants: list[dict[str, Any]], constants: dict[str, Any]) -> str:
+    """Tells a backward with the weights' gradient from one without, where a kernel compiles both."""
+    return "" if len(variants) == 1 else "-dw" if constants["HAS_D_WEIGHTS"] else "-no-dw"
+
+
+def jobs() -> list[dict[str, Any]]:
+    """Every (kernel, case) compile: each size as launched in two dtypes, and the plain sizes."""
+    found = []
+    for module, names in KERNELS.items():
+        family = _family(module)
+        for index, (label, sizes) in enumerate(family.items()):
+            for dtype, arch in TARGETS[index % 2]:
+                for name in names:
+                    variants = _constants(module, name, sizes)
+                    for constants in variants:
+                        found.append({"module": module, "kernel": name, "dtype": dtype, "arch": arch,
+                                      "case": f"{label}-{dtype}-sm{arch}{_suffix(variants, constants)}",
+                                      "constants": constants, "ints": _ints(module, name, sizes)})
+        if family is not NTM_SIZES and module != "dnc":
+            continue
+        for label, (dtype, arch, ntm, dnc) in PLAIN.items():
+            for name in names:
+                for constants in _constants(module, name, dnc if module == "dnc" else ntm):
+                    found.append({"module": module, "kernel": name, "dtype": dtype, "arch": arch, "case": label,
+                                  "constants": constants})
+    return found
+
+
+#: A compile that must spill: the memory step's backward in float64 at the slot tile the 3-D budget alone
+#: gave (BLOCK_N = 128 for two heads, W = 20) over 4 warps; ptxas spilled 1,704 bytes there.
+TOO_LARGE = {"module": "memory_step", "kernel": "_step_backward_kernel", "dtype": "fp64", "arch": 90,
+             "case": "too-large", "ints": NTM_SIZES["ntm-copy"],
+             "constants": {"COSINE": True, "BLOCK_H": 2, "BLOCK_N": 128, "BLOCK_W": 32, "BLOCK_K": 4,
+                           "num_warps": 4}}
 
 
 @pytest.fixture(scope="module")
-def compiled() -> dict[tuple[str, str], dict[str, object]]:
-    jobs = [{"module": module, "kernel": name, "dtype": dtype, "arch": arch, "case": case,
-             "constants": _constants(module, name, *sizes)}
-            for module, names in KERNELS.items() for name in names
-            for (dtype, sizes, arch), case in zip(CASES, CASE_IDS, strict=True)]
-    return {(r["kernel"], r["case"]): r for r in compile_kernels(jobs)}
+def compiled() -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["kernel"], r["case"]): r for r in compile_kernels([*jobs(), TOO_LARGE])}
 
 
-def _spill_cases() -> list[object]:
+def _cases() -> list[object]:
     cases = []
-    for name in (name for names in KERNELS.values() for name in names):
-        for (_, sizes, _), case in zip(CASES, CASE_IDS, strict=True):
-            known = KNOWN_SPILLS.get((name, case))
-            marks = [pytest.mark.xfail(strict=True, reason=f"spills {known} bytes today (issue 23)")] if known else []
-            cases.append(pytest.param(name, case, sizes, id=f"{name}-{case}", marks=marks))
+    for job in jobs():
+        name, case = job["kernel"], job["case"]
+        known = KNOWN_SPILLS.get((name, case))
+        marks = [pytest.mark.xfail(strict=True, reason=f"spills {known} bytes (issue 23)")] if known else []
+        cases.append(pytest.param(name, case, id=f"{name}-{case}", marks=marks))
     return cases
 
 
-@pytest.mark.parametrize(("name", "case", "sizes"), _spill_cases())
-def test_kernel_does_not_spill(compiled: dict, name: str, case: str, sizes: tuple) -> None:
+@pytest.mark.parametrize(("name", "case"), _cases())
+def test_kernel_does_not_spill(compiled: dict, name: str, case: str) -> None:
     """No register spills to local memory, as ptxas reports them (a spill makes a memory-bound kernel slower
-    still): zero bytes of spill stores at every size the launchers pick here."""
+    still): zero bytes of spill stores and loads at every size the launchers pick here."""
     result = compiled[(name, case)]
     assert "error" not in result, result.get("error")
     assert result["spill_stores"] == 0 and result["spill_loads"] == 0, (
-        f"{name} at {sizes} ({case}): {result['spill_stores']} bytes spill stores, {result['spill_loads']} "
-        f"bytes spill loads, {result['stack']} bytes stack frame, {result['registers']} registers")
+        f"{name} ({case}, {result['constants']}): {result['spill_stores']} bytes spill stores, "
+        f"{result['spill_loads']} bytes spill loads, {result['stack']} bytes stack frame, "
+        f"{result['registers']} registers")
 
 
 def test_the_spill_check_sees_spills(compiled: dict) -> None:
-    """Not vacuous: ptxas's report is read (registers are counted for every kernel), and a kernel known to
-    spill shows it."""
+    """Not vacuous: ptxas's report is read (registers are counted for every kernel), and a kernel compiled at
+    a slot tile too large for its registers shows the spill."""
     assert all(int(r["registers"]) > 0 for r in compiled.values() if "error" not in r)
-    assert int(compiled[("_step_backward_kernel", "fp64-sm80")]["spill_stores"]) > 0
+    too_large = compiled[(TOO_LARGE["kernel"], TOO_LARGE["case"])]
+    assert "error" not in too_large, too_large.get("error")
+    assert int(too_large["spill_stores"]) > 0 and int(too_large["spill_loads"]) > 0, too_large
 
 
-@pytest.mark.parametrize("name", [name for names in KERNELS.values() for name in names])
-@pytest.mark.parametrize(("dtype", "sizes", "arch"), CASES, ids=CASE_IDS)
-def test_kernel_compiles_to_a_cubin(compiled: dict, name: str, dtype: str, sizes: tuple, arch: int) -> None:
-    result = compiled[(name, CASE_IDS[[c[1] for c in CASES].index(sizes)])]
+@pytest.mark.parametrize(("name", "case"), [(job["kernel"], job["case"]) for job in jobs()],
+                         ids=[f"{job['kernel']}-{job['case']}" for job in jobs()])
+def test_kernel_compiles_to_a_cubin(compiled: dict, name: str, case: str) -> None:
+    result = compiled[(name, case)]
     assert "error" not in result, result.get("error")
     assert result["target"] and result["cubin"] > 0
-
