@@ -1,0 +1,18 @@
+"""Session-wide test setup: Triton's interpreter on a machine without a GPU, before anything imports Triton.
+
+``triton.language`` is built when Triton is first imported, and the interpreter only runs kernels correctly
+in a process where ``TRITON_INTERPRET=1`` was set before that: a test module that imports ``torch._dynamo``
+or ``torch._inductor`` (both import Triton) ahead of tests/kernels/conftest.py would otherwise leave the
+kernel tests of that worker calling compiled-mode ``tl`` functions ("Cannot call @triton.jit'd outside of
+the scope of a kernel"). So it is set here, where pytest looks first. The ahead-of-time compile checks run
+in a child process without it (tests/kernels/compile_check.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
