@@ -39,7 +39,8 @@ seed-study: $(STAMP)
 # Every spec in specs/ through torch.compile, and kernels per step on the compiled paths (CI: one spec per family).
 compile-check: $(STAMP)
 	COGDSL_COMPILE_CHECK=1 $(BIN)/python -m pytest -n auto tests/compiler/test_compiled_step.py \
-		tests/kernels/test_launches.py tests/kernels/test_every_spec_on_triton.py tests/kernels/test_custom_ops.py
+		tests/kernels/test_launches.py tests/kernels/test_every_spec_on_triton.py tests/kernels/test_custom_ops.py \
+		tests/kernels/test_compile_for_gpu.py
 
 # On a machine with a CUDA GPU (torch and triton installed): the tests CI skips, a GPU run, cogdsl bench.
 gpu-check:

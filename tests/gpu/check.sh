@@ -48,7 +48,7 @@ echo "== 3. cogdsl bench"
 timeout 180 "$PYTHON" -m cogdsl bench --json "$OUT/bench.json" 2>&1 | tee "$OUT/bench.txt" | tail -40 || status=1
 
 echo "== 4. resource usage and kernels per step"
-timeout 60 "$PYTHON" -m pytest -q -p no:cacheprovider tests/kernels/test_compile_for_gpu.py -k spill -rx 2>&1 \
+COGDSL_COMPILE_CHECK=1 timeout 120 "$PYTHON" -m pytest -q -p no:cacheprovider tests/kernels/test_compile_for_gpu.py -k spill 2>&1 \
     | tee "$OUT/spills.txt" | tail -5
 timeout 90 "$PYTHON" -m cogdsl bench --launches specs/ntm_copy.yaml specs/dnc_repeat_copy.cog --compile 2>&1 \
     | tee "$OUT/launches.txt" | tail -5 || status=1
