@@ -123,19 +123,17 @@ def _checked(op: str, implementation: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _lazy(op: str, module: str) -> Callable[..., Any]:
-    """The op's Triton implementation, imported on its first call."""
+    """The op's Triton implementation, imported on its first call (after the device check)."""
     implementation: Callable[..., Any] | None = None
 
-    def call(*args: Any) -> Any:
+    def imported(*args: Any) -> Any:
         nonlocal implementation
-        _device_check(op, args[0])
         if implementation is None:
             implementation = getattr(importlib.import_module(f"cogdsl.kernels.{module}"), op)
         return implementation(*args)
 
-    call.__name__ = call.__qualname__ = op
-    call.__doc__ = f"cogdsl.kernels.{module}.{op}, imported on first use."
-    return call
+    imported.__doc__ = f"cogdsl.kernels.{module}.{op}, imported on first use."
+    return _checked(op, imported)
 
 
 def _kernels_can_run() -> bool:

@@ -145,7 +145,7 @@ def compiled_step_launches(model: torch.nn.Module, x_t: Any, batch: int) -> tupl
     torch._dynamo.reset()
     with inductor.patch({"cpp.enable_kernel_profile": True}):
         model.compile_step()  # type: ignore[operator]
-        step = model.__dict__["_compiled_step"]
+        step = model.step_function
         try:
             state = _warm(step, model, x_t, batch)
             with torch.no_grad():

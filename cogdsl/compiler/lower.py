@@ -284,6 +284,11 @@ class CompiledModel(nn.Module):
         """Whether :meth:`forward` runs a compiled step (:meth:`compile_step`)."""
         return "_compiled_step" in self.__dict__
 
+    @property
+    def step_function(self) -> Any:
+        """The step :meth:`forward` runs: the compiled one after :meth:`compile_step`, else :meth:`step`."""
+        return self.__dict__.get("_compiled_step", self.step)
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_compiled_step", None)  # a compiled function does not pickle; compile again after loading
@@ -322,7 +327,7 @@ class CompiledModel(nn.Module):
             floating = next((v for v in given.values() if v.is_floating_point()), None)
             state = self.initial_state(batch, floating)
         trace: dict[str, list[torch.Tensor]] | None = {} if return_weights else None
-        step = self.__dict__.get("_compiled_step", self.step)
+        step = self.step_function
         # Time first and contiguous, so every step's input has the same strides whatever the length
         # (a compiled step is then reused for every length).
         per_step = {k: v.transpose(0, 1).contiguous() for k, v in per_step.items()}

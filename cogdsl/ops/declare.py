@@ -202,13 +202,8 @@ def _public_function(declaration: Op) -> Callable[..., Any]:
         reference(*args, **kwargs)  # a call that does not fit the signature: Python's own TypeError, named
         raise AssertionError(f"{name}: arguments that bind() refused were accepted")  # pragma: no cover
 
-    @functools.wraps(reference)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        if kwargs or len(args) != arity:
-            args = bind(args, kwargs)
-        if is_compiling():  # checked while torch.compile traces (shapes are constants there), never again
-            declaration.check(args)
-            return resolve(name, args[0].is_cuda)(*args)
+    def check_once(args: tuple[Any, ...]) -> None:
+        """The checks, unless this combination of shapes, dtypes and options passed them before."""
         try:
             key = (name, *[args[i].shape for i in tensors], *[args[i].dtype for i in tensors],
                    *[args[i] for i in options])
@@ -218,6 +213,15 @@ def _public_function(declaration: Op) -> Callable[..., Any]:
         if key not in _VALID:
             declaration.check(args)
             _remember(key)
+
+    @functools.wraps(reference)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if kwargs or len(args) != arity:
+            args = bind(args, kwargs)
+        if is_compiling():  # checked while torch.compile traces (shapes are constants there), never again
+            declaration.check(args)
+        else:
+            check_once(args)
         return resolve(name, args[0].is_cuda)(*args)
 
     checked.__module__ = "cogdsl.ops"  # where it is exported (pickle finds it there), not its reference's module

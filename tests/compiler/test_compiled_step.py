@@ -1,7 +1,7 @@
 """The time step under torch.compile: one graph, compiled once for every sequence length, the same numbers.
 
 ``--compile`` (:mod:`cogdsl.training.compiled`) compiles :meth:`CompiledModel.step`; these tests hold it to
-what that promises on the torch backend (the Triton backend's custom ops: tests/kernels/test_compiled_step.py).
+what that promises on the torch backend (the Triton backend's custom ops: tests/kernels/test_custom_ops.py).
 """
 
 from __future__ import annotations
