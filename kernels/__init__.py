@@ -6,10 +6,11 @@ them as one graph) and its memory traffic in a comment:
 
 * :mod:`~cogdsl.kernels.content` -- content weights: cosine (or dot) similarity, strength,
   softmax over slots (online, tiled over slots);
-* :mod:`~cogdsl.kernels.ntm_address` -- content, gate, shift and sharpen fused;
+* :mod:`~cogdsl.kernels.ntm_address` -- any pipeline of content, gate, shift and sharpen fused, one
+  kernel per pipeline (the stages are ``tl.constexpr`` flags);
 * :mod:`~cogdsl.kernels.read_write` -- the read and the write of every head;
-* :mod:`~cogdsl.kernels.memory_step` -- one memory's whole step (every head's addressing,
-  the reads and the write) in one launch forward and one backward;
+* :mod:`~cogdsl.kernels.memory_step` -- one memory's whole step (every head's addressing, any
+  pipeline, the reads and the write) in one launch forward and one backward;
 * :mod:`~cogdsl.kernels.dnc` -- the DNC's usage, allocation (sorted on the GPU), temporal
   links and directional weightings;
 * :mod:`~cogdsl.kernels.additive` -- additive (Bahdanau) attention over a sequence: score,
@@ -50,9 +51,11 @@ __all__ = ["OPS", "available", "interpreting", "max_tile_slots", "tiling"]
 OPS: dict[str, str] = {
     "content_weights": "content",
     "ntm_address": "ntm_address",
+    "address": "ntm_address",
     "read": "read_write",
     "write": "read_write",
     "ntm_memory_step": "memory_step",
+    "memory_step": "memory_step",
     "dnc_usage": "dnc",
     "dnc_allocation": "dnc",
     "dnc_link": "dnc",

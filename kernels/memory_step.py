@@ -1,14 +1,16 @@
 """One memory's whole NTM step fused: every head's addressing, the reads and the write.
 
-    w   = ntm_address(M, w_prev, k, β, g, s, γ)                         (B, H, N), all H heads
+    w   = address(M, w_prev, k, β, g, s, γ)                             (B, H, N), all H heads
     r_h = Σ_i w_h[i] M_i                           for the R = H − H_w read heads (first)
     M'  = M ∘ Π_h (1 − w_h e_hᵀ) + Σ_h w_h a_hᵀ     for the H_w write heads (last)
 
-Reference: :func:`cogdsl.ops.ntm.ntm_memory_step`. One launch forward and one backward, one
-program per batch element, built from the tile pieces of :mod:`~cogdsl.kernels.content`,
+References: :func:`cogdsl.ops.ntm.ntm_memory_step` (all four addressing stages) and
+:func:`cogdsl.ops.ntm.memory_step` (any of them: the same ``tl.constexpr`` stage flags as
+:mod:`~cogdsl.kernels.ntm_address`, so each pipeline a spec uses is its own kernel). One launch forward and
+one backward, one program per batch element, built from the tile pieces of :mod:`~cogdsl.kernels.content`,
 :mod:`~cogdsl.kernels.ntm_address` and :mod:`~cogdsl.kernels.read_write`:
 
-forward   pass 1 over M: similarities and the online softmax (kernels.content)
+forward   pass 1 over M: similarities and the online softmax (kernels.content), with a content stage
           pass 2 over the (H, N) arrays: gate, shift, online sharpening (kernels.ntm_address)
           pass 3 over M: the weights, every read and the write, while the tile is in registers
 backward  pass 1 over M and dM': dw from the reads, the write and the caller, de, da
@@ -19,6 +21,7 @@ Memory traffic per batch element (fp32): forward reads M twice and writes M' onc
 bytes, against the 8NW of reading M once and writing M' once); backward reads M and dM'
 twice and writes dM once (20NW bytes, against 12NW). Similarities need all of M before any
 weight is known, hence the second read. The (H, N) arrays add about 20HN bytes each way.
+The key, erase and add vectors are read through their batch stride, so views of the interface need no copy.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import torch
 import triton
 import triton.language as tl
 
-from cogdsl.kernels.content import finish_key_grads, load_keys
+from cogdsl.kernels.content import finish_key_grads
 from cogdsl.kernels.library import define, launch
 from cogdsl.kernels.ntm_address import (
     STATS,
@@ -35,53 +38,65 @@ from cogdsl.kernels.ntm_address import (
     address_content_grad_tile,
     address_grad_passes,
     address_passes,
+    load_content_stage,
     load_gate_stage,
     load_stats,
     sharpened_tile,
+    stage_inputs,
     store_stage_grads,
 )
 from cogdsl.kernels.read_write import keep_tile, read_grad_tile, read_tile, write_grad_tile, write_tile
-from cogdsl.kernels.tiles import LAUNCH, blocks, contiguous, load_rows, store_rows
+from cogdsl.kernels.tiles import LAUNCH, batch_rows, blocks, contiguous, load_rows, store_rows
 
-__all__ = ["ntm_memory_step", "step_backward", "step_forward"]
+__all__ = ["memory_step", "ntm_memory_step", "step_backward", "step_forward"]
 
 
 @triton.jit
 def _step_forward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gate_ptr, shift_ptr, gamma_ptr,
                          erase_ptr, add_ptr, weights_ptr, reads_ptr, new_memory_ptr, sim_ptr, shifted_ptr, stats_ptr,
-                         H, R, N, W, K,
-                         COSINE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
+                         H, R, N, W, K, key_stride, erase_stride, add_stride,
+                         COSINE: tl.constexpr, CONTENT: tl.constexpr, GATE: tl.constexpr, SHIFT: tl.constexpr,
+                         SHARPEN: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
                          BLOCK_W: tl.constexpr, BLOCK_K: tl.constexpr):
     batch = tl.program_id(0).to(tl.int64)
     memory_ptr += batch * N * W
     new_memory_ptr += batch * N * W
-    keys_ptr += batch * H * W
-    erase_ptr += batch * (H - R) * W
-    add_ptr += batch * (H - R) * W
+    erase_ptr += batch * erase_stride
+    add_ptr += batch * add_stride
     reads_ptr += batch * R * W
     per_head = batch * H
-    strengths_ptr += per_head
-    gate_ptr += per_head
-    gamma_ptr += per_head
-    shift_ptr += per_head * K
+    if CONTENT:
+        keys_ptr += batch * key_stride
+        strengths_ptr += per_head
+        sim_ptr += per_head * N
+    if GATE:
+        gate_ptr += per_head
+    if SHARPEN:
+        gamma_ptr += per_head
+        shifted_ptr += per_head * N
+    if SHIFT:
+        shift_ptr += per_head * K
     stats_ptr += per_head * STATS
     previous_ptr += per_head * N
     weights_ptr += per_head * N
-    sim_ptr += per_head * N
-    shifted_ptr += per_head * N
     heads = tl.arange(0, BLOCK_H)
     columns = tl.arange(0, BLOCK_W)
     column_mask = columns < W
+    if SHARPEN:
+        stage_ptr = shifted_ptr
+    else:
+        stage_ptr = weights_ptr
     keys, _strengths, _key_norms, gamma, top, power_sum = address_passes(
-        memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gate_ptr, shift_ptr, gamma_ptr, sim_ptr, shifted_ptr,
-        stats_ptr, H, N, W, K, heads, columns, column_mask, COSINE, BLOCK_N)
+        memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gate_ptr, shift_ptr, gamma_ptr, sim_ptr, stage_ptr,
+        stats_ptr, H, N, W, K, heads, columns, column_mask, COSINE, CONTENT, GATE, SHIFT, SHARPEN, BLOCK_N, BLOCK_K)
     reads = keys * 0.0
     tile_rows = tl.arange(0, BLOCK_N)
     for start in range(0, N, BLOCK_N):
         slots = start + tile_rows
         mask = (heads[:, None] < H) & (slots[None, :] < N)
-        weights = sharpened_tile(shifted_ptr, heads, slots, mask, gamma, top, power_sum, N)
-        tl.store(weights_ptr + heads[:, None] * N + slots[None, :], weights, mask=mask)
+        weights = sharpened_tile(stage_ptr, heads, slots, mask, gamma, top, power_sum, N, SHARPEN)
+        if SHARPEN:
+            tl.store(weights_ptr + heads[:, None] * N + slots[None, :], weights, mask=mask)
         memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
         reads += read_tile(tl.where(heads[:, None] < R, weights, 0.0), memory)
         new_memory = write_tile(memory, weights, heads, erase_ptr, add_ptr, R, H - R, W, columns, column_mask)
@@ -95,45 +110,56 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
                           d_weights_ptr, d_reads_ptr, grad_ptr, scratch_ptr,
                           d_memory_ptr, d_previous_ptr, d_keys_ptr, d_strengths_ptr, d_gate_ptr, d_shift_ptr,
                           d_gamma_ptr, d_erase_ptr, d_add_ptr,
-                          H, R, N, W, K,
-                          COSINE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
+                          H, R, N, W, K, key_stride, erase_stride, add_stride,
+                          COSINE: tl.constexpr, CONTENT: tl.constexpr, GATE: tl.constexpr, SHIFT: tl.constexpr,
+                          SHARPEN: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_N: tl.constexpr,
                           BLOCK_W: tl.constexpr, BLOCK_K: tl.constexpr):
     batch = tl.program_id(0).to(tl.int64)
     memory_ptr += batch * N * W
     grad_ptr += batch * N * W
     d_memory_ptr += batch * N * W
-    keys_ptr += batch * H * W
-    d_keys_ptr += batch * H * W
-    erase_ptr += batch * (H - R) * W
-    add_ptr += batch * (H - R) * W
+    erase_ptr += batch * erase_stride
+    add_ptr += batch * add_stride
     d_erase_ptr += batch * (H - R) * W
     d_add_ptr += batch * (H - R) * W
     d_reads_ptr += batch * R * W
     per_head = batch * H
-    strengths_ptr += per_head
-    gate_ptr += per_head
-    gamma_ptr += per_head
-    d_strengths_ptr += per_head
-    d_gate_ptr += per_head
-    d_gamma_ptr += per_head
-    shift_ptr += per_head * K
-    d_shift_ptr += per_head * K
+    if CONTENT:
+        keys_ptr += batch * key_stride
+        d_keys_ptr += batch * H * W
+        strengths_ptr += per_head
+        d_strengths_ptr += per_head
+        sim_ptr += per_head * N
+    if GATE:
+        gate_ptr += per_head
+        d_gate_ptr += per_head
+    if SHARPEN:
+        gamma_ptr += per_head
+        d_gamma_ptr += per_head
+        shifted_ptr += per_head * N
+    if SHIFT:
+        shift_ptr += per_head * K
+        d_shift_ptr += per_head * K
     stats_ptr += per_head * STATS
     previous_ptr += per_head * N
     d_previous_ptr += per_head * N
     weights_ptr += per_head * N
     d_weights_ptr += per_head * N
-    sim_ptr += per_head * N
-    shifted_ptr += per_head * N
-    d_total_ptr = scratch_ptr + per_head * N * 2  # dw from every use, then dw_c (pass 3 on)
+    d_total_ptr = scratch_ptr + per_head * N * 2  # dw from every use; with sharpening, then dw_c (pass 3 on)
     d_shifted_ptr = d_total_ptr + H * N
+    # Without sharpening, passes 2-3 read dw (at d_total) at slots ahead of the tile they write: dw_c goes apart.
+    if SHARPEN:
+        d_content_ptr = d_total_ptr
+    else:
+        d_content_ptr = d_shifted_ptr
     heads = tl.arange(0, BLOCK_H)
     head_mask = heads < H
     columns = tl.arange(0, BLOCK_W)
     column_mask = columns < W
     tile_rows = tl.arange(0, BLOCK_N)
-    keys, strengths, key_norms = load_keys(keys_ptr, strengths_ptr, H, W, heads, columns, column_mask)
-    gate, gamma = load_gate_stage(gate_ptr, gamma_ptr, H, heads)
+    keys, strengths, key_norms = load_content_stage(keys_ptr, strengths_ptr, H, W, heads, columns, column_mask,
+                                                    CONTENT)
+    gate, gamma = load_gate_stage(gate_ptr, gamma_ptr, H, heads, GATE, SHARPEN)
     row_max, row_sum, top, _power_sum = load_stats(stats_ptr, heads, H)
     d_reads = load_rows(d_reads_ptr, heads, R, W, columns, column_mask)
 
@@ -159,7 +185,8 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
     # 2-3. Back through sharpen, shift and gate.
     d_gamma, d_shift, d_gate, centre = address_grad_passes(
         weights_ptr, d_total_ptr, shifted_ptr, d_shifted_ptr, sim_ptr, previous_ptr, shift_ptr, d_previous_ptr,
-        d_total_ptr, strengths, gate, gamma, row_max, row_sum, top, H, N, K, heads, BLOCK_N, BLOCK_K)
+        d_content_ptr, strengths, gate, gamma, row_max, row_sum, top, H, N, K, heads, CONTENT, GATE, SHIFT, SHARPEN,
+        BLOCK_N, BLOCK_K)
     # 4. The content backward, and dM from every use of M.
     d_keys = keys * 0.0
     d_key_norms = gate * 0.0
@@ -170,37 +197,50 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
         memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
         grad = load_rows(grad_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
         weights = tl.load(weights_ptr + heads[:, None] * N + slots[None, :], mask=mask, other=0.0)
-        d_memory, d_keys_part, d_key_norms_part, d_strengths_part = address_content_grad_tile(
-            memory, sim_ptr, d_total_ptr, heads, slots, mask, keys, key_norms, strengths, row_max, row_sum,
-            centre, N, COSINE)
-        d_memory_read, _d_weights_read = read_grad_tile(weights, memory, d_reads)
-        d_memory += d_memory_read
+        d_memory, _d_weights_read = read_grad_tile(weights, memory, d_reads)
+        if CONTENT:
+            d_memory_content, d_keys_part, d_key_norms_part, d_strengths_part = address_content_grad_tile(
+                memory, sim_ptr, d_content_ptr, heads, slots, mask, keys, key_norms, strengths, row_max, row_sum,
+                centre, N, COSINE)
+            d_memory += d_memory_content
+            d_keys += d_keys_part
+            d_key_norms += d_key_norms_part
+            d_strengths += d_strengths_part
         d_memory += grad * keep_tile(memory, weights, heads, erase_ptr, R, H - R, W, columns, column_mask)
         store_rows(d_memory_ptr + start * W, d_memory, tile_rows, N - start, W, columns, column_mask)
-        d_keys += d_keys_part
-        d_key_norms += d_key_norms_part
-        d_strengths += d_strengths_part
-    finish_key_grads(d_keys_ptr, d_strengths_ptr, d_keys, d_key_norms, d_strengths, keys, key_norms,
-                     H, W, heads, columns, column_mask)
-    store_stage_grads(d_gate_ptr, d_gamma_ptr, d_shift_ptr, d_gate, d_gamma, d_shift, H, K, heads, BLOCK_K)
+    if CONTENT:
+        finish_key_grads(d_keys_ptr, d_strengths_ptr, d_keys, d_key_norms, d_strengths, keys, key_norms,
+                         H, W, heads, columns, column_mask)
+    store_stage_grads(d_gate_ptr, d_gamma_ptr, d_shift_ptr, d_gate, d_gamma, d_shift, H, K, heads, GATE, SHIFT,
+                      SHARPEN, BLOCK_K)
 
 
 def step_forward(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor,
                  gate: torch.Tensor, shift_weights: torch.Tensor, gamma: torch.Tensor, erase: torch.Tensor,
-                 add: torch.Tensor, cosine: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                                                           torch.Tensor, torch.Tensor]:
-    """→ (weights (B,H,N), reads (B,R,W), new memory (B,N,W); sim, w̃ (B,H,N), stats (B,H,4) saved)."""
-    inputs = contiguous(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add)
+                 add: torch.Tensor, cosine: bool, content: bool, gated: bool, shift: bool, sharpen: bool
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """→ (weights (B,H,N), reads (B,R,W), new memory (B,N,W); sim, w̃ (B,H,N), stats (B,H,4) saved).
+
+    A stage whose flag is off is skipped and its tensor never read; sim and w̃ are then empty."""
+    keys, key_stride = batch_rows(keys) if content else (keys, 0)
+    (erase, erase_stride), (add, add_stride) = batch_rows(erase), batch_rows(add)
+    memory, previous, strengths, gate, shift_weights, gamma = contiguous(
+        memory, previous, strengths, gate, shift_weights, gamma)
     batch, slots, width = memory.shape
-    heads, offsets = keys.shape[1], shift_weights.shape[2]
+    heads = previous.shape[1]
+    offsets = shift_weights.shape[2] if shift else 1
     read_heads = heads - erase.shape[1]
     weights = memory.new_empty(batch, heads, slots)
     reads = memory.new_empty(batch, read_heads, width)
-    new_memory = torch.empty_like(inputs[0])
-    sim, shifted = torch.empty_like(weights), torch.empty_like(weights)
+    new_memory = torch.empty_like(memory)
+    sim = torch.empty_like(weights) if content else memory.new_empty(0)
+    shifted = torch.empty_like(weights) if sharpen else memory.new_empty(0)
     stats = memory.new_empty(batch, heads, STATS_PER_HEAD)
-    launch(_step_forward_kernel, (batch,), *inputs, weights, reads, new_memory, sim, shifted, stats,
-           heads, read_heads, slots, width, offsets, COSINE=cosine, **LAUNCH, **blocks(heads, slots, width, offsets))
+    launch(_step_forward_kernel, (batch,), memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add,
+           weights, reads, new_memory, sim if content else weights, shifted if sharpen else weights, stats,
+           heads, read_heads, slots, width, offsets, key_stride, erase_stride, add_stride, COSINE=cosine,
+           CONTENT=content, GATE=gated, SHIFT=shift, SHARPEN=sharpen, **LAUNCH,
+           **blocks(heads, slots, width, offsets))
     return weights, reads, new_memory, sim, shifted, stats
 
 
@@ -208,18 +248,26 @@ def step_backward(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tens
                   gate: torch.Tensor, shift_weights: torch.Tensor, gamma: torch.Tensor, erase: torch.Tensor,
                   add: torch.Tensor, weights: torch.Tensor, reads: torch.Tensor, new_memory: torch.Tensor,
                   sim: torch.Tensor, shifted: torch.Tensor, stats: torch.Tensor, d_weights: torch.Tensor,
-                  d_reads: torch.Tensor, d_new_memory: torch.Tensor, cosine: bool) -> tuple[
-                      torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-                      torch.Tensor, torch.Tensor, torch.Tensor]:
+                  d_reads: torch.Tensor, d_new_memory: torch.Tensor, cosine: bool, content: bool, gated: bool,
+                  shift: bool, sharpen: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                       torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                       torch.Tensor]:
     """The gradients of the nine inputs: one program per batch element."""
-    inputs = contiguous(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add)
+    keys, key_stride = batch_rows(keys) if content else (keys, 0)
+    (erase, erase_stride), (add, add_stride) = batch_rows(erase), batch_rows(add)
+    memory, previous, strengths, gate, shift_weights, gamma = contiguous(
+        memory, previous, strengths, gate, shift_weights, gamma)
     batch, slots, width = memory.shape
-    heads, offsets = keys.shape[1], shift_weights.shape[2]
+    heads = previous.shape[1]
+    offsets = shift_weights.shape[2] if shift else 1
     read_heads = heads - erase.shape[1]
     scratch = memory.new_empty(batch, 2, heads, slots)
-    grads = [torch.empty_like(t) for t in inputs]
-    launch(_step_backward_kernel, (batch,), *inputs, weights, sim, shifted, stats, d_weights, d_reads,
-           d_new_memory, scratch, *grads, heads, read_heads, slots, width, offsets, COSINE=cosine,
+    grads = [memory.new_empty(t.shape) for t in (memory, previous, keys, strengths, gate, shift_weights, gamma,
+                                                 erase, add)]
+    launch(_step_backward_kernel, (batch,), memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add,
+           weights, sim if content else weights, shifted if sharpen else weights, stats, d_weights, d_reads,
+           d_new_memory, scratch, *grads, heads, read_heads, slots, width, offsets, key_stride, erase_stride,
+           add_stride, COSINE=cosine, CONTENT=content, GATE=gated, SHIFT=shift, SHARPEN=sharpen,
            **LAUNCH, **blocks(heads, slots, width, offsets))
     return grads[0], grads[1], grads[2], grads[3], grads[4], grads[5], grads[6], grads[7], grads[8]
 
@@ -232,5 +280,17 @@ def ntm_memory_step(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Te
                     add: torch.Tensor, similarity: str = "cosine") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The Triton implementation of :func:`cogdsl.ops.ntm_memory_step` (shapes checked there)."""
     weights, reads, new_memory = _memory_step(memory, previous, keys, strengths, gate, shift_weights, gamma,
-                                              erase, add, similarity == "cosine")
+                                              erase, add, similarity == "cosine", True, True, True, True)
+    return weights, reads, new_memory
+
+
+def memory_step(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tensor | None,
+                strengths: torch.Tensor | None, gate: torch.Tensor | None, shift_weights: torch.Tensor | None,
+                gamma: torch.Tensor | None, erase: torch.Tensor, add: torch.Tensor,
+                similarity: str = "cosine") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The Triton implementation of :func:`cogdsl.ops.memory_step` (shapes checked there): one kernel for the
+    addressing stages given."""
+    tensors, flags = stage_inputs(memory, keys, strengths, gate, shift_weights, gamma)
+    weights, reads, new_memory = _memory_step(memory, previous, *tensors, erase, add, similarity == "cosine",
+                                              flags["content"], flags["gate"], flags["shift"], flags["sharpen"])
     return weights, reads, new_memory

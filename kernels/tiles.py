@@ -84,6 +84,21 @@ def contiguous(*tensors: torch.Tensor) -> list[torch.Tensor]:
     return [t.contiguous() for t in tensors]
 
 
+def batch_rows(t: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """A (B, H, W) argument and its batch stride, for a kernel that steps batch elements by that stride and
+    reads each element's (H, W) rows packed.
+
+    The key, erase and add vectors are views of the controller's interface (B, I), sliced and reshaped:
+    their rows are packed and only the batch stride, I, differs from a contiguous tensor's. Such a view is
+    passed as it is, saving a copy kernel a step; anything else is made contiguous.
+    """
+    heads, width = t.shape[-2], t.shape[-1]
+    packed = (width == 1 or t.stride(-1) == 1) and (heads == 1 or t.stride(-2) == width)
+    if not packed:
+        t = t.contiguous()
+    return t, (t.stride(0) if t.shape[0] > 1 else heads * width)
+
+
 @triton.jit
 def row(matrix, rows, index):
     """The row ``index`` of a register tile (R, C) as a (C,) vector; ``rows`` is arange(R)."""

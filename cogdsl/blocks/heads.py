@@ -278,9 +278,9 @@ class HeadGroup(nn.Module):
         f = self.fields(interface)
         names = self.stage_names
         result = GroupStep(previous)
-        if names == ("content", "gate", "shift", "sharpen"):
-            weights = ops.ntm_address(memory, previous, f["key"], f["strength"], f["gate"], f["shift"], f["gamma"],
-                                      similarity=self.similarity)
+        if self.average_key is None and not self.samples:  # any pipeline of content, gate, shift, sharpen: one op
+            weights = ops.address(memory, previous, f.get("key"), f.get("strength"), f.get("gate"), f.get("shift"),
+                                  f.get("gamma"), similarity=self.similarity)
         else:
             weights = previous
             if self.average_key is not None:
@@ -322,14 +322,15 @@ class HeadGroup(nn.Module):
 
     @property
     def fusable(self) -> bool:
-        """Whether :meth:`address_read_write` can run this group: NTM addressing, at least one write head,
-        and slots that are all content (no address vectors)."""
-        return (bool(self.plan.writes) and self.stage_names == ("content", "gate", "shift", "sharpen")
+        """Whether :meth:`address_read_write` can run this group: NTM addressing (any pipeline of content, gate,
+        shift and sharpen; not ``lru`` or ``hard``), at least one write head, and slots that are all content
+        (no address vectors)."""
+        return (bool(self.plan.writes) and self.average_key is None and not self.samples
                 and not self.address_width)
 
     def address_read_write(self, interface: torch.Tensor, memory: torch.Tensor, previous: torch.Tensor
                            ) -> GroupStep:
-        """One step for every head of a :attr:`fusable` group, the write included: one op call.
+        """One step for every head of a :attr:`fusable` group, the write included: one ``ops.memory_step`` call.
 
         The same as :meth:`forward` followed by ``ops.write`` of its writes, for a group that
         is its memory's only writer; on CUDA it is one kernel launch.
@@ -337,9 +338,9 @@ class HeadGroup(nn.Module):
         The result's ``memory`` is the new memory (B, N, W); it has no ``writes``.
         """
         f = self.fields(interface)
-        weights, reads, new_memory = ops.ntm_memory_step(
-            memory, previous, f["key"], f["strength"], f["gate"], f["shift"], f["gamma"], f["erase"], f["add"],
-            similarity=self.similarity)
+        weights, reads, new_memory = ops.memory_step(
+            memory, previous, f.get("key"), f.get("strength"), f.get("gate"), f.get("shift"), f.get("gamma"),
+            f["erase"], f["add"], similarity=self.similarity)
         return GroupStep(weights, reads if self.plan.reads else None, memory=new_memory)
 
     def initial_weights(self, batch: int, slots: int, like: torch.Tensor) -> torch.Tensor:
@@ -466,7 +467,7 @@ class NTMGroupUnit(GroupUnit):
     """An NTM head group's step: address the memory as the previous step left it, read, and post the writes
     for the memory's unit (topic "writes"); an ``lru`` group keeps its moving average as ``lru:INDEX``.
     A ``fused`` group, its memory's only writer with NTM addressing, does all of it in one
-    ``ops.ntm_memory_step`` call and posts the new memory (topic "memory")."""
+    ``ops.memory_step`` call and posts the new memory (topic "memory")."""
 
     group: HeadGroup
 
@@ -507,5 +508,5 @@ class NTMGroupUnit(GroupUnit):
         if plan.reads:
             text += ", read the memory as of the previous step"
         if self.fused:
-            text += "; one ntm_memory_step call with the write (a fused kernel on CUDA)"
+            text += "; one memory_step call with the write (a fused kernel on CUDA)"
         return text

@@ -139,7 +139,7 @@ class CompiledModel(nn.Module):
 
     @property
     def fused(self) -> tuple[bool, ...]:
-        """For each head group, whether it runs as one ``ops.ntm_memory_step`` call (settable, to compare)."""
+        """For each head group, whether it runs as one ``ops.memory_step`` call (settable, to compare)."""
         return tuple(bool(getattr(unit, "fused", False)) for unit in self.group_units)
 
     @fused.setter

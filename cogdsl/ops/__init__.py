@@ -42,6 +42,7 @@ __all__ = [
     "SIMILARITIES",
     "BackendUnavailableError",
     "additive_attention",
+    "address",
     "content_weights",
     "current_backend",
     "dnc_allocation",
@@ -50,6 +51,7 @@ __all__ = [
     "dnc_usage",
     "hop_read",
     "interpolate",
+    "memory_step",
     "ntm_address",
     "ntm_memory_step",
     "read",
@@ -74,6 +76,8 @@ ntm_address = _public(_ntm.ntm_address)
 read = _public(_ntm.read)
 write = _public(_ntm.write)
 ntm_memory_step = _public(_ntm.ntm_memory_step)
+address = _public(_ntm.address)  # any subset of ntm_address's stages
+memory_step = _public(_ntm.memory_step)  # ntm_memory_step with address's stages
 
 # -- the DNC's memory management (Graves et al. 2016, Methods) -----------------------------------
 dnc_usage = _public(_dnc.dnc_usage)

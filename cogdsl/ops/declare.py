@@ -119,11 +119,14 @@ class Op:
     #: String option -> its allowed values.
     choices: dict[str, tuple[str, ...]]
     checks: tuple[Check, ...]
+    #: The tensor arguments that may be None (their letters end in ``?`` in the contract).
+    optional: frozenset[str] = frozenset()
 
     def check(self, args: tuple[Any, ...]) -> None:
         """Raise ``TypeError`` or ``ValueError`` for arguments (all positional) that break the contract."""
         named = dict(zip(self.params, args, strict=True))
-        check_shapes(self.name, *((name, named[name], dims) for name, dims in self.dims.items()))
+        check_shapes(self.name, *((name, named[name], dims) for name, dims in self.dims.items()
+                                  if not (named[name] is None and name in self.optional)))
         for name, allowed in self.choices.items():
             if named[name] not in allowed:
                 listed = ", ".join(repr(a) for a in allowed)
@@ -141,7 +144,8 @@ def op(*, checks: tuple[Check, ...] = (), **contract: str | tuple[str, ...]) -> 
     """Declare the decorated function the reference of the op of its name; returns it unchanged.
 
     ``contract`` names every argument: a tensor's dimension letters (``memory="BNW"``; a letter
-    shared by two arguments must have the same size in both), or a string option's allowed values
+    shared by two arguments must have the same size in both; ``gate="BH?"``: a tensor or None), or a string
+    option's allowed values
     (``similarity=("cosine", "dot")``). ``checks`` run after those, in order, on arguments
     whose shapes agree. The reference is registered as the ``"reference"`` backend of the op,
     and :func:`public` then gives the op's checked, dispatching function. Declaring an op again
@@ -156,7 +160,8 @@ def op(*, checks: tuple[Check, ...] = (), **contract: str | tuple[str, ...]) -> 
         names = tuple(p.name for p in params)
         if set(contract) != set(names):
             raise TypeError(f"op {name}: the contract names {sorted(contract)} but the arguments are {list(names)}")
-        letters = {letter for dims in contract.values() if isinstance(dims, str) for letter in dims}
+        optional = frozenset(n for n, dims in contract.items() if isinstance(dims, str) and dims.endswith("?"))
+        letters = {letter for dims in contract.values() if isinstance(dims, str) for letter in dims.rstrip("?")}
         if not letters <= set(DIM_NAMES):
             raise TypeError(f"op {name}: unknown dimension letters {sorted(letters - set(DIM_NAMES))}")
         declaration = Op(
@@ -164,9 +169,10 @@ def op(*, checks: tuple[Check, ...] = (), **contract: str | tuple[str, ...]) -> 
             reference=reference,
             params=names,
             defaults=tuple(p.default for p in params),
-            dims={n: d for n in names if isinstance(d := contract[n], str)},
+            dims={n: d.rstrip("?") for n in names if isinstance(d := contract[n], str)},
             choices={n: c for n in names if isinstance(c := contract[n], tuple)},
             checks=checks,
+            optional=optional,
         )
         register(name, "reference", reference)
         _DECLARED[name] = declaration
@@ -174,6 +180,15 @@ def op(*, checks: tuple[Check, ...] = (), **contract: str | tuple[str, ...]) -> 
         return reference
 
     return declare
+
+
+def _shape(t: Any) -> Any:
+    """A tensor's shape, or None for None (an optional argument left out)."""
+    return None if t is None else t.shape
+
+
+def _dtype(t: Any) -> Any:
+    return None if t is None else t.dtype
 
 
 def _public_function(declaration: Op) -> Callable[..., Any]:
@@ -205,7 +220,7 @@ def _public_function(declaration: Op) -> Callable[..., Any]:
     def check_once(args: tuple[Any, ...]) -> None:
         """The checks, unless this combination of shapes, dtypes and options passed them before."""
         try:
-            key = (name, *[args[i].shape for i in tensors], *[args[i].dtype for i in tensors],
+            key = (name, *[_shape(args[i]) for i in tensors], *[_dtype(args[i]) for i in tensors],
                    *[args[i] for i in options])
         except AttributeError:  # an argument that is not a tensor: the check says which
             declaration.check(args)

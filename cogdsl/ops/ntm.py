@@ -25,10 +25,12 @@ __all__ = [
     "COSINE_EPS",
     "SHARPEN_EPS",
     "SIMILARITIES",
+    "address",
     "compose_memory_step",
     "content_logits",
     "content_weights",
     "interpolate",
+    "memory_step",
     "ntm_address",
     "ntm_memory_step",
     "read",
@@ -213,6 +215,68 @@ def ntm_address(
     return sharpen(shift(gated, shift_weights), gamma)
 
 
+def _shift_count_if_given(op_name: str, args: dict[str, Tensor]) -> None:
+    if args["shift_weights"] is not None:
+        _odd_shift_count(op_name, args)
+
+
+def _content_pair(op_name: str, args: dict[str, Tensor | None]) -> None:
+    if (args["keys"] is None) != (args["strengths"] is None):
+        given, missing = ("keys", "strengths") if args["strengths"] is None else ("strengths", "keys")
+        raise ValueError(f"{op_name}: {given} is given but {missing} is None; the content stage needs both "
+                         "(or neither, to leave it out)")
+
+
+@op(memory="BNW", previous="BHN", keys="BHW?", strengths="BH?", gate="BH?", shift_weights="BHK?", gamma="BH?",
+    similarity=SIMILARITIES, checks=(_content_pair, _shift_count_if_given))
+def address(
+    memory: Tensor,
+    previous: Tensor,
+    keys: Tensor | None = None,
+    strengths: Tensor | None = None,
+    gate: Tensor | None = None,
+    shift_weights: Tensor | None = None,
+    gamma: Tensor | None = None,
+    similarity: str = "cosine",
+) -> Tensor:
+    """Any NTM addressing pipeline: the stages whose arguments are given, in the NTM's order.
+
+        w ← w_prev
+        w ← content_weights(M, k, β)     if keys and strengths are given
+        w ← interpolate(w, w_prev, g)    if gate is given
+        w ← shift(w, s)                  if shift_weights is given
+        w ← sharpen(w, γ)                if gamma is given
+
+    With every stage it is :func:`ntm_address`; ``content | sharpen`` is ``address(M, w_prev, k, β,
+    gamma=γ)``. On CUDA it is one fused kernel launch forward and one backward, specialised to the
+    stages given.
+
+    Args:
+      memory: (B, N, W) memory.
+      previous: (B, H, N) each head's weights from the previous time step.
+      keys: (B, H, W) lookup keys k, or None (no content stage; then strengths is None too).
+      strengths: (B, H) key strengths β, or None.
+      gate: (B, H) interpolation gates g in [0, 1], or None (no gate).
+      shift_weights: (B, H, 2s+1) distributions over the shift offsets −s..s, or None (no shift).
+      gamma: (B, H) sharpening exponents γ ≥ 1, or None (no sharpening).
+      similarity: ``"cosine"`` or ``"dot"``.
+
+    Returns:
+      (B, H, N) new weights; each (b, h) row is a distribution over the N slots when ``previous``'s are
+      or a content stage is given.
+    """
+    weights = previous
+    if keys is not None and strengths is not None:
+        weights = content_weights(memory, keys, strengths, similarity)
+    if gate is not None:
+        weights = interpolate(weights, previous, gate)
+    if shift_weights is not None:
+        weights = shift(weights, shift_weights)
+    if gamma is not None:
+        weights = sharpen(weights, gamma)
+    return weights
+
+
 @op(memory="BNW", weights="BHN")
 def read(memory: Tensor, weights: Tensor) -> Tensor:
     """Read: each head's weighted sum of the memory slots.
@@ -319,3 +383,47 @@ def ntm_memory_step(
       (weights (B, H, N), reads (B, H − H_w, W), new memory (B, N, W)).
     """
     return _reference_step(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add, similarity)
+
+
+_reference_any_step = compose_memory_step(address, read, write)
+
+
+@op(memory="BNW", previous="BHN", keys="BHW?", strengths="BH?", gate="BH?", shift_weights="BHK?", gamma="BH?",
+    erase="BVW", add="BVW", similarity=SIMILARITIES,
+    checks=(_content_pair, _shift_count_if_given, _write_heads_within))
+def memory_step(
+    memory: Tensor,
+    previous: Tensor,
+    keys: Tensor | None,
+    strengths: Tensor | None,
+    gate: Tensor | None,
+    shift_weights: Tensor | None,
+    gamma: Tensor | None,
+    erase: Tensor,
+    add: Tensor,
+    similarity: str = "cosine",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One memory's whole step with any addressing pipeline: every head addresses, the read heads read,
+    the write heads write.
+
+    :func:`ntm_memory_step` with the addressing of :func:`address` (a stage whose arguments are None is
+    left out). The H heads are read heads first, then the H_w = erase.shape[1] write heads:
+
+        w = address(M, w_prev, k, β, g, s, γ)                              (B, H, N)
+        r_h = Σ_i w_h[i] M_i                     for h < H − H_w           (B, H − H_w, W)
+        M' = M ∘ Π_{h ≥ H−H_w} (1 − w_h e_hᵀ) + Σ_{h ≥ H−H_w} w_h a_hᵀ    (B, N, W)
+
+    On CUDA it is one fused kernel launch forward and one backward, specialised to the stages given.
+
+    Args:
+      memory: (B, N, W) memory M.
+      previous, keys, strengths, gate, shift_weights, gamma: as for :func:`address`, for all H heads.
+      erase: (B, H_w, W) erase vectors of the write heads, in [0, 1].
+      add: (B, H_w, W) add vectors of the write heads.
+      similarity: ``"cosine"`` or ``"dot"``.
+
+    Returns:
+      (weights (B, H, N), reads (B, H − H_w, W), new memory (B, N, W)).
+    """
+    return _reference_any_step(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add,
+                               similarity)

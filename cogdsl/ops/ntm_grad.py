@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from cogdsl.ops.backend import register
-from cogdsl.ops.ntm import COSINE_EPS, SHARPEN_EPS, SIMILARITIES, _shift_index, compose_memory_step, read
+from cogdsl.ops.ntm import COSINE_EPS, SHARPEN_EPS, SIMILARITIES, _shift_index, compose_memory_step, interpolate, read
 
 # Each stage as a forward that returns what its backward needs, and that backward. The
 # single-op Functions and the fused ntm_address are compositions of these. What a backward
@@ -215,8 +215,30 @@ def ntm_address(memory: Tensor, previous: Tensor, keys: Tensor, strengths: Tenso
 
 ntm_memory_step = compose_memory_step(ntm_address, read, write)
 
+
+def address(memory: Tensor, previous: Tensor, keys: Tensor | None = None, strengths: Tensor | None = None,
+            gate: Tensor | None = None, shift_weights: Tensor | None = None, gamma: Tensor | None = None,
+            similarity: str = "cosine") -> Tensor:
+    if keys is not None and strengths is not None and gate is not None and shift_weights is not None \
+            and gamma is not None:
+        return ntm_address(memory, previous, keys, strengths, gate, shift_weights, gamma, similarity)
+    weights = previous
+    if keys is not None and strengths is not None:
+        weights = content_weights(memory, keys, strengths, similarity)
+    if gate is not None:
+        weights = interpolate(weights, previous, gate)
+    if shift_weights is not None:
+        weights = shift(weights, shift_weights)
+    if gamma is not None:
+        weights = sharpen(weights, gamma)
+    return weights
+
+
+memory_step = compose_memory_step(address, read, write)
+memory_step.__name__ = memory_step.__qualname__ = "memory_step"
+
 # The "torch" backend of these ops; interpolate and read have no backward worth writing by hand, so
-# their "torch" backend is their reference.
-for _fn in (content_weights, shift, sharpen, write, ntm_address, ntm_memory_step):
+# their "torch" backend is their reference. address and memory_step use the stages' hand-written backwards.
+for _fn in (content_weights, shift, sharpen, write, ntm_address, ntm_memory_step, address, memory_step):
     register(_fn.__name__, "torch", _fn)
 del _fn

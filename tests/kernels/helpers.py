@@ -30,11 +30,15 @@ ARGS: dict[str, tuple[str, ...]] = {
     "read": ("memory", "weights"),
     "write": ("memory", "weights", "erase", "add"),
     "ntm_memory_step": ("memory", "previous", "keys", "strengths", "gate", "shift_weights", "gamma", "erase", "add"),
+    # any stage's tensors may be None (tests/kernels/test_pipelines.py); here, every stage
+    "address": ("memory", "previous", "keys", "strengths", "gate", "shift_weights", "gamma"),
+    "memory_step": ("memory", "previous", "keys", "strengths", "gate", "shift_weights", "gamma", "erase", "add"),
 }
 #: The ops that take a ``similarity``.
-SIMILARITY_OPS = {"content_weights", "ntm_address", "ntm_memory_step"}
+SIMILARITY_OPS = {"content_weights", "ntm_address", "ntm_memory_step", "address", "memory_step"}
 #: The names of the outputs of the ops with more than one.
 OUTPUTS: dict[str, tuple[str, ...]] = {"ntm_memory_step": ("weights", "reads", "memory"),
+                                       "memory_step": ("weights", "reads", "memory"),
                                        "additive_attention": ("context", "weights"), "hop_read": ("read", "weights")}
 
 

@@ -26,12 +26,30 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKS = ("test_schema", "test_autograd_registration", "test_faketensor")
 
 
-def _inputs(op: str, seed: int) -> list[object]:
-    """Random float32 inputs of ``op`` (none zero), and its options, as the custom op takes them."""
+#: Public ops whose kernel is another op's custom op with some stages off (their stage flags).
+SHARED = {"address": "ntm_address", "memory_step": "ntm_memory_step"}
+#: Each custom op once.
+CUSTOM_OPS = sorted({SHARED.get(op, op) for op in kernels.OPS})
+#: The stage flags (content, gate, shift, sharpen) of the pipelines the addressing ops are checked with.
+PIPELINES = [(True, True, True, True), (True, False, False, True), (False, True, True, False),
+             (True, True, False, False)]
+
+
+def _inputs(op: str, seed: int, stages: tuple[bool, ...] = (True,) * 4) -> list[object]:
+    """Random float32 inputs of ``op`` (none zero), and its options, as the custom op takes them; for the
+    addressing ops, with ``stages`` on (an absent stage's tensor is the launchers' one-element placeholder)."""
     if op in ARGS:
         x = make_inputs(seed, batch=2, heads=3, slots=11, width=5, write_heads=1 if op == "ntm_memory_step" else None)
         args: list[object] = [x[name].float().requires_grad_() for name in ARGS[op]]
-        return [*args, True] if op in ("content_weights", "ntm_address", "ntm_memory_step") else args
+        if op == "content_weights":
+            return [*args, True]
+        if op in ("ntm_address", "ntm_memory_step"):
+            used = (stages[0], stages[0], stages[1], stages[2], stages[3])
+            for i, on in enumerate(used, start=2):
+                if not on:
+                    args[i] = torch.empty(1)
+            return [*args, True, *stages]
+        return args
     for module in (test_dnc, test_additive, test_hop, test_stages, test_sam_kernels):
         if op in module.ARGS:
             x = module.make_inputs(seed)
@@ -40,13 +58,27 @@ def _inputs(op: str, seed: int) -> list[object]:
     raise AssertionError(f"no inputs for {op}")
 
 
-@pytest.mark.parametrize("op", sorted(kernels.OPS))
+@pytest.mark.parametrize("op", CUSTOM_OPS)
 def test_each_kernel_passes_opcheck(op: str) -> None:
     custom = getattr(torch.ops.cogdsl, op).default
     torch.library.opcheck(custom, tuple(_inputs(op, seed=3)), test_utils=CHECKS)
 
 
-@pytest.mark.parametrize("op", sorted(kernels.OPS))
+@pytest.mark.parametrize("stages", PIPELINES[1:])
+@pytest.mark.parametrize("op", ["ntm_address", "ntm_memory_step"])
+def test_every_pipeline_passes_opcheck(op: str, stages: tuple[bool, ...]) -> None:
+    """The addressing kernels with stages off: placeholders for the absent stages' tensors, empty saved arrays."""
+    custom = getattr(torch.ops.cogdsl, op).default
+    torch.library.opcheck(custom, tuple(_inputs(op, seed=5, stages=stages)), test_utils=CHECKS)
+
+
+def test_every_public_op_has_a_custom_op() -> None:
+    assert set(SHARED) <= set(kernels.OPS)
+    for op in CUSTOM_OPS:
+        assert hasattr(torch.ops.cogdsl, op), op
+
+
+@pytest.mark.parametrize("op", CUSTOM_OPS)
 def test_opcheck_catches_a_fake_that_lies(op: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not vacuous: a fake implementation that gives the wrong shape fails opcheck."""
     from torch._library.custom_ops import _maybe_get_opdef

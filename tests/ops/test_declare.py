@@ -23,13 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Each op's family module, where it is declared next to its reference.
 FAMILY = {
     **dict.fromkeys(("content_weights", "interpolate", "shift", "sharpen", "ntm_address", "read", "write",
-                     "ntm_memory_step"), ntm),
+                     "ntm_memory_step", "address", "memory_step"), ntm),
     **dict.fromkeys(("dnc_usage", "dnc_allocation", "dnc_link", "dnc_directional"), dnc),
     **dict.fromkeys(("additive_attention", "hop_read"), attention),
     **dict.fromkeys(("sam_write_weights", "sam_write", "sam_read"), sam),
 }
 #: The ops whose "torch" backend is a hand-written backward, not the reference.
-HAND_WRITTEN = {"content_weights", "shift", "sharpen", "write", "ntm_address", "ntm_memory_step"}
+HAND_WRITTEN = {"content_weights", "shift", "sharpen", "write", "ntm_address", "ntm_memory_step", "address",
+                "memory_step"}
 
 
 @pytest.fixture(autouse=True)
@@ -77,6 +78,10 @@ def _inputs(name: str, seed: int) -> tuple[list[object], list[Tensor]]:
         "read": lambda: [randn(b, n, w), dist(b, h, n)],
         "write": lambda: [randn(b, n, w), dist(b, h, n), rand(b, h, w), randn(b, h, w)],
         "ntm_memory_step": lambda: [*address, rand(b, v, w), randn(b, v, w), "cosine"],
+        # content, gate and sharpen (no shift); gate and shift (no content)
+        "address": lambda: [*address[:5], None, address[6], "dot"],
+        "memory_step": lambda: [*address[:2], None, None, *address[4:6], None, rand(b, v, w), randn(b, v, w),
+                                "cosine"],
         "dnc_usage": lambda: [rand(b, n), rand(b, n) / n, dist(b, r, n), rand(b, r)],
         "dnc_allocation": lambda: [rand(b, n, low=0.05, high=0.95)],
         "dnc_link": lambda: [rand(b, n, n) / n, dist(b, n) / 2, dist(b, n) / 2],
