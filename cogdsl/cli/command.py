@@ -1,4 +1,4 @@
-"""The ``cogdsl`` command: validate, fmt, compile, train, eval, predict, trace, bench.
+"""The ``cogdsl`` command: validate, fmt, compile, train, eval, predict, trace, bench, sweep, table.
 
 Every user error (a bad spec, a missing file, a wrong option, a bad checkpoint or data file)
 prints one clear message and exits with status 1; there are no tracebacks for bad input.
@@ -179,6 +179,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_command(args)
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from cogdsl.sweep.command import sweep_command
+
+    return sweep_command(args)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from cogdsl.sweep.table import table_command
+
+    return table_command(args)
+
+
 def _version() -> str:
     from cogdsl import __version__
 
@@ -221,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, help="sequences per step, over all processes (overrides the spec's)")
     p.add_argument("--lr", type=float, help="learning rate (overrides the spec's optimizer's)")
     p.add_argument("--seed", type=int, help="seed of the parameters and the data (overrides the spec's)")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE", help="set a field of the spec by its dotted path "
+                   "(as cogdsl fmt --to yaml writes it), e.g. blocks.mem.slots=64 or train.task.number=2; repeat "
+                   "for several")
     p.add_argument("--threads", type=int, help=THREADS_HELP + " (default: the spec's threads, 1)")
     p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE", help=COMPILE_HELP)
@@ -315,6 +330,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="with --launches: count the compiled step too "
                    "(torch.compile, on each backend; tens of seconds per spec on a CPU)")
     p.set_defaults(run=cmd_bench)
+
+    p = commands["sweep"] = sub.add_parser(
+        "sweep", help="train specs over seeds and grids of settings on Ray Tune (this machine's cores and GPUs, or "
+        "a Ray cluster), one run folder per trial under one sweep folder; docs/sweeps.md")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="the spec files to sweep (or --plan)")
+    p.add_argument("--plan", metavar="FILE", help="a plan file (YAML): specs, settings, seeds, scoring and table "
+                   "(sweeps/ has one per results table); the other options change it")
+    p.add_argument("--set", action="append", metavar="PATH=V1,V2", help="a dotted path of the spec and the values "
+                   "to try (every combination of several --set is tried), e.g. train.optimizer.lr=1e-3,3e-4 or "
+                   "blocks.mem.slots=64,128 or train.task.number=1,2,3")
+    p.add_argument("--seeds", metavar="N|S1,S2", help="N seeds (0 .. N-1), or a list such as 3,4,5 (7, for seed 7 "
+                   "alone); default: each spec's own seed")
+    p.add_argument("--out", help="the sweep folder (default runs/sweeps/NAME, NAME the plan's or the first spec's)")
+    p.add_argument("--resume", action="store_true", help="continue the sweep in --out: finished trials are not run "
+                   "again, trials killed part way continue from their newest checkpoint")
+    p.add_argument("--force", action="store_true", help="replace an existing sweep folder")
+    p.add_argument("--max-minutes", type=float, help="stop each trial's training after this much time (and "
+                   "checkpoint and score it; it is marked as stopped by time)")
+    p.add_argument("--lengths", nargs="+", metavar="L", help="score each trial at these test lengths (default: the "
+                   "plan's, or the task's longest training length)")
+    p.add_argument("--sequences", type=int, help="fresh test sequences per length when scoring (default: the "
+                   "plan's, or 1000)")
+    p.add_argument("--cpus-per-trial", type=float, help="CPU cores Ray gives each trial, and its torch threads "
+                   "(default 1)")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs each trial takes where the cluster has GPUs (default "
+                   "1; a fraction such as 0.25 lets small models share one)")
+    p.add_argument("--jobs", type=int, help="at most this many trials at once (default: as many as the cores and "
+                   "GPUs allow)")
+    p.add_argument("--address", help="the Ray cluster to run on (e.g. HEAD:6379, or auto); default: a Ray instance "
+                   "on this machine")
+    p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files in the trials' run "
+                   "folders (the pictures they hold take seconds per evaluation)")
+    p.add_argument("--dry-run", action="store_true", help="check the plan and list the trials' folders; run none")
+    p.set_defaults(run=cmd_sweep)
+
+    p = commands["table"] = sub.add_parser("table", help="a sweep's results as Markdown (and CSV): the median over "
+                                           "seeds per spec and setting, each seed's value, the CPU or GPU time")
+    p.add_argument("sweep", help="the sweep folder (cogdsl sweep --out)")
+    p.add_argument("--metric", action="append", metavar="NAME", help="a column: perfect, error, wrong or loss (@L "
+                   "for a test length: perfect@60), valid_loss, valid_errors, reached ... (docs/sweeps.md); "
+                   "repeat for several (default: the plan's)")
+    p.add_argument("--each", metavar="NAME", help="the metric shown for each seed (default: the first column)")
+    p.add_argument("--pick", metavar="NAME", help="also show the seed whose NAME is lowest (e.g. valid_loss: "
+                   "the seed picked on validation)")
+    p.add_argument("--trials", action="store_true", help="one row per trial instead of the median over seeds")
+    p.add_argument("--markdown", metavar="FILE", help="also write the Markdown table here")
+    p.add_argument("--csv", metavar="FILE", help="also write the table as CSV here")
+    p.add_argument("--force", action="store_true", help="overwrite --markdown and --csv files that exist")
+    p.set_defaults(run=cmd_table)
     for name in ("validate", "compile", "train", "eval", "predict", "trace"):
         commands[name].add_argument(
             "--max-memory", metavar="SIZE", help="the memory a model may hold, parameters and the state of a "

@@ -782,6 +782,10 @@ def train_command(args: Any) -> int:
         raise UsageError(f"--max-minutes must be a positive number of minutes, got {args.max_minutes:g}")
     spec = read_spec_file(args.spec)
     validate_spec(spec)
+    if getattr(args, "set", None):  # --set PATH=VALUE: the spec as a sweep's trial changes it
+        from cogdsl.sweep.settings import spec_with_sets
+
+        spec = spec_with_sets(spec, args.set)
     base = config_from_spec(spec, args.spec)
     out = Path(args.out) if args.out else Path("runs") / spec.name
     if getattr(args, "auto_resume", False):
@@ -804,7 +808,9 @@ def train_command(args: Any) -> int:
     from cogdsl.training.distributed import from_environment
 
     if from_environment().is_main:
-        print(describe_result(spec.name, result, max_minutes=args.max_minutes, spec_path=args.spec))
+        # With --set the spec file is not the spec trained: the run folder's spec.yaml is.
+        shown = out / "spec.yaml" if getattr(args, "set", None) else args.spec
+        print(describe_result(spec.name, result, max_minutes=args.max_minutes, spec_path=shown))
     return 130 if result.interrupted else 0
 
 

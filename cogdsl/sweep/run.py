@@ -1,0 +1,254 @@
+"""The sweep's driver: its trials on Ray Tune, one run folder each under one sweep folder.
+
+    SWEEP/
+      sweep.json      the plan and its trials (ids, specs, settings, seeds): what cogdsl table reads
+      summary.json    each trial's status after the last sweep command, and the errors of those that failed
+      <trial id>/     an ordinary run folder, and its trial.json (cogdsl.sweep.trial)
+      .tune/          Ray Tune's own records
+
+Ray runs the trials: on this machine by default (a Ray instance started for the sweep, with the cores and GPUs
+it finds), or on a Ray cluster with ``--address`` (``ray start --head`` on one machine, ``ray start --address
+HEAD:6379`` on the others; the sweep folder must then be on a file system every machine sees). Each trial asks
+Ray for ``cpus_per_trial`` cores and, where the cluster has GPUs, ``gpus_per_trial`` GPUs (1 by default; 0.25
+lets four small models share one), so Ray runs as many side by side as the resources allow (``--jobs`` caps it).
+
+Resuming is the sweep's own, not Ray Tune's ``Tuner.restore``: a trial whose run folder holds a finished
+marker (``trial.json`` with status done or time) is not given to Ray at all, and every other trial runs
+(continuing from its newest checkpoint if it has one). The marker is written by the trial, last and atomically,
+in the folder that holds its results, so it is right however the sweep stopped (Ctrl-C, a killed driver, a
+lost machine), on another Ray cluster or Ray version, and after the plan grew new trials; Tune's experiment
+state is written by the driver on its own schedule and may be behind the run folders when the driver is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cogdsl.errors import UsageError
+from cogdsl.sweep.plan import Plan, Trial
+from cogdsl.sweep.trial import FINISHED, read_marker, trial_config, write_marker
+
+SWEEP_FILE = "sweep.json"
+SUMMARY_FILE = "summary.json"
+TUNE_DIR = ".tune"
+INSTALL_HINT = "pip install 'cogdsl[sweep]'"
+
+
+def import_tune() -> Any:
+    """Ray Tune, imported; quiet, and writing nothing of its own into the trials' folders.
+
+    Raises:
+        UsageError: Ray Tune is not installed (the message says how to install it)."""
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # the run folders have the logs
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "16")
+    try:
+        import ray  # noqa: F401
+        from ray import tune
+    except ImportError as err:
+        raise UsageError(f"cogdsl sweep runs its trials on Ray Tune, which is not installed ({err}); install it "
+                         f"with: {INSTALL_HINT}") from None
+    return tune
+
+
+def check_sweep_dir(out: Path, *, resume: bool, force: bool) -> None:
+    """What may be done with the sweep folder, touching nothing.
+
+    Raises:
+        UsageError: it exists without --resume or --force, --force on a folder that is no sweep's, both given."""
+    if resume and force:
+        raise UsageError("pass either --resume or --force, not both")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a folder; choose another --out")
+    if not out.is_dir() or not any(out.iterdir()) or resume:
+        return
+    if not force:
+        raise UsageError(f"{out} exists; pass --resume to continue the sweep (its finished trials are not run "
+                         "again) or --force to replace it")
+    if not (out / SWEEP_FILE).is_file():
+        raise UsageError(f"{out} is not a sweep folder (it has no {SWEEP_FILE}); --force only replaces sweep "
+                         "folders: choose another --out")
+    resolved = out.resolve()
+    if resolved == Path.cwd().resolve() or resolved in Path.cwd().resolve().parents or resolved == Path.home():
+        raise UsageError(f"{out} is the current folder, one of its parents or the home folder; --force will not "
+                         "delete it")
+
+
+def run_sweep(plan: Plan, trials: list[Trial], out: Path, *, resume: bool = False, force: bool = False,
+              address: str | None = None, jobs: int | None = None, num_cpus: int | None = None,
+              echo: Callable[[str], None] | None = None) -> int:
+    """Run the trials of ``plan`` that have not finished into ``out``; 0 when every trial finished, 1 when
+    some failed (or did not run), 130 when the sweep was interrupted. The summary is printed either way.
+
+    ``num_cpus``: the cores a local Ray instance may use (default: all). A Ray instance this process has
+    already started (``ray.init``) is used as it is.
+
+    Raises:
+        UsageError: the folder (:func:`check_sweep_dir`), no Ray, GPUs asked for where the cluster has none."""
+    say = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+    check_sweep_dir(out, resume=resume, force=force)
+    ids = [t.id for t in trials]
+    doubles = sorted({i for i in ids if ids.count(i) > 1})
+    if doubles:
+        raise UsageError(f"two trials have the id {doubles[0]}: each spec, setting and seed once, please")
+    todo = [t for t in trials if (read_marker(out / t.id) or {}).get("status") not in FINISHED]
+    if len(todo) < len(trials):
+        say(f"{len(trials) - len(todo)} of {len(trials)} trials finished before; not run again")
+    tune = import_tune() if todo else None
+    if force and out.is_dir():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / SWEEP_FILE, {"plan": plan.to_json(), "trials": [t.to_json() for t in trials],
+                                   "updated": time.strftime("%Y-%m-%d %H:%M:%S")})
+    interrupted = False
+    if todo:
+        interrupted = _tune(tune, plan, todo, out, address=address, jobs=jobs, num_cpus=num_cpus, say=say)
+    return summarize(trials, out, say, interrupted)
+
+
+def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str | None, jobs: int | None,
+          num_cpus: int | None, say: Callable[[str], None]) -> bool:
+    """Run ``todo`` on Ray Tune; whether the sweep was interrupted."""
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        begun = time.perf_counter()
+        try:
+            ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+                     logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise UsageError(f"cannot start {where}: {str(err).strip().splitlines()[0]}") from None
+        say(f"ray: {'connected to ' + address if address else 'started on this machine'} in "
+            f"{time.perf_counter() - begun:.1f} s")
+    try:
+        resources = ray.cluster_resources()
+        gpus_there = float(resources.get("GPU", 0))
+        gpus = plan.gpus_per_trial if plan.gpus_per_trial is not None else (1.0 if gpus_there else 0.0)
+        if gpus > 0 and not gpus_there:
+            raise UsageError(f"--gpus-per-trial {gpus:g}: the Ray cluster has no GPU; leave it out to train on CPUs")
+        cpus = plan.cpus_per_trial
+        if cpus > float(resources.get("CPU", 0)):
+            raise UsageError(f"--cpus-per-trial {cpus:g}: the Ray cluster has {resources.get('CPU', 0):g} CPUs")
+        device = "cuda" if gpus > 0 else "cpu"
+        threads = max(1, int(cpus))
+        say(f"{len(todo)} trials, each on {cpus:g} CPU{'s' if cpus != 1 else ''}"
+            + (f" and {gpus:g} GPU{'s' if gpus > 1 else ''}" if gpus else "")
+            + f"; the cluster has {resources.get('CPU', 0):g} CPUs and {gpus_there:g} GPUs")
+        configs = {t.id: trial_config(t, out / t.id, plan.score, max_minutes=plan.max_minutes, device=device,
+                                      gpus=gpus, threads=threads, tensorboard=plan.tensorboard) for t in todo}
+        from cogdsl.sweep.trial import tune_trainable
+
+        trainable = tune.with_resources(tune_trainable, {"cpu": cpus, "gpu": gpus})
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search([configs[t.id] for t in todo])},
+            # reuse_actors: a worker process runs trial after trial, so torch is imported once per worker, not
+            # once per trial (seconds each on a small machine); every trial sets its own seeds and threads.
+            tune_config=tune.TuneConfig(max_concurrent_trials=jobs, trial_name_creator=_trial_name,
+                                        trial_dirname_creator=_trial_name, reuse_actors=True),
+            run_config=tune.RunConfig(name=time.strftime("run-%Y%m%d-%H%M%S"), storage_path=str((out / TUNE_DIR)
+                                      .resolve()), verbose=0, failure_config=tune.FailureConfig(max_failures=0),
+                                      callbacks=[_progress(tune, out, len(todo), say)]),
+        )
+        try:
+            grid = tuner.fit()
+        except KeyboardInterrupt:
+            return True
+        for result in grid:  # a trial whose worker died wrote no marker: Ray's error is its record
+            trial_id = (result.config or {}).get("trial", {}).get("trial", {}).get("id")
+            if result.error is not None and trial_id and read_marker(out / trial_id) is None:
+                marker = {"id": trial_id, "status": "failed", "error": _ray_error(result.error)}
+                write_marker(out / trial_id, marker)
+        return any(read_marker(out / t.id) is None for t in todo) and _tune_interrupted(grid)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _trial_name(trial: Any) -> str:
+    return str(trial.config["trial"]["trial"]["id"])
+
+
+def _ray_error(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:500]}" if text else type(error).__name__
+
+
+def _tune_interrupted(grid: Any) -> bool:
+    """Whether Tune stopped before every trial ran (Ctrl-C: Tune catches it and returns)."""
+    return any(result.metrics is None and result.error is None for result in grid)
+
+
+def _progress(tune: Any, out: Path, total: int, say: Callable[[str], None]) -> Any:
+    """A Tune callback that prints a line as each trial ends: its status and where its folder is."""
+
+    class Progress(tune.Callback):
+        done = 0
+
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self._report(trial)
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self._report(trial)
+
+        def _report(self, trial: Any) -> None:
+            Progress.done += 1
+            trial_id = _trial_name(trial)
+            say(f"[{Progress.done}/{total}] {describe_marker(trial_id, read_marker(out / trial_id))}")
+
+    return Progress()
+
+
+def describe_marker(trial_id: str, marker: dict[str, Any] | None) -> str:
+    """One line for a trial: its status, step, main metric and time, or its error's first line."""
+    if marker is None:
+        return f"{trial_id}: did not finish (no trial.json)"
+    status = marker.get("status")
+    if status == "failed":
+        first = str(marker.get("error") or "").strip().splitlines()
+        return f"{trial_id}: failed: {first[0] if first else 'no message'}"
+    seconds = marker.get("wall_seconds")
+    took = f" in {seconds:,.0f} s" if isinstance(seconds, (int, float)) else ""
+    why = {"done": "done", "time": "stopped at --max-minutes", "interrupted": "interrupted"}.get(str(status), status)
+    step = f", step {marker['step']}" if "step" in marker else ""
+    return f"{trial_id}: {why}{step}{took}"
+
+
+def summarize(trials: list[Trial], out: Path, say: Callable[[str], None], interrupted: bool = False) -> int:
+    """Write summary.json and print the summary: counts, and each failed trial's error; the exit status."""
+    markers = {t.id: read_marker(out / t.id) for t in trials}
+    status = {i: (m or {}).get("status", "not run") for i, m in markers.items()}
+    counts = {s: list(status.values()).count(s) for s in dict.fromkeys(status.values())}
+    failed = {i: markers[i] for i, s in status.items() if s == "failed"}
+    _write_json(out / SUMMARY_FILE, {"counts": counts, "trials": status,
+                                     "errors": {i: (m or {}).get("error") for i, m in failed.items()}})
+    words = ", ".join(f"{n} {s}" for s, n in counts.items())
+    lines = [f"sweep {out}: {len(trials)} trials: {words}"]
+    for trial_id, marker in failed.items():
+        error = str((marker or {}).get("error") or "no message").strip()
+        lines.append(f"  failed: {trial_id} ({out / trial_id / 'trial.json'}):")
+        lines += [f"    {line}" for line in error.splitlines()[:12]]
+    if any(s not in FINISHED for s in status.values()):
+        lines.append("  continue with the same command and --resume (finished trials are not run again)")
+    lines.append(f"  table: cogdsl table {out}")
+    print("\n".join(lines))
+    if interrupted:
+        return 130
+    return 0 if all(s in FINISHED for s in status.values()) else 1
+
+
+def _write_json(path: Path, data: Any) -> None:
+    from cogdsl.training.checkpoints import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")

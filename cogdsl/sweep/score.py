@@ -1,0 +1,108 @@
+"""What a trial measures once it has trained: its checkpoint scored as ``cogdsl eval`` scores it.
+
+The checkpoint is the best validation's (``checkpoints/best.safetensors``) or the last, as the plan's
+``score: weights:`` says (``auto``: the best when the spec itself writes ``keep_best: true``, as the results
+tables have always been scored). The model is loaded from the run folder by the code ``cogdsl eval`` uses, so
+``cogdsl eval RUN/spec.yaml CHECKPOINT --len L --sequences N`` prints the same numbers. The metrics of one
+evaluation, named with ``@L`` when the plan gives test lengths (``perfect@60``):
+
+=====================  ==============================================================================
+``perfect``            the fraction of test sequences (questions, images) with no error
+``error``              1 - perfect: bAbI's test error, the fraction of questions answered wrongly
+``wrong``              errors per sequence, in the task's unit (bit errors, wrong symbols, wrong pixels)
+``loss``               the task's loss per sequence
+``task_N_accuracy``    the task's own scores (a joint bAbI model: each task's), and ``task_N_error``
+``updates_skipped``    with ``skipped_updates: true``: the fraction of steps a skip RNN did not update at,
+``both_markers_read``  and on the adding problem the fraction of sequences whose two marked steps it read
+=====================  ==============================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cogdsl.errors import UsageError
+from cogdsl.sweep.plan import Score
+from cogdsl.training.callbacks import BEST_CHECKPOINT
+from cogdsl.training.checkpoints import CHECKPOINT_DIR, list_checkpoints, read_checkpoint_meta
+
+
+def chosen_checkpoint(folder: Path, weights: str, spec_keeps_best: bool) -> tuple[Path, str]:
+    """The checkpoint a trial is scored with, and which it is (``best`` or ``last``).
+
+    Raises:
+        UsageError: the run folder has no checkpoint."""
+    best = folder / CHECKPOINT_DIR / BEST_CHECKPOINT
+    if (weights == "best" or (weights == "auto" and spec_keeps_best)) and best.is_file():
+        return best, "best"
+    found = list_checkpoints(folder)
+    if not found:
+        raise UsageError(f"{folder}: the run wrote no checkpoint to score")
+    return found[-1], "last"
+
+
+def measure(folder: Path, score: Score, spec_keeps_best: bool, device: str = "cpu") -> dict[str, Any]:
+    """Score the run in ``folder``: ``{"weights", "step", "checkpoint", "valid_loss", "metrics"}``.
+
+    Raises:
+        UsageError: a test length the task does not have; the errors of :func:`cogdsl.train.load_trained`."""
+    from cogdsl.training.evaluation import evaluate
+    from cogdsl.training.loop import load_trained
+
+    checkpoint, which = chosen_checkpoint(folder, score.weights, spec_keeps_best)
+    _, task, model, loaded = load_trained(str(folder / "spec.yaml"), str(checkpoint), device=device)
+    assert task is not None  # a sweep's trials train on a task
+    metrics: dict[str, float] = {}
+    for length in score.lengths:
+        if length is not None and task.length_params is None:
+            raise UsageError(f"score: lengths: task {task.name} has no sequence lengths (its examples come whole); "
+                             "leave lengths out")
+        if length is not None and length < task.min_length:
+            raise UsageError(f"score: lengths: {length} is below task {task.name}'s shortest, {task.min_length}")
+        at = f"@{length}" if length is not None else ""
+        result = evaluate(model, task, length=length, sequences=score.sequences, split=score.split)
+        found = {"perfect": result.perfect, "error": 1.0 - result.perfect, "wrong": result.bit_errors,
+                 "loss": result.loss}
+        for name, value in result.metrics.items():
+            found[name] = value
+            if name.endswith("_accuracy"):
+                found[name.removesuffix("_accuracy") + "_error"] = 1.0 - value
+        if score.skipped_updates:
+            found.update(skipped_updates(model, task, length) or {})
+        metrics.update({f"{name}{at}": float(value) for name, value in found.items()})
+    meta = read_checkpoint_meta(checkpoint)
+    valid = (meta.get("eval") or {}).get("loss")
+    return {"weights": which, "step": int(loaded.step), "checkpoint": str(checkpoint.relative_to(folder)),
+            "valid_loss": float(valid) if valid is not None and math.isfinite(float(valid)) else None,
+            "unit": task.error_unit, "metrics": metrics}
+
+
+@torch.no_grad()
+def skipped_updates(model: torch.nn.Module, task: Any, length: int | None, sequences: int = 1000
+                    ) -> dict[str, float] | None:
+    """How a model's skip RNN controllers updated on ``sequences`` test sequences (None without one):
+    ``updates_skipped``, the fraction of steps they skipped, and on the adding problem
+    ``both_markers_read``, the fraction of sequences whose two marked steps were both updated at (by some
+    unit): the sequences whose sum it could know."""
+    from cogdsl.tasks.adding import AddingTask
+    from cogdsl.training.evaluation import EVAL_SEED, model_inputs
+    from cogdsl.viz.curves import evaluating
+
+    batch = task.sample(sequences, torch.Generator().manual_seed(EVAL_SEED), length=length)
+    device = next(model.parameters()).device
+    batch = batch.to(device) if device.type != "cpu" else batch
+    with evaluating(model):
+        _, trace = model(model_inputs(model, batch.inputs), return_weights=True, steps=batch.steps)
+    updates = [value for name, value in trace.items() if name.endswith(":updates")]
+    if not updates:
+        return None
+    updated = torch.cat([u.reshape(u.shape[0], u.shape[1], -1) for u in updates], dim=-1)  # (B, T, units)
+    fractions = {"updates_skipped": 1 - float(updated.float().mean())}
+    if isinstance(task, AddingTask):
+        read = updated.amax(-1).gather(1, batch.info["markers"])  # (B, 2): 1 where a marked step was updated
+        fractions["both_markers_read"] = float(read.amin(-1).float().mean())
+    return fractions

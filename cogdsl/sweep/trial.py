@@ -1,0 +1,159 @@
+"""One trial of a sweep: an ordinary training run of the spec into its own run folder, then its score.
+
+The run is :func:`cogdsl.train` with the trial's spec (its settings applied) and seed, exactly what ``cogdsl
+train SPEC --set ... --seed S --out FOLDER`` does, so ``cogdsl eval`` and ``cogdsl trace`` work on the folder
+(``cogdsl eval FOLDER/spec.yaml FOLDER``). Beside the run's own files the folder holds::
+
+    trial.json     the trial's marker: its status (done, time, failed, interrupted), its settings and seed,
+                   CPU and wall seconds, device, the checkpoint scored and its metrics, or the error
+    output.txt     what the run printed (its evaluations, warnings)
+
+``trial.json`` is written last, atomically: a trial whose status is ``done`` or ``time`` (stopped by
+``--max-minutes``) is finished, and ``cogdsl sweep --resume`` does not run it again. A trial that was
+killed part way (no marker, or ``interrupted``) continues from its newest checkpoint; one that failed
+starts again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from cogdsl.sweep.plan import Score, Trial
+
+TRIAL_FILE = "trial.json"
+OUTPUT_FILE = "output.txt"
+FINISHED = ("done", "time")
+"""The statuses of a trial that a resumed sweep does not run again."""
+
+
+def read_marker(folder: Path) -> dict[str, Any] | None:
+    """The trial's ``trial.json``, or None when there is none or it cannot be read."""
+    try:
+        data = json.loads((folder / TRIAL_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_finished(folder: Path) -> bool:
+    """Whether the trial in ``folder`` finished (done, or stopped at its time limit)."""
+    marker = read_marker(folder)
+    return marker is not None and marker.get("status") in FINISHED
+
+
+def write_marker(folder: Path, marker: dict[str, Any]) -> None:
+    from cogdsl.training.checkpoints import atomic_write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / TRIAL_FILE, json.dumps(marker, indent=2, default=str) + "\n")
+
+
+def run_trial(config: dict[str, Any]) -> dict[str, Any]:
+    """Run the trial ``config`` describes (:func:`trial_config`) and return its marker; never raises for a
+    failure of the trial itself: the error goes into the marker (status ``failed``)."""
+    trial = Trial.from_json(config["trial"])
+    folder = Path(config["folder"])
+    score = Score(**{**config["score"], "lengths": tuple(config["score"]["lengths"])})
+    marker: dict[str, Any] = {
+        "id": trial.id, "spec": trial.spec, "model": trial.model, "settings": trial.settings, "seed": trial.seed,
+        "device": config["device"], "gpus": config["gpus"], "threads": config["threads"],
+        "max_minutes": config["max_minutes"], "host": socket.gethostname(), "pid": os.getpid(),
+    }
+    resume, force = _prepare(folder)
+    output = io.StringIO()
+    started, cpu = time.time(), time.process_time()
+    try:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            result, keeps_best = _train(trial, folder, config, resume=resume, force=force)
+            marker.update(step=result.step, steps=result.config.steps, stopped=result.stopped,
+                          resumed=resume)
+            if result.stopped == "interrupted":
+                marker["status"] = "interrupted"
+            else:
+                from cogdsl.sweep.score import measure
+
+                marker["scored"] = measure(folder, score, keeps_best, config["device"])
+                marker["status"] = "time" if result.stopped == "time" else "done"
+    except Exception as err:  # the trial failed: said in its marker and the sweep's summary; the others go on
+        marker.update(status="failed", error=error_text(err), traceback=traceback.format_exc())
+    finally:
+        marker["cpu_seconds"] = round(time.process_time() - cpu, 3)
+        marker["wall_seconds"] = round(time.time() - started, 3)
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        with open(folder / OUTPUT_FILE, "a", encoding="utf-8") as handle:
+            handle.write(output.getvalue())
+    write_marker(folder, marker)
+    return marker
+
+
+def _prepare(folder: Path) -> tuple[bool, bool]:
+    """Whether the trial continues the run in ``folder`` (resume) or replaces it (force). A run killed part
+    way continues from its newest checkpoint; a failed one starts again; a marker and output of a run that
+    never wrote a run file are the trial's own, and are cleared."""
+    from cogdsl.training.checkpoints import list_checkpoints
+    from cogdsl.training.run_folder import looks_like_run
+
+    if not folder.is_dir():
+        return False, False
+    marker = read_marker(folder)
+    if list_checkpoints(folder) and (marker is None or marker.get("status") == "interrupted"):
+        return True, False
+    for name in (TRIAL_FILE, OUTPUT_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
+    if looks_like_run(folder):
+        return False, True
+    if not any(folder.iterdir()):
+        return False, False
+    shutil.rmtree(folder)  # only what an earlier try of this trial left (a partial folder without run files)
+    return False, False
+
+
+def _train(trial: Trial, folder: Path, config: dict[str, Any], *, resume: bool, force: bool) -> tuple[Any, bool]:
+    """The training run, as ``cogdsl train`` makes it; and whether the spec asks to keep its best weights."""
+    from cogdsl.compiler.pipeline import parse_text, validate_spec
+    from cogdsl.training.loop import asks_for_best, config_from_spec, train
+
+    spec = parse_text(trial.spec_yaml, trial.spec_name, "yaml")
+    validate_spec(spec)
+    settings = config_from_spec(spec, trial.spec_name).with_overrides(seed=trial.seed, threads=config["threads"])
+    result = train(spec, settings, folder, resume=resume, force=force, progress=False,
+                   max_minutes=config["max_minutes"], device=config["device"], tensorboard=config["tensorboard"])
+    return result, asks_for_best(spec)
+
+
+def error_text(err: BaseException) -> str:
+    """A failed trial's error in words: a spec error as ``cogdsl`` prints it, anything else as its type and
+    message."""
+    from cogdsl.errors import CogdslError, SpecError
+
+    if isinstance(err, SpecError):
+        return err.render()
+    if isinstance(err, CogdslError):
+        return str(err)
+    return f"{type(err).__name__}: {str(err).strip() or 'no message'}"
+
+
+def trial_config(trial: Trial, folder: Path, score: Score, *, max_minutes: float | None, device: str, gpus: float,
+                 threads: int, tensorboard: bool = True) -> dict[str, Any]:
+    """Everything a worker needs to run ``trial`` (plain data: it travels to the worker as Ray Tune's config)."""
+    return {"trial": trial.absolute().to_json(), "folder": str(folder.resolve()), "max_minutes": max_minutes,
+            "score": {**score.__dict__, "lengths": list(score.lengths)}, "device": device, "gpus": gpus,
+            "threads": threads, "tensorboard": tensorboard}
+
+
+def tune_trainable(config: dict[str, Any]) -> dict[str, Any]:
+    """The function Ray Tune runs for each trial: :func:`run_trial` on ``config["trial"]``; its marker is the
+    trial's result."""
+    marker = run_trial(config["trial"])
+    return {"status": marker["status"], "id": marker["id"]}
