@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor
 from cogdsl import kernels, ops
 from cogdsl.ops import ntm
 from tests.kernels.helpers import check_op, count_launches, make_inputs
+from tests.tiny import compile_text
 
 STAGES = ("content", "gate", "shift", "sharpen")
 #: Every subset of the four stages, as flags.
@@ -146,3 +148,42 @@ def test_with_every_stage_it_is_ntm_address() -> None:
     args = [x[n] for n in STEP_ARGS[:7]]
     torch.testing.assert_close(ops.address(*args), ops.ntm_address(*args), rtol=0, atol=0)
     torch.testing.assert_close(ntm.address(*args), ntm.ntm_address(*args), rtol=0, atol=0)
+
+
+PIPELINE_SPEC = """
+model pipes
+input  x: 5
+output y: 4 = sigmoid(ctrl, r)
+lstm   ctrl(hidden=12) <- x, r@prev
+memory mem(slots=9, width=4)
+read   r(heads=2) on mem by ctrl: shift(1) | sharpen
+write  w on mem by ctrl: content(dot) | sharpen
+"""
+
+
+def test_a_model_with_other_pipelines_runs_them_fused_and_on_triton(tmp_path: Path, device: str) -> None:
+    """A writer with ``content(dot) | sharpen`` is its memory's fused step; a reader with ``shift | sharpen`` is one
+    ``address`` call and a read; on the Triton backend the model's loss and every parameter gradient are the
+    torch backend's, with one step kernel and one address kernel per time step."""
+    model = compile_text(tmp_path, PIPELINE_SPEC).to(device)
+    assert model.fused == (False, True)
+    x = torch.rand(2, 3, 5, dtype=torch.float64, device=device)
+
+    def loss_and_grads(backend: str) -> list[Tensor]:
+        model.zero_grad()
+        with ops.use_backend(backend):
+            loss = model(x).square().sum()
+            loss.backward()
+        return [loss.detach()] + [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    want = loss_and_grads("torch")
+    with count_launches() as launches:
+        got = loss_and_grads("triton")
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+    names = [launch.name for launch in launches]
+    assert names.count("_step_forward_kernel") == names.count("_address_forward_kernel") == 3
+    # The last step's new memory and write weights reach no loss: its step needs no backward.
+    assert names.count("_step_backward_kernel") == 2 and names.count("_address_backward_kernel") == 3
+    assert set(names) == {f"_{kernel}_{way}_kernel" for kernel in ("step", "address", "read")
+                          for way in ("forward", "backward")}
