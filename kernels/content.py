@@ -92,6 +92,16 @@ def content_grad_tile(memory, keys, key_norms, strengths, sim, content, d_conten
     of Σ_i dD |M_i| (BLOCK_H,) and of dβ (BLOCK_H,). ``centre`` is Σ_i g p over all slots.
     """
     dz = content * (d_content - centre[:, None])
+    return logits_grad_tile(memory, keys, key_norms, strengths, sim, dz, COSINE)
+
+
+@triton.jit
+def logits_grad_tile(memory, keys, key_norms, strengths, sim, dz, COSINE: tl.constexpr):
+    """One tile's share of the backward of the logits z = β sim, given dz (BLOCK_H, BLOCK_N), zero on padding.
+
+    Returns what :func:`content_grad_tile` returns; that is this after the softmax's dz = p (g − Σ g p), and
+    the D-NTM's LRU addressing (:mod:`cogdsl.kernels.dntm`) calls it with its own dz.
+    """
     d_strengths = tl.sum(dz * sim, axis=1)
     d_dots = strengths[:, None] * dz
     memory_norms = tl.sqrt(tl.sum(memory * memory, axis=1) + COSINE_EPS * COSINE_EPS)
