@@ -19,6 +19,9 @@ them as one graph) and its memory traffic in a comment:
   over the kept slots and the weighted sum of the values fused (online softmax, tiled over slots);
 * :mod:`~cogdsl.kernels.sam` -- Sparse Access Memory's write weights, write (elementwise over slot
   tiles) and sparse read (the K chosen rows of each head gathered, cosine, softmax over K).
+* :mod:`~cogdsl.kernels.dntm` -- the Dynamic NTM's LRU content weights (content softmax less a moving
+  average of the logits, online, tiled over slots) and its slot sampling (inverse CDF with a running
+  cumulative sum, or the argmax; the one-hot, log-probability and entropy).
 
 The PyTorch references they are tested against are :mod:`cogdsl.ops.ntm`, :mod:`cogdsl.ops.dnc`
 and :mod:`cogdsl.ops.attention`. Programs run one per batch element (the attention forward:
@@ -68,6 +71,8 @@ OPS: dict[str, str] = {
     "sam_write_weights": "sam",
     "sam_write": "sam",
     "sam_read": "sam",
+    "lru_content_weights": "dntm",
+    "sample_slots": "dntm",
 }
 
 _max_slots: contextvars.ContextVar[int | None] = contextvars.ContextVar("cogdsl_max_tile_slots", default=None)

@@ -1,12 +1,14 @@
 """The functional ops: memory addressing and read/write as pure, differentiable equations.
 
 Every op takes and returns torch tensors, batch first, float32 or float64, and is
-differentiable in every input. Training tricks (stop-gradients and the like) belong to the
+differentiable in every input but index sets and noise (SAM's chosen slots, the noise and the
+one-hot of :func:`sample_slots`). Training tricks (stop-gradients and the like) belong to the
 block that calls an op, never inside it.
 
 An op is declared once, next to its reference equation, by :func:`cogdsl.ops.declare.op`: the
 NTM's in :mod:`cogdsl.ops.ntm`, the DNC's in :mod:`cogdsl.ops.dnc`, attention's in
-:mod:`cogdsl.ops.attention`. Each function here is the op's public face: it checks its arguments'
+:mod:`cogdsl.ops.attention`, SAM's in :mod:`cogdsl.ops.sam`, the Dynamic NTM's in
+:mod:`cogdsl.ops.dntm`. Each function here is the op's public face: it checks its arguments'
 shapes (Python only, no device sync; a combination of shapes that passed once is remembered, so a
 training loop pays for a set lookup, not the check), then calls the implementation chosen by
 :mod:`cogdsl.ops.backend`: ``"reference"`` (the plain equation), ``"torch"`` (the PyTorch fast
@@ -25,6 +27,7 @@ from __future__ import annotations
 from cogdsl import kernels as _kernels  # noqa: F401  (registers the "triton" backend, lazily)
 from cogdsl.ops import attention as _attention
 from cogdsl.ops import dnc as _dnc
+from cogdsl.ops import dntm as _dntm
 from cogdsl.ops import ntm as _ntm
 from cogdsl.ops import ntm_grad as _ntm_grad  # noqa: F401  (registers the hand-written "torch" backwards)
 from cogdsl.ops import sam as _sam
@@ -51,6 +54,7 @@ __all__ = [
     "dnc_usage",
     "hop_read",
     "interpolate",
+    "lru_content_weights",
     "memory_step",
     "ntm_address",
     "ntm_memory_step",
@@ -59,6 +63,7 @@ __all__ = [
     "sam_read",
     "sam_write",
     "sam_write_weights",
+    "sample_slots",
     "sharpen",
     "shift",
     "use_backend",
@@ -93,3 +98,7 @@ hop_read = _public(_attention.hop_read)
 sam_write_weights = _public(_sam.sam_write_weights)
 sam_write = _public(_sam.sam_write)
 sam_read = _public(_sam.sam_read)
+
+# -- the Dynamic NTM's lru and hard addressing (Gulcehre et al. 2016): cogdsl.ops.dntm ---------------
+lru_content_weights = _public(_dntm.lru_content_weights)
+sample_slots = _public(_dntm.sample_slots)

@@ -17,7 +17,7 @@ import torch._dynamo as dynamo
 
 from cogdsl import kernels, ops
 from cogdsl.bench.launches import spec_step_input
-from tests.kernels import test_additive, test_dnc, test_hop, test_sam_kernels, test_stages
+from tests.kernels import test_additive, test_dnc, test_dntm_kernels, test_hop, test_sam_kernels, test_stages
 from tests.kernels.helpers import ARGS, make_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,11 +50,11 @@ def _inputs(op: str, seed: int, stages: tuple[bool, ...] = (True,) * 4) -> list[
                     args[i] = torch.empty(1)
             return [*args, True, *stages]
         return args
-    for module in (test_dnc, test_additive, test_hop, test_stages, test_sam_kernels):
+    for module in (test_dnc, test_additive, test_hop, test_stages, test_sam_kernels, test_dntm_kernels):
         if op in module.ARGS:
             x = module.make_inputs(seed)
             return [x[name].float().requires_grad_() if x[name].is_floating_point() else x[name]
-                    for name in module.ARGS[op]]
+                    for name in module.ARGS[op]] + list(getattr(module, "OPTIONS", {}).get(op, ()))
     raise AssertionError(f"no inputs for {op}")
 
 

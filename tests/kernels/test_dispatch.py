@@ -19,10 +19,10 @@ KERNEL_OPS = sorted(op for op in kernels.OPS if op in ARGS)
 
 
 def test_every_kernel_op_is_covered_here_or_in_test_dnc() -> None:
-    from tests.kernels import test_additive, test_dnc, test_hop, test_sam_kernels, test_stages
+    from tests.kernels import test_additive, test_dnc, test_dntm_kernels, test_hop, test_sam_kernels, test_stages
 
     assert set(kernels.OPS) == (set(ARGS) | set(test_dnc.ARGS) | set(test_additive.ARGS) | set(test_hop.ARGS)
-                                | set(test_stages.ARGS) | set(test_sam_kernels.ARGS))
+                                | set(test_stages.ARGS) | set(test_sam_kernels.ARGS) | set(test_dntm_kernels.ARGS))
 
 
 def _args(op: str, device: str, seed: int = 0, slots: int = 37) -> list[torch.Tensor]:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from cogdsl import ops
-from cogdsl.ops import attention, backend, declare, dnc, ntm, ntm_grad, sam
+from cogdsl.ops import attention, backend, declare, dnc, dntm, ntm, ntm_grad, sam
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,6 +27,7 @@ FAMILY = {
     **dict.fromkeys(("dnc_usage", "dnc_allocation", "dnc_link", "dnc_directional"), dnc),
     **dict.fromkeys(("additive_attention", "hop_read"), attention),
     **dict.fromkeys(("sam_write_weights", "sam_write", "sam_read"), sam),
+    **dict.fromkeys(("lru_content_weights", "sample_slots"), dntm),
 }
 #: The ops whose "torch" backend is a hand-written backward, not the reference.
 HAND_WRITTEN = {"content_weights", "shift", "sharpen", "write", "ntm_address", "ntm_memory_step", "address",
@@ -94,6 +95,9 @@ def _inputs(name: str, seed: int) -> tuple[list[object], list[Tensor]]:
         "sam_read": lambda: [randn(b, n, w), randn(b, r, w), rand(b, r, low=0.5, high=5),
                              torch.stack([torch.stack([torch.randperm(n, generator=g)[:k] for _ in range(r)])
                                           for _ in range(b)])],
+        "lru_content_weights": lambda: [randn(b, n, w), randn(b, h, w), rand(b, h, low=0.5, high=5), randn(b, h, n),
+                                        rand(b, h), "cosine"],
+        "sample_slots": lambda: [dist(b, h, n), torch.rand(b, h, generator=g, dtype=torch.float64), "sample"],
     }[name]()
     return args, [t for t in args if isinstance(t, Tensor) and t.requires_grad]
 
@@ -103,7 +107,8 @@ def _values_and_gradients(name: str, args: list[object], leaves: list[Tensor], s
     outs = out if isinstance(out, tuple) else (out,)
     g = torch.Generator().manual_seed(seed)
     upstream = [torch.randn(o.shape, generator=g, dtype=o.dtype) for o in outs]
-    grads = torch.autograd.grad(outs, leaves, upstream)
+    taking = [(o, u) for o, u in zip(outs, upstream, strict=True) if o.requires_grad]  # not sample_slots' one-hot
+    grads = torch.autograd.grad([o for o, _ in taking], leaves, [u for _, u in taking])
     return [o.detach() for o in outs] + list(grads)
 
 
