@@ -28,8 +28,8 @@ the batch, as the D-NTM paper trains it.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from cogdsl import ops
 from cogdsl.reinforce import Decision
 
 
@@ -52,21 +52,41 @@ def lru_weights(logits: torch.Tensor, average: torch.Tensor, gamma: torch.Tensor
     return weights, decay * average + (1.0 - decay) * logits
 
 
+def lru_address(memory: torch.Tensor, keys: torch.Tensor, strengths: torch.Tensor, average: torch.Tensor,
+                gamma: torch.Tensor, decay: float, similarity: str = "cosine") -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``lru`` stage from the memory: w = softmax(z − γ v_prev), z = β K(k, M), and v = λ v_prev + (1 − λ) z.
+
+    :func:`lru_weights` on :func:`~cogdsl.ops.ntm.content_logits`, in one op
+    (:func:`cogdsl.ops.lru_content_weights`, a Triton kernel pair on CUDA) and one elementwise update.
+
+    Args:
+        memory: (B, N, W) the memory the heads address.
+        keys: (B, H, W) the heads' keys k.
+        strengths: (B, H) key strengths β.
+        average: v_prev, (B, H, N), the moving average of earlier logits.
+        gamma: γ, (B, H), how far to steer away from recently used slots.
+        decay: λ in [0, 1).
+        similarity: K, ``"cosine"`` or ``"dot"``.
+
+    Returns:
+        the weights (B, H, N) and the new moving average v (B, H, N).
+    """
+    weights, logits = ops.lru_content_weights(memory, keys, strengths, average, gamma, similarity)
+    return weights, decay * average + (1.0 - decay) * logits
+
+
 def sample_slots(weights: torch.Tensor, training: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Discrete addressing: one slot per head, i ~ w when ``training``, else i = argmax w.
 
     weights (B, H, N) → the one-hot weighting (B, H, N) (no gradient), log pi = sum_h log w_{h, i_h}
-    (B,) and the entropy sum_h H(w_h) (B,).
+    (B,) and the entropy sum_h H(w_h) (B,): :func:`cogdsl.ops.sample_slots`, with uniform noise drawn
+    here by ``torch.rand`` (so the global seed decides the samples, on every backend) when training.
     """
-    batch, heads, slots = weights.shape
+    batch, heads, _ = weights.shape
     if training:
-        chosen = torch.multinomial(weights.detach().reshape(-1, slots), 1).view(batch, heads)
-    else:
-        chosen = weights.argmax(-1)
-    log_weights = weights.clamp_min(torch.finfo(weights.dtype).tiny).log()
-    log_prob = log_weights.gather(-1, chosen.unsqueeze(-1)).squeeze(-1).sum(-1)
-    entropy = -(weights * log_weights).sum(-1).sum(-1)
-    return F.one_hot(chosen, slots).to(weights.dtype), log_prob, entropy
+        noise = torch.rand(batch, heads, dtype=weights.dtype, device=weights.device)
+        return ops.sample_slots(weights, noise, "sample")
+    return ops.sample_slots(weights, weights.new_zeros(batch, heads), "argmax")  # the noise is not read
 
 
 def slot_decision(samples: list[tuple[torch.Tensor, torch.Tensor, float]], baseline: torch.Tensor,
