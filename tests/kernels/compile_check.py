@@ -98,7 +98,7 @@ def _compile(job: dict[str, Any]) -> dict[str, Any]:
             signature[arg] = "*i32"
         elif arg == "mask_ptr":  # the hop read's kept slots, bool bytes
             signature[arg] = "*u8"
-        elif arg == "slots_ptr":  # SAM's chosen slots, int64
+        elif arg in ("slots_ptr", "chosen_ptr"):  # SAM's chosen slots, the D-NTM's sampled ones: int64
             signature[arg] = "*i64"
         elif arg.endswith("_ptr"):
             signature[arg] = "*" + dtype

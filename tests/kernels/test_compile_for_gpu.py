@@ -40,6 +40,7 @@ KERNELS = {
             "_sam_write_backward_kernel", "_sam_read_forward_kernel", "_sam_read_backward_kernel"],
     "hop": ["_hop_read_forward_kernel", "_hop_read_backward_kernel"],
     "additive": ["_additive_forward_kernel", "_additive_backward_kernel"],
+    "dntm": ["_lru_forward_kernel", "_lru_backward_kernel", "_sample_forward_kernel", "_sample_backward_kernel"],
 }
 
 #: An NTM memory and the head group on it: H heads, the first R of them read heads, N slots of width W, K shift
@@ -110,6 +111,7 @@ def _constants(module: str, name: str, sizes: dict[str, int]) -> list[dict[str, 
 
     from cogdsl.kernels.additive import additive_blocks
     from cogdsl.kernels.dnc import launch_blocks
+    from cogdsl.kernels.dntm import sample_blocks
     from cogdsl.kernels.hop import hop_blocks
     from cogdsl.kernels.sam import _read_sizes, _write_sizes
     from cogdsl.kernels.stages import _tile
@@ -123,6 +125,9 @@ def _constants(module: str, name: str, sizes: dict[str, int]) -> list[dict[str, 
         if "weights" in name:
             return [{k: v for k, v in blocks(sizes["R"], sizes["N"], 1).items() if k != "BLOCK_W"}]
         return [_write_sizes(sizes["N"], sizes["W"])]
+    if module == "dntm" and "_sample_" in name:
+        chosen = sample_blocks(sizes["H"], sizes["N"])
+        return [{**chosen, "ARGMAX": flag} for flag in (False, True)] if "forward" in name else [chosen]
     if module == "stages":
         return [{"BLOCK_N": _tile(sizes["N"]), "BLOCK_K": triton.next_power_of_2(sizes["K"])}]
     if module == "hop":
@@ -150,8 +155,13 @@ def _ints(module: str, name: str, sizes: dict[str, int]) -> dict[str, int]:
 
 
 def _suffix(variants: list[dict[str, Any]], constants: dict[str, Any]) -> str:
-    """Tells a backward with the weights' gradient from one without, where a kernel compiles both."""
-    return "" if len(variants) == 1 else "-dw" if constants["HAS_D_WEIGHTS"] else "-no-dw"
+    """Tells a backward with the weights' gradient from one without, where a kernel compiles both (and the
+    sampling forward's argmax from its draw)."""
+    if len(variants) == 1:
+        return ""
+    if "ARGMAX" in constants:
+        return "-argmax" if constants["ARGMAX"] else "-sample"
+    return "-dw" if constants["HAS_D_WEIGHTS"] else "-no-dw"
 
 
 #: The sizes CI compiles (those of specs in specs/; about 2 minutes on 2 cores); make compile-check
@@ -179,9 +189,10 @@ def jobs() -> list[dict[str, Any]]:
             continue
         for label, (dtype, arch, ntm, dnc) in PLAIN.items():
             for name in names:
-                for constants in _constants(module, name, dnc if module == "dnc" else ntm):
-                    found.append({"module": module, "kernel": name, "dtype": dtype, "arch": arch, "case": label,
-                                  "constants": constants})
+                variants = _constants(module, name, dnc if module == "dnc" else ntm)
+                for constants in variants:
+                    found.append({"module": module, "kernel": name, "dtype": dtype, "arch": arch,
+                                  "case": f"{label}{_suffix(variants, constants)}", "constants": constants})
     return found
 
 
