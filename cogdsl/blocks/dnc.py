@@ -90,7 +90,7 @@ from cogdsl.blocks.addressing import (
     spelled_stage,
 )
 from cogdsl.blocks.base import Param, register
-from cogdsl.blocks.dntm import lru_weights, sample_slots, slot_decision
+from cogdsl.blocks.dntm import lru_address, sample_slots, slot_decision
 from cogdsl.blocks.heads import (
     FieldSlice,
     GroupPlan,
@@ -109,7 +109,6 @@ from cogdsl.blocks.memory import _MEMORY_PARAMS, MemoryKind
 from cogdsl.blocks.runtime import Build
 from cogdsl.errors import DiagnosticSink
 from cogdsl.language.spec import Address
-from cogdsl.ops.ntm import content_logits
 from cogdsl.reinforce import Decision
 
 READ_TERMS = DNC_READ_TERMS  # backward, content, forward: from the stages' declarations (addressing.py)
@@ -437,10 +436,9 @@ class DNCGroup(nn.Module):
         similarity = self.read_similarity if role == "read" else self.write_similarity
         key, strength = f[f"{role}_key"], f[f"{role}_strength"]
         if role in self.lru_decays:
-            logits = content_logits(memory, key, strength, similarity)
             lru_key = self.lru_keys[role]
-            weights, updates[lru_key] = lru_weights(logits, state[lru_key], f[f"{role}_lru_gamma"],
-                                                    self.lru_decays[role])
+            weights, updates[lru_key] = lru_address(memory, key, strength, state[lru_key], f[f"{role}_lru_gamma"],
+                                                    self.lru_decays[role], similarity)
         else:
             weights = ops.content_weights(memory, key, strength, similarity)
         if role in self.entropy_weights:

@@ -33,11 +33,10 @@ from torch import nn
 from cogdsl import ops
 from cogdsl.blocks.addressing import ResolvedStage, address_fields, content_similarity, spelled_pipe
 from cogdsl.blocks.base import BlockKind, Param, register
-from cogdsl.blocks.dntm import lru_weights, sample_slots, slot_decision
+from cogdsl.blocks.dntm import lru_address, sample_slots, slot_decision
 from cogdsl.blocks.named import NamedParameters
 from cogdsl.blocks.runtime import Build, Step, StepOut, Unit
 from cogdsl.errors import DiagnosticSink, Span
-from cogdsl.ops.ntm import content_logits
 from cogdsl.reinforce import Decision
 
 _HEADS = Param("heads", int, 1, minimum=1, maximum=64, doc="number of heads this block has")
@@ -285,9 +284,9 @@ class HeadGroup(nn.Module):
             weights = previous
             if self.average_key is not None:
                 assert self.lru_decay is not None and state is not None
-                logits = content_logits(memory, f["key"], f["strength"], self.similarity)
-                weights, result.state[self.average_key] = lru_weights(
-                    logits, state[self.average_key], f["lru_gamma"], self.lru_decay)
+                weights, result.state[self.average_key] = lru_address(
+                    memory, f["key"], f["strength"], state[self.average_key], f["lru_gamma"], self.lru_decay,
+                    self.similarity)
             elif "content" in names:
                 weights = ops.content_weights(memory, f["key"], f["strength"], self.similarity)
             if "gate" in names:

@@ -85,6 +85,10 @@ ADDITIVE_SIZES = {
     "additive-400-256": dict(H=1, S=400, A=256, D=256),
     "additive-heads": dict(H=4, S=50, A=64, D=64),  # several heads: the backward's (H, S, A) tile
 }
+#: The addressing kernels' stage flags, and the pipelines they are compiled with: every stage, as every spec in
+#: specs/ uses, and content | sharpen.
+STAGE_FLAGS = ("CONTENT", "GATE", "SHIFT", "SHARPEN")
+PIPELINES = [(True, True, True, True), (True, False, False, True)]
 #: Sizes compiled plain too (every integer a bare i32), as this check first compiled them.
 PLAIN = {
     "ntm-copy-plain": ("fp32", 90, dict(H=2, R=1, N=128, W=20, K=3), dict(R=2, N=128)),
@@ -138,7 +142,10 @@ def _constants(module: str, name: str, sizes: dict[str, int]) -> list[dict[str, 
         backward = "backward" in name
         chosen = additive_blocks(sizes["H"], sizes["S"], sizes["A"], sizes["D"], every_head=backward)
         return [{**chosen, "HAS_D_WEIGHTS": flag} for flag in ((True, False) if backward else (True,))]
-    return [{"COSINE": True, **blocks(sizes["H"], sizes["N"], sizes["W"], sizes["K"])}]
+    chosen = {"COSINE": True, **blocks(sizes["H"], sizes["N"], sizes["W"], sizes["K"])}
+    if module in ("ntm_address", "memory_step"):  # every stage (every spec), and content | sharpen
+        return [{**chosen, **dict(zip(STAGE_FLAGS, stages, strict=True))} for stages in PIPELINES]
+    return [chosen]
 
 
 def _ints(module: str, name: str, sizes: dict[str, int]) -> dict[str, int]:
@@ -147,6 +154,10 @@ def _ints(module: str, name: str, sizes: dict[str, int]) -> dict[str, int]:
     if module == "sam":
         tile = _constants(module, name, sizes)[0].get("BLOCK_N", 1)
         return {**sizes, "TILES": -(-sizes["N"] // tile)}
+    if module in ("ntm_address", "memory_step"):  # the key, erase and add vectors: views of the interface (B, I)
+        h, w, writers = sizes["H"], sizes["W"], sizes["H"] - sizes["R"]
+        interface = h * (w + 6) + writers * 2 * w  # key, strength, gate, 3 shifts, gamma; erase, add
+        return {**sizes, "key_stride": interface, "erase_stride": interface, "add_stride": interface}
     if module != "additive":
         return dict(sizes)
     h, s, a, d = sizes["H"], sizes["S"], sizes["A"], sizes["D"]
@@ -161,6 +172,8 @@ def _suffix(variants: list[dict[str, Any]], constants: dict[str, Any]) -> str:
         return ""
     if "ARGMAX" in constants:
         return "-argmax" if constants["ARGMAX"] else "-sample"
+    if "SHIFT" in constants:
+        return "" if constants["SHIFT"] else "-content-sharpen"
     return "-dw" if constants["HAS_D_WEIGHTS"] else "-no-dw"
 
 
@@ -199,9 +212,10 @@ def jobs() -> list[dict[str, Any]]:
 #: A compile that must spill: the memory step's backward in float64 at the slot tile the 3-D budget alone
 #: gave (BLOCK_N = 128 for two heads, W = 20) over 4 warps; ptxas spills 2,312 bytes there.
 TOO_LARGE = {"module": "memory_step", "kernel": "_step_backward_kernel", "dtype": "fp64", "arch": 90,
-             "case": "too-large", "ints": NTM_SIZES["ntm-copy"],
-             "constants": {"COSINE": True, "BLOCK_H": 2, "BLOCK_N": 128, "BLOCK_W": 32, "BLOCK_K": 4,
-                           "num_warps": 4}}
+             "case": "too-large", "ints": {**NTM_SIZES["ntm-copy"], "key_stride": 92, "erase_stride": 92,
+                                           "add_stride": 92},
+             "constants": {"COSINE": True, "CONTENT": True, "GATE": True, "SHIFT": True, "SHARPEN": True,
+                           "BLOCK_H": 2, "BLOCK_N": 128, "BLOCK_W": 32, "BLOCK_K": 4, "num_warps": 4}}
 
 
 @pytest.fixture(scope="module")
