@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz seed-study lint setup clean gpu-check compile-check
+.PHONY: demo test fuzz seed-study tables lint setup clean gpu-check compile-check
 
 setup: $(STAMP)
 
@@ -28,13 +28,23 @@ test: $(STAMP)
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -n auto tests/fuzz
 
-# The seed studies of docs/results (10 NTM copy seeds, 5 DNC repeat-copy seeds), two runs side by side: about
-# an hour and a half on 2 cores. The tables land in runs/seeds/*.md.
-seed-study: $(STAMP)
-	$(BIN)/python examples/seed_study.py specs/ntm_copy.yaml --seeds 0 1 2 3 4 5 6 7 8 9 --steps 5000 \
-		--markdown runs/seeds/ntm_copy.md
-	$(BIN)/python examples/seed_study.py specs/dnc_repeat_copy.cog --seeds 0 1 2 3 4 --steps 12000 \
-		--markdown runs/seeds/dnc_repeat_copy.md
+# The results tables of docs/results/, each through cogdsl sweep from its plan in sweeps/ (docs/sweeps.md), then
+# cogdsl table into runs/sweeps/PLAN/table.md and table.csv. At full length, 285 runs: the CPU times the
+# results pages give add up to about 11 hours, so about 6 hours on 2 cores; run it again to continue (--resume:
+# finished trials are not run again). A plan whose trials fail does not stop the others; make fails at the end.
+# PLANS="sweeps/a.yaml sweeps/b.yaml" runs some.
+PLANS ?= $(sort $(wildcard sweeps/*.yaml))
+tables: $(STAMP)
+	@failed=""; for plan in $(PLANS); do name=$$(basename $$plan .yaml); \
+	  $(BIN)/python -m cogdsl sweep --plan $$plan --resume || failed="$$failed $$name"; \
+	  $(BIN)/python -m cogdsl table runs/sweeps/$$name --force --markdown runs/sweeps/$$name/table.md \
+	    --csv runs/sweeps/$$name/table.csv || failed="$$failed $$name"; \
+	done; if [ -n "$$failed" ]; then echo "failed:$$failed" >&2; exit 1; fi
+
+# The seed studies of docs/results (10 NTM copy seeds, 5 DNC repeat-copy seeds): about an hour and a half on 2
+# cores. The tables land in runs/sweeps/ntm_copy_seeds/table.md and runs/sweeps/dnc_repeat_copy_seeds/table.md.
+seed-study:
+	$(MAKE) tables PLANS="sweeps/ntm_copy_seeds.yaml sweeps/dnc_repeat_copy_seeds.yaml"
 
 # Every spec in specs/ through torch.compile, and kernels per step on the compiled paths (CI: one spec per family).
 compile-check: $(STAMP)

@@ -41,7 +41,7 @@ from cogdsl.sweep.settings import Setting, check_path, parse_value, split_values
 PLAN_KEYS = ("doc", "specs", "seeds", "set", "score", "table", "max_minutes", "cpus_per_trial", "gpus_per_trial",
              "tensorboard")
 SCORE_KEYS = ("lengths", "sequences", "split", "weights", "skipped_updates")
-TABLE_KEYS = ("metrics", "each", "pick", "target", "relapse")
+TABLE_KEYS = ("metrics", "each", "pick", "target", "relapse", "trials")
 WEIGHTS = ("auto", "best", "last")
 SPLITS = ("test", "valid")
 MAX_ID = 120  # characters of a trial's id (a folder name) before its settings are shortened to a hash
@@ -66,13 +66,15 @@ class Score:
 @dataclass(frozen=True)
 class TableSettings:
     """How ``cogdsl table`` shows a sweep (:mod:`cogdsl.sweep.table`): its metric columns, the metric shown for
-    each seed, the metric whose lowest seed is picked, and the thresholds of ``reached`` and ``relapses``."""
+    each seed, the metric whose lowest seed is picked, the thresholds of ``reached`` and ``relapses``, and
+    whether it has one row per trial instead of the median over seeds."""
 
     metrics: tuple[str, ...] = ()
     each: str | None = None
     pick: str | None = None
     target: float = 1.0
     relapse: float = 10.0
+    trials: bool = False
 
 
 @dataclass(frozen=True)
@@ -383,9 +385,11 @@ def _table(data: Any, marks: _Marks) -> TableSettings:
     for key in ("each", "pick"):
         if key in data and not isinstance(data[key], str):
             raise UsageError(f"{marks.at('table', key)}: {key} is a metric's name")
+    if not isinstance(data.get("trials", False), bool):
+        raise UsageError(f"{marks.at('table', 'trials')}: trials is true or false")
     return TableSettings(tuple(metrics), data.get("each"), data.get("pick"),
                          _number(data, "target", marks, 1.0, at=("table",)) or 1.0,
-                         _number(data, "relapse", marks, 10.0, at=("table",)) or 10.0)
+                         _number(data, "relapse", marks, 10.0, at=("table",)) or 10.0, data.get("trials", False))
 
 
 def lengths_from(texts: Sequence[str]) -> tuple[int, ...]:

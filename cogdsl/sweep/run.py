@@ -64,12 +64,18 @@ def check_sweep_dir(out: Path, *, resume: bool, force: bool) -> None:
     """What may be done with the sweep folder, touching nothing.
 
     Raises:
-        UsageError: it exists without --resume or --force, --force on a folder that is no sweep's, both given."""
+        UsageError: it exists without --resume or --force, --resume or --force on a folder that is no sweep's,
+            both given."""
     if resume and force:
         raise UsageError("pass either --resume or --force, not both")
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder; choose another --out")
-    if not out.is_dir() or not any(out.iterdir()) or resume:
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if resume:
+        if not (out / SWEEP_FILE).is_file():
+            raise UsageError(f"{out} is not a sweep folder (it has no {SWEEP_FILE}): nothing to resume there; choose "
+                             "another --out")
         return
     if not force:
         raise UsageError(f"{out} exists; pass --resume to continue the sweep (its finished trials are not run "
@@ -170,7 +176,9 @@ def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str |
             if result.error is not None and trial_id and read_marker(out / trial_id) is None:
                 marker = {"id": trial_id, "status": "failed", "error": _ray_error(result.error)}
                 write_marker(out / trial_id, marker)
-        return any(read_marker(out / t.id) is None for t in todo) and _tune_interrupted(grid)
+        # Tune returns early, without an error, only when it was stopped (Ctrl-C): a trial with no marker now was
+        # neither finished nor failed.
+        return any(read_marker(out / t.id) is None for t in todo)
     finally:
         if started_here:
             ray.shutdown()
@@ -183,11 +191,6 @@ def _trial_name(trial: Any) -> str:
 def _ray_error(error: BaseException) -> str:
     text = " ".join(str(error).split())
     return f"{type(error).__name__}: {text[:500]}" if text else type(error).__name__
-
-
-def _tune_interrupted(grid: Any) -> bool:
-    """Whether Tune stopped before every trial ran (Ctrl-C: Tune catches it and returns)."""
-    return any(result.metrics is None and result.error is None for result in grid)
 
 
 def _progress(tune: Any, out: Path, total: int, say: Callable[[str], None]) -> Any:
@@ -228,7 +231,7 @@ def describe_marker(trial_id: str, marker: dict[str, Any] | None) -> str:
 def summarize(trials: list[Trial], out: Path, say: Callable[[str], None], interrupted: bool = False) -> int:
     """Write summary.json and print the summary: counts, and each failed trial's error; the exit status."""
     markers = {t.id: read_marker(out / t.id) for t in trials}
-    status = {i: (m or {}).get("status", "not run") for i, m in markers.items()}
+    status = {i: (m or {}).get("status", "not finished") for i, m in markers.items()}
     counts = {s: list(status.values()).count(s) for s in dict.fromkeys(status.values())}
     failed = {i: markers[i] for i, s in status.items() if s == "failed"}
     _write_json(out / SUMMARY_FILE, {"counts": counts, "trials": status,

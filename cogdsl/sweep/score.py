@@ -72,7 +72,7 @@ def measure(folder: Path, score: Score, spec_keeps_best: bool, device: str = "cp
             if name.endswith("_accuracy"):
                 found[name.removesuffix("_accuracy") + "_error"] = 1.0 - value
         if score.skipped_updates:
-            found.update(skipped_updates(model, task, length) or {})
+            found.update(skipped_updates(model, task, length, score.sequences) or {})
         metrics.update({f"{name}{at}": float(value) for name, value in found.items()})
     meta = read_checkpoint_meta(checkpoint)
     valid = (meta.get("eval") or {}).get("loss")

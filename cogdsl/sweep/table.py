@@ -45,7 +45,7 @@ class TrialResult:
     model: str
     settings: dict[str, Any]
     seed: int
-    status: str  # done, time, failed, interrupted, or "not run"
+    status: str  # done, time, failed, interrupted, or "not finished" (no marker)
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None  # CPU seconds, or GPU seconds (wall x GPUs) on a GPU
     device: str = "cpu"
@@ -80,7 +80,7 @@ def read_trial(folder: Path, trial: dict[str, Any], table: TableSettings) -> Tri
     """One trial's metrics: its marker's scores, and what its log.csv says."""
     marker = read_marker(folder) or {}
     result = TrialResult(trial["id"], trial["model"], trial["settings"], int(trial["seed"]),
-                         str(marker.get("status", "not run")), error=marker.get("error"))
+                         str(marker.get("status", "not finished")), error=marker.get("error"))
     if not marker:
         return result
     scored = marker.get("scored") or {}
@@ -343,7 +343,8 @@ def table_command(args: Any) -> int:
             raise UsageError(f"{path} exists; pass --force to overwrite it")
         if path and not Path(path).resolve().parent.is_dir():
             raise UsageError(f"{path}: no such folder {Path(path).parent}")
-    table = make_table(trials, metrics, each or None, pick or None, by_trial=args.trials)
+    by_trial = bool(args.trials or settings.get("trials"))
+    table = make_table(trials, metrics, each or None, pick or None, by_trial=by_trial)
     text = table.markdown()
     print(text, end="")
     from cogdsl.training.checkpoints import atomic_write_text

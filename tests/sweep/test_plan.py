@@ -152,8 +152,9 @@ def test_an_existing_sweep_folder_needs_resume_or_force(spec: Path, tmp_path: Pa
     (tmp_path / "sw" / "mine.txt").write_text("x")
     code, _, err = _sweep(capsys, str(spec), "--out", str(tmp_path / "sw"), "--dry-run")
     assert code == 1 and "pass --resume to continue the sweep" in err
-    code, _, err = _sweep(capsys, str(spec), "--out", str(tmp_path / "sw"), "--force", "--dry-run")
-    assert code == 1 and "is not a sweep folder" in err and (tmp_path / "sw" / "mine.txt").exists()
+    for option in ("--force", "--resume"):
+        code, _, err = _sweep(capsys, str(spec), "--out", str(tmp_path / "sw"), option, "--dry-run")
+        assert code == 1 and "is not a sweep folder" in err and (tmp_path / "sw" / "mine.txt").exists()
 
 
 def test_train_takes_one_set_per_path(spec: Path, tmp_path: Path, capsys) -> None:

@@ -1,0 +1,86 @@
+"""What a trial scores once trained, run here without Ray: the best validation's weights when the spec keeps
+them, the last otherwise, numbers that cogdsl eval prints too; and how often a skip RNN skipped."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import cogdsl
+from cogdsl.cli.command import main
+from cogdsl.sweep.plan import Plan, Score
+from cogdsl.sweep.score import skipped_updates
+from cogdsl.sweep.settings import parse_set
+from cogdsl.sweep.trial import run_trial, trial_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(tmp_path: Path, spec: Path, score: Score, *sets: str) -> dict:
+    (trial,) = Plan(specs=[str(spec)], settings=[parse_set(s) for s in sets]).trials()
+    folder = tmp_path / "sweep" / trial.id
+    return run_trial(trial_config(trial, folder, score, max_minutes=None, device="cpu", gpus=0, threads=1,
+                                  tensorboard=False)) | {"folder": folder}
+
+
+def test_a_spec_that_keeps_its_best_is_scored_on_it(tmp_path: Path, capsys) -> None:
+    library = (ROOT / "specs" / "stack_anbn.cog").read_text()
+    assert "keep_best true" in library  # the paper picks its models on validation; so does the spec
+    spec = tmp_path / "stack_anbn.cog"
+    spec.write_text(re.sub(r"eval_every \d+", "eval_every 2", library).replace("eval_size 200", "eval_size 20"))
+    marker = _run(tmp_path, spec, Score(lengths=(4,), sequences=30), "train.steps=8", "train.task=mirror",
+                  "inputs.x=null", "outputs.y.size=null")
+    assert marker["status"] == "done", marker.get("error")
+    folder = marker["folder"]
+    with (folder / "log.csv").open() as f:
+        losses = {int(row["step"]): float(row["eval_loss"]) for row in csv.DictReader(f) if row["eval_loss"]}
+    scored = marker["scored"]
+    assert sorted(losses) == [2, 4, 6, 8] and scored["weights"] == "best"
+    assert scored["step"] == min(losses, key=losses.__getitem__)
+    assert scored["valid_loss"] == pytest.approx(losses[scored["step"]], rel=1e-5)
+    assert "x: 3" in (folder / "spec.yaml").read_text()  # sized to mirror's alphabet by the task
+    # the numbers cogdsl eval prints for the same checkpoint
+    assert main(["eval", str(folder / "spec.yaml"), str(folder / scored["checkpoint"]), "--len", "4",
+                 "--sequences", "30"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{100 * scored['metrics']['perfect@4']:.1f}% sequences perfect" in printed
+    assert json.loads((folder / "trial.json").read_text())["scored"] == scored
+
+
+def test_a_spec_that_does_not_ask_is_scored_on_its_last_weights(tmp_path: Path) -> None:
+    spec = tmp_path / "lstm_adding.cog"
+    spec.write_text((ROOT / "specs" / "lstm_adding.cog").read_text().replace("eval_every 500; eval_size 1000",
+                                                                             "eval_every 1; eval_size 10"))
+    marker = _run(tmp_path, spec, Score(lengths=(13,), sequences=10), "train.steps=2", "train.task.max_len=13",
+                  "train.task.min_len=13")
+    assert marker["status"] == "done", marker.get("error")
+    assert (marker["folder"] / "checkpoints" / "best.safetensors").is_file()  # kept (the default) ...
+    assert marker["scored"]["weights"] == "last" and marker["scored"]["step"] == 2  # ... but not scored
+    assert set(marker["scored"]["metrics"]) == {"perfect@13", "error@13", "wrong@13", "loss@13"}
+    assert "min_len: 13" in (marker["folder"] / "spec.yaml").read_text()
+
+
+@pytest.mark.parametrize("bias", [30.0, -30.0])
+def test_skipped_updates_counts_skips_and_the_markers_read(bias: float) -> None:
+    """An update gate forced open updates at every step and reads both markers; forced shut, the skip RNN updates
+    only at step 0 (its first step always updates) and never reads the second marker."""
+    from cogdsl.tasks import make_task
+
+    model = cogdsl.compile(cogdsl.load(ROOT / "specs" / "skip_rnn_adding.cog"))
+    gate = model.controllers["ctrl"].update_gate
+    with torch.no_grad():
+        gate.weight.zero_()
+        gate.bias.fill_(bias)
+    skipped = skipped_updates(model, make_task("adding"), 20)
+    if bias > 0:
+        assert skipped == {"updates_skipped": 0.0, "both_markers_read": 1.0}
+    else:
+        assert skipped is not None
+        assert skipped["updates_skipped"] == pytest.approx(19 / 20) and skipped["both_markers_read"] == 0.0
+    assert skipped_updates(cogdsl.compile(cogdsl.load(ROOT / "specs" / "lstm_adding.cog")), make_task("adding"),
+                           20) is None
