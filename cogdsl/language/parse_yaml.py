@@ -523,9 +523,25 @@ def parse_yaml(text: str, file: str = "<string>") -> Spec:
     """Parse a YAML spec into a :class:`Spec`; raises SpecSyntaxError or SpecError with every problem found.
 
     Whatever the text, nothing else is raised, and every diagnostic points inside the text."""
+    return _guarded(text, file, None)
+
+
+def parse_yaml_partial(text: str, file: str = "<string>") -> tuple[Spec | None, list[Diagnostic]]:
+    """The spec and every problem found, never raising: the spec as far as it could be built despite the
+    problems (what was refused left out), or None when the text is not a mapping of sections at all. For
+    an editor, which shows the problems and still finds the blocks of a spec that has some."""
+    built: list[Spec] = []
+    try:
+        return _guarded(text, file, built), []
+    except SpecError as err:
+        return (built[-1] if built else None), list(err.diagnostics)
+
+
+def _guarded(text: str, file: str, built: list[Spec] | None) -> Spec:
+    """:func:`parse_yaml`; a spec built in spite of problems is appended to ``built`` before they are raised."""
     source = _Source(text, file)
     try:
-        return _parse_yaml(source)
+        return _parse_yaml(source, built)
     except _Refused as refused:
         kind = SpecSyntaxError if refused.diagnostic.code == "E001" else SpecError
         raise kind([refused.diagnostic], {file: text}) from None
@@ -540,7 +556,7 @@ def parse_yaml(text: str, file: str = "<string>") -> Spec:
                         {file: text}) from None
 
 
-def _parse_yaml(source: _Source) -> Spec:
+def _parse_yaml(source: _Source, built: list[Spec] | None = None) -> Spec:
     text, file = source.text, source.file
     sink = DiagnosticSink()
     root = _compose(source)
@@ -556,6 +572,8 @@ def _parse_yaml(source: _Source) -> Spec:
         sink.error("E005", f"a spec is a mapping of sections, found {_type_name(top.data)}", top.span)
     else:
         spec = _build(top.data, reader, sink, text)
+    if spec is not None and built is not None:
+        built.append(spec)
     if sink or spec is None:
         # a refused value is reported once, not again as the wrong type
         items = [d for d in sink.items if id(d) in reader.refused or d.span not in reader.refused_spans]
