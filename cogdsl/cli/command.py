@@ -1,4 +1,5 @@
-"""The ``cogdsl`` command: validate, fmt, compile, train, eval, predict, trace, bench, sweep, table.
+"""The ``cogdsl`` command: validate, fmt, compile, train, eval, predict, trace, bench, sweep, table, lsp, schema,
+graph.
 
 Every user error (a bad spec, a missing file, a wrong option, a bad checkpoint or data file)
 prints one clear message and exits with status 1; there are no tracebacks for bad input.
@@ -191,6 +192,43 @@ def cmd_table(args: argparse.Namespace) -> int:
     return table_command(args)
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    try:
+        import lsprotocol  # noqa: F401
+        import pygls  # noqa: F401
+    except ImportError:
+        raise UsageError("the language server needs pygls, which is not installed: pip install 'cogdsl[lsp]'") from None
+    from cogdsl.editor.server import serve
+
+    serve()
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from cogdsl.editor.schema import schema_text
+
+    text = schema_text()
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder; give a file name to write")
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} exists; pass --force to overwrite it")
+    from cogdsl.training.checkpoints import atomic_write_text
+
+    atomic_write_text(out, text)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from cogdsl.viz.graph_picture import graph_command
+
+    return graph_command(args)
+
+
 def _version() -> str:
     from cogdsl import __version__
 
@@ -379,6 +417,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV here")
     p.add_argument("--force", action="store_true", help="overwrite --markdown and --csv files that exist")
     p.set_defaults(run=cmd_table)
+
+    p = commands["lsp"] = sub.add_parser("lsp", help="the language server (LSP, over standard input and output) for "
+                                         ".cog and YAML specs: diagnostics, hover, completion, definitions, "
+                                         "formatting; needs pip install 'cogdsl[lsp]' (docs/editor.md)")
+    p.set_defaults(run=cmd_lsp)
+
+    p = commands["schema"] = sub.add_parser("schema", help="write the JSON Schema of YAML specs (generated from the "
+                                            "registries) for the YAML language server")
+    p.add_argument("-o", "--output", help="write here instead of standard output")
+    p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    p.set_defaults(run=cmd_schema)
+
+    p = commands["graph"] = sub.add_parser("graph", help="draw a spec's graph: blocks by family, wires, heads with "
+                                           "their memory; DOT, SVG or PNG")
+    p.add_argument("spec", help="the spec file")
+    p.add_argument("-o", "--output", help="the picture's file: .dot, .svg or .png (default: DOT on standard output)")
+    p.add_argument("--format", choices=("dot", "svg", "png"), help="the format (default: from the --output suffix)")
+    p.add_argument("--sizes", action="store_true", help="label each wire with the size it carries (sizes left to the "
+                   "task are the task's)")
+    p.add_argument("--renderer", choices=("auto", "graphviz", "matplotlib"), default="auto",
+                   help="who draws SVG and PNG: Graphviz's dot, matplotlib, or auto (dot where installed; default)")
+    p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    p.set_defaults(run=cmd_graph)
     for name in ("validate", "compile", "train", "eval", "predict", "trace"):
         commands[name].add_argument(
             "--max-memory", metavar="SIZE", help="the memory a model may hold, parameters and the state of a "
