@@ -1,0 +1,2 @@
+" cogdsl specs: *.cog files
+autocmd BufRead,BufNewFile *.cog setfiletype cog
