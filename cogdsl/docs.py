@@ -135,7 +135,9 @@ def task_section(cls: type[Task]) -> list[str]:
     if found is not None:
         kinds, output = found
         inputs = ", ".join(f"`input NAME: {spec_declaration(kind, size)}`" for kind, size in kinds.items())
-        sizes += f" With the default parameters: {inputs}, `output NAME: {output}`."
+        output_text = (f"`output NAME = pointer(P)` (or `output NAME: {output}`, position classes)"
+                       if cls.points is True else f"`output NAME: {output}`")
+        sizes += f" With the default parameters: {inputs}, {output_text}."
     lines.append(sizes)
     lines.append(f"- **--len L:** {_plain(length_text(cls))}")
     if cls.constraints:

@@ -30,6 +30,23 @@ on a GPU, the PyTorch reference (the same equations) on a CPU. ``hard`` attentio
 al. 2015, 4.1) samples one element per head, i ~ a, and returns k_i; the choice learns by
 REINFORCE (see :mod:`cogdsl.reinforce`), with a learned baseline and an entropy bonus.
 Evaluation takes the most likely element.
+
+Pointer networks (Vinyals, Fortunato and Jaitly 2015, eq. 3), ``output=pointer``: the weights are
+not blended into a context, they *are* the output, a distribution over the n positions of the
+source (as many classes as the source has elements, whatever n is)::
+
+    u^i_j = v . tanh(W1 e_j + W2 d_i)          j = 1 .. n   (e_j: what it looks over; d_i: its query;
+                                                             the additive score, with no bias; any score works)
+    p(C_i | C_1 .. C_{i-1}, P) = softmax(u^i)    (B, n)
+
+An output ``pointer(NAME)`` gives u^i as its logits (``output y = pointer(ptr)``, (B, T, n); the
+loss is cross-entropy against the target positions). The block's *value* is the element it
+points at, x_{C_i}, the row of the ``sequence`` input under what it looks over (through its
+encoders), so the decoder reads it back with ``ptr@prev`` as the paper's decoder reads
+P_{C_{i-1}}: during training the expected element sum_j p_j x_j (differentiable; this
+language has no teacher forcing, and feeds back its own output as ``y@prev`` does), at
+evaluation the element of argmax_j p_j (greedy decoding). Before the first step it is a learned
+start element (the paper's ⇒).
 """
 
 from __future__ import annotations
@@ -45,13 +62,14 @@ from cogdsl import ops
 from cogdsl.blocks.base import REGISTRY, BlockKind, Param, attended_size, register
 from cogdsl.blocks.runtime import Build, ModuleUnit, Step, StepOut, Unit
 from cogdsl.errors import DiagnosticSink
-from cogdsl.language.spec import Block
+from cogdsl.language.spec import Block, Spec
 from cogdsl.reinforce import Decision
 
 if TYPE_CHECKING:
     from cogdsl.compiler.shapes import Shapes
 
 SCORES = ("additive", "dot", "general", "scaled_dot")
+OUTPUTS = ("context", "pointer")
 
 
 # -- encoders --------------------------------------------------------------------------------
@@ -297,15 +315,19 @@ class Attention(nn.Module):
     """One step of soft attention of a query over a sequence; see the module docstring for the scores."""
 
     def __init__(self, score: str, heads: int, query_size: int, key_size: int, hidden: int, mode: str = "soft",
-                 entropy: float = 0.0):
+                 entropy: float = 0.0, pointer_size: int = 0):
+        """``pointer_size`` > 0: a pointer (:meth:`point`) at elements of that size, with one head."""
         super().__init__()
         self.score, self.heads, self.key_size = score, heads, key_size
         self.mode, self.entropy = mode, entropy
         self.samples = mode == "hard"
+        self.pointer = pointer_size > 0
         self.baseline = nn.Linear(query_size, 1) if self.samples else None
         self.decision: Decision | None = None  # hard attention's last sample, for REINFORCE
-        if score == "additive":
-            self.query_proj = nn.Linear(query_size, heads * hidden)
+        # The pointer's value before its first step, the paper's start symbol, learned.
+        self.start = nn.Parameter(torch.zeros(pointer_size)) if self.pointer else None
+        if score == "additive":  # a pointer's W2 d_i has no bias (Vinyals et al. 2015, eq. 3)
+            self.query_proj = nn.Linear(query_size, heads * hidden, bias=not self.pointer)
             self.key_proj = nn.Linear(key_size, heads * hidden, bias=False)
             self.v = nn.Parameter(torch.empty(heads, hidden).uniform_(-1 / math.sqrt(hidden), 1 / math.sqrt(hidden)))
         elif score in ("general", "scaled_dot"):
@@ -363,6 +385,24 @@ class Attention(nn.Module):
         context, weights = attend(self.scores(query, keys, projected_keys), keys)
         return context.reshape(batch, -1), weights
 
+    def point(self, query: torch.Tensor, keys: torch.Tensor, elements: torch.Tensor,
+              projected_keys: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A pointer (Vinyals et al. 2015, eq. 3): u_j = v . tanh(W1 e_j + W2 d), p = softmax_j(u).
+
+        query d (B, Q), keys e (B, n, D), elements x (B, n, E), the rows pointed at → the element pointed
+        at (B, E), the scores u (B, n) (the output's logits) and p (B, n). The element is
+        sum_j p_j x_j in training (differentiable) and x_{argmax_j p_j} in evaluation (greedy decoding).
+        """
+        assert self.pointer and self.heads == 1
+        scores = self.scores(query, keys, projected_keys)[:, 0]  # (B, n)
+        weights = scores.softmax(-1)
+        if self.training:
+            element = (weights.unsqueeze(1) @ elements).squeeze(1)  # (B, E)
+        else:
+            chosen = weights.argmax(-1, keepdim=True)  # (B, 1)
+            element = elements.gather(1, chosen.unsqueeze(-1).expand(-1, 1, elements.shape[-1])).squeeze(1)
+        return element, scores, weights
+
     def sample(self, query: torch.Tensor, keys: torch.Tensor, projected_keys: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """Hard attention: per head, i ~ a (training) or i = argmax a (evaluation); context_h = k_i.
@@ -400,7 +440,8 @@ class AttentionKind(BlockKind):
     doc = ("Soft attention of a query (its sources) over a sequence (`on` an encoder, a `sequence` input, or "
            "a memory as the previous step left it) at every step: score additive (Bahdanau), dot or general "
            "(Luong) or scaled_dot; "
-           "the value is each head's context, (B, heads x D).")
+           "the value is each head's context, (B, heads x D). With `output=pointer` (pointer networks) the "
+           "weights are the output, `output y = pointer(NAME)`, and the value is the source element pointed at.")
     params: ClassVar = (
         Param("score", str, "additive", choices=SCORES),
         Param("heads", int, 1, minimum=1, maximum=64, doc="independent attention heads, contexts concatenated"),
@@ -409,10 +450,55 @@ class AttentionKind(BlockKind):
         Param("mode", str, "soft", choices=("soft", "hard"),
               doc="soft: the weighted mean; hard: sample one element, learned by REINFORCE"),
         Param("entropy", float, 0.01, minimum=0.0, maximum=10.0, doc="hard mode: weight of the entropy bonus"),
+        Param("output", str, "context", choices=OUTPUTS,
+              doc="context: the weighted mean; pointer: the weights are an output's distribution over the "
+                  "source positions (`output y = pointer(NAME)`), the value the source element pointed at"),
     )
     accepts = frozenset({"from", "memory"})
     requires = frozenset({"from", "memory"})
     has_output = True
+
+    @classmethod
+    def conflicts(cls, params: dict[str, Any]) -> list[tuple[str, str, str]]:
+        """A pointer is one distribution over the source positions: one head, soft."""
+        if params["output"] != "pointer":
+            return []
+        found = []
+        if params["heads"] != 1:
+            found.append(("heads", f"a pointer (output=pointer) is one distribution over the source positions, "
+                          f"not {params['heads']} heads", "use heads=1, or one pointer block per distribution"))
+        if params["mode"] != "soft":
+            found.append(("mode", "a pointer (output=pointer) gives its weights as the output, so it samples "
+                          "nothing: mode=hard does not apply", "leave mode out (soft)"))
+        return found
+
+    @classmethod
+    def points(cls, block: Block) -> bool:
+        given = block.params.get("output")
+        return given is not None and given.data == "pointer"
+
+    @classmethod
+    def check_target(cls, block: Block, target_kind: type[BlockKind] | None, sink: DiagnosticSink) -> bool:
+        """A pointer points at positions of a sequence: it looks over a ``sequence`` input or an encoder of one,
+        never a memory (whose slots are no source positions) or an image's regions."""
+        if not cls.points(block) or target_kind is None:
+            return False
+        if issubclass(target_kind, EncoderKind) and "sequence" in target_kind.takes:
+            return False
+        assert block.memory is not None
+        sink.error("E303", f"{block.kind} '{block.name}': a pointer (output=pointer) points at the positions of a "
+                   f"sequence, and '{block.memory.name}' is {_noun(target_kind)}", block.memory.span,
+                   "point over a 'sequence' input or an encoder of one (encoder, self_attention)")
+        return True
+
+    @classmethod
+    def attended_value_size(cls, spec: Spec, block: Block, params: dict[str, dict[str, Any]],
+                            sizes: dict[str, int]) -> int | None:
+        """A pointer's value is a row of the sequence input(s) it points into; otherwise heads x D."""
+        if params[block.name]["output"] != "pointer":
+            return super().attended_value_size(spec, block, params, sizes)
+        assert block.memory is not None
+        return sum(sizes[name] for name in pointed_inputs(spec, block.memory.name))
 
     @classmethod
     def check_shapes(cls, block: Block, shapes: Shapes, sink: DiagnosticSink) -> None:
@@ -432,9 +518,9 @@ class AttentionKind(BlockKind):
                        "use heads=1, or score=general or scaled_dot")
 
     @classmethod
-    def make(cls, params: dict[str, Any], query_size: int, key_size: int) -> nn.Module:
+    def make(cls, params: dict[str, Any], query_size: int, key_size: int, pointer_size: int = 0) -> nn.Module:
         return Attention(params["score"], params["heads"], query_size, key_size, params["hidden"] or key_size,
-                         params["mode"], params["entropy"])
+                         params["mode"], params["entropy"], pointer_size)
 
     @classmethod
     def trace_places(cls, name: str, seen: Any, side: int, module: Any, trace: dict[str, Any]
@@ -449,8 +535,41 @@ class AttentionKind(BlockKind):
 
     @classmethod
     def build(cls, b: Build) -> Unit:
+        if b.params["output"] == "pointer":
+            assert b.block is not None
+            key_size = attended_size(b.shapes.params, b.shapes.sizes, b.block)
+            assert key_size is not None
+            module = cls.make(b.params, b.shapes.input_sizes[b.name], key_size, b.shapes.sizes[b.name])
+            return PointerUnit(b, module)
         key_size = b.shapes.sizes[b.name] // b.params["heads"]  # its value is heads x D
         return AttentionUnit(b, cls.make(b.params, b.shapes.input_sizes[b.name], key_size))
+
+
+def pointed_inputs(spec: Spec, target: str) -> tuple[str, ...]:
+    """The ``sequence`` inputs whose rows a pointer over ``target`` points at: ``target`` itself when it is one,
+    else the ones under the encoders that make it (an encoder keeps one state per position of what it reads;
+    several are concatenated, as an encoder concatenates its sources)."""
+    found: list[str] = []
+    pending, seen = [target], set()
+    while pending:
+        name = pending.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        source = spec.input(name)
+        if source is not None:
+            if source.kind.data == "sequence" and name not in found:
+                found.append(name)
+            continue
+        block = spec.block(name)
+        if block is not None and block.kind in REGISTRY and REGISTRY[block.kind].family == "encoder":
+            pending[:0] = [ref.name for ref in block.sources]
+    return tuple(found)
+
+
+def _noun(kind: type[BlockKind]) -> str:
+    noun = kind.noun()
+    return f"{'an' if noun[:1] in 'aeiou' else 'a'} {noun}"
 
 
 def _looks_over(b: Build) -> tuple[str, bool, bool]:
@@ -496,6 +615,41 @@ class AttentionUnit(ModuleUnit):
             out.decisions.append(self.module.decision)
         return out
 
+
+
+class PointerUnit(AttentionUnit):
+    """A pointer's step (Vinyals et al. 2015): its query over what it looks over gives the scores u (B, n),
+    posted as ``("pointer", NAME)`` for the output ``pointer(NAME)``; its value is the element of the source
+    sequence pointed at (:meth:`Attention.point`). Trace: ``NAME`` the distribution (B, 1, n)."""
+
+    def __init__(self, b: Build, module: Attention):
+        super().__init__(b, module)
+        self.pointed = pointed_inputs(b.spec, self.target)
+        p = b.params
+        self.line = (f"attention {b.name}: pointer, query [{b.sources()}] ({b.shapes.input_sizes[b.name]}) over "
+                     f"{self.target}, score {_SCORE_FORMULAS[p['score']]}, softmax over the n positions -> the "
+                     f"output pointer({b.name}) (B, n); value: the row of {', '.join(self.pointed)} pointed at "
+                     f"({b.shapes.sizes[b.name]}), expected in training, argmax in evaluation")
+
+    def initial_values(self, batch: int, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Before the first step, ``NAME@prev`` reads the learned start element."""
+        start = self.module.start
+        assert start is not None
+        return {self.name: start.to(like).expand(batch, -1)}
+
+    def step(self, step: Step) -> StepOut:
+        keys = step.values[self.target]
+        elements = [step.values[name] for name in self.pointed]
+        out = StepOut()
+        kept = step.state.get(self.cache)
+        projected = kept if kept is not None and not step.fresh else self.module.project_keys(keys)
+        if projected is not None:
+            out.state[self.cache] = projected
+        out.value, scores, weights = self.module.point(
+            step.gather(self.name), keys, elements[0] if len(elements) == 1 else torch.cat(elements, -1), projected)
+        step.post("pointer", self.name, scores)
+        out.trace[self.name] = weights.unsqueeze(1)
+        return out
 
 
 _SCORE_FORMULAS = {"additive": "v . tanh(W q + U k)", "dot": "q . k", "general": "q^T W k",

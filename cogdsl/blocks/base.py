@@ -17,7 +17,7 @@ from torch import nn
 
 from cogdsl.blocks.runtime import Build, ModuleUnit, Step, StepOut, Unit
 from cogdsl.errors import DiagnosticSink, Span, hint_for, one_of
-from cogdsl.language.spec import Block, Value
+from cogdsl.language.spec import Block, Spec, Value
 from cogdsl.reinforce import Decision
 
 if TYPE_CHECKING:
@@ -192,6 +192,20 @@ class BlockKind:
         """Rules of this kind on what its ``on`` names (``target_kind``: that block's kind, None for an input),
         checked by the validator; True when the kind decided (reported a problem or accepted it). None here."""
         return False
+
+    @classmethod
+    def points(cls, block: Block) -> bool:
+        """Whether ``block`` (of this kind) is a pointer, whose distribution an output ``pointer(NAME)`` gives.
+        False here."""
+        return False
+
+    @classmethod
+    def attended_value_size(cls, spec: Spec, block: Block, params: dict[str, dict[str, Any]],
+                            sizes: dict[str, int]) -> int | None:
+        """The size of the value of an attention-family block that looks over something (``on``): heads x D, D
+        the size of one element of what it looks over (None while that is not known yet)."""
+        size = attended_size(params, sizes, block)
+        return None if size is None else params[block.name].get("heads", 1) * size
 
     @classmethod
     def trace_panels(cls, name: str, trace: dict[str, Any]) -> dict[str, tuple[Any, tuple[str, ...] | None]]:

@@ -38,6 +38,7 @@ _OUTPUT_ACTIVATIONS = {
     None: None, "none": None,
     "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
     "softmax": lambda x: torch.softmax(x, dim=-1),
+    "pointer": lambda x: torch.softmax(x, dim=-1),  # over the source positions (a pointer block's scores)
 }
 
 # Where modules live, in this order (a checkpoint's parameter names, and the order of the parameters that
@@ -47,25 +48,29 @@ CONTAINERS = ("controllers", "interfaces", "memories", "layers", "encoders", "at
 
 class OutputUnit(ModuleUnit):
     """An output's step: ``activation(W [sources] + b)``, or the value of the one block it reads when that is
-    already its logits (a DRAW canvas). ``raw``: the logits; what ``y@prev`` reads is the output itself."""
+    already its logits (a DRAW canvas), or a pointer block's scores over the source positions (``pointer(NAME)``,
+    (B, n)). ``raw``: the logits; what ``y@prev`` reads is the output itself."""
 
     def __init__(self, b: Build, output: Output):
         shapes, name = b.shapes, output.name
         self.name = name
-        self.layer = b.add("outputs", name, nn.Identity() if name in shapes.logits_of
+        self.pointer = shapes.pointer_of.get(name)  # pointer(NAME): the scores NAME posts, (B, n), are the logits
+        self.layer = b.add("outputs", name, nn.Identity() if name in shapes.logits_of or self.pointer
                            else nn.Linear(shapes.input_sizes[name], output.size.data))
         activation = output.activation.data if output.activation else None
         self.activation = _OUTPUT_ACTIVATIONS[activation]
         self.prev_key = f"prev:{name}" if name in shapes.delayed else None
         self.tied = name in shapes.tied_answers
         shown = activation or "none"
-        self.line = (f"output {name}: {shown}({shapes.logits_of[name]}), its value as the logits, no layer"
-                      if name in shapes.logits_of else
-                      f"output {name}: {shown}(linear {shapes.input_sizes[name]} -> {shapes.sizes[name]}) "
-                      f"from [{', '.join(str(r) for r in output.sources)}]")
+        self.line = (f"output {name}: softmax over the n source positions of the scores of {self.pointer}, (B, n), "
+                     "no layer" if self.pointer else
+                     f"output {name}: {shown}({shapes.logits_of[name]}), its value as the logits, no layer"
+                     if name in shapes.logits_of else
+                     f"output {name}: {shown}(linear {shapes.input_sizes[name]} -> {shapes.sizes[name]}) "
+                     f"from [{', '.join(str(r) for r in output.sources)}]")
 
     def step(self, step: Step) -> StepOut:
-        y = self.layer(step.gather(self.name))
+        y = step.taken("pointer", self.pointer)[-1] if self.pointer else self.layer(step.gather(self.name))
         if self.activation is None:
             return StepOut(y)
         if not step.raw:

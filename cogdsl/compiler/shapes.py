@@ -25,7 +25,7 @@ from typing import Any
 import networkx as nx
 
 from cogdsl.blocks import REGISTRY
-from cogdsl.blocks.base import WAITING, LookKind, attended_size, looked_at_size
+from cogdsl.blocks.base import WAITING, LookKind, looked_at_size
 from cogdsl.blocks.heads import FieldSlice, GroupPlan
 from cogdsl.blocks.memnet import ReadPlan
 from cogdsl.compiler.graph import immediate_graph
@@ -59,6 +59,7 @@ class Shapes:
     sides: dict[str, int] = field(default_factory=dict)  # image input -> its side in pixels
     logits_of: dict[str, str] = field(default_factory=dict)  # output -> the block whose value is its logits
     input_kinds: dict[str, str] = field(default_factory=dict)  # input -> its kind ("vector", "words", ...)
+    pointer_of: dict[str, str] = field(default_factory=dict)  # pointer output -> the pointer block it gives
 
 
 def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None, validated: Validated, sink: DiagnosticSink
@@ -82,7 +83,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None, validated: Vali
         elif kind.family == "reasoning":
             assert block.memory is not None
             sizes[block.name] = params[block.memory.name]["embedding"]
-    sizes.update({o.name: o.size.data for o in spec.outputs})  # read as y@prev
+    sizes.update({o.name: o.size.data for o in spec.outputs if not o.points})  # read as y@prev
     _sequence_sizes(spec, params, sizes, sides)
     read_plans: dict[str, ReadPlan] = {}
     tables: dict[str, int] = {}
@@ -121,6 +122,7 @@ def infer(spec: Spec, graph: nx.MultiDiGraph, task: Task | None, validated: Vali
         sides=sides,
         logits_of=_logits_of(spec, sizes, sink),
         input_kinds={i.name: str(i.kind.data) for i in spec.inputs},
+        pointer_of={o.name: o.sources[0].name for o in spec.outputs if o.points},
     )
     _check_task_shapes(spec, task, validated.train, sink)
     for block in spec.blocks:
@@ -158,8 +160,9 @@ def _sequence_sizes(spec: Spec, params: dict[str, dict[str, Any]], sizes: dict[s
                 sizes[block.name] = kind.output_size(params[block.name], sum(sizes[r.name] for r in block.sources))
             elif issubclass(kind, LookKind) and (target := looked_at_size(block, sizes, sides)) is not WAITING:
                 sizes[block.name] = kind.value_size(params[block.name], target)
-            elif kind.family == "attention" and (size := attended_size(params, sizes, block)) is not None:
-                sizes[block.name] = params[block.name].get("heads", 1) * size
+            elif kind.family == "attention" and (
+                    size := kind.attended_value_size(spec, block, params, sizes)) is not None:
+                sizes[block.name] = size
             else:
                 waiting.append(block)
         if len(waiting) == len(pending):  # only through attention on attention, which validation refuses
@@ -243,7 +246,16 @@ def _check_task_shapes(spec: Spec, task: Task | None, config: TrainConfig | None
                                            "take the task's"))
         (target,) = spec.outputs
         exact = task.output_size_exact
-        if target.size.data != output_size and (exact or target.size.data < output_size):
+        if target.points and not task.points:
+            problems.append(Diagnostic(
+                "E501", f"size mismatch: {what} answers with {output_size} values at each step, not with positions "
+                f"in its source, and output '{target.name}' is a pointer",
+                target.activation.span if target.activation is not None else target.span,
+                f"give '{target.name}' a size and a layer, e.g. 'output {target.name}: {output_size} = softmax(...)', "
+                "or train it on a task that answers with positions (sort(answer=positions), convex_hull)"))
+        elif target.points:
+            pass  # as many values as the source has positions: it fits every length
+        elif target.size.data != output_size and (exact or target.size.data < output_size):
             problems.append(Diagnostic("E501", f"size mismatch: {what} expects {output_size} outputs but output "
                                        f"'{target.name}' has size {target.size.data}", target.size.span,
                                        f"set the size of '{target.name}' to {output_size}, or leave it out to "

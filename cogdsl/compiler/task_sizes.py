@@ -3,7 +3,8 @@
 An input or output written without a size (``input story: sentences``, ``input x``,
 ``output answer = softmax(reason)``; in YAML ``{kind: sentences}``, ``{from: [...]}``) takes
 the size the train section's task gives, matched as the task's shape check matches them:
-each input by its kind, the one output by the task's output size. So one spec trains on the
+each input by its kind, the one output by the task's output size. A pointer output
+(``output y = pointer(ptr)``) has no size: it has as many values as the source has positions. So one spec trains on the
 generated bAbI tasks and on the bAbI files (whose vocabulary is read from the files) by
 changing its task alone, and a vocabulary is never counted by hand::
 
@@ -26,7 +27,8 @@ from cogdsl.training.config import TrainConfig, build_task, resolve_train
 
 def leaves_sizes(spec: Spec) -> bool:
     """Whether some input or output of ``spec`` has no size written."""
-    return any(i.size.data is None for i in spec.inputs) or any(o.size.data is None for o in spec.outputs)
+    return any(i.size.data is None for i in spec.inputs) or any(o.size.data is None and not o.points
+                                                                for o in spec.outputs)
 
 
 def task_of(spec: Spec, config: TrainConfig | None = None) -> Task | None:
@@ -99,7 +101,7 @@ def derive_sizes(spec: Spec, task: Task | None) -> Spec:
             inputs.append(item)
     outputs = []
     for output in spec.outputs:
-        if output.size.data is not None:
+        if output.size.data is not None or output.points:  # a pointer has as many values as the source positions
             outputs.append(output)
         elif output_size is not None and len(spec.outputs) == 1:
             outputs.append(dataclasses.replace(output, size=Value(output_size, output.size.span)))
@@ -133,7 +135,7 @@ def sizes_from(spec: Spec, saved_yaml: object, where: object) -> Spec:
                               "in the spec")
     saved = parse_text(saved_yaml, f"{where}:spec_yaml", "yaml")
     sizes = {**{i.name: i.size for i in saved.inputs}, **{o.name: o.size for o in saved.outputs}}
-    missing = [item.name for item in (*spec.inputs, *spec.outputs)
+    missing = [item.name for item in (*spec.inputs, *(o for o in spec.outputs if not o.points))
                if item.size.data is None and (item.name not in sizes or sizes[item.name].data is None)]
     if missing:
         raise CheckpointError(f"{where}: its spec gives no size for {', '.join(missing)}, which {spec.name} leaves "
@@ -142,5 +144,5 @@ def sizes_from(spec: Spec, saved_yaml: object, where: object) -> Spec:
         spec,
         inputs=tuple(i if i.size.data is not None else dataclasses.replace(i, size=Value(sizes[i.name].data,
                      i.size.span)) for i in spec.inputs),
-        outputs=tuple(o if o.size.data is not None else dataclasses.replace(o, size=Value(sizes[o.name].data,
-                      o.size.span)) for o in spec.outputs))
+        outputs=tuple(o if o.size.data is not None or o.points else dataclasses.replace(
+                      o, size=Value(sizes[o.name].data, o.size.span)) for o in spec.outputs))

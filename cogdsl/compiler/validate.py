@@ -25,7 +25,7 @@ from cogdsl.errors import DiagnosticSink, Span, hint_for
 from cogdsl.language.spec import INPUT_KINDS, SIZE_KEYS, SUPPORTED_VERSIONS, Block, Output, Ref, Spec
 from cogdsl.training.config import TrainConfig, resolve_train
 
-ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "softmax")
+ACTIVATIONS = ("none", "sigmoid", "tanh", "relu", "softmax", "pointer")  # pointer(NAME): see _check_pointers
 FIELD_SPELLING = {
     "from": "its sources (YAML 'from: [...]', .cog '<- ...')",
     "memory": "a memory (YAML 'memory: NAME', .cog 'on NAME')",
@@ -85,6 +85,7 @@ def validate(spec: Spec, graph: nx.MultiDiGraph, sink: DiagnosticSink) -> Valida
     for output in spec.outputs:
         _check_output(output, roles, kinds, sink)
         _check_carried(output.sources, ("vector",), carries, f"output '{output.name}'", sink)
+    _check_pointers(spec, sink)
     if not spec.outputs:
         sink.error("E007", "the spec has no outputs", spec.model.span,
                    "add an output, e.g. 'y: {size: 8, from: [ctrl]}'")
@@ -323,6 +324,52 @@ def _check_output(output: Output, roles: dict[str, str], kinds: dict[str, str], 
     for ref in output.sources:
         _value_sources(roles, ref, owner, sink)
         _check_read_source(ref, roles, kinds, owner, sink)
+
+
+def _check_pointers(spec: Spec, sink: DiagnosticSink) -> None:
+    """An output ``pointer(NAME)`` is the distribution of the one pointer block it reads (``attention
+    NAME(output=pointer)``) over the source positions, at this step: it has no size of its own (as many values
+    as the source has positions, which differ from one sequence to the next), so nothing reads it back."""
+    pointers = {o.name for o in spec.outputs if o.points}
+    for output in spec.outputs:
+        if not output.points:
+            continue
+        owner = f"output '{output.name}'"
+        example = "e.g. 'attention ptr(output=pointer) on enc <- dec', then 'output y = pointer(ptr)'"
+        if output.size.data is not None:
+            sink.error("E205", f"{owner}: a pointer output has one value per source position, as many as each "
+                       "sequence has, so it takes no size", output.size.span,
+                       f"leave the size out: 'output {output.name} = pointer(...)'")
+        if not output.sources:
+            continue  # reported as an output with no sources
+        first = output.sources[0]
+        if len(output.sources) > 1:
+            sink.error("E206", f"{owner}: pointer(...) reads one pointer block, found {len(output.sources)} "
+                       "sources", output.sources[1].span, example)
+        elif first.delay:
+            sink.error("E307", f"{owner}: pointer(...) gives the distribution of this step, not of the previous one",
+                       first.span, f"write 'pointer({first.name})'")
+        else:
+            block = spec.block(first.name)
+            if block is not None and block.kind in REGISTRY and not REGISTRY[block.kind].points(block):
+                kind = REGISTRY[block.kind]
+                sink.error("E303", f"{owner}: pointer(...) reads a pointer block (attention with output=pointer), "
+                           f"and '{first.name}' is {_a(kind.noun())} that does not point", first.span,
+                           f"make '{first.name}' a pointer: 'output=pointer' in its parameters"
+                           if any(p.name == "output" for p in kind.params) else example)
+            elif block is None and first.name in {i.name for i in spec.inputs}:
+                sink.error("E303", f"{owner}: pointer(...) reads a pointer block (attention with output=pointer), "
+                           f"and '{first.name}' is an input", first.span, example)
+    readers = [(f"{b.kind} '{b.name}'", b.sources) for b in spec.blocks]
+    readers += [(f"output '{o.name}'", o.sources) for o in spec.outputs if not o.points]
+    for owner, sources in readers:
+        for ref in sources:
+            if ref.name in pointers and ref.delay:  # read with no delay: reported as an output read too early
+                pointer = next(o for o in spec.outputs if o.name == ref.name).sources
+                read = f"'{pointer[0].name}@prev'" if pointer else "its pointer block with '@prev'"
+                sink.error("E307", f"{owner}: '{ref.name}' is a pointer output, a distribution over the source "
+                           "positions, whose number changes from one sequence to the next: nothing reads it",
+                           ref.span, f"read the element it points at instead, {read}")
 
 
 def _check_cycles(graph: nx.MultiDiGraph, sink: DiagnosticSink) -> None:

@@ -152,13 +152,19 @@ class Input:
 
 @dataclass(frozen=True)
 class Output:
-    """A model output: a linear layer over its sources, then an optional activation."""
+    """A model output: a linear layer over its sources, then an optional activation; or, written
+    ``pointer(NAME)``, the distribution of a pointer block over the source positions (no layer, no size)."""
 
     name: str
     size: Value
     sources: tuple[Ref, ...] = ()
     activation: Value | None = None
     span: Span = field(default=NO_SPAN, compare=False)
+
+    @property
+    def points(self) -> bool:
+        """Whether it is a pointer output, ``pointer(NAME)``: as many values as the source has positions."""
+        return self.activation is not None and self.activation.data == "pointer"
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,10 @@ Registered tasks (:data:`TASKS`), each in its own module with its encoding drawn
 - ``babi_steps``, ``babi_joint_steps`` -- :class:`BabiStepsTask`, :class:`BabiJointStepsTask`: the same
   questions read one sentence per step, for recurrent models (:mod:`cogdsl.tasks.qa_steps`)
 - ``reverse``, ``sort``, ``stutter`` -- :class:`ReverseTask`, :class:`SortTask`,
-  :class:`StutterTask`: sequence to sequence, for attention models (:mod:`cogdsl.tasks.seq2seq`)
+  :class:`StutterTask`: sequence to sequence, for attention models (:mod:`cogdsl.tasks.seq2seq`);
+  ``sort(answer=positions, numbers=true)`` sorts numbers by pointing at them (pointer networks)
+- ``convex_hull`` -- :class:`ConvexHullTask`: the planar convex hull of n points as their positions;
+  Vinyals et al. 2015, "Pointer Networks" (:mod:`cogdsl.tasks.convex_hull`)
 - ``digits`` -- :class:`DigitsTask`: classify a digit in a cluttered image (the project's own
   glyphs), Mnih et al. 2014's cluttered translated MNIST (:mod:`cogdsl.tasks.digits`);
   ``reconstruct_digits`` -- :class:`DigitReconstructionTask`: draw the digit image back (DRAW)
@@ -67,6 +70,7 @@ from cogdsl.tasks.base import (
     sequence_accuracy,
     sequence_loss,
 )
+from cogdsl.tasks.convex_hull import ConvexHullTask
 from cogdsl.tasks.copy import CopyTask
 from cogdsl.tasks.digits import DigitReconstructionTask, DigitsTask
 from cogdsl.tasks.formal import AnB2nTask, AnBmCnmTask, AnBnCnDnTask, AnBnCnTask, AnBnTask, MirrorTask
@@ -158,6 +162,7 @@ for _cls in (
     ReverseTask,
     SortTask,
     StutterTask,
+    ConvexHullTask,
     DigitsTask,
     DigitReconstructionTask,
     AnBnTask,
@@ -235,6 +240,7 @@ __all__ = [
     "BabiStepsTask",
     "BabiTask",
     "Batch",
+    "ConvexHullTask",
     "CopyTask",
     "DigitReconstructionTask",
     "DigitsTask",

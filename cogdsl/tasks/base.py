@@ -354,6 +354,10 @@ class Task:
         return values
 
     output_size_exact: ClassVar[bool] = True  # False: output_size is the least a model may have (class ids)
+    # True for tasks whose answers are positions in their source sequence (sort(answer=positions), convex_hull):
+    # a pointer output (``output y = pointer(ptr)``, pointer networks) points at them, whatever the source's
+    # length; an output of at least ``output_size`` classes (the longest source) names them instead.
+    points: ClassVar[bool] = False
 
     @property
     def error_name(self) -> str:

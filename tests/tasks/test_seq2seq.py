@@ -129,7 +129,8 @@ def test_same_seed_gives_the_same_batch_and_another_seed_another(name: str) -> N
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_defaults_and_declarations(name: str) -> None:
     task = make_task(name)
-    assert task.config == {"symbols": 8, "min_len": 1, "max_len": 10}
+    positions = {"answer": "symbols", "numbers": False} if name == "sort" else {}  # sort can answer with positions
+    assert task.config == {"symbols": 8, "min_len": 1, "max_len": 10, **positions}
     assert task.loss == "ce"
     assert task.error_unit == "wrong symbols"
     assert TASKS[name] is get_task(name) is {"reverse": ReverseTask, "sort": SortTask}[name]
