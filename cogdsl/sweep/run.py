@@ -106,12 +106,13 @@ def run_sweep(plan: Plan, trials: list[Trial], out: Path, *, resume: bool = Fals
     doubles = sorted({i for i in ids if ids.count(i) > 1})
     if doubles:
         raise UsageError(f"two trials have the id {doubles[0]}: each spec, setting and seed once, please")
+    if force and out.is_dir():
+        import_tune()  # nothing is deleted for a sweep that cannot run
+        shutil.rmtree(out)
     todo = [t for t in trials if (read_marker(out / t.id) or {}).get("status") not in FINISHED]
     if len(todo) < len(trials):
         say(f"{len(trials) - len(todo)} of {len(trials)} trials finished before; not run again")
     tune = import_tune() if todo else None
-    if force and out.is_dir():
-        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / SWEEP_FILE, {"plan": plan.to_json(), "trials": [t.to_json() for t in trials],
                                    "updated": time.strftime("%Y-%m-%d %H:%M:%S")})
@@ -139,18 +140,11 @@ def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str |
             f"{time.perf_counter() - begun:.1f} s")
     try:
         resources = ray.cluster_resources()
-        gpus_there = float(resources.get("GPU", 0))
-        gpus = plan.gpus_per_trial if plan.gpus_per_trial is not None else (1.0 if gpus_there else 0.0)
-        if gpus > 0 and not gpus_there:
-            raise UsageError(f"--gpus-per-trial {gpus:g}: the Ray cluster has no GPU; leave it out to train on CPUs")
-        cpus = plan.cpus_per_trial
-        if cpus > float(resources.get("CPU", 0)):
-            raise UsageError(f"--cpus-per-trial {cpus:g}: the Ray cluster has {resources.get('CPU', 0):g} CPUs")
-        device = "cuda" if gpus > 0 else "cpu"
+        cpus, gpus, device = trial_resources(plan, resources)
         threads = max(1, int(cpus))
         say(f"{len(todo)} trials, each on {cpus:g} CPU{'s' if cpus != 1 else ''}"
             + (f" and {gpus:g} GPU{'s' if gpus > 1 else ''}" if gpus else "")
-            + f"; the cluster has {resources.get('CPU', 0):g} CPUs and {gpus_there:g} GPUs")
+            + f"; the cluster has {resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs")
         configs = {t.id: trial_config(t, out / t.id, plan.score, max_minutes=plan.max_minutes, device=device,
                                       gpus=gpus, threads=threads, tensorboard=plan.tensorboard) for t in todo}
         from cogdsl.sweep.trial import tune_trainable
@@ -163,8 +157,9 @@ def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str |
             # once per trial (seconds each on a small machine); every trial sets its own seeds and threads.
             tune_config=tune.TuneConfig(max_concurrent_trials=jobs, trial_name_creator=_trial_name,
                                         trial_dirname_creator=_trial_name, reuse_actors=True),
-            run_config=tune.RunConfig(name=time.strftime("run-%Y%m%d-%H%M%S"), storage_path=str((out / TUNE_DIR)
-                                      .resolve()), verbose=0, failure_config=tune.FailureConfig(max_failures=0),
+            run_config=tune.RunConfig(name=time.strftime("run-%Y%m%d-%H%M%S-") + str(os.getpid()),
+                                      storage_path=str((out / TUNE_DIR).resolve()), verbose=0,
+                                      failure_config=tune.FailureConfig(max_failures=0),
                                       callbacks=[_progress(tune, out, len(todo), say)]),
         )
         try:
@@ -182,6 +177,25 @@ def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str |
     finally:
         if started_here:
             ray.shutdown()
+
+
+def trial_resources(plan: Plan, cluster: dict[str, float]) -> tuple[float, float, str]:
+    """What each trial asks Ray for, and where it trains: ``(cpus, gpus, device)``. On a cluster with GPUs a trial
+    takes ``gpus_per_trial`` of one (default a whole GPU) and trains on ``cuda`` (Ray sets CUDA_VISIBLE_DEVICES
+    to its share); on one without, the CPU.
+
+    Raises:
+        UsageError: GPUs asked for where the cluster has none, more CPUs per trial than the cluster has."""
+    gpus_there = float(cluster.get("GPU", 0))
+    gpus = plan.gpus_per_trial if plan.gpus_per_trial is not None else (1.0 if gpus_there else 0.0)
+    if gpus > 0 and not gpus_there:
+        raise UsageError(f"--gpus-per-trial {gpus:g}: the Ray cluster has no GPU; leave it out to train on CPUs")
+    if gpus > gpus_there:
+        raise UsageError(f"--gpus-per-trial {gpus:g}: the Ray cluster has {gpus_there:g} GPUs")
+    cpus = plan.cpus_per_trial
+    if cpus > float(cluster.get("CPU", 0)):
+        raise UsageError(f"--cpus-per-trial {cpus:g}: the Ray cluster has {cluster.get('CPU', 0):g} CPUs")
+    return cpus, gpus, "cuda" if gpus > 0 else "cpu"
 
 
 def _trial_name(trial: Any) -> str:

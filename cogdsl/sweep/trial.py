@@ -68,10 +68,10 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
         "device": config["device"], "gpus": config["gpus"], "threads": config["threads"],
         "max_minutes": config["max_minutes"], "host": socket.gethostname(), "pid": os.getpid(),
     }
-    resume, force = _prepare(folder)
     output = io.StringIO()
     started, cpu = time.time(), time.process_time()
     try:
+        resume, force = _prepare(folder)
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
             result, keeps_best = _train(trial, folder, config, resume=resume, force=force)
             marker.update(step=result.step, steps=result.config.steps, stopped=result.stopped,

@@ -84,3 +84,15 @@ def test_skipped_updates_counts_skips_and_the_markers_read(bias: float) -> None:
         assert skipped["updates_skipped"] == pytest.approx(19 / 20) and skipped["both_markers_read"] == 0.0
     assert skipped_updates(cogdsl.compile(cogdsl.load(ROOT / "specs" / "lstm_adding.cog")), make_task("adding"),
                            20) is None
+
+
+def test_a_trial_past_its_minutes_stops_is_scored_and_marked_time(tmp_path: Path) -> None:
+    from tests.tiny import tiny_ntm
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(tiny_ntm(train={"batch": 2, "steps": 100000, "eval_every": 100000, "eval_size": 4}))
+    (trial,) = Plan(specs=[str(spec)]).trials()
+    marker = run_trial(trial_config(trial, tmp_path / "sweep" / trial.id, Score(sequences=10), max_minutes=0.002,
+                                    device="cpu", gpus=0, threads=1, tensorboard=False))
+    assert marker["status"] == "time" and marker["stopped"] == "time" and 0 < marker["step"] < 100000
+    assert marker["scored"]["step"] == marker["step"] and "perfect" in marker["scored"]["metrics"]

@@ -18,14 +18,14 @@ HEADER = "step,sequences,seconds,loss,bit_errors,seq_per_sec,eval_loss,eval_bit_
 
 def _trial(sweep: Path, trial_id: str, model: str, settings: dict, seed: int, evaluations: list[tuple[int, float]],
            status: str = "done", metrics: dict | None = None, scored_step: int | None = None,
-           skipped: int = 0) -> dict:
+           skipped: int = 0, gpus: float = 0.0) -> dict:
     folder = sweep / trial_id
     folder.mkdir(parents=True)
     rows = [f"{step},{step * 16},{step / 10},1.0,1.0,100,{errors / 10},{errors},{skipped}\n"
             for step, errors in evaluations]
     (folder / "log.csv").write_text(HEADER + "".join(rows))
-    marker = {"id": trial_id, "status": status, "settings": settings, "seed": seed, "device": "cpu", "gpus": 0,
-              "cpu_seconds": 10.0 + seed, "wall_seconds": 20.0}
+    marker = {"id": trial_id, "status": status, "settings": settings, "seed": seed,
+              "device": "cuda" if gpus else "cpu", "gpus": gpus, "cpu_seconds": 10.0 + seed, "wall_seconds": 20.0}
     if status == "failed":
         marker["error"] = "E604: no such file\nmore"
     else:
@@ -95,3 +95,13 @@ def test_values_are_shown_as_the_results_pages_write_them() -> None:
     assert shown("perfect@10", 0.886) == "88.6%" and shown("task_3_error", 0.441) == "44.1%"
     assert shown("wrong@10", 0.3512) == "0.35" and shown("loss", 0.0071) == "0.0071"
     assert shown("reached", 2000.0) == "2,000" and shown("valid_loss", None) == "–"
+
+
+
+def test_on_gpus_the_time_is_gpu_seconds(tmp_path: Path, capsys) -> None:
+    """A trial on a quarter of a GPU for 20 s of wall time took 5 GPU seconds."""
+    sweep = tmp_path / "sweep"
+    _sweep(sweep, [_trial(sweep, f"g-{s}", "g", {}, s, [(10, 1.0)], gpus=0.25) for s in (0, 1)])
+    assert main(["table", str(sweep), "--metric", "valid_loss"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("| seeds | GPU s/trial |") and lines[2].endswith("| 2 | 5 |")
