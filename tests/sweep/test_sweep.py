@@ -1,7 +1,7 @@
-"""cogdsl sweep on Ray Tune, on the CPU (one local Ray instance of 2 CPUs for the module), one sweep checked
-several ways: a grid of 2 settings x 2 seeds whose driver is killed after its first trial and resumed without
-running that trial again, each trial an ordinary run folder, the table's medians against the run folders' logs,
-and the failing trials of a second spec reported while the others finish."""
+"""cogdsl sweep on Ray Tune, on the CPU (a local Ray instance of 2 CPUs), one sweep checked several ways: a grid of 2
+settings x 2 seeds whose driver is killed after its first trial and resumed without running that trial again, each
+trial an ordinary run folder, the table's medians against the run folders' logs, and the failing trials of a second
+spec reported while the others finish."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ TRAIN = {"batch": 2, "steps": 4, "eval_every": 2, "eval_size": 4, "log_every": 2
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
-    """One Ray instance for the module's sweeps (its start-up is seconds); its address."""
+    """One Ray instance for the module (its start-up is seconds); its address."""
     from cogdsl.sweep.run import import_tune
 
     import_tune()
@@ -68,13 +68,11 @@ class Sweep:
     finished: dict[str, str]
 
 
-@pytest.fixture(scope="module")
-def grid(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Sweep:
-    """One sweep for the module's checks: two specs x lr 1e-2, 1e-4 x seeds 0, 1. Its first driver (a process of
+def _grid(cluster: str, folder: Path) -> Sweep:
+    """The sweep the checks below look at: two specs x lr 1e-2, 1e-4 x seeds 0, 1. Its first driver (a process of
     its own, on the module's Ray instance through --address) is killed as soon as a trial has finished; the same
     command with --resume then runs the rest. The second spec trains on a data file that is not there (a file a
     worker cannot see), so its four trials fail; the first's run."""
-    folder = tmp_path_factory.mktemp("grid")
     _spec(folder)
     (folder / "missing.yaml").write_text(tiny_ntm("tiny_files", train=TRAIN).replace(
         "task: {name: copy, bits: 4, min_len: 1, max_len: 3}", "task: {name: sequences, train: missing.npz}"))
@@ -107,7 +105,17 @@ def _captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
         yield stdout, stderr
 
 
-def test_a_killed_sweep_resumes_without_running_its_finished_trials(grid: Sweep) -> None:
+def test_a_grid_killed_resumed_tabled_with_failures(cluster: str, tmp_path: Path, capsys) -> None:
+    """One test, not one per check: under pytest-xdist each test module's tests may go to different workers, and
+    each would then start Ray and run the sweep again."""
+    grid = _grid(cluster, tmp_path)
+    _a_killed_sweep_resumes_without_running_its_finished_trials(grid)
+    _each_trial_is_an_ordinary_run_of_its_settings_and_seed(grid, capsys)
+    _the_tables_medians_are_the_run_folders(grid, tmp_path, capsys)
+    _a_failing_trial_is_reported_and_the_others_finish(grid)
+
+
+def _a_killed_sweep_resumes_without_running_its_finished_trials(grid: Sweep) -> None:
     done = len(grid.finished)
     assert done >= 1 and f"{done} of 8 trials finished before; not run again" in grid.err
     assert f"[{8 - done}/{8 - done}]" in grid.err  # the others ran
@@ -116,7 +124,7 @@ def test_a_killed_sweep_resumes_without_running_its_finished_trials(grid: Sweep)
     assert "8 trials: 4 done, 4 failed" in grid.printed
 
 
-def test_each_trial_is_an_ordinary_run_of_its_settings_and_seed(grid: Sweep, capsys) -> None:
+def _each_trial_is_an_ordinary_run_of_its_settings_and_seed(grid: Sweep, capsys: pytest.CaptureFixture[str]) -> None:
     out = grid.out
     assert grid.code == 1, grid.printed + grid.err  # some trials failed
     trials = json.loads((out / "sweep.json").read_text())["trials"]
@@ -135,7 +143,7 @@ def test_each_trial_is_an_ordinary_run_of_its_settings_and_seed(grid: Sweep, cap
     assert capsys.readouterr().out.startswith("tiny_copy at length 2: ")
 
 
-def test_the_tables_medians_are_the_run_folders(grid: Sweep, tmp_path: Path, capsys) -> None:
+def _the_tables_medians_are_the_run_folders(grid: Sweep, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = grid.out
     assert main(["table", str(out), "--metric", "valid_loss", "--metric", "best_valid_errors",
                  "--metric", "perfect@2", "--csv", str(tmp_path / "t.csv")]) == 0
@@ -165,7 +173,7 @@ def test_the_tables_medians_are_the_run_folders(grid: Sweep, tmp_path: Path, cap
     assert "4 of 8 trials finished, scored 4 on the last checkpoint" in table
 
 
-def test_a_failing_trial_is_reported_and_the_others_finish(grid: Sweep) -> None:
+def _a_failing_trial_is_reported_and_the_others_finish(grid: Sweep) -> None:
     out, printed = grid.out, grid.printed
     assert "Traceback" not in printed + grid.err
     failed = out / "tiny_files-lr=0.01-seed0"
