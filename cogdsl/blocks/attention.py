@@ -47,6 +47,19 @@ P_{C_{i-1}}: during training the expected element sum_j p_j x_j (differentiable;
 language has no teacher forcing, and feeds back its own output as ``y@prev`` does), at
 evaluation the element of argmax_j p_j (greedy decoding). Before the first step it is a learned
 start element (the paper's ⇒).
+
+Show, Attend and Tell (Xu et al. 2015, 4.2.1 and eq. 14) adds two options to soft or hard attention
+over image regions a_i (``on`` a ``conv`` grid) from the decoder's h_{t-1} (the query):
+``gate=true``, the gating scalar per head, and ``doubly=λ``, the doubly stochastic penalty added to
+the loss, which pushes the attention that each region gets over the T steps toward 1::
+
+    β_t = σ(f_β(h_{t-1}))   (a linear layer, one β per head);   z_t <- β_t z_t
+    penalty = λ Σ_h Σ_i (1 - Σ_t α_{t,h,i})²                    (B,)
+
+The penalty is added step by step: step t adds C_t - C_{t-1} with C_t = λ Σ_h Σ_i (1 - Σ_{τ≤t} α_τ)²
+and C_0 = 0, so the steps sum to C_T, the paper's term over the steps the model runs.
+``reward=likelihood`` has hard attention learn from the log-likelihood of the targets (the paper's
+log p(y | s, a), standardised over the batch) rather than the 0/1 success of the answer.
 """
 
 from __future__ import annotations
@@ -315,11 +328,13 @@ class Attention(nn.Module):
     """One step of soft attention of a query over a sequence; see the module docstring for the scores."""
 
     def __init__(self, score: str, heads: int, query_size: int, key_size: int, hidden: int, mode: str = "soft",
-                 entropy: float = 0.0, pointer_size: int = 0):
-        """``pointer_size`` > 0: a pointer (:meth:`point`) at elements of that size, with one head."""
+                 entropy: float = 0.0, pointer_size: int = 0, gate: bool = False, reward: str = "success"):
+        """``pointer_size`` > 0: a pointer (:meth:`point`) at elements of that size, with one head. ``gate``: the
+        gating scalar of :meth:`gated`; ``reward``: what hard attention learns from (:class:`Decision`)."""
         super().__init__()
         self.score, self.heads, self.key_size = score, heads, key_size
-        self.mode, self.entropy = mode, entropy
+        self.mode, self.entropy, self.reward = mode, entropy, reward
+        self.gate = nn.Linear(query_size, heads) if gate else None  # f_β (Xu et al. 2015, 4.2.1)
         self.samples = mode == "hard"
         self.pointer = pointer_size > 0
         self.baseline = nn.Linear(query_size, 1) if self.samples else None
@@ -385,6 +400,16 @@ class Attention(nn.Module):
         context, weights = attend(self.scores(query, keys, projected_keys), keys)
         return context.reshape(batch, -1), weights
 
+    def gated(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """The gating scalar (Xu et al. 2015, 4.2.1): z_h <- σ(f_β(q))_h z_h, f_β linear.
+
+        query (B, Q), context (B, heads x D) → (B, heads x D); the context itself without ``gate``.
+        """
+        if self.gate is None:
+            return context
+        beta = torch.sigmoid(self.gate(query))  # (B, heads)
+        return (context.view(*beta.shape, -1) * beta.unsqueeze(-1)).reshape(context.shape)
+
     def point(self, query: torch.Tensor, keys: torch.Tensor, elements: torch.Tensor,
               projected_keys: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """A pointer (Vinyals et al. 2015, eq. 3): u_j = v . tanh(W1 e_j + W2 d), p = softmax_j(u).
@@ -420,7 +445,8 @@ class Attention(nn.Module):
             log_prob = log_weights.gather(-1, chosen.unsqueeze(-1)).squeeze(-1).sum(-1)
             entropy = -(weights * log_weights).sum(-1).sum(-1)
             assert self.baseline is not None
-            self.decision = Decision(log_prob, self.baseline(query.detach()).squeeze(-1), entropy, self.entropy)
+            self.decision = Decision(log_prob, self.baseline(query.detach()).squeeze(-1), entropy, self.entropy,
+                                     reward=self.reward)
         else:
             chosen = weights.argmax(-1)
         one_hot = F.one_hot(chosen, length).to(keys.dtype)  # (B, heads, S)
@@ -453,6 +479,12 @@ class AttentionKind(BlockKind):
         Param("output", str, "context", choices=OUTPUTS,
               doc="context: the weighted mean; pointer: the weights are an output's distribution over the "
                   "source positions (`output y = pointer(NAME)`), the value the source element pointed at"),
+        Param("gate", bool, False, doc="scale each head's context by β = σ(w · query + b) (Show, Attend and Tell)"),
+        Param("doubly", float, 0.0, minimum=0.0, maximum=1000.0,
+              doc="λ of the doubly stochastic penalty λ Σ_i (1 - Σ_t α_ti)², added to the loss (0: none)"),
+        Param("reward", str, "success", choices=("success", "likelihood"),
+              doc="hard mode's REINFORCE reward: 1 for a right answer, or the targets' standardised "
+                  "log-likelihood (Show, Attend and Tell)"),
     )
     accepts = frozenset({"from", "memory"})
     requires = frozenset({"from", "memory"})
@@ -460,10 +492,17 @@ class AttentionKind(BlockKind):
 
     @classmethod
     def conflicts(cls, params: dict[str, Any]) -> list[tuple[str, str, str]]:
-        """A pointer is one distribution over the source positions: one head, soft."""
-        if params["output"] != "pointer":
-            return []
+        """A pointer is one distribution over the source positions: one head, soft. A reward is for hard mode."""
         found = []
+        if params.get("reward", "success") != "success" and params["mode"] != "hard":
+            found.append(("reward", "soft attention samples nothing, so it learns from no reward",
+                          "use mode=hard, or leave reward out"))
+        if params["output"] != "pointer":
+            return found
+        for name, value, what in (("gate", False, "gate=true"), ("doubly", 0.0, "doubly")):
+            if params.get(name, value) != value:
+                found.append((name, f"a pointer (output=pointer) gives its weights as the output: {what} "
+                              "(Show, Attend and Tell) applies to a context", f"leave {name} out"))
         if params["heads"] != 1:
             found.append(("heads", f"a pointer (output=pointer) is one distribution over the source positions, "
                           f"not {params['heads']} heads", "use heads=1, or one pointer block per distribution"))
@@ -520,7 +559,8 @@ class AttentionKind(BlockKind):
     @classmethod
     def make(cls, params: dict[str, Any], query_size: int, key_size: int, pointer_size: int = 0) -> nn.Module:
         return Attention(params["score"], params["heads"], query_size, key_size, params["hidden"] or key_size,
-                         params["mode"], params["entropy"], pointer_size)
+                         params["mode"], params["entropy"], pointer_size, params.get("gate", False),
+                         params.get("reward", "success"))
 
     @classmethod
     def trace_places(cls, name: str, seen: Any, side: int, module: Any, trace: dict[str, Any]
@@ -599,6 +639,14 @@ class AttentionUnit(ModuleUnit):
                       f"{p['heads']} head(s), score {_SCORE_FORMULAS[p['score']]}, softmax -> "
                       + ("one element sampled (REINFORCE)" if p["mode"] == "hard" else "context")
                       + f" {b.shapes.sizes[b.name]}")
+        # Show, Attend and Tell: the gating scalar, and the doubly stochastic penalty (see the module docstring)
+        self.doubly = float(p.get("doubly", 0.0))
+        self.penalizes = self.doubly > 0
+        self.cover, self.cost = f"cover:{b.name}", f"cost:{b.name}"
+        if p.get("gate"):
+            self.line += ", gated by β = σ(w . query + b)"
+        if self.penalizes:
+            self.line += f", penalty {self.doubly:g} Σ_i (1 - Σ_t α_ti)² added to the loss"
 
     def step(self, step: Step) -> StepOut:
         keys = step.values[self.target] if self.target in step.values else step.state[self.target]
@@ -609,11 +657,27 @@ class AttentionUnit(ModuleUnit):
             projected = kept if kept is not None and not step.fresh else self.module.project_keys(keys)
             if projected is not None:
                 out.state[self.cache] = projected
-        out.value, weights = self.module(step.gather(self.name), keys, projected, with_weights=step.tracing)
+        query = step.gather(self.name)
+        out.value, weights = self.module(query, keys, projected, with_weights=step.tracing or self.penalizes)
+        out.value = self.module.gated(query, out.value)
         out.trace[self.name] = weights
         if self.module.decision is not None:
             out.decisions.append(self.module.decision)
+        if self.penalizes:
+            assert weights is not None
+            out.penalties.append(self.doubly_stochastic(weights, step, out))
         return out
+
+    def doubly_stochastic(self, weights: torch.Tensor, step: Step, out: StepOut) -> torch.Tensor:
+        """This step's share of λ Σ_h Σ_i (1 - Σ_t α_{t,h,i})² (Xu et al. 2015, eq. 14): weights α_t (B, heads, S)
+        → C_t - C_{t-1}, (B,), with the running sum Σ_{τ≤t} α_τ (``cover:NAME``) and C_t (``cost:NAME``) kept in
+        the state (a fresh input starts them again)."""
+        cover = step.state.get(self.cover)
+        cover = weights if cover is None or step.fresh else cover + weights  # (B, heads, S)
+        cost = self.doubly * (1.0 - cover).pow(2).sum((1, 2))  # (B,)
+        before = step.state.get(self.cost)
+        out.state[self.cover], out.state[self.cost] = cover, cost
+        return cost if before is None or step.fresh else cost - before
 
 
 

@@ -38,10 +38,13 @@ if TYPE_CHECKING:
 
 class ConvEncoder(nn.Module):
     """``layers`` times: x <- maxpool_p(relu(conv_k(x))); then the grid (B, C, h, w) as a sequence of
-    its h·w regions, row by row, (B, h·w, C)."""
+    its h·w regions, row by row, (B, h·w, C). With ``coords`` each region also carries where it is, its
+    centre (x, y) in [-1, 1] (as CoordConv, Liu et al. 2018): (B, h·w, C + 2), so that a context
+    Σ_i α_i a_i says where it looked as well as what it saw."""
 
-    def __init__(self, channels: int, layers: int, kernel: int, pool: int):
+    def __init__(self, channels: int, layers: int, kernel: int, pool: int, coords: bool = False):
         super().__init__()
+        self.coords = coords
         modules: list[nn.Module] = []
         width = 1
         for _ in range(layers):
@@ -52,8 +55,16 @@ class ConvEncoder(nn.Module):
         self.net = nn.Sequential(*modules)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """image (B, H, W) → regions (B, h·w, channels)."""
-        return self.net(image.unsqueeze(1)).flatten(2).transpose(1, 2)
+        """image (B, H, W) → regions (B, h·w, channels), or (B, h·w, channels + 2) with ``coords``."""
+        grid = self.net(image.unsqueeze(1))  # (B, C, h, w)
+        regions = grid.flatten(2).transpose(1, 2)
+        if not self.coords:
+            return regions
+        h, w = grid.shape[-2:]
+        ys = (2 * torch.arange(h, dtype=regions.dtype, device=regions.device) + 1) / h - 1
+        xs = (2 * torch.arange(w, dtype=regions.dtype, device=regions.device) + 1) / w - 1
+        where = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(h * w, 2)  # (h·w, 2): x, y
+        return torch.cat([regions, where.expand(regions.shape[0], -1, -1)], -1)
 
 
 @register
@@ -70,12 +81,14 @@ class ConvKind(EncoderKind):
     params: ClassVar = (Param("channels", int, 16, minimum=1, maximum=4096, doc="feature maps per layer"),
                         Param("layers", int, 2, minimum=1, maximum=8),
                         Param("kernel", int, 3, minimum=1, maximum=15, doc="square kernel side (odd keeps the size)"),
-                        Param("pool", int, 2, minimum=1, maximum=8, doc="max-pool after each layer (1: none)"))
+                        Param("pool", int, 2, minimum=1, maximum=8, doc="max-pool after each layer (1: none)"),
+                        Param("coords", bool, False,
+                              doc="append each region's centre (x, y) in [-1, 1] to its features (CoordConv)"))
     takes = ("image",)
 
     @classmethod
     def output_size(cls, params: dict[str, Any], input_size: int) -> int:
-        return params["channels"]
+        return params["channels"] + (2 if params.get("coords") else 0)
 
     @classmethod
     def check_shapes(cls, block: Block, shapes: Shapes, sink: DiagnosticSink) -> None:
@@ -90,14 +103,16 @@ class ConvKind(EncoderKind):
 
     @classmethod
     def make(cls, params: dict[str, Any], input_size: int) -> nn.Module:
-        return ConvEncoder(params["channels"], params["layers"], params["kernel"], params["pool"])
+        return ConvEncoder(params["channels"], params["layers"], params["kernel"], params["pool"],
+                           params.get("coords", False))
 
     @classmethod
     def describe(cls, b: Build) -> str:
         p = b.params
         return (f"encoder {b.name}: {p['layers']} x (conv {p['kernel']}x{p['kernel']}, relu"
-                + (f", max-pool {p['pool']}" if p["pool"] > 1 else "") + f") over the image {b.sources()}, "
-                f"-> (B, regions, {b.shapes.sizes[b.name]}), at the first step only (kept in the state)")
+                + (f", max-pool {p['pool']}" if p["pool"] > 1 else "") + f") over the image {b.sources()}"
+                + (", each region's (x, y) appended, " if p.get("coords") else ", ")
+                + f"-> (B, regions, {b.shapes.sizes[b.name]}), at the first step only (kept in the state)")
 
 
 def conv_grid_side(params: dict[str, Any], side: int) -> int:

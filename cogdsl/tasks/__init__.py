@@ -30,6 +30,8 @@ Registered tasks (:data:`TASKS`), each in its own module with its encoding drawn
 - ``digits`` -- :class:`DigitsTask`: classify a digit in a cluttered image (the project's own
   glyphs), Mnih et al. 2014's cluttered translated MNIST (:mod:`cogdsl.tasks.digits`);
   ``reconstruct_digits`` -- :class:`DigitReconstructionTask`: draw the digit image back (DRAW)
+- ``caption`` -- :class:`CaptionTask`: caption a scene of glyphs word by word ("two 5s above a square");
+  Xu et al. 2015, "Show, Attend and Tell" (:mod:`cogdsl.tasks.caption`)
 - ``anbn``, ``anbncn``, ``anbncndn``, ``anb2n``, ``anbmcnm``, ``mirror`` -- :class:`AnBnTask`,
   :class:`AnBnCnTask`, :class:`AnBnCnDnTask`, :class:`AnB2nTask`, :class:`AnBmCnmTask`,
   :class:`MirrorTask`: predict the next symbol of a stream of aⁿbⁿ, aⁿbⁿcⁿ, aⁿbⁿcⁿdⁿ, aⁿb²ⁿ,
@@ -70,6 +72,7 @@ from cogdsl.tasks.base import (
     sequence_accuracy,
     sequence_loss,
 )
+from cogdsl.tasks.caption import CaptionTask
 from cogdsl.tasks.convex_hull import ConvexHullTask
 from cogdsl.tasks.copy import CopyTask
 from cogdsl.tasks.digits import DigitReconstructionTask, DigitsTask
@@ -165,6 +168,7 @@ for _cls in (
     ConvexHullTask,
     DigitsTask,
     DigitReconstructionTask,
+    CaptionTask,
     AnBnTask,
     AnBnCnTask,
     AnBnCnDnTask,
@@ -240,6 +244,7 @@ __all__ = [
     "BabiStepsTask",
     "BabiTask",
     "Batch",
+    "CaptionTask",
     "ConvexHullTask",
     "CopyTask",
     "DigitReconstructionTask",

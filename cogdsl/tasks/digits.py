@@ -118,7 +118,7 @@ def _inverse(angle: torch.Tensor, scale: torch.Tensor, shear: torch.Tensor) -> t
 
 
 def draw(digits: torch.Tensor, centre: torch.Tensor, size: int, height: float, angle: torch.Tensor,
-         scale: torch.Tensor, shear: torch.Tensor) -> torch.Tensor:
+         scale: torch.Tensor, shear: torch.Tensor, bitmaps: torch.Tensor | None = None) -> torch.Tensor:
     """Draw each glyph ``digits[b]`` on an empty ``size`` x ``size`` canvas, deterministically.
 
     Args:
@@ -128,6 +128,8 @@ def draw(digits: torch.Tensor, centre: torch.Tensor, size: int, height: float, a
         size: the canvas side in pixels.
         height: the glyph's height in pixels before ``scale`` (its width is ``height * 5 / 7``).
         angle: (B,) rotation in radians; ``scale`` (B,); ``shear`` (B,): see :func:`transform`.
+        bitmaps: (B, 1, h, w), the glyph of each item to draw instead of ``digits``' (another font,
+            shapes: :mod:`cogdsl.tasks.caption`); ``None``: the digit glyphs.
 
     Returns:
         (B, size, size) float32 in [0, 1]: one bilinear ``grid_sample`` of the glyph bitmaps
@@ -139,7 +141,8 @@ def draw(digits: torch.Tensor, centre: torch.Tensor, size: int, height: float, a
     linear = to_glyph[None, :, None] * _inverse(angle, scale, shear) * (size / 2.0)  # canvas [-1, 1] -> glyph
     theta = torch.cat([linear, -(linear @ centre.unsqueeze(-1))], dim=-1)  # (B, 2, 3)
     grid = F.affine_grid(theta, [b, 1, size, size], align_corners=False)
-    out = F.grid_sample(_source(digits), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    source = _source(digits) if bitmaps is None else bitmaps
+    out = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return out.squeeze(1).clamp(0.0, 1.0)
 
 

@@ -49,6 +49,9 @@ class GlimpseTrace:
         canvases: by draw_write block, (N, T, A, A): the canvas after each step, through a sigmoid.
         weights: by attention block (one head) or "BLOCK head h", (N, T, g, g): its weights over a
             g x g feature grid.
+        words: for a task that writes words (``task.vocabulary``, captions), the word each step wrote on
+            each image (the greedy choice), N tuples of T; empty otherwise.
+        said: the reference words of each image, N tuples of T, when ``words`` is given.
     """
 
     images: torch.Tensor
@@ -59,6 +62,8 @@ class GlimpseTrace:
     regions: dict[str, torch.Tensor]
     weights: dict[str, torch.Tensor]
     canvases: dict[str, torch.Tensor]
+    words: tuple[tuple[str, ...], ...] = ()
+    said: tuple[tuple[str, ...], ...] = ()
 
 
 @torch.no_grad()
@@ -78,8 +83,12 @@ def record_glimpses(model: torch.nn.Module, task: Task, images: int = 4, seed: i
     classes = task.loss == "ce"
     target = tuple(int(i) for i in batch.targets[:, scored]) if classes else ()
     predicted = tuple(int(i) for i in logits[:, scored].argmax(-1)) if classes else ()
+    vocabulary = getattr(task, "vocabulary", None)  # a task that writes words: what each step wrote
+    words = tuple(tuple(vocabulary[i] for i in row) for row in logits.argmax(-1).tolist()) if vocabulary else ()
+    said = tuple(tuple(vocabulary[i] for i in row) for row in batch.targets.tolist()) if vocabulary else ()
     return GlimpseTrace(pictures, target, predicted, layers["paths"], layers["widths"],  # type: ignore[arg-type]
-                        layers["regions"], layers["weights"], layers["canvases"])  # type: ignore[arg-type]
+                        layers["regions"], layers["weights"], layers["canvases"],  # type: ignore[arg-type]
+                        words, said)
 
 
 def _looking(model: torch.nn.Module, trace: dict[str, torch.Tensor]) -> list[tuple[Any, torch.nn.Module]]:
@@ -111,7 +120,11 @@ def glimpse_table(trace: GlimpseTrace) -> str:
     """Per image: the answer, and per block and step where it looked (pixels, x then y)."""
     lines = []
     for n in range(trace.images.shape[0]):
-        if trace.target:
+        if trace.words:
+            written, meant = _sentence(trace.words[n]), _sentence(trace.said[n])
+            mark = "right" if written == meant else f"wrong: the caption is '{meant}'"
+            lines.append(f"image {n}: the model writes '{written}' ({mark})")
+        elif trace.target:
             mark = "right" if trace.target[n] == trace.predicted[n] else "wrong"
             lines.append(f"image {n}: digit {trace.target[n]}, the model says {trace.predicted[n]} ({mark})")
         else:
@@ -133,10 +146,18 @@ def glimpse_table(trace: GlimpseTrace) -> str:
             wrong = int(((canvas[n, -1] > 0.5) != (trace.images[n] > 0.5)).sum())
             lines.append(f"  {name}: after the last step, {wrong} of {canvas[n, -1].numel()} pixels on the wrong side "
                          "of 0.5")
-    if trace.target:
+    if trace.words:
+        right = sum(_sentence(w) == _sentence(s) for w, s in zip(trace.words, trace.said, strict=True))
+        lines.append(f"{right} of {len(trace.words)} captions right")
+    elif trace.target:
         right = sum(t == p for t, p in zip(trace.target, trace.predicted, strict=True))
         lines.append(f"{right} of {len(trace.target)} right")
     return "\n".join(lines)
+
+
+def _sentence(words: tuple[str, ...]) -> str:
+    """The words before the first ``<end>``, joined."""
+    return " ".join(words[: words.index("<end>")] if "<end>" in words else words)
 
 
 def draw_glimpses(trace: GlimpseTrace, path: str | Path, title: str | None = None) -> Path:
@@ -168,7 +189,10 @@ def draw_glimpses(trace: GlimpseTrace, path: str | Path, title: str | None = Non
                         linewidth=1.2)
         ax.set_xlim(-0.5, side - 0.5)
         ax.set_ylim(side - 0.5, -0.5)
-        if trace.target:
+        if trace.words:
+            written, meant = _sentence(trace.words[n]), _sentence(trace.said[n])
+            ax.set_title(f"'{written}'" + ("" if written == meant else f"\n(caption: '{meant}')"), fontsize=8)
+        elif trace.target:
             mark = "" if trace.target[n] == trace.predicted[n] else f" (digit {trace.target[n]})"
             ax.set_title(f"says {trace.predicted[n]}{mark}", fontsize=9)
         else:
@@ -183,7 +207,8 @@ def draw_glimpses(trace: GlimpseTrace, path: str | Path, title: str | None = Non
                 ax.imshow(trace.images[n].numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
                 ax.imshow(grids[n, t].numpy(), cmap="inferno", alpha=0.55, vmin=0.0,
                           extent=(-0.5, side - 0.5, side - 0.5, -0.5), interpolation="nearest")
-                ax.set_title(f"{label}, step {t + 1}", fontsize=8)
+                shown = f"'{trace.words[n][t]}'" if trace.words else f"step {t + 1}"
+                ax.set_title(f"{label}, {shown}", fontsize=8)
                 ax.set_xticks([])
                 ax.set_yticks([])
         for label, canvas in trace.canvases.items():
