@@ -260,7 +260,7 @@ def _by_trial(trials: list[TrialResult], metrics: list[str], varying: list[str],
                      f"{t.seconds:,.0f}" if t.seconds is not None else "–"])
         csv_rows.append([t.model, *settings, t.seed, t.status, *(_raw(v) for v in values), _raw(t.seconds)])
     csv_header = ["spec", *names, "seed", "status", *metrics, unit.replace(" s/trial", "_seconds").lower()]
-    return Table(header, rows, csv_header, csv_rows, _notes(trials, sorted({t.seed for t in trials})))
+    return Table(header, rows, csv_header, csv_rows, _notes(trials, sorted({t.seed for t in trials}), by_trial=True))
 
 
 def _column_names(paths: list[str]) -> list[str]:
@@ -268,13 +268,13 @@ def _column_names(paths: list[str]) -> list[str]:
     return [p if last.count(p.split(".")[-1]) > 1 else p.split(".")[-1] for p in paths]
 
 
-def _notes(trials: list[TrialResult], seeds: list[int]) -> list[str]:
+def _notes(trials: list[TrialResult], seeds: list[int], by_trial: bool = False) -> list[str]:
     done = [t for t in trials if t.finished]
     weights = {w: sum(t.weights == w for t in done) for w in ("best", "last")}
     scored = " and ".join(f"{n} on the {'best validation' if w == 'best' else 'last'} checkpoint"
                           for w, n in weights.items() if n)
-    notes = [f"Median over seeds {', '.join(map(str, seeds))}; {len(done)} of {len(trials)} trials finished"
-             + (f", scored {scored}" if scored else "") + "."]
+    median = "" if by_trial else f"Median over seeds {', '.join(map(str, seeds))}; "
+    notes = [f"{median}{len(done)} of {len(trials)} trials finished" + (f", scored {scored}" if scored else "") + "."]
     timed = [t.id for t in done if t.status == "time"]
     if timed:
         notes.append(f"Stopped at their --max-minutes before their last step: {', '.join(timed)}.")
