@@ -21,7 +21,9 @@ interface vector for the head groups it drives, a head group posts its writes fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -173,3 +175,28 @@ class Build:
 def count(module: nn.Module) -> int:
     """Parameters of a module."""
     return sum(p.numel() for p in module.parameters())
+
+
+# -- strong supervision ---------------------------------------------------------------------------------
+_SUPERVISION: ContextVar[Mapping[str, Any] | None] = ContextVar("cogdsl_supervision", default=None)
+
+
+@contextlib.contextmanager
+def supervision(info: Mapping[str, Any] | None) -> Iterator[None]:
+    """While a model runs on a batch: what the batch knows besides its inputs (``Batch.info``; a QA task's
+    ``supporting`` facts, (B, S) bool over the story's rows), for blocks trained with strong supervision
+    (``memnn``). The training loop and the evaluations run every batch inside one; in your own loop::
+
+        with supervision({"supporting": supporting}):
+            logits = model(inputs, raw=True, penalties=penalties)
+    """
+    token = _SUPERVISION.set(info)
+    try:
+        yield
+    finally:
+        _SUPERVISION.reset(token)
+
+
+def supervised() -> Mapping[str, Any] | None:
+    """The batch information of the innermost :func:`supervision`, or None outside every one."""
+    return _SUPERVISION.get()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from cogdsl.blocks.runtime import supervision
 from cogdsl.errors import UsageError
 from cogdsl.language.spec import WHOLE_KINDS
 from cogdsl.reinforce import Decision, standardized
@@ -90,7 +91,8 @@ def _logits(model: torch.nn.Module, batch: Batch, decisions: list[Decision] | No
     if penalties is not None:
         steps["penalties"] = penalties
     module = getattr(model, "module", model)  # the compiled model inside a DistributedDataParallel
-    y = model(model_inputs(module, batch.inputs), raw=True, **steps)
+    with supervision(batch.info):  # a block trained with strong supervision (memnn) reads the supporting facts
+        y = model(model_inputs(module, batch.inputs), raw=True, **steps)
     return next(iter(y.values())) if isinstance(y, dict) else y
 
 
