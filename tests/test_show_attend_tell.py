@@ -221,3 +221,17 @@ def test_the_specs_run_on_their_task() -> None:
         loss = task.loss_of(logits, batch) + (torch.stack(penalties).sum(0).mean() if penalties else 0.0)
         loss.backward()
         assert bool(penalties) == (name == "show_attend_tell")
+
+
+def test_caption_scores_agree_with_the_evaluation(tmp_path: Path) -> None:
+    """caption_scores (corpus BLEU-4 for the results page) scores the same test set as ``cogdsl eval``."""
+    from cogdsl.tasks.caption import caption_scores, corpus_bleu
+    from cogdsl.training.evaluation import evaluate
+
+    model = compile_text(tmp_path, TINY, double=False)
+    task = make_task("caption", size=16, grid=2)
+    scores = caption_scores(model, task, sequences=150)
+    result = evaluate(model, task, sequences=150)
+    assert scores["exact_caption"] == pytest.approx(result.metrics["exact_caption"], abs=1e-6)
+    assert scores["sentence_bleu4"] == pytest.approx(result.metrics["bleu4"], abs=1e-6)
+    assert 0.0 <= scores["corpus_bleu4"] <= 1.0 and corpus_bleu([["a"]], [["a"]]) == 0.0  # no 4-grams

@@ -282,3 +282,27 @@ class CaptionTask(Task):
         exact = [float(s == m) for s, m in zip(said, meant, strict=True)]
         scores = [bleu(s, m) for s, m in zip(said, meant, strict=True)]
         return {"exact_caption": torch.tensor(exact), "bleu4": torch.tensor(scores)}
+
+
+@torch.no_grad()
+def caption_scores(model: torch.nn.Module, task: CaptionTask, sequences: int = 1000, seed: int | None = None
+                   ) -> dict[str, float]:
+    """Corpus BLEU-4 (:func:`corpus_bleu`), mean sentence BLEU-4 and exact-caption accuracy of ``model``'s greedy
+    captions on the fixed test set: the ``sequences`` images :meth:`Task.evaluation_batches` draws from ``seed``
+    (default: the evaluation seed of ``cogdsl eval``). The model runs in eval mode (restored after)."""
+    from cogdsl.training.evaluation import EVAL_SEED, model_inputs
+
+    was_training = model.training
+    model.eval()
+    said: list[list[str]] = []
+    meant: list[list[str]] = []
+    try:
+        for batch in task.evaluation_batches(sequences, EVAL_SEED if seed is None else seed, 100, None):
+            logits = model(model_inputs(model, batch.inputs), steps=batch.steps, raw=True)
+            said += [words_of(row) for row in logits.argmax(-1).tolist()]
+            meant += [words_of(row) for row in batch.targets.tolist()]
+    finally:
+        model.train(was_training)
+    return {"corpus_bleu4": corpus_bleu(said, meant),
+            "sentence_bleu4": sum(bleu(s, m) for s, m in zip(said, meant, strict=True)) / len(said),
+            "exact_caption": sum(s == m for s, m in zip(said, meant, strict=True)) / len(said)}
