@@ -7,6 +7,7 @@ them in) and the image's pixels, and writes the caption with its own words for c
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,17 @@ from cogdsl.training.evaluation import EVAL_SEED
 from tests.tiny import write_spec
 
 NUMBER = {1: "a", 2: "two", 3: "three"}
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread, as training runs: these small models are many times slower on two threads of a busy
+    machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 NAMES = [str(d) for d in range(10)] + ["square", "triangle"]
 
 

@@ -11,6 +11,7 @@ The oracles read the modules' parameter tensors and share no code with the packa
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,17 @@ from cogdsl.training.loop import train
 from tests.tiny import compile_text, write_spec
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread, as training runs: these small models are many times slower on two threads of a busy
+    machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 TINY = """\
 model sat_tiny
@@ -213,11 +225,11 @@ def test_the_specs_run_on_their_task() -> None:
         spec = cogdsl.load(ROOT / "specs" / f"{name}.cog")
         model = cogdsl.compile(spec)
         task = make_task("caption")  # the specs' task: the defaults
-        batch = task.sample(4, torch.Generator().manual_seed(0))
+        batch = task.sample(2, torch.Generator().manual_seed(0))
         model.train()
         penalties: list[torch.Tensor] = []
         logits = model({"img": batch.inputs["image"]}, steps=batch.steps, raw=True, penalties=penalties)
-        assert logits.shape == (4, 7, 34)
+        assert logits.shape == (2, 7, 34)
         loss = task.loss_of(logits, batch) + (torch.stack(penalties).sum(0).mean() if penalties else 0.0)
         loss.backward()
         assert bool(penalties) == (name == "show_attend_tell")
@@ -230,8 +242,8 @@ def test_caption_scores_agree_with_the_evaluation(tmp_path: Path) -> None:
 
     model = compile_text(tmp_path, TINY, double=False)
     task = make_task("caption", size=16, grid=2)
-    scores = caption_scores(model, task, sequences=150)
-    result = evaluate(model, task, sequences=150)
+    scores = caption_scores(model, task, sequences=40)
+    result = evaluate(model, task, sequences=40, batch=40)
     assert scores["exact_caption"] == pytest.approx(result.metrics["exact_caption"], abs=1e-6)
     assert scores["sentence_bleu4"] == pytest.approx(result.metrics["bleu4"], abs=1e-6)
     assert 0.0 <= scores["corpus_bleu4"] <= 1.0 and corpus_bleu([["a"]], [["a"]]) == 0.0  # no 4-grams
