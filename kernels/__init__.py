@@ -11,6 +11,8 @@ them as one graph) and its memory traffic in a comment:
 * :mod:`~cogdsl.kernels.read_write` -- the read and the write of every head;
 * :mod:`~cogdsl.kernels.memory_step` -- one memory's whole step (every head's addressing, any
   pipeline, the reads and the write) in one launch forward and one backward;
+* :mod:`~cogdsl.kernels.memory_split` -- the same step with each batch element's slots split over
+  several programs, for large memories on a GPU (three launches forward, four backward);
 * :mod:`~cogdsl.kernels.dnc` -- the DNC's usage, allocation (sorted on the GPU), temporal
   links and directional weightings;
 * :mod:`~cogdsl.kernels.additive` -- additive (Bahdanau) attention over a sequence: score,
@@ -48,7 +50,7 @@ from typing import Any
 
 from cogdsl.ops.backend import BackendUnavailableError, mark_unavailable, register
 
-__all__ = ["OPS", "available", "interpreting", "max_tile_slots", "tiling"]
+__all__ = ["OPS", "available", "forced_split", "interpreting", "max_tile_slots", "splitting", "tiling"]
 
 #: cogdsl.ops function name -> the kernel module that implements it.
 OPS: dict[str, str] = {
@@ -76,6 +78,7 @@ OPS: dict[str, str] = {
 }
 
 _max_slots: contextvars.ContextVar[int | None] = contextvars.ContextVar("cogdsl_max_tile_slots", default=None)
+_split_chunks: contextvars.ContextVar[int | None] = contextvars.ContextVar("cogdsl_split_chunks", default=None)
 
 
 def available() -> bool:
@@ -107,6 +110,29 @@ def tiling(max_slots: int) -> Iterator[int]:
 def max_tile_slots() -> int | None:
     """The cap :func:`tiling` set, or None."""
     return _max_slots.get()
+
+
+@contextmanager
+def splitting(chunks: int) -> Iterator[int]:
+    """Split each batch element's slots over about ``chunks`` programs in the memory step inside a ``with``
+    block (1: one program per batch element), whatever the device and sizes.
+
+    Outside, the memory step splits on a GPU where one program per batch element would leave SMs idle over a
+    large memory (:func:`cogdsl.kernels.memory_step.split_chunks`); the tests use this to run the split
+    kernels on the interpreter.
+    """
+    if chunks < 1:
+        raise ValueError(f"splitting: chunks must be at least 1, got {chunks}")
+    token = _split_chunks.set(chunks)
+    try:
+        yield chunks
+    finally:
+        _split_chunks.reset(token)
+
+
+def forced_split() -> int | None:
+    """The chunk count :func:`splitting` set, or None."""
+    return _split_chunks.get()
 
 
 def _device_check(op: str, first: Any) -> None:

@@ -26,12 +26,16 @@ The key, erase and add vectors are read through their batch stride, so views of 
 
 from __future__ import annotations
 
+import os
+
 import torch
 import triton
 import triton.language as tl
 
+from cogdsl.kernels import forced_split
 from cogdsl.kernels.content import finish_key_grads
 from cogdsl.kernels.library import define, launch
+from cogdsl.kernels.memory_split import split_backward, split_forward
 from cogdsl.kernels.ntm_address import (
     STATS,
     STATS_PER_HEAD,
@@ -48,7 +52,40 @@ from cogdsl.kernels.ntm_address import (
 from cogdsl.kernels.read_write import keep_tile, read_grad_tile, read_tile, write_grad_tile, write_tile
 from cogdsl.kernels.tiles import LAUNCH, batch_rows, blocks, contiguous, load_rows, store_rows
 
-__all__ = ["memory_step", "ntm_memory_step", "step_backward", "step_forward"]
+__all__ = ["memory_step", "ntm_memory_step", "split_chunks", "split_count", "step_backward", "step_forward"]
+
+
+#: A memory of fewer slot tiles than this runs one program per batch element; a larger one may split.
+SPLIT_MIN_TILES = 64
+#: Each split program walks at least this many tiles.
+SPLIT_TILES_PER_CHUNK = 8
+
+
+def split_chunks(memory: torch.Tensor, heads: int, offsets: int) -> int:
+    """How many programs share one batch element's slots: what :func:`cogdsl.kernels.splitting` forces, else 1
+    unless on a GPU where the B programs of one per batch element would leave SMs idle (B < SMs) over a large
+    memory (at least ``SPLIT_MIN_TILES`` slot tiles): then about two programs per SM over the grid, each
+    walking at least ``SPLIT_TILES_PER_CHUNK`` tiles. ``COGDSL_SPLIT_SLOTS=0`` turns the split off.
+
+    B = 64, N = 65,536, two heads, W = 20 on a 132-SM H100/H200: 2,048 tiles of 32 slots, 5 chunks each, 320
+    programs; N = 128: no split.
+    """
+    forced = forced_split()
+    if forced is not None:
+        return forced
+    if not memory.is_cuda or os.environ.get("COGDSL_SPLIT_SLOTS", "") == "0":
+        return 1
+    batch, slots, width = memory.shape
+    tiles = triton.cdiv(slots, blocks(heads, slots, width, offsets)["BLOCK_N"])
+    return split_count(batch, tiles, torch.cuda.get_device_properties(memory.device).multi_processor_count)
+
+
+def split_count(batch: int, tiles: int, sms: int) -> int:
+    """:func:`split_chunks`' rule: B programs of ``tiles`` slot tiles each on ``sms`` SMs → programs per batch
+    element."""
+    if batch >= sms or tiles < SPLIT_MIN_TILES:
+        return 1
+    return max(1, min(tiles // SPLIT_TILES_PER_CHUNK, triton.cdiv(2 * sms, batch)))
 
 
 @triton.jit
@@ -221,7 +258,12 @@ def step_forward(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tenso
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """→ (weights (B,H,N), reads (B,R,W), new memory (B,N,W); sim, w̃ (B,H,N), stats (B,H,4) saved).
 
-    A stage whose flag is off is skipped and its tensor never read; sim and w̃ are then empty."""
+    A stage whose flag is off is skipped and its tensor never read; sim and w̃ are then empty. A large memory
+    on a GPU is split over several programs per batch element (:func:`split_chunks`, the same saved arrays)."""
+    chunks = split_chunks(memory, previous.shape[1], shift_weights.shape[2] if shift else 1)
+    if chunks > 1:
+        return split_forward(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add, cosine,
+                             content, gated, shift, sharpen, chunks)
     keys, key_stride = batch_rows(keys) if content else (keys, 0)
     (erase, erase_stride), (add, add_stride) = batch_rows(erase), batch_rows(add)
     memory, previous, strengths, gate, shift_weights, gamma = contiguous(
@@ -252,7 +294,12 @@ def step_backward(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tens
                   shift: bool, sharpen: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                                        torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
                                                        torch.Tensor]:
-    """The gradients of the nine inputs: one program per batch element."""
+    """The gradients of the nine inputs: one program per batch element, or split as the forward may be."""
+    chunks = split_chunks(memory, previous.shape[1], shift_weights.shape[2] if shift else 1)
+    if chunks > 1:
+        return split_backward(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add, weights,
+                              reads, new_memory, sim, shifted, stats, d_weights, d_reads, d_new_memory, cosine,
+                              content, gated, shift, sharpen, chunks)
     keys, key_stride = batch_rows(keys) if content else (keys, 0)
     (erase, erase_stride), (add, add_stride) = batch_rows(erase), batch_rows(add)
     memory, previous, strengths, gate, shift_weights, gamma = contiguous(

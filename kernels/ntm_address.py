@@ -142,13 +142,14 @@ def shifted_tile(sim_ptr, previous_ptr, shift_ptr, strengths, gate, row_max, row
 
 @triton.jit
 def stage_pass(sim_ptr, previous_ptr, shift_ptr, shifted_ptr, strengths, gate, gamma, row_max, row_sum,
-               H, N, K, heads, CONTENT: tl.constexpr, GATE: tl.constexpr, SHIFT: tl.constexpr,
+               H, N, K, heads, first, last, CONTENT: tl.constexpr, GATE: tl.constexpr, SHIFT: tl.constexpr,
                SHARPEN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """Store w̃ (H, N); with sharpening, return each head's maximum max(w̃ + ε) and Σ ((w̃ + ε) / max)^γ."""
+    """Store w̃ at slots [first, last) (tiles of BLOCK_N from ``first``); with sharpening, return each head's
+    maximum max(w̃ + ε) and Σ ((w̃ + ε) / max)^γ over those slots."""
     head_mask = heads < H
     top = gate * 0.0 + SHARPEN_EPS
     power_sum = gate * 0.0
-    for start in range(0, N, BLOCK_N):
+    for start in range(first, last, BLOCK_N):
         slots = start + tl.arange(0, BLOCK_N)
         mask = head_mask[:, None] & (slots[None, :] < N)
         shifted = shifted_tile(sim_ptr, previous_ptr, shift_ptr, strengths, gate, row_max, row_sum, H, N, K,
@@ -238,16 +239,16 @@ def shift_grad_tile(sim_ptr, previous_ptr, shift_ptr, d_shifted_ptr, d_shift, st
 
 @triton.jit
 def shift_gate_grad_pass(sim_ptr, previous_ptr, shift_ptr, d_shifted_ptr, d_previous_ptr, d_content_ptr,
-                         strengths, gate, row_max, row_sum, H, N, K, heads,
+                         strengths, gate, row_max, row_sum, H, N, K, heads, first, last,
                          CONTENT: tl.constexpr, GATE: tl.constexpr, SHIFT: tl.constexpr,
                          BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """Through the shift and the gate: store dw_prev and (with content) dw_c; return ds (H, K), dg and
-    Σ dw_c w_c."""
+    """Through the shift and the gate at slots [first, last): store dw_prev and (with content) dw_c there;
+    return their ds (H, K), dg and Σ dw_c w_c."""
     head_mask = heads < H
     d_shift = tl.zeros((heads.shape[0], BLOCK_K), dtype=previous_ptr.dtype.element_ty)
     d_gate = gate * 0.0
     centre = gate * 0.0
-    for start in range(0, N, BLOCK_N):
+    for start in range(first, last, BLOCK_N):
         slots = start + tl.arange(0, BLOCK_N)
         mask = head_mask[:, None] & (slots[None, :] < N)
         offsets = heads[:, None] * N + slots[None, :]
@@ -310,7 +311,8 @@ def address_passes(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gate_ptr, 
                                        column_mask, COSINE, BLOCK_N)
         tl.debug_barrier()
     top, power_sum = stage_pass(sim_ptr, previous_ptr, shift_ptr, shifted_ptr, strengths, gate, gamma,
-                                row_max, row_sum, H, N, K, heads, CONTENT, GATE, SHIFT, SHARPEN, BLOCK_N, BLOCK_K)
+                                row_max, row_sum, H, N, K, heads, 0, N, CONTENT, GATE, SHIFT, SHARPEN, BLOCK_N,
+                                BLOCK_K)
     store_stats(stats_ptr, heads, H, row_max, row_sum, top, power_sum)
     tl.debug_barrier()
     return keys, strengths, key_norms, gamma, top, power_sum
@@ -337,7 +339,7 @@ def address_grad_passes(weights_ptr, d_weights_ptr, shifted_ptr, d_shifted_ptr, 
         d_stage_ptr = d_weights_ptr
     d_shift, d_gate, centre = shift_gate_grad_pass(sim_ptr, previous_ptr, shift_ptr, d_stage_ptr, d_previous_ptr,
                                                    d_content_ptr, strengths, gate, row_max, row_sum, H, N, K,
-                                                   heads, CONTENT, GATE, SHIFT, BLOCK_N, BLOCK_K)
+                                                   heads, 0, N, CONTENT, GATE, SHIFT, BLOCK_N, BLOCK_K)
     tl.debug_barrier()
     return d_gamma, d_shift, d_gate, centre
 

@@ -3,7 +3,8 @@
 1 read and 1 write head, shift offsets -1..1, float32, at batch B, width W and each slot count N: the forward
 alone (under ``torch.no_grad``) and the forward plus the backward of a fixed random projection of all three
 outputs, ``(weights·gw).sum() + (reads·gr).sum() + (new_memory·gm).sum()``, with respect to every input.
-Paths: ``triton`` (CUDA only), ``eager`` (cogdsl's ``torch`` backend, backward passes written by hand),
+Paths: ``triton`` (CUDA only), ``triton-one-program`` (the same unsplit, CUDA only), ``eager`` (cogdsl's
+``torch`` backend, backward passes written by hand),
 ``eager-reference`` (the plain autograd equations, :mod:`cogdsl.ops.ntm`) and ``compiled-reference``
 (``torch.compile`` of the reference).
 
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from cogdsl.bench.command import BenchOptions
 
 MEMORY_STEP = "memory step"
+#: The Triton step with one program per batch element, whatever the memory's size (the "triton" row splits the
+#: slots of a large memory over several programs: kernels/memory_split.py); side by side, they say if it pays.
+TRITON_ONE_PROGRAM = "triton-one-program"
 DEFAULT_SLOTS = (128, 4096, 65536)
 #: The memory step's heads: 1 read and 1 write head with shift offsets -1..1, as the NTM copy model has.
 HEADS, WRITE_HEADS, SHIFTS = 2, 1, 3
@@ -88,9 +92,16 @@ def _memory_step_functions(device: torch.device, compile: bool) -> dict[str, Cal
                 return ops.ntm_memory_step(*args)
         return step
 
+    def one_program(*args: Tensor) -> Any:
+        from cogdsl import kernels
+
+        with ops.use_backend("triton"), kernels.splitting(1):
+            return ops.ntm_memory_step(*args)
+
     functions: dict[str, Callable[..., Any]] = {}
     if device.type == "cuda":
         functions[TRITON] = on_backend("triton")
+        functions[TRITON_ONE_PROGRAM] = one_program
     functions[EAGER] = on_backend("torch")
     functions[EAGER_REFERENCE] = ntm.ntm_memory_step
     if compile:
@@ -127,7 +138,8 @@ SECTION = Section(
     times="ms fwd: forward under no_grad; ms fwd+bwd: forward + backward of a projection of all 3 outputs",
     bytes_note=BYTES_NOTE,
     path_notes={
-        TRITON: "the fused Triton kernel",
+        TRITON: "the fused Triton kernels (slots split over several programs where the memory is large)",
+        TRITON_ONE_PROGRAM: "the fused Triton kernel, one program per batch element",
         EAGER: "cogdsl's torch backend (hand-written backward)",
         EAGER_REFERENCE: "cogdsl.ops.ntm.ntm_memory_step, plain autograd",
         COMPILED_REFERENCE: "torch.compile(cogdsl.ops.ntm.ntm_memory_step)",

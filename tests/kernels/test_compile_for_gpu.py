@@ -31,6 +31,8 @@ KERNELS = {
     "read_write": ["_read_forward_kernel", "_read_backward_kernel", "_write_forward_kernel",
                    "_write_backward_kernel"],
     "memory_step": ["_step_forward_kernel", "_step_backward_kernel"],
+    "memory_split": ["_split_logits_kernel", "_split_stage_kernel", "_split_write_kernel", "_split_total_kernel",
+                     "_split_sharpen_grad_kernel", "_split_shift_gate_grad_kernel", "_split_memory_grad_kernel"],
     "stages": ["_interpolate_forward_kernel", "_interpolate_backward_kernel", "_shift_forward_kernel",
                "_shift_backward_kernel", "_sharpen_forward_kernel", "_sharpen_backward_kernel"],
     "dnc": ["_usage_forward_kernel", "_usage_backward_kernel", "_allocation_forward_kernel",
@@ -145,6 +147,8 @@ def _constants(module: str, name: str, sizes: dict[str, int]) -> list[dict[str, 
     chosen = {"COSINE": True, **blocks(sizes["H"], sizes["N"], sizes["W"], sizes["K"])}
     if module in ("ntm_address", "memory_step"):  # every stage (every spec), and content | sharpen
         return [{**chosen, **dict(zip(STAGE_FLAGS, stages, strict=True))} for stages in PIPELINES]
+    if module == "memory_split":  # every stage; each kernel takes the flags and blocks it has
+        return [{**chosen, **dict.fromkeys(STAGE_FLAGS, True)}]
     return [chosen]
 
 
@@ -154,10 +158,19 @@ def _ints(module: str, name: str, sizes: dict[str, int]) -> dict[str, int]:
     if module == "sam":
         tile = _constants(module, name, sizes)[0].get("BLOCK_N", 1)
         return {**sizes, "TILES": -(-sizes["N"] // tile)}
-    if module in ("ntm_address", "memory_step"):  # the key, erase and add vectors: views of the interface (B, I)
+    if module in ("ntm_address", "memory_step", "memory_split"):  # key, erase, add: views of the interface (B, I)
         h, w, writers = sizes["H"], sizes["W"], sizes["H"] - sizes["R"]
         interface = h * (w + 6) + writers * 2 * w  # key, strength, gate, 3 shifts, gamma; erase, add
-        return {**sizes, "key_stride": interface, "erase_stride": interface, "add_stride": interface}
+        strides = {"key_stride": interface, "erase_stride": interface, "add_stride": interface}
+        if module == "memory_split":  # the chunks split_chunks picks at B = 64 on 132 SMs (at least 2)
+            from cogdsl.kernels.memory_split import chunk_slots
+            from cogdsl.kernels.memory_step import split_count
+
+            block_n = _constants(module, name, sizes)[0]["BLOCK_N"]
+            tiles = -(-sizes["N"] // block_n)
+            chunk, count = chunk_slots(sizes["N"], block_n, max(2, split_count(64, tiles, 132)))
+            strides.update(CHUNK=chunk, S=count)
+        return {**sizes, **strides}
     if module != "additive":
         return dict(sizes)
     h, s, a, d = sizes["H"], sizes["S"], sizes["A"], sizes["D"]
@@ -189,7 +202,7 @@ def jobs() -> list[dict[str, Any]]:
     for module, names in KERNELS.items():
         family = _family(module)
         for index, (label, sizes) in enumerate(family.items()):
-            if not every_size and label not in CI_SIZES:
+            if not every_size and (label not in CI_SIZES or (module == "memory_split" and label != "ntm-copy")):
                 continue
             for dtype, arch in TARGETS[index % 2]:
                 for name in names:
@@ -198,7 +211,7 @@ def jobs() -> list[dict[str, Any]]:
                         found.append({"module": module, "kernel": name, "dtype": dtype, "arch": arch,
                                       "case": f"{label}-{dtype}-sm{arch}{_suffix(variants, constants)}",
                                       "constants": constants, "ints": _ints(module, name, sizes)})
-        if family is not NTM_SIZES and module != "dnc":
+        if (family is not NTM_SIZES and module != "dnc") or (module == "memory_split" and not every_size):
             continue
         for label, (dtype, arch, ntm, dnc) in PLAIN.items():
             for name in names:
