@@ -305,7 +305,8 @@ def test_training_without_supporting_facts_is_a_located_error(tmp_path: Path) ->
     assert model(inputs, raw=True).shape == (3, 1, VOCAB)
 
 
-def test_babi_files_without_supporting_facts_stop_cogdsl_train(tmp_path: Path) -> None:
+def test_babi_files_without_supporting_facts_stop_cogdsl_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                               ) -> None:
     from cogdsl.cli.command import main
 
     lines = "1 mary went to the kitchen.\n2 john went to the garden.\n3 where is mary?\tkitchen\t\n"
@@ -325,6 +326,9 @@ train {
     code = main(["train", str(tmp_path / "m.cog"), "--out", str(tmp_path / "run"), "--no-progress",
                  "--no-tensorboard"])
     assert code == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'm.cog'}:6:" in err and "error[E603]" in err and "no supporting facts" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(("params", "memory", "code", "where"), [
