@@ -36,8 +36,8 @@ def test_every_pipeline_split_matches_the_reference(device: str, flags: tuple[bo
     assert all(launch.args["S"] == 3 for launch in launches)  # 3 tiles: a chunk each, the last one short
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("chunks", [2, 5, 64])
+@pytest.mark.parametrize(("chunks", "dtype"), [(2, torch.float64), (5, torch.float32), (64, torch.float64)],
+                         ids=["2-f64", "5-f32", "64-f64"])
 def test_ntm_memory_step_split_over_many_chunks(device: str, dtype: torch.dtype, chunks: int) -> None:
     """Every stage, K = 5 offsets reaching across chunk edges (11 slots in 6 tiles of 2: 2 chunks of 3 tiles, 3
     of 2, or 6 of 1 when 64 are asked for), float32 against the calibrated float32 bound."""

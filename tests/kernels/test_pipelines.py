@@ -67,9 +67,14 @@ def _grads(flags: Sequence[bool], step: bool) -> list[str]:
     return sorted(set(names))
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+#: float32 (against the calibrated float32 bound) on a few pipelines; float64 on every one.
+FLOAT32_PIPELINES = [(True, True, True, True), (True, False, False, True), (False, True, True, False)]
+CASES = [pytest.param(flags, torch.float64, id=f"{_name(flags)}-f64") for flags in PIPELINES] + [
+    pytest.param(flags, torch.float32, id=f"{_name(flags)}-f32") for flags in FLOAT32_PIPELINES]
+
+
 @pytest.mark.parametrize("step", [False, True], ids=["address", "memory_step"])
-@pytest.mark.parametrize("flags", PIPELINES, ids=[_name(f) for f in PIPELINES])
+@pytest.mark.parametrize(("flags", "dtype"), CASES)
 def test_every_pipeline_matches_the_reference(device: str, flags: tuple[bool, ...], step: bool,
                                               dtype: torch.dtype) -> None:
     """Values and every gradient, over three slot tiles, with shifts across the tile edges."""
@@ -82,11 +87,10 @@ def test_every_pipeline_matches_the_reference(device: str, flags: tuple[bool, ..
                  similarity="cosine" if seed % 3 else "dot")
 
 
-@pytest.mark.parametrize("flags", [(True, True, True, True), (False, True, True, False), (True, False, True, True)],
-                         ids=_name)
+@pytest.mark.parametrize("flags", [(True, True, True, True), (False, True, True, False)], ids=_name)
 def test_many_shift_offsets_take_the_run_time_loop(device: str, flags: tuple[bool, ...]) -> None:
-    """K = 37 > 16 offsets (more than N = 11, so they wrap): the gathers run in a loop, not unrolled."""
-    leaves = _leaves(91, offsets=37)
+    """K = 17 > 16 offsets (more than N = 11, so they wrap): the gathers run in a loop, not unrolled."""
+    leaves = _leaves(91, offsets=17)
     with kernels.tiling(4):
         check_op("memory_step", {}, dtype=torch.float64, device=device, seed=91, leaves=leaves,
                  make_args=_arguments(flags, True), grad=_grads(flags, True), arg_names=STEP_ARGS)
