@@ -484,7 +484,7 @@ def test_registry() -> None:
     assert set(TASKS) == {
         "copy", "repeat_copy", "associative_recall", "priority_sort",
         "graph_traversal", "graph_shortest_path", "graph_inference", "babi", "babi_joint", "babi_steps",
-        "babi_joint_steps", "reverse", "sort", "convex_hull",
+        "babi_joint_steps", "reverse", "sort", "convex_hull", "caption",
         "stutter", "digits", "reconstruct_digits", "anbn", "anbncn", "anbncndn", "anb2n", "anbmcnm", "mirror",
         "adding", "babi_files", "babi_files_steps", "sequences",
     }
