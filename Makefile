@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist loadgroup
 
 # The suite runs tests/fuzz with a small, fixed set of examples (the ci profile); this runs new ones, many more.
 fuzz: $(STAMP)
@@ -48,7 +48,7 @@ seed-study:
 
 # Every spec in specs/ through torch.compile, and kernels per step on the compiled paths (CI: one spec per family).
 compile-check: $(STAMP)
-	COGDSL_COMPILE_CHECK=1 $(BIN)/python -m pytest -n auto tests/compiler/test_compiled_step.py \
+	COGDSL_COMPILE_CHECK=1 $(BIN)/python -m pytest -n auto --dist loadgroup tests/compiler/test_compiled_step.py \
 		tests/kernels/test_launches.py tests/kernels/test_every_spec_on_triton.py tests/kernels/test_custom_ops.py \
 		tests/kernels/test_compile_for_gpu.py
 

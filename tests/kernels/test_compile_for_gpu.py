@@ -25,6 +25,10 @@ from tests.kernels.compile_check import compile_kernels
 
 pytest.importorskip("triton")
 
+# Every test here reads one module-scoped fixture that compiles all the kernels (two minutes on 2 cores): with
+# `pytest -n auto --dist loadgroup` (make test) they all run on one worker, which compiles once, not once per worker.
+pytestmark = pytest.mark.xdist_group("compile_for_gpu")
+
 KERNELS = {
     "content": ["_content_forward_kernel", "_content_backward_kernel"],
     "ntm_address": ["_address_forward_kernel", "_address_backward_kernel"],
