@@ -26,6 +26,7 @@ __all__ = [
     "SHARPEN_EPS",
     "SIMILARITIES",
     "address",
+    "apply_stages",
     "compose_memory_step",
     "content_logits",
     "content_weights",
@@ -265,15 +266,24 @@ def address(
       (B, H, N) new weights; each (b, h) row is a distribution over the N slots when ``previous``'s are
       or a content stage is given.
     """
+    return apply_stages((content_weights, interpolate, shift, sharpen), memory, previous, keys, strengths, gate,
+                        shift_weights, gamma, similarity)
+
+
+def apply_stages(stages: tuple[Callable[..., Tensor], ...], memory: Tensor, previous: Tensor, keys: Tensor | None,
+                 strengths: Tensor | None, gate: Tensor | None, shift_weights: Tensor | None, gamma: Tensor | None,
+                 similarity: str) -> Tensor:
+    """:func:`address` with the given implementations of (content_weights, interpolate, shift, sharpen)."""
+    content, gated, shifted, sharpened = stages
     weights = previous
     if keys is not None and strengths is not None:
-        weights = content_weights(memory, keys, strengths, similarity)
+        weights = content(memory, keys, strengths, similarity)
     if gate is not None:
-        weights = interpolate(weights, previous, gate)
+        weights = gated(weights, previous, gate)
     if shift_weights is not None:
-        weights = shift(weights, shift_weights)
+        weights = shifted(weights, shift_weights)
     if gamma is not None:
-        weights = sharpen(weights, gamma)
+        weights = sharpened(weights, gamma)
     return weights
 
 

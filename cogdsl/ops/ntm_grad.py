@@ -28,7 +28,16 @@ import torch
 from torch import Tensor
 
 from cogdsl.ops.backend import register
-from cogdsl.ops.ntm import COSINE_EPS, SHARPEN_EPS, SIMILARITIES, _shift_index, compose_memory_step, interpolate, read
+from cogdsl.ops.ntm import (
+    COSINE_EPS,
+    SHARPEN_EPS,
+    SIMILARITIES,
+    _shift_index,
+    apply_stages,
+    compose_memory_step,
+    interpolate,
+    read,
+)
 
 # Each stage as a forward that returns what its backward needs, and that backward. The
 # single-op Functions and the fused ntm_address are compositions of these. What a backward
@@ -222,16 +231,8 @@ def address(memory: Tensor, previous: Tensor, keys: Tensor | None = None, streng
     if keys is not None and strengths is not None and gate is not None and shift_weights is not None \
             and gamma is not None:
         return ntm_address(memory, previous, keys, strengths, gate, shift_weights, gamma, similarity)
-    weights = previous
-    if keys is not None and strengths is not None:
-        weights = content_weights(memory, keys, strengths, similarity)
-    if gate is not None:
-        weights = interpolate(weights, previous, gate)
-    if shift_weights is not None:
-        weights = shift(weights, shift_weights)
-    if gamma is not None:
-        weights = sharpen(weights, gamma)
-    return weights
+    return apply_stages((content_weights, interpolate, shift, sharpen), memory, previous, keys, strengths, gate,
+                        shift_weights, gamma, similarity)
 
 
 memory_step = compose_memory_step(address, read, write)
