@@ -36,8 +36,9 @@ import torch
 import triton
 import triton.language as tl
 
-from cogdsl.kernels.content import content_at, content_grad_tile, load_keys, similarity_tile
+from cogdsl.kernels.content import load_keys, similarity_tile
 from cogdsl.kernels.library import launch
+from cogdsl.kernels.memory_step import memory_grad_pass, uses_grad_pass
 from cogdsl.kernels.ntm_address import (
     STATS,
     STATS_PER_HEAD,
@@ -47,7 +48,7 @@ from cogdsl.kernels.ntm_address import (
     shift_gate_grad_pass,
     stage_pass,
 )
-from cogdsl.kernels.read_write import keep_tile, read_grad_tile, read_tile, write_grad_tile, write_tile
+from cogdsl.kernels.read_write import read_tile, write_tile
 from cogdsl.kernels.tiles import LAUNCH, SHARPEN_EPS, batch_rows, blocks, contiguous, load_rows, store_rows
 from cogdsl.ops.ntm import COSINE_EPS
 
@@ -233,26 +234,12 @@ def _split_total_kernel(memory_ptr, grad_ptr, weights_ptr, d_weights_ptr, d_read
     head_mask = heads < H
     columns = tl.arange(0, BLOCK_W)
     column_mask = columns < W
-    tile_rows = tl.arange(0, BLOCK_N)
+    tl.arange(0, BLOCK_N)
     d_reads = load_rows(d_reads_ptr, heads, R, W, columns, column_mask)
-    d_erase = d_reads * 0.0
-    d_add = d_reads * 0.0
-    centre = tl.zeros((BLOCK_H,), dtype=memory_ptr.dtype.element_ty)
     first = chunk * CHUNK
-    for start in range(first, tl.minimum(first + CHUNK, N), BLOCK_N):
-        slots = start + tile_rows
-        mask = head_mask[:, None] & (slots[None, :] < N)
-        offsets = heads[:, None] * N + slots[None, :]
-        memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
-        grad = load_rows(grad_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
-        weights = tl.load(weights_ptr + offsets, mask=mask, other=0.0)
-        _d_memory_read, d_weights = read_grad_tile(weights, memory, d_reads)
-        d_weights += tl.load(d_weights_ptr + offsets, mask=mask, other=0.0)
-        _d_memory_write, d_weights, d_erase, d_add = write_grad_tile(
-            memory, grad, weights, heads, erase_ptr, add_ptr, R, H - R, W, columns, column_mask,
-            d_weights, d_erase, d_add)
-        tl.store(d_total_ptr + offsets, d_weights, mask=mask)
-        centre += tl.sum(tl.where(mask, weights * d_weights, 0.0), axis=1)
+    d_erase, d_add, centre = uses_grad_pass(memory_ptr, grad_ptr, weights_ptr, d_weights_ptr, d_total_ptr, d_reads,
+                                            erase_ptr, add_ptr, heads, H, R, N, W, columns, column_mask, first,
+                                            tl.minimum(first + CHUNK, N), BLOCK_N)
     part = batch * S + chunk
     store_rows(erase_part_ptr + part * (H - R) * W, d_erase, heads, H - R, W, columns, column_mask)
     store_rows(add_part_ptr + part * (H - R) * W, d_add, heads, H - R, W, columns, column_mask)
@@ -348,7 +335,7 @@ def _split_memory_grad_kernel(memory_ptr, grad_ptr, weights_ptr, d_reads_ptr, er
     head_mask = heads < H
     columns = tl.arange(0, BLOCK_W)
     column_mask = columns < W
-    tile_rows = tl.arange(0, BLOCK_N)
+    tl.arange(0, BLOCK_N)
     if CONTENT:
         keys_ptr += batch * key_stride
         strengths_ptr += per_head
@@ -360,28 +347,11 @@ def _split_memory_grad_kernel(memory_ptr, grad_ptr, weights_ptr, d_reads_ptr, er
     row_sum = tl.load(stats_ptr + heads * 4 + 1, mask=head_mask, other=1.0)
     centre = sum_chunks(centre_part_ptr + batch * S * H, heads, H, S, 1, 0)
     d_reads = load_rows(d_reads_ptr, heads, R, W, columns, column_mask)
-    d_keys = keys * 0.0
-    d_key_norms = strengths * 0.0
-    d_strengths = strengths * 0.0
     first = chunk * CHUNK
-    for start in range(first, tl.minimum(first + CHUNK, N), BLOCK_N):
-        slots = start + tile_rows
-        mask = head_mask[:, None] & (slots[None, :] < N)
-        memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
-        grad = load_rows(grad_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
-        weights = tl.load(weights_ptr + heads[:, None] * N + slots[None, :], mask=mask, other=0.0)
-        d_memory, _d_weights_read = read_grad_tile(weights, memory, d_reads)
-        if CONTENT:
-            content, sim = content_at(sim_ptr, heads, slots, mask, strengths, row_max, row_sum, N)
-            d_content = tl.load(d_content_ptr + heads[:, None] * N + slots[None, :], mask=mask, other=0.0)
-            d_memory_content, d_keys_part, d_key_norms_part, d_strengths_part = content_grad_tile(
-                memory, keys, key_norms, strengths, sim, content, d_content, centre, COSINE)
-            d_memory += d_memory_content
-            d_keys += d_keys_part
-            d_key_norms += d_key_norms_part
-            d_strengths += d_strengths_part
-        d_memory += grad * keep_tile(memory, weights, heads, erase_ptr, R, H - R, W, columns, column_mask)
-        store_rows(d_memory_ptr + start * W, d_memory, tile_rows, N - start, W, columns, column_mask)
+    d_keys, d_key_norms, d_strengths = memory_grad_pass(
+        memory_ptr, grad_ptr, weights_ptr, d_reads, erase_ptr, sim_ptr, d_content_ptr, d_memory_ptr, keys, key_norms,
+        strengths, row_max, row_sum, centre, heads, H, R, N, W, columns, column_mask, first,
+        tl.minimum(first + CHUNK, N), COSINE, CONTENT, BLOCK_N)
     if CONTENT:
         part = batch * S + chunk
         store_rows(keys_part_ptr + part * H * W, d_keys, heads, H, W, columns, column_mask)

@@ -35,7 +35,6 @@ import triton.language as tl
 from cogdsl.kernels import forced_split
 from cogdsl.kernels.content import finish_key_grads
 from cogdsl.kernels.library import define, launch
-from cogdsl.kernels.memory_split import split_backward, split_forward
 from cogdsl.kernels.ntm_address import (
     STATS,
     STATS_PER_HEAD,
@@ -86,6 +85,64 @@ def split_count(batch: int, tiles: int, sms: int) -> int:
     if batch >= sms or tiles < SPLIT_MIN_TILES:
         return 1
     return max(1, min(tiles // SPLIT_TILES_PER_CHUNK, triton.cdiv(2 * sms, batch)))
+
+
+@triton.jit
+def uses_grad_pass(memory_ptr, grad_ptr, weights_ptr, d_weights_ptr, d_total_ptr, d_reads, erase_ptr, add_ptr,
+                   heads, H, R, N, W, columns, column_mask, first, last, BLOCK_N: tl.constexpr):
+    """Over slots [first, last): store dw = the caller's + the reads' + the write's at d_total_ptr; return the
+    write heads' de and da (their rows 0 .. H − R − 1) and each head's Σ w dw there."""
+    head_mask = heads < H
+    tile_rows = tl.arange(0, BLOCK_N)
+    d_erase = d_reads * 0.0
+    d_add = d_reads * 0.0
+    centre = tl.zeros((heads.shape[0],), dtype=memory_ptr.dtype.element_ty)
+    for start in range(first, last, BLOCK_N):
+        slots = start + tile_rows
+        mask = head_mask[:, None] & (slots[None, :] < N)
+        offsets = heads[:, None] * N + slots[None, :]
+        memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
+        grad = load_rows(grad_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
+        weights = tl.load(weights_ptr + offsets, mask=mask, other=0.0)
+        _d_memory_read, d_weights = read_grad_tile(weights, memory, d_reads)
+        d_weights += tl.load(d_weights_ptr + offsets, mask=mask, other=0.0)
+        _d_memory_write, d_weights, d_erase, d_add = write_grad_tile(
+            memory, grad, weights, heads, erase_ptr, add_ptr, R, H - R, W, columns, column_mask,
+            d_weights, d_erase, d_add)
+        tl.store(d_total_ptr + offsets, d_weights, mask=mask)
+        centre += tl.sum(tl.where(mask, weights * d_weights, 0.0), axis=1)
+    return d_erase, d_add, centre
+
+
+@triton.jit
+def memory_grad_pass(memory_ptr, grad_ptr, weights_ptr, d_reads, erase_ptr, sim_ptr, d_content_ptr, d_memory_ptr,
+                     keys, key_norms, strengths, row_max, row_sum, centre, heads, H, R, N, W, columns, column_mask,
+                     first, last, COSINE: tl.constexpr, CONTENT: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Over slots [first, last): store dM from every use of M (the reads, the write's keep, and with content the
+    similarities); return the slots' shares of dk, Σ dD |M| and dβ."""
+    head_mask = heads < H
+    tile_rows = tl.arange(0, BLOCK_N)
+    d_keys = keys * 0.0
+    d_key_norms = strengths * 0.0
+    d_strengths = strengths * 0.0
+    for start in range(first, last, BLOCK_N):
+        slots = start + tile_rows
+        mask = head_mask[:, None] & (slots[None, :] < N)
+        memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
+        grad = load_rows(grad_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
+        weights = tl.load(weights_ptr + heads[:, None] * N + slots[None, :], mask=mask, other=0.0)
+        d_memory, _d_weights_read = read_grad_tile(weights, memory, d_reads)
+        if CONTENT:
+            d_memory_content, d_keys_part, d_key_norms_part, d_strengths_part = address_content_grad_tile(
+                memory, sim_ptr, d_content_ptr, heads, slots, mask, keys, key_norms, strengths, row_max, row_sum,
+                centre, N, COSINE)
+            d_memory += d_memory_content
+            d_keys += d_keys_part
+            d_key_norms += d_key_norms_part
+            d_strengths += d_strengths_part
+        d_memory += grad * keep_tile(memory, weights, heads, erase_ptr, R, H - R, W, columns, column_mask)
+        store_rows(d_memory_ptr + start * W, d_memory, tile_rows, N - start, W, columns, column_mask)
+    return d_keys, d_key_norms, d_strengths
 
 
 @triton.jit
@@ -190,10 +247,9 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
     else:
         d_content_ptr = d_shifted_ptr
     heads = tl.arange(0, BLOCK_H)
-    head_mask = heads < H
     columns = tl.arange(0, BLOCK_W)
     column_mask = columns < W
-    tile_rows = tl.arange(0, BLOCK_N)
+    tl.arange(0, BLOCK_N)
     keys, strengths, key_norms = load_content_stage(keys_ptr, strengths_ptr, H, W, heads, columns, column_mask,
                                                     CONTENT)
     gate, gamma = load_gate_stage(gate_ptr, gamma_ptr, H, heads, GATE, SHARPEN)
@@ -201,21 +257,9 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
     d_reads = load_rows(d_reads_ptr, heads, R, W, columns, column_mask)
 
     # 1. dw = the caller's + the reads' + the write's; de and da.
-    d_erase = keys * 0.0
-    d_add = keys * 0.0
-    for start in range(0, N, BLOCK_N):
-        slots = start + tile_rows
-        mask = head_mask[:, None] & (slots[None, :] < N)
-        offsets = heads[:, None] * N + slots[None, :]
-        memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
-        grad = load_rows(grad_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
-        weights = tl.load(weights_ptr + offsets, mask=mask, other=0.0)
-        _d_memory_read, d_weights = read_grad_tile(weights, memory, d_reads)
-        d_weights += tl.load(d_weights_ptr + offsets, mask=mask, other=0.0)
-        _d_memory_write, d_weights, d_erase, d_add = write_grad_tile(
-            memory, grad, weights, heads, erase_ptr, add_ptr, R, H - R, W, columns, column_mask,
-            d_weights, d_erase, d_add)
-        tl.store(d_total_ptr + offsets, d_weights, mask=mask)
+    d_erase, d_add, _centre = uses_grad_pass(memory_ptr, grad_ptr, weights_ptr, d_weights_ptr, d_total_ptr, d_reads,
+                                             erase_ptr, add_ptr, heads, H, R, N, W, columns, column_mask, 0, N,
+                                             BLOCK_N)
     store_rows(d_erase_ptr, d_erase, heads, H - R, W, columns, column_mask)
     store_rows(d_add_ptr, d_add, heads, H - R, W, columns, column_mask)
     tl.debug_barrier()
@@ -225,26 +269,9 @@ def _step_backward_kernel(memory_ptr, previous_ptr, keys_ptr, strengths_ptr, gat
         d_content_ptr, strengths, gate, gamma, row_max, row_sum, top, H, N, K, heads, CONTENT, GATE, SHIFT, SHARPEN,
         BLOCK_N, BLOCK_K)
     # 4. The content backward, and dM from every use of M.
-    d_keys = keys * 0.0
-    d_key_norms = gate * 0.0
-    d_strengths = gate * 0.0
-    for start in range(0, N, BLOCK_N):
-        slots = start + tile_rows
-        mask = head_mask[:, None] & (slots[None, :] < N)
-        memory = load_rows(memory_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
-        grad = load_rows(grad_ptr + start * W, tile_rows, N - start, W, columns, column_mask)
-        weights = tl.load(weights_ptr + heads[:, None] * N + slots[None, :], mask=mask, other=0.0)
-        d_memory, _d_weights_read = read_grad_tile(weights, memory, d_reads)
-        if CONTENT:
-            d_memory_content, d_keys_part, d_key_norms_part, d_strengths_part = address_content_grad_tile(
-                memory, sim_ptr, d_content_ptr, heads, slots, mask, keys, key_norms, strengths, row_max, row_sum,
-                centre, N, COSINE)
-            d_memory += d_memory_content
-            d_keys += d_keys_part
-            d_key_norms += d_key_norms_part
-            d_strengths += d_strengths_part
-        d_memory += grad * keep_tile(memory, weights, heads, erase_ptr, R, H - R, W, columns, column_mask)
-        store_rows(d_memory_ptr + start * W, d_memory, tile_rows, N - start, W, columns, column_mask)
+    d_keys, d_key_norms, d_strengths = memory_grad_pass(
+        memory_ptr, grad_ptr, weights_ptr, d_reads, erase_ptr, sim_ptr, d_content_ptr, d_memory_ptr, keys, key_norms,
+        strengths, row_max, row_sum, centre, heads, H, R, N, W, columns, column_mask, 0, N, COSINE, CONTENT, BLOCK_N)
     if CONTENT:
         finish_key_grads(d_keys_ptr, d_strengths_ptr, d_keys, d_key_norms, d_strengths, keys, key_norms,
                          H, W, heads, columns, column_mask)
@@ -262,6 +289,8 @@ def step_forward(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tenso
     on a GPU is split over several programs per batch element (:func:`split_chunks`, the same saved arrays)."""
     chunks = split_chunks(memory, previous.shape[1], shift_weights.shape[2] if shift else 1)
     if chunks > 1:
+        from cogdsl.kernels.memory_split import split_forward  # it builds on this module's tile passes
+
         return split_forward(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add, cosine,
                              content, gated, shift, sharpen, chunks)
     keys, key_stride = batch_rows(keys) if content else (keys, 0)
@@ -297,6 +326,8 @@ def step_backward(memory: torch.Tensor, previous: torch.Tensor, keys: torch.Tens
     """The gradients of the nine inputs: one program per batch element, or split as the forward may be."""
     chunks = split_chunks(memory, previous.shape[1], shift_weights.shape[2] if shift else 1)
     if chunks > 1:
+        from cogdsl.kernels.memory_split import split_backward
+
         return split_backward(memory, previous, keys, strengths, gate, shift_weights, gamma, erase, add, weights,
                               reads, new_memory, sim, shifted, stats, d_weights, d_reads, d_new_memory, cosine,
                               content, gated, shift, sharpen, chunks)
