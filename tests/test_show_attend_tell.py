@@ -247,3 +247,33 @@ def test_caption_scores_agree_with_the_evaluation(tmp_path: Path) -> None:
     assert scores["exact_caption"] == pytest.approx(result.metrics["exact_caption"], abs=1e-6)
     assert scores["sentence_bleu4"] == pytest.approx(result.metrics["bleu4"], abs=1e-6)
     assert 0.0 <= scores["corpus_bleu4"] <= 1.0 and corpus_bleu([["a"]], [["a"]]) == 0.0  # no 4-grams
+
+
+def test_a_sweep_trial_scores_corpus_bleu_on_the_test_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """cogdsl sweep's scoring adds the task's test-set scores (a caption task's corpus BLEU-4) to a trial's
+    metrics, from the trial's checkpoint on the fixed test set. A tiny model's BLEU is 0, so the scores are
+    checked through a stand-in that tells which model and how many images it was given."""
+    from cogdsl.sweep.plan import Plan, Score
+    from cogdsl.sweep.trial import run_trial, trial_config
+    from cogdsl.tasks.caption import CaptionTask
+
+    given: list[tuple[float, int]] = []
+
+    def scores(task: CaptionTask, model: torch.nn.Module, sequences: int = 1000) -> dict[str, float]:
+        weight = float(next(model.parameters()).detach().flatten()[0])
+        given.append((weight, sequences))
+        return {"corpus_bleu4": weight}
+
+    monkeypatch.setattr(CaptionTask, "test_set_scores", scores)
+    spec = write_spec(tmp_path, TINY + TRAIN.replace("steps 40", "steps 4").replace("checkpoint_every 40",
+                                                                                     "checkpoint_every 4"))
+    (trial,) = Plan(specs=[str(spec)]).trials()
+    folder = tmp_path / "sweep" / trial.id
+    marker = run_trial(trial_config(trial, folder, Score(sequences=30), max_minutes=None, device="cpu", gpus=0,
+                                    threads=1, tensorboard=False))
+    assert marker["status"] == "done", marker.get("error")
+    trained = cogdsl.restore(str(folder / marker["scored"]["checkpoint"]))
+    weight = float(next(trained.parameters()).detach().flatten()[0])
+    assert given == [(pytest.approx(weight, abs=1e-7), 30)]
+    assert marker["scored"]["metrics"]["corpus_bleu4"] == pytest.approx(weight, abs=1e-7)
+    assert {"exact_caption", "bleu4", "wrong"} <= set(marker["scored"]["metrics"])

@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from cogdsl.errors import UsageError, did_you_mean
-from cogdsl.sweep.settings import Setting, check_path, parse_value, split_values, value_text, with_settings
+from cogdsl.sweep.settings import Setting, parse_value, setting, split_values, value_text, with_settings
 
 PLAN_KEYS = ("doc", "specs", "seeds", "set", "score", "table", "max_minutes", "cpus_per_trial", "gpus_per_trial",
              "tensorboard")
@@ -121,10 +121,10 @@ class Plan:
     source: str | None = None  # the plan file
 
     def combinations(self) -> list[dict[str, Any]]:
-        """Every combination of the settings' values, in order (the last setting varies fastest)."""
-        paths = [s.path for s in self.settings]
-        return [dict(zip(paths, values, strict=True)) for values in itertools.product(*(s.values for s in
-                                                                                         self.settings))]
+        """Every combination of the settings' values, in order (the last setting varies fastest); linked paths
+        take their values together."""
+        return [{path: value for part in parts for path, value in part.items()}
+                for parts in itertools.product(*(s.assignments() for s in self.settings))]
 
     def trials(self) -> list[Trial]:
         """The trials, every spec and every combination checked (:func:`cogdsl.sweep.settings.with_settings`).
@@ -135,7 +135,7 @@ class Plan:
         from cogdsl.compiler.pipeline import read_spec_file, validate_spec
         from cogdsl.training.loop import config_from_spec
 
-        sources = {s.path: s.source for s in self.settings}
+        sources = {path: s.source for s in self.settings for path in s.paths}
         trials: list[Trial] = []
         models: dict[str, str] = {}
         for path in self.specs:
@@ -210,12 +210,17 @@ def parse_seeds(text: str, source: str = "--seeds") -> tuple[int, ...]:
 
 
 def merged(plan: Plan, settings: Sequence[Setting]) -> Plan:
-    """``plan`` with the command line's ``settings``: one for a path the plan sets replaces the plan's values,
-    others are added."""
-    by_path = {s.path: s for s in plan.settings}
-    for setting in settings:
-        by_path[setting.path] = setting
-    plan.settings = list(by_path.values())
+    """``plan`` with the command line's ``settings``: one for a path the plan sets replaces the plan's setting
+    of it (linked paths included), others are added."""
+    merged_settings = list(plan.settings)
+    for given in settings:
+        overlapping = [i for i, s in enumerate(merged_settings) if set(s.paths) & set(given.paths)]
+        if overlapping:  # in the place of the first it replaces, so trial ids keep their order
+            merged_settings[overlapping[0]] = given
+            merged_settings = [s for i, s in enumerate(merged_settings) if i not in overlapping[1:]]
+        else:
+            merged_settings.append(given)
+    plan.settings = merged_settings
     return plan
 
 
@@ -292,11 +297,10 @@ def load_plan(path: str | Path) -> Plan:
                          "{train.optimizer.lr: [1.0e-3, 3.0e-4]}")
     for key, values in settings.items():
         source = marks.at("set", key)
-        check_path(str(key), source)
         values = values if isinstance(values, list) else [values]
         if not values:
             raise UsageError(f"{source}: {key} has no values")
-        plan.settings.append(Setting(str(key), tuple(values), source))
+        plan.settings.append(setting(str(key), tuple(values), source))
     if "seeds" in data:
         plan.seeds = _seeds(data["seeds"], marks.at("seeds"))
     plan.score = _score(data.get("score") or {}, marks)

@@ -14,6 +14,8 @@ evaluation, named with ``@L`` when the plan gives test lengths (``perfect@60``):
 ``task_N_accuracy``    the task's own scores (a joint bAbI model: each task's), and ``task_N_error``
 ``updates_skipped``    with ``skipped_updates: true``: the fraction of steps a skip RNN did not update at,
 ``both_markers_read``  and on the adding problem the fraction of sequences whose two marked steps it read
+``corpus_bleu4`` ...   scores a task pools over its whole test set (:meth:`Task.test_set_scores`): a
+                       captioning task's corpus BLEU-4
 =====================  ==============================================================================
 """
 
@@ -73,6 +75,8 @@ def measure(folder: Path, score: Score, spec_keeps_best: bool, device: str = "cp
                 found[name.removesuffix("_accuracy") + "_error"] = 1.0 - value
         if score.skipped_updates:
             found.update(skipped_updates(model, task, length, score.sequences) or {})
+        if length is None and score.split == "test":
+            found.update(task.test_set_scores(model, score.sequences))
         metrics.update({f"{name}{at}": float(value) for name, value in found.items()})
     meta = read_checkpoint_meta(checkpoint)
     valid = (meta.get("eval") or {}).get("loss")

@@ -12,6 +12,10 @@ plan's line) it came from, the key and the keys that are there; nothing is a tra
 
 Values are YAML scalars (``64``, ``1e-3``, ``true``, ``null``, ``adam``) or flow collections
 (``{name: babi_joint, train_size: 1000}``); commas inside brackets and braces do not split values.
+
+Paths joined by commas vary together, each value a list with one item per path:
+``--set train.task.number,blocks.reason.hops=[1,1],[3,3]`` is two settings (task 1 with 1 hop, task 3 with 3),
+not four.
 """
 
 from __future__ import annotations
@@ -33,15 +37,44 @@ RESERVED = {"train.seed": "the seed is the sweep's: --seeds N (seeds 0 .. N-1) o
 
 @dataclass(frozen=True)
 class Setting:
-    """One dotted path and the values a sweep tries for it; ``source`` says where it was given (for errors)."""
+    """One dotted path and the values a sweep tries for it; ``source`` says where it was given (for errors).
+
+    A ``path`` of several dotted paths joined by commas is a linked setting: each value is a list of one value
+    per path, and the paths take their values together (:meth:`assignments`)."""
 
     path: str
     values: tuple[Any, ...]
     source: str
 
     @property
-    def parts(self) -> tuple[str, ...]:
-        return tuple(self.path.split("."))
+    def paths(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.path.split(","))
+
+    def assignments(self) -> list[dict[str, Any]]:
+        """Each value as {path: value}: one path, or the linked paths zipped with the value's items."""
+        if len(self.paths) == 1:
+            return [{self.path: value} for value in self.values]
+        return [dict(zip(self.paths, value, strict=True)) for value in self.values]
+
+
+def setting(path: str, values: tuple[Any, ...], source: str) -> Setting:
+    """A checked :class:`Setting`: each path's form (:func:`check_path`) and, for linked paths, a list of one
+    value per path in each value.
+
+    Raises:
+        UsageError: a path's form, a path twice, or a value of linked paths that is not such a list."""
+    paths = [p.strip() for p in path.split(",")]
+    for one in paths:
+        check_path(one, source)
+    if len(set(paths)) != len(paths):
+        raise UsageError(f"{source}: a path is named twice in '{path}'")
+    if len(paths) > 1:
+        for value in values:
+            if not isinstance(value, list) or len(value) != len(paths):
+                raise UsageError(f"{source}: the {len(paths)} linked paths {', '.join(paths)} take a list of "
+                                 f"{len(paths)} values in each value, e.g. [{', '.join(['...'] * len(paths))}]; "
+                                 f"got {value_text(value)}")
+    return Setting(",".join(paths), tuple(values), source)
 
 
 def split_values(text: str) -> list[str]:
@@ -93,8 +126,9 @@ def parse_set(text: str, reserved: Mapping[str, str] = RESERVED) -> Setting:
     path = path.strip()
     if not equals or not path or not values.strip():
         raise UsageError(f"{source}: expected PATH=VALUE[,VALUE...], e.g. --set train.optimizer.lr=1e-3,3e-4")
-    check_path(path, source, reserved)
-    return Setting(path, tuple(parse_value(v, source) for v in split_values(values)), source)
+    for one in path.split(","):
+        check_path(one.strip(), source, reserved)
+    return setting(path, tuple(parse_value(v, source) for v in split_values(values)), source)
 
 
 def check_path(path: str, source: str, reserved: Mapping[str, str] = RESERVED) -> None:
@@ -113,16 +147,17 @@ def spec_with_sets(spec: Spec, texts: list[str]) -> Spec:
 
     Raises:
         UsageError: a path twice, several values (a sweep's), or as :func:`with_settings`."""
-    settings: dict[str, Setting] = {}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for text in texts:
-        setting = parse_set(text, {"train.seed": "use --seed"})
-        if len(setting.values) != 1:
-            raise UsageError(f"{setting.source}: cogdsl train takes one value per path; cogdsl sweep tries several")
-        if setting.path in settings:
-            raise UsageError(f"{setting.source}: {setting.path} is set twice")
-        settings[setting.path] = setting
-    changed, _ = with_settings(spec, {p: s.values[0] for p, s in settings.items()},
-                               {p: s.source for p, s in settings.items()})
+        given = parse_set(text, {"train.seed": "use --seed"})
+        if len(given.values) != 1:
+            raise UsageError(f"{given.source}: cogdsl train takes one value per path; cogdsl sweep tries several")
+        for path, value in given.assignments()[0].items():
+            if path in values:
+                raise UsageError(f"{given.source}: {path} is set twice")
+            values[path], sources[path] = value, given.source
+    changed, _ = with_settings(spec, values, sources)
     return changed
 
 

@@ -437,6 +437,12 @@ class Task:
         """
         return {}
 
+    def test_set_scores(self, model: torch.nn.Module, sequences: int = 1000) -> dict[str, float]:
+        """Scores of ``model`` over the whole fixed test set (the ``sequences`` examples ``cogdsl eval``
+        draws), for scores that pool counts over the set rather than average per sequence, such as corpus
+        BLEU; none by default. ``cogdsl sweep`` adds them to a trial's metrics."""
+        return {}
+
     # -- sizes and sampling -------------------------------------------------------------
 
     @property

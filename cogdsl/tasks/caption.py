@@ -274,6 +274,10 @@ class CaptionTask(Task):
     def errors(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
         return wrong_classes(logits, batch)
 
+    def test_set_scores(self, model: torch.nn.Module, sequences: int = 1000) -> dict[str, float]:
+        """``corpus_bleu4`` of the greedy captions of the fixed test set (:func:`caption_scores`)."""
+        return {"corpus_bleu4": caption_scores(model, self, sequences)["corpus_bleu4"]}
+
     def metrics(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         """``exact_caption`` and sentence ``bleu4`` of the greedy caption (argmax at each step, cut at its first
         ``<end>``) against the reference, each (B,)."""

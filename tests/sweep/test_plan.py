@@ -86,6 +86,34 @@ def test_a_grid_is_every_combination_with_stable_ids(spec: Path, capsys) -> None
     assert "optimizer: {name: rmsprop, lr: 0.001}" in trial.spec_yaml and trial.seed == 0
 
 
+def test_linked_paths_take_their_values_together(spec: Path, tmp_path: Path, capsys) -> None:
+    code, out, err = _sweep(capsys, str(spec), "--set", "blocks.mem.slots,blocks.mem.width=[8,3],[16,5]",
+                            "--set", "train.batch=2,3", "--seeds", "1", "--out", "sw", "--dry-run")
+    assert code == 0, err
+    assert [Path(line).name for line in out.splitlines()] == [
+        "tiny_copy-slots=8-width=3-batch=2-seed0", "tiny_copy-slots=8-width=3-batch=3-seed0",
+        "tiny_copy-slots=16-width=5-batch=2-seed0", "tiny_copy-slots=16-width=5-batch=3-seed0"]
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "p.yaml").write_text("specs: [../tiny.yaml]\nseeds: 1\nset:\n"
+                                  "  blocks.mem.slots, blocks.mem.width: [[8, 3], [16, 5]]\n")
+    trials = load_plan(plans / "p.yaml").trials()
+    assert [t.settings for t in trials] == [{"blocks.mem.slots": 8, "blocks.mem.width": 3},
+                                            {"blocks.mem.slots": 16, "blocks.mem.width": 5}]
+    assert "slots: 16, width: 5" in trials[1].spec_yaml
+    # the command line's --set of one linked path replaces the plan's link, in its place
+    code, out, _ = _sweep(capsys, "--plan", str(plans / "p.yaml"), "--set", "blocks.mem.width=4", "--dry-run",
+                          "--out", str(tmp_path / "sw"))
+    assert code == 0 and [Path(line).name for line in out.splitlines()] == ["tiny_copy-width=4-seed0"]
+
+
+@pytest.mark.parametrize("text", ["blocks.mem.slots,blocks.mem.width=8,16", "blocks.mem.slots,blocks.mem.width=[8]",
+                                  "blocks.mem.slots,blocks.mem.slots=[8,8]"])
+def test_linked_paths_need_a_value_for_each(text: str) -> None:
+    with pytest.raises(UsageError, match=r"^--set .*(take a list of 2 values|named twice)"):
+        parse_set(text)
+
+
 def test_trial_ids_depend_on_the_trial_alone() -> None:
     settings = {"train.optimizer.lr": 0.001, "blocks.ctrl.lr": 2}
     assert trial_id("m", settings, 3) == "m-train.optimizer.lr=0.001-blocks.ctrl.lr=2-seed3"
