@@ -67,10 +67,12 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
         "id": trial.id, "spec": trial.spec, "model": trial.model, "settings": trial.settings, "seed": trial.seed,
         "device": config["device"], "gpus": config["gpus"], "threads": config["threads"],
         "max_minutes": config["max_minutes"], "host": socket.gethostname(), "pid": os.getpid(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # the GPUs Ray gave the trial
     }
     output = io.StringIO()
     started, cpu = time.time(), time.process_time()
     try:
+        check_gpu(config["device"])
         resume, force = _prepare(folder)
         with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
             result, keeps_best = _train(trial, folder, config, resume=resume, force=force)
@@ -94,6 +96,25 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
             handle.write(output.getvalue())
     write_marker(folder, marker)
     return marker
+
+
+def check_gpu(device: str) -> None:
+    """A trial Ray gave a GPU share to trains on ``cuda``: say which GPU and which machine when torch there sees
+    none, and what to do.
+
+    Raises:
+        UsageError: ``device`` is cuda and torch sees no CUDA GPU on this worker."""
+    import torch
+
+    from cogdsl.errors import UsageError
+
+    if device != "cuda" or torch.cuda.is_available():
+        return
+    build = "is a CPU build" if torch.version.cuda is None else "sees no CUDA GPU"
+    given = os.environ.get("CUDA_VISIBLE_DEVICES")
+    raise UsageError(f"Ray gave this trial GPU {given if given is not None else '(none named)'} on "
+                     f"{socket.gethostname()}, but torch there {build}: install a CUDA build of torch on every "
+                     "machine of the cluster, or pass --gpus-per-trial 0 to train on CPUs")
 
 
 def _prepare(folder: Path) -> tuple[bool, bool]:

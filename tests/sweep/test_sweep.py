@@ -38,7 +38,8 @@ def cluster() -> Iterator[str]:
     from cogdsl.sweep.run import import_tune
 
     import_tune()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    # one GPU declared, none there: Ray's GPU accounting is real, torch's CUDA is not (see the GPU test below)
+    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -78,7 +79,7 @@ def _grid(cluster: str, folder: Path) -> Sweep:
         "task: {name: copy, bits: 4, min_len: 1, max_len: 3}", "task: {name: sequences, train: missing.npz}"))
     out = folder / "sweep"
     argv = ["sweep", "tiny.yaml", "missing.yaml", "--set", "train.optimizer.lr=1e-2,1e-4", "--seeds", "2",
-            "--out", str(out), "--lengths", "2", "--sequences", "20", "--no-tensorboard"]
+            "--out", str(out), "--lengths", "2", "--sequences", "20", "--no-tensorboard", "--gpus-per-trial", "0"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     driver = subprocess.Popen([sys.executable, "-m", "cogdsl", *argv, "--jobs", "1", "--address", cluster],
                               cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -113,6 +114,7 @@ def test_a_grid_killed_resumed_tabled_with_failures(cluster: str, tmp_path: Path
     _each_trial_is_an_ordinary_run_of_its_settings_and_seed(grid, capsys)
     _the_tables_medians_are_the_run_folders(grid, tmp_path, capsys)
     _a_failing_trial_is_reported_and_the_others_finish(grid)
+    _trials_share_a_gpu_and_say_which_it_was(tmp_path, capsys)
 
 
 def _a_killed_sweep_resumes_without_running_its_finished_trials(grid: Sweep) -> None:
@@ -183,3 +185,22 @@ def _a_failing_trial_is_reported_and_the_others_finish(grid: Sweep) -> None:
     assert "error[E604]" in printed  # the error itself, in the summary
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"] == {"done": 4, "failed": 4} and "missing.npz" in summary["errors"][failed.name]
+
+
+def _trials_share_a_gpu_and_say_which_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """On a cluster with a GPU, --gpus-per-trial 0.5 gives two trials one GPU: Ray names it to each
+    (CUDA_VISIBLE_DEVICES), the trial records it, and where torch cannot see it (this machine has none: the
+    module's Ray instance declares one) the trial fails saying which GPU, which machine, and what to do."""
+    folder = tmp_path / "gpu"
+    folder.mkdir()
+    spec = _spec(folder)
+    out = folder / "sweep"
+    code = main(["sweep", str(spec), "--seeds", "2", "--out", str(out), "--gpus-per-trial", "0.5",
+                 "--no-tensorboard"])
+    printed, err = capsys.readouterr()
+    assert code == 1 and "each on 1 CPU and 0.5 GPU" in err and "Traceback" not in printed + err
+    for seed in (0, 1):
+        marker = json.loads((out / f"tiny_copy-seed{seed}" / "trial.json").read_text())
+        assert (marker["device"], marker["gpus"], marker["cuda_visible_devices"]) == ("cuda", 0.5, "0")
+        assert marker["status"] == "failed" and marker["error"].startswith("Ray gave this trial GPU 0 on ")
+        assert "--gpus-per-trial 0 to train on CPUs" in marker["error"]
