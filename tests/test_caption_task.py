@@ -15,7 +15,7 @@ import torch
 
 import cogdsl
 from cogdsl.tasks import TaskParamError, make_task
-from cogdsl.tasks.caption import VOCABULARY, bleu, corpus_bleu, words_of
+from cogdsl.tasks.caption import ROLES, VOCABULARY, WORD_ID, bleu, caption_roles, corpus_bleu, words_of
 from cogdsl.training.evaluation import EVAL_SEED
 from tests.tiny import write_spec
 
@@ -138,6 +138,35 @@ def test_metrics_of_perfect_and_wrong_logits() -> None:
     wrong[:, 2, 0] = 10
     scores = task.metrics(wrong, batch)
     assert scores["exact_caption"].tolist() == [0.0] * 8 and scores["bleu4"].tolist() == [0.0] * 8
+    # cut after its first phrase: count A and class A still right, the rest missing
+    assert [scores[f"{role}_accuracy"].tolist() for role in ROLES] == [[1.0] * 8, [1.0] * 8] + [[0.0] * 8] * 3
+
+
+@pytest.mark.parametrize(("said", "right"), [
+    ("two 3s below a 7", (1, 1, 1, 1, 1)),
+    ("two 3s above a 7", (1, 1, 0, 1, 1)),
+    ("a 3 below a 7", (0, 0, 1, 1, 1)),          # "a 3" is not "two 3s": the class word has the plural
+    ("two 3s below a 9", (1, 1, 1, 1, 0)),
+    ("two 3s below 7", (1, 1, 1, 0, 1)),         # no second count: count B missing; 7 is still class B
+    ("two 3s left of a 7", (1, 1, 0, 1, 1)),
+    ("two 3s", (1, 1, 0, 0, 0)),
+])
+def test_words_are_scored_by_role(said: str, right: tuple[int, ...]) -> None:
+    meant = caption_roles("two 3s below a 7".split())
+    assert meant == {"count_a": ("two",), "class_a": ("3s",), "relation": ("below",), "count_b": ("a",),
+                     "class_b": ("7",)}
+    roles = caption_roles(said.split())
+    assert tuple(int(roles[role] == meant[role]) for role in ROLES) == right
+    assert caption_roles("a 2 left of three squares".split())["relation"] == ("left", "of")
+    # through the metrics: the same caption as logits
+    task = make_task("caption")
+    batch = task.sample(1, torch.Generator().manual_seed(0))
+    ids = [WORD_ID[w] for w in "two 3s below a 7".split()] + [0] * 2
+    batch = type(batch)(batch.inputs, torch.tensor([ids]), batch.mask, info=batch.info)
+    said_ids = [WORD_ID[w] for w in said.split()] + [0] * (7 - len(said.split()))
+    logits = torch.nn.functional.one_hot(torch.tensor([said_ids]), len(VOCABULARY)).float()
+    scores = task.metrics(logits, batch)
+    assert tuple(int(scores[f"{role}_accuracy"].item()) for role in ROLES) == right
 
 
 @pytest.mark.parametrize(("params", "param"), [

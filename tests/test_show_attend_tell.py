@@ -184,7 +184,9 @@ def test_a_tiny_captioner_trains(tmp_path: Path) -> None:
     losses = [float(line.split(",")[header.index("loss")]) for line in lines[1:]]
     assert result.step == 40 and len(losses) == 4
     assert losses[-1] < 0.9 * losses[0], losses  # measured: 21.2 -> 18.4
-    assert result.eval is not None and set(result.eval.metrics) == {"exact_caption", "bleu4"}
+    assert result.eval is not None and set(result.eval.metrics) == {"exact_caption", "bleu4", "count_a_accuracy",
+                                                                "class_a_accuracy", "relation_accuracy",
+                                                                "count_b_accuracy", "class_b_accuracy"}
 
 
 @pytest.mark.parametrize(("old", "new", "token"), [

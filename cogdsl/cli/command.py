@@ -384,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the sweep in --out: finished trials are not run "
                    "again, trials killed part way continue from their newest checkpoint")
     p.add_argument("--force", action="store_true", help="replace an existing sweep folder")
+    p.add_argument("--rescore", action="store_true", help="score the finished trials in --out again, with the "
+                   "plan's scoring as it is now (--lengths, --sequences), without training: on this machine, no "
+                   "Ray; the other trials are left as they are")
     p.add_argument("--max-minutes", type=float, help="stop each trial's training after this much time (and "
                    "checkpoint and score it; it is marked as stopped by time)")
     p.add_argument("--lengths", nargs="+", metavar="L", help="score each trial at these test lengths (default: the "

@@ -65,12 +65,22 @@ def sweep_command(args: Any) -> int:
     """``cogdsl sweep SPEC... | --plan FILE [--set PATH=V1,V2 ...] [--seeds N|S1,S2] [--out DIR] [--resume|--force]
     [--max-minutes M] [--cpus-per-trial C] [--gpus-per-trial G] [--jobs J] [--address ADDR] [--dry-run]``:
     0 when every trial finished, 1 when one failed, 130 when interrupted."""
-    from cogdsl.sweep.run import check_sweep_dir, import_tune, run_sweep
+    from cogdsl.sweep.run import check_sweep_dir, import_tune, rescore_sweep, run_sweep
 
     plan = plan_from_args(args)
     out = default_out(args, plan)
-    check_sweep_dir(out, resume=args.resume, force=args.force)
+    if getattr(args, "rescore", False):
+        if args.resume or args.force:
+            raise UsageError("--rescore scores the finished trials again and trains nothing: leave out --resume and "
+                             "--force")
+        check_sweep_dir(out, resume=True, force=False)
+        if not out.is_dir():
+            raise UsageError(f"--rescore: {out} is no sweep folder; run the sweep first")
+    else:
+        check_sweep_dir(out, resume=args.resume, force=args.force)
     trials = plan.trials()
+    if getattr(args, "rescore", False) and not args.dry_run:
+        return rescore_sweep(plan, trials, out)
     if args.dry_run:
         for trial in trials:
             print(f"{out / trial.id}")

@@ -122,6 +122,48 @@ def run_sweep(plan: Plan, trials: list[Trial], out: Path, *, resume: bool = Fals
     return summarize(trials, out, say, interrupted)
 
 
+def rescore_sweep(plan: Plan, trials: list[Trial], out: Path, echo: Callable[[str], None] | None = None) -> int:
+    """Score every finished trial of ``out`` again with ``plan``'s scoring, on this machine's CPU, without
+    training (a plan that gained test lengths or a task that gained metrics); each marker's ``scored`` is
+    replaced, with ``rescored`` saying when, and sweep.json takes the plan. 0 when every finished trial was
+    scored, 1 when one could not be; trials that had not finished are left and said.
+
+    Raises:
+        UsageError: ``out`` has none of the plan's trials."""
+    from cogdsl.sweep.score import measure
+    from cogdsl.sweep.trial import error_text
+
+    say = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+    markers = {t.id: read_marker(out / t.id) for t in trials}
+    finished = [t for t in trials if (markers[t.id] or {}).get("status") in FINISHED]
+    if not finished:
+        raise UsageError(f"--rescore: {out} has no finished trial of this plan to score")
+    failed = 0
+    for number, trial in enumerate(finished, 1):
+        marker = dict(markers[trial.id] or {})
+        try:
+            from cogdsl.compiler.pipeline import parse_text
+            from cogdsl.training.loop import asks_for_best
+
+            keeps_best = asks_for_best(parse_text(trial.spec_yaml, trial.spec_name, "yaml"))
+            marker["scored"] = measure(out / trial.id, plan.score, keeps_best, "cpu")
+            marker["rescored"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            write_marker(out / trial.id, marker)
+            say(f"[{number}/{len(finished)}] {trial.id}: scored again")
+        except Exception as err:  # one trial's folder is broken: said, and the others are scored
+            failed += 1
+            say(f"[{number}/{len(finished)}] {trial.id}: could not be scored: {error_text(err)}")
+    left = len(trials) - len(finished)
+    if left:
+        say(f"{left} trial{'s' if left != 1 else ''} had not finished and {'were' if left != 1 else 'was'} left "
+            "(run them with --resume)")
+    _write_json(out / SWEEP_FILE, {"plan": plan.to_json(), "trials": [t.to_json() for t in trials],
+                                   "updated": time.strftime("%Y-%m-%d %H:%M:%S")})
+    print(f"sweep {out}: {len(finished) - failed} of {len(finished)} finished trials scored again\n"
+          f"  table: cogdsl table {out}")
+    return 1 if failed else 0
+
+
 def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str | None, jobs: int | None,
           num_cpus: int | None, say: Callable[[str], None]) -> bool:
     """Run ``todo`` on Ray Tune; whether the sweep was interrupted."""

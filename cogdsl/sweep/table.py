@@ -31,7 +31,7 @@ from cogdsl.sweep.plan import TableSettings
 from cogdsl.sweep.settings import value_text
 from cogdsl.sweep.trial import FINISHED, read_marker
 
-PERCENT = ("perfect", "error", "updates_skipped", "both_markers_read")
+PERCENT = ("perfect", "error", "updates_skipped", "both_markers_read", "exact_caption")
 WHOLE = ("reached", "relapses", "skipped_steps", "steps", "best_step", "last_step")
 LOG_METRICS = ("valid_loss", "valid_errors", "best_valid_errors", "best_step", "last_valid_errors", "last_step",
                "reached", "relapses", "skipped_steps", "steps", "minutes", "cpu_seconds", "wall_seconds")
@@ -306,13 +306,15 @@ def _raw(value: float | None) -> Any:
 
 
 def shown(metric: str, value: float | None) -> str:
-    """A metric's value as the results pages write it: fractions in percent, counts whole, the rest with two
-    decimals (two significant digits under 0.1)."""
+    """A metric's value as the results pages write it: fractions in percent, BLEU on its usual 0-100 scale,
+    counts whole, the rest with two decimals (two significant digits under 0.1)."""
     if value is None or not math.isfinite(value):
         return "–"
     base = metric.split("@")[0]
     if base in PERCENT or base.endswith(("_accuracy", "_error")):
         return f"{100 * value:.1f}%"
+    if "bleu" in base:
+        return f"{100 * value:.1f}"
     if base in WHOLE:
         return f"{value:,.0f}"
     if value == 0:

@@ -34,9 +34,11 @@ words and ``<end>``, (B, T) with T = 7 (the longest caption and its ``<end>``), 
 
 Metrics (:meth:`CaptionTask.metrics`), on each caption cut at its first ``<end>``, the greedy
 choice (argmax) at each step: ``exact_caption``, 1 if it is the reference word for word, and
-``bleu4``, its sentence BLEU-4 (Papineni et al. 2002) against the reference, :func:`bleu`;
-:func:`corpus_bleu` pools the counts over a test set, as captioning papers report it. The test
-set is fixed: :meth:`Task.evaluation_batches` draws it from the evaluation seed.
+``bleu4``, its sentence BLEU-4 (Papineni et al. 2002) against the reference, :func:`bleu`; and
+which words are right by role (:func:`caption_roles`): ``count_a_accuracy``, ``class_a_accuracy``,
+``relation_accuracy``, ``count_b_accuracy``, ``class_b_accuracy``. :func:`corpus_bleu` pools the
+counts over a test set, as captioning papers report it. The test set is fixed:
+:meth:`Task.evaluation_batches` draws it from the evaluation seed.
 
 ``info``: ``classes`` (B, max_objects) the class of each glyph (-1: none), ``cells`` (B,
 max_objects) its cell (row-major), ``centres`` (B, max_objects, 2) its centre in pixels (x, y),
@@ -116,6 +118,24 @@ def caption_words(class_a: int, count_a: int, class_b: int, count_b: int, relati
         return [COUNTS[count - 1], CLASS_NAMES[cls] + ("s" if count > 1 else "")]
 
     return [*phrase(class_a, count_a), *RELATIONS[relation], *phrase(class_b, count_b)]
+
+
+ROLES: tuple[str, ...] = ("count_a", "class_a", "relation", "count_b", "class_b")
+"""The parts of a caption, in order: ``[count A] [class A] [relation] [count B] [class B]``."""
+_COUNT_WORDS = frozenset(COUNTS)
+_RELATION_WORDS = frozenset(word for relation in RELATIONS for word in relation)
+
+
+def caption_roles(words: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """A caption's words by role, read by kind of word, so a caption with a word missing or extra still has
+    its other roles: the first count word is count A and the second count B, the first class word (``2``,
+    ``2s``, ``square``) class A and the second class B, the relation words (``left of``) in order the
+    relation. A role with no word is ``()``."""
+    counts = [w for w in words if w in _COUNT_WORDS]
+    classes = [w for w in words if w not in _COUNT_WORDS and w not in _RELATION_WORDS and w != END]
+    relation = tuple(w for w in words if w in _RELATION_WORDS)
+    return {"count_a": tuple(counts[:1]), "class_a": tuple(classes[:1]), "relation": relation,
+            "count_b": tuple(counts[1:2]), "class_b": tuple(classes[1:2])}
 
 
 def words_of(ids: Sequence[int]) -> list[str]:
@@ -280,12 +300,17 @@ class CaptionTask(Task):
 
     def metrics(self, logits: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         """``exact_caption`` and sentence ``bleu4`` of the greedy caption (argmax at each step, cut at its first
-        ``<end>``) against the reference, each (B,)."""
+        ``<end>``) against the reference, and whether each role's words are the reference's
+        (:func:`caption_roles`: ``ROLE_accuracy``), each (B,)."""
         said = [words_of(row) for row in logits.argmax(-1).tolist()]
         meant = [words_of(row) for row in batch.targets.tolist()]
         exact = [float(s == m) for s, m in zip(said, meant, strict=True)]
         scores = [bleu(s, m) for s, m in zip(said, meant, strict=True)]
-        return {"exact_caption": torch.tensor(exact), "bleu4": torch.tensor(scores)}
+        said_roles, meant_roles = [caption_roles(s) for s in said], [caption_roles(m) for m in meant]
+        roles = {f"{role}_accuracy": torch.tensor([float(s[role] == m[role])
+                                                   for s, m in zip(said_roles, meant_roles, strict=True)])
+                 for role in ROLES}
+        return {"exact_caption": torch.tensor(exact), "bleu4": torch.tensor(scores), **roles}
 
 
 @torch.no_grad()

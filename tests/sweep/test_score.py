@@ -96,3 +96,36 @@ def test_a_trial_past_its_minutes_stops_is_scored_and_marked_time(tmp_path: Path
                                     device="cpu", gpus=0, threads=1, tensorboard=False))
     assert marker["status"] == "time" and marker["stopped"] == "time" and 0 < marker["step"] < 100000
     assert marker["scored"]["step"] == marker["step"] and "perfect" in marker["scored"]["metrics"]
+
+
+def test_rescore_scores_finished_trials_again_without_training(tmp_path: Path, capsys) -> None:
+    """--rescore: a plan that gained a test length scores the finished trials at it from their checkpoints; the
+    lengths already scored give the same numbers, nothing trains, and a trial that had not finished is left."""
+    from tests.tiny import tiny_ntm
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(tiny_ntm(train={"batch": 2, "steps": 2, "eval_every": 2, "eval_size": 4,
+                                    "checkpoint_every": 2}))
+    plan = Plan(specs=[str(spec)], seeds=(0, 1))
+    trials = plan.trials()
+    out = tmp_path / "sweep"
+    markers = [run_trial(trial_config(trial, out / trial.id, Score(lengths=(2,), sequences=20), max_minutes=None,
+                                      device="cpu", gpus=0, threads=1, tensorboard=False)) for trial in trials]
+    assert [m["status"] for m in markers] == ["done", "done"]
+    (out / "sweep.json").write_text("{}")
+    (out / trials[1].id / "trial.json").unlink()  # as if killed before it finished
+    log = (out / trials[0].id / "log.csv").read_text()
+    code = main(["sweep", str(spec), "--seeds", "2", "--out", str(out), "--rescore", "--lengths", "2", "3",
+                 "--sequences", "20"])
+    printed, err = capsys.readouterr()
+    assert code == 0, err
+    assert "1 of 1 finished trials scored again" in printed and "1 trial had not finished and was left" in err
+    again = json.loads((out / trials[0].id / "trial.json").read_text())
+    assert set(again["scored"]["metrics"]) >= {"perfect@2", "perfect@3", "wrong@3"} and "rescored" in again
+    assert again["scored"]["metrics"]["wrong@2"] == pytest.approx(markers[0]["scored"]["metrics"]["wrong@2"])
+    assert again["cpu_seconds"] == markers[0]["cpu_seconds"]  # the rest of the marker is the training's
+    assert (out / trials[0].id / "log.csv").read_text() == log  # nothing trained
+    assert not (out / trials[1].id / "trial.json").exists()
+    assert json.loads((out / "sweep.json").read_text())["plan"]["score"]["lengths"] == [2, 3]
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "none"), "--rescore"]) == 1
+    assert "is no sweep folder" in capsys.readouterr().err

@@ -95,6 +95,7 @@ def test_values_are_shown_as_the_results_pages_write_them() -> None:
     assert shown("perfect@10", 0.886) == "88.6%" and shown("task_3_error", 0.441) == "44.1%"
     assert shown("wrong@10", 0.3512) == "0.35" and shown("loss", 0.0071) == "0.0071"
     assert shown("reached", 2000.0) == "2,000" and shown("valid_loss", None) == "–"
+    assert shown("exact_caption", 0.174) == "17.4%" and shown("corpus_bleu4", 0.3603) == "36.0"
 
 
 
