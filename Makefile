@@ -29,8 +29,8 @@ fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -n auto tests/fuzz
 
 # The results tables of docs/results/, each through cogdsl sweep from its plan in sweeps/ (docs/sweeps.md), then
-# cogdsl table into runs/sweeps/PLAN/table.md and table.csv. At full length, 285 runs: the CPU times the
-# results pages give add up to about 11 hours, so about 6 hours on 2 cores; run it again to continue (--resume:
+# cogdsl table into runs/sweeps/PLAN/table.md and table.csv. At full length, 331 runs: the CPU times the
+# results pages give add up to about 13 hours, so about 7 hours on 2 cores; run it again to continue (--resume:
 # finished trials are not run again). A plan whose trials fail does not stop the others; make fails at the end.
 # PLANS="sweeps/a.yaml sweeps/b.yaml" runs some.
 PLANS ?= $(sort $(wildcard sweeps/*.yaml))
