@@ -69,7 +69,8 @@ def sweep_command(args: Any) -> int:
 
     plan = plan_from_args(args)
     out = default_out(args, plan)
-    if getattr(args, "rescore", False):
+    rescore = getattr(args, "rescore", False)
+    if rescore:
         if args.resume or args.force:
             raise UsageError("--rescore scores the finished trials again and trains nothing: leave out --resume and "
                              "--force")
@@ -79,7 +80,7 @@ def sweep_command(args: Any) -> int:
     else:
         check_sweep_dir(out, resume=args.resume, force=args.force)
     trials = plan.trials()
-    if getattr(args, "rescore", False) and not args.dry_run:
+    if rescore and not args.dry_run:
         return rescore_sweep(plan, trials, out)
     if args.dry_run:
         for trial in trials:

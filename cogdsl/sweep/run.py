@@ -130,8 +130,10 @@ def rescore_sweep(plan: Plan, trials: list[Trial], out: Path, echo: Callable[[st
 
     Raises:
         UsageError: ``out`` has none of the plan's trials."""
+    from cogdsl.compiler.pipeline import parse_text
     from cogdsl.sweep.score import measure
     from cogdsl.sweep.trial import error_text
+    from cogdsl.training.loop import asks_for_best
 
     say = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     markers = {t.id: read_marker(out / t.id) for t in trials}
@@ -142,9 +144,6 @@ def rescore_sweep(plan: Plan, trials: list[Trial], out: Path, echo: Callable[[st
     for number, trial in enumerate(finished, 1):
         marker = dict(markers[trial.id] or {})
         try:
-            from cogdsl.compiler.pipeline import parse_text
-            from cogdsl.training.loop import asks_for_best
-
             keeps_best = asks_for_best(parse_text(trial.spec_yaml, trial.spec_name, "yaml"))
             marker["scored"] = measure(out / trial.id, plan.score, keeps_best, "cpu")
             marker["rescored"] = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -57,15 +57,16 @@ class Setting:
         return [dict(zip(self.paths, value, strict=True)) for value in self.values]
 
 
-def setting(path: str, values: tuple[Any, ...], source: str) -> Setting:
+def setting(path: str, values: tuple[Any, ...], source: str, reserved: Mapping[str, str] = RESERVED) -> Setting:
     """A checked :class:`Setting`: each path's form (:func:`check_path`) and, for linked paths, a list of one
     value per path in each value.
 
     Raises:
-        UsageError: a path's form, a path twice, or a value of linked paths that is not such a list."""
+        UsageError: a path's form or a reserved one, a path twice, or a value of linked paths that is not such
+            a list."""
     paths = [p.strip() for p in path.split(",")]
     for one in paths:
-        check_path(one, source)
+        check_path(one, source, reserved)
     if len(set(paths)) != len(paths):
         raise UsageError(f"{source}: a path is named twice in '{path}'")
     if len(paths) > 1:
@@ -126,9 +127,7 @@ def parse_set(text: str, reserved: Mapping[str, str] = RESERVED) -> Setting:
     path = path.strip()
     if not equals or not path or not values.strip():
         raise UsageError(f"{source}: expected PATH=VALUE[,VALUE...], e.g. --set train.optimizer.lr=1e-3,3e-4")
-    for one in path.split(","):
-        check_path(one.strip(), source, reserved)
-    return setting(path, tuple(parse_value(v, source) for v in split_values(values)), source)
+    return setting(path, tuple(parse_value(v, source) for v in split_values(values)), source, reserved)
 
 
 def check_path(path: str, source: str, reserved: Mapping[str, str] = RESERVED) -> None:
