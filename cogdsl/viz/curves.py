@@ -212,22 +212,41 @@ def plot_weightings(model: torch.nn.Module, inputs: torch.Tensor | dict[str, tor
         for h in range(heads):
             label = f"{name} weighting" + (f" (head {h})" if heads > 1 else "")
             panels.append((label, w[0, :, h].cpu().T, "slot"))  # (N, T)
-    heights = [max(1.0, min(p[1].shape[0] / 8, 4.0)) for p in panels]
+    heights = [max(1.0, min(p[1].shape[0] / 8, 4.0)) * 0.9 for p in panels]  # inches
     steps = x.shape[1]
     width = min(max(6.0, steps * 0.12 + 2.5), 16.0)
-    fig = Figure(figsize=(width, 1.0 + sum(heights) * 0.9), layout="constrained")
-    axes = fig.subplots(len(panels), 1, sharex=True, gridspec_kw={"height_ratios": heights})
-    axes = list(axes) if len(panels) > 1 else [axes]
-    for ax, (label, image, ylabel) in zip(axes, panels, strict=True):
+    fig = Figure(figsize=(width, _TOP + sum(heights) + len(panels) * _TITLE + _BOTTOM))
+    axes = []
+    top = _TOP
+    for index, (label, image, ylabel) in enumerate(panels):  # placed by hand: a layout engine took seconds
+        top += _TITLE
+        ax = fig.add_axes(_inches(fig, _LEFT, top + heights[index], width - _LEFT - _RIGHT, heights[index]),
+                          sharex=axes[0] if axes else None)
+        colorbar = fig.add_axes(_inches(fig, width - _RIGHT + 0.1, top + heights[index], 0.12, heights[index]))
+        top += heights[index]
         cmap = "gray" if ylabel == "channel" else "magma"
         im = ax.imshow(image.float().numpy(), aspect="auto", interpolation="nearest", cmap=cmap,
                        vmin=0.0, vmax=1.0 if ylabel == "channel" else max(float(image.max()), 1e-6))
         ax.set_title(label, fontsize=9, loc="left")
         ax.set_ylabel(ylabel, fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.tick_params(labelsize=7, labelbottom=index == len(panels) - 1)
         ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01)  # on every panel, so the time axes line up
+        fig.colorbar(im, cax=colorbar)  # on every panel, so the time axes line up
+        colorbar.tick_params(labelsize=7)
+        axes.append(ax)
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[-1].set_xlabel("time step")
-    fig.suptitle(title or "head weightings over one sequence", fontsize=11)
+    fig.suptitle(title or "head weightings over one sequence", fontsize=11, y=1.0 - 0.1 / fig.get_figheight(),
+                 va="top")
     return _save(fig, png_path)
+
+
+#: The weightings figure's margins and each panel's title band, in inches.
+_TOP, _BOTTOM, _LEFT, _RIGHT, _TITLE = 0.4, 0.55, 0.75, 0.7, 0.3
+
+
+def _inches(fig: Figure, left: float, top: float, width: float, height: float) -> list[float]:
+    """A rectangle given in inches, ``top`` measured down to its bottom edge from the figure's top, as the
+    figure fractions ``add_axes`` takes."""
+    fig_width, fig_height = fig.get_figwidth(), fig.get_figheight()
+    return [left / fig_width, 1.0 - top / fig_height, width / fig_width, height / fig_height]
