@@ -25,6 +25,8 @@ from cogdsl.training.streams import rank_seed
 from tests.tiny import tiny_ntm
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The tests that read the torchrun fixture run on one xdist worker, so that it trains once, not once per worker.
+TORCHRUN = pytest.mark.xdist_group("torchrun")
 SETTINGS = {"batch": 7, "steps": 2, "log_every": 1, "eval_every": 2, "eval_size": 4, "checkpoint_every": 1}
 
 
@@ -67,6 +69,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, subprocess
     return folder, text, done
 
 
+@TORCHRUN
 def test_two_processes_take_the_steps_of_one_with_the_global_batch(run):
     folder, text, _ = run
     for step in (1, 2):
@@ -81,6 +84,7 @@ def test_two_processes_take_the_steps_of_one_with_the_global_batch(run):
     assert any(not torch.allclose(first[name], alone[name]) for name in alone)
 
 
+@TORCHRUN
 def test_rank_zero_alone_writes_the_run_folder_and_logs_the_global_batch(run):
     folder, _, done = run
     rows = (folder / "run" / "log.csv").read_text().splitlines()
@@ -92,6 +96,7 @@ def test_rank_zero_alone_writes_the_run_folder_and_logs_the_global_batch(run):
     assert sorted(name for name in meta.tensors if name.startswith("stream.")) == ["stream.0.data", "stream.1.data"]
 
 
+@TORCHRUN
 def test_a_resumed_run_continues_every_process_stream(run):
     folder, text, _ = run
     done = torchrun("train", "tiny.yaml", "--out", "run", "--resume", "--steps", "3", "--no-progress",
