@@ -46,7 +46,8 @@ tables: $(STAMP)
 seed-study:
 	$(MAKE) tables PLANS="sweeps/ntm_copy_seeds.yaml sweeps/dnc_repeat_copy_seeds.yaml"
 
-# Every spec in specs/ through torch.compile, and kernels per step on the compiled paths (CI: one spec per family).
+# Every spec in specs/ through torch.compile, a step's numbers through Inductor, every kernel size compiled for
+# sm_90 and sm_80, and kernels per step on the compiled paths (CI: one spec per family, the specs' sizes).
 compile-check: $(STAMP)
 	COGDSL_COMPILE_CHECK=1 $(BIN)/python -m pytest -n auto --dist loadgroup tests/compiler/test_compiled_step.py \
 		tests/kernels/test_launches.py tests/kernels/test_every_spec_on_triton.py tests/kernels/test_custom_ops.py \
