@@ -28,6 +28,7 @@ from typing import Any
 
 from cogdsl.errors import UsageError, did_you_mean
 from cogdsl.sweep.plan import TableSettings
+from cogdsl.sweep.provenance import commits_note
 from cogdsl.sweep.settings import value_text
 from cogdsl.sweep.trial import FINISHED, read_marker
 
@@ -51,6 +52,7 @@ class TrialResult:
     device: str = "cpu"
     weights: str | None = None  # the checkpoint scored: best or last
     error: str | None = None
+    code: dict[str, Any] | None = None  # the versions and git commit it ran (cogdsl.sweep.provenance)
 
     @property
     def finished(self) -> bool:
@@ -80,7 +82,8 @@ def read_trial(folder: Path, trial: dict[str, Any], table: TableSettings) -> Tri
     """One trial's metrics: its marker's scores, and what its log.csv says."""
     marker = read_marker(folder) or {}
     result = TrialResult(trial["id"], trial["model"], trial["settings"], int(trial["seed"]),
-                         str(marker.get("status", "not finished")), error=marker.get("error"))
+                         str(marker.get("status", "not finished")), error=marker.get("error"),
+                         code=marker.get("code") if isinstance(marker.get("code"), dict) else None)
     if not marker:
         return result
     scored = marker.get("scored") or {}
@@ -275,6 +278,9 @@ def _notes(trials: list[TrialResult], seeds: list[int], by_trial: bool = False) 
                           for w, n in weights.items() if n)
     median = "" if by_trial else f"Median over seeds {', '.join(map(str, seeds))}; "
     notes = [f"{median}{len(done)} of {len(trials)} trials finished" + (f", scored {scored}" if scored else "") + "."]
+    code = commits_note({"code": t.code} for t in done)
+    if code:
+        notes.append(code)
     timed = [t.id for t in done if t.status == "time"]
     if timed:
         notes.append(f"Stopped at their --max-minutes before their last step: {', '.join(timed)}.")

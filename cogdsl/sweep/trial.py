@@ -5,7 +5,8 @@ train SPEC --set ... --seed S --out FOLDER`` does, so ``cogdsl eval`` and ``cogd
 (``cogdsl eval FOLDER/spec.yaml FOLDER``). Beside the run's own files the folder holds::
 
     trial.json     the trial's marker: its status (done, time, failed, interrupted), its settings and seed,
-                   CPU and wall seconds, device, the checkpoint scored and its metrics, or the error
+                   CPU and wall seconds, device, the code (versions, git commit), the checkpoint scored and
+                   its metrics, or the error
     output.txt     what the run printed (its evaluations, warnings)
 
 ``trial.json`` is written last, atomically: a trial whose status is ``done`` or ``time`` (stopped by
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cogdsl.sweep.plan import Score, Trial
+from cogdsl.sweep.provenance import code_version
 
 TRIAL_FILE = "trial.json"
 OUTPUT_FILE = "output.txt"
@@ -68,6 +70,7 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
         "device": config["device"], "gpus": config["gpus"], "threads": config["threads"],
         "max_minutes": config["max_minutes"], "host": socket.gethostname(), "pid": os.getpid(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # the GPUs Ray gave the trial
+        "code": code_version(),  # cogdsl's and torch's versions, the commit of a cogdsl checkout
     }
     output = io.StringIO()
     started, cpu = time.time(), time.process_time()

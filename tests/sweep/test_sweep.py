@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from cogdsl.cli.command import main
+from cogdsl.sweep.provenance import code_version
 from cogdsl.training.checkpoints import read_checkpoint_meta
 from tests.tiny import tiny_ntm
 
@@ -136,6 +137,7 @@ def _each_trial_is_an_ordinary_run_of_its_settings_and_seed(grid: Sweep, capsys:
         folder = out / trial["id"]
         marker = json.loads((folder / "trial.json").read_text())
         assert marker["status"] == "done" and marker["step"] == 4 and marker["cpu_seconds"] > 0
+        assert marker["code"] == code_version()  # the versions and commit of the code the trial ran
         assert f"lr: {trial['settings']['train.optimizer.lr']}" in (folder / "spec.yaml").read_text()
         assert read_checkpoint_meta(folder)["seed"] == trial["seed"]
         assert [row["step"] for row in _log(folder)] == ["2", "4"]
