@@ -24,11 +24,10 @@ def code_version(root: Path = PACKAGE_ROOT) -> dict[str, Any]:
     The commit is read only when ``root`` is itself the top of a git work tree (cogdsl installed editable from
     a clone), never from a repository that merely contains an installed copy (a venv inside a project); no
     git, or a git that fails or hangs, gives None."""
-    import torch
+    from cogdsl.training.checkpoints import library_versions
 
-    import cogdsl
-
-    version: dict[str, Any] = {"cogdsl": cogdsl.__version__, "torch": torch.__version__, "commit": None,
+    libraries = library_versions()
+    version: dict[str, Any] = {"cogdsl": libraries["cogdsl"], "torch": libraries["torch"], "commit": None,
                                "dirty": None}
     if not (root / ".git").exists():
         return version
@@ -50,13 +49,12 @@ def _git(root: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def commits_note(markers: Iterable[dict[str, Any]]) -> str | None:
+def commits_note(codes: Iterable[Any]) -> str | None:
     """"Code: commit 2eb6a94 (28 trials), commit 66fb369 with uncommitted changes (8 trials)." for the trials'
-    markers, most trials first; trials that recorded no commit are counted as such; None when no trial recorded
-    its code."""
+    recorded code (:func:`code_version`, or None where a trial recorded none), most trials first; trials that
+    recorded no commit are counted as such; None when no trial recorded its code."""
     counts: Counter[str] = Counter()
-    for marker in markers:
-        code = marker.get("code")
+    for code in codes:
         if not isinstance(code, dict):
             counts["no record of its code"] += 1
             continue

@@ -278,7 +278,7 @@ def _notes(trials: list[TrialResult], seeds: list[int], by_trial: bool = False) 
                           for w, n in weights.items() if n)
     median = "" if by_trial else f"Median over seeds {', '.join(map(str, seeds))}; "
     notes = [f"{median}{len(done)} of {len(trials)} trials finished" + (f", scored {scored}" if scored else "") + "."]
-    code = commits_note({"code": t.code} for t in done)
+    code = commits_note(t.code for t in done)
     if code:
         notes.append(code)
     timed = [t.id for t in done if t.status == "time"]

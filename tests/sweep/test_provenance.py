@@ -59,12 +59,12 @@ def test_this_checkout_is_read() -> None:
 
 
 def test_the_note_counts_trials_by_commit() -> None:
-    markers = [{"code": {"commit": "2eb6a94aaaa", "dirty": False}}] * 3 + [
-        {"code": {"commit": "66fb369bbbb", "dirty": True}}, {"code": {"cogdsl": "0.1.0", "commit": None}}, {}]
-    assert commits_note(markers) == ("Code: commit 2eb6a94 (3 trials), commit 66fb369 with uncommitted changes "
+    codes = [{"commit": "2eb6a94aaaa", "dirty": False}] * 3 + [
+        {"commit": "66fb369bbbb", "dirty": True}, {"cogdsl": "0.1.0", "commit": None}, None]
+    assert commits_note(codes) == ("Code: commit 2eb6a94 (3 trials), commit 66fb369 with uncommitted changes "
                                      "(1 trial), cogdsl 0.1.0, no git commit (1 trial), no record of its code "
                                      "(1 trial).")
-    assert commits_note([{}, {"code": None}]) is None and commits_note([]) is None
+    assert commits_note([None, None]) is None and commits_note([]) is None
 
 
 def test_the_table_names_the_commits_its_trials_ran(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
