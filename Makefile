@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz seed-study tables lint setup clean gpu-check compile-check
+.PHONY: demo test fuzz seed-study tables lint setup clean gpu-check gpu-wheels compile-check
 
 setup: $(STAMP)
 
@@ -56,6 +56,14 @@ compile-check: $(STAMP)
 # On a machine with a CUDA GPU (torch and triton installed): the tests CI skips, a GPU run, cogdsl bench.
 gpu-check:
 	bash tests/gpu/check.sh
+
+# For a GPU machine with no network whose image lacks some of cogdsl's packages (the lent H200's lacks lark):
+# their wheels for its Python (3.12) into .whl/, downloaded here; tests/gpu/check.sh installs them there first.
+GPU_WHEELS ?= lark==1.3.1
+GPU_PYTHON ?= 3.12
+gpu-wheels:
+	$(PYTHON) -m pip download --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check cogdsl kernels tests examples

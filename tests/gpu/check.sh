@@ -14,9 +14,9 @@
 #   5. the memory step replayed from a CUDA graph against eager and the Triton kernels, and repeated runs
 #      checked bit-identical (tests/gpu/replay.py).
 #
-# Packages the machine lacks travel as wheels in .whl/ (ignored by git): for a machine with Python 3.12,
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl lark==1.3.1
-# and they are installed into /tmp/site first. Budget: about 8 minutes on an H200.
+# Packages the machine lacks travel as wheels in .whl/ (ignored by git): `make gpu-wheels` downloads them where
+# there is a network (GPU_WHEELS, GPU_PYTHON: lark for Python 3.12 by default), and they are installed into
+# /tmp/site first. Budget: about 8 minutes on an H200.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-gpu-report}"
