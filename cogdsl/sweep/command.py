@@ -50,6 +50,7 @@ def plan_from_args(args: Any) -> Plan:
         plan.tensorboard = False
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {args.jobs}")
+    plan.check_table()
     return plan
 
 

@@ -44,6 +44,8 @@ SCORE_KEYS = ("lengths", "sequences", "split", "weights", "skipped_updates")
 TABLE_KEYS = ("metrics", "each", "pick", "target", "relapse", "trials")
 WEIGHTS = ("auto", "best", "last")
 SPLITS = ("test", "valid")
+# The scores cogdsl.sweep.score names NAME@L at each given test length (the task's own scores too, task_3_error)
+SCORED_AT_LENGTH = ("perfect", "error", "wrong", "loss", "updates_skipped", "both_markers_read")
 MAX_ID = 120  # characters of a trial's id (a folder name) before its settings are shortened to a hash
 
 
@@ -153,6 +155,27 @@ class Plan:
                     trials.append(Trial(trial_id(spec.name, combination, seed), path, spec.name, combination, seed,
                                         text, changed.file))
         return trials
+
+    def check_table(self) -> None:
+        """Check that the table's metrics can be among the trials' scores, before anything trains: a scoring
+        metric is named ``NAME@L`` for each test length L of ``score: lengths`` (``perfect@60``), and ``NAME``
+        alone when the plan gives none (the task's own length).
+
+        Raises:
+            UsageError: a metric at a length the trials are not scored at, or a scoring metric without its
+                length when they are scored at given lengths."""
+        lengths = [length for length in self.score.lengths if length is not None]
+        said = ", ".join(map(str, lengths))
+        where = f"{self.source}: table" if self.source else "table"
+        for name in [*self.table.metrics, *(m for m in (self.table.each, self.table.pick) if m)]:
+            base, at, length = name.partition("@")
+            if at and not (length.isdigit() and int(length) in lengths):
+                scored = f"at lengths {said}" if lengths else "at the task's own length, so without @"
+                raise UsageError(f"{where}: metric '{name}': the trials are scored {scored} (score: lengths, or "
+                                 f"--lengths){f'; e.g. {base}@{lengths[0]}' if lengths else f'; e.g. {base}'}")
+            if not at and base in SCORED_AT_LENGTH and None not in self.score.lengths:
+                raise UsageError(f"{where}: metric '{name}': the trials are scored at lengths {said}: name one, "
+                                 f"e.g. {name}@{lengths[0]}")
 
     def to_json(self) -> dict[str, Any]:
         """The plan as sweep.json keeps it (what ``cogdsl table`` reads back)."""

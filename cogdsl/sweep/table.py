@@ -30,7 +30,7 @@ from cogdsl.errors import UsageError, did_you_mean
 from cogdsl.sweep.plan import TableSettings
 from cogdsl.sweep.provenance import commits_note
 from cogdsl.sweep.settings import value_text
-from cogdsl.sweep.trial import FINISHED, read_marker
+from cogdsl.sweep.trial import FINISHED, TRIAL_FILE, read_marker
 
 PERCENT = ("perfect", "error", "updates_skipped", "both_markers_read", "exact_caption")
 WHOLE = ("reached", "relapses", "skipped_steps", "steps", "best_step", "last_step")
@@ -46,7 +46,7 @@ class TrialResult:
     model: str
     settings: dict[str, Any]
     seed: int
-    status: str  # done, time, failed, interrupted, or "not finished" (no marker)
+    status: str  # done, time, failed, interrupted, "not finished" (no marker) or "trial.json unreadable"
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None  # CPU seconds, or GPU seconds (wall x GPUs) on a GPU
     device: str = "cpu"
@@ -72,17 +72,23 @@ def read_sweep(folder: Path) -> tuple[dict[str, Any], list[TrialResult]]:
         raise UsageError(f"{folder} is not a sweep folder: it has no {SWEEP_FILE} (cogdsl sweep writes one)") from None
     except (OSError, ValueError) as err:
         raise UsageError(f"{folder / SWEEP_FILE}: cannot read it ({err})") from None
+    trials = data.get("trials") if isinstance(data, dict) else None
+    if not isinstance(trials, list) or not all(isinstance(t, dict) and {"id", "model", "settings", "seed"} <= t.keys()
+                                               for t in trials):
+        raise UsageError(f"{folder / SWEEP_FILE}: not a sweep's record (it has no list of trials with their id, "
+                         "model, settings and seed); cogdsl sweep writes it")
     plan = data.get("plan") or {}
     given = plan.get("table") or {}
     table = TableSettings(**{k: v for k, v in given.items() if k in TableSettings.__dataclass_fields__})
-    return plan, [read_trial(folder / t["id"], t, table) for t in data.get("trials", [])]
+    return plan, [read_trial(folder / t["id"], t, table) for t in trials]
 
 
 def read_trial(folder: Path, trial: dict[str, Any], table: TableSettings) -> TrialResult:
     """One trial's metrics: its marker's scores, and what its log.csv says."""
     marker = read_marker(folder) or {}
+    missing = "trial.json unreadable" if (folder / TRIAL_FILE).exists() and not marker else "not finished"
     result = TrialResult(trial["id"], trial["model"], trial["settings"], int(trial["seed"]),
-                         str(marker.get("status", "not finished")), error=marker.get("error"),
+                         str(marker.get("status", missing)), error=marker.get("error"),
                          code=marker.get("code") if isinstance(marker.get("code"), dict) else None)
     if not marker:
         return result

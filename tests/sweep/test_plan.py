@@ -155,6 +155,13 @@ def test_a_plan_file_is_read_relative_to_its_folder_and_the_command_line_changes
     ("seeds: 2\n", "p.yaml:1:1", "the plan names no specs"),
     ("specs: [../tiny.yaml]\nset:\n  blocks.mem.slotz: 3\n", "p.yaml:3:3", "unknown parameter 'slotz'"),
     ("specs: [../nothere.yaml]\n", "nothere.yaml", "no such spec file"),
+    # a table metric the trials will not have, found before they train
+    ("specs: [../tiny.yaml]\nscore: {lengths: [3, 5]}\ntable: {metrics: [perfect@4]}\n", "p.yaml: table",
+     "metric 'perfect@4': the trials are scored at lengths 3, 5 (score: lengths, or --lengths); e.g. perfect@3"),
+    ("specs: [../tiny.yaml]\nscore: {lengths: [3]}\ntable: {metrics: [valid_loss], each: wrong}\n", "p.yaml: table",
+     "metric 'wrong': the trials are scored at lengths 3: name one, e.g. wrong@3"),
+    ("specs: [../tiny.yaml]\ntable: {metrics: [valid_loss], pick: loss@10}\n", "p.yaml: table",
+     "metric 'loss@10': the trials are scored at the task's own length, so without @"),
 ])
 def test_a_bad_plan_file_is_a_located_message(tmp_path: Path, spec: Path, capsys, text: str, where: str,
                                               says: str) -> None:
@@ -164,6 +171,15 @@ def test_a_bad_plan_file_is_a_located_message(tmp_path: Path, spec: Path, capsys
     code, _, err = _sweep(capsys, "--plan", str(plan), "--dry-run", "--out", str(tmp_path / "sw"))
     assert code == 1 and "Traceback" not in err
     assert where in err and says in err, err
+
+
+def test_the_command_line_lengths_are_the_ones_the_table_is_checked_against(tmp_path: Path, spec: Path,
+                                                                             capsys) -> None:
+    plan = tmp_path / "p.yaml"
+    plan.write_text("specs: [tiny.yaml]\nscore: {lengths: [3]}\ntable: {metrics: [perfect@3, valid_loss]}\n")
+    assert _sweep(capsys, "--plan", str(plan), "--dry-run", "--out", str(tmp_path / "sw"))[0] == 0
+    code, _, err = _sweep(capsys, "--plan", str(plan), "--dry-run", "--lengths", "4", "--out", str(tmp_path / "sw"))
+    assert code == 1 and "metric 'perfect@3': the trials are scored at lengths 4" in err
 
 
 def test_without_ray_the_command_says_how_to_install_it(spec: Path, tmp_path: Path, capsys,

@@ -91,6 +91,22 @@ def test_not_a_sweep_folder(tmp_path: Path, capsys) -> None:
     assert "is not a sweep folder: it has no sweep.json" in capsys.readouterr().err
 
 
+def test_a_damaged_record_is_named_not_tabled_as_empty(tmp_path: Path, capsys) -> None:
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text("{}")
+    assert main(["table", str(sweep)]) == 1
+    assert "sweep.json: not a sweep's record" in capsys.readouterr().err
+    trials = [_trial(sweep, "s-0", "s", {}, 0, [(10, 1.0)], metrics={"perfect": 0.5}),
+              _trial(sweep, "s-1", "s", {}, 1, [(10, 1.0)], metrics={"perfect": 0.7})]
+    _sweep(sweep, trials, {"metrics": ["perfect"]})
+    (sweep / "s-1" / "trial.json").write_text('{"status": "do')  # cut short
+    assert main(["table", str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert "| `s` | 50.0% | 50.0%, trial.json unreadable | 1 (1 not finished) |" in out
+    assert "Not finished: s-1 (trial.json unreadable)." in out
+
+
 def test_values_are_shown_as_the_results_pages_write_them() -> None:
     assert shown("perfect@10", 0.886) == "88.6%" and shown("task_3_error", 0.441) == "44.1%"
     assert shown("wrong@10", 0.3512) == "0.35" and shown("loss", 0.0071) == "0.0071"
