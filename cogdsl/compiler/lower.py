@@ -82,6 +82,12 @@ class OutputUnit(ModuleUnit):
                                if not (self.tied and key == "weight"))}
 
 
+# An input's shape at one step (CompiledModel.step), by its kind.
+STEP_SHAPES = {"vector": (2, "(B, size)"), "words": (2, "(B, words) of word ids"),
+               "sentences": (3, "(B, sentences, words) of word ids"),
+               "sequence": (3, "(B, S, size), the whole sequence"), "image": (3, "(B, size, size), the whole image")}
+
+
 class CompiledModel(nn.Module):
     """The model a spec describes.
 
@@ -214,7 +220,14 @@ class CompiledModel(nn.Module):
             new_state[key] = values[name]
         step = Step(values, state, self._gather, raw=raw, tracing=trace is not None, fresh=fresh)
         for unit in self.units:
-            out = unit.step(step)
+            try:
+                out = unit.step(step)
+            except KeyError as err:
+                if err.args and isinstance(err.args[0], str) and err.args[0] not in state and err.args[0] in (
+                        self.initial_state(1, torch.zeros(1))):
+                    raise ValueError(f"the state has no '{err.args[0]}': start a sequence from "
+                                     "model.initial_state(batch) and pass on the state each step returns") from None
+                raise
             if out.value is not None:
                 values[unit.name] = out.value
             values.update(out.values)
@@ -242,18 +255,35 @@ class CompiledModel(nn.Module):
             missing = set(self.input_names) - set(given)
             if missing:
                 raise ValueError(f"missing inputs {sorted(missing)}; the model takes {list(self.input_names)}")
-            return self._in_dtype(given)
-        if len(self.input_names) != 1:
+        elif len(self.input_names) != 1:
             raise ValueError(f"this model has inputs {list(self.input_names)}: pass a dict by name")
-        return self._in_dtype({self.input_names[0]: x_t})
+        else:
+            given = {self.input_names[0]: x_t}
+        for name, value in given.items():
+            self._check_step_input(name, value)
+        return self._in_dtype(given)
+
+    def _check_step_input(self, name: str, value: Any) -> None:
+        """One step's input against its kind: only its rank and last size are read (no device sync)."""
+        kind = self.input_kinds.get(name)
+        if kind is None:
+            raise ValueError(f"unknown input '{name}'; the model takes {list(self.input_names)}")
+        dims, shape = STEP_SHAPES[kind]
+        if not isinstance(value, torch.Tensor) or value.dim() != dims:
+            got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"input '{name}' at one step: expected {shape}, got {got}")
+        expected = self.shapes.sizes.get(name)
+        if kind in ("vector", "sequence") and value.shape[-1] != expected:
+            raise ValueError(f"input '{name}' has size {value.shape[-1]}, the spec says {expected}")
 
     def _in_dtype(self, given: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """A step's vector inputs in the parameters' dtype (a float64 step of a float32 model is converted)."""
+        """A step's vector inputs in the parameters' dtype (a float64 step of a float32 model is converted, and
+        0/1 bits given as integers or bools)."""
         parameter = next(self.parameters(), None)
         if parameter is None or not parameter.is_floating_point():
             return given
         for name, value in given.items():
-            if self.input_kinds.get(name) == "vector" and value.is_floating_point() and value.dtype != parameter.dtype:
+            if self.input_kinds.get(name) == "vector" and not value.is_complex() and value.dtype != parameter.dtype:
                 given[name] = value.to(parameter.dtype)
         return given
 
@@ -324,6 +354,9 @@ class CompiledModel(nn.Module):
             if steps is not None and lengths != {steps}:
                 raise ValueError(f"steps={steps}, but the inputs have {sorted(lengths)} time steps")
             steps = next(iter(per_step.values())).shape[1]
+            if steps == 0:
+                raise ValueError(f"the inputs have 0 time steps (shape {tuple(first.shape)}): a sequence needs at "
+                                 "least one")
         elif steps is None or steps < 1:
             raise ValueError("every input of this model is given whole (a sequence or an image): pass steps=T, "
                              "the number of steps to run")
@@ -362,8 +395,8 @@ class CompiledModel(nn.Module):
         given = dict(given)
         for name, tensor in given.items():
             if (dtype is not None and self.input_kinds.get(name) in ("vector", "sequence", "image")
-                    and tensor.is_floating_point() and tensor.dtype != dtype):
-                tensor = given[name] = tensor.to(dtype)
+                    and not tensor.is_complex() and tensor.dtype != dtype):
+                tensor = given[name] = tensor.to(dtype)  # float64 from NumPy, or 0/1 bits as integers or bools
             if name not in self.input_names:
                 raise ValueError(f"unknown input '{name}'; the model takes {list(self.input_names)}")
             kind = self.input_kinds[name]

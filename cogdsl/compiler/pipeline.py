@@ -25,7 +25,7 @@ from cogdsl.compiler.lower import CompiledModel, lower
 from cogdsl.compiler.shapes import Shapes, infer
 from cogdsl.compiler.task_sizes import derive_sizes, leaves_sizes, task_of
 from cogdsl.compiler.validate import Validated, validate
-from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError, Span, SpecError, UsageError
+from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError, Span, SpecError
 from cogdsl.language.parse_cog import parse_cog
 from cogdsl.language.parse_yaml import parse_yaml
 from cogdsl.language.spec import SPEC_SUFFIXES as SPEC_SUFFIXES  # re-exported
@@ -51,7 +51,7 @@ def parse_text(text: str, file: str, form: str) -> Spec:
 def read_spec_file(path: str | Path) -> Spec:
     """Read and parse a spec file; the form comes from the suffix (.yaml, .yml or .cog).
 
-    A UTF-8 byte order mark is read past, in either form. A file that cannot be read as a spec (a wrong suffix,
+    A UTF-8 byte order mark is read past, in either form. A file that cannot be read as a spec (missing, a wrong suffix,
     not a regular file, over the size budget, not UTF-8) is E008, located at its first line (not UTF-8: at the
     first byte that is not)."""
     from cogdsl.language.parse_cog import MAX_SPEC_CHARS, too_large
@@ -70,7 +70,7 @@ def read_spec_file(path: str | Path) -> Spec:
         with path.open("rb") as stream:
             data = stream.read(limit + 1)
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
+        raise SpecError([Diagnostic("E008", "no such file", Span(file, 0, 0))]) from None
     except OSError as err:
         raise SpecError([Diagnostic("E008", f"cannot read the file: {err.strerror}", Span(file, 1, 1))]) from None
     if len(data) > limit:

@@ -414,6 +414,15 @@ def unquote(text: str) -> str:
 _YAML_KEY = re.compile(r"^(cogdsl|model|doc|inputs|outputs|blocks|train)\s*:", re.MULTILINE)
 
 
+_COG_LINE = re.compile(r"^(model|input|output)\s+[A-Za-z_]\w*(?:\s|:|=|$)", re.MULTILINE)
+
+
+def looks_like_cog(text: str) -> bool:
+    """Whether ``text`` has the lines a .cog spec starts with (``model NAME``, ``input x: 9``, ``output y: 8 =
+    ...``), which no YAML spec has: a .cog spec saved, or pasted, under a .yaml name."""
+    return len(set(_COG_LINE.findall(text))) >= 2
+
+
 def looks_like_yaml(text: str) -> bool:
     """Whether ``text`` has the top-level keys of a YAML spec (``model: ...``, ``blocks:``), which a .cog file
     never has: a YAML spec saved, or pasted, under a .cog name."""

@@ -24,12 +24,13 @@ import math
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
 
 from cogdsl.errors import Diagnostic, DiagnosticSink, Span, SpecError, SpecSyntaxError, escape, hint_for
-from cogdsl.language.parse_cog import parse_address, parse_source
+from cogdsl.language.parse_cog import looks_like_cog, parse_address, parse_source
 from cogdsl.language.spec import SIZE_KEYS, Address, Block, Input, Output, Pipe, Ref, Spec, Stage, Value
 
 MAX_TEXT_CHARS = 1_000_000
@@ -599,6 +600,10 @@ def _yaml_syntax_error(err: yaml.MarkedYAMLError, source: _Source) -> Diagnostic
             hint = f"the '{opener}' opened at line {where.line + 1}, column {where.column + 1}"
     elif context:
         hint = context
+    if looks_like_cog(source.text):
+        name = Path(source.file).with_suffix(".cog").name
+        hint = (f"this looks like a .cog spec: save it as a .cog file (the suffix says which form a file is in), "
+                f"or convert it with 'cogdsl fmt --to yaml {name}'")
     return Diagnostic("E001", f"YAML syntax error: {_shown(problem, 200)}", span, hint and _shown(hint, 200))
 
 
@@ -761,8 +766,13 @@ def _expression(parse: Callable[[str, Span], Any], value: Value, reader: _Reader
     try:
         return _respan(parse(text, Span(reader.file, 1, 1)), move)
     except SpecError as err:
+        # An unquoted value inside { } or [ ] ends at its first comma: content(cosine, dot) arrives cut short.
+        cut = isinstance(node, yaml.ScalarNode) and node.style is None and text.count("(") > text.count(")")
         for diagnostic in err.diagnostics:
             diagnostic.span = move(diagnostic.span)
+            if cut:
+                diagnostic.hint = (f"YAML ends an unquoted value at a comma inside {{ }} or [ ]: quote the whole "
+                                   f"expression, \"{text.strip()}, ...)\"")
             sink.items.append(diagnostic)
         return None
 

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import torch
 from torch import Tensor
 from torch.compiler import is_compiling
 
@@ -133,6 +134,21 @@ class Op:
                 raise ValueError(f"{self.name}: unknown {name} {named[name]!r}; expected one of {listed}")
         for check in self.checks:
             check(self.name, named)
+        check_dtypes(self.name, {name: named[name] for name in self.dims if named[name] is not None})
+
+
+FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def check_dtypes(op_name: str, tensors: dict[str, Tensor]) -> None:
+    """The first tensor argument (the memory, the weights, the query) is float32 or float64, and every other
+    floating one has its dtype: a float64 key beside a float32 memory, or an integer memory, is named here, not met
+    as a matmul's error. Integer and bool arguments (slot indices, masks) are the op's own checks'."""
+    first = next(iter(tensors.values()), None)
+    floats = {name: t for name, t in tensors.items() if t.is_floating_point() or t is first}
+    if first is not None and (first.dtype not in FLOAT_DTYPES or len({t.dtype for t in floats.values()}) > 1):
+        listed = ", ".join(f"{name} {str(t.dtype).removeprefix('torch.')}" for name, t in floats.items())
+        raise TypeError(f"{op_name}: the float tensors must all be float32 or all float64, got {listed}")
 
 
 # op name -> its declaration, and the function cogdsl.ops exports for it
