@@ -1,4 +1,4 @@
-"""``cogdsl fmt`` converts without loss: every spec in specs/ round-trips to an identical IR."""
+"""``cogdsl fmt`` converts without loss: every spec in specs/ round-trips to an identical IR, its comments with it."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import pytest
 
 import cogdsl
 from cogdsl.cli.command import main
+from cogdsl.editor.formatting import format_text
+from cogdsl.language import comments
+from cogdsl.language.comments import text_comments
 from cogdsl.language.emit import to_cog, to_yaml
 from cogdsl.language.parse_cog import parse_cog
 from cogdsl.language.parse_yaml import parse_yaml
@@ -28,6 +31,50 @@ def test_round_trip_through_both_forms(path: Path) -> None:
     assert as_yaml == spec
     assert parse_yaml(to_yaml(as_cog), "y.yaml") == spec
     assert parse_cog(to_cog(as_yaml), "y.cog") == spec
+
+
+def _comments(text: str, form: str) -> list[str]:
+    return sorted(comment for _, _, comment in text_comments(text, form))
+
+
+@pytest.mark.parametrize("path", SPECS, ids=lambda p: p.name)
+def test_comments_come_along_both_ways(path: Path) -> None:
+    written = _comments(path.read_text(encoding="utf-8"), "cog" if path.suffix == ".cog" else "yaml")
+    assert written or path.name not in ("ntm_copy.cog", "ntm_copy.yaml")  # the library's specs have comments
+    spec = cogdsl.load(path)
+    for form, text, parse, back in (("cog", to_cog(spec), parse_cog, to_yaml),
+                                    ("yaml", to_yaml(spec), parse_yaml, to_cog)):
+        assert _comments(text, form) == written, text
+        again = parse(text, f"x.{form}")
+        assert again == spec
+        assert _comments(back(again), "yaml" if form == "cog" else "cog") == written
+
+
+def test_the_editor_formats_only_when_every_comment_comes_along(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (SPECS[0].parent / "ntm_copy.cog").read_text()
+    formatted, reason = format_text(text, "ntm_copy.cog", "cog")
+    assert reason is None and formatted is not None and "# 8 data bits + delimiter" in formatted
+    monkeypatch.setattr(comments, "spec_comments", lambda spec: comments.Comments())  # comments lost
+    monkeypatch.setattr("cogdsl.language.emit.spec_comments", comments.spec_comments)
+    formatted, reason = format_text(text, "ntm_copy.cog", "cog")
+    assert formatted is None and reason is not None and "cogdsl fmt would write 0" in reason
+
+
+def test_a_comment_stays_with_its_entry() -> None:
+    spec = parse_cog("# the header\ncogdsl 1\nmodel m\ninput x: 3  # three\noutput y: 2 = ctrl\n"
+                     "# the controller\n# of two lines\nlstm ctrl(hidden=4) <- x\n"
+                     "train {\n  # how long\n  steps 10; seed 1  # the seed\n}\n# the end\n", "c.cog")
+    assert to_yaml(spec).splitlines() == [
+        "# the header", "cogdsl: 1", "model: m", "inputs:", "  x: 3  # three", "outputs:",
+        "  y: {size: 2, from: [ctrl]}", "blocks:", "  # the controller", "  # of two lines",
+        "  ctrl: {kind: lstm, hidden: 4, from: [x]}", "train:", "  # how long", "  steps: 10", "  seed: 1  # the seed",
+        "# the end"]
+    long = parse_yaml("cogdsl: 1\nmodel: m\ndoc: " + "word " * 40 + " # long\ninputs: {x: 3}\n"
+                      "outputs: {y: {size: 2, from: [x]}}\nblocks: {}\n", "l.yaml")
+    text = to_yaml(long)  # PyYAML wraps the doc: its comment goes before it, where it cannot cut it
+    assert text.splitlines()[2] == "# long" and text.splitlines()[3].startswith("doc: word")
+    assert text.splitlines()[4].startswith("  word")
+    assert parse_yaml(text, "m.yaml") == long
 
 
 def test_round_trip_detects_a_difference() -> None:

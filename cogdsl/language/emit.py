@@ -1,7 +1,8 @@
-"""Write a Spec back out as .cog text or YAML, without loss: parsing the output gives an equal Spec.
+"""Write a Spec back out as .cog text or YAML, without loss: parsing the output gives an equal Spec, and the
+comments of the text it was read from come along (:mod:`cogdsl.language.comments`).
 
-``cogdsl fmt --to cog|yaml FILE`` uses these. Comments are not part of the IR and are
-not carried over; the ``doc`` field is.
+``cogdsl fmt --to cog|yaml FILE`` uses these. Comments are not part of the IR: they are read again from the
+spec's source text, so a spec built in Python has none.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from cogdsl.language.comments import Entry, spec_comments, with_yaml_comments
 from cogdsl.language.spec import SIZE_KEYS, Block, Input, Output, Ref, Spec, Value
 
 
@@ -107,18 +109,34 @@ def _input_yaml(item: Input) -> Any:
 
 
 def to_cog(spec: Spec) -> str:
-    """The spec as .cog text."""
-    lines = [f"cogdsl {spec.version.data}", f"model {spec.name}"]
+    """The spec as .cog text, with the comments of the text it was read from (:mod:`cogdsl.language.comments`)."""
+    comments = spec_comments(spec)
+    lines: list[str] = []
+
+    def entry(key: Entry, text: str, indent: str = "") -> None:
+        lines.extend(comments.before(key, indent))
+        lines.append(comments.after(key, text))
+
+    entry(("header", "cogdsl"), f"cogdsl {spec.version.data}")
+    entry(("header", "model"), f"model {spec.name}")
     if spec.doc is not None:
-        lines.append(f"doc {quote(str(spec.doc.data))}")
+        entry(("header", "doc"), f"doc {quote(str(spec.doc.data))}")
     lines.append("")
-    lines += [f"input  {i.name}{_input_cog(i)}" for i in spec.inputs]
-    lines += [_output_cog(o) for o in spec.outputs]
+    for i in spec.inputs:
+        entry(("inputs", i.name), f"input  {i.name}{_input_cog(i)}")
+    for o in spec.outputs:
+        entry(("outputs", o.name), _output_cog(o))
     lines.append("")
-    lines += [_block_cog(b) for b in spec.blocks]
+    for b in spec.blocks:
+        entry(("blocks", b.name), _block_cog(b))
     if spec.train is not None:
-        lines += ["", "train {", *_table_cog(spec.train.data, "  "), "}"]
-    return "\n".join(lines) + "\n"
+        lines += ["", "train {"]
+        for key, value in spec.train.data.items():
+            first, *rest = _table_cog({key: value}, "  ")
+            entry(("train", key), first, "  ")
+            lines += rest
+        lines.append("}")
+    return "\n".join(lines + comments.end) + "\n"
 
 
 class _Flow(list):
@@ -167,4 +185,5 @@ def to_yaml(spec: Spec) -> str:
     doc["blocks"] = blocks
     if spec.train is not None:
         doc["train"] = {k: _FlowMap(v) if isinstance(v, dict) else v for k, v in spec.train.plain().items()}
-    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=120, default_flow_style=False)
+    text = yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=120, default_flow_style=False)
+    return with_yaml_comments(text, spec_comments(spec))

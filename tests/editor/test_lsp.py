@@ -20,6 +20,7 @@ pytest_lsp = pytest.importorskip("pytest_lsp")
 from lsprotocol import types as lsp  # noqa: E402
 from pytest_lsp import ClientServerConfig, LanguageClient, make_test_lsp_client  # noqa: E402
 
+from cogdsl.editor.formatting import count_comments  # noqa: E402
 from cogdsl.language.emit import to_cog, to_yaml  # noqa: E402
 from cogdsl.language.parse_cog import parse_cog  # noqa: E402
 
@@ -325,9 +326,16 @@ async def test_formatting_is_cogdsl_fmt_and_keeps_comments_safe(client: Language
     uri = _open(client, folder / "tidy.yaml", to_yaml(spec))
     assert not await client.text_document_formatting_async(lsp.DocumentFormattingParams(
         text_document=lsp.TextDocumentIdentifier(uri=uri), options=lsp.FormattingOptions(2, True)))
-    uri = _open(client, folder / "commented.cog", NTM)  # the library spec has comments: fmt would drop them
+    commented = NTM.replace("lstm   ctrl", "lstm ctrl")  # the library spec has comments: they come along
+    assert commented != NTM and "#" in commented
+    uri = _open(client, folder / "commented.cog", commented)
+    edits = await client.text_document_formatting_async(lsp.DocumentFormattingParams(
+        text_document=lsp.TextDocumentIdentifier(uri=uri), options=lsp.FormattingOptions(2, True)))
+    assert len(edits) == 1 and edits[0].new_text == to_cog(parse_cog(commented, str(folder / "commented.cog")))
+    assert count_comments(edits[0].new_text, "cog") == count_comments(commented, "cog") > 0
+    uri = _open(client, folder / "broken.cog", NTM.replace("memory mem", "memory mem("))  # errors: left alone
     shown = len(client.messages)
     assert not await client.text_document_formatting_async(lsp.DocumentFormattingParams(
         text_document=lsp.TextDocumentIdentifier(uri=uri), options=lsp.FormattingOptions(2, True)))
     await asyncio.sleep(0.2)
-    assert any("comment" in m.message for m in client.messages[shown:])
+    assert any("error(s) to fix first" in m.message for m in client.messages[shown:])
