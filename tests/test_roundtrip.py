@@ -69,6 +69,9 @@ def test_a_comment_stays_with_its_entry() -> None:
         "  y: {size: 2, from: [ctrl]}", "blocks:", "  # the controller", "  # of two lines",
         "  ctrl: {kind: lstm, hidden: 4, from: [x]}", "train:", "  # how long", "  steps: 10", "  seed: 1  # the seed",
         "# the end"]
+    quoted = parse_cog("cogdsl 1\nmodel m\ninput x: 3\noutput y: 2 = on\n# the block\nlstm on(hidden=4) <- x  # on\n",
+                       "q.cog")  # a name PyYAML writes in quotes
+    assert "  # the block\n  'on': {kind: lstm, hidden: 4, from: [x]}  # on\n" in to_yaml(quoted)
     long = parse_yaml("cogdsl: 1\nmodel: m\ndoc: " + "word " * 40 + " # long\ninputs: {x: 3}\n"
                       "outputs: {y: {size: 2, from: [x]}}\nblocks: {}\n", "l.yaml")
     text = to_yaml(long)  # PyYAML wraps the doc: its comment goes before it, where it cannot cut it

@@ -132,7 +132,7 @@ def with_yaml_comments(text: str, comments: Comments) -> str:
             else:
                 section, entry = "header", ("header", key)
         elif line.startswith("  ") and not line.startswith("   ") and section != "header":
-            entry, indent = (section, line[2:].split(":", 1)[0]), "  "
+            entry, indent = (section, line[2:].split(":", 1)[0].strip("'\"")), "  "  # 'on': PyYAML quotes some names
         if entry is None:
             out.append(line)
             continue
