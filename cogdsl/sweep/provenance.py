@@ -17,9 +17,14 @@ from typing import Any
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
+#: What a trial does not run: a change there (a results page written while its sweep runs) is not a change of
+#: the code, so it does not make a checkout dirty.
+NOT_CODE = (":(exclude)docs", ":(exclude)tests", ":(exclude)*.md")
+
+
 def code_version(root: Path = PACKAGE_ROOT) -> dict[str, Any]:
     """{"cogdsl": version, "torch": version, "commit": the checkout's HEAD or None, "dirty": whether tracked files
-    differ from it, or None}.
+    other than the docs and tests (:data:`NOT_CODE`) differ from it, or None}.
 
     The commit is read only when ``root`` is itself the top of a git work tree (cogdsl installed editable from
     a clone), never from a repository that merely contains an installed copy (a venv inside a project); no
@@ -35,7 +40,7 @@ def code_version(root: Path = PACKAGE_ROOT) -> dict[str, Any]:
     commit = _git(root, "rev-parse", "HEAD")
     if top is None or commit is None or Path(top).resolve() != root.resolve():
         return version
-    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", *NOT_CODE)
     version.update(commit=commit, dirty=None if status is None else bool(status))
     return version
 

@@ -24,7 +24,7 @@ def _git(folder: Path, *args: str) -> str:
 
 
 @needs_git
-def test_a_checkout_gives_its_commit_and_whether_tracked_files_changed(tmp_path: Path) -> None:
+def test_a_checkout_gives_its_commit_and_whether_its_code_changed(tmp_path: Path) -> None:
     _git(tmp_path, "init", "-q")
     (tmp_path / "a.py").write_text("x = 1\n")
     _git(tmp_path, "add", "a.py")
@@ -33,6 +33,14 @@ def test_a_checkout_gives_its_commit_and_whether_tracked_files_changed(tmp_path:
     version = code_version(tmp_path)
     assert version == {"cogdsl": cogdsl.__version__, "torch": torch.__version__,
                        "commit": _git(tmp_path, "rev-parse", "HEAD"), "dirty": False}
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "page.md").write_text("a table\n")
+    (tmp_path / "NOTES.md").write_text("notes\n")
+    _git(tmp_path, "add", "docs/page.md", "NOTES.md")
+    _git(tmp_path, "commit", "-q", "-m", "two")
+    (tmp_path / "docs" / "page.md").write_text("the table, regenerated while the sweep runs\n")
+    (tmp_path / "NOTES.md").write_text("more\n")
+    assert code_version(tmp_path)["dirty"] is False  # not the code that ran
     (tmp_path / "a.py").write_text("x = 2\n")
     assert code_version(tmp_path)["dirty"] is True
 
