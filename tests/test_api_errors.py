@@ -131,3 +131,12 @@ def test_validate_names_the_specs_whose_sizes_wait_for_data(tmp_path: Path, caps
     assert code == 0 and "sizes not checked" not in err
     assert main(["validate", "--format", "json", str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["sizes_left_to_data"] == [str(path)]
+
+
+def test_a_head_written_by_before_on_gets_the_order(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "order.cog"
+    path.write_text((ROOT / "specs" / "ntm_copy.cog").read_text().replace("read   r on mem by ctrl",
+                                                                         "read   r by ctrl on mem"))
+    code, out, _ = _validate(capsys, path)
+    assert code == 1 and ":12:18: error[E001]: syntax error: unexpected 'on'" in out
+    assert "hint: a head names its memory first, then its controller: 'read r on mem by ctrl'" in out

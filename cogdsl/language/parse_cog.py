@@ -93,7 +93,14 @@ def _syntax_error(err: lark.exceptions.LarkError, text: str, file: str, line_off
         if token.type == "$END" and getattr(token, "line", None) is None:
             span = Span(file, line_offset + 1, col_offset + 1)
         expected = _expected_words(_only(err.expected, start))
-        return Diagnostic("E001", f"{what}: unexpected {found}", span, _expect_hint(expected))
+        hint = _expect_hint(expected)
+        lines = text.splitlines()
+        written = lines[line - 1] if line_offset == 0 and line <= len(lines) else ""
+        swapped = re.match(r"\s*(\w+)\s+(\w+)\s+by\s+(\w+)\s+on\s+(\w+)", written)
+        if str(token) == "on" and swapped:
+            kind, name, by, memory = swapped.groups()
+            hint = f"a head names its memory first, then its controller: '{kind} {name} on {memory} by {by}'"
+        return Diagnostic("E001", f"{what}: unexpected {found}", span, hint)
     if isinstance(err, lark.exceptions.UnexpectedCharacters):
         if err.char == '"':
             return _string_error(text, err.pos_in_stream, span, what)
