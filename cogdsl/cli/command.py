@@ -423,7 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--each", metavar="NAME", help="the metric shown for each seed (default: the first column)")
     p.add_argument("--pick", metavar="NAME", help="also show the seed whose NAME is lowest (e.g. valid_loss: "
                    "the seed picked on validation)")
-    p.add_argument("--trials", action="store_true", help="one row per trial instead of the median over seeds")
+    rows = p.add_mutually_exclusive_group()
+    rows.add_argument("--trials", action="store_true", help="one row per trial instead of the median over seeds")
+    rows.add_argument("--medians", action="store_true", help="the median over seeds, where the plan asks for one "
+                      "row per trial (table: trials: true)")
     p.add_argument("--markdown", metavar="FILE", help="also write the Markdown table here")
     p.add_argument("--csv", metavar="FILE", help="also write the table as CSV here")
     p.add_argument("--force", action="store_true", help="overwrite --markdown and --csv files that exist")

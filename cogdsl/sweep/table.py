@@ -342,8 +342,8 @@ def default_metrics(trials: list[TrialResult]) -> list[str]:
 
 
 def table_command(args: Any) -> int:
-    """``cogdsl table SWEEP [--metric NAME ...] [--each NAME] [--pick NAME] [--trials] [--markdown F] [--csv F]
-    [--force]``: print the table as Markdown, and write it to the files given."""
+    """``cogdsl table SWEEP [--metric NAME ...] [--each NAME] [--pick NAME] [--trials | --medians] [--markdown F]
+    [--csv F] [--force]``: print the table as Markdown, and write it to the files given."""
     folder = Path(args.sweep)
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such sweep folder")
@@ -357,7 +357,7 @@ def table_command(args: Any) -> int:
             raise UsageError(f"{path} exists; pass --force to overwrite it")
         if path and not Path(path).resolve().parent.is_dir():
             raise UsageError(f"{path}: no such folder {Path(path).parent}")
-    by_trial = bool(args.trials or settings.get("trials"))
+    by_trial = bool(args.trials or (settings.get("trials") and not getattr(args, "medians", False)))
     table = make_table(trials, metrics, each or None, pick or None, by_trial=by_trial)
     text = table.markdown()
     print(text, end="")

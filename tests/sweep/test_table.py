@@ -84,6 +84,12 @@ def test_the_table_has_medians_each_seed_the_pick_and_the_failures(tmp_path: Pat
     rows = capsys.readouterr().out.splitlines()
     assert rows[0] == "| spec | name | seed | status | reached | CPU s/trial |"
     assert rows[2] == "| `s` | anbn | 0 | done | – | 10 |" and rows[3] == "| `s` | anbn | 1 | done | 10 | 11 |"
+    # a plan that asks for a row per trial still gives its medians with --medians
+    _sweep(sweep, trials, {"metrics": ["perfect@60"], "trials": True})
+    assert main(["table", str(sweep)]) == 0
+    assert capsys.readouterr().out.splitlines()[2].startswith("| `s` | anbn | 0 | done | 0.0% |")
+    assert main(["table", str(sweep), "--medians"]) == 0
+    assert capsys.readouterr().out.splitlines()[2].startswith("| `s` | anbn | 25.0% |")
 
 
 def test_not_a_sweep_folder(tmp_path: Path, capsys) -> None:
