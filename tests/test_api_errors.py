@@ -88,7 +88,7 @@ def test_ops_name_a_dtype_they_do_not_take(memory_dtype, weights_dtype) -> None:
 def test_an_npz_that_is_not_a_zip_is_not_called_a_pickle(tmp_path: Path) -> None:
     for name, content in (("text.npz", b"not a zip\n"), ("empty.npz", b"")):
         (tmp_path / name).write_bytes(content)
-        with pytest.raises(DataFileError, match=r"is not an \.npz archive") as caught:
+        with pytest.raises(DataFileError, match=r"cannot read it as npz: it does not start as an \.npz") as caught:
             _load_file(tmp_path / name)
         assert "pickle" not in str(caught.value)
     np.savez(tmp_path / "good.npz", inputs=np.ones((2, 3, 4)))

@@ -394,8 +394,10 @@ class CompiledModel(nn.Module):
         dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else None
         given = dict(given)
         for name, tensor in given.items():
-            if (dtype is not None and self.input_kinds.get(name) in ("vector", "sequence", "image")
-                    and not tensor.is_complex() and tensor.dtype != dtype):
+            kind_of = self.input_kinds.get(name)
+            if dtype is not None and tensor.dtype != dtype and (
+                    (kind_of in ("vector", "sequence") and not tensor.is_complex())
+                    or (kind_of == "image" and tensor.is_floating_point())):
                 tensor = given[name] = tensor.to(dtype)  # float64 from NumPy, or 0/1 bits as integers or bools
             if name not in self.input_names:
                 raise ValueError(f"unknown input '{name}'; the model takes {list(self.input_names)}")

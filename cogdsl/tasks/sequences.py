@@ -157,7 +157,8 @@ def _load_file(path: Path) -> dict[str, np.ndarray]:
                 magic = handle.read(6)
             if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
                 # np.load would take it for a pickle and say so, which is not what is wrong with it
-                raise DataFileError(path, "is not an .npz archive (a zip of named arrays): it does not start as one"
+                raise DataFileError(path, "cannot read it as npz: it does not start as an .npz archive (a zip of "
+                                          "named arrays)"
                                           + (" (it is empty)" if not magic else "") + "; write it with "
                                           "numpy.savez(path, inputs=..., targets=...)")
             loaded = np.load(path, allow_pickle=False)
