@@ -472,7 +472,7 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
     started = time.perf_counter()
     deadline = started + 60.0 * max_minutes if max_minutes is not None else None
     mark = started
-    drawn = -math.inf
+    drawn = started  # the first curve after CURVE_SECONDS of training; a shorter run draws it once, at its end
     trained.train()
     try:
         with StopOnSignal(escalate=not place.active) as interrupt, \

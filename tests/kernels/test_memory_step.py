@@ -22,7 +22,7 @@ def _tiles(cap: int | None) -> contextlib.AbstractContextManager[object]:
 # (batch, heads, write heads, slots, width, offsets, similarity, slot tile cap)
 CASES = [
     (3, 3, 1, 37, 7, 3, "cosine", 16),  # two read heads, one write head, three tiles
-    (2, 3, 2, 100, 20, 5, "cosine", 16),  # 1 < H_w < H, seven tiles, s = 2
+    (2, 3, 2, 52, 20, 5, "cosine", 16),  # 1 < H_w < H, four tiles (the last of 4 slots), s = 2
     (2, 3, 3, 5, 1, 1, "dot", 4),  # every head writes (reads are (B, 0, W)), K = 1, width 1
     (2, 1, 1, 2, 7, 5, "cosine", 4),  # one head, which writes; K = 5 > N = 2 wraps
     (2, 3, 2, 1, 7, 3, "cosine", None),  # a single slot

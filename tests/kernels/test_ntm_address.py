@@ -18,7 +18,7 @@ def _tiles(cap: int | None) -> contextlib.AbstractContextManager[object]:
 # (batch, heads, slots, width, offsets, similarity, slot tile cap)
 CASES = [
     (3, 3, 37, 7, 3, "cosine", 16),  # three tiles; shifts cross the tile edges
-    (3, 1, 100, 20, 5, "cosine", 16),  # seven tiles, one head, s = 2
+    (3, 1, 52, 20, 5, "cosine", 16),  # four tiles, the last of 4 slots; one head, s = 2
     (2, 3, 2, 7, 5, "cosine", 4),  # K = 5 > N = 2: the offsets wrap around the memory twice
     (2, 3, 5, 1, 1, "dot", 4),  # K = 1 (no shift), width 1, two tiles
     (2, 3, 1, 7, 3, "cosine", None),  # a single slot: every offset lands on it
