@@ -208,12 +208,12 @@ class CogdslError(Exception):
 
 
 class SpecError(CogdslError):
-    """A spec has one or more problems; ``diagnostics`` holds them all, each file's in the order of their place
-    in it (line, then column; those of one place in the order found), the files in the order first named."""
+    """A spec has one or more problems; ``diagnostics`` holds them all, in the order the checks found them, not
+    sorted by place: a check runs after those whose product it reads, so a cause comes before the problems it
+    leads to (an attention's unknown ``output=`` value, then the output that reads it as a pointer)."""
 
     def __init__(self, diagnostics: Sequence[Diagnostic], sources: dict[str, str] | None = None):
-        files = list(dict.fromkeys(d.span.file for d in diagnostics))
-        self.diagnostics = sorted(diagnostics, key=lambda d: (files.index(d.span.file), d.span.line, d.span.col))
+        self.diagnostics = list(diagnostics)
         self.sources = dict(sources or {})
         super().__init__(self.render())
 

@@ -182,21 +182,6 @@ def test_errors_in_source_order_for_one_block(capsys, tmp_path: Path):
 # -- usage errors ---------------------------------------------------------------------------
 
 
-def test_errors_of_different_checks_in_source_order(capsys, tmp_path: Path):
-    """An unused memory (found by the last check of validation) above an undefined name (found first) is
-    reported first: a file's errors read from top to bottom, whichever check found them."""
-    path = tmp_path / "order.cog"
-    path.write_text(GOOD_COG.replace("memory mem(slots=8, width=4)\n",
-                                     "memory mem(slots=8, width=4)\nmemory spare(slots=4, width=4)\n")
-                    .replace("write w on mem by ctrl", "write w on mem by nobody"))
-    code, out, _ = _validate(capsys, "--format", "json", str(path))
-    assert code == 1
-    diagnostics = json.loads(out)["diagnostics"]
-    assert [(d["code"], d["line"]) for d in diagnostics] == [("E306", 6), ("E301", 8)]
-    _, text, _ = _validate(capsys, str(path))
-    assert text.index("E306") < text.index("E301")
-
-
 def test_missing_path(capsys, tmp_path: Path):
     missing = tmp_path / "nope.yaml"
     code, out, err = _validate(capsys, str(missing))
