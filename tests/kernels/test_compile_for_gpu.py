@@ -198,9 +198,8 @@ def _suffix(variants: list[dict[str, Any]], constants: dict[str, Any]) -> str:
 #: sizes the one with odd sizes (W = 7, H = 3) in float64 on sm_80; make compile-check (COGDSL_COMPILE_CHECK=1)
 #: compiles every size above, the bench's included (about 5 minutes).
 CI_SIZES = frozenset({"ntm-copy", "one-head", "dnc-repeat-copy", "sam-copy", "memn2n", "bahdanau"})
-#: CI sizes compiled in one pair a kernel, not two, and with every stage only: a module's kernels alternate
-#: float32 on sm_80 and float64 on sm_90 (so a forward and its backward cover both), where the sizes above
-#: are each compiled in float32 on sm_90 and float64 on sm_80.
+#: CI sizes compiled in one (dtype, arch) pair a kernel, not two, and with every stage only: a module's kernels
+#: alternate float32 on sm_80 and float64 on sm_90, so a forward and its backward cover both.
 CI_ONE_PAIR = frozenset({"one-head"})
 CI_PLAIN = frozenset({"fp64-sm80-plain"})
 
@@ -214,13 +213,12 @@ def jobs() -> list[dict[str, Any]]:
         for index, (label, sizes) in enumerate(family.items()):
             if not every_size and (label not in CI_SIZES or (module == "memory_split" and label != "ntm-copy")):
                 continue
-            for dtype, arch in TARGETS[index % 2]:
-                for position, name in enumerate(names):
-                    if not every_size and label in CI_ONE_PAIR and (dtype, arch) != TARGETS[1][position % 2]:
-                        continue
-                    variants = _constants(module, name, sizes)
-                    if not every_size and label in CI_ONE_PAIR:
-                        variants = variants[:1]  # every stage, as each spec uses them
+            one_pair = not every_size and label in CI_ONE_PAIR
+            for position, name in enumerate(names):
+                variants = _constants(module, name, sizes)
+                if one_pair:
+                    variants = variants[:1]  # every stage, as each spec uses them
+                for dtype, arch in (TARGETS[1][position % 2],) if one_pair else TARGETS[index % 2]:
                     for constants in variants:
                         found.append({"module": module, "kernel": name, "dtype": dtype, "arch": arch,
                                       "case": f"{label}-{dtype}-sm{arch}{_suffix(variants, constants)}",
