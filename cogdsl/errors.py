@@ -62,6 +62,9 @@ CODES: dict[str, str] = {
     "E604": "a data file the task reads is missing or malformed",
     # cogdsl itself
     "E900": "internal error: a bug in cogdsl, not in the spec (reported per file; the check goes on)",
+    # warnings: the spec compiles and trains, but part of it does nothing or less than it says
+    "W301": "a block or input that no output depends on (it is computed, or fed, for nothing)",
+    "W401": "a shift wider than its memory (offsets that wrap around land on the same slots)",
 }
 
 
@@ -232,6 +235,16 @@ class ShapeError(SpecError):
     """Sizes that do not fit together."""
 
 
+class SpecWarning(UserWarning):
+    """A W-coded :class:`Diagnostic`, issued through Python's :mod:`warnings` when a spec compiles: filter it
+    as any warning (``warnings.simplefilter("error", SpecWarning)`` turns it into an exception); its text is
+    the rendered diagnostic, with the source line and the hint."""
+
+    def __init__(self, diagnostic: Diagnostic, source: str | None = None):
+        self.diagnostic = diagnostic
+        super().__init__(diagnostic.render(source))
+
+
 class CheckpointError(CogdslError):
     """A checkpoint is missing, corrupt, or belongs to another spec."""
 
@@ -278,9 +291,16 @@ class DiagnosticSink:
     """Collects diagnostics; passes report into one and keep going, so every error is found."""
 
     items: list[Diagnostic] = field(default_factory=list)
+    # Kept apart from ``items``: a warning never stops the passes, and ``bool(sink)`` counts errors only.
+    warnings: list[Diagnostic] = field(default_factory=list)
 
     def error(self, code: str, message: str, span: Span = NO_SPAN, hint: str | None = None) -> None:
         self.items.append(Diagnostic(code, message, span, hint))
+
+    def warn(self, code: str, message: str, span: Span = NO_SPAN, hint: str | None = None) -> None:
+        """A W code: the spec compiles, but part of it does nothing or less than it says."""
+        assert code.startswith("W"), f"{code} is an error code, not a warning's"
+        self.warnings.append(Diagnostic(code, message, span, hint, "warning"))
 
     def __bool__(self) -> bool:
         return bool(self.items)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cogdsl.blocks.base import REGISTRY, Param, recode
-from cogdsl.errors import DiagnosticSink, hint_for
+from cogdsl.errors import DiagnosticSink, Span, hint_for
 from cogdsl.language.spec import Address, Stage
 
 
@@ -217,6 +217,37 @@ def resolve_ntm_address(address: Address, owner: str, sink: DiagnosticSink) -> t
                    "but there are none", stages[0].span, "write e.g. 'content(cosine) | hard'")
         return None
     return tuple(r for r in resolved if r is not None)
+
+
+def warn_wide_shift(stages: tuple[Stage, ...], slots: int, owner: str, sink: DiagnosticSink,
+                    default_at: Span | None = None) -> None:
+    """W401 for a ``shift(s)`` whose 2s + 1 offsets outnumber the memory's ``slots``: offsets o and o − N reach
+    the same slot, so the shift distribution has more weights than places to send them (still a valid
+    circular convolution, :func:`cogdsl.ops.shift`, but rarely what was meant). Located at the stage, or at
+    ``default_at`` (the head) when ``stages`` are the memory's default address, which the head does not write."""
+    for stage in stages:
+        if stage.name != "shift":
+            continue
+        resolved = resolve_stage(stage, owner, DiagnosticSink())
+        if resolved is None:
+            continue  # reported where the address is resolved
+        reach = resolved.arg("s")
+        if 2 * reach + 1 > slots:
+            widest = (slots - 1) // 2
+            given = "" if default_at is None else "its memory's default address has "
+            sink.warn("W401", f"{owner}: {given}shift({reach}), {2 * reach + 1} offsets (-{reach}..{reach}), on a "
+                      f"memory of {slots} slot{'s' if slots > 1 else ''}, so some of them reach the same slot",
+                      default_at or stage.span,
+                      _narrower_shift(widest, slots, default_at is not None))
+
+
+def _narrower_shift(widest: int, slots: int, default: bool) -> str:
+    if widest >= 1:
+        return f"use shift({widest}) or less on {slots} slots"
+    nowhere = f"a memory of {slots} slot{'s' if slots > 1 else ''} has nowhere to shift to"
+    if default:
+        return f"give the head an address without 'shift', e.g. 'content(cosine) | gate | sharpen': {nowhere}"
+    return f"leave 'shift' out: {nowhere}"
 
 
 def content_similarity(stages: tuple[ResolvedStage, ...]) -> str:

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TextIO
 
-from cogdsl.errors import CogdslError, Diagnostic, Span, SpecError, UsageError
+from cogdsl.errors import CogdslError, Diagnostic, Span, SpecError, SpecWarning, UsageError
 from cogdsl.language.spec import SPEC_SUFFIXES
 from cogdsl.training.compiled import COMPILE_HELP, COMPILE_MODES
 
 DEVICE_HELP = ("where to run: auto (a CUDA GPU when torch sees one, else the CPU; the default), cpu, cuda or "
                "cuda:N; under torchrun each process takes the GPU of its local rank")
 THREADS_HELP = "CPU threads for torch; 0 leaves torch's default (one per core)"
+_python_showwarning = warnings.showwarning
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,6 +68,21 @@ def _internal(path: Path, err: Exception) -> Diagnostic:
                       "file (COGDSL_DEBUG=1 shows where it happened)")
 
 
+@contextlib.contextmanager
+def _spec_warnings() -> Iterator[list[Diagnostic]]:
+    """The W-coded diagnostics (:class:`~cogdsl.errors.SpecWarning`) issued inside the block, every one of them
+    (not once per place, as Python shows warnings); other warnings pass on as usual."""
+    found: list[Diagnostic] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SpecWarning)
+        yield found
+    for item in caught:
+        if isinstance(item.message, SpecWarning):
+            found.append(item.message.diagnostic)
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from cogdsl.compiler.pipeline import check, read_spec_file, validate_spec
     from cogdsl.compiler.task_sizes import task_of
@@ -74,19 +93,27 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report: list[dict[str, object]] = []
     failed = unchecked = 0
     waiting: list[str] = []  # specs whose sizes come from the data they are trained on
+    warned = 0  # files with warnings
     for path in files:
         try:
             if not path.exists():
                 raise UsageError(f"{path}: no such file or folder")
             spec = read_spec_file(path)
-            if args.no_data:
-                validate_spec(spec)
-                task = task_of(spec)
-                if task is not None and task.reads_files:
+            with _spec_warnings() as found:
+                if args.no_data:
+                    validate_spec(spec)
+                    task = task_of(spec)
+                    reads_files = task is not None and task.reads_files
+                if not args.no_data or not reads_files:
+                    if check(spec)[1] is None:
+                        waiting.append(str(path))
+                else:
                     unchecked += 1
-                    continue
-            if check(spec)[1] is None:
-                waiting.append(str(path))
+            if found:
+                warned += 1
+                report += [d.to_json() for d in found]
+                if args.format != "json":
+                    print("\n".join(d.render(spec.source) for d in found))
         except SpecError as err:
             failed += 1
             if args.format == "json":
@@ -105,8 +132,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
             report.append(diagnostic.to_json())
             if args.format != "json":
                 print(diagnostic.render())
+    if args.strict:
+        failed += warned
     if args.format == "json":
         summary: dict[str, object] = {"files": len(files), "failed": failed, "diagnostics": report}
+        if warned:  # only then, as below
+            summary["warned"] = warned
         if args.no_data:
             summary["sizes_not_checked"] = unchecked
         if waiting:  # only then: the report of ordinary specs keeps its keys
@@ -114,6 +145,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
     else:
         errors = "no errors" if not failed else f"{failed} of {len(files)} files have errors"
+        if args.strict and failed:
+            errors = f"{failed} of {len(files)} files have errors or warnings (--strict)"
+        elif warned:
+            errors += f", {warned} with warnings"
         note = (f"; {unchecked} train on data files, whose sizes were not checked (--no-data)" if unchecked else "")
         if waiting:
             shown = ", ".join(waiting[:3]) + (f" and {len(waiting) - 3} more" if len(waiting) > 3 else "")
@@ -256,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "for tools")
     p.add_argument("--no-data", action="store_true", help="do not read the data files a spec's task names (bAbI "
                    "files, sequence files); the sizes they give are then not checked")
+    p.add_argument("--strict", action="store_true", help="exit 1 on warnings too (W codes: a block no output "
+                   "depends on, a shift wider than its memory)")
     p.set_defaults(run=cmd_validate)
 
     p = commands["fmt"] = sub.add_parser("fmt", help="convert a spec between .cog and YAML without loss")
@@ -513,11 +550,26 @@ def _memory_limit(args: argparse.Namespace) -> Iterator[None]:
             os.environ[ENVIRONMENT] = before
 
 
+def _show_warning(shown: set[str], message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    """A spec's warning as the diagnostic it is (located, with its source line and hint), not as the line of
+    cogdsl that issued it, and once however often the spec is compiled (``shown``: those printed so far);
+    any other warning as Python shows it."""
+    if isinstance(message, SpecWarning):
+        if str(message) not in shown:
+            shown.add(str(message))
+            print(message, file=file or sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parse(argv)
         try:
-            with _memory_limit(args):
+            with _memory_limit(args), warnings.catch_warnings():
+                warnings.showwarning = functools.partial(_show_warning, set())
+                warnings.simplefilter("always", SpecWarning)  # _show_warning shows each once
                 return int(args.run(args))
         except SpecError as err:
             print(err.render(), file=sys.stderr)

@@ -4,7 +4,8 @@ Parsing turns text into a :class:`~cogdsl.language.spec.Spec` (:func:`read_spec_
 every pass in :data:`PASSES` is a function of one shared :class:`Compilation`: it reads what the passes
 before it left there, adds its own product, and reports problems into the one diagnostics sink. After a
 pass that reported errors the run stops with all of them (every problem of that pass, not the first), as
-a :class:`~cogdsl.errors.SpecError` (a :class:`~cogdsl.errors.ShapeError` after ``infer``). Nothing is
+a :class:`~cogdsl.errors.SpecError` (a :class:`~cogdsl.errors.ShapeError` after ``infer``); warnings never
+stop it, and are issued through Python's :mod:`warnings` as :class:`~cogdsl.errors.SpecWarning`. Nothing is
 resolved twice: validation's parameters, head groups and train config are the ones shape inference uses.
 ``COGDSL_DEBUG=1`` prints what each pass produced, on standard error.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +27,7 @@ from cogdsl.compiler.lower import CompiledModel, lower
 from cogdsl.compiler.shapes import Shapes, infer
 from cogdsl.compiler.task_sizes import derive_sizes, leaves_sizes, task_of
 from cogdsl.compiler.validate import Validated, validate
-from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError, Span, SpecError
+from cogdsl.errors import Diagnostic, DiagnosticSink, ShapeError, Span, SpecError, SpecWarning
 from cogdsl.language.parse_cog import parse_cog
 from cogdsl.language.parse_yaml import parse_yaml
 from cogdsl.language.spec import SPEC_SUFFIXES as SPEC_SUFFIXES  # re-exported
@@ -176,14 +178,18 @@ PASSES: tuple[Pass, ...] = (
 
 def run_passes(compilation: Compilation, through: str = "lower") -> Compilation:
     """Run :data:`PASSES` in order up to and including ``through``; raise every problem of the first pass that
-    reports any."""
+    reports any. Warnings (W codes) are issued as :class:`~cogdsl.errors.SpecWarning` as each pass finds them."""
     names = [p.name for p in PASSES]
     if through not in names:
         raise ValueError(f"no pass '{through}'; the passes are {names}")
+    sources = {compilation.spec.file: compilation.spec.source or ""}
     for step in PASSES[:names.index(through) + 1]:
+        warned = len(compilation.sink.warnings)
         step.run(compilation)
+        for diagnostic in compilation.sink.warnings[warned:]:
+            warnings.warn(SpecWarning(diagnostic, sources.get(diagnostic.span.file)), stacklevel=3)
         if compilation.sink:
-            raise step.error(compilation.sink.items, {compilation.spec.file: compilation.spec.source or ""})
+            raise step.error(compilation.sink.items, sources)
         _debug(step.name, _product(compilation, step.name))
     return compilation
 

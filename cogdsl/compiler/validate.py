@@ -17,11 +17,13 @@ from typing import Any
 import networkx as nx
 
 from cogdsl.blocks import REGISTRY
+from cogdsl.blocks.addressing import warn_wide_shift
 from cogdsl.blocks.base import BlockKind, check_params, spelled
 from cogdsl.blocks.heads import GroupPlan
 from cogdsl.compiler.graph import immediate_graph
 from cogdsl.compiler.groups import plan_groups
 from cogdsl.errors import DiagnosticSink, Span, hint_for
+from cogdsl.language.parse_cog import parse_address
 from cogdsl.language.spec import INPUT_KINDS, SIZE_KEYS, SUPPORTED_VERSIONS, Block, Output, Ref, Spec
 from cogdsl.training.config import TrainConfig, resolve_train
 
@@ -92,7 +94,11 @@ def validate(spec: Spec, graph: nx.MultiDiGraph, sink: DiagnosticSink) -> Valida
     _check_cycles(graph, sink)
     _check_memories(spec, graph, sink)
     groups = plan_groups(spec, sink)
-    return Validated(params, groups, resolve_train(spec.train, sink))
+    train = resolve_train(spec.train, sink)
+    if not sink:  # warnings only of a spec without errors: a missing wire would show as work done for nothing
+        _warn_dead(spec, graph, sink)
+        _warn_wide_shifts(spec, params, sink)
+    return Validated(params, groups, train)
 
 
 def _check_version(spec: Spec, sink: DiagnosticSink) -> None:
@@ -396,6 +402,41 @@ def _check_cycles(graph: nx.MultiDiGraph, sink: DiagnosticSink) -> None:
         hint = (f"delay one wire of the cycle, e.g. '{u}@prev' in the sources of '{v}'" if sources
                 else "a cycle must pass through a wire from a source that can take '@prev'")
         sink.error("E304", f"cycle with no delay: {' -> '.join(path)}", span, hint)
+
+
+def _warn_dead(spec: Spec, graph: nx.MultiDiGraph, sink: DiagnosticSink) -> None:
+    """W301 for each input and block that no output depends on, over wires of either delay, reads and writes
+    of memories included: a block whose values reach no output is computed every step for nothing (and its
+    parameters get no gradient), an input nothing reads is fed for nothing."""
+    outputs = [name for name, role in graph.nodes(data="role") if role == "output"]
+    needed = set(outputs).union(*(nx.ancestors(graph, name) for name in outputs))
+    for item in spec.inputs:
+        if item.name not in needed and graph.nodes[item.name].get("span") is item.span:
+            sink.warn("W301", f"no output depends on input '{item.name}': its values are fed for nothing", item.span,
+                      f"read '{item.name}' in a block that feeds an output, or remove it")
+    for block in spec.blocks:
+        if block.name not in needed and graph.nodes[block.name].get("span") is block.span:
+            sink.warn("W301", f"no output depends on {block.kind} '{block.name}': it runs every step for nothing",
+                      block.span,
+                      f"wire '{block.name}' into an output or a block that feeds one, or remove it")
+
+
+def _warn_wide_shifts(spec: Spec, params: dict[str, dict[str, Any]], sink: DiagnosticSink) -> None:
+    """W401 for each head whose ``shift`` is wider than its memory (:func:`warn_wide_shift`)."""
+    for block in spec.blocks:
+        kind = REGISTRY.get(block.kind)
+        if kind is None or kind.family != "head" or block.memory is None:
+            continue
+        slots = params.get(block.memory.name, {}).get("slots")
+        memory = next((b for b in spec.blocks if b.name == block.memory.name), None)
+        if not isinstance(slots, int) or memory is None or memory.kind not in REGISTRY:
+            continue
+        owner = f"{block.kind} '{block.name}'"
+        if block.address is not None:
+            warn_wide_shift(block.address.stages, slots, owner, sink)
+        else:
+            default = parse_address(REGISTRY[memory.kind].default_address(kind.writes), block.span)
+            warn_wide_shift(default.stages, slots, owner, sink, default_at=block.span)
 
 
 def _check_memories(spec: Spec, graph: nx.MultiDiGraph, sink: DiagnosticSink) -> None:
