@@ -63,8 +63,8 @@ CODES: dict[str, str] = {
     # cogdsl itself
     "E900": "internal error: a bug in cogdsl, not in the spec (reported per file; the check goes on)",
     # warnings: the spec compiles and trains, but part of it does nothing or less than it says
-    "W301": "a block or input that no output depends on (it is computed, or fed, for nothing)",
-    "W401": "a shift wider than its memory (offsets that wrap around land on the same slots)",
+    "W301": "a block that no output or loss term depends on (it is computed for nothing)",
+    "W401": "a shift wider than its memory needs (a narrower one already reaches every slot)",
 }
 
 

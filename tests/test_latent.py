@@ -119,7 +119,6 @@ def test_compiled_model_collects_one_kl_per_step(tmp_path: Path) -> None:
         torch.testing.assert_close(penalties[t], gaussian_kl(mean[:, t], 2 * std[:, t].log()))
 
 
-@pytest.mark.filterwarnings("ignore::cogdsl.errors.SpecWarning")  # the unread latent (W301) is the point
 def test_training_adds_the_kl_to_the_loss(tmp_path: Path) -> None:
     """A latent nobody reads gets gradient only from its KL term: training moves its posterior toward
     the prior, so the KL falls; without the term its parameters would not move at all."""

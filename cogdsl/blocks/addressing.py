@@ -221,10 +221,12 @@ def resolve_ntm_address(address: Address, owner: str, sink: DiagnosticSink) -> t
 
 def warn_wide_shift(stages: tuple[Stage, ...], slots: int, owner: str, sink: DiagnosticSink,
                     default_at: Span | None = None) -> None:
-    """W401 for a ``shift(s)`` whose 2s + 1 offsets outnumber the memory's ``slots``: offsets o and o − N reach
-    the same slot, so the shift distribution has more weights than places to send them (still a valid
-    circular convolution, :func:`cogdsl.ops.shift`, but rarely what was meant). Located at the stage, or at
-    ``default_at`` (the head) when ``stages`` are the memory's default address, which the head does not write."""
+    """W401 for a ``shift(s)`` wider than a memory of N ``slots`` needs: the offsets −s..s reach every slot
+    once s ≥ ⌊N/2⌋, and past that, offsets o and o − N reach the same slot, so the shift distribution has
+    weights for places it already has (still a valid circular convolution, :func:`cogdsl.ops.shift`, but
+    rarely what was meant). Located at the stage, or at ``default_at`` (the head) when ``stages`` are the
+    memory's default address, which the head does not write."""
+    enough = slots // 2
     for stage in stages:
         if stage.name != "shift":
             continue
@@ -232,22 +234,20 @@ def warn_wide_shift(stages: tuple[Stage, ...], slots: int, owner: str, sink: Dia
         if resolved is None:
             continue  # reported where the address is resolved
         reach = resolved.arg("s")
-        if 2 * reach + 1 > slots:
-            widest = (slots - 1) // 2
+        if reach > enough:
             given = "" if default_at is None else "its memory's default address has "
-            sink.warn("W401", f"{owner}: {given}shift({reach}), {2 * reach + 1} offsets (-{reach}..{reach}), on a "
-                      f"memory of {slots} slot{'s' if slots > 1 else ''}, so some of them reach the same slot",
-                      default_at or stage.span,
-                      _narrower_shift(widest, slots, default_at is not None))
+            sink.warn("W401", f"{owner}: {given}shift({reach}) on a memory of {slots} slot{'s' if slots > 1 else ''}: "
+                      f"its offsets -{reach}..{reach} reach some slots twice", default_at or stage.span,
+                      _narrower_shift(enough, slots, default_at is not None))
 
 
-def _narrower_shift(widest: int, slots: int, default: bool) -> str:
-    if widest >= 1:
-        return f"use shift({widest}) or less on {slots} slots"
-    nowhere = f"a memory of {slots} slot{'s' if slots > 1 else ''} has nowhere to shift to"
+def _narrower_shift(enough: int, slots: int, default: bool) -> str:
+    if enough >= 1:
+        return f"shift({enough}) already reaches every slot of {slots}"
     if default:
-        return f"give the head an address without 'shift', e.g. 'content(cosine) | gate | sharpen': {nowhere}"
-    return f"leave 'shift' out: {nowhere}"
+        return ("give the head an address without 'shift', e.g. 'content(cosine) | gate | sharpen': a memory of "
+                "1 slot has nowhere to shift to")
+    return "leave 'shift' out: a memory of 1 slot has nowhere to shift to"
 
 
 def content_similarity(stages: tuple[ResolvedStage, ...]) -> str:

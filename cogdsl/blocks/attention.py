@@ -491,6 +491,10 @@ class AttentionKind(BlockKind):
     has_output = True
 
     @classmethod
+    def adds_loss(cls, params: dict[str, Any]) -> bool:
+        return params.get("doubly", 0.0) > 0  # the doubly stochastic penalty
+
+    @classmethod
     def conflicts(cls, params: dict[str, Any]) -> list[tuple[str, str, str]]:
         """A pointer is one distribution over the source positions: one head, soft. A reward is for hard mode."""
         found = []

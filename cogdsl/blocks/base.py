@@ -194,6 +194,12 @@ class BlockKind:
         return False
 
     @classmethod
+    def adds_loss(cls, params: dict[str, Any]) -> bool:
+        """Whether a block of this kind with ``params`` adds a term of its own to the training loss (a KL, a cost
+        per update, a penalty), so that it does work even when no output reads it. False here."""
+        return False
+
+    @classmethod
     def points(cls, block: Block) -> bool:
         """Whether ``block`` (of this kind) is a pointer, whose distribution an output ``pointer(NAME)`` gives.
         False here."""

@@ -100,6 +100,10 @@ class LatentKind(LookKind):
         return params["size"]
 
     @classmethod
+    def adds_loss(cls, params: dict[str, Any]) -> bool:
+        return True  # its KL to the prior
+
+    @classmethod
     def make(cls, params: dict[str, Any], query_size: int, target_size: int | None) -> nn.Module:
         return GaussianLatent(query_size, params["size"])
 

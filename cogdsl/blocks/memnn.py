@@ -336,6 +336,10 @@ class MemNNKind(ReasoningKind):
                         "x older than y', y older than y') and find the argmax by a loop over the memories"))
 
     @classmethod
+    def adds_loss(cls, params: dict[str, Any]) -> bool:
+        return True  # the margin ranking loss on the supporting facts
+
+    @classmethod
     def check_shapes(cls, block: Block, shapes: Shapes, sink: DiagnosticSink) -> None:
         """It reads an ``episodic_memory`` (one bag of words per sentence), not a key-value memory (told apart by
         its parameters: the validator has already checked that ``on`` names a story memory)."""

@@ -231,6 +231,10 @@ class SkipRNNKind(ControllerKind):
         return {f"{name}: updates ({100 * skipped:.0f}% of steps skipped)": (updates, ("update",))}
 
     @classmethod
+    def adds_loss(cls, params: dict[str, Any]) -> bool:
+        return params.get("cost", 0.0) > 0  # cost x updates
+
+    @classmethod
     def make(cls, params: dict[str, Any], input_size: int) -> Controller:
         return SkipRNN(input_size, params["hidden"], params["cell"], params["cost"], params["zoneout"])
 

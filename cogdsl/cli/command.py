@@ -17,7 +17,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -28,7 +28,6 @@ from cogdsl.training.compiled import COMPILE_HELP, COMPILE_MODES
 DEVICE_HELP = ("where to run: auto (a CUDA GPU when torch sees one, else the CPU; the default), cpu, cuda or "
                "cuda:N; under torchrun each process takes the GPU of its local rank")
 THREADS_HELP = "CPU threads for torch; 0 leaves torch's default (one per core)"
-_python_showwarning = warnings.showwarning
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,17 +69,24 @@ def _internal(path: Path, err: Exception) -> Diagnostic:
 
 @contextlib.contextmanager
 def _spec_warnings() -> Iterator[list[Diagnostic]]:
-    """The W-coded diagnostics (:class:`~cogdsl.errors.SpecWarning`) issued inside the block, every one of them
-    (not once per place, as Python shows warnings); other warnings pass on as usual."""
+    """The W-coded diagnostics (:class:`~cogdsl.errors.SpecWarning`) issued inside the block, each once however
+    often the spec is checked, whatever filters are set (reporting them is validate's job); other warnings are
+    filtered and shown as usual."""
     found: list[Diagnostic] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", SpecWarning)
-        yield found
-    for item in caught:
-        if isinstance(item.message, SpecWarning):
-            found.append(item.message.diagnostic)
+    show = warnings.showwarning
+
+    def collect(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                file: TextIO | None = None, line: str | None = None) -> None:
+        if isinstance(message, SpecWarning):
+            if message.diagnostic not in found:
+                found.append(message.diagnostic)
         else:
-            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+            show(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SpecWarning)
+        warnings.showwarning = collect
+        yield found
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -550,17 +556,17 @@ def _memory_limit(args: argparse.Namespace) -> Iterator[None]:
             os.environ[ENVIRONMENT] = before
 
 
-def _show_warning(shown: set[str], message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: TextIO | None = None, line: str | None = None) -> None:
+def _show_warning(shown: set[str], show: Callable[..., None], message: Warning | str, category: type[Warning],
+                  filename: str, lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
     """A spec's warning as the diagnostic it is (located, with its source line and hint), not as the line of
     cogdsl that issued it, and once however often the spec is compiled (``shown``: those printed so far);
-    any other warning as Python shows it."""
+    any other warning as ``show``, the function that showed warnings before, shows it."""
     if isinstance(message, SpecWarning):
         if str(message) not in shown:
             shown.add(str(message))
             print(message, file=file or sys.stderr)
     else:
-        _python_showwarning(message, category, filename, lineno, file, line)
+        show(message, category, filename, lineno, file, line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -568,9 +574,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parse(argv)
         try:
             with _memory_limit(args), warnings.catch_warnings():
-                warnings.showwarning = functools.partial(_show_warning, set())
-                warnings.simplefilter("always", SpecWarning)  # _show_warning shows each once
+                warnings.showwarning = functools.partial(_show_warning, set(), warnings.showwarning)
                 return int(args.run(args))
+        except SpecWarning as err:  # -W error::cogdsl.errors.SpecWarning (or PYTHONWARNINGS) made it an error
+            print(err, file=sys.stderr)
+            return 1
         except SpecError as err:
             print(err.render(), file=sys.stderr)
             return 1

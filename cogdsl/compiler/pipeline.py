@@ -5,7 +5,8 @@ every pass in :data:`PASSES` is a function of one shared :class:`Compilation`: i
 before it left there, adds its own product, and reports problems into the one diagnostics sink. After a
 pass that reported errors the run stops with all of them (every problem of that pass, not the first), as
 a :class:`~cogdsl.errors.SpecError` (a :class:`~cogdsl.errors.ShapeError` after ``infer``); warnings never
-stop it, and are issued through Python's :mod:`warnings` as :class:`~cogdsl.errors.SpecWarning`. Nothing is
+stop it, and are issued after the last pass through Python's :mod:`warnings`, as
+:class:`~cogdsl.errors.SpecWarning`. Nothing is
 resolved twice: validation's parameters, head groups and train config are the ones shape inference uses.
 ``COGDSL_DEBUG=1`` prints what each pass produced, on standard error.
 """
@@ -178,20 +179,31 @@ PASSES: tuple[Pass, ...] = (
 
 def run_passes(compilation: Compilation, through: str = "lower") -> Compilation:
     """Run :data:`PASSES` in order up to and including ``through``; raise every problem of the first pass that
-    reports any. Warnings (W codes) are issued as :class:`~cogdsl.errors.SpecWarning` as each pass finds them."""
+    reports any. Warnings (W codes) are issued as :class:`~cogdsl.errors.SpecWarning` once every pass ran
+    without errors (a spec with errors gets its errors alone)."""
     names = [p.name for p in PASSES]
     if through not in names:
         raise ValueError(f"no pass '{through}'; the passes are {names}")
     sources = {compilation.spec.file: compilation.spec.source or ""}
     for step in PASSES[:names.index(through) + 1]:
-        warned = len(compilation.sink.warnings)
         step.run(compilation)
-        for diagnostic in compilation.sink.warnings[warned:]:
-            warnings.warn(SpecWarning(diagnostic, sources.get(diagnostic.span.file)), stacklevel=3)
         if compilation.sink:
             raise step.error(compilation.sink.items, sources)
         _debug(step.name, _product(compilation, step.name))
+    level = _outside_cogdsl()
+    for diagnostic in compilation.sink.warnings:
+        warnings.warn(SpecWarning(diagnostic, sources.get(diagnostic.span.file)), stacklevel=level)
     return compilation
+
+
+def _outside_cogdsl() -> int:
+    """The ``stacklevel`` that attributes a warning issued by :func:`run_passes` to the first caller outside the
+    cogdsl package (the user's line, so Python's filters by module and line work on it)."""
+    package = str(Path(__file__).resolve().parent.parent)
+    frame, level = sys._getframe(1), 1  # run_passes, which calls warnings.warn: stacklevel 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _product(c: Compilation, name: str) -> object:

@@ -96,7 +96,7 @@ def validate(spec: Spec, graph: nx.MultiDiGraph, sink: DiagnosticSink) -> Valida
     groups = plan_groups(spec, sink)
     train = resolve_train(spec.train, sink)
     if not sink:  # warnings only of a spec without errors: a missing wire would show as work done for nothing
-        _warn_dead(spec, graph, sink)
+        _warn_dead(spec, graph, params, sink)
         _warn_wide_shifts(spec, params, sink)
     return Validated(params, groups, train)
 
@@ -404,20 +404,19 @@ def _check_cycles(graph: nx.MultiDiGraph, sink: DiagnosticSink) -> None:
         sink.error("E304", f"cycle with no delay: {' -> '.join(path)}", span, hint)
 
 
-def _warn_dead(spec: Spec, graph: nx.MultiDiGraph, sink: DiagnosticSink) -> None:
-    """W301 for each input and block that no output depends on, over wires of either delay, reads and writes
-    of memories included: a block whose values reach no output is computed every step for nothing (and its
-    parameters get no gradient), an input nothing reads is fed for nothing."""
-    outputs = [name for name, role in graph.nodes(data="role") if role == "output"]
-    needed = set(outputs).union(*(nx.ancestors(graph, name) for name in outputs))
-    for item in spec.inputs:
-        if item.name not in needed and graph.nodes[item.name].get("span") is item.span:
-            sink.warn("W301", f"no output depends on input '{item.name}': its values are fed for nothing", item.span,
-                      f"read '{item.name}' in a block that feeds an output, or remove it")
+def _warn_dead(spec: Spec, graph: nx.MultiDiGraph, params: dict[str, dict[str, Any]], sink: DiagnosticSink) -> None:
+    """W301 for each block that neither an output nor a loss term depends on, over wires of either delay, reads
+    and writes of memories included: it is computed every step for nothing. A block that adds to the loss
+    itself (:meth:`~cogdsl.blocks.base.BlockKind.adds_loss`: a latent's KL, a skip RNN's cost) counts as
+    needed, and so do the blocks it reads. Inputs are not judged: a task feeds every input it declares, and
+    a spec may leave one unread on purpose (a question-only bAbI baseline)."""
+    losses = [b.name for b in spec.blocks if b.kind in REGISTRY and REGISTRY[b.kind].adds_loss(params.get(b.name, {}))]
+    ends = [name for name, role in graph.nodes(data="role") if role == "output"] + losses
+    needed = set(ends).union(*(nx.ancestors(graph, name) for name in ends))
     for block in spec.blocks:
         if block.name not in needed and graph.nodes[block.name].get("span") is block.span:
-            sink.warn("W301", f"no output depends on {block.kind} '{block.name}': it runs every step for nothing",
-                      block.span,
+            sink.warn("W301", f"no output or loss depends on {block.kind} '{block.name}': it runs every step for "
+                      "nothing", block.span,
                       f"wire '{block.name}' into an output or a block that feeds one, or remove it")
 
 

@@ -275,8 +275,8 @@ def blank_statement(text: str, offset: int) -> str | None:
 
 def check_spec(spec: Spec) -> list[Diagnostic]:
     """Every problem of the first pass that finds any (graph, validate, sizes, infer, footprint), as
-    ``cogdsl validate --no-data`` reports them, then the warnings of the passes that ran: a task that reads
-    data files stops the check after validation."""
+    ``cogdsl validate --no-data`` reports them, or with none, the warnings: a task that reads data files
+    stops the check after validation."""
     from cogdsl.compiler.pipeline import PASSES, Compilation
     from cogdsl.compiler.task_sizes import task_of
 
@@ -292,10 +292,10 @@ def check_spec(spec: Spec) -> list[Diagnostic]:
                     break
             step.run(compilation)
             if compilation.sink:
-                break
+                return list(compilation.sink.items)
     except SpecError as err:  # a pass that raises its problems (a size left to a task that has none)
-        return list(err.diagnostics) + compilation.sink.warnings
-    return compilation.sink.items + compilation.sink.warnings
+        return list(err.diagnostics)
+    return list(compilation.sink.warnings)
 
 
 # -- the index ----------------------------------------------------------------------------------------------
