@@ -464,8 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "for a test length: perfect@60), valid_loss, valid_errors, reached ... (docs/sweeps.md); "
                    "repeat for several (default: the plan's)")
     p.add_argument("--each", metavar="NAME", help="the metric shown for each seed (default: the first column)")
-    p.add_argument("--pick", metavar="NAME", help="also show the seed whose NAME is lowest (e.g. valid_loss: "
-                   "the seed picked on validation)")
+    p.add_argument("--pick", metavar="NAME", help="also show the seed whose NAME is best: lowest (e.g. valid_loss: "
+                   "the seed picked on validation), or highest for perfect, an accuracy or BLEU")
     rows = p.add_mutually_exclusive_group()
     rows.add_argument("--trials", action="store_true", help="one row per trial instead of the median over seeds")
     rows.add_argument("--medians", action="store_true", help="the median over seeds, where the plan asks for one "

@@ -22,7 +22,12 @@ def plan_from_args(args: Any) -> Plan:
     if not args.plan and not args.specs:
         raise UsageError("give the spec files to sweep, or a plan: --plan FILE")
     plan = load_plan(args.plan) if args.plan else Plan(specs=list(args.specs))
-    plan = merged(plan, [parse_set(text) for text in args.set or []])
+    given = [parse_set(text) for text in args.set or []]
+    for index, one in enumerate(given):
+        twice = next((p for other in given[:index] for p in one.paths if p in other.paths), None)
+        if twice:
+            raise UsageError(f"--set {twice} is given twice; give all its values in one, e.g. --set {twice}=8,16")
+    plan = merged(plan, given)
     if args.seeds is not None:
         plan.seeds = parse_seeds(args.seeds)
     score = plan.score.__dict__.copy()
@@ -67,6 +72,7 @@ def sweep_command(args: Any) -> int:
     [--max-minutes M] [--cpus-per-trial C] [--gpus-per-trial G] [--jobs J] [--address ADDR] [--dry-run]``:
     0 when every trial finished, 1 when one failed, 130 when interrupted."""
     from cogdsl.sweep.run import check_sweep_dir, import_tune, rescore_sweep, run_sweep
+    from cogdsl.sweep.score import check_metrics
 
     plan = plan_from_args(args)
     out = default_out(args, plan)
@@ -81,6 +87,7 @@ def sweep_command(args: Any) -> int:
     else:
         check_sweep_dir(out, resume=args.resume, force=args.force)
     trials = plan.trials()
+    check_metrics(plan, trials)
     if rescore and not args.dry_run:
         return rescore_sweep(plan, trials, out)
     if args.dry_run:

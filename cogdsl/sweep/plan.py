@@ -36,7 +36,15 @@ from typing import Any
 import yaml
 
 from cogdsl.errors import UsageError, did_you_mean
-from cogdsl.sweep.settings import Setting, parse_value, setting, split_values, value_text, with_settings
+from cogdsl.sweep.settings import (
+    Setting,
+    parse_value,
+    setting,
+    split_values,
+    value_text,
+    with_settings,
+    yaml_numbers,
+)
 
 PLAN_KEYS = ("doc", "specs", "seeds", "set", "score", "table", "max_minutes", "cpus_per_trial", "gpus_per_trial",
              "tensorboard")
@@ -68,7 +76,7 @@ class Score:
 @dataclass(frozen=True)
 class TableSettings:
     """How ``cogdsl table`` shows a sweep (:mod:`cogdsl.sweep.table`): its metric columns, the metric shown for
-    each seed, the metric whose lowest seed is picked, the thresholds of ``reached`` and ``relapses``, and
+    each seed, the metric whose best seed is picked, the thresholds of ``reached`` and ``relapses``, and
     whether it has one row per trial instead of the median over seeds."""
 
     metrics: tuple[str, ...] = ()
@@ -154,6 +162,7 @@ class Plan:
                 for seed in seeds:
                     trials.append(Trial(trial_id(spec.name, combination, seed), path, spec.name, combination, seed,
                                         text, changed.file))
+        check_unique(trials)
         return trials
 
     def check_table(self) -> None:
@@ -186,6 +195,19 @@ class Plan:
                 "table": {**self.table.__dict__, "metrics": list(self.table.metrics)},
                 "max_minutes": self.max_minutes, "cpus_per_trial": self.cpus_per_trial,
                 "gpus_per_trial": self.gpus_per_trial, "tensorboard": self.tensorboard}
+
+
+def check_unique(trials: Sequence[Trial]) -> None:
+    """Each trial once: two with one id (a spec given twice, a value given twice) would share a run folder.
+
+    Raises:
+        UsageError: the first id given twice."""
+    seen: set[str] = set()
+    for trial in trials:
+        if trial.id in seen:
+            raise UsageError(f"two trials have the id {trial.id} (a spec or a setting's value given twice): each "
+                             "spec, setting and seed once, please")
+        seen.add(trial.id)
 
 
 def trial_id(model: str, settings: dict[str, Any], seed: int) -> str:
@@ -320,7 +342,7 @@ def load_plan(path: str | Path) -> Plan:
                          "{train.optimizer.lr: [1.0e-3, 3.0e-4]}")
     for key, values in settings.items():
         source = marks.at("set", key)
-        values = values if isinstance(values, list) else [values]
+        values = [yaml_numbers(v) for v in (values if isinstance(values, list) else [values])]
         if not values:
             raise UsageError(f"{source}: {key} has no values")
         plan.settings.append(setting(str(key), tuple(values), source))

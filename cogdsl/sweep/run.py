@@ -22,18 +22,21 @@ state is written by the driver on its own schedule and may be behind the run fol
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from cogdsl.errors import UsageError
-from cogdsl.sweep.plan import Plan, Trial
+from cogdsl.sweep.plan import Plan, Trial, check_unique
 from cogdsl.sweep.trial import FINISHED, read_marker, trial_config, write_marker
 
 SWEEP_FILE = "sweep.json"
@@ -102,10 +105,7 @@ def run_sweep(plan: Plan, trials: list[Trial], out: Path, *, resume: bool = Fals
         UsageError: the folder (:func:`check_sweep_dir`), no Ray, GPUs asked for where the cluster has none."""
     say = echo or (lambda line: print(line, file=sys.stderr, flush=True))
     check_sweep_dir(out, resume=resume, force=force)
-    ids = [t.id for t in trials]
-    doubles = sorted({i for i in ids if ids.count(i) > 1})
-    if doubles:
-        raise UsageError(f"two trials have the id {doubles[0]}: each spec, setting and seed once, please")
+    check_unique(trials)
     if force and out.is_dir():
         import_tune()  # nothing is deleted for a sweep that cannot run
         shutil.rmtree(out)
@@ -204,7 +204,8 @@ def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str |
                                       callbacks=[_progress(tune, out, len(todo), say)]),
         )
         try:
-            grid = tuner.fit()
+            with term_as_interrupt():
+                grid = tuner.fit()
         except KeyboardInterrupt:
             return True
         for result in grid:  # a trial whose worker died wrote no marker: Ray's error is its record
@@ -218,6 +219,21 @@ def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str |
     finally:
         if started_here:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def term_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM (a cluster taking the machine back, ``timeout``, ``kill``) is delivered as
+    SIGINT, so that it stops the sweep as Ctrl-C does (Tune stops its trials, the summary says how to resume)
+    instead of the Ray driver's abort. Outside the main thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def trial_resources(plan: Plan, cluster: dict[str, float]) -> tuple[float, float, str]:

@@ -21,14 +21,15 @@ evaluation, named with ``@L`` when the plan gives test lengths (``perfect@60``):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from cogdsl.errors import UsageError
-from cogdsl.sweep.plan import Score
+from cogdsl.errors import UsageError, did_you_mean
+from cogdsl.sweep.plan import Plan, Score, Trial
 from cogdsl.training.callbacks import BEST_CHECKPOINT
 from cogdsl.training.checkpoints import CHECKPOINT_DIR, list_checkpoints, read_checkpoint_meta
 
@@ -52,12 +53,26 @@ def measure(folder: Path, score: Score, spec_keeps_best: bool, device: str = "cp
 
     Raises:
         UsageError: a test length the task does not have; the errors of :func:`cogdsl.train.load_trained`."""
-    from cogdsl.training.evaluation import evaluate
     from cogdsl.training.loop import load_trained
 
     checkpoint, which = chosen_checkpoint(folder, score.weights, spec_keeps_best)
     _, task, model, loaded = load_trained(str(folder / "spec.yaml"), str(checkpoint), device=device)
     assert task is not None  # a sweep's trials train on a task
+    metrics = scores(model, task, score)
+    meta = read_checkpoint_meta(checkpoint)
+    valid = (meta.get("eval") or {}).get("loss")
+    return {"weights": which, "step": int(loaded.step), "checkpoint": str(checkpoint.relative_to(folder)),
+            "valid_loss": float(valid) if valid is not None and math.isfinite(float(valid)) else None,
+            "unit": task.error_unit, "metrics": metrics}
+
+
+def scores(model: torch.nn.Module, task: Any, score: Score) -> dict[str, float]:
+    """Every metric of ``model`` on ``task`` as ``score`` asks (the table in this module's docstring).
+
+    Raises:
+        UsageError: a test length the task does not have."""
+    from cogdsl.training.evaluation import evaluate
+
     metrics: dict[str, float] = {}
     for length in score.lengths:
         if length is not None and task.length_params is None:
@@ -78,11 +93,54 @@ def measure(folder: Path, score: Score, spec_keeps_best: bool, device: str = "cp
         if length is None and score.split == "test":
             found.update(task.test_set_scores(model, score.sequences))
         metrics.update({f"{name}{at}": float(value) for name, value in found.items()})
-    meta = read_checkpoint_meta(checkpoint)
-    valid = (meta.get("eval") or {}).get("loss")
-    return {"weights": which, "step": int(loaded.step), "checkpoint": str(checkpoint.relative_to(folder)),
-            "valid_loss": float(valid) if valid is not None and math.isfinite(float(valid)) else None,
-            "unit": task.error_unit, "metrics": metrics}
+    return metrics
+
+
+def check_metrics(plan: Plan, trials: list[Trial]) -> None:
+    """Check, before anything trains, that each metric the plan's table names (``table: metrics``, ``each``,
+    ``pick``) is one some trial will have: the trials' specs (one per distinct spec and setting) are compiled
+    untrained and scored on two sequences by :func:`scores`, the code that scores them after training, so
+    the names are the ones ``cogdsl table`` will find. A trial that cannot be built here is left to fail
+    on its own when it runs (reported with the others).
+
+    Raises:
+        UsageError: a metric no trial will have, with the names they will have."""
+    from cogdsl.sweep.table import LOG_METRICS
+
+    wanted = [m for m in (*plan.table.metrics, plan.table.each, plan.table.pick) if m and m not in LOG_METRICS]
+    if not wanted:
+        return
+    names: set[str] = set()
+    built = False
+    for trial in {t.spec_yaml: t for t in trials}.values():
+        try:
+            names |= set(untrained_scores(trial, plan.score))
+            built = True
+        except Exception:  # whatever stops it here stops the trial too, reported when it runs
+            continue
+    missing = [m for m in wanted if m not in names]
+    if built and missing:
+        where = f"{plan.source}: table" if plan.source else "table"
+        known = sorted(names) + list(LOG_METRICS)
+        close = did_you_mean(missing[0], known)
+        raise UsageError(f"{where}: no trial of this sweep will have the metric '{missing[0]}'; "
+                         f"{close + ' ' if close else ''}they will have {', '.join(known)}")
+
+
+def untrained_scores(trial: Trial, score: Score) -> dict[str, float]:
+    """:func:`scores` of ``trial``'s model as compiled, untrained, on two sequences per test length."""
+    from cogdsl.compiler.pipeline import compile_spec, parse_text
+    from cogdsl.training.config import build_task
+    from cogdsl.training.loop import config_from_spec
+
+    spec = parse_text(trial.spec_yaml, trial.spec_name, "yaml")
+    config = config_from_spec(spec, trial.spec)
+    if not config.task:
+        raise UsageError(f"{trial.spec_name} names no task")
+    task = build_task(config, spec)
+    torch.manual_seed(0)
+    model = compile_spec(spec, task=task)
+    return scores(model, task, dataclasses.replace(score, sequences=2))
 
 
 @torch.no_grad()

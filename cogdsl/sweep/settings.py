@@ -117,6 +117,17 @@ def parse_value(text: str, source: str) -> Any:
     return None if isinstance(value, str) and value.lower() == "none" else value
 
 
+def yaml_numbers(value: Any) -> Any:
+    """``value`` as a plan file's YAML gave it, with each string that :func:`parse_value` reads as a number made
+    one: YAML 1.1 reads ``1e-3`` (no dot) as a string, where ``--set ...=1e-3`` gives 0.001, and a plan's
+    trials must be the command line's (the same ids, the same values)."""
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        return parse_value(value.strip(), "")
+    if isinstance(value, list):
+        return [yaml_numbers(v) for v in value]
+    return value
+
+
 def parse_set(text: str, reserved: Mapping[str, str] = RESERVED) -> Setting:
     """``PATH=V1,V2,...`` from the command line, as a :class:`Setting`.
 

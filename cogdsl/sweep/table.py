@@ -218,7 +218,7 @@ def make_table(trials: list[TrialResult], metrics: list[str], each: str | None, 
         header.append(f"{each}, each seed")
         csv_header += [f"{each} seed {s}" for s in seeds]
     if pick:
-        header.append(f"{picked}, the seed of lowest {pick}")
+        header.append(f"{picked}, the seed of {'highest' if higher_is_better(pick) else 'lowest'} {pick}")
         csv_header += ["picked seed", f"picked {picked}"]
     header += ["seeds", unit]
     csv_header += ["seeds finished", "seeds failed", unit.replace(" s/trial", "_seconds_per_trial").lower()]
@@ -239,7 +239,8 @@ def make_table(trials: list[TrialResult], metrics: list[str], each: str | None, 
         if pick:
             candidates = [t for t in done if _finite(t.metrics.get(pick))]
             if candidates:
-                chosen = min(candidates, key=lambda t: t.metrics[pick])
+                best = max if higher_is_better(pick) else min
+                chosen = best(candidates, key=lambda t: t.metrics[pick])
                 cells.append(f"{shown(picked, chosen.metrics.get(picked))} (seed {chosen.seed})")
                 raw += [chosen.seed, _raw(chosen.metrics.get(picked))]
             else:
@@ -297,6 +298,14 @@ def _notes(trials: list[TrialResult], seeds: list[int], by_trial: bool = False) 
         elif not t.finished:
             notes.append(f"Not finished: {t.id} ({t.status}).")
     return notes
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is the better one (``perfect``, an ``*_accuracy``, BLEU), so that
+    ``--pick`` takes the seed with the largest; for the others (losses, errors, steps) the smallest."""
+    base = metric.split("@")[0]
+    return base in ("perfect", "both_markers_read", "exact_caption") or base.endswith("_accuracy") \
+        or base.startswith("corpus_bleu")
 
 
 def _finite(value: float | None) -> bool:
