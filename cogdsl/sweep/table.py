@@ -53,6 +53,7 @@ class TrialResult:
     weights: str | None = None  # the checkpoint scored: best or last
     error: str | None = None
     code: dict[str, Any] | None = None  # the versions and git commit it ran (cogdsl.sweep.provenance)
+    resumed: bool = False  # continued from a checkpoint of an interrupted attempt
 
     @property
     def finished(self) -> bool:
@@ -104,7 +105,9 @@ def read_trial(folder: Path, trial: dict[str, Any], table: TableSettings) -> Tri
         if isinstance(marker.get(name), (int, float)):
             result.metrics[name] = float(marker[name])
     result.metrics.update(log_metrics(folder / "log.csv", scored.get("step"), table))
-    result.metrics.update({k: float(v) for k, v in (scored.get("metrics") or {}).items() if v is not None})
+    result.metrics.update({k: float(v) for k, v in (scored.get("metrics") or {}).items()
+                           if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    result.resumed = bool(marker.get("resumed"))
     return result
 
 
@@ -288,6 +291,10 @@ def _notes(trials: list[TrialResult], seeds: list[int], by_trial: bool = False) 
     code = commits_note(t.code for t in done)
     if code:
         notes.append(code)
+    resumed = [t.id for t in done if t.resumed]
+    if resumed:
+        notes.append(f"Resumed after an interruption (their CPU seconds are those of the last part): "
+                     f"{', '.join(resumed)}.")
     timed = [t.id for t in done if t.status == "time"]
     if timed:
         notes.append(f"Stopped at their --max-minutes before their last step: {', '.join(timed)}.")

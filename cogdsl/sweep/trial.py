@@ -5,9 +5,10 @@ train SPEC --set ... --seed S --out FOLDER`` does, so ``cogdsl eval`` and ``cogd
 (``cogdsl eval FOLDER/spec.yaml FOLDER``). Beside the run's own files the folder holds::
 
     trial.json     the trial's marker: its status (done, time, failed, interrupted), its settings and seed,
-                   CPU and wall seconds, device, the code (versions, git commit), the checkpoint scored and
-                   its metrics, or the error
-    output.txt     what the run printed (its evaluations, warnings)
+                   CPU and wall seconds (of its last attempt, when it was resumed), device, the code
+                   (versions, git commit), the checkpoint scored and its metrics, or the error
+    output.txt     what the run printed (its evaluations, warnings), written when an attempt ends: a
+                   resumed trial's attempts one after the other, less one that was killed
 
 ``trial.json`` is written last, atomically: a trial whose status is ``done`` or ``time`` (stopped by
 ``--max-minutes``) is finished, and ``cogdsl sweep --resume`` does not run it again. A trial that was

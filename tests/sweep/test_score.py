@@ -129,3 +129,30 @@ def test_rescore_scores_finished_trials_again_without_training(tmp_path: Path, c
     assert json.loads((out / "sweep.json").read_text())["plan"]["score"]["lengths"] == [2, 3]
     assert main(["sweep", str(spec), "--out", str(tmp_path / "none"), "--rescore"]) == 1
     assert "is no sweep folder" in capsys.readouterr().err
+
+
+def test_a_resumed_trial_keeps_its_earlier_output_and_the_table_says_it_was_resumed(tmp_path: Path,
+                                                                                    capsys) -> None:
+    """An attempt that resumes adds its output to the earlier one's, and the table notes that its CPU seconds
+    are the last part's."""
+    from tests.tiny import tiny_ntm
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(tiny_ntm(train={"batch": 2, "steps": 4, "eval_every": 2, "eval_size": 4,
+                                    "checkpoint_every": 2}))
+    plan = Plan(specs=[str(spec)], seeds=(0,))
+    (trial,) = plan.trials()
+    out = tmp_path / "sweep"
+    config = trial_config(trial, out / trial.id, Score(sequences=10), max_minutes=None, device="cpu", gpus=0,
+                          threads=1, tensorboard=False)
+    first = run_trial(config)
+    printed = (out / trial.id / "output.txt").read_text()
+    assert first["status"] == "done" and not first["resumed"] and "evaluation" in printed
+    (out / trial.id / "trial.json").unlink()  # as if killed after its last checkpoint, before its marker
+    again = run_trial(config)
+    assert again["status"] == "done" and again["resumed"]
+    assert (out / trial.id / "output.txt").read_text().startswith(printed)  # the first attempt's, then more
+    (out / "sweep.json").write_text(json.dumps({"plan": plan.to_json(), "trials": [trial.to_json()]}))
+    assert main(["table", str(out), "--metric", "perfect"]) == 0
+    assert f"Resumed after an interruption (their CPU seconds are those of the last part): {trial.id}." in \
+        capsys.readouterr().out
