@@ -338,3 +338,15 @@ def test_spec_error_renders_like_the_cli(monkeypatch):
 def test_load_good_spec():
     spec = cogdsl.load(NTM)
     assert spec.name == "ntm_copy"
+
+
+@pytest.mark.parametrize("value, shown", [("[1, 2]", "got [1, 2] (list)"), ("[[1], 2]", "got [[1], 2] (list)")])
+def test_a_list_where_a_task_wants_a_number_is_shown_as_written(tmp_path: Path, capsys, value: str,
+                                                                 shown: str) -> None:
+    """Not as the parser's records of its items (``[Value(data=1, span=...``)."""
+    path = tmp_path / "t.cog"
+    path.write_text(GOOD_COG + f"train {{\n  task copy(bits={value}, min_len=1, max_len=3)\n}}\n")
+    assert main(["validate", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "error[E602]: task 'copy': parameter 'bits' must be an int" in out and shown in out
+    assert "Value(" not in out
