@@ -361,6 +361,9 @@ def table_command(args: Any) -> int:
     """``cogdsl table SWEEP [--metric NAME ...] [--each NAME] [--pick NAME] [--trials | --medians] [--markdown F]
     [--csv F] [--force]``: print the table as Markdown, and write it to the files given."""
     folder = Path(args.sweep)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder} is a file: cogdsl table reads a sweep's folder (cogdsl sweep --out, default "
+                         "runs/sweeps/NAME)")
     if not folder.is_dir():
         raise UsageError(f"{folder}: no such sweep folder")
     plan, trials = read_sweep(folder)

@@ -95,6 +95,9 @@ def test_the_table_has_medians_each_seed_the_pick_and_the_failures(tmp_path: Pat
 def test_not_a_sweep_folder(tmp_path: Path, capsys) -> None:
     assert main(["table", str(tmp_path)]) == 1
     assert "is not a sweep folder: it has no sweep.json" in capsys.readouterr().err
+    (tmp_path / "plan.yaml").write_text("specs: [a.cog]\n")  # a plan, given where its sweep's folder goes
+    assert main(["table", str(tmp_path / "plan.yaml")]) == 1
+    assert "plan.yaml is a file: cogdsl table reads a sweep's folder" in capsys.readouterr().err
 
 
 def test_a_damaged_record_is_named_not_tabled_as_empty(tmp_path: Path, capsys) -> None:
