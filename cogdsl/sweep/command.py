@@ -91,9 +91,14 @@ def sweep_command(args: Any) -> int:
     if rescore and not args.dry_run:
         return rescore_sweep(plan, trials, out)
     if args.dry_run:
+        from cogdsl.sweep.trial import is_finished
+
+        finished = [t for t in trials if is_finished(out / t.id)]
         for trial in trials:
             print(f"{out / trial.id}")
-        print(f"{len(trials)} trials (--dry-run: none run)", file=sys.stderr)
+        before = (f"; {len(finished)} finished before, not run again with --resume: "
+                  + ", ".join(t.id for t in finished[:3]) + (" ..." if len(finished) > 3 else "")) if finished else ""
+        print(f"{len(trials)} trials (--dry-run: none run){before}", file=sys.stderr)
         return 0
     import_tune()  # before anything is written: without Ray, say so and stop
     return run_sweep(plan, trials, out, resume=args.resume, force=args.force, address=args.address, jobs=args.jobs)

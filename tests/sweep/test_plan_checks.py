@@ -112,3 +112,11 @@ def test_sigterm_stops_a_sweep_as_ctrl_c_does() -> None:
             "    print('interrupted', signal.getsignal(signal.SIGTERM) is before)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "interrupted True", done.stderr
+
+
+def test_a_dry_run_says_which_trials_finished_before(spec: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "sweep"
+    _write_sweep(out, [_trial(out, "tiny_copy-seed1", "tiny_copy", {}, 1, [(2, 1.0)], metrics={"perfect": 0.5})])
+    code, printed, err = _sweep(capsys, str(spec), "--seeds", "2", "--out", str(out), "--resume", "--dry-run")
+    assert code == 0 and printed.splitlines() == [str(out / "tiny_copy-seed0"), str(out / "tiny_copy-seed1")]
+    assert "2 trials (--dry-run: none run); 1 finished before, not run again with --resume: tiny_copy-seed1" in err
