@@ -13,17 +13,8 @@ from cogdsl.cli.command import main
 from cogdsl.errors import UsageError
 from cogdsl.sweep.plan import Plan, load_plan, parse_seeds, trial_id
 from cogdsl.sweep.settings import parse_set, split_values, with_settings
-from tests.tiny import tiny_ntm
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = tiny_ntm(train={"batch": 2, "steps": 2, "eval_every": 2, "eval_size": 4})
-
-
-@pytest.fixture
-def spec(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY)
-    return path
 
 
 def _sweep(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

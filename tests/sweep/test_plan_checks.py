@@ -12,16 +12,6 @@ import pytest
 from cogdsl.cli.command import main
 from tests.sweep.test_table import _sweep as _write_sweep
 from tests.sweep.test_table import _trial
-from tests.tiny import tiny_ntm
-
-TINY = tiny_ntm(train={"batch": 2, "steps": 2, "eval_every": 2, "eval_size": 4})
-
-
-@pytest.fixture
-def spec(tmp_path: Path) -> Path:
-    path = tmp_path / "tiny.yaml"
-    path.write_text(TINY)
-    return path
 
 
 def _plan(tmp_path: Path, text: str) -> Path:
