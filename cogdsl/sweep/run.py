@@ -229,11 +229,21 @@ def term_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda number, frame: signal.raise_signal(signal.SIGINT))
+    previous = signal.signal(signal.SIGTERM, _as_interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _as_interrupt(number: int, frame: Any) -> None:
+    """SIGTERM handled as SIGINT is: by SIGINT's handler (Tune's, during a fit), or as KeyboardInterrupt where
+    SIGINT has none, as in a process started in the background (``nohup ... &``), which ignores SIGINT."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 def trial_resources(plan: Plan, cluster: dict[str, float]) -> tuple[float, float, str]:
