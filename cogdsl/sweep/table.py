@@ -197,9 +197,13 @@ def make_table(trials: list[TrialResult], metrics: list[str], each: str | None, 
         UsageError: a metric no finished trial has (the message lists those they have)."""
     finished = [t for t in trials if t.finished]
     known = sorted({name for t in finished for name in t.metrics})
+    waiting = []  # metrics only trials that have not finished may have (a half-run sweep: a spec not reached yet)
     for name in [*metrics, *(x for x in (each, pick) if x)]:
         if finished and name not in known:
             close = did_you_mean(name, known)
+            if len(finished) < len(trials) and not close:
+                waiting.append(name)
+                continue
             hint = f"{close} " if close else ""
             raise UsageError(f"no finished trial has the metric '{name}'; {hint}the metrics are {', '.join(known)}")
     varying = [p for p in dict.fromkeys(p for t in trials for p in t.settings)
@@ -258,7 +262,10 @@ def make_table(trials: list[TrialResult], metrics: list[str], each: str | None, 
         raw += [len(done), failed, _raw(seconds)]
         rows.append(cells)
         csv_rows.append(raw)
-    return Table(header, rows, csv_header, csv_rows, _notes(trials, seeds))
+    notes = _notes(trials, seeds)
+    if waiting:
+        notes.insert(1, f"No finished trial has {', '.join(waiting)} yet.")
+    return Table(header, rows, csv_header, csv_rows, notes)
 
 
 def _by_trial(trials: list[TrialResult], metrics: list[str], varying: list[str], names: list[str],

@@ -131,3 +131,17 @@ def test_on_gpus_the_time_is_gpu_seconds(tmp_path: Path, capsys) -> None:
     assert main(["table", str(sweep), "--metric", "valid_loss"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("| seeds | GPU s/trial |") and lines[2].endswith("| 2 | 5 |")
+
+
+def test_a_half_run_sweep_tables_a_metric_only_its_unfinished_trials_will_have(tmp_path: Path, capsys) -> None:
+    """The skip RNN's updates_skipped, while only the LSTM has finished: a blank column and a note, not a
+    refusal; a name close to one the finished trials have is still taken for a slip."""
+    sweep = tmp_path / "sweep"
+    trials = [_trial(sweep, "lstm-0", "lstm", {}, 0, [(10, 1.0)], metrics={"perfect@100": 0.4}),
+              {"id": "skip-0", "model": "skip", "settings": {}, "seed": 0}]  # no folder yet
+    _sweep(sweep, trials, {"metrics": ["perfect@100", "updates_skipped@100"]})
+    assert main(["table", str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert "| `lstm` | 40.0% | – |" in out and "No finished trial has updates_skipped@100 yet." in out
+    assert main(["table", str(sweep), "--metric", "perfect@10"]) == 1
+    assert "did you mean 'perfect@100'?" in capsys.readouterr().err
