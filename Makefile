@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test fuzz seed-study tables lint setup clean gpu-check gpu-wheels compile-check
+.PHONY: demo test fuzz seed-study tables check-plans lint setup clean gpu-check gpu-wheels compile-check
 
 setup: $(STAMP)
 
@@ -43,6 +43,14 @@ tables: $(STAMP)
 
 # The seed studies of docs/results (10 NTM copy seeds, 5 DNC repeat-copy seeds): about an hour and a half on 2
 # cores. The tables land in runs/sweeps/ntm_copy_seeds/table.md and runs/sweeps/dnc_repeat_copy_seeds/table.md.
+# Every plan's trials and table metrics checked as a sweep checks them before training (about a minute).
+check-plans: $(STAMP)
+	@scratch=$$(mktemp -d); failed=""; for plan in $(PLANS); do name=$$(basename $$plan .yaml); \
+	  $(BIN)/python -m cogdsl sweep --plan $$plan --dry-run --out $$scratch/$$name > /dev/null \
+	    || failed="$$failed $$name"; \
+	done; rm -rf $$scratch; if [ -n "$$failed" ]; then echo "failed:$$failed" >&2; exit 1; fi; \
+	echo "every plan checked: $(words $(PLANS)) plans"
+
 seed-study:
 	$(MAKE) tables PLANS="sweeps/ntm_copy_seeds.yaml sweeps/dnc_repeat_copy_seeds.yaml"
 
