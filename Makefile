@@ -41,8 +41,6 @@ tables: $(STAMP)
 	    --csv runs/sweeps/$$name/table.csv || failed="$$failed $$name"; \
 	done; if [ -n "$$failed" ]; then echo "failed:$$failed" >&2; exit 1; fi
 
-# The seed studies of docs/results (10 NTM copy seeds, 5 DNC repeat-copy seeds): about an hour and a half on 2
-# cores. The tables land in runs/sweeps/ntm_copy_seeds/table.md and runs/sweeps/dnc_repeat_copy_seeds/table.md.
 # Every plan's trials and table metrics checked as a sweep checks them before training (about a minute).
 check-plans: $(STAMP)
 	@scratch=$$(mktemp -d); failed=""; for plan in $(PLANS); do name=$$(basename $$plan .yaml); \
@@ -51,6 +49,8 @@ check-plans: $(STAMP)
 	done; rm -rf $$scratch; if [ -n "$$failed" ]; then echo "failed:$$failed" >&2; exit 1; fi; \
 	echo "every plan checked: $(words $(PLANS)) plans"
 
+# The seed studies of docs/results (10 NTM copy seeds, 5 DNC repeat-copy seeds): about an hour and a half on 2
+# cores. The tables land in runs/sweeps/ntm_copy_seeds/table.md and runs/sweeps/dnc_repeat_copy_seeds/table.md.
 seed-study:
 	$(MAKE) tables PLANS="sweeps/ntm_copy_seeds.yaml sweeps/dnc_repeat_copy_seeds.yaml"
 

@@ -108,13 +108,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
             with _spec_warnings() as found:
                 if args.no_data:
                     validate_spec(spec)
-                    task = task_of(spec)
-                    reads_files = task is not None and task.reads_files
-                if not args.no_data or not reads_files:
-                    if check(spec)[1] is None:
-                        waiting.append(str(path))
-                else:
+                task = task_of(spec) if args.no_data else None
+                if task is not None and task.reads_files:
                     unchecked += 1
+                elif check(spec)[1] is None:
+                    waiting.append(str(path))
             if found:
                 warned += 1
                 report += [d.to_json() for d in found]

@@ -97,7 +97,7 @@ def validate(spec: Spec, graph: nx.MultiDiGraph, sink: DiagnosticSink) -> Valida
     train = resolve_train(spec.train, sink)
     if not sink:  # warnings only of a spec without errors: a missing wire would show as work done for nothing
         _warn_dead(spec, graph, params, sink)
-        _warn_wide_shifts(spec, params, sink)
+        _warn_wide_shifts(spec, kinds, params, sink)
     return Validated(params, groups, train)
 
 
@@ -420,21 +420,23 @@ def _warn_dead(spec: Spec, graph: nx.MultiDiGraph, params: dict[str, dict[str, A
                       f"wire '{block.name}' into an output or a block that feeds one, or remove it")
 
 
-def _warn_wide_shifts(spec: Spec, params: dict[str, dict[str, Any]], sink: DiagnosticSink) -> None:
-    """W401 for each head whose ``shift`` is wider than its memory (:func:`warn_wide_shift`)."""
+def _warn_wide_shifts(spec: Spec, kinds: dict[str, str], params: dict[str, dict[str, Any]],
+                      sink: DiagnosticSink) -> None:
+    """W401 for each head whose ``shift`` is wider than its memory (:func:`warn_wide_shift`); ``kinds``: each
+    block's kind by name."""
     for block in spec.blocks:
         kind = REGISTRY.get(block.kind)
         if kind is None or kind.family != "head" or block.memory is None:
             continue
         slots = params.get(block.memory.name, {}).get("slots")
-        memory = next((b for b in spec.blocks if b.name == block.memory.name), None)
-        if not isinstance(slots, int) or memory is None or memory.kind not in REGISTRY:
+        memory_kind = REGISTRY.get(kinds.get(block.memory.name, ""))
+        if not isinstance(slots, int) or memory_kind is None:
             continue
         owner = f"{block.kind} '{block.name}'"
         if block.address is not None:
             warn_wide_shift(block.address.stages, slots, owner, sink)
         else:
-            default = parse_address(REGISTRY[memory.kind].default_address(kind.writes), block.span)
+            default = parse_address(memory_kind.default_address(kind.writes), block.span)
             warn_wide_shift(default.stages, slots, owner, sink, default_at=block.span)
 
 

@@ -41,22 +41,9 @@ MAX_BITS = 4096
 
 
 def _shown(value: object) -> str:
-    """A found value for a message: repr, with a very long number or text cut to its start and its length; a
-    list or mapping from a spec shows its values, not their parse records (a spec's ``number=[1, 2]``)."""
-    text = repr(_plain(value))
+    """A found value for a message: repr, with a very long number or text cut to its start and its length."""
+    text = repr(value)
     return text if len(text) <= 40 else f"{text[:20]}... ({len(text):,} characters)"
-
-
-def _plain(value: object) -> object:
-    from cogdsl.language.spec import Value
-
-    if isinstance(value, Value):
-        return _plain(value.data)
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 class TaskParamError(ValueError):

@@ -160,7 +160,7 @@ def resolve_train(train: Value | None, sink: DiagnosticSink, spec_span: Span = N
             sink.error("E601", f"unknown task '{task_name}'", task_value.span, hint_for(task_name, TASKS, "the tasks"))
             task_name = None
         if task_name is not None:
-            task_params = {k: v.data for k, v in given.items()}
+            task_params = {k: v.plain() for k, v in given.items()}
             try:
                 make_task(task_name, **task_params)
             except TaskParamError as err:
