@@ -54,6 +54,7 @@ class TrialResult:
     error: str | None = None
     code: dict[str, Any] | None = None  # the versions and git commit it ran (cogdsl.sweep.provenance)
     resumed: bool = False  # continued from a checkpoint of an interrupted attempt
+    counts_earlier: bool = False  # its seconds include the earlier attempts' (markers before this was kept lack it)
 
     @property
     def finished(self) -> bool:
@@ -108,6 +109,7 @@ def read_trial(folder: Path, trial: dict[str, Any], table: TableSettings) -> Tri
     result.metrics.update({k: float(v) for k, v in (scored.get("metrics") or {}).items()
                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
     result.resumed = bool(marker.get("resumed"))
+    result.counts_earlier = "earlier_cpu_seconds" in marker
     return result
 
 
@@ -298,10 +300,11 @@ def _notes(trials: list[TrialResult], seeds: list[int], by_trial: bool = False) 
     code = commits_note(t.code for t in done)
     if code:
         notes.append(code)
-    resumed = [t.id for t in done if t.resumed]
-    if resumed:
-        notes.append(f"Resumed after an interruption (their CPU seconds are those of the last part): "
-                     f"{', '.join(resumed)}.")
+    for counted, said in ((True, "their seconds include the training their checkpoints kept from the earlier "
+                                 "attempts"), (False, "their seconds are those of the last part")):
+        resumed = [t.id for t in done if t.resumed and t.counts_earlier == counted]
+        if resumed:
+            notes.append(f"Resumed after an interruption ({said}): {', '.join(resumed)}.")
     timed = [t.id for t in done if t.status == "time"]
     if timed:
         notes.append(f"Stopped at their --max-minutes before their last step: {', '.join(timed)}.")

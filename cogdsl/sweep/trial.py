@@ -5,7 +5,8 @@ train SPEC --set ... --seed S --out FOLDER`` does, so ``cogdsl eval`` and ``cogd
 (``cogdsl eval FOLDER/spec.yaml FOLDER``). Beside the run's own files the folder holds::
 
     trial.json     the trial's marker: its status (done, time, failed, interrupted), its settings and seed,
-                   CPU and wall seconds (of its last attempt, when it was resumed), device, the code
+                   CPU and wall seconds (a resumed trial's include the training its checkpoint kept from
+                   earlier attempts, ``earlier_cpu_seconds``), device, the code
                    (versions, git commit), the checkpoint scored and its metrics, or the error
     output.txt     what the run printed (its evaluations, warnings), written when an attempt ends: a
                    resumed trial's attempts one after the other, less one that was killed
@@ -75,6 +76,7 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     }
     output = io.StringIO()
     started, cpu = time.time(), time.process_time()
+    earlier_cpu = earlier_wall = 0.0  # what the checkpoint a resumed attempt starts from says earlier ones took
     try:
         check_gpu(config["device"])
         resume, force = _prepare(folder)
@@ -82,6 +84,9 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
             result, keeps_best = _train(trial, folder, config, resume=resume, force=force)
             marker.update(step=result.step, steps=result.config.steps, stopped=result.stopped,
                           resumed=resume)
+            if resume and result.earlier_cpu_seconds is not None:  # None: a checkpoint older than the count
+                earlier_cpu, earlier_wall = result.earlier_cpu_seconds, result.earlier_seconds
+                marker.update(earlier_cpu_seconds=round(earlier_cpu, 3), earlier_seconds=round(earlier_wall, 3))
             if result.stopped == "interrupted":
                 marker["status"] = "interrupted"
             else:
@@ -92,8 +97,8 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     except Exception as err:  # the trial failed: said in its marker and the sweep's summary; the others go on
         marker.update(status="failed", error=error_text(err), traceback=traceback.format_exc())
     finally:
-        marker["cpu_seconds"] = round(time.process_time() - cpu, 3)
-        marker["wall_seconds"] = round(time.time() - started, 3)
+        marker["cpu_seconds"] = round(earlier_cpu + time.process_time() - cpu, 3)
+        marker["wall_seconds"] = round(earlier_wall + time.time() - started, 3)
     folder.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         with open(folder / OUTPUT_FILE, "a", encoding="utf-8") as handle:

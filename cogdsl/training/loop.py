@@ -106,6 +106,10 @@ class TrainResult:
     processes: int = 1  # how many processes trained it (torchrun)
     signal: str | None = None  # what stopped an interrupted run: "SIGINT" (Ctrl-C) or "SIGTERM"
     skipped: int = 0  # steps whose loss or gradient was not finite, never applied
+    cpu_seconds: float = 0.0  # CPU time of training (this process), earlier attempts' included
+    earlier_cpu_seconds: float | None = 0.0  # of that, the attempts before this one, as the checkpoint resumed from
+    # says (None: it is older than the key, and cpu_seconds counts this attempt only)
+    earlier_seconds: float = 0.0  # training time of the attempts before this one, as that checkpoint says
 
     @property
     def interrupted(self) -> bool:
@@ -342,6 +346,7 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
     main = place.is_main
     out = Path(out_dir) if out_dir is not None else Path("runs") / spec.name
     check_run_dir(out, resume=resume, force=force)
+    cpu_started = time.process_time()
 
     # The checkpoint to resume: rank 0 picks the newest whole one, every process reads that one.
     checkpoint: Checkpoint | None = None
@@ -380,6 +385,8 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
     stream: Any = DataStream(task, device) if data is not None else TaskStream(named or task, device, seed)
 
     step, sequences, seconds, skipped = 0, 0, 0.0, 0
+    earlier_cpu: float | None = 0.0
+    earlier_seconds = 0.0
     window = {"loss_sum": 0.0, "bits_sum": 0.0, "steps": 0, "sequences": 0}
     last_eval: EvalResult | None = None
     if checkpoint is not None:
@@ -388,7 +395,8 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
         restore_torch_rng(checkpoint)
         meta = checkpoint.meta
         step, sequences = int(meta.get("step", 0)), int(meta.get("sequences", 0))
-        seconds = float(meta.get("seconds", 0.0))
+        seconds = earlier_seconds = float(meta.get("seconds", 0.0))
+        earlier_cpu = float(meta["cpu_seconds"]) if isinstance(meta.get("cpu_seconds"), (int, float)) else None
         window.update({k: v for k, v in (meta.get("window") or {}).items() if k in window})
         if meta.get("eval"):
             last_eval = EvalResult(**meta["eval"])
@@ -458,6 +466,7 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
             "eval": dataclasses.asdict(last_eval) if last_eval is not None else None,
             "stopped": stopped, "linear_start": linear.state(), "best": best.state(), "skipped_steps": skipped,
             "spikes": spikes.state() if spikes is not None else None,
+            "cpu_seconds": round((earlier_cpu or 0.0) + time.process_time() - cpu_started, 3),
         }
         path = save_checkpoint(out / CHECKPOINT_DIR / checkpoint_name(step), model=model, optimizer=optimizer,
                                meta=meta, streams=states)
@@ -613,6 +622,9 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
                        loss=last_loss, bit_errors=last_bits, eval=last_eval, checkpoint=last_saved, stopped=stopped,
                        best=best.path if best.enabled and best.path.exists() else None, device=str(device),
                        processes=place.world, signal=interrupt.signal_name if stopped == "interrupted" else None,
+                       cpu_seconds=(earlier_cpu or 0.0) + time.process_time() - cpu_started,
+                       earlier_cpu_seconds=earlier_cpu,
+                       earlier_seconds=earlier_seconds,
                        skipped=skipped)
 
 

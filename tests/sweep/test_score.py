@@ -17,6 +17,7 @@ from cogdsl.sweep.plan import Plan, Score
 from cogdsl.sweep.score import skipped_updates
 from cogdsl.sweep.settings import parse_set
 from cogdsl.sweep.trial import run_trial, trial_config
+from cogdsl.training.checkpoints import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,8 +134,8 @@ def test_rescore_scores_finished_trials_again_without_training(tmp_path: Path, c
 
 def test_a_resumed_trial_keeps_its_earlier_output_and_the_table_says_it_was_resumed(tmp_path: Path,
                                                                                     capsys) -> None:
-    """An attempt that resumes adds its output to the earlier one's, and the table notes that its CPU seconds
-    are the last part's."""
+    """An attempt that resumes adds its output to the earlier one's, its CPU seconds count the training its
+    checkpoint kept from the attempt before, and the table says so."""
     from tests.tiny import tiny_ntm
 
     spec = tmp_path / "tiny.yaml"
@@ -149,10 +150,22 @@ def test_a_resumed_trial_keeps_its_earlier_output_and_the_table_says_it_was_resu
     printed = (out / trial.id / "output.txt").read_text()
     assert first["status"] == "done" and not first["resumed"] and "evaluation" in printed
     (out / trial.id / "trial.json").unlink()  # as if killed after its last checkpoint, before its marker
+    kept = load_checkpoint(out / trial.id / "checkpoints" / "step_00000004.safetensors").meta["cpu_seconds"]
+    assert 0 < kept <= first["cpu_seconds"]
     again = run_trial(config)
     assert again["status"] == "done" and again["resumed"]
+    assert again["earlier_cpu_seconds"] == pytest.approx(kept, abs=1e-3)
+    assert again["cpu_seconds"] > kept and again["wall_seconds"] > again["earlier_seconds"] > 0
     assert (out / trial.id / "output.txt").read_text().startswith(printed)  # the first attempt's, then more
     (out / "sweep.json").write_text(json.dumps({"plan": plan.to_json(), "trials": [trial.to_json()]}))
     assert main(["table", str(out), "--metric", "perfect"]) == 0
-    assert f"Resumed after an interruption (their CPU seconds are those of the last part): {trial.id}." in \
+    said = capsys.readouterr().out
+    assert f"Resumed after an interruption (their seconds include the training their checkpoints kept from the " \
+        f"earlier attempts): {trial.id}." in said
+    marker = json.loads((out / trial.id / "trial.json").read_text())
+    for key in ("earlier_cpu_seconds", "earlier_seconds"):  # a marker written before they were kept
+        del marker[key]
+    (out / trial.id / "trial.json").write_text(json.dumps(marker))
+    assert main(["table", str(out), "--metric", "perfect"]) == 0
+    assert f"Resumed after an interruption (their seconds are those of the last part): {trial.id}." in \
         capsys.readouterr().out
