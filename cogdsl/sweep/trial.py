@@ -8,8 +8,11 @@ train SPEC --set ... --seed S --out FOLDER`` does, so ``cogdsl eval`` and ``cogd
                    CPU and wall seconds (a resumed trial's include the training its checkpoint kept from
                    earlier attempts, ``earlier_cpu_seconds``), device, the code
                    (versions, git commit), the checkpoint scored and its metrics, or the error
-    output.txt     what the run printed (its evaluations, warnings), written when an attempt ends: a
-                   resumed trial's attempts one after the other, less one that was killed
+    output.txt     what the run printed (its evaluations, warnings): a resumed trial's attempts one after
+                   the other. While an attempt runs its output goes, line by line, to ``ID.output.part``
+                   beside the trial's folder (the run folder must be empty when training starts), and moves
+                   into output.txt when the attempt ends; an attempt that was killed leaves its lines there,
+                   and the next attempt adds to them
 
 ``trial.json`` is written last, atomically: a trial whose status is ``done`` or ``time`` (stopped by
 ``--max-minutes``) is finished, and ``cogdsl sweep --resume`` does not run it again. A trial that was
@@ -35,6 +38,7 @@ from cogdsl.sweep.provenance import code_version
 
 TRIAL_FILE = "trial.json"
 OUTPUT_FILE = "output.txt"
+PARTIAL_SUFFIX = ".output.part"
 FINISHED = ("done", "time")
 """The statuses of a trial that a resumed sweep does not run again."""
 
@@ -74,7 +78,8 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # the GPUs Ray gave the trial
         "code": code_version(),  # cogdsl's and torch's versions, the commit of a cogdsl checkout
     }
-    output = io.StringIO()
+    partial = partial_output(folder)
+    output = _open_partial(partial)
     started, cpu = time.time(), time.process_time()
     earlier_cpu = earlier_wall = 0.0  # what the checkpoint a resumed attempt starts from says earlier ones took
     try:
@@ -100,11 +105,46 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
         marker["cpu_seconds"] = round(earlier_cpu + time.process_time() - cpu, 3)
         marker["wall_seconds"] = round(earlier_wall + time.time() - started, 3)
     folder.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):
-        with open(folder / OUTPUT_FILE, "a", encoding="utf-8") as handle:
-            handle.write(output.getvalue())
+    _keep_output(output, partial, folder / OUTPUT_FILE)
     write_marker(folder, marker)
     return marker
+
+
+def partial_output(folder: Path) -> Path:
+    """Where the attempt running in ``folder`` writes what it prints: ``SWEEP/ID.output.part``."""
+    return folder.with_name(folder.name + PARTIAL_SUFFIX)
+
+
+def _open_partial(path: Path) -> io.TextIOBase:
+    """The running attempt's output file, line-buffered, after what a killed attempt left in it (said with a
+    line); a string buffer where the sweep folder cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        killed = path.exists() and path.stat().st_size > 0
+        handle = open(path, "a", encoding="utf-8", buffering=1)  # closed by _keep_output
+    except OSError:
+        return io.StringIO()
+    if killed:
+        handle.write(f"-- the attempt above was killed before it ended; {time.strftime('%Y-%m-%d %H:%M:%S')} "
+                     "another begins --\n")
+    return handle
+
+
+def _keep_output(output: io.TextIOBase, partial: Path, kept: Path) -> None:
+    """Close the attempt's ``output``, add what it holds (the partial file's lines) to the trial's ``kept``
+    output.txt and remove the partial file."""
+    if isinstance(output, io.StringIO):
+        text = output.getvalue()
+    else:
+        output.close()
+        try:
+            text = partial.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return
+    with contextlib.suppress(OSError):
+        with open(kept, "a", encoding="utf-8") as handle:
+            handle.write(text)
+        partial.unlink(missing_ok=True)
 
 
 def check_gpu(device: str) -> None:
