@@ -159,3 +159,22 @@ def test_command_line_settings_keep_their_declared_ranges(tmp_path, capsys):
     assert main(["train", str(spec), "--out", str(tmp_path / "run"), "--batch", "100000000"]) == 1
     assert "batch must be 1 <= batch <= 65536, got 100000000" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**64)])
+def test_a_seed_torch_cannot_take_is_one_message(tmp_path: Path, capsys, seed: str) -> None:
+    """2**64 used to reach torch.manual_seed and end as an internal error (an overflow); train, eval and trace
+    refuse it, and the spec's train: seed too, before anything is written."""
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(tiny_ntm(train={"batch": 2, "steps": 2}))
+    for command in (["train", str(spec), "--out", str(tmp_path / "run")],
+                    ["eval", str(spec), str(tmp_path / "run")], ["trace", str(spec), str(tmp_path / "run")]):
+        assert main([*command, "--seed", seed]) == 1
+        err = capsys.readouterr().err
+        assert f"--seed must be from 0 to 2**63 - 1 (9223372036854775807), got {seed}" in err, err
+    assert not (tmp_path / "run").exists()
+    spec.write_text(tiny_ntm(train={"batch": 2, "steps": 2, "seed": 2**64}))
+    assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    assert "seed" in err and "internal error" not in err, err
+    assert not (tmp_path / "run").exists()

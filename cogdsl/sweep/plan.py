@@ -55,6 +55,7 @@ SPLITS = ("test", "valid")
 # The scores cogdsl.sweep.score names NAME@L at each given test length (the task's own scores too, task_3_error)
 SCORED_AT_LENGTH = ("perfect", "error", "wrong", "loss", "updates_skipped", "both_markers_read")
 MAX_ID = 120  # characters of a trial's id (a folder name) before its settings are shortened to a hash
+MAX_SEEDS = 10_000  # seeds in one sweep: a larger count is a slip (a seed meant as a count), not a plan
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ class Plan:
         models: dict[str, str] = {}
         for path in self.specs:
             if not Path(path).is_file():
-                raise UsageError(f"{path}: no such spec file" + (f" (in {self.source})" if self.source else ""))
+                what = "is a folder, not a spec file" if Path(path).is_dir() else "no such spec file"
+                raise UsageError(f"{path}: {what}" + (f" (in {self.source})" if self.source else ""))
             spec = read_spec_file(path)
             validate_spec(spec)
             if models.setdefault(spec.name, path) != path:
@@ -238,12 +240,17 @@ def parse_seeds(text: str, source: str = "--seeds") -> tuple[int, ...]:
 
     Raises:
         UsageError: not a count or a list of seeds."""
+    from cogdsl.training.config import MAX_SEED
+
     items = [t.strip() for t in text.split(",")]
     try:
         if len(items) == 1:
             count = int(items[0])
             if count < 1:
                 raise ValueError
+            if count > MAX_SEEDS:
+                raise UsageError(f"{source} {text}: at most {MAX_SEEDS:,} seeds in one sweep (for seed {text} "
+                                 f"alone: {text},)")
             return tuple(range(count))
         seeds = tuple(int(t) for t in items if t)
     except ValueError:
@@ -251,6 +258,10 @@ def parse_seeds(text: str, source: str = "--seeds") -> tuple[int, ...]:
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise UsageError(f"{source} {text}: give a count (3: seeds 0, 1, 2) or different seeds >= 0 (3,4,5; 7, for "
                          "seed 7 alone)")
+    if max(seeds) > MAX_SEED:
+        raise UsageError(f"{source} {text}: a seed is at most 2**63 - 1 ({MAX_SEED}); got {max(seeds)}")
+    if len(seeds) > MAX_SEEDS:
+        raise UsageError(f"{source}: at most {MAX_SEEDS:,} seeds in one sweep, got {len(seeds):,}")
     return seeds
 
 
@@ -278,6 +289,7 @@ class _Marks:
     def __init__(self, text: str, file: str):
         self.file = file
         self.marks: dict[tuple[Any, ...], tuple[int, int]] = {}
+        self.repeated: list[tuple[tuple[Any, ...], tuple[int, int], tuple[int, int]]] = []  # (path, first, again)
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError:
@@ -290,11 +302,21 @@ class _Marks:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 here = (*path, key.value)
-                self.marks[here] = (key.start_mark.line + 1, key.start_mark.column + 1)
+                mark = (key.start_mark.line + 1, key.start_mark.column + 1)
+                if here in self.marks and isinstance(key, yaml.ScalarNode):
+                    self.repeated.append((here, self.marks[here], mark))
+                self.marks[here] = mark
                 self._walk(value, here)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 self._walk(item, (*path, i))
+
+    def check_repeated(self) -> None:
+        """Raises UsageError at the second of a key given twice in one table (YAML takes the last silently)."""
+        if self.repeated:
+            path, first, again = self.repeated[0]
+            raise UsageError(f"{self.file}:{again[0]}:{again[1]}: {path[-1]} is given twice in this table (first at "
+                             f"line {first[0]}); give it once")
 
     def at(self, *path: Any) -> str:
         while path and path not in self.marks:
@@ -323,6 +345,7 @@ def load_plan(path: str | Path) -> Plan:
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
         raise UsageError(f"{where}: not YAML ({getattr(err, 'problem', None) or err})") from None
     marks = _Marks(text, str(path))
+    marks.check_repeated()
     if not isinstance(data, dict):
         raise UsageError(f"{marks.at()}: a plan is a table of {', '.join(PLAN_KEYS)}")
     _known(data, PLAN_KEYS, marks, (), "plan")
@@ -334,9 +357,12 @@ def load_plan(path: str | Path) -> Plan:
         specs = [specs]
     if not isinstance(specs, list) or not specs or not all(isinstance(s, str) and s for s in specs):
         raise UsageError(f"{marks.at('specs')}: specs is a list of spec files, e.g. [../specs/ntm_copy.yaml]")
+    for i, spec_path in enumerate(specs):
+        if "\0" in spec_path:
+            raise UsageError(f"{marks.at('specs', i)}: a spec's path has a NUL character: {spec_path!r}")
     folder = path.parent
     plan = Plan(specs=[_relative(folder / s) for s in specs], source=str(path), doc=str(data.get("doc") or ""))
-    settings = data.get("set") or {}
+    settings = _section(data, "set")
     if not isinstance(settings, dict):
         raise UsageError(f"{marks.at('set')}: set is a table of dotted paths and their values, e.g. "
                          "{train.optimizer.lr: [1.0e-3, 3.0e-4]}")
@@ -345,11 +371,17 @@ def load_plan(path: str | Path) -> Plan:
         values = [yaml_numbers(v) for v in (values if isinstance(values, list) else [values])]
         if not values:
             raise UsageError(f"{source}: {key} has no values")
-        plan.settings.append(setting(str(key), tuple(values), source))
+        given = setting(str(key), tuple(values), source)
+        for earlier in plan.settings:
+            twice = set(earlier.paths) & set(given.paths)
+            if twice:
+                raise UsageError(f"{source}: {sorted(twice)[0]} is set twice (also at {earlier.source}); give all its "
+                                 "values in one")
+        plan.settings.append(given)
     if "seeds" in data:
         plan.seeds = _seeds(data["seeds"], marks.at("seeds"))
-    plan.score = _score(data.get("score") or {}, marks)
-    plan.table = _table(data.get("table") or {}, marks)
+    plan.score = _score(_section(data, "score"), marks)
+    plan.table = _table(_section(data, "table"), marks)
     plan.max_minutes = _number(data, "max_minutes", marks, None)
     plan.cpus_per_trial = _number(data, "cpus_per_trial", marks, 1.0) or 1.0
     plan.gpus_per_trial = _number(data, "gpus_per_trial", marks, None, zero=True)
@@ -357,6 +389,13 @@ def load_plan(path: str | Path) -> Plan:
         raise UsageError(f"{marks.at('tensorboard')}: tensorboard is true or false")
     plan.tensorboard = data.get("tensorboard", True)
     return plan
+
+
+def _section(data: dict[str, Any], key: str) -> Any:
+    """A table of the plan: empty when it is not given or left empty (``score:``); anything else as it is, to be
+    checked (``score: 0`` is no table)."""
+    value = data.get(key)
+    return {} if value is None else value
 
 
 def _relative(path: Path) -> str:

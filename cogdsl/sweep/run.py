@@ -107,19 +107,67 @@ def run_sweep(plan: Plan, trials: list[Trial], out: Path, *, resume: bool = Fals
     check_sweep_dir(out, resume=resume, force=force)
     check_unique(trials)
     if force and out.is_dir():
-        import_tune()  # nothing is deleted for a sweep that cannot run
-        shutil.rmtree(out)
-    todo = [t for t in trials if (read_marker(out / t.id) or {}).get("status") not in FINISHED]
+        check_inputs_outside(plan, out)
+        todo = list(trials)
+    else:
+        todo = [t for t in trials if (read_marker(out / t.id) or {}).get("status") not in FINISHED]
+        check_trial_folders(out, todo)
     if len(todo) < len(trials):
         say(f"{len(trials) - len(todo)} of {len(trials)} trials finished before; not run again")
-    tune = import_tune() if todo else None
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / SWEEP_FILE, {"plan": plan.to_json(), "trials": [t.to_json() for t in trials],
-                                   "updated": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+    def begin() -> None:
+        """The sweep's first writes, made once the cluster is known to run its trials: the old sweep removed
+        (--force), the folder and sweep.json written."""
+        if force and out.is_dir():
+            _empty(out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UsageError(f"cannot create the sweep folder {out}: {err.strerror or err}") from None
+        _write_json(out / SWEEP_FILE, {"plan": plan.to_json(), "trials": [t.to_json() for t in trials],
+                                       "updated": time.strftime("%Y-%m-%d %H:%M:%S")})
+
     interrupted = False
     if todo:
-        interrupted = _tune(tune, plan, todo, out, address=address, jobs=jobs, num_cpus=num_cpus, say=say)
+        tune = import_tune()
+        interrupted = _tune(tune, plan, todo, out, address=address, jobs=jobs, num_cpus=num_cpus, say=say,
+                            begin=begin)
+    else:
+        begin()
     return summarize(trials, out, say, interrupted)
+
+
+def check_inputs_outside(plan: Plan, out: Path) -> None:
+    """``--force`` empties the sweep folder: refuse when the plan or a spec it reads is in it.
+
+    Raises:
+        UsageError: the first such file."""
+    folder = out.resolve()
+    for path in (plan.source, *plan.specs):
+        if path and folder in Path(path).resolve().parents:
+            raise UsageError(f"{path} is in the sweep folder {out}, which --force would empty; move it out first or "
+                             "choose another --out")
+
+
+def check_trial_folders(out: Path, trials: list[Trial]) -> None:
+    """Each trial's run folder is a folder or not there yet.
+
+    Raises:
+        UsageError: something else is where a trial's folder goes."""
+    for trial in trials:
+        where = out / trial.id
+        if where.exists() and not where.is_dir():
+            raise UsageError(f"{where} is a file where trial {trial.id}'s run folder goes; move it away and run "
+                             "the sweep again")
+
+
+def _empty(folder: Path) -> None:
+    """Remove what ``folder`` holds, keeping the folder (or the link to it) itself."""
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def rescore_sweep(plan: Plan, trials: list[Trial], out: Path, echo: Callable[[str], None] | None = None) -> int:
@@ -164,8 +212,9 @@ def rescore_sweep(plan: Plan, trials: list[Trial], out: Path, echo: Callable[[st
 
 
 def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str | None, jobs: int | None,
-          num_cpus: int | None, say: Callable[[str], None]) -> bool:
-    """Run ``todo`` on Ray Tune; whether the sweep was interrupted."""
+          num_cpus: int | None, say: Callable[[str], None], begin: Callable[[], None] = lambda: None) -> bool:
+    """Run ``todo`` on Ray Tune, calling ``begin`` once the cluster has what the trials ask for; whether the
+    sweep was interrupted."""
     import ray
 
     started_here = not ray.is_initialized()
@@ -186,6 +235,7 @@ def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str |
         say(f"{len(todo)} trials, each on {cpus:g} CPU{'s' if cpus != 1 else ''}"
             + (f" and {gpus:g} GPU{'s' if gpus > 1 else ''}" if gpus else "")
             + f"; the cluster has {resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs")
+        begin()
         configs = {t.id: trial_config(t, out / t.id, plan.score, max_minutes=plan.max_minutes, device=device,
                                       gpus=gpus, threads=threads, tensorboard=plan.tensorboard) for t in todo}
         from cogdsl.sweep.trial import tune_trainable
@@ -315,8 +365,6 @@ def summarize(trials: list[Trial], out: Path, say: Callable[[str], None], interr
     status = {i: (m or {}).get("status", "not finished") for i, m in markers.items()}
     counts = {s: list(status.values()).count(s) for s in dict.fromkeys(status.values())}
     failed = {i: markers[i] for i, s in status.items() if s == "failed"}
-    _write_json(out / SUMMARY_FILE, {"counts": counts, "trials": status,
-                                     "errors": {i: (m or {}).get("error") for i, m in failed.items()}})
     words = ", ".join(f"{n} {s}" for s, n in counts.items())
     lines = [f"sweep {out}: {len(trials)} trials: {words}"]
     for trial_id, marker in failed.items():
@@ -327,12 +375,18 @@ def summarize(trials: list[Trial], out: Path, say: Callable[[str], None], interr
         lines.append("  continue with the same command and --resume (finished trials are not run again)")
     lines.append(f"  table: cogdsl table {out}")
     print("\n".join(lines))
+    _write_json(out / SUMMARY_FILE, {"counts": counts, "trials": status,  # after the summary, which is said
+                                     "errors": {i: (m or {}).get("error") for i, m in failed.items()}})
     if interrupted:
         return 130
     return 0 if all(s in FINISHED for s in status.values()) else 1
 
 
 def _write_json(path: Path, data: Any) -> None:
+    """Raises UsageError when ``path`` cannot be written (a folder in its place, a full disk)."""
     from cogdsl.training.checkpoints import atomic_write_text
 
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    try:
+        atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror or err}") from None

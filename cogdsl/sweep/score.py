@@ -66,6 +66,17 @@ def measure(folder: Path, score: Score, spec_keeps_best: bool, device: str = "cp
             "unit": task.error_unit, "metrics": metrics}
 
 
+def check_lengths(task: Any, score: Score) -> None:
+    """Raises UsageError for a test length of ``score`` that ``task`` cannot give: any, for a task whose examples
+    come whole; one below its shortest."""
+    for length in score.lengths:
+        if length is not None and task.length_params is None:
+            raise UsageError(f"score: lengths: task {task.name} has no sequence lengths (its examples come whole); "
+                             "leave lengths out")
+        if length is not None and length < task.min_length:
+            raise UsageError(f"score: lengths: {length} is below task {task.name}'s shortest, {task.min_length}")
+
+
 def scores(model: torch.nn.Module, task: Any, score: Score) -> dict[str, float]:
     """Every metric of ``model`` on ``task`` as ``score`` asks (the table in this module's docstring).
 
@@ -73,13 +84,9 @@ def scores(model: torch.nn.Module, task: Any, score: Score) -> dict[str, float]:
         UsageError: a test length the task does not have."""
     from cogdsl.training.evaluation import evaluate
 
+    check_lengths(task, score)
     metrics: dict[str, float] = {}
     for length in score.lengths:
-        if length is not None and task.length_params is None:
-            raise UsageError(f"score: lengths: task {task.name} has no sequence lengths (its examples come whole); "
-                             "leave lengths out")
-        if length is not None and length < task.min_length:
-            raise UsageError(f"score: lengths: {length} is below task {task.name}'s shortest, {task.min_length}")
         at = f"@{length}" if length is not None else ""
         result = evaluate(model, task, length=length, sequences=score.sequences, split=score.split)
         found = {"perfect": result.perfect, "error": 1.0 - result.perfect, "wrong": result.bit_errors,
@@ -97,39 +104,49 @@ def scores(model: torch.nn.Module, task: Any, score: Score) -> dict[str, float]:
 
 
 def check_metrics(plan: Plan, trials: list[Trial]) -> None:
-    """Check, before anything trains, that each metric the plan's table names (``table: metrics``, ``each``,
-    ``pick``) is one some trial will have: the trials' specs (one per distinct spec and setting) are compiled
-    untrained and scored on two sequences by :func:`scores`, the code that scores them after training, so
-    the names are the ones ``cogdsl table`` will find. A trial that cannot be built here is left to fail
-    on its own when it runs (reported with the others).
+    """Check, before anything trains, that each trial can be scored as the plan asks (its test lengths are its
+    task's) and that each metric the plan's table names (``table: metrics``, ``each``, ``pick``) is one some
+    trial will have: the trials' tasks are built (one per distinct spec and setting) and, when the table names
+    metrics, their models compiled untrained and scored on two sequences by :func:`scores`, the code that scores
+    them after training, so the names are the ones ``cogdsl table`` will find. A trial that cannot be built
+    here is left to fail on its own when it runs (reported with the others).
 
     Raises:
-        UsageError: a metric no trial will have, with the names they will have."""
+        UsageError: a test length a trial's task does not have; a metric no trial will have, with the names they
+            will have."""
     from cogdsl.sweep.table import LOG_METRICS
 
     wanted = [m for m in (*plan.table.metrics, plan.table.each, plan.table.pick) if m and m not in LOG_METRICS]
-    if not wanted:
-        return
+    where = f"{plan.source}: " if plan.source else ""
     names: set[str] = set()
     built = False
     for trial in {t.spec_yaml: t for t in trials}.values():
         try:
-            names |= set(untrained_scores(trial, plan.score))
-            built = True
+            spec, task = _trial_task(trial)
         except Exception:  # whatever stops it here stops the trial too, reported when it runs
+            continue
+        try:
+            check_lengths(task, plan.score)
+        except UsageError as err:
+            raise UsageError(f"{where}{err} ({trial.id}); no trial was run") from None
+        if not wanted:
+            continue
+        try:
+            names |= set(untrained_scores(trial, plan.score, (spec, task)))
+            built = True
+        except Exception:
             continue
     missing = [m for m in wanted if m not in names]
     if built and missing:
-        where = f"{plan.source}: table" if plan.source else "table"
         known = sorted(names) + list(LOG_METRICS)
         close = did_you_mean(missing[0], known)
-        raise UsageError(f"{where}: no trial of this sweep will have the metric '{missing[0]}'; "
+        raise UsageError(f"{where}table: no trial of this sweep will have the metric '{missing[0]}'; "
                          f"{close + ' ' if close else ''}they will have {', '.join(known)}")
 
 
-def untrained_scores(trial: Trial, score: Score) -> dict[str, float]:
-    """:func:`scores` of ``trial``'s model as compiled, untrained, on two sequences per test length."""
-    from cogdsl.compiler.pipeline import compile_spec, parse_text
+def _trial_task(trial: Trial) -> tuple[Any, Any]:
+    """``trial``'s spec, parsed, and its task, built as training builds it."""
+    from cogdsl.compiler.pipeline import parse_text
     from cogdsl.training.config import build_task
     from cogdsl.training.loop import config_from_spec
 
@@ -137,7 +154,15 @@ def untrained_scores(trial: Trial, score: Score) -> dict[str, float]:
     config = config_from_spec(spec, trial.spec)
     if not config.task:
         raise UsageError(f"{trial.spec_name} names no task")
-    task = build_task(config, spec)
+    return spec, build_task(config, spec)
+
+
+def untrained_scores(trial: Trial, score: Score, built: tuple[Any, Any] | None = None) -> dict[str, float]:
+    """:func:`scores` of ``trial``'s model as compiled, untrained, on two sequences per test length (``built``:
+    its spec and task, when they are at hand)."""
+    from cogdsl.compiler.pipeline import compile_spec
+
+    spec, task = built or _trial_task(trial)
     torch.manual_seed(0)
     model = compile_spec(spec, task=task)
     return scores(model, task, dataclasses.replace(score, sequences=2))

@@ -55,6 +55,7 @@ class TrialResult:
     code: dict[str, Any] | None = None  # the versions and git commit it ran (cogdsl.sweep.provenance)
     resumed: bool = False  # continued from a checkpoint of an interrupted attempt
     counts_earlier: bool = False  # its seconds include the earlier attempts' (markers before this was kept lack it)
+    damaged: str | None = None  # what of its folder could not be read (a log.csv cut short, a hand-edited file)
 
     @property
     def finished(self) -> bool:
@@ -74,21 +75,90 @@ def read_sweep(folder: Path) -> tuple[dict[str, Any], list[TrialResult]]:
         raise UsageError(f"{folder} is not a sweep folder: it has no {SWEEP_FILE} (cogdsl sweep writes one)") from None
     except (OSError, ValueError) as err:
         raise UsageError(f"{folder / SWEEP_FILE}: cannot read it ({err})") from None
+    plan, trials = _checked_record(data, folder / SWEEP_FILE)
+    table = TableSettings(**{k: v for k, v in plan["table"].items() if k in TableSettings.__dataclass_fields__})
+    return plan, [read_trial(folder / t["id"], t, table) for t in trials]
+
+
+def _checked_record(data: Any, path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """sweep.json's plan (its ``table`` settings checked, ``metrics`` a list) and its trials, each a folder of
+    the sweep once.
+
+    Raises:
+        UsageError: what of it is not as cogdsl sweep writes it, naming the file."""
+    def wrong(what: str) -> UsageError:
+        return UsageError(f"{path}: {what}; cogdsl sweep writes this file (run it again, or restore the file)")
+
     trials = data.get("trials") if isinstance(data, dict) else None
     if not isinstance(trials, list) or not all(isinstance(t, dict) and {"id", "model", "settings", "seed"} <= t.keys()
                                                for t in trials):
-        raise UsageError(f"{folder / SWEEP_FILE}: not a sweep's record (it has no list of trials with their id, "
+        raise UsageError(f"{path}: not a sweep's record (it has no list of trials with their id, "
                          "model, settings and seed); cogdsl sweep writes it")
-    plan = data.get("plan") or {}
-    given = plan.get("table") or {}
-    table = TableSettings(**{k: v for k, v in given.items() if k in TableSettings.__dataclass_fields__})
-    return plan, [read_trial(folder / t["id"], t, table) for t in trials]
+    seen: set[str] = set()
+    for trial in trials:
+        trial_id = trial["id"]
+        if not isinstance(trial_id, str) or not trial_id or trial_id in (".", "..") or "/" in trial_id \
+                or "\\" in trial_id or "\0" in trial_id:
+            raise wrong(f"trial id {trial_id!r} is not the name of a folder in the sweep's folder")
+        if trial_id in seen:
+            raise wrong(f"trial {trial_id} is listed twice")
+        seen.add(trial_id)
+        if not isinstance(trial["model"], str):
+            raise wrong(f"trial {trial_id}'s model is not a name")
+        if not isinstance(trial["settings"], dict):
+            raise wrong(f"trial {trial_id}'s settings are not a table")
+        if isinstance(trial["seed"], bool) or not isinstance(trial["seed"], int):
+            raise wrong(f"trial {trial_id}'s seed is not a whole number")
+    plan = data.get("plan")
+    plan = {} if plan is None else plan
+    if not isinstance(plan, dict):
+        raise wrong("its plan is not a table")
+    table = plan.get("table")
+    table = {} if table is None else table
+    if not isinstance(table, dict):
+        raise wrong("the plan's table is not a table")
+    metrics = table.get("metrics")
+    metrics = [] if metrics is None else [metrics] if isinstance(metrics, str) else metrics
+    if not isinstance(metrics, list) or not all(isinstance(m, str) and m for m in metrics):
+        raise wrong("the table's metrics are not a list of names")
+    for key in ("each", "pick"):
+        if table.get(key) is not None and not isinstance(table[key], str):
+            raise wrong(f"the table's {key} is not a metric's name")
+    for key in ("target", "relapse"):
+        value = table.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise wrong(f"the table's {key} is not a number")
+    if not isinstance(table.get("trials", False), bool):
+        raise wrong("the table's trials is not true or false")
+    checked = {k: v for k, v in table.items() if v is not None}
+    return {**plan, "table": {**checked, "metrics": metrics}}, trials
+
+
+# What each key of a trial.json may be: a marker whose keys are otherwise was edited or damaged.
+MARKER_TYPES: dict[str, tuple[type, ...]] = {
+    "status": (str,), "error": (str,), "device": (str,), "gpus": (int, float), "cpu_seconds": (int, float),
+    "wall_seconds": (int, float), "scored": (dict,), "resumed": (bool,), "code": (dict,)}
+SCORED_TYPES: dict[str, tuple[type, ...]] = {"weights": (str,), "step": (int,), "metrics": (dict,)}
+
+
+def _marker_problem(marker: dict[str, Any]) -> str | None:
+    """The first key of ``marker`` (or of its ``scored``) that is not of its type; None when all are."""
+    for types, data, where in ((MARKER_TYPES, marker, ""), (SCORED_TYPES, marker.get("scored") or {}, "scored.")):
+        for key, allowed in types.items():
+            value = data.get(key)
+            if value is not None and ((isinstance(value, bool) and bool not in allowed)
+                                      or not isinstance(value, allowed)):
+                return f"{where}{key} is {type(value).__name__}"
+    return None
 
 
 def read_trial(folder: Path, trial: dict[str, Any], table: TableSettings) -> TrialResult:
     """One trial's metrics: its marker's scores, and what its log.csv says."""
     marker = read_marker(folder) or {}
     missing = "trial.json unreadable" if (folder / TRIAL_FILE).exists() and not marker else "not finished"
+    problem = _marker_problem(marker)
+    if problem:  # shown as damaged, as one cut short is
+        marker, missing = {}, f"trial.json damaged: {problem}"
     result = TrialResult(trial["id"], trial["model"], trial["settings"], int(trial["seed"]),
                          str(marker.get("status", missing)), error=marker.get("error"),
                          code=marker.get("code") if isinstance(marker.get("code"), dict) else None)
@@ -105,7 +175,10 @@ def read_trial(folder: Path, trial: dict[str, Any], table: TableSettings) -> Tri
     for name in ("cpu_seconds", "wall_seconds"):
         if isinstance(marker.get(name), (int, float)):
             result.metrics[name] = float(marker[name])
-    result.metrics.update(log_metrics(folder / "log.csv", scored.get("step"), table))
+    problems: list[str] = []
+    result.metrics.update(log_metrics(folder / "log.csv", scored.get("step"), table, problems))
+    if problems:
+        result.damaged = f"log.csv {problems[0]}"
     result.metrics.update({k: float(v) for k, v in (scored.get("metrics") or {}).items()
                            if isinstance(v, (int, float)) and not isinstance(v, bool)})
     result.resumed = bool(marker.get("resumed"))
@@ -113,25 +186,34 @@ def read_trial(folder: Path, trial: dict[str, Any], table: TableSettings) -> Tri
     return result
 
 
-def log_metrics(path: Path, scored_step: int | None, table: TableSettings) -> dict[str, float]:
+def log_metrics(path: Path, scored_step: int | None, table: TableSettings, problems: list[str] | None = None
+                ) -> dict[str, float]:
     """The metrics a run's log.csv gives (the module's list); columns are read by position, as
-    :data:`cogdsl.training.run_folder.LOG_ROLES` orders them, whatever the task names its errors."""
+    :data:`cogdsl.training.run_folder.LOG_ROLES` orders them, whatever the task names its errors. What of the
+    file is damaged (not CSV text, a row whose step is no step) is added to ``problems`` in words."""
+    problems = [] if problems is None else problems
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.reader(handle))[1:]
     except OSError:
         return {}
+    except (UnicodeDecodeError, csv.Error) as err:
+        problems.append(f"cannot be read ({err})")
+        return {}
     out: dict[str, float] = {}
     evaluations: list[tuple[int, float, float]] = []  # (step, eval loss, eval errors)
-    for row in rows:
-        if len(row) < 8 or not row[0].strip().isdigit():
+    for number, row in enumerate(rows, 2):
+        step = _whole(row[0]) if row else None
+        if len(row) >= 8 and step is None:
+            problems.append(f"line {number}'s step is not a whole number")
+        if len(row) < 8 or step is None:  # a last line cut short by a kill, too
             continue
-        out["steps"] = float(row[0])
+        out["steps"] = float(step)
         out["minutes"] = _float(row[2]) / 60 if _float(row[2]) == _float(row[2]) else math.nan
         if len(row) > 8 and row[8].strip():
             out["skipped_steps"] = _float(row[8])
         if row[6].strip() and row[7].strip():
-            evaluations.append((int(row[0]), _float(row[6]), _float(row[7])))
+            evaluations.append((step, _float(row[6]), _float(row[7])))
     if not evaluations:
         return out
     at = {step: (loss, errors) for step, loss, errors in evaluations}
@@ -156,6 +238,14 @@ def relapses(evaluations: list[tuple[int, float]], target: float, jump: float) -
         best = min(best, errors)
         learned = learned or errors < 5 * target
     return steps
+
+
+def _whole(text: str) -> int | None:
+    """A step of log.csv; None for anything else (a damaged row)."""
+    text = text.strip()
+    if not text.isdigit() or len(text) > 18:
+        return None
+    return int(text)
 
 
 def _float(text: str) -> float:
@@ -309,6 +399,8 @@ def _notes(trials: list[TrialResult], seeds: list[int], by_trial: bool = False) 
     if timed:
         notes.append(f"Stopped at their --max-minutes before their last step: {', '.join(timed)}.")
     for t in trials:
+        if t.damaged:
+            notes.append(f"Damaged: {t.id}: its {t.damaged}; what it gives is left out.")
         if t.status == "failed":
             first = (t.error or "no message").strip().splitlines()
             notes.append(f"Failed: {t.id}: {first[0] if first else 'no message'}")
@@ -367,6 +459,33 @@ def default_metrics(trials: list[TrialResult]) -> list[str]:
     return [n for n in names if n.split("@")[0] == "perfect"] + ["valid_loss"]
 
 
+def check_outputs(folder: Path, paths: list[str], *, force: bool) -> None:
+    """The files ``cogdsl table`` is to write: each new (or ``force``), none a folder or one of the sweep's own
+    records (sweep.json, summary.json, a trial's files), and no file given twice.
+
+    Raises:
+        UsageError: the first that is not so."""
+    from cogdsl.sweep.run import SUMMARY_FILE, SWEEP_FILE
+
+    sweep = folder.resolve()
+    seen: dict[Path, str] = {}
+    for path in paths:
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise UsageError(f"{path}: --markdown and --csv name one file; give each its own")
+        seen[resolved] = path
+        if resolved.is_dir():
+            raise UsageError(f"{path} is a folder; give a file's name, e.g. {Path(path) / 'table.md'}")
+        if resolved in (sweep / SWEEP_FILE, sweep / SUMMARY_FILE) or (
+                sweep in resolved.parents and resolved.parent != sweep):
+            raise UsageError(f"{path} is one of the sweep's own files; write the table beside them (e.g. "
+                             f"{folder / 'table.md'}) or elsewhere")
+        if resolved.exists() and not force:
+            raise UsageError(f"{path} exists; pass --force to overwrite it")
+        if not resolved.parent.is_dir():
+            raise UsageError(f"{path}: no such folder {Path(path).parent}")
+
+
 def table_command(args: Any) -> int:
     """``cogdsl table SWEEP [--metric NAME ...] [--each NAME] [--pick NAME] [--trials | --medians] [--markdown F]
     [--csv F] [--force]``: print the table as Markdown, and write it to the files given."""
@@ -381,11 +500,7 @@ def table_command(args: Any) -> int:
     metrics = list(args.metric or settings.get("metrics") or default_metrics(trials))
     each = args.each if args.each is not None else settings.get("each") or (metrics[0] if metrics else None)
     pick = args.pick if args.pick is not None else settings.get("pick")
-    for path in (args.markdown, args.csv):
-        if path and Path(path).exists() and not args.force:
-            raise UsageError(f"{path} exists; pass --force to overwrite it")
-        if path and not Path(path).resolve().parent.is_dir():
-            raise UsageError(f"{path}: no such folder {Path(path).parent}")
+    check_outputs(folder, [p for p in (args.markdown, args.csv) if p], force=args.force)
     by_trial = bool(args.trials or (settings.get("trials") and not getattr(args, "medians", False)))
     table = make_table(trials, metrics, each or None, pick or None, by_trial=by_trial)
     text = table.markdown()

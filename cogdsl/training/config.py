@@ -23,6 +23,9 @@ from cogdsl.errors import NO_SPAN, DiagnosticSink, Span, UsageError, hint_for
 from cogdsl.language.spec import Spec, Value
 from cogdsl.tasks import TASKS, Task, TaskParamError, make_task
 
+MAX_SEED = 2**63 - 1
+"""The largest seed: torch's generators take 64 bits, and each process's data seed is taken mod 2**63."""
+
 SETTINGS: tuple[Param, ...] = (
     Param("batch", int, 16, minimum=1, maximum=65536, doc="sequences per training step"),
     Param("steps", int, 10000, minimum=1, doc="training steps"),
@@ -32,7 +35,7 @@ SETTINGS: tuple[Param, ...] = (
           doc="hold the gradient's norm to this many times its running average (about the last 100 steps), "
               "so that an exploding batch moves the weights no more than an ordinary one "
               "(cogdsl/training/spikes.py); 0 turns it off"),
-    Param("seed", int, 0, minimum=0, doc="seed for parameters and data"),
+    Param("seed", int, 0, minimum=0, maximum=MAX_SEED, doc="seed for parameters and data"),
     Param("eval_every", int, 500, minimum=1, doc="steps between evaluations"),
     Param("eval_size", int, 256, minimum=1, doc="fresh sequences per evaluation"),
     Param("checkpoint_every", int, 1000, minimum=1, doc="steps between checkpoints"),

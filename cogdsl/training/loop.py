@@ -746,6 +746,14 @@ def _check_positive(name: str, value: float | None, minimum: float = 1) -> None:
         raise UsageError(f"{name} must be at least {minimum:g}, got {value:g}")
 
 
+def check_seed(value: int | None) -> None:
+    """``--seed``: a whole number from 0 to 2**63 - 1 (what torch's generators and the data streams take)."""
+    from cogdsl.training.config import MAX_SEED
+
+    if value is not None and not 0 <= value <= MAX_SEED:
+        raise UsageError(f"--seed must be from 0 to 2**63 - 1 ({MAX_SEED}), got {value}")
+
+
 def set_threads(threads: int | None, option: str = "--threads") -> None:
     """``--threads N``: N CPU threads for torch; 0 leaves torch's default (one per core), as in ``train:``."""
     if threads is None:
@@ -786,7 +794,7 @@ def train_command(args: Any) -> int:
 
     _check_positive("--steps", args.steps)
     _check_positive("--batch", args.batch)
-    _check_positive("--seed", args.seed, 0)
+    check_seed(args.seed)
     _check_positive("--threads", args.threads, 0)
     if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
         raise UsageError(f"--lr must be a positive number, got {args.lr:g}")
@@ -939,7 +947,7 @@ def eval_command(args: Any) -> int:
     errors per sequence (or the error rate of questions) on fresh sequences or the test split."""
 
     _check_positive("--sequences", args.sequences)
-    _check_positive("--seed", args.seed, 0)
+    check_seed(args.seed)
     set_threads(args.threads)
     plot = Path(args.plot) if args.plot else None
     if plot is not None:

@@ -328,9 +328,9 @@ def run_folder_of(checkpoint: Path) -> Path:
 
 def trace_command(args: Any) -> int:
     """``cogdsl trace SPEC CHECKPOINT [--out DIR --len L --seed S --force]``: PNGs of memory activity."""
-    from cogdsl.training.loop import _check_positive, eval_length, load_trained
+    from cogdsl.training.loop import check_seed, eval_length, load_trained
 
-    _check_positive("--seed", args.seed, 0)
+    check_seed(args.seed)
     spec, task, model, checkpoint = load_trained(args.spec, args.checkpoint, args.length,
                                                  getattr(args, "device", "cpu"), compile=getattr(args, "compile", None))
     assert task is not None  # load_trained needs one here

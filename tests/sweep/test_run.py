@@ -40,7 +40,8 @@ def test_resume_skips_the_finished_trials_and_force_runs_them_all(tmp_path: Path
     (out / "sweep.json").write_text("{}")
     given: list[str] = []
     monkeypatch.setattr(run, "import_tune", lambda: None)
-    monkeypatch.setattr(run, "_tune", lambda tune, plan, todo, out, **_: given.extend(t.id for t in todo) or False)
+    monkeypatch.setattr(run, "_tune", lambda tune, plan, todo, out, begin, **_:
+                        begin() or given.extend(t.id for t in todo) or False)
     code = run.run_sweep(Plan(specs=["m.yaml"]), _trials(), out, **{option: True})
     assert given == runs
     assert code == 1  # the fake Ray ran nothing: a trial is not finished

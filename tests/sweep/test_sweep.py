@@ -80,7 +80,7 @@ def _grid(cluster: str, folder: Path) -> Sweep:
         "task: {name: copy, bits: 4, min_len: 1, max_len: 3}", "task: {name: sequences, train: missing.npz}"))
     out = folder / "sweep"
     argv = ["sweep", "tiny.yaml", "missing.yaml", "--set", "train.optimizer.lr=1e-2,1e-4", "--seeds", "2",
-            "--out", str(out), "--lengths", "2", "--sequences", "20", "--no-tensorboard", "--gpus-per-trial", "0"]
+            "--out", str(out), "--sequences", "20", "--no-tensorboard", "--gpus-per-trial", "0"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     driver = subprocess.Popen([sys.executable, "-m", "cogdsl", *argv, "--jobs", "1", "--address", cluster],
                               cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -150,7 +150,7 @@ def _each_trial_is_an_ordinary_run_of_its_settings_and_seed(grid: Sweep, capsys:
 def _the_tables_medians_are_the_run_folders(grid: Sweep, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = grid.out
     assert main(["table", str(out), "--metric", "valid_loss", "--metric", "best_valid_errors",
-                 "--metric", "perfect@2", "--csv", str(tmp_path / "t.csv")]) == 0
+                 "--metric", "perfect", "--csv", str(tmp_path / "t.csv")]) == 0
     table = capsys.readouterr().out
     rows = list(csv.DictReader((tmp_path / "t.csv").open()))
     assert [(row["spec"], row["lr"]) for row in rows] == [("tiny_copy", "0.01"), ("tiny_copy", "0.0001"),
@@ -162,16 +162,16 @@ def _the_tables_medians_are_the_run_folders(grid: Sweep, tmp_path: Path, capsys:
         logs = [_log(run) for run in runs]
         loss = statistics.median(float(log[-1]["eval_loss"]) for log in logs)
         best = statistics.median(min(float(r["eval_bit_errors"]) for r in log) for log in logs)
-        perfect = statistics.median(json.loads((run / "trial.json").read_text())["scored"]["metrics"]["perfect@2"]
+        perfect = statistics.median(json.loads((run / "trial.json").read_text())["scored"]["metrics"]["perfect"]
                                     for run in runs)
         assert float(row["valid_loss median"]) == pytest.approx(loss, rel=1e-5)
         assert float(row["best_valid_errors median"]) == pytest.approx(best, rel=1e-5)
-        assert float(row["perfect@2 median"]) == pytest.approx(perfect, abs=1e-6)
+        assert float(row["perfect median"]) == pytest.approx(perfect, abs=1e-6)
         assert [row[f"valid_loss seed {s}"] for s in (0, 1)] == [f"{float(log[-1]['eval_loss']):g}" for log in logs]
         assert (row["seeds finished"], row["seeds failed"]) == ("2", "0")
     assert (rows[2]["seeds finished"], rows[2]["seeds failed"]) == ("0", "2")
     lines = table.splitlines()
-    assert lines[0] == ("| spec | lr | valid_loss | best_valid_errors | perfect@2 | valid_loss, each seed | seeds | "
+    assert lines[0] == ("| spec | lr | valid_loss | best_valid_errors | perfect | valid_loss, each seed | seeds | "
                         "CPU s/trial |")
     assert lines[4] == "| `tiny_files` | 0.01 | – | – | – | failed, failed | 0 (2 failed) | – |"
     assert "4 of 8 trials finished, scored 4 on the last checkpoint" in table
