@@ -60,7 +60,12 @@ def plan_from_args(args: Any) -> Plan:
 
 
 def default_out(args: Any, plan: Plan) -> Path:
-    """``--out``, or runs/sweeps/<the plan's name, or the first spec's>."""
+    """``--out``, or runs/sweeps/<the plan's name, or the first spec's>.
+
+    Raises:
+        UsageError: ``--out ''``."""
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out is empty; give the sweep's folder, or leave --out out for runs/sweeps/NAME")
     if args.out:
         return Path(args.out)
     name = Path(args.plan).stem if args.plan else Path(plan.specs[0]).stem

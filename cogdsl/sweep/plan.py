@@ -153,6 +153,7 @@ class Plan:
             if not Path(path).is_file():
                 what = "is a folder, not a spec file" if Path(path).is_dir() else "no such spec file"
                 raise UsageError(f"{path}: {what}" + (f" (in {self.source})" if self.source else ""))
+            _not_a_plan(path)
             spec = read_spec_file(path)
             validate_spec(spec)
             if models.setdefault(spec.name, path) != path:
@@ -389,6 +390,19 @@ def load_plan(path: str | Path) -> Plan:
         raise UsageError(f"{marks.at('tensorboard')}: tensorboard is true or false")
     plan.tensorboard = data.get("tensorboard", True)
     return plan
+
+
+def _not_a_plan(path: str) -> None:
+    """Raises UsageError when the spec file ``path`` is a sweep plan (a table with ``specs:`` and no ``blocks:``),
+    given where a spec goes."""
+    if not path.endswith((".yaml", ".yml")):
+        return
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return  # the spec reader says what is wrong with it
+    if isinstance(data, dict) and "specs" in data and "blocks" not in data:
+        raise UsageError(f"{path} is a sweep plan (it has specs:), not a spec: run cogdsl sweep --plan {path}")
 
 
 def _section(data: dict[str, Any], key: str) -> Any:

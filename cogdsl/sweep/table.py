@@ -94,6 +94,8 @@ def _checked_record(data: Any, path: Path) -> tuple[dict[str, Any], list[dict[st
                                                for t in trials):
         raise UsageError(f"{path}: not a sweep's record (it has no list of trials with their id, "
                          "model, settings and seed); cogdsl sweep writes it")
+    if not trials:
+        raise wrong("it lists no trials")
     seen: set[str] = set()
     for trial in trials:
         trial_id = trial["id"]
@@ -500,6 +502,9 @@ def table_command(args: Any) -> int:
     metrics = list(args.metric or settings.get("metrics") or default_metrics(trials))
     each = args.each if args.each is not None else settings.get("each") or (metrics[0] if metrics else None)
     pick = args.pick if args.pick is not None else settings.get("pick")
+    for option, given in (("--markdown", args.markdown), ("--csv", args.csv)):
+        if given is not None and not given.strip():
+            raise UsageError(f"{option} is empty; give the file to write")
     check_outputs(folder, [p for p in (args.markdown, args.csv) if p], force=args.force)
     by_trial = bool(args.trials or (settings.get("trials") and not getattr(args, "medians", False)))
     table = make_table(trials, metrics, each or None, pick or None, by_trial=by_trial)

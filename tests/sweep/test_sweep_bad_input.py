@@ -516,3 +516,21 @@ def test_table_refuses_damaged_records_and_keeps_existing_files(tmp_path: Path, 
     (sweep / "sweep.json").write_bytes(b'{"trials": [\xff]}')
     code, _, err = _cli(capsys, "table", str(sweep))
     assert code == 1 and f"{sweep / 'sweep.json'}: cannot read it ('utf-8' codec can't decode" in err
+
+
+def test_empty_output_options_and_a_plan_given_as_a_spec_are_said(spec: Path, tmp_path: Path, capsys) -> None:
+    """--out '' silently used the default folder; a plan given where a spec goes gave six spec errors (E006,
+    E007) and no word of --plan; a sweep.json of no trials was tabled as 'Median over seeds ; 0 of 0'."""
+    code, _, err = _cli(capsys, "sweep", str(spec), "--out", "", "--dry-run")
+    assert code == 1 and "--out is empty" in err
+    plan = _plan(tmp_path, "specs: [tiny.yaml]\nseeds: 2\n")
+    code, _, err = _cli(capsys, "sweep", str(plan), "--dry-run", "--out", str(tmp_path / "sw"))
+    assert code == 1 and f"{plan} is a sweep plan (it has specs:), not a spec: run cogdsl sweep --plan {plan}" in err
+    sweep = tmp_path / "sweep"
+    _table_sweep(sweep)
+    for option in ("--markdown", "--csv"):
+        code, _, err = _cli(capsys, "table", str(sweep), option, "")
+        assert code == 1 and f"{option} is empty" in err
+    (sweep / "sweep.json").write_text(json.dumps({"plan": {}, "trials": []}))
+    code, _, err = _cli(capsys, "table", str(sweep))
+    assert code == 1 and f"{sweep / 'sweep.json'}: it lists no trials" in err
