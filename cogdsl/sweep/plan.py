@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from cogdsl.errors import UsageError, did_you_mean
+from cogdsl.errors import SpecError, UsageError, did_you_mean
 from cogdsl.sweep.settings import (
     Setting,
     parse_value,
@@ -153,9 +153,12 @@ class Plan:
             if not Path(path).is_file():
                 what = "is a folder, not a spec file" if Path(path).is_dir() else "no such spec file"
                 raise UsageError(f"{path}: {what}" + (f" (in {self.source})" if self.source else ""))
-            _not_a_plan(path)
-            spec = read_spec_file(path)
-            validate_spec(spec)
+            try:
+                spec = read_spec_file(path)
+                validate_spec(spec)
+            except SpecError:
+                _not_a_plan(path)  # a plan given where a spec goes: say so rather than its spec errors
+                raise
             if models.setdefault(spec.name, path) != path:
                 raise UsageError(f"{models[spec.name]} and {path} are both model '{spec.name}'; a sweep names its "
                                  "trials by model: give one of them another model name")

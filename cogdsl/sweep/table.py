@@ -162,8 +162,7 @@ def read_trial(folder: Path, trial: dict[str, Any], table: TableSettings) -> Tri
     if problem:  # shown as damaged, as one cut short is
         marker, missing = {}, f"trial.json damaged: {problem}"
     result = TrialResult(trial["id"], trial["model"], trial["settings"], int(trial["seed"]),
-                         str(marker.get("status", missing)), error=marker.get("error"),
-                         code=marker.get("code") if isinstance(marker.get("code"), dict) else None)
+                         str(marker.get("status", missing)), error=marker.get("error"), code=marker.get("code"))
     if not marker:
         return result
     scored = marker.get("scored") or {}

@@ -106,9 +106,8 @@ class TrainResult:
     processes: int = 1  # how many processes trained it (torchrun)
     signal: str | None = None  # what stopped an interrupted run: "SIGINT" (Ctrl-C) or "SIGTERM"
     skipped: int = 0  # steps whose loss or gradient was not finite, never applied
-    cpu_seconds: float = 0.0  # CPU time of training (this process), earlier attempts' included
-    earlier_cpu_seconds: float | None = 0.0  # of that, the attempts before this one, as the checkpoint resumed from
-    # says (None: it is older than the key, and cpu_seconds counts this attempt only)
+    earlier_cpu_seconds: float | None = 0.0  # CPU time of the attempts before this one, as the checkpoint resumed
+    # from says (None: it is older than the key)
     earlier_seconds: float = 0.0  # training time of the attempts before this one, as that checkpoint says
 
     @property
@@ -622,7 +621,6 @@ def _train(spec: Spec, config: TrainConfig, out_dir: str | Path | None, *, resum
                        loss=last_loss, bit_errors=last_bits, eval=last_eval, checkpoint=last_saved, stopped=stopped,
                        best=best.path if best.enabled and best.path.exists() else None, device=str(device),
                        processes=place.world, signal=interrupt.signal_name if stopped == "interrupted" else None,
-                       cpu_seconds=(earlier_cpu or 0.0) + time.process_time() - cpu_started,
                        earlier_cpu_seconds=earlier_cpu,
                        earlier_seconds=earlier_seconds,
                        skipped=skipped)
