@@ -287,3 +287,22 @@ def test_eval_command_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.count("error:") >= 4
+
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--len", "100001"], "--len 100001: 100,001 is over the longest a task draws, 100,000"),
+    (["--len", "0"], "--len 0: 0 is below task copy's shortest, 1"),
+    (["--sequences", "0"], "--sequences must be from 1 to 1,000,000, got 0"),
+    (["--sequences", "10000000"], "--sequences must be from 1 to 1,000,000, got 10,000,000"),
+], ids=["len-over", "len-0", "sequences-0", "sequences-over"])
+def test_eval_refuses_a_test_too_long_or_too_many(tmp_path, capsys, argv: list[str], says: str) -> None:
+    """An extra digit in --len or --sequences is one message before anything is drawn, not an hour's evaluation
+    or an allocation failure."""
+    spec_path = write_spec(tmp_path, steps=2, log_every=1, eval_every=2, checkpoint_every=2)
+    run = tmp_path / "run"
+    assert main(["train", str(spec_path), "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(spec_path), str(run), *argv]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and f"error: {says}" in captured.err and "Traceback" not in captured.err

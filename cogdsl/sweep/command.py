@@ -34,8 +34,9 @@ def plan_from_args(args: Any) -> Plan:
     if args.lengths:
         score["lengths"] = lengths_from(args.lengths)
     if args.sequences is not None:
-        if args.sequences < 1:
-            raise UsageError(f"--sequences must be at least 1, got {args.sequences}")
+        from cogdsl.training.evaluation import check_sequences
+
+        check_sequences("--sequences", args.sequences)
         score["sequences"] = args.sequences
     plan.score = Score(**score)
     if args.max_minutes is not None:

@@ -67,14 +67,17 @@ def measure(folder: Path, score: Score, spec_keeps_best: bool, device: str = "cp
 
 
 def check_lengths(task: Any, score: Score) -> None:
-    """Raises UsageError for a test length of ``score`` that ``task`` cannot give: any, for a task whose examples
-    come whole; one below its shortest."""
+    """Raises UsageError for a test length of ``score`` that ``task`` cannot give (:func:`test_length_problem`:
+    any, for a task whose examples come whole; one below its shortest or over the longest a task draws), or
+    for more test sequences than an evaluation draws."""
+    from cogdsl.training.evaluation import check_sequences, test_length_problem
+
+    check_sequences("score: sequences", score.sequences)
     for length in score.lengths:
-        if length is not None and task.length_params is None:
-            raise UsageError(f"score: lengths: task {task.name} has no sequence lengths (its examples come whole); "
-                             "leave lengths out")
-        if length is not None and length < task.min_length:
-            raise UsageError(f"score: lengths: {length} is below task {task.name}'s shortest, {task.min_length}")
+        problem = test_length_problem(task, length) if length is not None else None
+        if problem is not None:
+            leave = "; leave lengths out" if task.length_params is None else ""
+            raise UsageError(f"score: lengths: {problem}{leave}")
 
 
 def scores(model: torch.nn.Module, task: Any, score: Score) -> dict[str, float]:

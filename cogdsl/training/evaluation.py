@@ -13,8 +13,34 @@ from cogdsl.errors import UsageError
 from cogdsl.language.spec import WHOLE_KINDS
 from cogdsl.reinforce import Decision, standardized
 from cogdsl.tasks import Batch, Task
+from cogdsl.tasks.base import MAX_LEN
 
 EVAL_SEED = 1234
+MAX_EVAL_SEQUENCES = 1_000_000
+"""The most test sequences (or questions) one evaluation draws: a larger count is a slip (an extra digit), and
+would run for hours before saying anything."""
+
+
+def test_length_problem(task: Task, length: int) -> str | None:
+    """What is wrong with testing ``task`` at sequence ``length`` (None when nothing is): a task whose examples
+    come whole has no lengths; a length below the task's shortest, or over :data:`MAX_LEN`, the longest a
+    task declares."""
+    if task.length_params is None:
+        return f"task {task.name} has no sequence lengths (its examples come whole)"
+    if length < task.min_length:
+        return f"{length} is below task {task.name}'s shortest, {task.min_length}"
+    if length > MAX_LEN:
+        return f"{length:,} is over the longest a task draws, {MAX_LEN:,}"
+    return None
+
+
+def check_sequences(option: str, sequences: int) -> None:
+    """``--sequences N`` (or a plan's ``score: sequences``): a whole number from 1 to :data:`MAX_EVAL_SEQUENCES`.
+
+    Raises:
+        UsageError: it is not, named by ``option``."""
+    if not 1 <= sequences <= MAX_EVAL_SEQUENCES:
+        raise UsageError(f"{option} must be from 1 to {MAX_EVAL_SEQUENCES:,}, got {sequences:,}")
 
 
 def _num(x: float) -> str:

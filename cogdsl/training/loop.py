@@ -71,7 +71,7 @@ from cogdsl.training.curriculum import LengthCurriculum
 from cogdsl.training.devices import describe_device
 from cogdsl.training.evaluation import EVAL_SEED as EVAL_SEED  # re-exported, as are the names below
 from cogdsl.training.evaluation import EvalResult as EvalResult
-from cogdsl.training.evaluation import _logits, _num, evaluate, rewards
+from cogdsl.training.evaluation import _logits, _num, check_sequences, evaluate, rewards, test_length_problem
 from cogdsl.training.evaluation import eval_length as eval_length
 from cogdsl.training.evaluation import model_inputs as model_inputs
 from cogdsl.training.run_folder import LOG_COLUMNS as LOG_COLUMNS  # re-exported: tests and tools read it here
@@ -925,11 +925,11 @@ def load_trained(spec_path: str, checkpoint_path: str, length: int | None = None
                          "predict on your files")
     checkpoint = load_checkpoint(checkpoint_path)
     task = build_task(config, spec, checkpoint.meta.get("task_state")) if config is not None and config.task else None
-    if length is not None and (task is None or task.length_params is None):
-        raise UsageError(f"--len: task {task.name if task else '(none)'} has no sequence lengths (its examples come "
-                         "whole); leave --len out")
-    if length is not None and task is not None and length < task.min_length:
-        raise UsageError(f"--len must be at least {task.min_length} for task {task.name}, got {length}")
+    if length is not None:
+        problem = test_length_problem(task, length) if task is not None else "no task, so no sequence lengths"
+        if problem is not None:
+            leave = "; leave --len out" if task is None or task.length_params is None else ""
+            raise UsageError(f"--len {length}: {problem}{leave}")
     if task is None and leaves_sizes(spec):
         spec = sizes_from(spec, checkpoint.meta.get("spec_yaml"), checkpoint.path)
     model = compile_spec(spec, task=task)
@@ -944,7 +944,7 @@ def eval_command(args: Any) -> int:
     """``cogdsl eval SPEC CHECKPOINT [--len L --sequences N --seed S --plot PNG --force --device D --threads T]``:
     errors per sequence (or the error rate of questions) on fresh sequences or the test split."""
 
-    _check_positive("--sequences", args.sequences)
+    check_sequences("--sequences", args.sequences)
     check_seed(args.seed)
     set_threads(args.threads)
     plot = Path(args.plot) if args.plot else None

@@ -95,6 +95,25 @@ def test_a_test_length_below_the_tasks_shortest_is_refused_before_anything_train
     assert "below task adding's shortest, 2" in err
 
 
+@pytest.mark.parametrize("argv, score, says", [
+    (["--lengths", "100001"], "{lengths: [100001]}", "score: lengths: 100,001 is over the longest a task draws, "
+                                                      "100,000"),
+    (["--sequences", "1000001"], "{sequences: 1000001}", "sequences must be from 1 to 1,000,000, got 1,000,001"),
+], ids=["length", "sequences"])
+def test_a_test_too_long_or_too_many_is_refused_before_anything_trains(tmp_path: Path, capsys, argv: list[str],
+                                                                       score: str, says: str) -> None:
+    """An extra digit in a test length or a count of test sequences would show only after every trial had trained,
+    as an hours-long scoring or an allocation failure: it is refused first, from the options and from a plan."""
+    adding = str(ROOT / "specs" / "lstm_adding.cog")
+    code, out, err = _cli(capsys, "sweep", adding, *argv, "--dry-run", "--out", str(tmp_path / "sw"))
+    assert code == 1 and out == "" and says in err and "Traceback" not in err
+    plan = tmp_path / "p.yaml"
+    plan.write_text(f"specs: [{adding}]\nscore: {score}\n")
+    code, out, err = _cli(capsys, "sweep", "--plan", str(plan), "--dry-run", "--out", str(tmp_path / "sw"))
+    assert code == 1 and out == "" and says in err and "Traceback" not in err
+    assert not (tmp_path / "sw").exists()
+
+
 @pytest.mark.parametrize("text, line", [
     ("specs: [tiny.yaml]\nseeds: 3\nseeds: 5\n", 3),  # today: 5 trials, the first seeds: silently dropped
     ("specs: [tiny.yaml]\nset:\n  blocks.mem.slots: [8]\n  blocks.mem.slots: [16]\n", 4),  # today: slots=16 alone
@@ -442,7 +461,7 @@ def test_table_output_that_is_a_folder_is_a_message(tmp_path: Path, capsys) -> N
     (["--max-minutes", "nan"], "--max-minutes must be a positive number of minutes, got nan"),
     (["--cpus-per-trial", "0"], "--cpus-per-trial must be a positive number, got 0"),
     (["--gpus-per-trial", "-1"], "--gpus-per-trial must be a number >= 0 (0.25: four trials share a GPU), got -1"),
-    (["--sequences", "0"], "--sequences must be at least 1, got 0"),
+    (["--sequences", "0"], "--sequences must be from 1 to 1,000,000, got 0"),
     (["--lengths", "1e3"], "--lengths 1e3: give test lengths, whole numbers >= 1"),
     (["--set", "train.seed=1,2"], "--set train.seed=1,2: train.seed cannot be set here; the seed is the sweep's"),
     (["--set", "blocks.mem.slots=8", "--set", "blocks.mem.slots=16"],
