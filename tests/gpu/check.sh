@@ -12,7 +12,10 @@
 #   4. the ahead-of-time compile check's resource usage (registers, spills) and kernels per step on every
 #      path, compiled included (cogdsl bench --launches --compile);
 #   5. the memory step replayed from a CUDA graph against eager and the Triton kernels, and repeated runs
-#      checked bit-identical (tests/gpu/replay.py).
+#      checked bit-identical (tests/gpu/replay.py);
+#   6. cogdsl sweep on the GPU: 2 learning rates x 2 seeds of a short ntm_copy, half a GPU per trial, and its
+#      table (tests/gpu/sweep_check.py); skipped, and said so, where Ray is not installed (its wheel is larger
+#      than what travels to the lent machine).
 #
 # Packages the machine lacks travel as wheels in .whl/ (ignored by git): `make gpu-wheels` downloads them where
 # there is a network (GPU_WHEELS, GPU_PYTHON: lark for Python 3.12 by default), and they are installed into
@@ -55,4 +58,16 @@ timeout 90 "$PYTHON" -m cogdsl bench --launches specs/ntm_copy.yaml specs/dnc_re
 
 echo "== 5. CUDA graph replay and bit-identical runs"
 timeout 60 "$PYTHON" tests/gpu/replay.py 2>&1 | tee "$OUT/replay.txt" | tail -8 || status=1
+
+echo "== 6. a sweep on the GPU, two trials sharing it"
+if "$PYTHON" -c "import ray.tune" 2> /dev/null; then
+    { timeout 300 "$PYTHON" -m cogdsl sweep specs/ntm_copy.yaml --set train.steps=200 \
+          --set train.optimizer.lr=1e-3,3e-4 --seeds 2 --gpus-per-trial 0.5 --sequences 100 --no-tensorboard \
+          --out "$run/sweep" \
+      && timeout 60 "$PYTHON" -m cogdsl table "$run/sweep" --markdown "$OUT/sweep_table.md" \
+      && "$PYTHON" tests/gpu/sweep_check.py "$run/sweep" "$OUT/sweep_table.md"; } 2>&1 | tee "$OUT/sweep.txt" \
+      | tail -12 || status=1
+else
+    echo "skipped: ray[tune] is not installed on this machine" | tee "$OUT/sweep.txt"
+fi
 exit $status
