@@ -23,9 +23,12 @@ starts again.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib
 import io
 import json
 import os
+import pkgutil
 import shutil
 import socket
 import time
@@ -41,6 +44,9 @@ OUTPUT_FILE = "output.txt"
 PARTIAL_SUFFIX = ".output.part"
 FINISHED = ("done", "time")
 """The statuses of a trial that a resumed sweep does not run again."""
+TRIAL_PACKAGES = ("cogdsl.compiler", "cogdsl.language", "cogdsl.blocks", "cogdsl.ops", "cogdsl.tasks",
+                  "cogdsl.training", "cogdsl.viz")
+"""The packages a trial's code lies in (with :mod:`cogdsl.sweep.score`), loaded whole by :func:`loaded_code`."""
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
@@ -65,6 +71,25 @@ def write_marker(folder: Path, marker: dict[str, Any]) -> None:
     atomic_write_text(folder / TRIAL_FILE, json.dumps(marker, indent=2, default=str) + "\n")
 
 
+@functools.cache
+def loaded_code() -> dict[str, Any]:
+    """Load every module a trial can run (:data:`TRIAL_PACKAGES`), once per worker process, and say which code
+    that is (:func:`~cogdsl.sweep.provenance.code_version`, read as it was loaded).
+
+    A worker runs trial after trial (Ray reuses it) with the modules it has loaded. Loaded as each was first
+    needed, a module first needed hours into a sweep (the scoring, after the first trial's training) would be
+    read from a checkout edited or pulled since, beside modules of the old code, and fail on a name that moved
+    (an ImportError after the whole training). Loaded together at the worker's first trial, the worker runs
+    one version of the code to its end, and the trials record that version, not the checkout's newer one."""
+    for name in TRIAL_PACKAGES:
+        package = importlib.import_module(name)
+        for module in pkgutil.walk_packages(package.__path__, name + "."):
+            with contextlib.suppress(ImportError):  # an optional module whose library is not installed
+                importlib.import_module(module.name)
+    importlib.import_module("cogdsl.sweep.score")
+    return code_version()
+
+
 def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     """Run the trial ``config`` describes (:func:`trial_config`) and return its marker; never raises for a
     failure of the trial itself: the error goes into the marker (status ``failed``)."""
@@ -76,7 +101,7 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
         "device": config["device"], "gpus": config["gpus"], "threads": config["threads"],
         "max_minutes": config["max_minutes"], "host": socket.gethostname(), "pid": os.getpid(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # the GPUs Ray gave the trial
-        "code": code_version(),  # cogdsl's and torch's versions, the commit of a cogdsl checkout
+        "code": loaded_code(),  # cogdsl's and torch's versions, the commit of the code this worker loaded
     }
     partial = partial_output(folder)
     output = _open_partial(partial)
