@@ -17,7 +17,7 @@ train SPEC --set ... --seed S --out FOLDER`` does, so ``cogdsl eval`` and ``cogd
 ``trial.json`` is written last, atomically: a trial whose status is ``done`` or ``time`` (stopped by
 ``--max-minutes``) is finished, and ``cogdsl sweep --resume`` does not run it again. A trial that was
 killed part way (no marker, or ``interrupted``) continues from its newest checkpoint; one that failed
-starts again.
+starts again, unless it failed after its training ended (in the scoring): then it is only scored again.
 """
 
 from __future__ import annotations
@@ -193,15 +193,16 @@ def check_gpu(device: str) -> None:
 
 def _prepare(folder: Path) -> tuple[bool, bool]:
     """Whether the trial continues the run in ``folder`` (resume) or replaces it (force). A run killed part
-    way continues from its newest checkpoint; a failed one starts again; a marker and output of a run that
-    never wrote a run file are the trial's own, and are cleared."""
+    way continues from its newest checkpoint, and so does one that failed after its training ended (in the
+    scoring: it is scored again, not trained again); one that failed in training starts again; a marker and
+    output of a run that never wrote a run file are the trial's own, and are cleared."""
     from cogdsl.training.checkpoints import list_checkpoints
     from cogdsl.training.run_folder import looks_like_run
 
     if not folder.is_dir():
         return False, False
     marker = read_marker(folder)
-    if list_checkpoints(folder) and (marker is None or marker.get("status") == "interrupted"):
+    if list_checkpoints(folder) and (marker is None or marker.get("status") == "interrupted" or _trained(marker)):
         return True, False
     for name in (TRIAL_FILE, OUTPUT_FILE):
         with contextlib.suppress(FileNotFoundError):
@@ -212,6 +213,13 @@ def _prepare(folder: Path) -> tuple[bool, bool]:
         return False, False
     shutil.rmtree(folder)  # only what an earlier try of this trial left (a partial folder without run files)
     return False, False
+
+
+def _trained(marker: dict[str, Any]) -> bool:
+    """Whether a failed trial's marker says its training ran to its last step (it failed in the scoring)."""
+    step, steps = marker.get("step"), marker.get("steps")
+    return (marker.get("status") == "failed" and marker.get("stopped") in ("done", "already done")
+            and isinstance(step, int) and step == steps)
 
 
 def _train(trial: Trial, folder: Path, config: dict[str, Any], *, resume: bool, force: bool) -> tuple[Any, bool]:

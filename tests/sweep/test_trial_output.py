@@ -70,3 +70,34 @@ def test_an_attempt_that_ends_moves_its_output_into_the_folder(tmp_path: Path) -
     assert "evaluation" in printed and "killed" not in printed
     assert not partial_output(folder).exists()
     assert sorted(p.name for p in folder.parent.iterdir()) == [folder.name]
+
+
+def test_a_trial_that_failed_in_its_scoring_is_scored_again_not_trained_again(tmp_path: Path, monkeypatch) -> None:
+    """Hours of training are not thrown away for an error after them: the resumed trial starts from the last
+    checkpoint, trains no step and is scored; one that failed in training starts again."""
+    import cogdsl.sweep.score
+
+    config = _config(tmp_path, steps=4)
+    folder = Path(config["folder"])
+
+    def broken(*args, **kwargs):
+        raise ImportError("cannot import name 'moved' (a checkout changed under the worker)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(cogdsl.sweep.score, "measure", broken)
+        failed = run_trial(config)
+    assert failed["status"] == "failed" and "ImportError" in failed["error"] and failed["step"] == 4
+    log = (folder / "log.csv").read_text()
+    checkpoint = folder / "checkpoints" / "step_00000004.safetensors"
+    written = checkpoint.stat().st_mtime_ns
+
+    again = run_trial(config)
+    assert again["status"] == "done" and again["resumed"] and again["step"] == 4, again.get("error")
+    assert again["scored"]["step"] == 4 and "error" in again["scored"]["metrics"]
+    assert (folder / "log.csv").read_text() == log and checkpoint.stat().st_mtime_ns == written  # no step retrained
+
+    marker = json.loads((folder / "trial.json").read_text())
+    marker.update(status="failed", stopped=None, error="RuntimeError: NaN at step 3")  # failed in training
+    (folder / "trial.json").write_text(json.dumps(marker))
+    third = run_trial(config)
+    assert third["status"] == "done" and not third["resumed"] and checkpoint.stat().st_mtime_ns != written
