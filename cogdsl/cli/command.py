@@ -442,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "plan's, or the task's longest training length)")
     p.add_argument("--sequences", type=int, help="fresh test sequences per length when scoring (default: the "
                    "plan's, or 1000)")
+    p.add_argument("--split", choices=("test", "valid"), help="the split each trial is scored on (default: the "
+                   "plan's, or test; valid for your own data without a test file)")
     p.add_argument("--cpus-per-trial", type=float, help="CPU cores Ray gives each trial, and its torch threads "
                    "(default 1)")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs each trial takes where the cluster has GPUs (default "

@@ -38,6 +38,8 @@ def plan_from_args(args: Any) -> Plan:
 
         check_sequences("--sequences", args.sequences)
         score["sequences"] = args.sequences
+    if args.split is not None:
+        score["split"] = args.split
     plan.score = Score(**score)
     if args.max_minutes is not None:
         if not (args.max_minutes > 0 and math.isfinite(args.max_minutes)):

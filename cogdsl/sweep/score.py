@@ -61,7 +61,8 @@ def measure(folder: Path, score: Score, spec_keeps_best: bool, device: str = "cp
     metrics = scores(model, task, score)
     meta = read_checkpoint_meta(checkpoint)
     valid = (meta.get("eval") or {}).get("loss")
-    return {"weights": which, "step": int(loaded.step), "checkpoint": str(checkpoint.relative_to(folder)),
+    return {"weights": which, "split": score.split, "step": int(loaded.step),
+            "checkpoint": str(checkpoint.relative_to(folder)),
             "valid_loss": float(valid) if valid is not None and math.isfinite(float(valid)) else None,
             "unit": task.error_unit, "metrics": metrics}
 
@@ -78,6 +79,23 @@ def check_lengths(task: Any, score: Score) -> None:
         if problem is not None:
             leave = "; leave lengths out" if task.length_params is None else ""
             raise UsageError(f"score: lengths: {problem}{leave}")
+
+
+def check_split(task: Any, score: Score) -> None:
+    """Raises UsageError where ``score`` asks for the test split of a task that reads data files and was given
+    no test file (your own sequences, bAbI files): every trial would fail after its training, when it is
+    scored."""
+    has_split = getattr(task, "has_split", None)
+    if score.split != "test" or has_split is None:
+        return
+    try:
+        has_test = has_split("test")
+    except Exception:  # files this machine cannot read (a cluster's workers may): left to the trials
+        return
+    if not has_test:
+        raise UsageError(f"score: split: task {task.name} has no test file to score on: add 'test: PATH' to its "
+                         "task (or --set train.task.test=PATH), or score on the validation split (--split valid; "
+                         "score: {split: valid} in a plan)")
 
 
 def scores(model: torch.nn.Module, task: Any, score: Score) -> dict[str, float]:
@@ -130,6 +148,7 @@ def check_metrics(plan: Plan, trials: list[Trial]) -> None:
             continue
         try:
             check_lengths(task, plan.score)
+            check_split(task, plan.score)
         except UsageError as err:
             raise UsageError(f"{where}{err} ({trial.id}); no trial was run") from None
         if not wanted:

@@ -51,6 +51,7 @@ class TrialResult:
     seconds: float | None = None  # CPU seconds, or GPU seconds (wall x GPUs) on a GPU
     device: str = "cpu"
     weights: str | None = None  # the checkpoint scored: best or last
+    split: str | None = None  # the split scored: test or valid (None: a marker from before it was kept)
     error: str | None = None
     code: dict[str, Any] | None = None  # the versions and git commit it ran (cogdsl.sweep.provenance)
     resumed: bool = False  # continued from a checkpoint of an interrupted attempt
@@ -167,6 +168,7 @@ def read_trial(folder: Path, trial: dict[str, Any], table: TableSettings) -> Tri
         return result
     scored = marker.get("scored") or {}
     result.weights = scored.get("weights")
+    result.split = scored.get("split")
     result.device = str(marker.get("device", "cpu"))
     gpus = float(marker.get("gpus") or 0)
     if gpus > 0 and isinstance(marker.get("wall_seconds"), (int, float)):
@@ -388,6 +390,10 @@ def _notes(trials: list[TrialResult], seeds: list[int], by_trial: bool = False) 
                           for w, n in weights.items() if n)
     median = "" if by_trial else f"Median over seeds {', '.join(map(str, seeds))}; "
     notes = [f"{median}{len(done)} of {len(trials)} trials finished" + (f", scored {scored}" if scored else "") + "."]
+    on_valid = [t.id for t in done if t.split == "valid"]
+    if on_valid:
+        notes.append(f"Scored on the validation split, not test: {len(on_valid)} of {len(done)} trials"
+                     f"{'' if len(on_valid) == len(done) else ' (' + ', '.join(on_valid) + ')'}.")
     code = commits_note(t.code for t in done)
     if code:
         notes.append(code)

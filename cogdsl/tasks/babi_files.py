@@ -217,6 +217,14 @@ class BabiFilesTask(FileParams, BabiTask):
         if not self._saved:
             self._vocabulary = None
 
+    def has_split(self, which: str) -> bool:
+        """Whether the task has questions for split ``which``: a test split where a test file is given, or the
+        training folder holds test files (or may: a training path this machine does not have, which a cluster's
+        workers may see as a folder)."""
+        if which != "test" or self.config["test"] or not self.path("train").exists():
+            return True
+        return bool(self.files()["test"])
+
     def files(self) -> dict[str, list[tuple[int, Path]]]:
         """The files of each split (``train``, ``valid``, ``test``), each with its task number (found once)."""
         if self._files is None:

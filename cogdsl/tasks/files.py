@@ -32,6 +32,11 @@ class FileParams:
         """Read relative paths from ``folder``, the spec's."""
         self.folder = folder
 
+    def has_split(self, which: str) -> bool:
+        """Whether the task has data for split ``which``: a test split only where a test file is given (train
+        and valid always: without a validation file, part of the training file is held out)."""
+        return which != "test" or bool(self.config.get("test"))
+
     def path(self, which: str) -> Path:
         """The file (or folder) that parameter ``which`` names."""
         return resolve_path(str(self.config[which]), self.folder)
