@@ -348,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "docs/tasks.md says what it means for each task)")
     p.add_argument("--sequences", type=int, default=1000, help="how many sequences or questions (default 1000)")
     p.add_argument("--seed", type=int, default=1234, help="seed of the fresh sequences (default 1234)")
+    p.add_argument("--split", choices=("test", "valid"), default="test", help="tasks with data splits (bAbI, your "
+                   "own files): the split scored (default test)")
     p.add_argument("--plot", help="save a PNG of the head weightings over one sequence")
     p.add_argument("--force", action="store_true", help="overwrite --plot if it exists")
     p.add_argument("--threads", type=int, default=1, help=THREADS_HELP + " (default 1)")

@@ -262,7 +262,8 @@ class BabiFilesTask(FileParams, BabiTask):
         """The questions of a split and the task number of each (train and valid: after the held-out slice)."""
         files = self.files()
         if which == "test" and not files["test"]:
-            raise UsageError(f"task {self.name} has no test file: add 'test: PATH' to the task to evaluate on it")
+            raise UsageError(f"task {self.name} has no test file: add 'test: PATH' to the task to evaluate on it, "
+                             "or evaluate the validation split (cogdsl eval --split valid)")
         qas: list[QA] = []
         numbers: list[int] = []
         for number, path, held_out in self._sources(which):

@@ -345,7 +345,8 @@ class SequencesTask(FileParams, Task):
         have)."""
         if which == "test":
             if not self.test:
-                raise UsageError("task sequences has no test file: add 'test: PATH' to the task to evaluate on it")
+                raise UsageError("task sequences has no test file: add 'test: PATH' to the task to evaluate on it, or "
+                                 "evaluate the validation split (cogdsl eval --split valid)")
             return self._fitting(read_sequences(self.path("test")), self.path("test"))
         if self.valid:
             file = self.path("train" if which == "train" else "valid")

@@ -941,8 +941,8 @@ def load_trained(spec_path: str, checkpoint_path: str, length: int | None = None
 
 
 def eval_command(args: Any) -> int:
-    """``cogdsl eval SPEC CHECKPOINT [--len L --sequences N --seed S --plot PNG --force --device D --threads T]``:
-    errors per sequence (or the error rate of questions) on fresh sequences or the test split."""
+    """``cogdsl eval SPEC CHECKPOINT [--len L --sequences N --seed S --split S --plot PNG --force --device D
+    --threads T]``: errors per sequence (or the error rate of questions) on fresh sequences or a split (test)."""
 
     check_sequences("--sequences", args.sequences)
     check_seed(args.seed)
@@ -967,7 +967,8 @@ def eval_command(args: Any) -> int:
     if plot is not None and "image" in task.input_kinds:
         raise UsageError(f"--plot draws head weightings over a sequence; for {spec.name}, a model that looks at "
                          "images, draw where it looked with: cogdsl trace SPEC CHECKPOINT")
-    result = evaluate(model, task, length=args.length, sequences=args.sequences, seed=args.seed)
+    result = evaluate(model, task, length=args.length, sequences=args.sequences, seed=args.seed,
+                      split=getattr(args, "split", "test"))
     print(result.describe(spec.name))
     if plot is not None:
         from cogdsl.viz.curves import plot_weightings

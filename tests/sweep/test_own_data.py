@@ -99,3 +99,16 @@ train {{
     code = main(["sweep", str(spec), "--out", str(tmp_path / "sweep"), "--dry-run"])
     err = capsys.readouterr().err
     assert (code, "has no test file to score on" in err) == ((1, True) if refused else (0, False)), err
+
+
+def test_eval_scores_the_split_asked_and_says_how_to_without_a_test_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _project(tmp_path / "project", test_file=False)
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(run), "--no-progress", "--no-tensorboard"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(spec), str(run)]) == 1
+    err = capsys.readouterr().err
+    assert "has no test file" in err and "cogdsl eval --split valid" in err and "Traceback" not in err
+    assert main(["eval", str(spec), str(run), "--split", "valid", "--sequences", "8"]) == 0
+    assert "(mean over 4 valid sequences)" in capsys.readouterr().out  # the 10% of 40 held out
