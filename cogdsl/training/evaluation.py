@@ -73,9 +73,8 @@ class EvalResult:
             items = self.items if self.items != "sequences" else "questions"
             return (f"{name}: {100 * (1 - self.perfect):.1f}% {self.split} error ({self.sequences} {items})"
                     f"{extra}, loss {_num(self.loss)}")
-        split = f"{self.split} " if self.split != "test" else ""  # test: fresh sequences, or a test file
         return (f"{name}{at}: {_num(self.bit_errors)} {self.unit} per sequence (mean over {self.sequences} "
-                f"{split}sequences), {100 * self.perfect:.1f}% sequences perfect{extra}, loss {_num(self.loss)}")
+                f"sequences), {100 * self.perfect:.1f}% sequences perfect{extra}, loss {_num(self.loss)}")
 
 
 

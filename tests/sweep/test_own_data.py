@@ -111,4 +111,5 @@ def test_eval_scores_the_split_asked_and_says_how_to_without_a_test_file(
     err = capsys.readouterr().err
     assert "has no test file" in err and "cogdsl eval --split valid" in err and "Traceback" not in err
     assert main(["eval", str(spec), str(run), "--split", "valid", "--sequences", "8"]) == 0
-    assert "(mean over 4 valid sequences)" in capsys.readouterr().out  # the 10% of 40 held out
+    printed = capsys.readouterr().out
+    assert "(mean over 4 sequences)" in printed and printed.strip().endswith(", on the validation split")  # 10% of 40
