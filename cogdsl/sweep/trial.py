@@ -28,7 +28,6 @@ import importlib
 import io
 import json
 import os
-import pkgutil
 import shutil
 import socket
 import time
@@ -44,9 +43,6 @@ OUTPUT_FILE = "output.txt"
 PARTIAL_SUFFIX = ".output.part"
 FINISHED = ("done", "time")
 """The statuses of a trial that a resumed sweep does not run again."""
-TRIAL_PACKAGES = ("cogdsl.compiler", "cogdsl.language", "cogdsl.blocks", "cogdsl.ops", "cogdsl.tasks",
-                  "cogdsl.training", "cogdsl.viz")
-"""The packages a trial's code lies in (with :mod:`cogdsl.sweep.score`), loaded whole by :func:`loaded_code`."""
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
@@ -73,19 +69,18 @@ def write_marker(folder: Path, marker: dict[str, Any]) -> None:
 
 @functools.cache
 def loaded_code() -> dict[str, Any]:
-    """Load every module a trial can run (:data:`TRIAL_PACKAGES`), once per worker process, and say which code
-    that is (:func:`~cogdsl.sweep.provenance.code_version`, read as it was loaded).
+    """Load every module a trial can run (:func:`cogdsl.training.preload.load_all`, and the scoring), once per
+    worker process, and say which code that is (:func:`~cogdsl.sweep.provenance.code_version`, read as it was
+    loaded).
 
     A worker runs trial after trial (Ray reuses it) with the modules it has loaded. Loaded as each was first
     needed, a module first needed hours into a sweep (the scoring, after the first trial's training) would be
     read from a checkout edited or pulled since, beside modules of the old code, and fail on a name that moved
     (an ImportError after the whole training). Loaded together at the worker's first trial, the worker runs
     one version of the code to its end, and the trials record that version, not the checkout's newer one."""
-    for name in TRIAL_PACKAGES:
-        package = importlib.import_module(name)
-        for module in pkgutil.walk_packages(package.__path__, name + "."):
-            with contextlib.suppress(ImportError):  # an optional module whose library is not installed
-                importlib.import_module(module.name)
+    from cogdsl.training import preload
+
+    preload.load_all()
     importlib.import_module("cogdsl.sweep.score")
     return code_version()
 

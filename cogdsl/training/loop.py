@@ -297,8 +297,9 @@ def train(spec: Spec | str | Path, config: TrainConfig | None = None, out_dir: s
     Nothing in the output folder is touched before every check has passed.
     """
     from cogdsl.compiler.pipeline import read_spec_file, validate_spec
-    from cogdsl.training import distributed
+    from cogdsl.training import distributed, preload
 
+    preload.load_all()  # one version of the code to the end, whatever happens to the checkout meanwhile
     if not isinstance(spec, Spec):
         spec = read_spec_file(spec)
         validate_spec(spec)  # shapes are checked when the model is compiled for its task or data
@@ -967,9 +968,10 @@ def eval_command(args: Any) -> int:
     if plot is not None and "image" in task.input_kinds:
         raise UsageError(f"--plot draws head weightings over a sequence; for {spec.name}, a model that looks at "
                          "images, draw where it looked with: cogdsl trace SPEC CHECKPOINT")
-    result = evaluate(model, task, length=args.length, sequences=args.sequences, seed=args.seed,
-                      split=getattr(args, "split", "test"))
-    print(result.describe(spec.name))
+    split = getattr(args, "split", "test")
+    result = evaluate(model, task, length=args.length, sequences=args.sequences, seed=args.seed, split=split)
+    described = result.describe(spec.name)
+    print(described + (", on the validation split" if split != "test" and f"{split} " not in described else ""))
     if plot is not None:
         from cogdsl.viz.curves import plot_weightings
 
