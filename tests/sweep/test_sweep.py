@@ -74,24 +74,28 @@ def _grid(cluster: str, folder: Path) -> Sweep:
     """The sweep the checks below look at: two specs x lr 1e-2, 1e-4 x seeds 0, 1. Its first driver (a process of
     its own, on the module's Ray instance through --address) is killed as soon as a trial has finished; the same
     command with --resume then runs the rest. The second spec trains on a data file that is not there (a file a
-    worker cannot see), so its four trials fail; the first's run."""
+    worker cannot see), so its four trials fail; the first's run. (It names a test file, missing too: without
+    one the sweep is refused before anything runs, as scoring on test could never succeed.)"""
     _spec(folder)
     (folder / "missing.yaml").write_text(tiny_ntm("tiny_files", train=TRAIN).replace(
-        "task: {name: copy, bits: 4, min_len: 1, max_len: 3}", "task: {name: sequences, train: missing.npz}"))
+        "task: {name: copy, bits: 4, min_len: 1, max_len: 3}",
+        "task: {name: sequences, train: missing.npz, test: missing_test.npz}"))
     out = folder / "sweep"
     argv = ["sweep", "tiny.yaml", "missing.yaml", "--set", "train.optimizer.lr=1e-2,1e-4", "--seeds", "2",
             "--out", str(out), "--sequences", "20", "--no-tensorboard", "--gpus-per-trial", "0"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    driver = subprocess.Popen([sys.executable, "-m", "cogdsl", *argv, "--jobs", "1", "--address", cluster],
-                              cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    said = folder / "driver.txt"
+    with said.open("w") as log:
+        driver = subprocess.Popen([sys.executable, "-m", "cogdsl", *argv, "--jobs", "1", "--address", cluster],
+                                  cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     first = out / "tiny_copy-lr=0.01-seed0" / "trial.json"
     deadline = time.monotonic() + 120
     while not first.exists() and driver.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver, as kill -9 or a lost machine stops it
+    if driver.poll() is None:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver, as kill -9 or a lost machine stops it
     driver.wait()
-    assert first.exists(), "the first trial did not finish"
+    assert first.exists(), f"the first trial did not finish; the driver said:\n{said.read_text()}"
     finished = {path.parent.name: path.read_text() for path in out.glob("*/trial.json")}
     time.sleep(0.5)  # Ray ends the dead driver's trials
     with pytest.MonkeyPatch.context() as patch, _captured() as (stdout, stderr):
