@@ -85,11 +85,10 @@ def check_split(task: Any, score: Score) -> None:
     """Raises UsageError where ``score`` asks for the test split of a task that reads data files and was given
     no test file (your own sequences, bAbI files): every trial would fail after its training, when it is
     scored."""
-    has_split = getattr(task, "has_split", None)
-    if score.split != "test" or has_split is None:
+    if score.split != "test":
         return
     try:
-        has_test = has_split("test")
+        has_test = task.has_split("test")
     except Exception:  # files this machine cannot read (a cluster's workers may): left to the trials
         return
     if not has_test:

@@ -455,6 +455,11 @@ class Task:
         """``O``, the width of ``Batch.targets`` (and of the model's logits)."""
         raise NotImplementedError
 
+    def has_split(self, which: str) -> bool:
+        """Whether the task has data for split ``which``: a generated task draws every split; a task reading
+        data files overrides this (a test split only where a test file is given)."""
+        return True
+
     def length_range(self) -> tuple[int, int]:
         """The inclusive range ``sample`` draws its length from when none is given."""
         assert self.length_params is not None, f"{type(self).__name__} must override"
