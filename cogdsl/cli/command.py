@@ -454,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "GPUs allow)")
     p.add_argument("--address", help="the Ray cluster to run on (e.g. HEAD:6379, or auto); default: a Ray instance "
                    "on this machine")
+    p.add_argument("--ship-code", action=argparse.BooleanOptionalAction, default=None,
+                   help="the workers run this cogdsl, sent with the sweep, not the one installed on their machines "
+                   "(default: on a cluster, --address)")
     p.add_argument("--no-tensorboard", action="store_true", help="no TensorBoard event files in the trials' run "
                    "folders (the pictures they hold take seconds per evaluation)")
     p.add_argument("--dry-run", action="store_true", help="check the plan and list the trials' folders; run none")

@@ -77,7 +77,8 @@ def default_out(args: Any, plan: Plan) -> Path:
 
 def sweep_command(args: Any) -> int:
     """``cogdsl sweep SPEC... | --plan FILE [--set PATH=V1,V2 ...] [--seeds N|S1,S2] [--out DIR] [--resume|--force]
-    [--max-minutes M] [--cpus-per-trial C] [--gpus-per-trial G] [--jobs J] [--address ADDR] [--dry-run]``:
+    [--max-minutes M] [--cpus-per-trial C] [--gpus-per-trial G] [--jobs J] [--address ADDR [--no-ship-code]]
+    [--dry-run]``:
     0 when every trial finished, 1 when one failed, 130 when interrupted."""
     from cogdsl.sweep.run import check_sweep_dir, import_tune, rescore_sweep, run_sweep
     from cogdsl.sweep.score import check_metrics
@@ -109,4 +110,5 @@ def sweep_command(args: Any) -> int:
         print(f"{len(trials)} trials (--dry-run: none run){before}", file=sys.stderr)
         return 0
     import_tune()  # before anything is written: without Ray, say so and stop
-    return run_sweep(plan, trials, out, resume=args.resume, force=args.force, address=args.address, jobs=args.jobs)
+    return run_sweep(plan, trials, out, resume=args.resume, force=args.force, address=args.address, jobs=args.jobs,
+                     ship_code=getattr(args, "ship_code", None))

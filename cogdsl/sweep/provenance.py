@@ -7,6 +7,7 @@ may have run its trials at different commits. Each trial's ``trial.json`` record
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections import Counter
 from collections.abc import Iterable
@@ -15,6 +16,10 @@ from typing import Any
 
 #: The folder that holds the ``cogdsl`` package: a git checkout when cogdsl is installed editable from one.
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+#: In a copy of cogdsl a sweep's driver shipped to a cluster (:mod:`cogdsl.sweep.ship`): the driver's
+#: :func:`code_version`.
+SHIPPED_FILE = "_shipped.json"
 
 
 #: What a trial does not run: a change there (a results page written while its sweep runs) is not a change of
@@ -28,12 +33,16 @@ def code_version(root: Path = PACKAGE_ROOT) -> dict[str, Any]:
 
     The commit is read only when ``root`` is itself the top of a git work tree (cogdsl installed editable from
     a clone), never from a repository that merely contains an installed copy (a venv inside a project); no
-    git, or a git that fails or hangs, gives None."""
+    git, or a git that fails or hangs, gives None. In a copy a sweep's driver shipped (:data:`SHIPPED_FILE`), the
+    commit and changes are the driver's, and ``"shipped": True`` is added."""
     from cogdsl.training.checkpoints import library_versions
 
     libraries = library_versions()
     version: dict[str, Any] = {"cogdsl": libraries["cogdsl"], "torch": libraries["torch"], "commit": None,
                                "dirty": None}
+    shipped = _shipped(root / "cogdsl" / SHIPPED_FILE)
+    if shipped is not None:
+        return {**version, "commit": shipped.get("commit"), "dirty": shipped.get("dirty"), "shipped": True}
     if not (root / ".git").exists():
         return version
     top = _git(root, "rev-parse", "--show-toplevel")
@@ -43,6 +52,15 @@ def code_version(root: Path = PACKAGE_ROOT) -> dict[str, Any]:
     status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", ".", *NOT_CODE)
     version.update(commit=commit, dirty=None if status is None else bool(status))
     return version
+
+
+def _shipped(path: Path) -> dict[str, Any] | None:
+    """The driver's code version a shipped copy holds, or None (no such file: an installed cogdsl or a checkout)."""
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
 
 
 def _git(root: Path, *args: str) -> str | None:

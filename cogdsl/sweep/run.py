@@ -8,7 +8,8 @@
 
 Ray runs the trials: on this machine by default (a Ray instance started for the sweep, with the cores and GPUs
 it finds), or on a Ray cluster with ``--address`` (``ray start --head`` on one machine, ``ray start --address
-HEAD:6379`` on the others; the sweep folder must then be on a file system every machine sees). Each trial asks
+HEAD:6379`` on the others; the sweep folder must then be on a file system every machine sees, and the driver ships
+its own cogdsl to the workers, :mod:`cogdsl.sweep.ship`). Each trial asks
 Ray for ``cpus_per_trial`` cores and, where the cluster has GPUs, ``gpus_per_trial`` GPUs (1 by default; 0.25
 lets four small models share one), so Ray runs as many side by side as the resources allow (``--jobs`` caps it).
 
@@ -94,12 +95,14 @@ def check_sweep_dir(out: Path, *, resume: bool, force: bool) -> None:
 
 def run_sweep(plan: Plan, trials: list[Trial], out: Path, *, resume: bool = False, force: bool = False,
               address: str | None = None, jobs: int | None = None, num_cpus: int | None = None,
-              echo: Callable[[str], None] | None = None) -> int:
+              ship_code: bool | None = None, echo: Callable[[str], None] | None = None) -> int:
     """Run the trials of ``plan`` that have not finished into ``out``; 0 when every trial finished, 1 when
     some failed (or did not run), 130 when the sweep was interrupted. The summary is printed either way.
 
-    ``num_cpus``: the cores a local Ray instance may use (default: all). A Ray instance this process has
-    already started (``ray.init``) is used as it is.
+    ``num_cpus``: the cores a local Ray instance may use (default: all). ``ship_code``: whether the workers run
+    this process's cogdsl (:mod:`cogdsl.sweep.ship`) rather than their own; default: on a cluster (``address``
+    given), not on this machine. A Ray instance this process has already started (``ray.init``) is used as it
+    is, with the code its workers have.
 
     Raises:
         UsageError: the folder (:func:`check_sweep_dir`), no Ray, GPUs asked for where the cluster has none."""
@@ -130,8 +133,8 @@ def run_sweep(plan: Plan, trials: list[Trial], out: Path, *, resume: bool = Fals
     interrupted = False
     if todo:
         tune = import_tune()
-        interrupted = _tune(tune, plan, todo, out, address=address, jobs=jobs, num_cpus=num_cpus, say=say,
-                            begin=begin)
+        interrupted = _tune(tune, plan, todo, out, address=address, jobs=jobs, num_cpus=num_cpus,
+                            ship_code=address is not None if ship_code is None else ship_code, say=say, begin=begin)
     else:
         begin()
     return summarize(trials, out, say, interrupted)
@@ -212,22 +215,15 @@ def rescore_sweep(plan: Plan, trials: list[Trial], out: Path, echo: Callable[[st
 
 
 def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str | None, jobs: int | None,
-          num_cpus: int | None, say: Callable[[str], None], begin: Callable[[], None] = lambda: None) -> bool:
+          num_cpus: int | None, ship_code: bool, say: Callable[[str], None],
+          begin: Callable[[], None] = lambda: None) -> bool:
     """Run ``todo`` on Ray Tune, calling ``begin`` once the cluster has what the trials ask for; whether the
     sweep was interrupted."""
     import ray
 
     started_here = not ray.is_initialized()
     if started_here:
-        begun = time.perf_counter()
-        try:
-            ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                     logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
-        except (ConnectionError, ValueError, RuntimeError) as err:
-            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise UsageError(f"cannot start {where}: {str(err).strip().splitlines()[0]}") from None
-        say(f"ray: {'connected to ' + address if address else 'started on this machine'} in "
-            f"{time.perf_counter() - begun:.1f} s")
+        _start_ray(address, num_cpus, ship_code, say)
     try:
         resources = ray.cluster_resources()
         cpus, gpus, device = trial_resources(plan, resources)
@@ -269,6 +265,31 @@ def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str |
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _start_ray(address: str | None, num_cpus: int | None, ship_code: bool, say: Callable[[str], None]) -> None:
+    """Start a local Ray instance, or connect to the cluster at ``address``; with ``ship_code``, this process's
+    cogdsl goes with the job to every worker (:mod:`cogdsl.sweep.ship`).
+
+    Raises:
+        UsageError: Ray cannot start or reach the cluster (its first line of error)."""
+    import tempfile
+
+    import ray
+
+    from cogdsl.sweep.ship import runtime_env, stage_package
+
+    begun = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cogdsl-ship-") as staging:  # Ray uploads the copy in ray.init
+        env = runtime_env(stage_package(Path(staging))) if ship_code else None
+        try:
+            ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+                     logging_level=logging.ERROR, log_to_driver=False, configure_logging=True, runtime_env=env)
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise UsageError(f"cannot start {where}: {str(err).strip().splitlines()[0]}") from None
+    say(f"ray: {'connected to ' + address if address else 'started on this machine'} in "
+        f"{time.perf_counter() - begun:.1f} s" + ("; the workers run this cogdsl, shipped" if ship_code else ""))
 
 
 @contextlib.contextmanager

@@ -72,10 +72,11 @@ class Sweep:
 
 def _grid(cluster: str, folder: Path) -> Sweep:
     """The sweep the checks below look at: two specs x lr 1e-2, 1e-4 x seeds 0, 1. Its first driver (a process of
-    its own, on the module's Ray instance through --address) is killed as soon as a trial has finished; the same
-    command with --resume then runs the rest. The second spec trains on a data file that is not there (a file a
-    worker cannot see), so its four trials fail; the first's run. (It names a test file, missing too: without
-    one the sweep is refused before anything runs, as scoring on test could never succeed.)"""
+    its own, on the module's Ray instance through --address, so shipping its cogdsl to the workers) is killed as
+    soon as a trial has finished; the same command with --resume then runs the rest. The second spec trains on a
+    data file that is not there (a file a worker cannot see), so its four trials fail; the first's run. (It names
+    a test file, missing too: without one the sweep is refused before anything runs, as scoring on test could
+    never succeed.)"""
     _spec(folder)
     (folder / "missing.yaml").write_text(tiny_ntm("tiny_files", train=TRAIN).replace(
         "task: {name: copy, bits: 4, min_len: 1, max_len: 3}",
@@ -141,7 +142,10 @@ def _each_trial_is_an_ordinary_run_of_its_settings_and_seed(grid: Sweep, capsys:
         folder = out / trial["id"]
         marker = json.loads((folder / "trial.json").read_text())
         assert marker["status"] == "done" and marker["step"] == 4 and marker["cpu_seconds"] > 0
-        assert marker["code"] == code_version()  # the versions and commit of the code the trial ran
+        # the versions and commit of the code the trial ran: trials of the first driver (--address: a cluster) ran
+        # the copy of cogdsl it shipped, with its commit; the resumed sweep's ran on this process's Ray instance
+        shipped = {"shipped": True} if trial["id"] in grid.finished else {}
+        assert marker["code"] == {**code_version(), **shipped}
         assert f"lr: {trial['settings']['train.optimizer.lr']}" in (folder / "spec.yaml").read_text()
         assert read_checkpoint_meta(folder)["seed"] == trial["seed"]
         assert [row["step"] for row in _log(folder)] == ["2", "4"]
