@@ -231,6 +231,8 @@ def _tune(tune: Any, plan: Plan, todo: list[Trial], out: Path, *, address: str |
         say(f"{len(todo)} trials, each on {cpus:g} CPU{'s' if cpus != 1 else ''}"
             + (f" and {gpus:g} GPU{'s' if gpus > 1 else ''}" if gpus else "")
             + f"; the cluster has {resources.get('CPU', 0):g} CPUs and {resources.get('GPU', 0):g} GPUs")
+        if address is not None or len(_working_nodes()) > 1:
+            check_nodes(out, say)
         begin()
         configs = {t.id: trial_config(t, out / t.id, plan.score, max_minutes=plan.max_minutes, device=device,
                                       gpus=gpus, threads=threads, tensorboard=plan.tensorboard) for t in todo}
@@ -290,6 +292,93 @@ def _start_ray(address: str | None, num_cpus: int | None, ship_code: bool, say: 
             raise UsageError(f"cannot start {where}: {str(err).strip().splitlines()[0]}") from None
     say(f"ray: {'connected to ' + address if address else 'started on this machine'} in "
         f"{time.perf_counter() - begun:.1f} s" + ("; the workers run this cogdsl, shipped" if ship_code else ""))
+
+
+def _working_nodes() -> list[dict[str, Any]]:
+    """The cluster's live nodes that can run a trial (a head started with ``--num-cpus 0`` runs none)."""
+    import ray
+
+    return [node for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) > 0]
+
+
+def check_nodes(out: Path, say: Callable[[str], None], timeout: float = 120.0) -> None:
+    """Before anything is written, ask every node that can run a trial whether it runs cogdsl and sees the sweep
+    folder: a file written there by this process is read back on each node. A cluster without a shared file
+    system, or a machine without cogdsl, fails here in seconds instead of trial by trial. A node that runs another
+    version of cogdsl than this process is said (where the code is not shipped).
+
+    Raises:
+        UsageError: a node cannot run cogdsl or does not see the sweep folder; the nodes are named."""
+    import uuid
+
+    from cogdsl.sweep.provenance import code_version
+
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".probe-{uuid.uuid4().hex}"
+        probe.write_text(probe.name)
+    except OSError as err:
+        raise UsageError(f"cannot write in the sweep folder {out}: {err.strerror or err}") from None
+    try:
+        answers = probe_nodes(str(probe.resolve()), probe.name, timeout)
+    finally:
+        probe.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()
+    mine = code_version()
+    blind = []
+    for node, answer in answers.items():
+        if isinstance(answer, str):
+            blind.append(f"{node}: {answer}")
+        elif not answer["sees"]:
+            blind.append(f"{node} ({answer['host']}) does not see {probe.parent.resolve()}")
+        elif [answer["code"].get(key) for key in ("cogdsl", "commit")] != [mine.get(key) for key in ("cogdsl",
+                                                                                                       "commit")]:
+            say(f"note: {answer['host']} runs cogdsl {answer['code'].get('cogdsl')} at commit "
+                f"{str(answer['code'].get('commit'))[:7]}, this process {mine.get('cogdsl')} at "
+                f"{str(mine.get('commit'))[:7]}")
+    if blind:
+        raise UsageError("the sweep cannot run on this cluster: " + "; ".join(blind) + ". Every machine needs "
+                         "cogdsl's dependencies and the sweep folder (--out) on a file system they all see")
+    say(f"{len(answers)} node{'s' if len(answers) != 1 else ''} checked: each runs cogdsl and sees {out}")
+
+
+def probe_nodes(path: str, expected: str, timeout: float) -> dict[str, dict[str, Any] | str]:
+    """Run :func:`_probe` on every node that can run a trial: its answer, or why it gave none."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    remote = ray.remote(num_cpus=0, max_retries=0)(_probe)
+    nodes = _working_nodes()
+    refs = {f"node {node['NodeManagerAddress']}": remote.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(path, expected)
+        for node in nodes}
+    answers: dict[str, dict[str, Any] | str] = {}
+    begun = time.monotonic()
+    for name, ref in refs.items():
+        try:
+            answers[name] = ray.get(ref, timeout=max(1.0, timeout - (time.monotonic() - begun)))
+        except ray.exceptions.GetTimeoutError:
+            answers[name] = f"gave no answer in {timeout:g} s"
+        except ray.exceptions.RayError as err:
+            lines = str(err).strip().splitlines()
+            answers[name] = f"cannot run cogdsl ({lines[-1] if lines else type(err).__name__})"
+    return answers
+
+
+def _probe(path: str, expected: str) -> dict[str, Any]:
+    """On a node: its host name, whether the file at ``path`` holds ``expected``, and its cogdsl's version."""
+    import socket
+
+    from cogdsl.sweep.provenance import code_version
+
+    try:
+        sees = Path(path).read_text() == expected
+    except OSError:
+        sees = False
+    return {"host": socket.gethostname(), "sees": sees, "code": code_version()}
 
 
 @contextlib.contextmanager

@@ -121,6 +121,7 @@ def test_a_grid_killed_resumed_tabled_with_failures(cluster: str, tmp_path: Path
     _the_tables_medians_are_the_run_folders(grid, tmp_path, capsys)
     _a_failing_trial_is_reported_and_the_others_finish(grid)
     _trials_share_a_gpu_and_say_which_it_was(tmp_path, capsys)
+    _each_node_says_whether_it_sees_the_sweep_folder(tmp_path)
 
 
 def _a_killed_sweep_resumes_without_running_its_finished_trials(grid: Sweep) -> None:
@@ -214,3 +215,20 @@ def _trials_share_a_gpu_and_say_which_it_was(tmp_path: Path, capsys: pytest.Capt
         assert (marker["device"], marker["gpus"], marker["cuda_visible_devices"]) == ("cuda", 0.5, "0")
         assert marker["status"] == "failed" and marker["error"].startswith("Ray gave this trial GPU 0 on ")
         assert "--gpus-per-trial 0 to train on CPUs" in marker["error"]
+
+
+def _each_node_says_whether_it_sees_the_sweep_folder(tmp_path: Path) -> None:
+    """The question a sweep on a cluster asks every node first (the killed driver above asked it through
+    --address): a file there holding what it should is seen; a file that is not there is not."""
+    import socket
+
+    assert f"1 node checked: each runs cogdsl and sees {tmp_path / 'sweep'}" in (tmp_path / "driver.txt").read_text()
+
+    from cogdsl.sweep.run import probe_nodes
+
+    there = tmp_path / "probe"
+    there.write_text("probe")
+    for path, sees in ((there, True), (tmp_path / "not-there", False)):
+        (answer,) = probe_nodes(str(path), "probe", 120).values()
+        assert isinstance(answer, dict), answer
+        assert (answer["host"], answer["sees"], answer["code"]) == (socket.gethostname(), sees, code_version())
