@@ -101,12 +101,14 @@ def run_sweep(plan: Plan, trials: list[Trial], out: Path, *, resume: bool = Fals
 
     ``num_cpus``: the cores a local Ray instance may use (default: all). ``ship_code``: whether the workers run
     this process's cogdsl (:mod:`cogdsl.sweep.ship`) rather than their own; default: on a cluster (``address``
-    given), not on this machine. A Ray instance this process has already started (``ray.init``) is used as it
-    is, with the code its workers have.
+    given), not on this machine. Without ``address``, ``RAY_ADDRESS`` is the cluster where set (as in a Ray
+    job), and otherwise a new Ray instance is started, even where one already runs on this machine. A Ray instance
+    this process has already started (``ray.init``) is used as it is, with the code its workers have.
 
     Raises:
         UsageError: the folder (:func:`check_sweep_dir`), no Ray, GPUs asked for where the cluster has none."""
     say = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+    address = address or os.environ.get("RAY_ADDRESS") or None  # a Ray job's driver is told its cluster so
     check_sweep_dir(out, resume=resume, force=force)
     check_unique(trials)
     if force and out.is_dir():
@@ -285,8 +287,10 @@ def _start_ray(address: str | None, num_cpus: int | None, ship_code: bool, say: 
     with tempfile.TemporaryDirectory(prefix="cogdsl-ship-") as staging:  # Ray uploads the copy in ray.init
         env = runtime_env(stage_package(Path(staging))) if ship_code else None
         try:
-            ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                     logging_level=logging.ERROR, log_to_driver=False, configure_logging=True, runtime_env=env)
+            # "local": a new instance, never one that happens to run on this machine (Ray's default)
+            ray.init(address=address or "local", num_cpus=num_cpus if address is None else None,
+                     include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+                     configure_logging=True, runtime_env=env)
         except (ConnectionError, ValueError, RuntimeError) as err:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
             raise UsageError(f"cannot start {where}: {str(err).strip().splitlines()[0]}") from None
@@ -352,7 +356,8 @@ def probe_nodes(path: str, expected: str, timeout: float) -> dict[str, dict[str,
 
     remote = ray.remote(num_cpus=0, max_retries=0)(_probe)
     nodes = _working_nodes()
-    refs = {f"node {node['NodeManagerAddress']}": remote.options(
+    addresses = [node["NodeManagerAddress"] for node in nodes]
+    refs = {node_name(node, unique=addresses.count(node["NodeManagerAddress"]) == 1): remote.options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(path, expected)
         for node in nodes}
     answers: dict[str, dict[str, Any] | str] = {}
@@ -366,6 +371,12 @@ def probe_nodes(path: str, expected: str, timeout: float) -> dict[str, dict[str,
             lines = str(err).strip().splitlines()
             answers[name] = f"cannot run cogdsl ({lines[-1] if lines else type(err).__name__})"
     return answers
+
+
+def node_name(node: dict[str, Any], unique: bool = True) -> str:
+    """"node 10.0.0.2", and the start of its Ray node id where its address is not ``unique`` (several nodes of
+    one machine)."""
+    return f"node {node['NodeManagerAddress']}" + ("" if unique else f" {str(node['NodeID'])[:8]}")
 
 
 def _probe(path: str, expected: str) -> dict[str, Any]:

@@ -3,8 +3,12 @@
 On a cluster (``--address``) the trials run on other machines, each with the cogdsl installed there: an older
 release, or a checkout without the block kind added on the laptop the sweep was started from. Shipped, the
 workers run the driver's own code instead, uncommitted changes and all, and need only cogdsl's dependencies
-(torch, numpy, ...). The copy is a Ray ``runtime_env`` ``py_modules`` entry: Ray zips it once, keeps it in the
-cluster's object store under a hash of its content, and puts it first on every worker's path for this sweep.
+(torch, numpy, ...). The copy is the Ray job's ``runtime_env`` ``working_dir``: Ray zips it once, keeps it in the
+cluster's object store under a hash of its content, starts every worker of the sweep in its node's copy of it and
+puts that first on the worker's path. (A ``py_modules`` entry would not do: without a ``working_dir`` Ray adds the
+driver's current folder to every worker's path, ahead of it, so a sweep started from the top of a checkout on a
+shared file system would run that live checkout, edits made during the sweep included. The trials' folders and
+specs are absolute paths, so the workers' current folder is free to be the copy.)
 
 The copy holds ``_shipped.json``, the driver's :func:`~cogdsl.sweep.provenance.code_version`; a worker running the
 copy records that commit (where the copy itself is no git checkout) with ``"shipped": true``.
@@ -45,5 +49,6 @@ def stage_package(folder: Path) -> Path:
 
 
 def runtime_env(staged: Path) -> dict[str, Any]:
-    """The Ray ``runtime_env`` that puts the staged copy (:func:`stage_package`) on every worker's path."""
-    return {"py_modules": [str(staged)]}
+    """The Ray ``runtime_env`` that starts every worker in the folder of the staged copy (:func:`stage_package`),
+    with that folder first on its path."""
+    return {"working_dir": str(staged.parent)}

@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -85,6 +86,15 @@ def loaded_code() -> dict[str, Any]:
     return code_version()
 
 
+def ray_node() -> str | None:
+    """The id of the Ray node this process runs on, or None outside a Ray worker."""
+    ray = sys.modules.get("ray")  # a Ray worker has imported it; anything else need not
+    try:
+        return ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else None
+    except Exception:  # a Ray that cannot say: the host name is recorded anyway
+        return None
+
+
 def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     """Run the trial ``config`` describes (:func:`trial_config`) and return its marker; never raises for a
     failure of the trial itself: the error goes into the marker (status ``failed``)."""
@@ -94,7 +104,7 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     marker: dict[str, Any] = {
         "id": trial.id, "spec": trial.spec, "model": trial.model, "settings": trial.settings, "seed": trial.seed,
         "device": config["device"], "gpus": config["gpus"], "threads": config["threads"],
-        "max_minutes": config["max_minutes"], "host": socket.gethostname(), "pid": os.getpid(),
+        "max_minutes": config["max_minutes"], "host": socket.gethostname(), "node": ray_node(), "pid": os.getpid(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # the GPUs Ray gave the trial
         "code": loaded_code(),  # cogdsl's and torch's versions, the commit of the code this worker loaded
     }

@@ -51,3 +51,21 @@ def test_resume_skips_the_finished_trials_and_force_runs_them_all(tmp_path: Path
         assert "1 of 2 trials finished before; not run again" in err and "2 trials: 1 done, 1 failed" in printed
     else:
         assert "finished before" not in err and "2 trials: 2 not finished" in printed
+
+
+@pytest.mark.parametrize("given, env, used", [(None, None, None), (None, "10.0.0.1:6379", "10.0.0.1:6379"),
+                                              ("HEAD:6379", "10.0.0.1:6379", "HEAD:6379")])
+def test_a_ray_jobs_address_is_the_cluster_unless_one_is_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               given: str | None, env: str | None,
+                                                               used: str | None) -> None:
+    """RAY_ADDRESS (set in a Ray job) makes the sweep a cluster's, shipping its code; --address wins over it."""
+    if env is None:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    else:
+        monkeypatch.setenv("RAY_ADDRESS", env)
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(run, "import_tune", lambda: None)
+    monkeypatch.setattr(run, "_tune", lambda tune, plan, todo, out, address, ship_code, **_:
+                        seen.update(address=address, ship_code=ship_code) or out.mkdir() or False)
+    run.run_sweep(Plan(specs=["m.yaml"]), _trials(), tmp_path / "sweep", address=given)
+    assert seen == {"address": used, "ship_code": used is not None}

@@ -33,8 +33,8 @@ def test_the_copy_is_whole_and_runs_without_an_installed_cogdsl(tmp_path: Path) 
     assert (staged / "kernels" / "content.py").is_file() and (staged / "language" / "grammar.lark").is_file()
     assert not list(staged.rglob("__pycache__"))
     assert json.loads((staged / SHIPPED_FILE).read_text()) == code_version()
-    assert runtime_env(staged) == {"py_modules": [str(staged)]}
-    # a Python that finds the copy first on its path, as a worker does (Ray puts it in the worker's PYTHONPATH)
+    assert runtime_env(staged) == {"working_dir": str(tmp_path)} and [p.name for p in tmp_path.iterdir()] == ["cogdsl"]
+    # a Python started in the copy's folder with it first on its path, as Ray starts a worker
     done = subprocess.run([sys.executable, "-c", WORKER, tiny_ntm()], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert done.returncode == 0, done.stderr

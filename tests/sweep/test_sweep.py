@@ -40,7 +40,8 @@ def cluster() -> Iterator[str]:
 
     import_tune()
     # one GPU declared, none there: Ray's GPU accounting is real, torch's CUDA is not (see the GPU test below)
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False, logging_level=logging.ERROR,
+             log_to_driver=False)  # "local": a new instance, even while another test's cluster runs
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
