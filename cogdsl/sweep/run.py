@@ -317,7 +317,7 @@ def check_nodes(out: Path, say: Callable[[str], None], timeout: float = 120.0) -
 
     from cogdsl.sweep.provenance import code_version
 
-    created = not out.exists()
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]  # removed again, deepest first
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".probe-{uuid.uuid4().hex}"
@@ -328,9 +328,9 @@ def check_nodes(out: Path, say: Callable[[str], None], timeout: float = 120.0) -
         answers = probe_nodes(str(probe.resolve()), probe.name, timeout)
     finally:
         probe.unlink(missing_ok=True)
-        if created:
+        for folder in created:
             with contextlib.suppress(OSError):
-                out.rmdir()
+                folder.rmdir()
     mine = code_version()
     blind = []
     for node, answer in answers.items():

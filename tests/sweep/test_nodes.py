@@ -34,7 +34,7 @@ def test_a_node_that_does_not_see_the_folder_or_cannot_run_cogdsl_is_named(tmp_p
     assert f"node 10.0.0.2 (gpu7) does not see {out.resolve()}" in message
     assert "node 10.0.0.3: cannot run cogdsl (ModuleNotFoundError" in message and "10.0.0.1" not in message
     assert "file system they all see" in message
-    assert not out.exists()  # the folder made for the probe is gone: the next command is not refused for it
+    assert not (tmp_path / "sweeps").exists()  # the folders made for the probe are gone
 
 
 def test_an_old_sweep_is_left_as_it_was_and_another_version_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
