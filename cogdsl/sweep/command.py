@@ -111,4 +111,4 @@ def sweep_command(args: Any) -> int:
         return 0
     import_tune()  # before anything is written: without Ray, say so and stop
     return run_sweep(plan, trials, out, resume=args.resume, force=args.force, address=args.address, jobs=args.jobs,
-                     ship_code=getattr(args, "ship_code", None))
+                     ship_code=args.ship_code)

@@ -373,7 +373,7 @@ def probe_nodes(path: str, expected: str, timeout: float) -> dict[str, dict[str,
     return answers
 
 
-def node_name(node: dict[str, Any], unique: bool = True) -> str:
+def node_name(node: dict[str, Any], unique: bool) -> str:
     """"node 10.0.0.2", and the start of its Ray node id where its address is not ``unique`` (several nodes of
     one machine)."""
     return f"node {node['NodeManagerAddress']}" + ("" if unique else f" {str(node['NodeID'])[:8]}")
